@@ -1,0 +1,55 @@
+//! [`PlanError`]: everything that can be wrong with a plan before it runs.
+
+use arrow::datatypes::DataType;
+
+/// A plan that cannot run, with the column, function or field that is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("unknown column '{column}' in {context}; available columns: {}", available.join(", "))]
+    UnknownColumn {
+        column: String,
+        context: String,
+        available: Vec<String>,
+    },
+    #[error("unknown function '{name}'; built-in functions are: {}", known.join(", "))]
+    UnknownFunction { name: String, known: Vec<&'static str> },
+    #[error("type error in {expr}: {message}")]
+    TypeMismatch { expr: String, message: String },
+    #[error("wrong number of arguments to {function}: expected {expected}, got {got}")]
+    WrongArgumentCount {
+        function: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    #[error("duplicate output column '{name}' in {context}")]
+    DuplicateColumn { name: String, context: String },
+    #[error("invalid plan: {0}")]
+    InvalidPlan(String),
+    #[error("malformed plan message: {field} {problem}")]
+    MalformedProto { field: &'static str, problem: String },
+    #[error("schema encoding: {0}")]
+    Schema(#[from] arrow::error::ArrowError),
+}
+
+impl PlanError {
+    pub(crate) fn missing(field: &'static str) -> Self {
+        PlanError::MalformedProto {
+            field,
+            problem: "is missing".into(),
+        }
+    }
+
+    pub(crate) fn type_mismatch(expr: impl std::fmt::Display, message: impl Into<String>) -> Self {
+        PlanError::TypeMismatch {
+            expr: expr.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn expected_type(expr: impl std::fmt::Display, want: &str, got: &DataType) -> Self {
+        Self::type_mismatch(expr, format!("expected {want}, got {got}"))
+    }
+}
+
+/// Result with [`PlanError`] as the default error.
+pub type Result<T, E = PlanError> = std::result::Result<T, E>;

@@ -1,0 +1,34 @@
+//! The model every Quiver process shares: expressions, plans, stages and tasks, the type rules
+//! that validate them, and their conversion to and from the wire format.
+//!
+//! This crate does no I/O and runs nothing: the SDK builds plans with it, the coordinator cuts
+//! them into stages with it, and the worker executes what it describes.
+//!
+//! # Layout
+//! - [`ids`]: newtype identifiers (`JobId`, `StageId`, `WorkerId`, `TaskAttempt`).
+//! - [`expr`]: scalar expressions, literals, built-in functions and their builders.
+//! - [`types`]: the type rules for expressions (coercion of operands, result types).
+//! - [`aggregate`]: aggregate functions, their result types and partial-state layout.
+//! - [`plan`]: the plan tree (`PlanNode`) and schema inference with validation.
+//! - [`stage`]: what the coordinator sends a worker: stage outputs, splits, task definitions.
+//! - [`proto_conversion`]: `From`/`TryFrom` between the types above and `quiver-proto`.
+//! - [`error`]: [`PlanError`].
+
+pub mod aggregate;
+pub mod error;
+pub mod expr;
+pub mod ids;
+pub mod plan;
+pub mod proto_conversion;
+pub mod stage;
+pub mod types;
+
+pub use aggregate::{AggregateExpr, AggregateFunction};
+pub use error::{PlanError, Result};
+pub use expr::{BinaryOp, Expr, ScalarFunction, ScalarValue};
+pub use ids::{JobId, StageId, TaskAttempt, WorkerId};
+pub use plan::{AggregateMode, CsvOptions, InputFile, PlanNode, ScanNode, SourceFormat};
+pub use stage::{FileSplit, MapOutputLocation, ShuffleInput, Sink, StageOutput, TaskDefinition};
+
+/// Rows per batch inside a task unless the job says otherwise.
+pub const DEFAULT_BATCH_SIZE: usize = 8192;

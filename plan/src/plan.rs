@@ -1,0 +1,392 @@
+//! The plan tree and its schema inference.
+//!
+//! A [`PlanNode`] tree describes both what a user asked for (the logical plan the SDK submits)
+//! and what one stage runs (the coordinator replaces each exchange by a
+//! [`PlanNode::ShuffleRead`] and splits aggregations into partial and final steps).
+//! [`PlanNode::schema`] validates a tree bottom-up and names the first thing that is wrong.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use crate::aggregate::AggregateExpr;
+use crate::error::{PlanError, Result};
+use crate::expr::{Expr, column_field};
+use crate::ids::StageId;
+
+/// The file format of a source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceFormat {
+    /// UTF-8 text, one row per line, in a column named `line`.
+    Text,
+    Parquet,
+    Csv,
+}
+
+/// One input file, as listed when the dataset was built.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputFile {
+    pub path: String,
+    pub size: u64,
+    /// Parquet only: how many row groups the file has (0 for other formats).
+    pub row_groups: u32,
+}
+
+/// CSV reading options.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CsvOptions {
+    pub has_header: bool,
+    pub delimiter: u8,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            has_header: true,
+            delimiter: b',',
+        }
+    }
+}
+
+/// A source: a list of files of one format and the schema they were found to have.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScanNode {
+    pub format: SourceFormat,
+    pub files: Vec<InputFile>,
+    pub schema: SchemaRef,
+    pub csv: CsvOptions,
+}
+
+impl ScanNode {
+    /// The schema of a text source: one non-null Utf8 column, `line`.
+    pub fn text_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("line", DataType::Utf8, false)]))
+    }
+
+    /// Total bytes of all input files.
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+}
+
+/// Whether an aggregation node is the whole aggregation or one of its two halves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggregateMode {
+    /// As the user wrote it; only valid in a logical plan.
+    Single,
+    /// Map side: group keys + partial states.
+    Partial,
+    /// Reduce side: merges partial states into final values.
+    Final,
+}
+
+/// A node of a plan tree.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PlanNode {
+    Scan(ScanNode),
+    Filter {
+        input: Box<PlanNode>,
+        predicate: Expr,
+    },
+    Project {
+        input: Box<PlanNode>,
+        exprs: Vec<Expr>,
+    },
+    /// One output row per element of the list column `column`; other columns are repeated.
+    /// Rows whose list is null or empty produce no row.
+    Explode {
+        input: Box<PlanNode>,
+        column: String,
+    },
+    Aggregate {
+        input: Box<PlanNode>,
+        keys: Vec<Expr>,
+        aggregates: Vec<AggregateExpr>,
+        mode: AggregateMode,
+    },
+    /// This task's bucket of every map output of `stage`.
+    ShuffleRead { stage: StageId, schema: SchemaRef },
+}
+
+impl PlanNode {
+    /// The node's input, if it has one.
+    pub fn input(&self) -> Option<&PlanNode> {
+        match self {
+            PlanNode::Scan(_) | PlanNode::ShuffleRead { .. } => None,
+            PlanNode::Filter { input, .. }
+            | PlanNode::Project { input, .. }
+            | PlanNode::Explode { input, .. }
+            | PlanNode::Aggregate { input, .. } => Some(input),
+        }
+    }
+
+    /// A one-line name of the node, for stage descriptions and logs.
+    pub fn label(&self) -> String {
+        match self {
+            PlanNode::Scan(s) => format!(
+                "scan {:?} ({} file{})",
+                s.format,
+                s.files.len(),
+                if s.files.len() == 1 { "" } else { "s" }
+            )
+            .to_lowercase(),
+            PlanNode::Filter { predicate, .. } => format!("filter {predicate}"),
+            PlanNode::Project { exprs, .. } => format!(
+                "select {}",
+                exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            PlanNode::Explode { column, .. } => format!("explode {column}"),
+            PlanNode::Aggregate {
+                keys,
+                aggregates,
+                mode,
+                ..
+            } => format!(
+                "{} aggregate by [{}] [{}]",
+                match mode {
+                    AggregateMode::Single => "",
+                    AggregateMode::Partial => "partial",
+                    AggregateMode::Final => "final",
+                },
+                keys.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
+                aggregates.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+            )
+            .trim_start()
+            .to_string(),
+            PlanNode::ShuffleRead { stage, .. } => format!("shuffle read from stage {stage}"),
+        }
+    }
+
+    /// The pipeline from the leaf up to this node, as labels joined by " -> ".
+    pub fn describe(&self) -> String {
+        let mut labels = vec![self.label()];
+        let mut node = self;
+        while let Some(input) = node.input() {
+            labels.push(input.label());
+            node = input;
+        }
+        labels.reverse();
+        labels.join(" -> ")
+    }
+
+    /// Validates the tree and returns the schema of its output.
+    pub fn schema(&self) -> Result<SchemaRef> {
+        match self {
+            PlanNode::Scan(scan) => Ok(scan.schema.clone()),
+            PlanNode::ShuffleRead { schema, .. } => Ok(schema.clone()),
+            PlanNode::Filter { input, predicate } => {
+                let schema = input.schema()?;
+                let t = predicate.data_type(&schema, "filter")?;
+                if !matches!(t, DataType::Boolean | DataType::Null) {
+                    return Err(PlanError::expected_type(predicate, "a boolean predicate", &t));
+                }
+                Ok(schema)
+            }
+            PlanNode::Project { input, exprs } => {
+                let schema = input.schema()?;
+                let fields = exprs
+                    .iter()
+                    .map(|e| e.to_field(&schema, "select"))
+                    .collect::<Result<Vec<_>>>()?;
+                unique_names(&fields, "select")?;
+                Ok(Arc::new(Schema::new(fields)))
+            }
+            PlanNode::Explode { input, column } => {
+                let schema = input.schema()?;
+                let field = column_field(&schema, column, "explode")?;
+                let element = match field.data_type() {
+                    DataType::List(f) | DataType::LargeList(f) => f.data_type().clone(),
+                    other => {
+                        return Err(PlanError::TypeMismatch {
+                            expr: format!("explode({column})"),
+                            message: format!("expected a list column, got {other}"),
+                        });
+                    }
+                };
+                let fields = schema
+                    .fields()
+                    .iter()
+                    .map(|f| {
+                        if f.name() == column {
+                            Arc::new(Field::new(column, element.clone(), true))
+                        } else {
+                            f.clone()
+                        }
+                    })
+                    .collect::<Vec<_>>();
+                Ok(Arc::new(Schema::new(fields)))
+            }
+            PlanNode::Aggregate {
+                input,
+                keys,
+                aggregates,
+                mode,
+            } => {
+                let schema = input.schema()?;
+                aggregate_schema(&schema, keys, aggregates, *mode)
+            }
+        }
+    }
+}
+
+/// Output schema of an aggregation node over `input`.
+fn aggregate_schema(
+    input: &Schema,
+    keys: &[Expr],
+    aggregates: &[AggregateExpr],
+    mode: AggregateMode,
+) -> Result<SchemaRef> {
+    let mut fields = keys
+        .iter()
+        .map(|k| k.to_field(input, "group_by"))
+        .collect::<Result<Vec<_>>>()?;
+    match mode {
+        AggregateMode::Single => {
+            for a in aggregates {
+                fields.push(Field::new(a.name.clone(), a.output_type(input)?, true));
+            }
+        }
+        AggregateMode::Partial => {
+            for a in aggregates {
+                fields.extend(a.state_fields(input)?);
+            }
+        }
+        AggregateMode::Final => {
+            // The input is the partial step's output: keys, then state columns. The state
+            // columns carry the final types already, except mean (sum + count -> Float64).
+            let mut state = keys.len();
+            for a in aggregates {
+                let width = if a.function == crate::AggregateFunction::Mean {
+                    2
+                } else {
+                    1
+                };
+                let first = input.fields().get(state).ok_or_else(|| {
+                    PlanError::InvalidPlan(format!(
+                        "final aggregate {a} has no partial state column at {state}"
+                    ))
+                })?;
+                let t = if width == 2 {
+                    DataType::Float64
+                } else {
+                    first.data_type().clone()
+                };
+                fields.push(Field::new(a.name.clone(), t, true));
+                state += width;
+            }
+        }
+    }
+    unique_names(&fields, "group_by/agg")?;
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+fn unique_names(fields: &[Field], context: &str) -> Result<()> {
+    let mut seen = HashSet::new();
+    for f in fields {
+        if !seen.insert(f.name().as_str()) {
+            return Err(PlanError::DuplicateColumn {
+                name: f.name().clone(),
+                context: context.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::{count, mean, sum};
+    use crate::expr::{col, lit, lower, words};
+
+    fn text() -> PlanNode {
+        PlanNode::Scan(ScanNode {
+            format: SourceFormat::Text,
+            files: vec![],
+            schema: ScanNode::text_schema(),
+            csv: CsvOptions::default(),
+        })
+    }
+
+    fn word_count() -> PlanNode {
+        let words = PlanNode::Project {
+            input: Box::new(text()),
+            exprs: vec![words(col("line")).alias("word")],
+        };
+        let exploded = PlanNode::Explode {
+            input: Box::new(words),
+            column: "word".into(),
+        };
+        let lowered = PlanNode::Project {
+            input: Box::new(exploded),
+            exprs: vec![lower(col("word")).alias("word")],
+        };
+        PlanNode::Aggregate {
+            input: Box::new(lowered),
+            keys: vec![col("word")],
+            aggregates: vec![count().alias("count")],
+            mode: AggregateMode::Single,
+        }
+    }
+
+    #[test]
+    fn word_count_schema() {
+        let s = word_count().schema().unwrap();
+        assert_eq!(s.field(0).name(), "word");
+        assert_eq!(s.field(0).data_type(), &DataType::Utf8);
+        assert_eq!(s.field(1).name(), "count");
+        assert_eq!(s.field(1).data_type(), &DataType::Int64);
+    }
+
+    #[test]
+    fn partial_then_final_gives_the_single_schema() {
+        let input = PlanNode::Project {
+            input: Box::new(text()),
+            exprs: vec![col("line"), lit(2).alias("x")],
+        };
+        let aggs = vec![sum(col("x")).alias("s"), mean(col("x")).alias("m"), count()];
+        let partial = PlanNode::Aggregate {
+            input: Box::new(input.clone()),
+            keys: vec![col("line")],
+            aggregates: aggs.clone(),
+            mode: AggregateMode::Partial,
+        };
+        let partial_schema = partial.schema().unwrap();
+        assert_eq!(partial_schema.fields().len(), 5);
+        let fin = PlanNode::Aggregate {
+            input: Box::new(PlanNode::ShuffleRead {
+                stage: StageId(0),
+                schema: partial_schema,
+            }),
+            keys: vec![col("line")],
+            aggregates: aggs.clone(),
+            mode: AggregateMode::Final,
+        };
+        let single = PlanNode::Aggregate {
+            input: Box::new(input),
+            keys: vec![col("line")],
+            aggregates: aggs,
+            mode: AggregateMode::Single,
+        };
+        assert_eq!(fin.schema().unwrap(), single.schema().unwrap());
+    }
+
+    #[test]
+    fn explode_needs_a_list() {
+        let bad = PlanNode::Explode {
+            input: Box::new(text()),
+            column: "line".into(),
+        };
+        assert!(bad.schema().unwrap_err().to_string().contains("list"));
+    }
+
+    #[test]
+    fn filter_needs_a_boolean() {
+        let bad = PlanNode::Filter {
+            input: Box::new(text()),
+            predicate: col("line"),
+        };
+        assert!(bad.schema().is_err());
+    }
+}

@@ -1,0 +1,95 @@
+//! What the coordinator sends a worker: a stage's output, a task's input splits and shuffle
+//! inputs, and the [`TaskDefinition`] that bundles them.
+
+use crate::expr::Expr;
+use crate::ids::{StageId, TaskAttempt, WorkerId};
+use crate::plan::PlanNode;
+
+/// Where a job's final rows go, as the user asked.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Sink {
+    /// Stream the rows back to the driver.
+    Collect,
+    /// Write Parquet files (one per final partition) into a directory.
+    WriteParquet { directory: String },
+}
+
+/// Where a stage's rows go.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StageOutput {
+    /// Hash-partition rows by `keys` into `partitions` buckets for a downstream stage.
+    HashShuffle { keys: Vec<Expr>, partitions: u32 },
+    /// Keep the rows on the worker for the driver to fetch.
+    Collect,
+    /// Write one Parquet file per task into `directory`, through the commit protocol.
+    WriteParquet { directory: String },
+}
+
+impl StageOutput {
+    /// How many buckets each task of the stage writes.
+    pub fn buckets(&self) -> u32 {
+        match self {
+            StageOutput::HashShuffle { partitions, .. } => *partitions,
+            StageOutput::Collect | StageOutput::WriteParquet { .. } => 1,
+        }
+    }
+
+    /// A one-line description.
+    pub fn label(&self) -> String {
+        match self {
+            StageOutput::HashShuffle { keys, partitions } => format!(
+                "hash shuffle by [{}] into {partitions}",
+                keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            StageOutput::Collect => "collect".into(),
+            StageOutput::WriteParquet { directory } => format!("write parquet to {directory}"),
+        }
+    }
+}
+
+impl From<Sink> for StageOutput {
+    fn from(sink: Sink) -> Self {
+        match sink {
+            Sink::Collect => StageOutput::Collect,
+            Sink::WriteParquet { directory } => StageOutput::WriteParquet { directory },
+        }
+    }
+}
+
+/// One piece of a source for one task: a byte range of a text or CSV file, or some row groups
+/// of a Parquet file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileSplit {
+    pub path: String,
+    pub start: u64,
+    pub end: u64,
+    pub row_groups: Vec<u32>,
+}
+
+/// Where one map task's output lives.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MapOutputLocation {
+    pub map_partition: u32,
+    pub worker: WorkerId,
+    /// The worker's endpoint, e.g. `http://127.0.0.1:41234`.
+    pub address: String,
+}
+
+/// Every map output of one upstream stage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShuffleInput {
+    pub stage: StageId,
+    pub locations: Vec<MapOutputLocation>,
+}
+
+/// Everything a worker needs to run one task attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskDefinition {
+    pub attempt: TaskAttempt,
+    /// The stage's plan; its leaves are scans (reading `splits`) or shuffle reads.
+    pub plan: PlanNode,
+    pub output: StageOutput,
+    pub splits: Vec<FileSplit>,
+    pub inputs: Vec<ShuffleInput>,
+    pub batch_size: usize,
+}
