@@ -100,7 +100,7 @@ impl AggregateExpr {
                 Ok(DataType::Float64)
             }
             (AggregateFunction::Min | AggregateFunction::Max, Some(t)) => {
-                if is_numeric(&t) || crate::types::is_string(&t) || t.is_temporal() {
+                if is_numeric(&t) || crate::types::is_string(&t) {
                     Ok(match t {
                         DataType::LargeUtf8 | DataType::Utf8View => DataType::Utf8,
                         t if t.is_integer() => DataType::Int64,
@@ -108,7 +108,7 @@ impl AggregateExpr {
                         t => t,
                     })
                 } else {
-                    Err(PlanError::expected_type(self, "a numeric, string or date input", &t))
+                    Err(PlanError::expected_type(self, "a numeric or string input", &t))
                 }
             }
         }

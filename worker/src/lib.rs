@@ -1,1 +1,29 @@
+//! The Quiver worker: runs tasks over Arrow record batches on a rayon pool, stores map output
+//! as Arrow IPC files, serves it to other workers over Arrow Flight, and reports to the
+//! coordinator.
+//!
+//! # Layout
+//! - [`process`]: wiring — bind, serve, heartbeat, report; [`process::start`] returns a handle.
+//! - [`worker_service`]: the gRPC `Worker` service (launch, cancel, remove job data).
+//! - [`coordinator_link`]: registration, heartbeats, task reports and output commits.
+//! - [`task_executor`]: runs task attempts on rayon, catches panics, writes outputs.
+//! - [`operators`]: expression evaluation, string kernels, hash aggregation, the pipeline.
+//! - [`io`]: text/Parquet/CSV readers, input listing and schema inference, Parquet writer.
+//! - [`shuffle`]: hash partitioning, the shuffle writer and reader, the map output store and
+//!   the Flight server.
+//! - [`error`]: [`WorkerError`].
+//!
+//! Nothing here depends on the coordinator crate: the two share only `quiver-proto` and
+//! `quiver-plan`.
 
+pub mod coordinator_link;
+pub mod error;
+pub mod io;
+pub mod operators;
+pub mod process;
+pub mod shuffle;
+pub mod task_executor;
+pub mod worker_service;
+
+pub use error::{Result, WorkerError};
+pub use process::{RunningWorker, WorkerConfig, start};

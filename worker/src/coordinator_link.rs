@@ -1,0 +1,233 @@
+//! [`CoordinatorLink`]: everything a worker says to the coordinator — registration,
+//! heartbeats, task results and commit requests.
+//!
+//! Heartbeats run in their own tokio task on a timer, never in the work loop: a worker whose
+//! every slot is busy with CPU work still heartbeats on time, because that work runs on rayon
+//! threads. When the coordinator is unreachable the worker keeps trying; when a heartbeat
+//! answers that the coordinator does not know this worker (it restarted, or declared the
+//! worker lost), the worker registers again by itself.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use quiver_plan::WorkerId;
+use quiver_proto::MAX_MESSAGE_BYTES;
+use quiver_proto::v1 as pb;
+use quiver_proto::v1::coordinator_client::CoordinatorClient;
+use tokio::sync::{mpsc, watch};
+use tonic::transport::{Channel, Endpoint};
+use tracing::{info, warn};
+
+use crate::error::{Result, WorkerError};
+use crate::task_executor::{TaskExecutor, TaskOutput, TaskReport};
+
+/// How long to keep retrying a task report while the coordinator is unreachable.
+const REPORT_RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// The worker's connection to its coordinator.
+pub struct CoordinatorLink {
+    url: String,
+    client: CoordinatorClient<Channel>,
+    registration: pb::RegisterWorkerRequest,
+    registered: AtomicBool,
+}
+
+impl CoordinatorLink {
+    /// A link to `url` (connected lazily, so a worker may start before its coordinator).
+    pub fn new(url: &str, registration: pb::RegisterWorkerRequest) -> Result<Self> {
+        let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| {
+            WorkerError::Coordinator {
+                url: url.to_string(),
+                message: format!("not a valid URL: {e}"),
+            }
+        })?;
+        let channel = endpoint
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Ok(CoordinatorLink {
+            url: url.to_string(),
+            client: CoordinatorClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            registration,
+            registered: AtomicBool::new(false),
+        })
+    }
+
+    /// This worker's id.
+    pub fn worker_id(&self) -> WorkerId {
+        WorkerId(self.registration.worker_id.clone())
+    }
+
+    /// Whether the last exchange with the coordinator found this worker registered.
+    pub fn is_registered(&self) -> bool {
+        self.registered.load(Ordering::Relaxed)
+    }
+
+    async fn register(&self) -> std::result::Result<(), tonic::Status> {
+        self.client
+            .clone()
+            .register_worker(self.registration.clone())
+            .await?;
+        self.registered.store(true, Ordering::Relaxed);
+        info!(worker = %self.registration.worker_id, coordinator = %self.url, "registered with coordinator");
+        Ok(())
+    }
+
+    /// Registers, then heartbeats every `interval` until `shutdown` flips to true.
+    pub async fn heartbeat_loop(
+        self: Arc<Self>,
+        executor: Arc<TaskExecutor>,
+        interval: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut unreachable_since: Option<tokio::time::Instant> = None;
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            let outcome = if self.is_registered() {
+                let running = executor.running_count();
+                let request = pb::HeartbeatRequest {
+                    worker_id: self.registration.worker_id.clone(),
+                    running_tasks: running as u32,
+                    free_slots: executor.slots().saturating_sub(running) as u32,
+                };
+                match self.client.clone().heartbeat(request).await {
+                    Ok(r) if r.get_ref().registered => Ok(()),
+                    Ok(_) => {
+                        info!("coordinator does not know this worker; registering again");
+                        self.registered.store(false, Ordering::Relaxed);
+                        self.register().await
+                    }
+                    Err(e) => Err(e),
+                }
+            } else {
+                self.register().await
+            };
+            match outcome {
+                Ok(()) => unreachable_since = None,
+                Err(e) => {
+                    // Log the first failure, then once every 10 s, not every tick.
+                    let now = tokio::time::Instant::now();
+                    let first = unreachable_since.is_none();
+                    let since = *unreachable_since.get_or_insert(now);
+                    if first || (now - since).as_secs() % 10 == 0 {
+                        warn!(coordinator = %self.url, error = %e.message(), "coordinator unreachable; retrying");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends each finished task's result to the coordinator, committing file output first.
+    pub async fn report_loop(self: Arc<Self>, mut reports: mpsc::UnboundedReceiver<TaskReport>) {
+        while let Some(report) = reports.recv().await {
+            let this = self.clone();
+            tokio::spawn(async move { this.report(report).await });
+        }
+    }
+
+    async fn report(&self, report: TaskReport) {
+        let TaskReport {
+            attempt,
+            result,
+            elapsed_ms,
+        } = report;
+        let result = match result {
+            Ok(output) => self.commit(&attempt, output).await,
+            Err(e) => Err(e),
+        };
+        let outcome = match result {
+            Ok(out) => pb::task_result::Outcome::Success(pb::TaskSuccess {
+                bucket_bytes: out.bucket_bytes,
+                rows_out: out.rows_out,
+                bytes_out: out.bytes_out,
+                elapsed_ms,
+            }),
+            Err(e) => pb::task_result::Outcome::Failure(pb::TaskFailure {
+                message: e.to_string(),
+                retryable: e.retryable(),
+                fetch_failure: match &e {
+                    WorkerError::FetchFailed {
+                        worker,
+                        stage,
+                        map_partition,
+                        ..
+                    } => Some(pb::FetchFailure {
+                        worker_id: worker.0.clone(),
+                        stage_id: stage.0,
+                        map_partition: *map_partition,
+                    }),
+                    _ => None,
+                },
+            }),
+        };
+        let message = pb::TaskResult {
+            job_id: attempt.job.0.clone(),
+            stage_id: attempt.stage.0,
+            partition: attempt.partition,
+            attempt: attempt.attempt,
+            worker_id: self.registration.worker_id.clone(),
+            outcome: Some(outcome),
+        };
+        let deadline = tokio::time::Instant::now() + REPORT_RETRY_FOR;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.client.clone().report_task(message.clone()).await {
+                Ok(_) => return,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    warn!(task = %attempt, error = %e.message(), "could not report task result; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    warn!(task = %attempt, error = %e.message(), "giving up reporting task result");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// For file output: asks the coordinator whether this attempt may commit, then renames
+    /// its temporary file into place (or removes it).
+    async fn commit(&self, attempt: &quiver_plan::TaskAttempt, mut output: TaskOutput) -> Result<TaskOutput> {
+        let Some(pending) = output.pending_commit.take() else {
+            return Ok(output);
+        };
+        let request = pb::AskCommitRequest {
+            job_id: attempt.job.0.clone(),
+            stage_id: attempt.stage.0,
+            partition: attempt.partition,
+            attempt: attempt.attempt,
+        };
+        let allowed = self
+            .client
+            .clone()
+            .ask_commit(request)
+            .await
+            .map(|r| r.into_inner().allowed)
+            .map_err(|e| WorkerError::Coordinator {
+                url: self.url.clone(),
+                message: e.message().to_string(),
+            });
+        let result = match allowed {
+            Ok(true) => tokio::fs::rename(&pending.temporary, &pending.destination)
+                .await
+                .map_err(|e| WorkerError::io(&pending.destination, e)),
+            Ok(false) => Err(WorkerError::CommitDenied),
+            Err(e) => Err(e),
+        };
+        let _ = tokio::fs::remove_dir_all(&pending.attempt_dir).await;
+        result.map(|()| output)
+    }
+}

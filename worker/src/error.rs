@@ -1,0 +1,76 @@
+//! [`WorkerError`]: what can go wrong while a worker runs a task or serves shuffle data.
+
+use std::path::PathBuf;
+
+use quiver_plan::{PlanError, StageId, WorkerId};
+
+/// A task or service failure, naming the file, worker or stage involved.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid UTF-8 (first invalid byte at offset {offset}); read_text needs UTF-8 text")]
+    InvalidUtf8 { path: PathBuf, offset: u64 },
+    #[error("{path}: a line of {bytes} bytes is longer than the 2 GiB a text row can hold")]
+    LineTooLong { path: PathBuf, bytes: u64 },
+    #[error("{path}: not a readable Parquet file: {message}")]
+    Parquet { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Csv { path: PathBuf, message: String },
+    #[error("no input: {message}")]
+    NoInput { message: String },
+    #[error("{0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("could not fetch shuffle data of stage {stage} map partition {map_partition} from worker {worker} at {address}: {message}")]
+    FetchFailed {
+        worker: WorkerId,
+        address: String,
+        stage: StageId,
+        map_partition: u32,
+        message: String,
+    },
+    #[error("map output of stage {stage} partition {map_partition} is not on this worker")]
+    MissingMapOutput { stage: StageId, map_partition: u32 },
+    #[error("task was cancelled")]
+    Cancelled,
+    #[error("task panicked: {0}")]
+    Panicked(String),
+    #[error("output commit refused: another attempt of this partition was committed")]
+    CommitDenied,
+    #[error("coordinator at {url}: {message}")]
+    Coordinator { url: String, message: String },
+}
+
+impl WorkerError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        WorkerError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Whether running the task again (maybe elsewhere) could succeed. Bad input data and plan
+    /// errors fail the same way every time; I/O, network and panics may not.
+    pub fn retryable(&self) -> bool {
+        !matches!(
+            self,
+            WorkerError::InvalidUtf8 { .. }
+                | WorkerError::LineTooLong { .. }
+                | WorkerError::Parquet { .. }
+                | WorkerError::Csv { .. }
+                | WorkerError::NoInput { .. }
+                | WorkerError::Plan(_)
+                | WorkerError::Arrow(_)
+                | WorkerError::Cancelled
+        )
+    }
+}
+
+/// Result with [`WorkerError`] as the default error.
+pub type Result<T, E = WorkerError> = std::result::Result<T, E>;

@@ -1,0 +1,39 @@
+//! Reads one CSV file with the schema inferred when the dataset was built.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+
+use arrow::csv::ReaderBuilder;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use quiver_plan::{CsvOptions, FileSplit};
+
+use crate::error::{Result, WorkerError};
+
+/// The batches of the CSV file of `split` (CSV splits are whole files: quoted fields may
+/// contain newlines, so a byte range cannot be cut safely).
+pub fn read_csv_split(
+    split: &FileSplit,
+    schema: SchemaRef,
+    options: &CsvOptions,
+    batch_size: usize,
+) -> Result<impl Iterator<Item = Result<RecordBatch>> + Send + use<>> {
+    let path = PathBuf::from(&split.path);
+    let file = File::open(&path).map_err(|e| WorkerError::io(&path, e))?;
+    let reader = ReaderBuilder::new(schema)
+        .with_header(options.has_header)
+        .with_delimiter(options.delimiter)
+        .with_batch_size(batch_size.max(1))
+        .build(BufReader::with_capacity(1 << 20, file))
+        .map_err(|e| WorkerError::Csv {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+    Ok(reader.map(move |b| {
+        b.map_err(|e| WorkerError::Csv {
+            path: path.clone(),
+            message: e.to_string(),
+        })
+    }))
+}

@@ -1,0 +1,40 @@
+//! Reads the row groups of one Parquet split as batches conforming to the plan's schema.
+
+use std::fs::File;
+use std::path::PathBuf;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use quiver_plan::FileSplit;
+
+use crate::error::{Result, WorkerError};
+
+/// The batches of `split`'s row groups. A file whose columns differ from `schema` is an error
+/// naming the file.
+pub fn read_parquet_split(
+    split: &FileSplit,
+    schema: SchemaRef,
+    batch_size: usize,
+) -> Result<impl Iterator<Item = Result<RecordBatch>> + Send + use<>> {
+    let path = PathBuf::from(&split.path);
+    let parquet_error = {
+        let path = path.clone();
+        move |message: String| WorkerError::Parquet {
+            path: path.clone(),
+            message,
+        }
+    };
+    let file = File::open(&path).map_err(|e| WorkerError::io(&path, e))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| parquet_error(e.to_string()))?
+        .with_row_groups(split.row_groups.iter().map(|&g| g as usize).collect())
+        .with_batch_size(batch_size.max(1))
+        .build()
+        .map_err(|e| parquet_error(e.to_string()))?;
+    Ok(reader.map(move |batch| {
+        let batch = batch.map_err(|e| parquet_error(e.to_string()))?;
+        RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+            .map_err(|e| parquet_error(format!("schema differs from the first file's: {e}")))
+    }))
+}

@@ -1,0 +1,271 @@
+//! Per-group accumulators of the aggregate functions, with their partial state.
+//!
+//! Inputs are cast to a few canonical types before they arrive here (Int64, Float64, Utf8), so
+//! each accumulator has one tight loop over plain slices. The state layout must match
+//! `quiver_plan::aggregate::AggregateExpr::state_fields`.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float64Type, Int64Type};
+use quiver_plan::AggregateFunction;
+
+use crate::error::Result;
+
+/// The state of one aggregate over all groups.
+pub enum Accumulator {
+    Count(Vec<i64>),
+    SumInt { sums: Vec<i64>, seen: Vec<bool> },
+    SumFloat { sums: Vec<f64>, seen: Vec<bool> },
+    ExtremeInt { values: Vec<i64>, seen: Vec<bool>, min: bool },
+    ExtremeFloat { values: Vec<f64>, seen: Vec<bool>, min: bool },
+    ExtremeString { values: Vec<Option<String>>, min: bool },
+    Mean { sums: Vec<f64>, counts: Vec<i64> },
+}
+
+fn better<T: PartialOrd>(min: bool, candidate: &T, current: &T) -> bool {
+    if min { candidate < current } else { candidate > current }
+}
+
+impl Accumulator {
+    /// An accumulator for `function` whose final value has type `output`.
+    pub fn new(function: AggregateFunction, output: &DataType) -> Self {
+        let min = function == AggregateFunction::Min;
+        match (function, output) {
+            (AggregateFunction::Count, _) => Accumulator::Count(vec![]),
+            (AggregateFunction::Sum, DataType::Float64) => Accumulator::SumFloat {
+                sums: vec![],
+                seen: vec![],
+            },
+            (AggregateFunction::Sum, _) => Accumulator::SumInt {
+                sums: vec![],
+                seen: vec![],
+            },
+            (AggregateFunction::Mean, _) => Accumulator::Mean {
+                sums: vec![],
+                counts: vec![],
+            },
+            (_, DataType::Float64) => Accumulator::ExtremeFloat {
+                values: vec![],
+                seen: vec![],
+                min,
+            },
+            (_, DataType::Utf8) => Accumulator::ExtremeString {
+                values: vec![],
+                min,
+            },
+            (_, _) => Accumulator::ExtremeInt {
+                values: vec![],
+                seen: vec![],
+                min,
+            },
+        }
+    }
+
+    /// The type raw input values are cast to before [`Accumulator::update`].
+    pub fn input_type(&self) -> Option<DataType> {
+        match self {
+            Accumulator::Count(_) => None,
+            Accumulator::SumInt { .. } | Accumulator::ExtremeInt { .. } => Some(DataType::Int64),
+            Accumulator::SumFloat { .. }
+            | Accumulator::ExtremeFloat { .. }
+            | Accumulator::Mean { .. } => Some(DataType::Float64),
+            Accumulator::ExtremeString { .. } => Some(DataType::Utf8),
+        }
+    }
+
+    /// Makes room for `groups` groups.
+    pub fn resize(&mut self, groups: usize) {
+        match self {
+            Accumulator::Count(c) => c.resize(groups, 0),
+            Accumulator::SumInt { sums, seen } => {
+                sums.resize(groups, 0);
+                seen.resize(groups, false);
+            }
+            Accumulator::SumFloat { sums, seen } => {
+                sums.resize(groups, 0.0);
+                seen.resize(groups, false);
+            }
+            Accumulator::ExtremeInt { values, seen, .. } => {
+                values.resize(groups, 0);
+                seen.resize(groups, false);
+            }
+            Accumulator::ExtremeFloat { values, seen, .. } => {
+                values.resize(groups, 0.0);
+                seen.resize(groups, false);
+            }
+            Accumulator::ExtremeString { values, .. } => values.resize(groups, None),
+            Accumulator::Mean { sums, counts } => {
+                sums.resize(groups, 0.0);
+                counts.resize(groups, 0);
+            }
+        }
+    }
+
+    /// Adds raw input rows. `values` is `None` only for `count()`.
+    pub fn update(&mut self, groups: &[u32], values: Option<&ArrayRef>) -> Result<()> {
+        let values = match (values, self.input_type()) {
+            (Some(v), Some(t)) if v.data_type() != &t => Some(cast(v, &t)?),
+            (v, _) => v.cloned(),
+        };
+        match (self, values) {
+            (Accumulator::Count(counts), None) => {
+                for &g in groups {
+                    counts[g as usize] += 1;
+                }
+            }
+            (Accumulator::Count(counts), Some(v)) => {
+                for (i, &g) in groups.iter().enumerate() {
+                    if v.is_valid(i) {
+                        counts[g as usize] += 1;
+                    }
+                }
+            }
+            (Accumulator::Mean { sums, counts }, Some(v)) => {
+                let v = v.as_primitive::<Float64Type>();
+                for (i, &g) in groups.iter().enumerate() {
+                    if v.is_valid(i) {
+                        sums[g as usize] += v.value(i);
+                        counts[g as usize] += 1;
+                    }
+                }
+            }
+            (acc, Some(v)) => acc.fold(groups, &v)?,
+            (_, None) => {}
+        }
+        Ok(())
+    }
+
+    /// Sum, min and max combine raw values and partial states the same way.
+    fn fold(&mut self, groups: &[u32], v: &ArrayRef) -> Result<()> {
+        match self {
+            Accumulator::SumInt { sums, seen } => {
+                let v = v.as_primitive::<Int64Type>();
+                for (i, &g) in groups.iter().enumerate() {
+                    if v.is_valid(i) {
+                        let g = g as usize;
+                        sums[g] = sums[g].wrapping_add(v.value(i));
+                        seen[g] = true;
+                    }
+                }
+            }
+            Accumulator::SumFloat { sums, seen } => {
+                let v = v.as_primitive::<Float64Type>();
+                for (i, &g) in groups.iter().enumerate() {
+                    if v.is_valid(i) {
+                        let g = g as usize;
+                        sums[g] += v.value(i);
+                        seen[g] = true;
+                    }
+                }
+            }
+            Accumulator::ExtremeInt { values, seen, min } => {
+                let v = v.as_primitive::<Int64Type>();
+                for (i, &g) in groups.iter().enumerate() {
+                    let g = g as usize;
+                    if v.is_valid(i) && (!seen[g] || better(*min, &v.value(i), &values[g])) {
+                        values[g] = v.value(i);
+                        seen[g] = true;
+                    }
+                }
+            }
+            Accumulator::ExtremeFloat { values, seen, min } => {
+                let v = v.as_primitive::<Float64Type>();
+                for (i, &g) in groups.iter().enumerate() {
+                    let g = g as usize;
+                    if v.is_valid(i) && (!seen[g] || better(*min, &v.value(i), &values[g])) {
+                        values[g] = v.value(i);
+                        seen[g] = true;
+                    }
+                }
+            }
+            Accumulator::ExtremeString { values, min } => {
+                let v = v.as_string::<i32>();
+                for (i, &g) in groups.iter().enumerate() {
+                    if v.is_valid(i) {
+                        let s = v.value(i);
+                        let slot = &mut values[g as usize];
+                        if slot.as_deref().is_none_or(|cur| better(*min, &s, &cur)) {
+                            *slot = Some(s.to_string());
+                        }
+                    }
+                }
+            }
+            Accumulator::Count(_) | Accumulator::Mean { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Adds partial states (the columns [`Accumulator::state`] produced elsewhere).
+    pub fn merge(&mut self, groups: &[u32], states: &[ArrayRef]) -> Result<()> {
+        match self {
+            Accumulator::Count(counts) => {
+                let c = states[0].as_primitive::<Int64Type>();
+                for (i, &g) in groups.iter().enumerate() {
+                    if c.is_valid(i) {
+                        counts[g as usize] += c.value(i);
+                    }
+                }
+            }
+            Accumulator::Mean { sums, counts } => {
+                let s = states[0].as_primitive::<Float64Type>();
+                let c = states[1].as_primitive::<Int64Type>();
+                for (i, &g) in groups.iter().enumerate() {
+                    if s.is_valid(i) {
+                        sums[g as usize] += s.value(i);
+                        counts[g as usize] += c.value(i);
+                    }
+                }
+            }
+            _ => {
+                let state = match self.input_type() {
+                    Some(t) if states[0].data_type() != &t => cast(&states[0], &t)?,
+                    _ => states[0].clone(),
+                };
+                self.fold(groups, &state)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The partial state, one or two columns.
+    pub fn state(&self) -> Vec<ArrayRef> {
+        match self {
+            Accumulator::Mean { sums, counts } => vec![
+                Arc::new(Float64Array::from(sums.clone())),
+                Arc::new(Int64Array::from(counts.clone())),
+            ],
+            other => vec![other.finish()],
+        }
+    }
+
+    /// The final values.
+    pub fn finish(&self) -> ArrayRef {
+        let masked_i = |v: &[i64], seen: &[bool]| -> ArrayRef {
+            Arc::new(Int64Array::from_iter(
+                v.iter().zip(seen).map(|(v, s)| s.then_some(*v)),
+            ))
+        };
+        let masked_f = |v: &[f64], seen: &[bool]| -> ArrayRef {
+            Arc::new(Float64Array::from_iter(
+                v.iter().zip(seen).map(|(v, s)| s.then_some(*v)),
+            ))
+        };
+        match self {
+            Accumulator::Count(c) => Arc::new(Int64Array::from(c.clone())),
+            Accumulator::SumInt { sums, seen } => masked_i(sums, seen),
+            Accumulator::ExtremeInt { values, seen, .. } => masked_i(values, seen),
+            Accumulator::SumFloat { sums, seen } => masked_f(sums, seen),
+            Accumulator::ExtremeFloat { values, seen, .. } => masked_f(values, seen),
+            Accumulator::ExtremeString { values, .. } => {
+                Arc::new(StringArray::from_iter(values.iter().map(|v| v.as_deref())))
+            }
+            Accumulator::Mean { sums, counts } => Arc::new(Float64Array::from_iter(
+                sums.iter()
+                    .zip(counts)
+                    .map(|(s, &c)| (c > 0).then(|| s / c as f64)),
+            )),
+        }
+    }
+}

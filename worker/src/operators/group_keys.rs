@@ -1,0 +1,191 @@
+//! [`GroupKeys`]: maps each input row's grouping key to a dense group index, and turns the
+//! distinct keys back into arrays at the end.
+//!
+//! A single string key (word count's case) is interned directly from the string bytes; any
+//! other combination of keys goes through Arrow's row format, which gives one comparable byte
+//! string per row. Both keep keys in one growing byte arena and a `hashbrown::HashTable` of
+//! group indices, so there is no allocation per group.
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use arrow::buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::DataType;
+use arrow::row::{RowConverter, SortField};
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use crate::error::Result;
+
+/// Distinct byte strings, each with a dense index (the arena behind [`GroupKeys`]).
+#[derive(Default)]
+pub struct ByteInterner {
+    table: HashTable<u32>,
+    hashes: Vec<u64>,
+    offsets: Vec<usize>,
+    bytes: Vec<u8>,
+    hasher: DefaultHashBuilder,
+}
+
+impl ByteInterner {
+    fn new() -> Self {
+        ByteInterner {
+            offsets: vec![0],
+            ..Default::default()
+        }
+    }
+
+    fn get(&self, g: u32) -> &[u8] {
+        let g = g as usize;
+        &self.bytes[self.offsets[g]..self.offsets[g + 1]]
+    }
+
+    fn intern(&mut self, key: &[u8]) -> u32 {
+        let hash = self.hasher.hash_one(key);
+        let ByteInterner {
+            table,
+            hashes,
+            offsets,
+            bytes,
+            ..
+        } = self;
+        let existing = table.find(hash, |&g| {
+            let g = g as usize;
+            &bytes[offsets[g]..offsets[g + 1]] == key
+        });
+        if let Some(&g) = existing {
+            return g;
+        }
+        let g = hashes.len() as u32;
+        hashes.push(hash);
+        bytes.extend_from_slice(key);
+        offsets.push(bytes.len());
+        table.insert_unique(hash, g, |&g| hashes[g as usize]);
+        g
+    }
+
+    fn len(&self) -> usize {
+        self.hashes.len()
+    }
+}
+
+/// Grouping state for one aggregation.
+pub enum GroupKeys {
+    /// No keys: every row is in group 0 (a global aggregate), which exists even with no rows.
+    Global,
+    /// One string key.
+    SingleString {
+        interner: ByteInterner,
+        null_group: Option<u32>,
+        groups: usize,
+    },
+    /// Any other keys, through the row format.
+    Rows {
+        converter: RowConverter,
+        interner: ByteInterner,
+    },
+}
+
+impl GroupKeys {
+    /// Grouping state for keys of these types.
+    pub fn new(key_types: &[DataType]) -> Result<Self> {
+        Ok(match key_types {
+            [] => GroupKeys::Global,
+            [DataType::Utf8] => GroupKeys::SingleString {
+                interner: ByteInterner::new(),
+                null_group: None,
+                groups: 0,
+            },
+            types => GroupKeys::Rows {
+                converter: RowConverter::new(
+                    types.iter().map(|t| SortField::new(t.clone())).collect(),
+                )?,
+                interner: ByteInterner::new(),
+            },
+        })
+    }
+
+    /// How many groups exist so far.
+    pub fn len(&self) -> usize {
+        match self {
+            GroupKeys::Global => 1,
+            GroupKeys::SingleString { groups, .. } => *groups,
+            GroupKeys::Rows { interner, .. } => interner.len(),
+        }
+    }
+
+    /// Whether no group exists yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes the group index of every row of `keys` into `out`.
+    pub fn intern(&mut self, keys: &[ArrayRef], rows: usize, out: &mut Vec<u32>) -> Result<()> {
+        out.clear();
+        match self {
+            GroupKeys::Global => out.resize(rows, 0),
+            GroupKeys::SingleString {
+                interner,
+                null_group,
+                groups,
+            } => {
+                let strings = keys[0].as_string::<i32>();
+                for i in 0..rows {
+                    let g = if strings.is_null(i) {
+                        *null_group.get_or_insert_with(|| {
+                            // The null group holds an empty placeholder in the arena.
+                            interner.hashes.push(0);
+                            interner.offsets.push(interner.bytes.len());
+                            (interner.hashes.len() - 1) as u32
+                        })
+                    } else {
+                        interner.intern(strings.value(i).as_bytes())
+                    };
+                    out.push(g);
+                }
+                *groups = interner.len();
+            }
+            GroupKeys::Rows {
+                converter,
+                interner,
+            } => {
+                let encoded = converter.convert_columns(keys)?;
+                for row in encoded.iter() {
+                    out.push(interner.intern(row.as_ref()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The distinct keys, one array per key column, in group-index order.
+    pub fn into_arrays(self) -> Result<Vec<ArrayRef>> {
+        Ok(match self {
+            GroupKeys::Global => vec![],
+            GroupKeys::SingleString {
+                interner,
+                null_group,
+                ..
+            } => {
+                let offsets: Vec<i32> = interner.offsets.iter().map(|&o| o as i32).collect();
+                let nulls = null_group.map(|ng| {
+                    NullBuffer::from_iter((0..interner.len()).map(|g| g != ng as usize))
+                });
+                let array = StringArray::try_new(
+                    OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                    interner.bytes.into(),
+                    nulls,
+                )?;
+                vec![Arc::new(array) as ArrayRef]
+            }
+            GroupKeys::Rows {
+                converter,
+                interner,
+            } => {
+                let parser = converter.parser();
+                let rows = (0..interner.len() as u32).map(|g| parser.parse(interner.get(g)));
+                converter.convert_rows(rows)?
+            }
+        })
+    }
+}

@@ -1,0 +1,8 @@
+//! Operators over Arrow batches and the pipeline that chains them for one task.
+
+pub mod accumulators;
+pub mod expr_eval;
+pub mod group_keys;
+pub mod hash_aggregate;
+pub mod pipeline;
+pub mod text_functions;

@@ -1,0 +1,195 @@
+//! Builds a pull-based iterator of batches from a stage's [`PlanNode`] tree.
+//!
+//! Each task runs its pipeline on one rayon thread: sources read files or shuffle buckets,
+//! narrow operators transform batch by batch, and an aggregation consumes its whole input
+//! before it emits. Cancellation is checked between batches.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
+use arrow::compute::take;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use quiver_plan::{FileSplit, PlanNode, ShuffleInput, SourceFormat};
+
+use super::expr_eval::{evaluate, filter};
+use super::hash_aggregate::HashAggregate;
+use crate::error::{Result, WorkerError};
+use crate::io::{csv_reader, parquet_reader, text_reader::TextSplitReader};
+use crate::shuffle::shuffle_reader::{ShuffleReadContext, read_shuffle};
+
+/// A stream of batches produced on the task's thread.
+pub type BatchIter = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
+
+/// Everything a pipeline reads besides its plan.
+pub struct PipelineContext {
+    pub splits: Vec<FileSplit>,
+    pub inputs: Vec<ShuffleInput>,
+    pub batch_size: usize,
+    pub cancelled: Arc<AtomicBool>,
+    pub shuffle: ShuffleReadContext,
+}
+
+impl PipelineContext {
+    fn check_cancelled(&self) -> Result<()> {
+        if self.cancelled.load(Ordering::Relaxed) {
+            Err(WorkerError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The batches `node` produces for this task.
+pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
+    Ok(match node {
+        PlanNode::Scan(scan) => {
+            let schema = scan.schema.clone();
+            let format = scan.format;
+            let csv = scan.csv.clone();
+            let batch_size = ctx.batch_size;
+            let splits = ctx.splits.clone();
+            Box::new(splits.into_iter().flat_map(move |split| -> BatchIter {
+                let opened: Result<BatchIter> = match format {
+                    SourceFormat::Text => {
+                        TextSplitReader::open(&split, schema.clone(), batch_size)
+                            .map(|r| Box::new(r) as BatchIter)
+                    }
+                    SourceFormat::Parquet => {
+                        parquet_reader::read_parquet_split(&split, schema.clone(), batch_size)
+                            .map(|r| Box::new(r) as BatchIter)
+                    }
+                    SourceFormat::Csv => {
+                        csv_reader::read_csv_split(&split, schema.clone(), &csv, batch_size)
+                            .map(|r| Box::new(r) as BatchIter)
+                    }
+                };
+                opened.unwrap_or_else(|e| Box::new(std::iter::once(Err(e))))
+            }))
+        }
+        PlanNode::ShuffleRead { stage, .. } => {
+            let input = ctx
+                .inputs
+                .iter()
+                .find(|i| i.stage == *stage)
+                .ok_or_else(|| {
+                    WorkerError::Plan(quiver_plan::PlanError::InvalidPlan(format!(
+                        "task has no shuffle input locations for stage {stage}"
+                    )))
+                })?;
+            read_shuffle(&ctx.shuffle, input)
+        }
+        PlanNode::Filter { input, predicate } => {
+            let predicate = predicate.clone();
+            let ctx2 = ctx.clone();
+            Box::new(build(input, ctx)?.filter_map(move |b| {
+                let out = b.and_then(|b| {
+                    ctx2.check_cancelled()?;
+                    filter(&b, &predicate)
+                });
+                match out {
+                    Ok(b) if b.num_rows() == 0 => None,
+                    other => Some(other),
+                }
+            }))
+        }
+        PlanNode::Project { input: child, exprs } => {
+            let schema = node.schema()?;
+            let exprs = exprs.clone();
+            Box::new(build(child, ctx)?.map(move |b| {
+                let b = b?;
+                let columns = exprs
+                    .iter()
+                    .map(|e| evaluate(e, &b))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(RecordBatch::try_new_with_options(
+                    schema.clone(),
+                    columns,
+                    &arrow::record_batch::RecordBatchOptions::new()
+                        .with_row_count(Some(b.num_rows())),
+                )?)
+            }))
+        }
+        PlanNode::Explode { input, column } => {
+            let schema = node.schema()?;
+            let column = column.clone();
+            Box::new(build(input, ctx)?.filter_map(move |b| {
+                match b.and_then(|b| explode(&b, &column, &schema)) {
+                    Ok(b) if b.num_rows() == 0 => None,
+                    other => Some(other),
+                }
+            }))
+        }
+        PlanNode::Aggregate {
+            input,
+            keys,
+            aggregates,
+            mode,
+        } => {
+            let input_schema = input.schema()?;
+            let output_schema = node.schema()?;
+            let mut aggregate = HashAggregate::new(
+                &input_schema,
+                keys.clone(),
+                aggregates.clone(),
+                *mode,
+                output_schema,
+            )?;
+            let mut source = build(input, ctx)?;
+            let ctx2 = ctx.clone();
+            let batch_size = ctx.batch_size;
+            // Runs the whole aggregation when the first batch is asked for.
+            let run = move || -> Result<Vec<RecordBatch>> {
+                for b in source.by_ref() {
+                    ctx2.check_cancelled()?;
+                    aggregate.push(&b?)?;
+                }
+                aggregate.finish(batch_size)
+            };
+            Box::new(
+                std::iter::once_with(run).flat_map(|r| -> Vec<Result<RecordBatch>> {
+                    match r {
+                        Ok(batches) => batches.into_iter().map(Ok).collect(),
+                        Err(e) => vec![Err(e)],
+                    }
+                }),
+            )
+        }
+    })
+}
+
+/// One row per element of the list column `column`, other columns repeated.
+fn explode(batch: &RecordBatch, column: &str, schema: &SchemaRef) -> Result<RecordBatch> {
+    let index = batch.schema().index_of(column)?;
+    let list = batch.column(index).as_list::<i32>();
+    let offsets = list.value_offsets();
+    let (first, last) = (offsets[0] as usize, offsets[list.len()] as usize);
+    let only_column = batch.num_columns() == 1;
+    if list.null_count() == 0 && only_column {
+        // The common case (word count): the exploded column is just the list's values.
+        let values = list.values().slice(first, last - first);
+        return Ok(RecordBatch::try_new(schema.clone(), vec![values])?);
+    }
+    let mut rows = Vec::with_capacity(last - first);
+    let mut elements = Vec::with_capacity(last - first);
+    for i in 0..list.len() {
+        if list.is_valid(i) {
+            for e in offsets[i]..offsets[i + 1] {
+                rows.push(i as u32);
+                elements.push(e as u32);
+            }
+        }
+    }
+    let (rows, elements) = (UInt32Array::from(rows), UInt32Array::from(elements));
+    let columns = (0..batch.num_columns())
+        .map(|c| -> Result<ArrayRef> {
+            Ok(if c == index {
+                take(list.values().as_ref(), &elements, None)?
+            } else {
+                take(batch.column(c).as_ref(), &rows, None)?
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}

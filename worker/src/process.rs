@@ -1,0 +1,190 @@
+//! Process wiring: binds the worker's port, starts its gRPC + Flight server, the heartbeat and
+//! report loops, and returns a handle that shuts it all down. Used by the `quiver-worker`
+//! binary and by the SDK's `LocalCluster`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use quiver_plan::WorkerId;
+use quiver_proto::MAX_MESSAGE_BYTES;
+use quiver_proto::v1 as pb;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::info;
+
+use crate::coordinator_link::CoordinatorLink;
+use crate::error::{Result, WorkerError};
+use crate::shuffle::flight_server::ShuffleFlightService;
+use crate::shuffle::map_output_store::MapOutputStore;
+use crate::task_executor::TaskExecutor;
+use crate::worker_service::WorkerService;
+
+/// How a worker is started.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// The coordinator's URL, e.g. `http://127.0.0.1:50050`.
+    pub coordinator_url: String,
+    /// Task slots (concurrent tasks); each runs on its own rayon thread.
+    pub slots: usize,
+    /// Directory for shuffle files; the worker works in a subdirectory of its own.
+    pub work_dir: PathBuf,
+    /// Address for the worker's gRPC + Flight server (port 0 picks a free port).
+    pub bind: SocketAddr,
+    /// Host name or IP other processes use to reach this worker; defaults to the bind IP
+    /// (or 127.0.0.1 when binding all interfaces).
+    pub advertise_host: Option<String>,
+    pub heartbeat_interval: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            coordinator_url: "http://127.0.0.1:50050".into(),
+            slots: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            work_dir: std::env::temp_dir().join("quiver"),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertise_host: None,
+            heartbeat_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A started worker.
+pub struct RunningWorker {
+    id: WorkerId,
+    address: String,
+    work_dir: PathBuf,
+    executor: Arc<TaskExecutor>,
+    link: Arc<CoordinatorLink>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    /// Ends only when every sender (the executor) is gone, so it is aborted at shutdown.
+    report_task: JoinHandle<()>,
+}
+
+impl RunningWorker {
+    /// The worker's id.
+    pub fn id(&self) -> &WorkerId {
+        &self.id
+    }
+
+    /// The URL of the worker's gRPC + Flight endpoint.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Whether the worker is registered with its coordinator.
+    pub fn is_registered(&self) -> bool {
+        self.link.is_registered()
+    }
+
+    /// Cancels running tasks, stops serving and removes the worker's files.
+    pub async fn shutdown(self) {
+        self.executor.cancel_all();
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(5), t).await.is_err() {
+                tracing::warn!("worker task did not stop within 5 s");
+            }
+        }
+        self.report_task.abort();
+        let _ = tokio::fs::remove_dir_all(&self.work_dir).await;
+        info!(worker = %self.id, "worker stopped");
+    }
+}
+
+/// Starts a worker inside the current tokio runtime.
+pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| WorkerError::io(format!("bind {}", config.bind), e))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| WorkerError::io("local address", e))?;
+    let host = config.advertise_host.clone().unwrap_or_else(|| {
+        if local.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            local.ip().to_string()
+        }
+    });
+    let address = format!("http://{host}:{}", local.port());
+    let id = WorkerId::random();
+    let work_dir = config.work_dir.join(format!("worker-{}", id.short()));
+    let slots = config.slots.max(1);
+
+    let store = Arc::new(MapOutputStore::new(work_dir.clone()));
+    let (report_tx, report_rx) = mpsc::unbounded_channel();
+    let executor = Arc::new(
+        TaskExecutor::new(
+            id.clone(),
+            slots,
+            store.clone(),
+            tokio::runtime::Handle::current(),
+            report_tx,
+        )
+        .map_err(|e| WorkerError::io("rayon pool", e))?,
+    );
+    let link = Arc::new(CoordinatorLink::new(
+        &config.coordinator_url,
+        pb::RegisterWorkerRequest {
+            worker_id: id.0.clone(),
+            address: address.clone(),
+            slots: slots as u32,
+            hostname: hostname(),
+        },
+    )?);
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut server_shutdown = shutdown_rx.clone();
+    let server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(
+            pb::worker_server::WorkerServer::new(WorkerService::new(executor.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            FlightServiceServer::new(ShuffleFlightService::new(store))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            let _ = server_shutdown.wait_for(|stop| *stop).await;
+        });
+    let server_task = tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "worker server failed");
+        }
+    });
+    let heartbeat_task = tokio::spawn(link.clone().heartbeat_loop(
+        executor.clone(),
+        config.heartbeat_interval,
+        shutdown_rx,
+    ));
+    let report_task = tokio::spawn(link.clone().report_loop(report_rx));
+    info!(worker = %id, %address, slots, coordinator = %config.coordinator_url, "worker started");
+    Ok(RunningWorker {
+        id,
+        address,
+        work_dir,
+        executor,
+        link,
+        shutdown: shutdown_tx,
+            tasks: vec![server_task, heartbeat_task],
+        report_task,
+    })
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}

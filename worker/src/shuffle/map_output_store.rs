@@ -1,0 +1,156 @@
+//! [`MapOutputStore`]: the map outputs this worker holds, where their files are, and reading
+//! one bucket back.
+//!
+//! Layout under the worker's directory: `<job>/stage-<s>/part-<p>-attempt-<a>.{data,index}`.
+//! Removing a job removes its directory.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use arrow::record_batch::RecordBatch;
+use quiver_plan::{JobId, StageId, TaskAttempt};
+
+use crate::error::{Result, WorkerError};
+
+/// One map task's output file and the byte offsets of its buckets.
+#[derive(Clone, Debug)]
+pub struct MapOutput {
+    pub data_path: PathBuf,
+    /// `buckets + 1` offsets; bucket `b` is `offsets[b]..offsets[b + 1]`.
+    pub offsets: Vec<u64>,
+    pub rows: u64,
+}
+
+impl MapOutput {
+    /// Size in bytes of each bucket.
+    pub fn bucket_sizes(&self) -> Vec<u64> {
+        self.offsets.windows(2).map(|w| w[1] - w[0]).collect()
+    }
+}
+
+type OutputKey = (JobId, StageId, u32);
+
+/// The map outputs on this worker.
+pub struct MapOutputStore {
+    root: PathBuf,
+    // A std mutex: held only to look up or insert an entry, never across I/O or an await.
+    outputs: Mutex<HashMap<OutputKey, MapOutput>>,
+}
+
+impl MapOutputStore {
+    /// A store whose files live under `root`.
+    pub fn new(root: PathBuf) -> Self {
+        MapOutputStore {
+            root,
+            outputs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The directory this store writes under.
+    pub fn root(&self) -> &PathBuf {
+        &self.root
+    }
+
+    /// Data and index file paths for one attempt.
+    pub fn paths_for(&self, t: &TaskAttempt) -> (PathBuf, PathBuf) {
+        let dir = self.root.join(&t.job.0).join(format!("stage-{}", t.stage));
+        let stem = format!("part-{}-attempt-{}", t.partition, t.attempt);
+        (
+            dir.join(format!("{stem}.data")),
+            dir.join(format!("{stem}.index")),
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OutputKey, MapOutput>> {
+        // A panic while holding this lock cannot leave the map half-updated (single inserts
+        // and removes), so a poisoned lock is still safe to use.
+        self.outputs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a finished map output; replaces an earlier attempt's.
+    pub fn register(&self, job: JobId, stage: StageId, partition: u32, output: MapOutput) {
+        self.lock().insert((job, stage, partition), output);
+    }
+
+    /// The output of one map task, if this worker has it.
+    pub fn get(&self, job: &JobId, stage: StageId, partition: u32) -> Option<MapOutput> {
+        self.lock().get(&(job.clone(), stage, partition)).cloned()
+    }
+
+    /// The raw IPC stream bytes of one bucket (empty for an empty bucket).
+    pub fn read_bucket_bytes(
+        &self,
+        job: &JobId,
+        stage: StageId,
+        partition: u32,
+        bucket: u32,
+    ) -> Result<Vec<u8>> {
+        let output = self
+            .get(job, stage, partition)
+            .ok_or(WorkerError::MissingMapOutput {
+                stage,
+                map_partition: partition,
+            })?;
+        let b = bucket as usize;
+        if b + 1 >= output.offsets.len() {
+            return Err(WorkerError::MissingMapOutput {
+                stage,
+                map_partition: partition,
+            });
+        }
+        let (start, end) = (output.offsets[b], output.offsets[b + 1]);
+        let mut buf = vec![0u8; (end - start) as usize];
+        if !buf.is_empty() {
+            let path = &output.data_path;
+            let mut f = File::open(path).map_err(|e| WorkerError::io(path, e))?;
+            f.seek(SeekFrom::Start(start))
+                .map_err(|e| WorkerError::io(path, e))?;
+            f.read_exact(&mut buf).map_err(|e| WorkerError::io(path, e))?;
+        }
+        Ok(buf)
+    }
+
+    /// The batches of one bucket.
+    pub fn read_bucket(
+        &self,
+        job: &JobId,
+        stage: StageId,
+        partition: u32,
+        bucket: u32,
+    ) -> Result<Vec<RecordBatch>> {
+        let bytes = self.read_bucket_bytes(job, stage, partition, bucket)?;
+        decode_ipc_stream(bytes)
+    }
+
+    /// Forgets a job's outputs and deletes its files; `keep` stages are left in place.
+    pub fn remove_job(&self, job: &JobId, keep: &[StageId]) {
+        let mut removed_dirs = Vec::new();
+        self.lock().retain(|(j, stage, _), out| {
+            let drop = j == job && !keep.contains(stage);
+            if drop && let Some(dir) = out.data_path.parent() {
+                removed_dirs.push(dir.to_path_buf());
+            }
+            !drop
+        });
+        removed_dirs.sort();
+        removed_dirs.dedup();
+        for dir in removed_dirs {
+            let _ = fs::remove_dir_all(dir);
+        }
+        if keep.is_empty() {
+            let _ = fs::remove_dir_all(self.root.join(&job.0));
+        }
+    }
+}
+
+/// Decodes a whole IPC stream held in memory.
+pub fn decode_ipc_stream(bytes: Vec<u8>) -> Result<Vec<RecordBatch>> {
+    if bytes.is_empty() {
+        return Ok(vec![]);
+    }
+    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)?;
+    Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+}

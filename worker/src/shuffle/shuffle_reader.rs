@@ -1,0 +1,150 @@
+//! Reads one reduce task's bucket from every map output of an upstream stage.
+//!
+//! Outputs on this worker are read from local files directly. Outputs on other workers are
+//! fetched by a tokio task with Flight `DoGet` and handed to the task's (rayon) thread through
+//! a bounded channel, so a slow consumer slows the fetch instead of buffering everything.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arrow::record_batch::RecordBatch;
+use arrow_flight::{FlightClient, Ticket, flight_service_client::FlightServiceClient};
+use futures::TryStreamExt;
+use prost::Message;
+use quiver_plan::{JobId, MapOutputLocation, ShuffleInput, StageId, WorkerId};
+use quiver_proto::{MAX_MESSAGE_BYTES, v1 as pb};
+use tonic::transport::{Channel, Endpoint};
+
+use super::map_output_store::MapOutputStore;
+use crate::error::{Result, WorkerError};
+
+/// Batches in flight between a remote fetch and the reading task.
+const FETCH_CHANNEL_CAPACITY: usize = 8;
+
+/// Connections to other workers, one HTTP/2 channel per address, shared by all tasks.
+#[derive(Default)]
+pub struct PeerChannels {
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl PeerChannels {
+    /// The channel to `address`, created on first use (connections are made lazily).
+    pub fn get(&self, address: &str) -> std::result::Result<Channel, String> {
+        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = map.get(address) {
+            return Ok(c.clone());
+        }
+        let channel = Endpoint::from_shared(address.to_string())
+            .map_err(|e| format!("bad address {address}: {e}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        map.insert(address.to_string(), channel.clone());
+        Ok(channel)
+    }
+}
+
+/// Fetches one bucket of one map output over Flight.
+pub async fn fetch_bucket(
+    peers: &PeerChannels,
+    address: &str,
+    ticket: pb::ShuffleTicket,
+) -> std::result::Result<impl futures::Stream<Item = std::result::Result<RecordBatch, String>> + use<>, String>
+{
+    let channel = peers.get(address)?;
+    let inner = FlightServiceClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let mut client = FlightClient::new_from_inner(inner);
+    let stream = client
+        .do_get(Ticket {
+            ticket: ticket.encode_to_vec().into(),
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(stream.map_err(|e| e.to_string()))
+}
+
+/// What a reduce task needs to read its input.
+pub struct ShuffleReadContext {
+    pub job: JobId,
+    pub this_worker: WorkerId,
+    pub bucket: u32,
+    pub store: Arc<MapOutputStore>,
+    pub peers: Arc<PeerChannels>,
+    pub runtime: tokio::runtime::Handle,
+}
+
+/// This task's bucket of every map output of `input`, as one iterator of batches.
+pub fn read_shuffle(
+    ctx: &ShuffleReadContext,
+    input: &ShuffleInput,
+) -> Box<dyn Iterator<Item = Result<RecordBatch>> + Send> {
+    let (local, remote): (Vec<MapOutputLocation>, Vec<MapOutputLocation>) = input
+        .locations
+        .iter()
+        .cloned()
+        .partition(|l| l.worker == ctx.this_worker);
+    let stage = input.stage;
+
+    // Remote fetches start at once, in the background, while local files are read.
+    let remote_iter: Box<dyn Iterator<Item = Result<RecordBatch>> + Send> = if remote.is_empty() {
+        Box::new(std::iter::empty())
+    } else {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(FETCH_CHANNEL_CAPACITY);
+        let peers = ctx.peers.clone();
+        let (job, bucket) = (ctx.job.clone(), ctx.bucket);
+        ctx.runtime.spawn(async move {
+            for loc in remote {
+                if let Err(e) = fetch_into(&peers, &job, stage, bucket, &loc, &tx).await {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        });
+        // The task runs on a rayon thread, outside the runtime, where blocking is allowed.
+        Box::new(std::iter::from_fn(move || rx.blocking_recv()))
+    };
+
+    let store = ctx.store.clone();
+    let (job, bucket) = (ctx.job.clone(), ctx.bucket);
+    let local_iter = local.into_iter().flat_map(move |loc| {
+        match store.read_bucket(&job, stage, loc.map_partition, bucket) {
+            Ok(batches) => batches.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(e) => vec![Err(e)],
+        }
+    });
+    Box::new(local_iter.chain(remote_iter))
+}
+
+async fn fetch_into(
+    peers: &PeerChannels,
+    job: &JobId,
+    stage: StageId,
+    bucket: u32,
+    loc: &MapOutputLocation,
+    tx: &tokio::sync::mpsc::Sender<Result<RecordBatch>>,
+) -> Result<()> {
+    let failed = |message: String| WorkerError::FetchFailed {
+        worker: loc.worker.clone(),
+        address: loc.address.clone(),
+        stage,
+        map_partition: loc.map_partition,
+        message,
+    };
+    let ticket = pb::ShuffleTicket {
+        job_id: job.0.clone(),
+        stage_id: stage.0,
+        map_partition: loc.map_partition,
+        bucket,
+    };
+    let mut stream = Box::pin(fetch_bucket(peers, &loc.address, ticket).await.map_err(failed)?);
+    while let Some(batch) = stream.try_next().await.map_err(failed)? {
+        if tx.send(Ok(batch)).await.is_err() {
+            // The reading task ended (finished, failed or cancelled): stop fetching.
+            return Ok(());
+        }
+    }
+    Ok(())
+}

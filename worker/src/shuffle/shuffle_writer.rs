@@ -1,0 +1,166 @@
+//! [`ShuffleWriter`]: partitions a map task's output into buckets and writes them as one Arrow
+//! IPC data file plus an index.
+//!
+//! Data file: bucket after bucket, each a complete IPC stream (schema, batches, end marker);
+//! an empty bucket takes no bytes. Index file: `buckets + 1` little-endian u64 offsets into
+//! the data file. One file per task instead of one per bucket keeps the number of files
+//! (and open handles) independent of the reduce side's width.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use arrow::array::UInt32Array;
+use arrow::compute::{concat_batches, take_record_batch};
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::writer::StreamWriter;
+use arrow::record_batch::RecordBatch;
+use quiver_plan::Expr;
+
+use super::hash_partitioner::HashPartitioner;
+use super::map_output_store::MapOutput;
+use crate::error::{Result, WorkerError};
+use crate::operators::expr_eval::evaluate;
+
+/// Buffers a map task's output per bucket and writes it at the end.
+pub struct ShuffleWriter {
+    schema: SchemaRef,
+    keys: Vec<Expr>,
+    partitioner: HashPartitioner,
+    buckets: Vec<Vec<RecordBatch>>,
+    batch_size: usize,
+    rows: u64,
+    scratch: Vec<u32>,
+}
+
+impl ShuffleWriter {
+    /// A writer of `buckets` buckets, hashing `keys` (no keys: everything in bucket 0).
+    pub fn new(schema: SchemaRef, keys: Vec<Expr>, buckets: u32, batch_size: usize) -> Result<Self> {
+        let key_types = keys
+            .iter()
+            .map(|k| k.data_type(&schema, "shuffle"))
+            .collect::<quiver_plan::Result<Vec<_>>>()?;
+        Ok(ShuffleWriter {
+            partitioner: HashPartitioner::new(buckets, &key_types)?,
+            buckets: vec![Vec::new(); buckets.max(1) as usize],
+            schema,
+            keys,
+            batch_size: batch_size.max(1),
+            rows: 0,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Routes every row of `batch` to its bucket.
+    pub fn push(&mut self, batch: RecordBatch) -> Result<()> {
+        let rows = batch.num_rows();
+        if rows == 0 {
+            return Ok(());
+        }
+        self.rows += rows as u64;
+        if self.buckets.len() == 1 {
+            self.buckets[0].push(batch);
+            return Ok(());
+        }
+        let keys = self
+            .keys
+            .iter()
+            .map(|k| evaluate(k, &batch))
+            .collect::<Result<Vec<_>>>()?;
+        self.partitioner.partition(&keys, rows, &mut self.scratch)?;
+        // Counting sort of row indices by bucket, then one `take` and zero-copy slices.
+        let mut counts = vec![0usize; self.buckets.len() + 1];
+        for &b in &self.scratch {
+            counts[b as usize + 1] += 1;
+        }
+        for i in 1..counts.len() {
+            counts[i] += counts[i - 1];
+        }
+        let starts = counts.clone();
+        let mut order = vec![0u32; rows];
+        for (row, &b) in self.scratch.iter().enumerate() {
+            order[counts[b as usize]] = row as u32;
+            counts[b as usize] += 1;
+        }
+        let sorted = take_record_batch(&batch, &UInt32Array::from(order))?;
+        for (b, bucket) in self.buckets.iter_mut().enumerate() {
+            let (start, end) = (starts[b], starts[b + 1]);
+            if end > start {
+                bucket.push(sorted.slice(start, end - start));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the data and index files; returns where each bucket is.
+    pub fn finish(self, data_path: PathBuf, index_path: PathBuf) -> Result<MapOutput> {
+        if let Some(dir) = data_path.parent() {
+            fs::create_dir_all(dir).map_err(|e| WorkerError::io(dir, e))?;
+        }
+        let file = File::create(&data_path).map_err(|e| WorkerError::io(&data_path, e))?;
+        let mut out = CountingWriter {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            written: 0,
+        };
+        let mut offsets = Vec::with_capacity(self.buckets.len() + 1);
+        offsets.push(0u64);
+        for bucket in &self.buckets {
+            if !bucket.is_empty() {
+                let mut writer = StreamWriter::try_new(&mut out, &self.schema)?;
+                for chunk in coalesce(&self.schema, bucket, self.batch_size)? {
+                    writer.write(&chunk)?;
+                }
+                writer.finish()?;
+            }
+            offsets.push(out.written);
+        }
+        out.inner
+            .flush()
+            .map_err(|e| WorkerError::io(&data_path, e))?;
+        let index: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
+        fs::write(&index_path, index).map_err(|e| WorkerError::io(&index_path, e))?;
+        Ok(MapOutput {
+            data_path,
+            offsets,
+            rows: self.rows,
+        })
+    }
+}
+
+/// Joins small slices into batches of about `batch_size` rows, so the reader is not handed
+/// thousands of tiny batches.
+fn coalesce(schema: &SchemaRef, parts: &[RecordBatch], batch_size: usize) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    let mut pending: Vec<&RecordBatch> = Vec::new();
+    let mut pending_rows = 0;
+    for part in parts {
+        pending.push(part);
+        pending_rows += part.num_rows();
+        if pending_rows >= batch_size {
+            out.push(concat_batches(schema, pending.drain(..))?);
+            pending_rows = 0;
+        }
+    }
+    if !pending.is_empty() {
+        out.push(concat_batches(schema, pending.drain(..))?);
+    }
+    Ok(out)
+}
+
+/// A writer that counts the bytes that pass through it.
+struct CountingWriter<W: Write> {
+    inner: W,
+    written: u64,
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -1,0 +1,249 @@
+//! [`TaskExecutor`]: runs task attempts on the worker's rayon pool, one slot each.
+//!
+//! The gRPC service hands it decoded tasks; it returns at once and the task runs on a rayon
+//! thread. A task's result (with its output location, or its error) goes to the coordinator
+//! link through an unbounded channel (at most one message per task, so it cannot grow without
+//! bound). A panic inside a task fails that attempt only: it is caught and reported.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use quiver_plan::{StageOutput, TaskAttempt, TaskDefinition, WorkerId};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::error::{Result, WorkerError};
+use crate::io::parquet_writer::ParquetFileWriter;
+use crate::operators::pipeline::{self, PipelineContext};
+use crate::shuffle::map_output_store::MapOutputStore;
+use crate::shuffle::shuffle_reader::{PeerChannels, ShuffleReadContext};
+use crate::shuffle::shuffle_writer::ShuffleWriter;
+
+/// What a successful attempt produced.
+#[derive(Debug, Default)]
+pub struct TaskOutput {
+    pub bucket_bytes: Vec<u64>,
+    pub rows_out: u64,
+    pub bytes_out: u64,
+    /// For file sinks: the attempt's temporary file and the final name it gets if the
+    /// coordinator lets this attempt commit.
+    pub pending_commit: Option<PendingCommit>,
+}
+
+/// A file written under a temporary name, waiting for the coordinator's permission.
+#[derive(Debug)]
+pub struct PendingCommit {
+    pub temporary: PathBuf,
+    pub destination: PathBuf,
+    /// The attempt's own temporary directory, removed after commit or abort.
+    pub attempt_dir: PathBuf,
+}
+
+/// A finished attempt, on its way to the coordinator.
+pub struct TaskReport {
+    pub attempt: TaskAttempt,
+    pub result: Result<TaskOutput>,
+    pub elapsed_ms: u64,
+}
+
+/// Runs tasks and knows which are running.
+pub struct TaskExecutor {
+    worker_id: WorkerId,
+    slots: usize,
+    pool: rayon::ThreadPool,
+    store: Arc<MapOutputStore>,
+    peers: Arc<PeerChannels>,
+    runtime: tokio::runtime::Handle,
+    running: Mutex<HashMap<TaskAttempt, Arc<AtomicBool>>>,
+    reports: mpsc::UnboundedSender<TaskReport>,
+}
+
+impl TaskExecutor {
+    /// An executor with `slots` rayon threads named `quiver-cpu-N`.
+    pub fn new(
+        worker_id: WorkerId,
+        slots: usize,
+        store: Arc<MapOutputStore>,
+        runtime: tokio::runtime::Handle,
+        reports: mpsc::UnboundedSender<TaskReport>,
+    ) -> std::io::Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(slots)
+            .thread_name(|i| format!("quiver-cpu-{i}"))
+            .build()
+            .map_err(std::io::Error::other)?;
+        Ok(TaskExecutor {
+            worker_id,
+            slots,
+            pool,
+            store,
+            peers: Arc::new(PeerChannels::default()),
+            runtime,
+            running: Mutex::new(HashMap::new()),
+            reports,
+        })
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<TaskAttempt, Arc<AtomicBool>>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number of task slots.
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Number of attempts running now.
+    pub fn running_count(&self) -> usize {
+        self.running().len()
+    }
+
+    /// The map output store tasks write into.
+    pub fn store(&self) -> &Arc<MapOutputStore> {
+        &self.store
+    }
+
+    /// Starts `task` on the pool and returns at once.
+    pub fn launch(self: &Arc<Self>, task: TaskDefinition) {
+        let cancelled = Arc::new(AtomicBool::new(false));
+        self.running().insert(task.attempt.clone(), cancelled.clone());
+        let this = self.clone();
+        self.pool.spawn(move || {
+            let started = Instant::now();
+            let attempt = task.attempt.clone();
+            debug!(task = %attempt, "task started");
+            let result = catch_unwind(AssertUnwindSafe(|| this.run(&task, cancelled)))
+                .unwrap_or_else(|panic| Err(WorkerError::Panicked(panic_message(&panic))));
+            if let Err(e) = &result {
+                warn!(task = %attempt, error = %e, "task failed");
+            }
+            this.running().remove(&attempt);
+            let _ = this.reports.send(TaskReport {
+                attempt,
+                result,
+                elapsed_ms: started.elapsed().as_millis() as u64,
+            });
+        });
+    }
+
+    /// Asks running attempts to stop; they notice between batches.
+    pub fn cancel(&self, attempts: &[TaskAttempt]) {
+        let running = self.running();
+        for a in attempts {
+            if let Some(flag) = running.get(a) {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Asks every running attempt to stop.
+    pub fn cancel_all(&self) {
+        for flag in self.running().values() {
+            flag.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn run(&self, task: &TaskDefinition, cancelled: Arc<AtomicBool>) -> Result<TaskOutput> {
+        let attempt = &task.attempt;
+        let ctx = Arc::new(PipelineContext {
+            splits: task.splits.clone(),
+            inputs: task.inputs.clone(),
+            batch_size: task.batch_size,
+            cancelled: cancelled.clone(),
+            shuffle: ShuffleReadContext {
+                job: attempt.job.clone(),
+                this_worker: self.worker_id.clone(),
+                bucket: attempt.partition,
+                store: self.store.clone(),
+                peers: self.peers.clone(),
+                runtime: self.runtime.clone(),
+            },
+        });
+        let schema = task.plan.schema()?;
+        let batches = pipeline::build(&task.plan, &ctx)?;
+        let check = || {
+            if cancelled.load(Ordering::Relaxed) {
+                Err(WorkerError::Cancelled)
+            } else {
+                Ok(())
+            }
+        };
+        match &task.output {
+            StageOutput::HashShuffle { .. } | StageOutput::Collect => {
+                let (keys, buckets) = match &task.output {
+                    StageOutput::HashShuffle { keys, partitions } => (keys.clone(), *partitions),
+                    _ => (vec![], 1),
+                };
+                let mut writer = ShuffleWriter::new(schema, keys, buckets, task.batch_size)?;
+                for b in batches {
+                    check()?;
+                    writer.push(b?)?;
+                }
+                let (data, index) = self.store.paths_for(attempt);
+                let output = writer.finish(data, index)?;
+                let sizes = output.bucket_sizes();
+                let rows = output.rows;
+                self.store
+                    .register(attempt.job.clone(), attempt.stage, attempt.partition, output);
+                Ok(TaskOutput {
+                    bytes_out: sizes.iter().sum(),
+                    bucket_bytes: sizes,
+                    rows_out: rows,
+                    pending_commit: None,
+                })
+            }
+            StageOutput::WriteParquet { directory } => {
+                let file_name = format!("part-{:05}.parquet", attempt.partition);
+                let attempt_dir = Path::new(directory)
+                    .join("_temporary")
+                    .join(&attempt.job.0)
+                    .join(format!(
+                        "stage-{}-part-{}-attempt-{}",
+                        attempt.stage, attempt.partition, attempt.attempt
+                    ));
+                let temporary = attempt_dir.join(&file_name);
+                let mut writer = ParquetFileWriter::create(&temporary, schema)?;
+                let mut rows = 0u64;
+                let written = (|| -> Result<()> {
+                    for b in batches {
+                        check()?;
+                        let b = b?;
+                        rows += b.num_rows() as u64;
+                        writer.write(&b)?;
+                    }
+                    Ok(())
+                })();
+                if let Err(e) = written {
+                    let _ = std::fs::remove_dir_all(&attempt_dir);
+                    return Err(e);
+                }
+                let bytes = writer.close()?;
+                Ok(TaskOutput {
+                    bucket_bytes: vec![bytes],
+                    rows_out: rows,
+                    bytes_out: bytes,
+                    pending_commit: Some(PendingCommit {
+                        temporary,
+                        destination: Path::new(directory).join(file_name),
+                        attempt_dir,
+                    }),
+                })
+            }
+        }
+    }
+}
+
+/// The text of a panic payload (`panic!("...")` gives a `&str` or a `String`).
+pub fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}

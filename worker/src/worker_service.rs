@@ -1,0 +1,74 @@
+//! [`WorkerService`]: the worker's gRPC service. It only decodes requests, calls the
+//! [`TaskExecutor`] or the map output store, and encodes the answer.
+
+use std::sync::Arc;
+
+use quiver_plan::{JobId, StageId, TaskAttempt, TaskDefinition};
+use quiver_proto::v1 as pb;
+use tonic::{Request, Response, Status};
+use tracing::info;
+
+use crate::task_executor::TaskExecutor;
+
+/// The `quiver.v1.Worker` service.
+pub struct WorkerService {
+    executor: Arc<TaskExecutor>,
+}
+
+impl WorkerService {
+    /// A service that runs tasks on `executor`.
+    pub fn new(executor: Arc<TaskExecutor>) -> Self {
+        WorkerService { executor }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::worker_server::Worker for WorkerService {
+    async fn launch_task(
+        &self,
+        request: Request<pb::LaunchTaskRequest>,
+    ) -> Result<Response<pb::LaunchTaskResponse>, Status> {
+        let task = request
+            .into_inner()
+            .task
+            .ok_or_else(|| Status::invalid_argument("LaunchTask: task is missing"))?;
+        let task = TaskDefinition::try_from(&task)
+            .map_err(|e| Status::invalid_argument(format!("LaunchTask: {e}")))?;
+        self.executor.launch(task);
+        Ok(Response::new(pb::LaunchTaskResponse {}))
+    }
+
+    async fn cancel_tasks(
+        &self,
+        request: Request<pb::CancelTasksRequest>,
+    ) -> Result<Response<pb::CancelTasksResponse>, Status> {
+        let attempts: Vec<TaskAttempt> = request
+            .into_inner()
+            .tasks
+            .into_iter()
+            .map(|t| TaskAttempt {
+                job: JobId(t.job_id),
+                stage: StageId(t.stage_id),
+                partition: t.partition,
+                attempt: t.attempt,
+            })
+            .collect();
+        self.executor.cancel(&attempts);
+        Ok(Response::new(pb::CancelTasksResponse {}))
+    }
+
+    async fn remove_job_data(
+        &self,
+        request: Request<pb::RemoveJobDataRequest>,
+    ) -> Result<Response<pb::RemoveJobDataResponse>, Status> {
+        let request = request.into_inner();
+        let job = JobId(request.job_id);
+        let keep: Vec<StageId> = request.keep_stages.into_iter().map(StageId).collect();
+        info!(job = %job, keep = ?keep, "removing job data");
+        let store = self.executor.store().clone();
+        tokio::task::spawn_blocking(move || store.remove_job(&job, &keep))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::RemoveJobDataResponse {}))
+    }
+}
