@@ -1,1 +1,31 @@
+//! The Quiver coordinator: worker registry, stage graphs, scheduling, heartbeats, and the job
+//! API.
+//!
+//! # Layout
+//! - [`process`]: wiring — bind, serve, run the heartbeat monitor; [`process::start`].
+//! - [`coordinator_service`]: the gRPC `Coordinator` service (decode, call, encode).
+//! - [`coordinator_state`]: the scheduler behind its lock, and the dispatch of its actions.
+//! - [`scheduler`]: the core state machine — events in, [`scheduler::Action`]s out; no I/O.
+//! - [`job`]: job, stage and task state.
+//! - [`stage_planner`]: cutting a plan into stages at exchanges; input splits.
+//! - [`job_status`]: encoding a job as the `JobStatus` drivers see.
+//! - [`worker_registry`] and [`heartbeat_monitor`]: worker liveness.
+//! - [`task_launcher`]: how instructions reach workers (a trait, and its gRPC implementation).
+//! - [`error`]: [`CoordinatorError`].
+//!
+//! The coordinator never carries bulk data and never depends on the worker crate.
 
+pub mod coordinator_service;
+pub mod coordinator_state;
+pub mod error;
+pub mod heartbeat_monitor;
+pub mod job;
+pub mod job_status;
+pub mod process;
+pub mod scheduler;
+pub mod stage_planner;
+pub mod task_launcher;
+pub mod worker_registry;
+
+pub use error::{CoordinatorError, Result};
+pub use process::{CoordinatorConfig, RunningCoordinator, start};

@@ -1,1 +1,56 @@
-fn main() {}
+//! `quiver-coordinator`: the coordinator process. Serves the job API and schedules tasks onto
+//! registered workers until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use quiver_coordinator::CoordinatorConfig;
+use quiver_coordinator::scheduler::SchedulerConfig;
+
+/// The Quiver coordinator.
+#[derive(Parser, Debug)]
+#[command(name = "quiver-coordinator", version, about)]
+struct Args {
+    /// Address of the gRPC job and worker API.
+    #[arg(long, env = "QUIVER_BIND", default_value = "127.0.0.1:50050")]
+    bind: SocketAddr,
+    /// Seconds without a heartbeat after which a worker is declared lost.
+    #[arg(long, env = "QUIVER_HEARTBEAT_TIMEOUT", default_value_t = 5.0)]
+    heartbeat_timeout: f64,
+    /// Attempts per task before its job fails.
+    #[arg(long, env = "QUIVER_MAX_TASK_ATTEMPTS", default_value_t = 4)]
+    max_task_attempts: u32,
+    /// Seconds a collect job's results stay on the workers after it succeeded.
+    #[arg(long, env = "QUIVER_RESULT_RETENTION", default_value_t = 600)]
+    result_retention: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let config = CoordinatorConfig {
+        bind: args.bind,
+        heartbeat_timeout: Duration::from_secs_f64(args.heartbeat_timeout.max(0.1)),
+        scheduler: SchedulerConfig {
+            max_task_attempts: args.max_task_attempts.max(1),
+            result_retention: Duration::from_secs(args.result_retention),
+        },
+        ..CoordinatorConfig::default()
+    };
+    let coordinator = quiver_coordinator::start(config).await?;
+    println!("quiver-coordinator listening on {}", coordinator.url());
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    coordinator.shutdown().await;
+    Ok(())
+}

@@ -24,6 +24,9 @@ pub mod stage;
 pub mod types;
 
 pub use aggregate::{AggregateExpr, AggregateFunction};
+/// Arrow's schema types, re-exported so that crates that only pass schemas around need not
+/// depend on arrow themselves.
+pub use arrow::datatypes::{Schema, SchemaRef};
 pub use error::{PlanError, Result};
 pub use expr::{BinaryOp, Expr, ScalarFunction, ScalarValue};
 pub use ids::{JobId, StageId, TaskAttempt, WorkerId};

@@ -1,0 +1,262 @@
+//! [`CoordinatorService`]: the coordinator's gRPC service. Each method decodes its request,
+//! calls [`CoordinatorState`] / the scheduler, and encodes the answer; a malformed request is
+//! `invalid_argument` naming the field.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quiver_plan::{JobId, PlanNode, Sink, StageId, TaskAttempt, WorkerId};
+use quiver_proto::v1 as pb;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use tracing::info;
+
+use crate::coordinator_state::CoordinatorState;
+use crate::job::JobOptions;
+use crate::job_status::job_status;
+use crate::scheduler::TaskOutcome;
+use crate::worker_registry::Liveness;
+
+/// Watchers get at most one status update per this interval.
+const WATCH_THROTTLE: Duration = Duration::from_millis(100);
+
+/// The `quiver.v1.Coordinator` service.
+pub struct CoordinatorService {
+    state: Arc<CoordinatorState>,
+    heartbeat_interval: Duration,
+}
+
+impl CoordinatorService {
+    /// A service over `state`; workers are told to heartbeat every `heartbeat_interval`.
+    pub fn new(state: Arc<CoordinatorState>, heartbeat_interval: Duration) -> Self {
+        CoordinatorService {
+            state,
+            heartbeat_interval,
+        }
+    }
+
+    fn status_of(&self, id: &str) -> Result<pb::JobStatus, Status> {
+        self.state
+            .scheduler()
+            .job(&JobId(id.to_string()))
+            .map(job_status)
+            .ok_or_else(|| Status::not_found(format!("unknown job {id}")))
+    }
+}
+
+fn invalid(what: &str, e: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{what}: {e}"))
+}
+
+#[tonic::async_trait]
+impl pb::coordinator_server::Coordinator for CoordinatorService {
+    async fn register_worker(
+        &self,
+        request: Request<pb::RegisterWorkerRequest>,
+    ) -> Result<Response<pb::RegisterWorkerResponse>, Status> {
+        let r = request.into_inner();
+        if r.worker_id.is_empty() || r.address.is_empty() || r.slots == 0 {
+            return Err(Status::invalid_argument(
+                "RegisterWorker needs worker_id, address and slots > 0",
+            ));
+        }
+        let id = WorkerId(r.worker_id);
+        info!(worker = %id, address = %r.address, slots = r.slots, "worker registered");
+        self.state
+            .registry
+            .register(id.clone(), r.address.clone(), r.slots, r.hostname);
+        self.state.apply(|s| {
+            s.worker_registered(id, r.address, r.slots);
+            ((), vec![])
+        });
+        Ok(Response::new(pb::RegisterWorkerResponse {
+            heartbeat_interval_ms: self.heartbeat_interval.as_millis() as u64,
+        }))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let r = request.into_inner();
+        let registered = self
+            .state
+            .registry
+            .heartbeat(&WorkerId(r.worker_id), r.running_tasks);
+        Ok(Response::new(pb::HeartbeatResponse { registered }))
+    }
+
+    async fn report_task(
+        &self,
+        request: Request<pb::TaskResult>,
+    ) -> Result<Response<pb::ReportTaskResponse>, Status> {
+        let r = request.into_inner();
+        let attempt = TaskAttempt {
+            job: JobId(r.job_id),
+            stage: StageId(r.stage_id),
+            partition: r.partition,
+            attempt: r.attempt,
+        };
+        let outcome = match r.outcome {
+            Some(pb::task_result::Outcome::Success(s)) => TaskOutcome::Success {
+                bucket_bytes: s.bucket_bytes,
+                rows_out: s.rows_out,
+                bytes_out: s.bytes_out,
+                elapsed_ms: s.elapsed_ms,
+            },
+            Some(pb::task_result::Outcome::Failure(f)) => TaskOutcome::Failure {
+                message: f.message,
+                retryable: f.retryable,
+                fetch_failure: f.fetch_failure.map(|ff| {
+                    (WorkerId(ff.worker_id), StageId(ff.stage_id), ff.map_partition)
+                }),
+            },
+            None => return Err(Status::invalid_argument("TaskResult: outcome is missing")),
+        };
+        let worker = WorkerId(r.worker_id);
+        self.state
+            .apply(|s| ((), s.task_finished(&attempt, &worker, outcome)));
+        Ok(Response::new(pb::ReportTaskResponse {}))
+    }
+
+    async fn ask_commit(
+        &self,
+        request: Request<pb::AskCommitRequest>,
+    ) -> Result<Response<pb::AskCommitResponse>, Status> {
+        let r = request.into_inner();
+        let attempt = TaskAttempt {
+            job: JobId(r.job_id),
+            stage: StageId(r.stage_id),
+            partition: r.partition,
+            attempt: r.attempt,
+        };
+        let allowed = self.state.scheduler().ask_commit(&attempt);
+        Ok(Response::new(pb::AskCommitResponse { allowed }))
+    }
+
+    async fn submit_job(
+        &self,
+        request: Request<pb::SubmitJobRequest>,
+    ) -> Result<Response<pb::SubmitJobResponse>, Status> {
+        let r = request.into_inner();
+        let plan = r
+            .plan
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("SubmitJob: plan is missing"))?;
+        let plan = PlanNode::try_from(plan).map_err(|e| invalid("SubmitJob plan", e))?;
+        let sink = r
+            .sink
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument("SubmitJob: sink is missing"))?;
+        let sink = Sink::try_from(sink).map_err(|e| invalid("SubmitJob sink", e))?;
+        let options = r.options.map_or_else(JobOptions::default, |o| JobOptions {
+            shuffle_partitions: o.shuffle_partitions,
+            batch_size: o.batch_size,
+        });
+        let id = JobId::random();
+        let name = if r.name.is_empty() { "job".to_string() } else { r.name };
+        info!(job = %id, name = %name, "job submitted");
+        self.state
+            .apply(|s| (s.submit(id.clone(), name, plan, sink, options), vec![]))
+            .map_err(|e| invalid("SubmitJob", e))?;
+        Ok(Response::new(pb::SubmitJobResponse { job_id: id.0 }))
+    }
+
+    type WatchJobStream = ReceiverStream<Result<pb::JobStatus, Status>>;
+
+    async fn watch_job(
+        &self,
+        request: Request<pb::WatchJobRequest>,
+    ) -> Result<Response<Self::WatchJobStream>, Status> {
+        let id = request.into_inner().job_id;
+        let first = self.status_of(&id)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let state = self.state.clone();
+        let mut changes = state.subscribe();
+        tokio::spawn(async move {
+            let mut last = first;
+            if tx.send(Ok(last.clone())).await.is_err() {
+                return;
+            }
+            loop {
+                if terminal(&last) || changes.changed().await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(WATCH_THROTTLE).await;
+                let Some(now) = state.scheduler().job(&JobId(id.clone())).map(job_status) else {
+                    return;
+                };
+                if now != last {
+                    last = now;
+                    if tx.send(Ok(last.clone())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn get_job(
+        &self,
+        request: Request<pb::GetJobRequest>,
+    ) -> Result<Response<pb::JobStatus>, Status> {
+        self.status_of(&request.into_inner().job_id).map(Response::new)
+    }
+
+    async fn list_jobs(
+        &self,
+        _: Request<pb::ListJobsRequest>,
+    ) -> Result<Response<pb::ListJobsResponse>, Status> {
+        let jobs = self.state.scheduler().jobs().map(job_status).collect();
+        Ok(Response::new(pb::ListJobsResponse { jobs }))
+    }
+
+    async fn cancel_job(
+        &self,
+        request: Request<pb::CancelJobRequest>,
+    ) -> Result<Response<pb::CancelJobResponse>, Status> {
+        let id = JobId(request.into_inner().job_id);
+        let cancelled = self
+            .state
+            .apply(|s| match s.cancel(&id) {
+                Ok((cancelled, actions)) => (Ok(cancelled), actions),
+                Err(e) => (Err(e), vec![]),
+            })
+            .map_err(|e| Status::not_found(e.to_string()))?;
+        Ok(Response::new(pb::CancelJobResponse { cancelled }))
+    }
+
+    async fn list_workers(
+        &self,
+        _: Request<pb::ListWorkersRequest>,
+    ) -> Result<Response<pb::ListWorkersResponse>, Status> {
+        let running = self.state.scheduler().running_per_worker();
+        let workers = self
+            .state
+            .registry
+            .snapshot()
+            .into_iter()
+            .map(|(id, w)| pb::WorkerStatus {
+                running_tasks: running.get(&id).copied().unwrap_or(0),
+                worker_id: id.0,
+                address: w.address,
+                slots: w.slots,
+                state: match w.liveness {
+                    Liveness::Alive => pb::WorkerState::Alive,
+                    Liveness::Lost => pb::WorkerState::Lost,
+                } as i32,
+                last_heartbeat_ms_ago: w.last_heartbeat.elapsed().as_millis() as u64,
+                hostname: w.hostname,
+            })
+            .collect();
+        Ok(Response::new(pb::ListWorkersResponse { workers }))
+    }
+}
+
+fn terminal(status: &pb::JobStatus) -> bool {
+    matches!(
+        pb::JobState::try_from(status.state),
+        Ok(pb::JobState::Succeeded | pb::JobState::Failed | pb::JobState::Cancelled)
+    )
+}

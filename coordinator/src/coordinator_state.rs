@@ -1,0 +1,110 @@
+//! [`CoordinatorState`]: the scheduler behind a lock, the worker registry, and the dispatch of
+//! the scheduler's actions to workers. Every change goes through [`CoordinatorState::apply`],
+//! which also schedules, announces the change to job watchers, and carries out the actions
+//! outside the lock.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use quiver_plan::TaskAttempt;
+use tokio::sync::watch;
+use tracing::warn;
+
+use crate::scheduler::{Action, Scheduler, TaskOutcome};
+use crate::task_launcher::TaskLauncher;
+use crate::worker_registry::WorkerRegistry;
+
+/// Shared state of a running coordinator.
+pub struct CoordinatorState {
+    // A std mutex: every critical section is short, synchronous bookkeeping; no await inside.
+    scheduler: Mutex<Scheduler>,
+    pub registry: WorkerRegistry,
+    launcher: Arc<dyn TaskLauncher>,
+    /// Bumped on every change; job watchers wait on it.
+    changes: watch::Sender<u64>,
+}
+
+impl CoordinatorState {
+    /// State around `scheduler`, reaching workers through `launcher`.
+    pub fn new(scheduler: Scheduler, launcher: Arc<dyn TaskLauncher>) -> Arc<Self> {
+        Arc::new(CoordinatorState {
+            scheduler: Mutex::new(scheduler),
+            registry: WorkerRegistry::default(),
+            launcher,
+            changes: watch::channel(0).0,
+        })
+    }
+
+    /// Read access to the scheduler.
+    pub fn scheduler(&self) -> MutexGuard<'_, Scheduler> {
+        self.scheduler.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A receiver that changes whenever any job changes.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Applies an event to the scheduler, schedules, and carries out the resulting actions.
+    pub fn apply<R>(self: &Arc<Self>, event: impl FnOnce(&mut Scheduler) -> (R, Vec<Action>)) -> R {
+        let (result, actions) = {
+            let mut scheduler = self.scheduler();
+            let (result, mut actions) = event(&mut scheduler);
+            actions.extend(scheduler.schedule());
+            (result, actions)
+        };
+        self.changes.send_modify(|v| *v += 1);
+        for action in actions {
+            self.dispatch(action);
+        }
+        result
+    }
+
+    fn dispatch(self: &Arc<Self>, action: Action) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            match action {
+                Action::Launch {
+                    worker,
+                    address,
+                    task,
+                } => {
+                    if let Err(e) = this.launcher.launch(&address, &task).await {
+                        let attempt: TaskAttempt = task.attempt.clone();
+                        warn!(task = %attempt, %address, error = %e, "could not launch task");
+                        let outcome = TaskOutcome::Failure {
+                            message: format!("could not launch on worker at {address}: {e}"),
+                            retryable: true,
+                            fetch_failure: None,
+                        };
+                        this.apply(|s| ((), s.task_finished(&attempt, &worker, outcome)));
+                    }
+                }
+                Action::Cancel { address, attempts } => {
+                    if let Err(e) = this.launcher.cancel(&address, &attempts).await {
+                        warn!(%address, error = %e, "could not cancel tasks");
+                    }
+                }
+                Action::RemoveJobData {
+                    address,
+                    job,
+                    keep,
+                    delay,
+                } => {
+                    tokio::time::sleep(delay).await;
+                    if let Err(e) = this.launcher.remove_job_data(&address, &job, &keep).await {
+                        warn!(%address, job = %job, error = %e, "could not remove job data");
+                    }
+                }
+                Action::CommitOutput { directory, job } => {
+                    let dir = std::path::Path::new(&directory);
+                    let _ = tokio::fs::remove_dir_all(dir.join("_temporary").join(&job.0)).await;
+                    // Only removes `_temporary` when no other job is writing there.
+                    let _ = tokio::fs::remove_dir(dir.join("_temporary")).await;
+                    if let Err(e) = tokio::fs::write(dir.join("_SUCCESS"), b"").await {
+                        warn!(directory = %directory, error = %e, "could not write _SUCCESS");
+                    }
+                }
+            }
+        });
+    }
+}

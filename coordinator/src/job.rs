@@ -1,0 +1,145 @@
+//! The state of one job: its stages, their tasks, and each task's attempts.
+
+use std::time::{Instant, SystemTime};
+
+use quiver_plan::{FileSplit, JobId, PlanNode, SchemaRef, Sink, StageId, StageOutput, WorkerId};
+
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobState {
+    /// Submitted, not started (e.g. no worker registered yet).
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    /// Succeeded, failed or cancelled.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+    }
+}
+
+/// Where a task is in its life.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TaskState {
+    Pending,
+    Running {
+        worker: WorkerId,
+        attempt: u32,
+        since: Instant,
+    },
+    Done {
+        worker: WorkerId,
+        address: String,
+        attempt: u32,
+        bucket_bytes: Vec<u64>,
+    },
+}
+
+/// One partition of one stage.
+#[derive(Clone, Debug)]
+pub struct Task {
+    pub state: TaskState,
+    /// Attempts launched so far; the next attempt's number.
+    pub attempts: u32,
+    /// Failures that count towards `max_task_attempts` (not lost workers or lost inputs).
+    pub failures: u32,
+    /// Workers this task failed on, avoided for its retries where possible.
+    pub failed_on: Vec<WorkerId>,
+    /// The attempt allowed to commit its file output.
+    pub committed: Option<u32>,
+    pub rows_out: u64,
+    pub bytes_out: u64,
+    pub elapsed_ms: u64,
+}
+
+impl Task {
+    fn new() -> Self {
+        Task {
+            state: TaskState::Pending,
+            attempts: 0,
+            failures: 0,
+            failed_on: vec![],
+            committed: None,
+            rows_out: 0,
+            bytes_out: 0,
+            elapsed_ms: 0,
+        }
+    }
+
+    /// Whether the task finished.
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, TaskState::Done { .. })
+    }
+}
+
+/// One stage of a job.
+#[derive(Clone, Debug)]
+pub struct Stage {
+    pub id: StageId,
+    pub plan: PlanNode,
+    pub output: StageOutput,
+    pub inputs: Vec<StageId>,
+    pub splits: Vec<Vec<FileSplit>>,
+    pub tasks: Vec<Task>,
+    pub started: Option<Instant>,
+    pub finished: Option<Instant>,
+}
+
+impl Stage {
+    /// A stage with every task pending.
+    pub fn new(planned: crate::stage_planner::PlannedStage) -> Self {
+        Stage {
+            id: planned.id,
+            tasks: (0..planned.partitions).map(|_| Task::new()).collect(),
+            plan: planned.plan,
+            output: planned.output,
+            inputs: planned.inputs,
+            splits: planned.splits,
+            started: None,
+            finished: None,
+        }
+    }
+
+    /// Whether every task finished.
+    pub fn is_complete(&self) -> bool {
+        self.tasks.iter().all(Task::is_done)
+    }
+}
+
+/// Tuning a job may set; zeros mean "the default".
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JobOptions {
+    pub shuffle_partitions: u32,
+    pub batch_size: u32,
+}
+
+/// One submitted job.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub id: JobId,
+    pub name: String,
+    pub state: JobState,
+    pub error: Option<String>,
+    pub plan: PlanNode,
+    pub sink: Sink,
+    pub options: JobOptions,
+    pub result_schema: SchemaRef,
+    /// Empty until the job starts (stages are sized by the cluster at that moment).
+    pub stages: Vec<Stage>,
+    pub submitted_at: SystemTime,
+    pub submitted: Instant,
+    pub started: Option<Instant>,
+    pub finished: Option<Instant>,
+    pub waiting_reason: Option<String>,
+}
+
+impl Job {
+    /// The stage that writes the job's sink.
+    pub fn final_stage(&self) -> Option<&Stage> {
+        self.stages.last()
+    }
+}

@@ -1,0 +1,104 @@
+//! Encodes a [`Job`] as the `JobStatus` message that drivers and the CLI see.
+
+use std::time::{Instant, UNIX_EPOCH};
+
+use prost::Message;
+use quiver_plan::Sink;
+use quiver_plan::proto_conversion::schema_to_bytes;
+use quiver_proto::v1 as pb;
+
+use crate::job::{Job, JobState, Stage, TaskState};
+
+fn job_state(s: JobState) -> pb::JobState {
+    match s {
+        JobState::Queued => pb::JobState::Queued,
+        JobState::Running => pb::JobState::Running,
+        JobState::Succeeded => pb::JobState::Succeeded,
+        JobState::Failed => pb::JobState::Failed,
+        JobState::Cancelled => pb::JobState::Cancelled,
+    }
+}
+
+fn millis_between(from: Option<Instant>, to: Option<Instant>) -> u64 {
+    match from {
+        Some(f) => to.unwrap_or_else(Instant::now).duration_since(f).as_millis() as u64,
+        None => 0,
+    }
+}
+
+fn stage_status(job: &Job, stage: &Stage) -> pb::StageStatus {
+    let state = if stage.is_complete() {
+        pb::StageState::Complete
+    } else if job.state == JobState::Failed {
+        pb::StageState::Failed
+    } else if stage.started.is_some() {
+        pb::StageState::Running
+    } else {
+        pb::StageState::Waiting
+    };
+    pb::StageStatus {
+        stage_id: stage.id.0,
+        input_stages: stage.inputs.iter().map(|s| s.0).collect(),
+        partitions: stage.tasks.len() as u32,
+        state: state as i32,
+        description: format!("{} => {}", stage.plan.describe(), stage.output.label()),
+        tasks_done: stage.tasks.iter().filter(|t| t.is_done()).count() as u32,
+        tasks_running: stage
+            .tasks
+            .iter()
+            .filter(|t| matches!(t.state, TaskState::Running { .. }))
+            .count() as u32,
+        rows_out: stage.tasks.iter().map(|t| t.rows_out).sum(),
+        bytes_out: stage.tasks.iter().map(|t| t.bytes_out).sum(),
+        elapsed_ms: millis_between(stage.started, stage.finished),
+        output: Some((&stage.output).into()),
+    }
+}
+
+/// The status of `job`, with result locations once a collect job succeeded.
+pub fn job_status(job: &Job) -> pb::JobStatus {
+    let results = match (&job.sink, job.state, job.final_stage()) {
+        (Sink::Collect, JobState::Succeeded, Some(stage)) => stage
+            .tasks
+            .iter()
+            .enumerate()
+            .filter_map(|(p, t)| match &t.state {
+                TaskState::Done {
+                    worker,
+                    address,
+                    bucket_bytes,
+                    ..
+                } => Some(pb::ResultPartition {
+                    partition: p as u32,
+                    worker_id: worker.0.clone(),
+                    address: address.clone(),
+                    ticket: pb::ShuffleTicket {
+                        job_id: job.id.0.clone(),
+                        stage_id: stage.id.0,
+                        map_partition: p as u32,
+                        bucket: 0,
+                    }
+                    .encode_to_vec(),
+                    bytes: bucket_bytes.iter().sum(),
+                }),
+                _ => None,
+            })
+            .collect(),
+        _ => vec![],
+    };
+    pb::JobStatus {
+        job_id: job.id.0.clone(),
+        name: job.name.clone(),
+        state: job_state(job.state) as i32,
+        error: job.error.clone().unwrap_or_default(),
+        stages: job.stages.iter().map(|s| stage_status(job, s)).collect(),
+        results,
+        result_schema: schema_to_bytes(&job.result_schema),
+        submitted_at_ms: job
+            .submitted_at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        elapsed_ms: millis_between(Some(job.submitted), job.finished),
+        waiting_reason: job.waiting_reason.clone().unwrap_or_default(),
+    }
+}

@@ -1,0 +1,548 @@
+//! [`Scheduler`]: the coordinator's core. It takes events (a job submitted, a worker joined
+//! or was lost, a task finished) and returns [`Action`]s (launch this task there, cancel those,
+//! remove that job's files). It does no I/O and knows nothing of gRPC, so it is tested with
+//! plain function calls.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use quiver_plan::{
+    JobId, MapOutputLocation, PlanNode, ShuffleInput, Sink, StageId, TaskAttempt, TaskDefinition,
+    WorkerId,
+};
+use tracing::{info, warn};
+
+use crate::error::{CoordinatorError, Result};
+use crate::job::{Job, JobOptions, JobState, Stage, TaskState};
+use crate::stage_planner::plan_stages;
+
+/// Something the scheduler wants done outside itself.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    Launch {
+        worker: WorkerId,
+        address: String,
+        task: Box<TaskDefinition>,
+    },
+    Cancel {
+        address: String,
+        attempts: Vec<TaskAttempt>,
+    },
+    /// Delete a job's shuffle files on a worker, except `keep` stages, after `delay`.
+    RemoveJobData {
+        address: String,
+        job: JobId,
+        keep: Vec<StageId>,
+        delay: Duration,
+    },
+    /// A Parquet sink finished: mark the directory complete.
+    CommitOutput { directory: String, job: JobId },
+}
+
+/// How a task attempt ended, as reported by its worker.
+#[derive(Clone, Debug)]
+pub enum TaskOutcome {
+    Success {
+        bucket_bytes: Vec<u64>,
+        rows_out: u64,
+        bytes_out: u64,
+        elapsed_ms: u64,
+    },
+    Failure {
+        message: String,
+        retryable: bool,
+        /// The map output that could not be fetched: (worker, stage, map partition).
+        fetch_failure: Option<(WorkerId, StageId, u32)>,
+    },
+}
+
+/// Scheduler settings.
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    pub max_task_attempts: u32,
+    /// How long a collect job's results stay on the workers after it succeeded.
+    pub result_retention: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            max_task_attempts: 4,
+            result_retention: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A registered worker as the scheduler sees it.
+#[derive(Clone, Debug)]
+pub struct WorkerSlots {
+    pub address: String,
+    pub slots: u32,
+}
+
+/// Jobs, their tasks, and which worker runs what.
+#[derive(Default)]
+pub struct Scheduler {
+    config: SchedulerConfig,
+    jobs: HashMap<JobId, Job>,
+    /// Submission order: earlier jobs get free slots first.
+    order: Vec<JobId>,
+    workers: HashMap<WorkerId, WorkerSlots>,
+}
+
+impl Scheduler {
+    /// An empty scheduler.
+    pub fn new(config: SchedulerConfig) -> Self {
+        Scheduler {
+            config,
+            ..Default::default()
+        }
+    }
+
+    /// A job, by id.
+    pub fn job(&self, id: &JobId) -> Option<&Job> {
+        self.jobs.get(id)
+    }
+
+    /// Every job, in submission order.
+    pub fn jobs(&self) -> impl Iterator<Item = &Job> {
+        self.order.iter().filter_map(|id| self.jobs.get(id))
+    }
+
+    /// Tasks running now per worker.
+    pub fn running_per_worker(&self) -> HashMap<WorkerId, u32> {
+        let mut running: HashMap<WorkerId, u32> = HashMap::new();
+        for job in self.jobs.values() {
+            for stage in &job.stages {
+                for t in &stage.tasks {
+                    if let TaskState::Running { worker, .. } = &t.state {
+                        *running.entry(worker.clone()).or_default() += 1;
+                    }
+                }
+            }
+        }
+        running
+    }
+
+    fn total_slots(&self) -> u32 {
+        self.workers.values().map(|w| w.slots).sum()
+    }
+
+    /// Accepts a job; it starts when a worker is free.
+    pub fn submit(
+        &mut self,
+        id: JobId,
+        name: String,
+        plan: PlanNode,
+        sink: Sink,
+        options: JobOptions,
+    ) -> Result<()> {
+        let result_schema = plan.schema()?;
+        let now = Instant::now();
+        self.order.push(id.clone());
+        self.jobs.insert(
+            id.clone(),
+            Job {
+                id,
+                name,
+                state: JobState::Queued,
+                error: None,
+                plan,
+                sink,
+                options,
+                result_schema,
+                stages: vec![],
+                submitted_at: SystemTime::now(),
+                submitted: now,
+                started: None,
+                finished: None,
+                waiting_reason: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// A worker registered (or registered again).
+    pub fn worker_registered(&mut self, id: WorkerId, address: String, slots: u32) {
+        self.workers.insert(id, WorkerSlots { address, slots });
+    }
+
+    /// A worker stopped heartbeating: its running tasks go back to pending, and its map outputs
+    /// that are still needed are recomputed.
+    pub fn worker_lost(&mut self, lost: &WorkerId) -> Vec<Action> {
+        self.workers.remove(lost);
+        for job in self.jobs.values_mut() {
+            if job.state != JobState::Running {
+                continue;
+            }
+            let needed: Vec<bool> = (0..job.stages.len())
+                .map(|i| output_still_needed(job, i))
+                .collect();
+            for (stage, needed) in job.stages.iter_mut().zip(needed) {
+                for (p, task) in stage.tasks.iter_mut().enumerate() {
+                    let reset = match &task.state {
+                        TaskState::Running { worker, .. } => worker == lost,
+                        TaskState::Done { worker, .. } => worker == lost && needed,
+                        TaskState::Pending => false,
+                    };
+                    if reset {
+                        info!(job = %job.id, stage = %stage.id, partition = p, worker = %lost, "task reset: worker lost");
+                        task.state = TaskState::Pending;
+                        stage.finished = None;
+                    }
+                }
+            }
+        }
+        vec![]
+    }
+
+    /// Whether `attempt` may commit its file output (the first attempt to ask wins).
+    pub fn ask_commit(&mut self, attempt: &TaskAttempt) -> bool {
+        let Some(task) = self
+            .jobs
+            .get_mut(&attempt.job)
+            .filter(|j| j.state == JobState::Running)
+            .and_then(|j| j.stages.get_mut(attempt.stage.0 as usize))
+            .and_then(|s| s.tasks.get_mut(attempt.partition as usize))
+        else {
+            return false;
+        };
+        let current = matches!(task.state, TaskState::Running { attempt: a, .. } if a == attempt.attempt);
+        match task.committed {
+            Some(a) => a == attempt.attempt,
+            None if current => {
+                task.committed = Some(attempt.attempt);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A task attempt ended on `worker` (reachable at `address`).
+    pub fn task_finished(
+        &mut self,
+        attempt: &TaskAttempt,
+        worker: &WorkerId,
+        outcome: TaskOutcome,
+    ) -> Vec<Action> {
+        let max_attempts = self.config.max_task_attempts;
+        let Some(job) = self.jobs.get_mut(&attempt.job) else {
+            return vec![];
+        };
+        if job.state != JobState::Running {
+            return vec![];
+        }
+        let address = self
+            .workers
+            .get(worker)
+            .map(|w| w.address.clone())
+            .unwrap_or_default();
+        let Some(task) = job
+            .stages
+            .get_mut(attempt.stage.0 as usize)
+            .and_then(|s| s.tasks.get_mut(attempt.partition as usize))
+        else {
+            return vec![];
+        };
+        let is_current = matches!(&task.state,
+            TaskState::Running { worker: w, attempt: a, .. } if w == worker && *a == attempt.attempt);
+        if !is_current {
+            info!(task = %attempt, worker = %worker, "ignoring result of a stale attempt");
+            return vec![];
+        }
+        match outcome {
+            TaskOutcome::Success {
+                bucket_bytes,
+                rows_out,
+                bytes_out,
+                elapsed_ms,
+            } => {
+                task.state = TaskState::Done {
+                    worker: worker.clone(),
+                    address,
+                    attempt: attempt.attempt,
+                    bucket_bytes,
+                };
+                task.rows_out = rows_out;
+                task.bytes_out = bytes_out;
+                task.elapsed_ms = elapsed_ms;
+                let stage = &mut job.stages[attempt.stage.0 as usize];
+                if stage.is_complete() {
+                    stage.finished = Some(Instant::now());
+                }
+                if job.stages.iter().all(Stage::is_complete) {
+                    return self.finish_job(&attempt.job, JobState::Succeeded, None);
+                }
+                vec![]
+            }
+            TaskOutcome::Failure {
+                message,
+                retryable,
+                fetch_failure,
+            } => {
+                if let Some((lost_worker, stage, map_partition)) = fetch_failure {
+                    // The input is gone, not this task's fault: recompute the map output.
+                    task.state = TaskState::Pending;
+                    warn!(task = %attempt, %message, "fetch failed; recomputing map output");
+                    if let Some(map_task) = job
+                        .stages
+                        .get_mut(stage.0 as usize)
+                        .and_then(|s| s.tasks.get_mut(map_partition as usize))
+                        && matches!(&map_task.state, TaskState::Done { worker, .. } if *worker == lost_worker)
+                    {
+                        map_task.state = TaskState::Pending;
+                        job.stages[stage.0 as usize].finished = None;
+                    }
+                    return vec![];
+                }
+                task.failures += 1;
+                task.failed_on.push(worker.clone());
+                if retryable && task.failures < max_attempts {
+                    warn!(task = %attempt, %message, "task failed; will retry");
+                    task.state = TaskState::Pending;
+                    return vec![];
+                }
+                let error = format!(
+                    "stage {} partition {} failed on worker {} (attempt {} of at most {}{}): {}",
+                    attempt.stage,
+                    attempt.partition,
+                    worker.short(),
+                    task.failures,
+                    max_attempts,
+                    if retryable { "" } else { ", not retryable" },
+                    message
+                );
+                task.state = TaskState::Pending;
+                self.finish_job(&attempt.job, JobState::Failed, Some(error))
+            }
+        }
+    }
+
+    /// Cancels a job. Returns false if it had already finished.
+    pub fn cancel(&mut self, id: &JobId) -> Result<(bool, Vec<Action>)> {
+        let job = self
+            .jobs
+            .get(id)
+            .ok_or_else(|| CoordinatorError::UnknownJob(id.clone()))?;
+        if job.state.is_terminal() {
+            return Ok((false, vec![]));
+        }
+        Ok((
+            true,
+            self.finish_job(id, JobState::Cancelled, Some("cancelled by request".into())),
+        ))
+    }
+
+    fn finish_job(&mut self, id: &JobId, state: JobState, error: Option<String>) -> Vec<Action> {
+        let Some(job) = self.jobs.get_mut(id) else {
+            return vec![];
+        };
+        job.state = state;
+        job.error = error;
+        job.finished = Some(Instant::now());
+        info!(job = %id, state = ?state, error = job.error.as_deref().unwrap_or(""), "job finished");
+        let mut actions = Vec::new();
+        // Stop what still runs.
+        let mut running: HashMap<WorkerId, Vec<TaskAttempt>> = HashMap::new();
+        for stage in &mut job.stages {
+            for (p, t) in stage.tasks.iter_mut().enumerate() {
+                if let TaskState::Running {
+                    worker, attempt, ..
+                } = &t.state
+                {
+                    running.entry(worker.clone()).or_default().push(TaskAttempt {
+                        job: id.clone(),
+                        stage: stage.id,
+                        partition: p as u32,
+                        attempt: *attempt,
+                    });
+                    t.state = TaskState::Pending;
+                }
+            }
+        }
+        for (worker, attempts) in running {
+            if let Some(w) = self.workers.get(&worker) {
+                actions.push(Action::Cancel {
+                    address: w.address.clone(),
+                    attempts,
+                });
+            }
+        }
+        // Clean up shuffle files; a collect job's results stay until the driver fetched them.
+        let collect_results = (state == JobState::Succeeded && job.sink == Sink::Collect)
+            .then(|| job.final_stage().map(|s| s.id))
+            .flatten();
+        for w in self.workers.values() {
+            actions.push(Action::RemoveJobData {
+                address: w.address.clone(),
+                job: id.clone(),
+                keep: collect_results.into_iter().collect(),
+                delay: Duration::ZERO,
+            });
+            if collect_results.is_some() {
+                actions.push(Action::RemoveJobData {
+                    address: w.address.clone(),
+                    job: id.clone(),
+                    keep: vec![],
+                    delay: self.config.result_retention,
+                });
+            }
+        }
+        if let (JobState::Succeeded, Sink::WriteParquet { directory }) = (state, &job.sink) {
+            actions.push(Action::CommitOutput {
+                directory: directory.clone(),
+                job: id.clone(),
+            });
+        }
+        actions
+    }
+
+    /// Places pending tasks of runnable stages onto free slots, oldest job first.
+    pub fn schedule(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.workers.is_empty() {
+            for job in self.jobs.values_mut() {
+                if matches!(job.state, JobState::Queued | JobState::Running) {
+                    job.waiting_reason = Some("waiting for a worker to register".into());
+                }
+            }
+            return actions;
+        }
+        let running = self.running_per_worker();
+        let mut free: Vec<(WorkerId, String, u32)> = self
+            .workers
+            .iter()
+            .map(|(id, w)| {
+                let used = running.get(id).copied().unwrap_or(0);
+                (id.clone(), w.address.clone(), w.slots.saturating_sub(used))
+            })
+            .collect();
+        let total_slots = self.total_slots();
+        let order = self.order.clone();
+        for id in order {
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            if job.state == JobState::Queued {
+                let partitions = if job.options.shuffle_partitions > 0 {
+                    job.options.shuffle_partitions
+                } else {
+                    2 * total_slots
+                };
+                match plan_stages(&job.plan, &job.sink, partitions, total_slots) {
+                    Ok(stages) => {
+                        job.stages = stages.into_iter().map(Stage::new).collect();
+                        job.state = JobState::Running;
+                        job.started = Some(Instant::now());
+                        info!(job = %job.id, stages = job.stages.len(), "job started");
+                    }
+                    Err(e) => {
+                        let err = format!("planning failed: {e}");
+                        actions.extend(self.finish_job(&id, JobState::Failed, Some(err)));
+                        continue;
+                    }
+                }
+            }
+            if job.state != JobState::Running {
+                continue;
+            }
+            job.waiting_reason = None;
+            let complete: Vec<bool> = job.stages.iter().map(Stage::is_complete).collect();
+            for s in 0..job.stages.len() {
+                let runnable = job.stages[s]
+                    .inputs
+                    .iter()
+                    .all(|i| complete[i.0 as usize]);
+                if !runnable || complete[s] {
+                    continue;
+                }
+                let inputs = shuffle_inputs(job, s);
+                let stage = &mut job.stages[s];
+                for (p, task) in stage.tasks.iter_mut().enumerate() {
+                    if task.state != TaskState::Pending {
+                        continue;
+                    }
+                    // Most free slots first; a worker this task failed on only as a last resort.
+                    let Some(slot) = free
+                        .iter_mut()
+                        .filter(|(_, _, n)| *n > 0)
+                        .max_by_key(|(w, _, n)| (!task.failed_on.contains(w), *n))
+                    else {
+                        return actions;
+                    };
+                    slot.2 -= 1;
+                    let attempt = task.attempts;
+                    task.attempts += 1;
+                    task.state = TaskState::Running {
+                        worker: slot.0.clone(),
+                        attempt,
+                        since: Instant::now(),
+                    };
+                    stage.started.get_or_insert_with(Instant::now);
+                    let definition = TaskDefinition {
+                        attempt: TaskAttempt {
+                            job: job.id.clone(),
+                            stage: stage.id,
+                            partition: p as u32,
+                            attempt,
+                        },
+                        plan: stage.plan.clone(),
+                        output: stage.output.clone(),
+                        splits: stage.splits.get(p).cloned().unwrap_or_default(),
+                        inputs: inputs.clone(),
+                        batch_size: if job.options.batch_size > 0 {
+                            job.options.batch_size as usize
+                        } else {
+                            quiver_plan::DEFAULT_BATCH_SIZE
+                        },
+                    };
+                    actions.push(Action::Launch {
+                        worker: slot.0.clone(),
+                        address: slot.1.clone(),
+                        task: Box::new(definition),
+                    });
+                }
+            }
+        }
+        actions
+    }
+}
+
+/// Whether stage `i`'s outputs are still read by a stage that has not finished (or are the
+/// results of a collect job that has not finished).
+fn output_still_needed(job: &Job, i: usize) -> bool {
+    let id = job.stages[i].id;
+    let is_final = i + 1 == job.stages.len();
+    if is_final {
+        return job.sink == Sink::Collect;
+    }
+    job.stages
+        .iter()
+        .any(|s| s.inputs.contains(&id) && !s.is_complete())
+}
+
+/// Where every map output that stage `s` reads lives.
+fn shuffle_inputs(job: &Job, s: usize) -> Vec<ShuffleInput> {
+    job.stages[s]
+        .inputs
+        .iter()
+        .map(|input| ShuffleInput {
+            stage: *input,
+            locations: job.stages[input.0 as usize]
+                .tasks
+                .iter()
+                .enumerate()
+                .filter_map(|(p, t)| match &t.state {
+                    TaskState::Done {
+                        worker, address, ..
+                    } => Some(MapOutputLocation {
+                        map_partition: p as u32,
+                        worker: worker.clone(),
+                        address: address.clone(),
+                    }),
+                    _ => None,
+                })
+                .collect(),
+        })
+        .collect()
+}

@@ -1,0 +1,97 @@
+//! [`TaskLauncher`]: how the coordinator reaches workers. Behind a trait so that scheduler
+//! tests can use virtual workers; [`GrpcTaskLauncher`] is the real one.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use quiver_plan::{JobId, StageId, TaskAttempt, TaskDefinition};
+use quiver_proto::MAX_MESSAGE_BYTES;
+use quiver_proto::v1 as pb;
+use quiver_proto::v1::worker_client::WorkerClient;
+use tonic::transport::{Channel, Endpoint};
+
+/// Sends instructions to workers.
+#[tonic::async_trait]
+pub trait TaskLauncher: Send + Sync + 'static {
+    /// Starts a task attempt on the worker at `address`.
+    async fn launch(&self, address: &str, task: &TaskDefinition) -> Result<(), String>;
+    /// Cancels running attempts.
+    async fn cancel(&self, address: &str, attempts: &[TaskAttempt]) -> Result<(), String>;
+    /// Deletes a job's shuffle files, except those of `keep` stages.
+    async fn remove_job_data(&self, address: &str, job: &JobId, keep: &[StageId]) -> Result<(), String>;
+}
+
+/// The gRPC launcher: one lazily connected channel per worker address.
+#[derive(Default)]
+pub struct GrpcTaskLauncher {
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+impl GrpcTaskLauncher {
+    fn client(&self, address: &str) -> Result<WorkerClient<Channel>, String> {
+        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let channel = match map.get(address) {
+            Some(c) => c.clone(),
+            None => {
+                let c = Endpoint::from_shared(address.to_string())
+                    .map_err(|e| format!("bad worker address {address}: {e}"))?
+                    .connect_timeout(Duration::from_secs(3))
+                    .timeout(Duration::from_secs(30))
+                    .tcp_nodelay(true)
+                    .connect_lazy();
+                map.insert(address.to_string(), c.clone());
+                c
+            }
+        };
+        Ok(WorkerClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+}
+
+fn task_ref(a: &TaskAttempt) -> pb::TaskRef {
+    pb::TaskRef {
+        job_id: a.job.0.clone(),
+        stage_id: a.stage.0,
+        partition: a.partition,
+        attempt: a.attempt,
+    }
+}
+
+#[tonic::async_trait]
+impl TaskLauncher for GrpcTaskLauncher {
+    async fn launch(&self, address: &str, task: &TaskDefinition) -> Result<(), String> {
+        let request = pb::LaunchTaskRequest {
+            task: Some(task.into()),
+        };
+        self.client(address)?
+            .launch_task(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.message().to_string())
+    }
+
+    async fn cancel(&self, address: &str, attempts: &[TaskAttempt]) -> Result<(), String> {
+        let request = pb::CancelTasksRequest {
+            tasks: attempts.iter().map(task_ref).collect(),
+        };
+        self.client(address)?
+            .cancel_tasks(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.message().to_string())
+    }
+
+    async fn remove_job_data(&self, address: &str, job: &JobId, keep: &[StageId]) -> Result<(), String> {
+        let request = pb::RemoveJobDataRequest {
+            job_id: job.0.clone(),
+            keep_stages: keep.iter().map(|s| s.0).collect(),
+        };
+        self.client(address)?
+            .remove_job_data(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.message().to_string())
+    }
+}

@@ -1,0 +1,87 @@
+//! [`WorkerRegistry`]: every worker that registered, and when it was last heard from.
+//!
+//! A concurrent map, so that heartbeats (the most frequent RPC) never wait on the scheduler's
+//! lock.
+
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use quiver_plan::WorkerId;
+
+/// Whether a worker is believed to be up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    Alive,
+    Lost,
+}
+
+/// What the coordinator knows of one worker.
+#[derive(Clone, Debug)]
+pub struct WorkerEntry {
+    pub address: String,
+    pub slots: u32,
+    pub hostname: String,
+    pub last_heartbeat: Instant,
+    pub running_tasks: u32,
+    pub liveness: Liveness,
+}
+
+/// All workers, alive or lost.
+#[derive(Default)]
+pub struct WorkerRegistry {
+    workers: DashMap<WorkerId, WorkerEntry>,
+}
+
+impl WorkerRegistry {
+    /// Adds or refreshes a worker.
+    pub fn register(&self, id: WorkerId, address: String, slots: u32, hostname: String) {
+        self.workers.insert(
+            id,
+            WorkerEntry {
+                address,
+                slots,
+                hostname,
+                last_heartbeat: Instant::now(),
+                running_tasks: 0,
+                liveness: Liveness::Alive,
+            },
+        );
+    }
+
+    /// Records a heartbeat. False if the worker is unknown or was declared lost: it must
+    /// register again.
+    pub fn heartbeat(&self, id: &WorkerId, running_tasks: u32) -> bool {
+        match self.workers.get_mut(id) {
+            Some(mut w) if w.liveness == Liveness::Alive => {
+                w.last_heartbeat = Instant::now();
+                w.running_tasks = running_tasks;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Marks every alive worker silent for longer than `timeout` as lost and returns them.
+    pub fn expire(&self, timeout: Duration) -> Vec<WorkerId> {
+        let now = Instant::now();
+        let mut lost = Vec::new();
+        for mut w in self.workers.iter_mut() {
+            if w.liveness == Liveness::Alive && now.duration_since(w.last_heartbeat) > timeout {
+                w.liveness = Liveness::Lost;
+                lost.push(w.key().clone());
+            }
+        }
+        lost
+    }
+
+    /// Every worker, sorted by address.
+    pub fn snapshot(&self) -> Vec<(WorkerId, WorkerEntry)> {
+        let mut all: Vec<_> = self
+            .workers
+            .iter()
+            .map(|w| (w.key().clone(), w.value().clone()))
+            .collect();
+        all.sort_by(|a, b| a.1.address.cmp(&b.1.address));
+        all
+    }
+}
