@@ -1,1 +1,140 @@
-fn main() {}
+//! Word count, the classic map-reduce job.
+//!
+//! With no arguments it generates a text corpus, starts a local cluster of 2 workers, counts
+//! the words, and prints the 20 most frequent ones:
+//!
+//! ```text
+//! cargo run --release --example wordcount
+//! cargo run --release --example wordcount -- --size 1024          # MiB of generated text
+//! cargo run --release --example wordcount -- --input a.txt dir/   # your own files
+//! cargo run --release --example wordcount -- --coordinator http://127.0.0.1:50050
+//! cargo run --release --example wordcount -- --output counts/     # also write Parquet
+//! ```
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use arrow::array::{AsArray, Int64Array};
+use clap::Parser;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use quiver::arrow;
+use quiver::prelude::*;
+
+/// Count the words of text files on a Quiver cluster.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Text files or directories to count (default: a generated corpus).
+    #[arg(long, num_args = 1..)]
+    input: Vec<PathBuf>,
+    /// MiB of text to generate when no --input is given.
+    #[arg(long, default_value_t = 256)]
+    size: u64,
+    /// Run on this coordinator instead of a local cluster.
+    #[arg(long)]
+    coordinator: Option<String>,
+    /// Workers of the local cluster.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Also write every (word, count) pair as Parquet into this directory.
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+
+    let inputs = if args.input.is_empty() {
+        let dir = std::env::temp_dir().join(format!("quiver-wordcount-{}mib", args.size));
+        let marker = dir.join("_COMPLETE");
+        if !marker.exists() {
+            println!("generating {} MiB of text in {} ...", args.size, dir.display());
+            quiver_examples::generate_corpus(&dir, args.size << 20, 8, 42, true)?;
+            std::fs::write(&marker, b"")?;
+        }
+        vec![dir]
+    } else {
+        args.input.clone()
+    };
+
+    let (cluster, client) = match &args.coordinator {
+        Some(url) => (None, Client::connect(url).await?),
+        None => {
+            let cluster = LocalCluster::start(args.workers).await?;
+            let client = cluster.client().await?;
+            (Some(cluster), client)
+        }
+    };
+
+    let started = Instant::now();
+    let counts = quiver_examples::word_count(&inputs)?;
+    let job = client.submit(&counts, Sink::Collect).await?;
+    show_progress(&job).await;
+    let batches = job.collect().await.context("word count failed")?;
+    let elapsed = started.elapsed();
+
+    let mut pairs: Vec<(String, i64)> = Vec::new();
+    for b in &batches {
+        let words = b.column(0).as_string::<i32>();
+        let n = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .context("count column is not Int64")?;
+        pairs.extend((0..b.num_rows()).map(|i| (words.value(i).to_string(), n.value(i))));
+    }
+    pairs.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let total: i64 = pairs.iter().map(|p| p.1).sum();
+    println!("\n{:>12}  word", "count");
+    for (word, n) in pairs.iter().take(20) {
+        println!("{n:>12}  {word}");
+    }
+    println!("\ndistinct words: {}", pairs.len());
+    println!("total words:    {total}");
+    println!("elapsed:        {:.2} s", elapsed.as_secs_f64());
+
+    if let Some(dir) = &args.output {
+        counts.write_parquet(&client, dir).await?;
+        println!("wrote Parquet to {}", dir.display());
+    }
+    if let Some(cluster) = cluster {
+        cluster.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Shows a progress bar of tasks done until the job finishes.
+async fn show_progress(job: &JobHandle) {
+    let bar = ProgressBar::new(1);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} tasks  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    if let Ok(stream) = job.progress().await {
+        let mut stream = Box::pin(stream);
+        while let Some(Ok(p)) = stream.next().await {
+            let (done, total) = p.tasks();
+            bar.set_length(u64::from(total.max(1)));
+            bar.set_position(u64::from(done));
+            let stages: Vec<String> = p
+                .stages
+                .iter()
+                .map(|s| format!("stage {}: {}/{}", s.id, s.tasks_done, s.tasks_total))
+                .collect();
+            bar.set_message(match &p.waiting_reason {
+                Some(why) => why.clone(),
+                None => stages.join("  "),
+            });
+        }
+    }
+    bar.finish_and_clear();
+}

@@ -1,1 +1,194 @@
-fn main() {}
+//! `quiver`: talk to a running coordinator — list workers and jobs, show a job, cancel one.
+//! Human-readable tables by default; `--json` for scripts.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use quiver::{Client, JobProgress};
+use serde_json::{Value, json};
+
+/// Command-line client of a Quiver coordinator.
+#[derive(Parser, Debug)]
+#[command(name = "quiver", version, about)]
+struct Args {
+    /// The coordinator's URL.
+    #[arg(long, global = true, env = "QUIVER_COORDINATOR", default_value = "http://127.0.0.1:50050")]
+    coordinator: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List registered workers.
+    Workers,
+    /// List jobs, oldest first.
+    Jobs,
+    /// Show one job with its stages.
+    Status {
+        /// The job id.
+        job: String,
+    },
+    /// Cancel a job.
+    Cancel {
+        /// The job id.
+        job: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let client = Client::connect(&args.coordinator).await?;
+    match args.command {
+        Command::Workers => {
+            let workers = client.list_workers().await?;
+            if args.json {
+                let list: Vec<Value> = workers
+                    .iter()
+                    .map(|w| {
+                        json!({
+                            "worker_id": w.worker_id,
+                            "address": w.address,
+                            "hostname": w.hostname,
+                            "slots": w.slots,
+                            "running_tasks": w.running_tasks,
+                            "state": worker_state(w.state),
+                            "last_heartbeat_ms_ago": w.last_heartbeat_ms_ago,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!(
+                    "{:<10} {:<28} {:>5} {:>7} {:<6} {:>10}",
+                    "WORKER", "ADDRESS", "SLOTS", "RUNNING", "STATE", "HEARTBEAT"
+                );
+                for w in &workers {
+                    println!(
+                        "{:<10} {:<28} {:>5} {:>7} {:<6} {:>8}ms",
+                        short(&w.worker_id),
+                        w.address,
+                        w.slots,
+                        w.running_tasks,
+                        worker_state(w.state),
+                        w.last_heartbeat_ms_ago
+                    );
+                }
+            }
+        }
+        Command::Jobs => {
+            let jobs = client.list_jobs().await?;
+            if args.json {
+                let list: Vec<Value> = jobs.iter().map(job_json).collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!(
+                    "{:<36} {:<16} {:<10} {:>11} {:>9}",
+                    "JOB", "NAME", "STATE", "TASKS", "ELAPSED"
+                );
+                for j in &jobs {
+                    let (done, total) = j.tasks();
+                    println!(
+                        "{:<36} {:<16} {:<10} {:>11} {:>8.1}s",
+                        j.job_id,
+                        j.name,
+                        format!("{:?}", j.state).to_lowercase(),
+                        format!("{done}/{total}"),
+                        j.elapsed.as_secs_f64()
+                    );
+                }
+            }
+        }
+        Command::Status { job } => {
+            let p = client.job(&job).status().await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&job_json(&p))?);
+            } else {
+                println!("job      {}", p.job_id);
+                println!("name     {}", p.name);
+                println!("state    {}", format!("{:?}", p.state).to_lowercase());
+                println!("elapsed  {:.1}s", p.elapsed.as_secs_f64());
+                if let Some(why) = &p.waiting_reason {
+                    println!("waiting  {why}");
+                }
+                if let Some(e) = &p.error {
+                    println!("error    {e}");
+                }
+                println!(
+                    "\n{:<6} {:<9} {:>9} {:>12} {:>12}  PIPELINE",
+                    "STAGE", "STATE", "TASKS", "ROWS OUT", "BYTES OUT"
+                );
+                for s in &p.stages {
+                    println!(
+                        "{:<6} {:<9} {:>9} {:>12} {:>12}  {}",
+                        s.id,
+                        format!("{:?}", s.state).to_lowercase(),
+                        format!("{}/{}", s.tasks_done, s.tasks_total),
+                        s.rows_out,
+                        s.bytes_out,
+                        s.description
+                    );
+                }
+            }
+        }
+        Command::Cancel { job } => {
+            let cancelled = client.job(&job).cancel().await?;
+            if args.json {
+                println!("{}", json!({ "job_id": job, "cancelled": cancelled }));
+            } else if cancelled {
+                println!("cancelled {job}");
+            } else {
+                println!("job {job} had already finished");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+fn worker_state(state: i32) -> &'static str {
+    match quiver_proto::v1::WorkerState::try_from(state) {
+        Ok(quiver_proto::v1::WorkerState::Alive) => "alive",
+        Ok(quiver_proto::v1::WorkerState::Lost) => "lost",
+        _ => "unknown",
+    }
+}
+
+fn job_json(p: &JobProgress) -> Value {
+    json!({
+        "job_id": p.job_id,
+        "name": p.name,
+        "state": format!("{:?}", p.state).to_lowercase(),
+        "error": p.error,
+        "waiting_reason": p.waiting_reason,
+        "elapsed_ms": p.elapsed.as_millis() as u64,
+        "stages": p.stages.iter().map(|s| json!({
+            "stage_id": s.id,
+            "inputs": s.inputs,
+            "state": format!("{:?}", s.state).to_lowercase(),
+            "tasks_total": s.tasks_total,
+            "tasks_done": s.tasks_done,
+            "tasks_running": s.tasks_running,
+            "rows_out": s.rows_out,
+            "bytes_out": s.bytes_out,
+            "description": s.description,
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -1,1 +1,64 @@
+//! # Quiver
+//!
+//! Quiver is a distributed batch compute framework: build a [`Dataset`], submit it to a
+//! coordinator, and workers run it over Apache Arrow batches, shuffling data directly between
+//! themselves.
+//!
+//! ```no_run
+//! use quiver::prelude::*;
+//!
+//! #[tokio::main]
+//! async fn main() -> quiver::Result<()> {
+//!     let cluster = LocalCluster::start(2).await?;
+//!     let client = cluster.client().await?;
+//!     let counts = Dataset::read_text(&["corpus.txt"])?
+//!         .select([words(col("line")).alias("word")])?
+//!         .explode("word")?
+//!         .select([lower(col("word")).alias("word")])?
+//!         .group_by(["word"])
+//!         .agg([count().alias("count")])?;
+//!     for batch in counts.collect(&client).await? {
+//!         println!("{} rows", batch.num_rows());
+//!     }
+//!     cluster.shutdown().await;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The same job runs unchanged on a real cluster: `Client::connect("http://host:50050")`.
+//!
+//! # Layout
+//! - [`dataset`]: [`Dataset`] and [`GroupedDataset`], the plan-building API.
+//! - [`client`]: [`Client`], the connection to a coordinator.
+//! - [`job_handle`]: [`JobHandle`], [`JobProgress`]: following, waiting, fetching results.
+//! - [`local_cluster`]: [`LocalCluster`], a whole cluster in this process.
+//! - [`error`]: [`Error`].
 
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod dataset;
+pub mod error;
+pub mod job_handle;
+pub mod local_cluster;
+
+pub use arrow;
+pub use client::{Client, JobOptions};
+pub use dataset::{Dataset, GroupedDataset};
+pub use error::{Error, Result};
+pub use job_handle::{JobHandle, JobProgress, JobState, StageProgress, StageState};
+pub use local_cluster::{LocalCluster, LocalClusterBuilder};
+pub use quiver_plan::{CsvOptions, Expr, Sink, StageOutput};
+
+/// Expression and aggregate builders.
+pub mod functions {
+    pub use quiver_plan::aggregate::{count, count_of, max, mean, min, sum};
+    pub use quiver_plan::expr::{col, length, lit, lower, upper, words};
+}
+
+/// Everything a job usually needs: `use quiver::prelude::*;`.
+pub mod prelude {
+    pub use crate::functions::*;
+    pub use crate::{Client, Dataset, Expr, JobHandle, LocalCluster, Sink};
+    pub use arrow::record_batch::RecordBatch;
+}

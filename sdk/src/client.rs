@@ -1,0 +1,139 @@
+//! [`Client`]: a driver's connection to a coordinator.
+
+use std::time::Duration;
+
+use quiver_plan::Sink;
+use quiver_proto::MAX_MESSAGE_BYTES;
+use quiver_proto::v1 as pb;
+use quiver_proto::v1::coordinator_client::CoordinatorClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::dataset::Dataset;
+use crate::error::{Error, Result};
+use crate::job_handle::{JobHandle, JobProgress};
+
+/// How long [`Client::connect`] waits for the coordinator to answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Options a job may set.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JobOptions {
+    /// Reduce-side partitions of every shuffle; 0 means twice the cluster's total slots.
+    pub shuffle_partitions: u32,
+    /// Rows per batch inside tasks; 0 means 8192.
+    pub batch_size: u32,
+}
+
+/// A connection to a coordinator. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Client {
+    url: String,
+    inner: CoordinatorClient<Channel>,
+}
+
+impl Client {
+    /// Connects to the coordinator at `url` (e.g. `http://127.0.0.1:50050`). Fails within a
+    /// few seconds if nothing answers there.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let connect_error = |message: String| Error::Connect {
+            url: url.to_string(),
+            message,
+        };
+        let endpoint = Endpoint::from_shared(url.to_string())
+            .map_err(|e| connect_error(format!("not a valid URL: {e}")))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true);
+        let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
+            .await
+            .map_err(|_| connect_error(format!("no answer within {CONNECT_TIMEOUT:?}")))?
+            .map_err(|e| connect_error(error_chain(&e)))?;
+        Ok(Client {
+            url: url.to_string(),
+            inner: CoordinatorClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        })
+    }
+
+    /// The coordinator's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub(crate) fn grpc(&self) -> CoordinatorClient<Channel> {
+        self.inner.clone()
+    }
+
+    /// Submits `dataset` with `sink` and returns at once with a handle to the job.
+    pub async fn submit(&self, dataset: &Dataset, sink: Sink) -> Result<JobHandle> {
+        self.submit_with(dataset, sink, "job", JobOptions::default())
+            .await
+    }
+
+    /// Submits with a job name and options.
+    pub async fn submit_with(
+        &self,
+        dataset: &Dataset,
+        sink: Sink,
+        name: &str,
+        options: JobOptions,
+    ) -> Result<JobHandle> {
+        let request = pb::SubmitJobRequest {
+            name: name.to_string(),
+            plan: Some(dataset.plan().into()),
+            sink: Some((&sink).into()),
+            options: Some(pb::JobOptions {
+                shuffle_partitions: options.shuffle_partitions,
+                batch_size: options.batch_size,
+            }),
+        };
+        let id = self
+            .grpc()
+            .submit_job(request)
+            .await
+            .map_err(|e| Error::rpc("SubmitJob", e))?
+            .into_inner()
+            .job_id;
+        Ok(JobHandle::new(id, self.clone()))
+    }
+
+    /// A handle to an existing job.
+    pub fn job(&self, id: &str) -> JobHandle {
+        JobHandle::new(id.to_string(), self.clone())
+    }
+
+    /// Every job the coordinator knows, oldest first.
+    pub async fn list_jobs(&self) -> Result<Vec<JobProgress>> {
+        let jobs = self
+            .grpc()
+            .list_jobs(pb::ListJobsRequest {})
+            .await
+            .map_err(|e| Error::rpc("ListJobs", e))?
+            .into_inner()
+            .jobs;
+        jobs.into_iter().map(JobProgress::try_from).collect()
+    }
+
+    /// Every worker the coordinator knows, alive or lost.
+    pub async fn list_workers(&self) -> Result<Vec<pb::WorkerStatus>> {
+        Ok(self
+            .grpc()
+            .list_workers(pb::ListWorkersRequest {})
+            .await
+            .map_err(|e| Error::rpc("ListWorkers", e))?
+            .into_inner()
+            .workers)
+    }
+}
+
+/// An error with its sources, for transport errors whose top level says only "transport error".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

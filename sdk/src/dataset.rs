@@ -1,0 +1,211 @@
+//! [`Dataset`]: a lazily built, validated plan. Every method checks the new step against the
+//! schema it reads, so an unknown column or a type error is reported where it is written, not
+//! after submission.
+
+use std::path::{Path, PathBuf};
+
+use arrow::record_batch::RecordBatch;
+use quiver_plan::aggregate::count;
+use quiver_plan::{
+    AggregateExpr, AggregateMode, CsvOptions, Expr, PlanNode, ScanNode, SchemaRef, Sink,
+    SourceFormat,
+};
+use quiver_worker::io::source_listing;
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::job_handle::JobProgress;
+
+/// A distributed collection of rows with a known schema, described by the steps that make it.
+///
+/// Nothing runs until a sink (`collect`, `count`, `write_parquet`) submits it to a cluster.
+///
+/// ```no_run
+/// use quiver::prelude::*;
+///
+/// # async fn run() -> quiver::Result<()> {
+/// let cluster = LocalCluster::start(2).await?;
+/// let client = cluster.client().await?;
+/// let counts = Dataset::read_text(&["corpus/"])?
+///     .select([words(col("line")).alias("word")])?
+///     .explode("word")?
+///     .select([lower(col("word")).alias("word")])?
+///     .group_by(["word"])
+///     .agg([count().alias("count")])?;
+/// let batches = counts.collect(&client).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    plan: PlanNode,
+    schema: SchemaRef,
+}
+
+impl Dataset {
+    fn new(plan: PlanNode) -> Result<Self> {
+        let schema = plan.schema()?;
+        Ok(Dataset { plan, schema })
+    }
+
+    fn source(format: SourceFormat, paths: &[impl AsRef<Path>], csv: CsvOptions) -> Result<Self> {
+        let paths: Vec<PathBuf> = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
+        let mut files = source_listing::list_files(&paths)?;
+        let schema = match format {
+            SourceFormat::Text => ScanNode::text_schema(),
+            SourceFormat::Parquet => source_listing::inspect_parquet(&mut files)?,
+            SourceFormat::Csv => source_listing::infer_csv_schema(&files, &csv)?,
+        };
+        Dataset::new(PlanNode::Scan(ScanNode {
+            format,
+            files,
+            schema,
+            csv,
+        }))
+    }
+
+    /// UTF-8 text files (or directories of them), one row per line in a column `line`.
+    /// Lines end at `\n`; a `\r` before it is dropped.
+    pub fn read_text(paths: &[impl AsRef<Path>]) -> Result<Self> {
+        Self::source(SourceFormat::Text, paths, CsvOptions::default())
+    }
+
+    /// Parquet files (or directories of them), which must share one schema.
+    pub fn read_parquet(paths: &[impl AsRef<Path>]) -> Result<Self> {
+        Self::source(SourceFormat::Parquet, paths, CsvOptions::default())
+    }
+
+    /// CSV files with a header row, comma-separated; the schema is inferred from the first file.
+    pub fn read_csv(paths: &[impl AsRef<Path>]) -> Result<Self> {
+        Self::source(SourceFormat::Csv, paths, CsvOptions::default())
+    }
+
+    /// CSV files with explicit options.
+    pub fn read_csv_with(paths: &[impl AsRef<Path>], options: CsvOptions) -> Result<Self> {
+        Self::source(SourceFormat::Csv, paths, options)
+    }
+
+    /// The schema of the rows.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The plan that makes these rows.
+    pub fn plan(&self) -> &PlanNode {
+        &self.plan
+    }
+
+    /// Keeps the rows where `predicate` is true.
+    pub fn filter(self, predicate: Expr) -> Result<Self> {
+        Dataset::new(PlanNode::Filter {
+            input: Box::new(self.plan),
+            predicate,
+        })
+    }
+
+    /// Computes exactly these columns (each named by its alias, or its column name).
+    pub fn select(self, exprs: impl IntoIterator<Item = Expr>) -> Result<Self> {
+        Dataset::new(PlanNode::Project {
+            input: Box::new(self.plan),
+            exprs: exprs.into_iter().collect(),
+        })
+    }
+
+    /// Adds a column, or replaces the column of that name.
+    pub fn with_column(self, name: &str, expr: Expr) -> Result<Self> {
+        let mut exprs: Vec<Expr> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| Expr::Column(f.name().clone()))
+            .collect();
+        let new = expr.alias(name);
+        match self.schema.index_of(name) {
+            Ok(i) => exprs[i] = new,
+            Err(_) => exprs.push(new),
+        }
+        self.select(exprs)
+    }
+
+    /// One row per element of the list column `column` (other columns repeated); rows with
+    /// an empty or null list disappear.
+    pub fn explode(self, column: &str) -> Result<Self> {
+        Dataset::new(PlanNode::Explode {
+            input: Box::new(self.plan),
+            column: column.to_string(),
+        })
+    }
+
+    /// Groups rows by the named columns; finish with [`GroupedDataset::agg`].
+    pub fn group_by(self, keys: impl IntoIterator<Item = impl AsRef<str>>) -> GroupedDataset {
+        GroupedDataset {
+            input: self,
+            keys: keys
+                .into_iter()
+                .map(|k| Expr::Column(k.as_ref().to_string()))
+                .collect(),
+        }
+    }
+
+    /// Runs the job on `client`'s cluster and returns every row.
+    pub async fn collect(&self, client: &Client) -> Result<Vec<RecordBatch>> {
+        client.submit(self, Sink::Collect).await?.collect().await
+    }
+
+    /// Runs the job and returns the number of rows.
+    pub async fn count(&self, client: &Client) -> Result<u64> {
+        let counted = Dataset::new(PlanNode::Aggregate {
+            input: Box::new(self.plan.clone()),
+            keys: vec![],
+            aggregates: vec![count().alias("count")],
+            mode: AggregateMode::Single,
+        })?;
+        let batches = counted.collect(client).await?;
+        let total = batches
+            .iter()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .map_or(0, |a| a.value(0))
+            })
+            .sum::<i64>();
+        Ok(total as u64)
+    }
+
+    /// Runs the job and writes the rows as Parquet files `part-NNNNN.parquet` into `directory`
+    /// (plus an empty `_SUCCESS` marker when complete).
+    pub async fn write_parquet(&self, client: &Client, directory: impl AsRef<Path>) -> Result<JobProgress> {
+        let directory = std::path::absolute(directory.as_ref())
+            .unwrap_or_else(|_| directory.as_ref().to_path_buf());
+        let sink = Sink::WriteParquet {
+            directory: directory.to_string_lossy().into_owned(),
+        };
+        client.submit(self, sink).await?.wait().await
+    }
+}
+
+/// A dataset grouped by key columns, waiting for its aggregates.
+#[derive(Clone, Debug)]
+pub struct GroupedDataset {
+    input: Dataset,
+    keys: Vec<Expr>,
+}
+
+impl GroupedDataset {
+    /// One row per distinct key: the keys, then each aggregate.
+    pub fn agg(self, aggregates: impl IntoIterator<Item = AggregateExpr>) -> Result<Dataset> {
+        let aggregates: Vec<_> = aggregates.into_iter().collect();
+        if aggregates.is_empty() && self.keys.is_empty() {
+            return Err(Error::Plan(quiver_plan::PlanError::InvalidPlan(
+                "agg needs at least one key or one aggregate".into(),
+            )));
+        }
+        Dataset::new(PlanNode::Aggregate {
+            input: Box::new(self.input.plan),
+            keys: self.keys,
+            aggregates,
+            mode: AggregateMode::Single,
+        })
+    }
+}

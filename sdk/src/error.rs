@@ -1,0 +1,70 @@
+//! [`Error`]: everything the SDK can report to a driver.
+
+use quiver_plan::PlanError;
+use quiver_worker::WorkerError;
+
+/// An SDK error: it says what failed and on which input, job or coordinator.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The dataset cannot be built: unknown column, type mismatch, unknown function.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// An input is missing, empty or unreadable.
+    #[error(transparent)]
+    Input(#[from] WorkerError),
+    /// The coordinator could not be reached.
+    #[error("cannot reach the coordinator at {url}: {message}")]
+    Connect {
+        /// The coordinator URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// The coordinator answered a request with an error.
+    #[error("{request} failed: {message}")]
+    Rpc {
+        /// The request, e.g. `SubmitJob`.
+        request: &'static str,
+        /// The coordinator's message.
+        message: String,
+    },
+    /// The job failed; the message names the stage, partition and worker.
+    #[error("job {job} failed: {message}")]
+    JobFailed {
+        /// The job id.
+        job: String,
+        /// The failing task's own error.
+        message: String,
+    },
+    /// The job was cancelled.
+    #[error("job {job} was cancelled")]
+    JobCancelled {
+        /// The job id.
+        job: String,
+    },
+    /// Results could not be fetched from a worker.
+    #[error("fetching results of job {job} from {address}: {message}")]
+    Fetch {
+        /// The job id.
+        job: String,
+        /// The worker holding them.
+        address: String,
+        /// Why.
+        message: String,
+    },
+    /// The local cluster could not start.
+    #[error("local cluster: {0}")]
+    Cluster(String),
+}
+
+impl Error {
+    pub(crate) fn rpc(request: &'static str, status: tonic::Status) -> Self {
+        Error::Rpc {
+            request,
+            message: status.message().to_string(),
+        }
+    }
+}
+
+/// Result with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,282 @@
+//! [`JobHandle`]: follow a submitted job, wait for it, fetch its results.
+
+use std::time::Duration;
+
+use arrow::record_batch::RecordBatch;
+use futures::{Stream, StreamExt, TryStreamExt};
+use prost::Message;
+use quiver_plan::proto_conversion::schema_from_bytes;
+use quiver_plan::{SchemaRef, StageOutput};
+use quiver_proto::v1 as pb;
+use quiver_worker::shuffle::shuffle_reader::{PeerChannels, fetch_bucket};
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobState {
+    /// Submitted; not started (for example, no worker has registered yet).
+    Queued,
+    /// Tasks are running.
+    Running,
+    /// Finished with every task done.
+    Succeeded,
+    /// A task failed too often, or could not run.
+    Failed,
+    /// Cancelled by request.
+    Cancelled,
+}
+
+impl JobState {
+    /// Succeeded, failed or cancelled.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+    }
+}
+
+/// Where a stage is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StageState {
+    /// Its inputs are not complete yet.
+    Waiting,
+    /// Some tasks were launched.
+    Running,
+    /// Every task is done.
+    Complete,
+    /// The job failed before the stage completed.
+    Failed,
+}
+
+/// The progress of one stage.
+#[derive(Clone, Debug)]
+pub struct StageProgress {
+    /// The stage's number within the job.
+    pub id: u32,
+    /// The stages whose output it reads.
+    pub inputs: Vec<u32>,
+    /// Where its rows go (a hash shuffle, or the job's sink).
+    pub output: StageOutput,
+    /// Its pipeline, in words.
+    pub description: String,
+    /// Its state.
+    pub state: StageState,
+    /// Number of tasks (partitions).
+    pub tasks_total: u32,
+    /// Tasks finished.
+    pub tasks_done: u32,
+    /// Tasks running now.
+    pub tasks_running: u32,
+    /// Rows written by finished tasks.
+    pub rows_out: u64,
+    /// Bytes written by finished tasks.
+    pub bytes_out: u64,
+    /// Time since its first task started (to its end, once complete).
+    pub elapsed: Duration,
+}
+
+/// A snapshot of a job's progress.
+#[derive(Clone, Debug)]
+pub struct JobProgress {
+    /// The job id.
+    pub job_id: String,
+    /// The job's name.
+    pub name: String,
+    /// Its state.
+    pub state: JobState,
+    /// The error, when it failed.
+    pub error: Option<String>,
+    /// Why it is not running yet, when queued.
+    pub waiting_reason: Option<String>,
+    /// Its stages (empty until it starts).
+    pub stages: Vec<StageProgress>,
+    /// Time since submission (to its end, once finished).
+    pub elapsed: Duration,
+    /// The schema of its result rows.
+    pub result_schema: SchemaRef,
+    results: Vec<pb::ResultPartition>,
+}
+
+impl JobProgress {
+    /// Tasks done and total over all stages.
+    pub fn tasks(&self) -> (u32, u32) {
+        self.stages.iter().fold((0, 0), |(d, t), s| {
+            (d + s.tasks_done, t + s.tasks_total)
+        })
+    }
+}
+
+impl TryFrom<pb::JobStatus> for JobProgress {
+    type Error = Error;
+    fn try_from(s: pb::JobStatus) -> Result<Self> {
+        let state = match pb::JobState::try_from(s.state) {
+            Ok(pb::JobState::Queued) | Ok(pb::JobState::Unspecified) | Err(_) => JobState::Queued,
+            Ok(pb::JobState::Running) => JobState::Running,
+            Ok(pb::JobState::Succeeded) => JobState::Succeeded,
+            Ok(pb::JobState::Failed) => JobState::Failed,
+            Ok(pb::JobState::Cancelled) => JobState::Cancelled,
+        };
+        let stages = s
+            .stages
+            .iter()
+            .map(|st| {
+                Ok(StageProgress {
+                    id: st.stage_id,
+                    inputs: st.input_stages.clone(),
+                    output: st
+                        .output
+                        .as_ref()
+                        .map(StageOutput::try_from)
+                        .transpose()?
+                        .unwrap_or(StageOutput::Collect),
+                    description: st.description.clone(),
+                    state: match pb::StageState::try_from(st.state) {
+                        Ok(pb::StageState::Running) => StageState::Running,
+                        Ok(pb::StageState::Complete) => StageState::Complete,
+                        Ok(pb::StageState::Failed) => StageState::Failed,
+                        _ => StageState::Waiting,
+                    },
+                    tasks_total: st.partitions,
+                    tasks_done: st.tasks_done,
+                    tasks_running: st.tasks_running,
+                    rows_out: st.rows_out,
+                    bytes_out: st.bytes_out,
+                    elapsed: Duration::from_millis(st.elapsed_ms),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(JobProgress {
+            job_id: s.job_id,
+            name: s.name,
+            state,
+            error: (!s.error.is_empty()).then_some(s.error),
+            waiting_reason: (!s.waiting_reason.is_empty()).then_some(s.waiting_reason),
+            stages,
+            elapsed: Duration::from_millis(s.elapsed_ms),
+            result_schema: schema_from_bytes(&s.result_schema)?,
+            results: s.results,
+        })
+    }
+}
+
+/// A submitted job.
+#[derive(Clone, Debug)]
+pub struct JobHandle {
+    id: String,
+    client: Client,
+}
+
+impl JobHandle {
+    pub(crate) fn new(id: String, client: Client) -> Self {
+        JobHandle { id, client }
+    }
+
+    /// The job id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The job's current progress.
+    pub async fn status(&self) -> Result<JobProgress> {
+        let status = self
+            .client
+            .grpc()
+            .get_job(pb::GetJobRequest {
+                job_id: self.id.clone(),
+            })
+            .await
+            .map_err(|e| Error::rpc("GetJob", e))?
+            .into_inner();
+        JobProgress::try_from(status)
+    }
+
+    /// Progress updates until the job finishes (the last item is the final state).
+    pub async fn progress(&self) -> Result<impl Stream<Item = Result<JobProgress>> + use<>> {
+        let stream = self
+            .client
+            .grpc()
+            .watch_job(pb::WatchJobRequest {
+                job_id: self.id.clone(),
+            })
+            .await
+            .map_err(|e| Error::rpc("WatchJob", e))?
+            .into_inner();
+        Ok(stream
+            .map_err(|e| Error::rpc("WatchJob", e))
+            .and_then(|s| async move { JobProgress::try_from(s) }))
+    }
+
+    /// Waits for the job to finish; an error if it failed or was cancelled.
+    pub async fn wait(&self) -> Result<JobProgress> {
+        let mut last = None;
+        let mut stream = Box::pin(self.progress().await?);
+        while let Some(p) = stream.next().await {
+            let p = p?;
+            let done = p.state.is_terminal();
+            last = Some(p);
+            if done {
+                break;
+            }
+        }
+        // The stream can end early if the coordinator closes it; ask once more.
+        let last = match last {
+            Some(p) if p.state.is_terminal() => p,
+            _ => self.status().await?,
+        };
+        match last.state {
+            JobState::Succeeded => Ok(last),
+            JobState::Failed => Err(Error::JobFailed {
+                job: self.id.clone(),
+                message: last.error.unwrap_or_default(),
+            }),
+            JobState::Cancelled => Err(Error::JobCancelled {
+                job: self.id.clone(),
+            }),
+            _ => Err(Error::Rpc {
+                request: "WatchJob",
+                message: "the progress stream ended before the job finished".into(),
+            }),
+        }
+    }
+
+    /// Waits for the job, then fetches its result rows from the workers that hold them
+    /// (directly, over Arrow Flight; the coordinator never carries them).
+    pub async fn collect(&self) -> Result<Vec<RecordBatch>> {
+        let done = self.wait().await?;
+        let peers = PeerChannels::default();
+        let mut partitions = done.results.clone();
+        partitions.sort_by_key(|r| r.partition);
+        let mut batches = Vec::new();
+        for part in partitions {
+            let fetch_error = |message: String| Error::Fetch {
+                job: self.id.clone(),
+                address: part.address.clone(),
+                message,
+            };
+            let ticket = pb::ShuffleTicket::decode(part.ticket.as_slice())
+                .map_err(|e| fetch_error(e.to_string()))?;
+            let stream = fetch_bucket(&peers, &part.address, ticket)
+                .await
+                .map_err(fetch_error)?;
+            let mut stream = Box::pin(stream);
+            while let Some(batch) = stream.next().await {
+                batches.push(batch.map_err(fetch_error)?);
+            }
+        }
+        Ok(batches)
+    }
+
+    /// Cancels the job; false if it had already finished.
+    pub async fn cancel(&self) -> Result<bool> {
+        Ok(self
+            .client
+            .grpc()
+            .cancel_job(pb::CancelJobRequest {
+                job_id: self.id.clone(),
+            })
+            .await
+            .map_err(|e| Error::rpc("CancelJob", e))?
+            .into_inner()
+            .cancelled)
+    }
+}

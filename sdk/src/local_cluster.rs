@@ -1,0 +1,169 @@
+//! [`LocalCluster`]: a coordinator and N workers inside this process, on loopback ports,
+//! talking the same gRPC and Flight as a real cluster.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use quiver_coordinator::{CoordinatorConfig, RunningCoordinator};
+use quiver_worker::{RunningWorker, WorkerConfig};
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+
+/// Settings of a [`LocalCluster`].
+#[derive(Clone, Debug)]
+pub struct LocalClusterBuilder {
+    workers: usize,
+    slots_per_worker: Option<usize>,
+    heartbeat_timeout: Duration,
+}
+
+impl LocalClusterBuilder {
+    /// Number of workers to start.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+
+    /// Task slots per worker (default: the machine's cores divided among the workers).
+    pub fn slots_per_worker(mut self, n: usize) -> Self {
+        self.slots_per_worker = Some(n.max(1));
+        self
+    }
+
+    /// Silence after which the coordinator declares a worker lost.
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
+        self.heartbeat_timeout = timeout;
+        self
+    }
+
+    /// Starts the cluster and waits until every worker has registered.
+    pub async fn start(self) -> Result<LocalCluster> {
+        let coordinator = quiver_coordinator::start(CoordinatorConfig {
+            bind: ([127, 0, 0, 1], 0).into(),
+            heartbeat_timeout: self.heartbeat_timeout,
+            ..CoordinatorConfig::default()
+        })
+        .await
+        .map_err(|e| Error::Cluster(e.to_string()))?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let slots = self
+            .slots_per_worker
+            .unwrap_or_else(|| (cores / self.workers.max(1)).max(1));
+        let mut cluster = LocalCluster {
+            url: coordinator.url(),
+            coordinator: Some(coordinator),
+            workers: Vec::new(),
+            slots_per_worker: slots,
+            work_dir: std::env::temp_dir().join(format!("quiver-local-{}", uuid::Uuid::new_v4())),
+        };
+        for _ in 0..self.workers {
+            cluster.add_worker().await?;
+        }
+        cluster.wait_for_workers(self.workers).await?;
+        Ok(cluster)
+    }
+}
+
+/// A whole cluster in this process.
+///
+/// ```no_run
+/// # async fn run() -> quiver::Result<()> {
+/// let cluster = quiver::LocalCluster::start(2).await?;
+/// let client = cluster.client().await?;
+/// // ... build datasets and run them with `client` ...
+/// cluster.shutdown().await;
+/// # Ok(()) }
+/// ```
+pub struct LocalCluster {
+    url: String,
+    coordinator: Option<RunningCoordinator>,
+    workers: Vec<Option<RunningWorker>>,
+    slots_per_worker: usize,
+    work_dir: PathBuf,
+}
+
+impl LocalCluster {
+    /// Starts a coordinator and `workers` workers sharing this machine's cores.
+    pub async fn start(workers: usize) -> Result<Self> {
+        Self::builder().workers(workers).start().await
+    }
+
+    /// A builder for other settings.
+    pub fn builder() -> LocalClusterBuilder {
+        LocalClusterBuilder {
+            workers: 2,
+            slots_per_worker: None,
+            heartbeat_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// The coordinator's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A client connected to this cluster's coordinator.
+    pub async fn client(&self) -> Result<Client> {
+        Client::connect(&self.url).await
+    }
+
+    /// Starts one more worker; returns its index.
+    pub async fn add_worker(&mut self) -> Result<usize> {
+        let worker = quiver_worker::start(WorkerConfig {
+            coordinator_url: self.url.clone(),
+            slots: self.slots_per_worker,
+            work_dir: self.work_dir.clone(),
+            ..WorkerConfig::default()
+        })
+        .await?;
+        self.workers.push(Some(worker));
+        Ok(self.workers.len() - 1)
+    }
+
+    /// Stops worker `index` (its tasks are cancelled and its files removed).
+    pub async fn stop_worker(&mut self, index: usize) {
+        if let Some(w) = self.workers.get_mut(index).and_then(Option::take) {
+            w.shutdown().await;
+        }
+    }
+
+    /// Workers started and not stopped.
+    pub fn worker_count(&self) -> usize {
+        self.workers.iter().flatten().count()
+    }
+
+    /// Waits (up to 10 s) until the coordinator lists `n` alive workers.
+    pub async fn wait_for_workers(&self, n: usize) -> Result<()> {
+        let client = self.client().await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let alive = client
+                .list_workers()
+                .await?
+                .iter()
+                .filter(|w| w.state == quiver_proto::v1::WorkerState::Alive as i32)
+                .count();
+            if alive >= n {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(Error::Cluster(format!(
+                    "only {alive} of {n} workers registered within 10 s"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops every worker and the coordinator, and removes the workers' files.
+    pub async fn shutdown(mut self) {
+        for i in 0..self.workers.len() {
+            self.stop_worker(i).await;
+        }
+        if let Some(c) = self.coordinator.take() {
+            c.shutdown().await;
+        }
+        let _ = tokio::fs::remove_dir_all(&self.work_dir).await;
+    }
+}
