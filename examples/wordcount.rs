@@ -20,6 +20,7 @@ use clap::Parser;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use quiver::arrow;
+use quiver::JobOptions;
 use quiver::prelude::*;
 
 /// Count the words of text files on a Quiver cluster.
@@ -76,7 +77,9 @@ async fn main() -> anyhow::Result<()> {
 
     let started = Instant::now();
     let counts = quiver_examples::word_count(&inputs)?;
-    let job = client.submit(&counts, Sink::Collect).await?;
+    let job = client
+        .submit_with(&counts, Sink::Collect, "wordcount", JobOptions::default())
+        .await?;
     show_progress(&job).await;
     let batches = job.collect().await.context("word count failed")?;
     let elapsed = started.elapsed();

@@ -1,0 +1,163 @@
+use quiver_coordinator::scheduler::{Action, Scheduler, SchedulerConfig, TaskOutcome};
+use quiver_coordinator::job::JobState;
+use quiver_plan::{JobId, Sink, TaskAttempt, TaskDefinition, WorkerId};
+
+use crate::stage_planner::word_count_plan;
+
+fn launches(actions: &[Action]) -> Vec<(WorkerId, TaskDefinition)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Launch { worker, task, .. } => Some((worker.clone(), (**task).clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn success() -> TaskOutcome {
+    TaskOutcome::Success {
+        bucket_bytes: vec![1, 2],
+        rows_out: 3,
+        bytes_out: 3,
+        elapsed_ms: 1,
+    }
+}
+
+fn failure(retryable: bool) -> TaskOutcome {
+    TaskOutcome::Failure {
+        message: "boom at row 7".into(),
+        retryable,
+        fetch_failure: None,
+    }
+}
+
+fn setup(workers: usize, slots: u32) -> (Scheduler, JobId, Vec<WorkerId>) {
+    let mut s = Scheduler::new(SchedulerConfig::default());
+    let ids: Vec<WorkerId> = (0..workers).map(|i| WorkerId(format!("w{i}"))).collect();
+    for (i, w) in ids.iter().enumerate() {
+        s.worker_registered(w.clone(), format!("http://w{i}"), slots);
+    }
+    let job = JobId("j".into());
+    s.submit(job.clone(), "wc".into(), word_count_plan(&[10, 10, 10]), Sink::Collect, Default::default())
+        .unwrap();
+    (s, job, ids)
+}
+
+fn run_to_completion(s: &mut Scheduler, mut pending: Vec<(WorkerId, TaskDefinition)>) {
+    let mut rounds = 0;
+    while let Some((w, t)) = pending.pop() {
+        let actions = s.task_finished(&t.attempt, &w, success());
+        pending.extend(launches(&actions));
+        pending.extend(launches(&s.schedule()));
+        rounds += 1;
+        assert!(rounds < 1000);
+    }
+}
+
+#[test]
+fn a_job_runs_its_stages_in_order_within_the_slots() {
+    let (mut s, job, _) = setup(2, 1);
+    let first = launches(&s.schedule());
+    // Two slots: two of the three map tasks start; no reduce task yet.
+    assert_eq!(first.len(), 2);
+    assert!(first.iter().all(|(_, t)| t.attempt.stage.0 == 0));
+    assert_ne!(first[0].0, first[1].0, "spread over both workers");
+    run_to_completion(&mut s, first);
+    assert_eq!(s.job(&job).unwrap().state, JobState::Succeeded);
+}
+
+#[test]
+fn reduce_tasks_get_every_map_output_location() {
+    let (mut s, job, _) = setup(1, 8);
+    let maps = launches(&s.schedule());
+    assert_eq!(maps.len(), 3);
+    let mut reduces = vec![];
+    for (w, t) in &maps {
+        reduces.extend(launches(&s.task_finished(&t.attempt, w, success())));
+        reduces.extend(launches(&s.schedule()));
+    }
+    // 8 slots: 2 x 8 = 16 reduce partitions, 8 of which start at once.
+    assert_eq!(reduces.len(), 8);
+    for (_, r) in &reduces {
+        assert_eq!(r.inputs.len(), 1);
+        let mut parts: Vec<u32> = r.inputs[0].locations.iter().map(|l| l.map_partition).collect();
+        parts.sort();
+        assert_eq!(parts, vec![0, 1, 2]);
+    }
+    assert_eq!(s.job(&job).unwrap().state, JobState::Running);
+}
+
+#[test]
+fn a_lost_workers_tasks_run_elsewhere() {
+    let (mut s, job, ids) = setup(2, 4);
+    let first = launches(&s.schedule());
+    assert_eq!(first.len(), 3);
+    s.worker_lost(&ids[0]);
+    let again = launches(&s.schedule());
+    let lost_count = first.iter().filter(|(w, _)| *w == ids[0]).count();
+    assert_eq!(again.len(), lost_count);
+    assert!(again.iter().all(|(w, t)| *w == ids[1] && t.attempt.attempt == 1));
+    // A late result from the lost worker's attempt is ignored.
+    if let Some((w, t)) = first.iter().find(|(w, _)| *w == ids[0]) {
+        assert!(s.task_finished(&t.attempt, w, success()).is_empty());
+    }
+    let survivors: Vec<_> = first.into_iter().filter(|(w, _)| *w == ids[1]).chain(again).collect();
+    run_to_completion(&mut s, survivors);
+    assert_eq!(s.job(&job).unwrap().state, JobState::Succeeded);
+}
+
+#[test]
+fn retryable_failures_retry_on_another_worker_then_fail_the_job() {
+    let (mut s, job, ids) = setup(2, 4);
+    let first = launches(&s.schedule());
+    let (w, t) = first[0].clone();
+    s.task_finished(&t.attempt, &w, failure(true));
+    let retry = launches(&s.schedule());
+    assert_eq!(retry.len(), 1);
+    assert_ne!(retry[0].0, w, "retried on the other worker");
+    let mut current = retry[0].clone();
+    for _ in 0..2 {
+        s.task_finished(&current.1.attempt, &current.0, failure(true));
+        current = launches(&s.schedule())[0].clone();
+    }
+    let actions = s.task_finished(&current.1.attempt, &current.0, failure(true));
+    let status = s.job(&job).unwrap();
+    assert_eq!(status.state, JobState::Failed);
+    let error = status.error.clone().unwrap();
+    assert!(error.contains("boom at row 7") && error.contains("stage 0") && error.contains("attempt 4"), "{error}");
+    // The other running tasks are cancelled.
+    assert!(actions.iter().any(|a| matches!(a, Action::Cancel { .. })));
+    let _ = ids;
+}
+
+#[test]
+fn a_non_retryable_failure_fails_at_once() {
+    let (mut s, job, _) = setup(1, 4);
+    let first = launches(&s.schedule());
+    s.task_finished(&first[0].1.attempt, &first[0].0, failure(false));
+    assert_eq!(s.job(&job).unwrap().state, JobState::Failed);
+}
+
+#[test]
+fn only_the_current_attempt_may_commit() {
+    let (mut s, _, _) = setup(1, 4);
+    let first = launches(&s.schedule());
+    let a = first[0].1.attempt.clone();
+    let stale = TaskAttempt { attempt: a.attempt + 1, ..a.clone() };
+    assert!(!s.ask_commit(&stale));
+    assert!(s.ask_commit(&a));
+    assert!(s.ask_commit(&a), "asking again is idempotent");
+}
+
+#[test]
+fn a_job_without_workers_waits_with_a_reason() {
+    let mut s = Scheduler::new(SchedulerConfig::default());
+    let job = JobId("j".into());
+    s.submit(job.clone(), "wc".into(), word_count_plan(&[10]), Sink::Collect, Default::default()).unwrap();
+    assert!(s.schedule().is_empty());
+    let j = s.job(&job).unwrap();
+    assert_eq!(j.state, JobState::Queued);
+    assert!(j.waiting_reason.as_deref().unwrap().contains("worker"));
+    s.worker_registered(WorkerId("w".into()), "http://w".into(), 2);
+    assert_eq!(launches(&s.schedule()).len(), 1);
+}

@@ -1,0 +1,197 @@
+//! Hash aggregation in partial + final mode over random batches equals a BTreeMap reference.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
+use arrow::record_batch::RecordBatch;
+use quiver_plan::aggregate::{count, count_of, max, mean, min, sum};
+use quiver_plan::expr::col;
+use quiver_plan::{AggregateMode, PlanNode, StageId};
+use quiver_worker::operators::expr_eval::{evaluate, filter};
+use quiver_worker::operators::hash_aggregate::HashAggregate;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+fn random_batch(rng: &mut StdRng, rows: usize) -> RecordBatch {
+    let keys: Vec<Option<String>> = (0..rows)
+        .map(|_| (rng.random_range(0..20) > 0).then(|| format!("k{}", rng.random_range(0..50))))
+        .collect();
+    let ints: Vec<Option<i64>> = (0..rows)
+        .map(|_| (rng.random_range(0..10) > 0).then(|| rng.random_range(-1000..1000)))
+        .collect();
+    let floats: Vec<f64> = (0..rows).map(|_| rng.random_range(-10.0..10.0)).collect();
+    RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("i", DataType::Int64, true),
+            Field::new("f", DataType::Float64, false),
+        ])),
+        vec![
+            Arc::new(StringArray::from(keys)),
+            Arc::new(Int64Array::from(ints)),
+            Arc::new(Float64Array::from(floats)),
+        ],
+    )
+    .unwrap()
+}
+
+#[derive(Default, Debug)]
+struct Reference {
+    rows: i64,
+    non_null: i64,
+    sum: i64,
+    min: Option<i64>,
+    max: Option<i64>,
+    fsum: f64,
+}
+
+#[test]
+fn partial_then_final_matches_reference() {
+    let seed = 11;
+    println!("seed {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let batches: Vec<RecordBatch> = (0..12).map(|i| random_batch(&mut rng, 50 + i * 97)).collect();
+    let schema = batches[0].schema();
+
+    let mut reference: BTreeMap<Option<String>, Reference> = BTreeMap::new();
+    for b in &batches {
+        let k = b.column(0).as_string::<i32>();
+        let i = b.column(1).as_primitive::<Int64Type>();
+        let f = b.column(2).as_primitive::<Float64Type>();
+        for r in 0..b.num_rows() {
+            let e = reference.entry(k.is_valid(r).then(|| k.value(r).to_string())).or_default();
+            e.rows += 1;
+            e.fsum += f.value(r);
+            if i.is_valid(r) {
+                let v = i.value(r);
+                e.non_null += 1;
+                e.sum += v;
+                e.min = Some(e.min.map_or(v, |m| m.min(v)));
+                e.max = Some(e.max.map_or(v, |m| m.max(v)));
+            }
+        }
+    }
+
+    let aggs = vec![
+        count().alias("n"),
+        count_of(col("i")).alias("nn"),
+        sum(col("i")).alias("s"),
+        min(col("i")).alias("lo"),
+        max(col("i")).alias("hi"),
+        mean(col("f")).alias("m"),
+    ];
+    let scan = PlanNode::ShuffleRead {
+        stage: StageId(0),
+        schema: schema.clone(),
+    };
+    let partial_node = PlanNode::Aggregate {
+        input: Box::new(scan.clone()),
+        keys: vec![col("k")],
+        aggregates: aggs.clone(),
+        mode: AggregateMode::Partial,
+    };
+    let partial_schema = partial_node.schema().unwrap();
+    let final_node = PlanNode::Aggregate {
+        input: Box::new(PlanNode::ShuffleRead {
+            stage: StageId(0),
+            schema: partial_schema.clone(),
+        }),
+        keys: vec![col("k")],
+        aggregates: aggs.clone(),
+        mode: AggregateMode::Final,
+    };
+    // Two "map tasks" each aggregate half the batches; the final step merges both.
+    let mut partial_out = vec![];
+    for half in batches.chunks(6) {
+        let mut p = HashAggregate::new(&schema, vec![col("k")], aggs.clone(), AggregateMode::Partial, partial_schema.clone()).unwrap();
+        for b in half {
+            p.push(b).unwrap();
+        }
+        partial_out.extend(p.finish(7).unwrap());
+    }
+    let mut f = HashAggregate::new(&partial_schema, vec![col("k")], aggs, AggregateMode::Final, final_node.schema().unwrap()).unwrap();
+    for b in &partial_out {
+        f.push(b).unwrap();
+    }
+    let out = f.finish(1000).unwrap();
+    let rows: usize = out.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, reference.len());
+    for b in &out {
+        let k = b.column(0).as_string::<i32>();
+        let col_i = |c: usize| b.column(c).as_primitive::<Int64Type>().clone();
+        let (n, nn, s, lo, hi) = (col_i(1), col_i(2), col_i(3), col_i(4), col_i(5));
+        let m = b.column(6).as_primitive::<Float64Type>();
+        for r in 0..b.num_rows() {
+            let key = k.is_valid(r).then(|| k.value(r).to_string());
+            let e = &reference[&key];
+            assert_eq!(n.value(r), e.rows, "{key:?}");
+            assert_eq!(nn.value(r), e.non_null, "{key:?}");
+            if e.non_null > 0 {
+                assert_eq!(s.value(r), e.sum, "{key:?}");
+                assert_eq!(Some(lo.value(r)), e.min, "{key:?}");
+                assert_eq!(Some(hi.value(r)), e.max, "{key:?}");
+            } else {
+                assert!(s.is_null(r) && lo.is_null(r) && hi.is_null(r));
+            }
+            assert!((m.value(r) - e.fsum / e.rows as f64).abs() < 1e-9, "{key:?}");
+        }
+    }
+}
+
+#[test]
+fn expressions_match_row_by_row_reference() {
+    use quiver_plan::expr::{length, lit, lower, upper};
+    let mut rng = StdRng::seed_from_u64(3);
+    let b = random_batch(&mut rng, 500);
+    let i = b.column(1).as_primitive::<Int64Type>().clone();
+    let f = b.column(2).as_primitive::<Float64Type>().clone();
+    let k = b.column(0).as_string::<i32>().clone();
+
+    let e = (col("i") * lit(3) + lit(1)) % lit(7);
+    let got = evaluate(&e, &b).unwrap();
+    let got = got.as_primitive::<Int64Type>();
+    for r in 0..b.num_rows() {
+        assert_eq!(got.is_valid(r), i.is_valid(r));
+        if i.is_valid(r) {
+            assert_eq!(got.value(r), (i.value(r) * 3 + 1) % 7);
+        }
+    }
+
+    let e = col("i") / lit(4);
+    let got = evaluate(&e, &b).unwrap();
+    let got = got.as_primitive::<Float64Type>();
+    for r in (0..b.num_rows()).filter(|&r| i.is_valid(r)) {
+        assert_eq!(got.value(r), i.value(r) as f64 / 4.0);
+    }
+
+    let pred = col("f").gt(lit(0.5)).and(col("i").lt_eq(lit(100)).or(col("k").eq(lit("k7"))));
+    let kept = filter(&b, &pred).unwrap();
+    let expected = (0..b.num_rows())
+        .filter(|&r| {
+            let left = f.value(r) > 0.5;
+            // SQL three-valued logic: NULL OR true = true, NULL OR false = NULL (dropped).
+            let a = i.is_valid(r).then(|| i.value(r) <= 100);
+            let c = k.is_valid(r).then(|| k.value(r) == "k7");
+            let right = match (a, c) {
+                (Some(true), _) | (_, Some(true)) => Some(true),
+                (Some(false), Some(false)) => Some(false),
+                _ => None,
+            };
+            left && right == Some(true)
+        })
+        .count();
+    assert_eq!(kept.num_rows(), expected);
+
+    let strings: ArrayRef = Arc::new(StringArray::from(vec![Some("Ab Ç"), None, Some("ß")]));
+    let sb = RecordBatch::try_from_iter(vec![("s", strings)]).unwrap();
+    let up = evaluate(&upper(col("s")), &sb).unwrap();
+    assert_eq!(up.as_string::<i32>().value(0), "AB Ç");
+    assert_eq!(up.as_string::<i32>().value(2), "SS");
+    let lo = evaluate(&lower(col("s")), &sb).unwrap();
+    assert_eq!(lo.as_string::<i32>().value(0), "ab ç");
+    let len = evaluate(&length(col("s")), &sb).unwrap();
+    assert_eq!(len.as_primitive::<Int64Type>().value(0), 4);
+    assert!(len.is_null(1));
+}
