@@ -66,6 +66,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                             "hostname": w.hostname,
                             "slots": w.slots,
                             "running_tasks": w.running_tasks,
+                            "tasks_completed": w.tasks_completed,
                             "state": worker_state(w.state),
                             "last_heartbeat_ms_ago": w.last_heartbeat_ms_ago,
                         })

@@ -114,6 +114,9 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             None => return Err(Status::invalid_argument("TaskResult: outcome is missing")),
         };
         let worker = WorkerId(r.worker_id);
+        if matches!(outcome, TaskOutcome::Success { .. }) {
+            self.state.registry.task_completed(&worker);
+        }
         self.state
             .apply(|s| ((), s.task_finished(&attempt, &worker, outcome)));
         Ok(Response::new(pb::ReportTaskResponse {}))
@@ -248,6 +251,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
                 } as i32,
                 last_heartbeat_ms_ago: w.last_heartbeat.elapsed().as_millis() as u64,
                 hostname: w.hostname,
+                tasks_completed: w.tasks_completed,
             })
             .collect();
         Ok(Response::new(pb::ListWorkersResponse { workers }))

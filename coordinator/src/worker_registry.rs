@@ -23,6 +23,7 @@ pub struct WorkerEntry {
     pub hostname: String,
     pub last_heartbeat: Instant,
     pub running_tasks: u32,
+    pub tasks_completed: u64,
     pub liveness: Liveness,
 }
 
@@ -43,6 +44,7 @@ impl WorkerRegistry {
                 hostname,
                 last_heartbeat: Instant::now(),
                 running_tasks: 0,
+                tasks_completed: 0,
                 liveness: Liveness::Alive,
             },
         );
@@ -58,6 +60,13 @@ impl WorkerRegistry {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Counts a task attempt the worker finished successfully.
+    pub fn task_completed(&self, id: &WorkerId) {
+        if let Some(mut w) = self.workers.get_mut(id) {
+            w.tasks_completed += 1;
         }
     }
 

@@ -1,0 +1,132 @@
+//! The one cluster helper every test uses: an in-process [`LocalCluster`], or real binaries
+//! started as separate processes ([`ProcessCluster`]).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use quiver::{Client, LocalCluster};
+
+/// A local cluster of `workers` workers with one slot each.
+pub async fn local(workers: usize) -> LocalCluster {
+    LocalCluster::builder()
+        .workers(workers)
+        .slots_per_worker(1)
+        .start()
+        .await
+        .expect("local cluster starts")
+}
+
+/// Where cargo put this workspace's binaries: next to the test executable's `deps/` folder.
+/// `cargo test --workspace` builds them, because the coordinator, worker and CLI crates have
+/// integration tests of their own.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test --workspace` (or `cargo build --workspace --bins`) first",
+        path.display()
+    );
+    path
+}
+
+/// Starts `program` and returns it with the first line it prints that contains `marker`
+/// (the binaries print their listening address on start).
+fn spawn_and_read(mut command: Command, marker: &str) -> (Child, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = loop {
+        match lines.next() {
+            Some(Ok(l)) if l.contains(marker) => break l,
+            Some(Ok(_)) => continue,
+            _ => panic!("process exited before printing {marker:?}"),
+        }
+    };
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, line)
+}
+
+/// A coordinator and workers, each its own OS process.
+pub struct ProcessCluster {
+    pub url: String,
+    coordinator: Child,
+    workers: Vec<Child>,
+    work_dir: tempfile::TempDir,
+}
+
+impl ProcessCluster {
+    /// Starts `quiver-coordinator` on a free port and `workers` `quiver-worker`s of 1 slot.
+    pub async fn start(workers: usize) -> Self {
+        let mut cmd = Command::new(binary("quiver-coordinator"));
+        cmd.args(["--bind", "127.0.0.1:0"]).env("RUST_LOG", "warn");
+        let (coordinator, line) = spawn_and_read(cmd, "listening on");
+        let url = line.rsplit(' ').next().expect("url").to_string();
+        let mut cluster = ProcessCluster {
+            url,
+            coordinator,
+            workers: vec![],
+            work_dir: tempfile::tempdir().expect("temp dir"),
+        };
+        for _ in 0..workers {
+            cluster.add_worker();
+        }
+        cluster.wait_for_workers(workers).await;
+        cluster
+    }
+
+    /// Starts one more worker process; returns its index.
+    pub fn add_worker(&mut self) -> usize {
+        let mut cmd = Command::new(binary("quiver-worker"));
+        cmd.args(["--coordinator", &self.url, "--slots", "1", "--work-dir"])
+            .arg(self.work_dir.path())
+            .env("RUST_LOG", "warn");
+        let (child, _) = spawn_and_read(cmd, "listening on");
+        self.workers.push(child);
+        self.workers.len() - 1
+    }
+
+    /// A client of the coordinator.
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.url).await.expect("coordinator answers")
+    }
+
+    /// Waits until `n` workers are alive.
+    pub async fn wait_for_workers(&self, n: usize) {
+        let client = self.client().await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let alive = client
+                .list_workers()
+                .await
+                .expect("ListWorkers")
+                .iter()
+                .filter(|w| w.state == quiver_proto::v1::WorkerState::Alive as i32)
+                .count();
+            if alive >= n {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{alive} of {n} workers alive");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for ProcessCluster {
+    fn drop(&mut self) {
+        for w in &mut self.workers {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        let _ = self.coordinator.kill();
+        let _ = self.coordinator.wait();
+    }
+}

@@ -1,0 +1,9 @@
+//! SDK integration tests: whole jobs on a `LocalCluster` (loopback gRPC + Flight) and on real
+//! `quiver-coordinator` / `quiver-worker` processes, checked against simply written references.
+
+mod bad_input;
+mod cluster;
+mod corpus;
+mod operators;
+mod processes;
+mod wordcount;

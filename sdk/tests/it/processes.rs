@@ -1,0 +1,56 @@
+//! The real binaries, as users run them: a coordinator and two workers in separate processes,
+//! and the CLI against them.
+
+use std::process::Command;
+
+use quiver::prelude::*;
+
+use crate::cluster::{ProcessCluster, binary};
+use crate::corpus::{reference_counts, result_counts, write_corpus};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn word_count_across_real_processes_and_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_corpus(dir.path(), 3, 2500, 31);
+    let cluster = ProcessCluster::start(2).await;
+    let client = cluster.client().await;
+    let counts = Dataset::read_text(&files)
+        .unwrap()
+        .select([words(col("line")).alias("word")])
+        .unwrap()
+        .explode("word")
+        .unwrap()
+        .select([lower(col("word")).alias("word")])
+        .unwrap()
+        .group_by(["word"])
+        .agg([count().alias("count")])
+        .unwrap();
+    let job = client.submit(&counts, Sink::Collect).await.unwrap();
+    let got = result_counts(&job.collect().await.unwrap());
+    assert_eq!(got, reference_counts(&files));
+
+    // Both workers did work: shuffle data crossed processes.
+    let workers = client.list_workers().await.unwrap();
+    assert_eq!(workers.len(), 2);
+    assert!(workers.iter().all(|w| w.tasks_completed > 0), "{workers:?}");
+
+    let cli = |args: &[&str]| {
+        let out = Command::new(binary("quiver"))
+            .args(["--coordinator", &cluster.url])
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, out, _) = cli(&["--json", "workers"]);
+    assert!(ok);
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert!(listed.as_array().unwrap().iter().all(|w| w["state"] == "alive"));
+    let (ok, out, _) = cli(&["status", job.id()]);
+    assert!(ok && out.contains("succeeded") && out.contains("hash shuffle by [word]"), "{out}");
+    let (ok, out, _) = cli(&["--json", "jobs"]);
+    assert!(ok && out.contains(job.id()), "{out}");
+    let (ok, _, err) = cli(&["status", "no-such-job"]);
+    assert!(!ok && err.contains("unknown job"), "{err}");
+}
