@@ -64,9 +64,13 @@ pub fn generate_corpus(
     // Zipf-like: rank r is drawn with probability ~ 1/r via inverse transform on a log scale.
     let pick = |rng: &mut StdRng| -> usize {
         let u: f64 = rng.random();
-        ((vocab.len() as f64).powf(u) as usize).saturating_sub(1).min(vocab.len() - 1)
+        ((vocab.len() as f64).powf(u) as usize)
+            .saturating_sub(1)
+            .min(vocab.len() - 1)
     };
-    let separators = [" ", " ", " ", ", ", ". ", "; ", " - ", "! ", "? ", " (", ") ", "\t", "'"];
+    let separators = [
+        " ", " ", " ", ", ", ". ", "; ", " - ", "! ", "? ", " (", ") ", "\t", "'",
+    ];
     let per_file = bytes / files.max(1) as u64;
     let mut paths = Vec::new();
     for f in 0..files.max(1) {
@@ -99,4 +103,43 @@ pub fn generate_corpus(
         paths.push(path);
     }
     Ok(paths)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::HashMap;
+
+    use quiver::arrow::array::{AsArray, Int64Array};
+
+    use super::*;
+
+    /// The example's job on the generated corpus gives the counts of a plain reference.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn word_count_example_matches_reference() {
+        let dir = std::env::temp_dir().join(format!("quiver-example-test-{}", std::process::id()));
+        let files = generate_corpus(&dir, 2 << 20, 3, 99, true).unwrap();
+        let mut expected: HashMap<String, i64> = HashMap::new();
+        for f in &files {
+            for line in std::fs::read_to_string(f).unwrap().lines() {
+                for w in line.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+                    *expected.entry(w.to_lowercase()).or_default() += 1;
+                }
+            }
+        }
+        let cluster = LocalCluster::start(2).await.unwrap();
+        let client = cluster.client().await.unwrap();
+        let batches = word_count(&files).unwrap().collect(&client).await.unwrap();
+        let mut got = HashMap::new();
+        for b in &batches {
+            let w = b.column(0).as_string::<i32>();
+            let n = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+            for i in 0..b.num_rows() {
+                got.insert(w.value(i).to_string(), n.value(i));
+            }
+        }
+        assert_eq!(got, expected);
+        cluster.shutdown().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

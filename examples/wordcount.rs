@@ -19,8 +19,8 @@ use arrow::array::{AsArray, Int64Array};
 use clap::Parser;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use quiver::arrow;
 use quiver::JobOptions;
+use quiver::arrow;
 use quiver::prelude::*;
 
 /// Count the words of text files on a Quiver cluster.
@@ -47,8 +47,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
     let args = Args::parse();
@@ -57,7 +56,11 @@ async fn main() -> anyhow::Result<()> {
         let dir = std::env::temp_dir().join(format!("quiver-wordcount-{}mib", args.size));
         let marker = dir.join("_COMPLETE");
         if !marker.exists() {
-            println!("generating {} MiB of text in {} ...", args.size, dir.display());
+            println!(
+                "generating {} MiB of text in {} ...",
+                args.size,
+                dir.display()
+            );
             quiver_examples::generate_corpus(&dir, args.size << 20, 8, 42, true)?;
             std::fs::write(&marker, b"")?;
         }
@@ -118,8 +121,10 @@ async fn main() -> anyhow::Result<()> {
 async fn show_progress(job: &JobHandle) {
     let bar = ProgressBar::new(1);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} tasks  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} tasks  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(Duration::from_millis(120));
     if let Ok(stream) = job.progress().await {

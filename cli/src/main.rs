@@ -12,7 +12,12 @@ use serde_json::{Value, json};
 #[command(name = "quiver", version, about)]
 struct Args {
     /// The coordinator's URL.
-    #[arg(long, global = true, env = "QUIVER_COORDINATOR", default_value = "http://127.0.0.1:50050")]
+    #[arg(
+        long,
+        global = true,
+        env = "QUIVER_COORDINATOR",
+        default_value = "http://127.0.0.1:50050"
+    )]
     coordinator: String,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]

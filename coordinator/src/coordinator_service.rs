@@ -108,7 +108,11 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
                 message: f.message,
                 retryable: f.retryable,
                 fetch_failure: f.fetch_failure.map(|ff| {
-                    (WorkerId(ff.worker_id), StageId(ff.stage_id), ff.map_partition)
+                    (
+                        WorkerId(ff.worker_id),
+                        StageId(ff.stage_id),
+                        ff.map_partition,
+                    )
                 }),
             },
             None => return Err(Status::invalid_argument("TaskResult: outcome is missing")),
@@ -157,7 +161,11 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             batch_size: o.batch_size,
         });
         let id = JobId::random();
-        let name = if r.name.is_empty() { "job".to_string() } else { r.name };
+        let name = if r.name.is_empty() {
+            "job".to_string()
+        } else {
+            r.name
+        };
         info!(job = %id, name = %name, "job submitted");
         self.state
             .apply(|s| (s.submit(id.clone(), name, plan, sink, options), vec![]))
@@ -204,7 +212,8 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<pb::GetJobRequest>,
     ) -> Result<Response<pb::JobStatus>, Status> {
-        self.status_of(&request.into_inner().job_id).map(Response::new)
+        self.status_of(&request.into_inner().job_id)
+            .map(Response::new)
     }
 
     async fn list_jobs(

@@ -10,7 +10,11 @@ use tracing::warn;
 use crate::coordinator_state::CoordinatorState;
 
 /// Checks liveness every quarter of `timeout` until `shutdown` flips to true.
-pub async fn run(state: Arc<CoordinatorState>, timeout: Duration, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    state: Arc<CoordinatorState>,
+    timeout: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut ticker = tokio::time::interval((timeout / 4).max(Duration::from_millis(50)));
     loop {
         tokio::select! {

@@ -18,7 +18,10 @@ pub enum JobState {
 impl JobState {
     /// Succeeded, failed or cancelled.
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
     }
 }
 

@@ -21,7 +21,10 @@ fn job_state(s: JobState) -> pb::JobState {
 
 fn millis_between(from: Option<Instant>, to: Option<Instant>) -> u64 {
     match from {
-        Some(f) => to.unwrap_or_else(Instant::now).duration_since(f).as_millis() as u64,
+        Some(f) => to
+            .unwrap_or_else(Instant::now)
+            .duration_since(f)
+            .as_millis() as u64,
         None => 0,
     }
 }

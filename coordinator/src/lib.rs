@@ -2,16 +2,16 @@
 //! API.
 //!
 //! # Layout
-//! - [`process`]: wiring — bind, serve, run the heartbeat monitor; [`process::start`].
-//! - [`coordinator_service`]: the gRPC `Coordinator` service (decode, call, encode).
-//! - [`coordinator_state`]: the scheduler behind its lock, and the dispatch of its actions.
-//! - [`scheduler`]: the core state machine — events in, [`scheduler::Action`]s out; no I/O.
-//! - [`job`]: job, stage and task state.
-//! - [`stage_planner`]: cutting a plan into stages at exchanges; input splits.
-//! - [`job_status`]: encoding a job as the `JobStatus` drivers see.
-//! - [`worker_registry`] and [`heartbeat_monitor`]: worker liveness.
-//! - [`task_launcher`]: how instructions reach workers (a trait, and its gRPC implementation).
-//! - [`error`]: [`CoordinatorError`].
+//! - [`process`] — wiring — bind, serve, run the heartbeat monitor; [`process::start`].
+//! - [`coordinator_service`] — the gRPC `Coordinator` service (decode, call, encode).
+//! - [`coordinator_state`] — the scheduler behind its lock, and the dispatch of its actions.
+//! - [`scheduler`] — the core state machine — events in, [`scheduler::Action`]s out; no I/O.
+//! - [`job`] — job, stage and task state.
+//! - [`stage_planner`] — cutting a plan into stages at exchanges; input splits.
+//! - [`job_status`] — encoding a job as the `JobStatus` drivers see.
+//! - [`worker_registry`] and [`heartbeat_monitor`] — worker liveness.
+//! - [`task_launcher`] — how instructions reach workers (a trait, and its gRPC implementation).
+//! - [`error`] — [`CoordinatorError`].
 //!
 //! The coordinator never carries bulk data and never depends on the worker crate.
 

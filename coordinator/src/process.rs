@@ -66,7 +66,10 @@ impl RunningCoordinator {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
-            if tokio::time::timeout(Duration::from_secs(5), t).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), t)
+                .await
+                .is_err()
+            {
                 tracing::warn!("coordinator task did not stop within 5 s");
             }
         }
@@ -82,10 +85,12 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator> {
             what: format!("cannot bind {}", config.bind),
             source,
         })?;
-    let address = listener.local_addr().map_err(|source| CoordinatorError::Io {
-        what: "local address".into(),
-        source,
-    })?;
+    let address = listener
+        .local_addr()
+        .map_err(|source| CoordinatorError::Io {
+            what: "local address".into(),
+            source,
+        })?;
     let state = CoordinatorState::new(
         Scheduler::new(config.scheduler.clone()),
         Arc::new(GrpcTaskLauncher::default()),

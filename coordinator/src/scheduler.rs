@@ -207,7 +207,8 @@ impl Scheduler {
         else {
             return false;
         };
-        let current = matches!(task.state, TaskState::Running { attempt: a, .. } if a == attempt.attempt);
+        let current =
+            matches!(task.state, TaskState::Running { attempt: a, .. } if a == attempt.attempt);
         match task.committed {
             Some(a) => a == attempt.attempt,
             None if current => {
@@ -350,12 +351,15 @@ impl Scheduler {
                     worker, attempt, ..
                 } = &t.state
                 {
-                    running.entry(worker.clone()).or_default().push(TaskAttempt {
-                        job: id.clone(),
-                        stage: stage.id,
-                        partition: p as u32,
-                        attempt: *attempt,
-                    });
+                    running
+                        .entry(worker.clone())
+                        .or_default()
+                        .push(TaskAttempt {
+                            job: id.clone(),
+                            stage: stage.id,
+                            partition: p as u32,
+                            attempt: *attempt,
+                        });
                     t.state = TaskState::Pending;
                 }
             }
@@ -449,10 +453,7 @@ impl Scheduler {
             job.waiting_reason = None;
             let complete: Vec<bool> = job.stages.iter().map(Stage::is_complete).collect();
             for s in 0..job.stages.len() {
-                let runnable = job.stages[s]
-                    .inputs
-                    .iter()
-                    .all(|i| complete[i.0 as usize]);
+                let runnable = job.stages[s].inputs.iter().all(|i| complete[i.0 as usize]);
                 if !runnable || complete[s] {
                     continue;
                 }

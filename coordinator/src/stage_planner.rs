@@ -83,7 +83,10 @@ impl Planner {
         id
     }
 
-    fn build(&mut self, node: &PlanNode) -> Result<(PlanNode, Vec<StageId>, Partitioning), PlanError> {
+    fn build(
+        &mut self,
+        node: &PlanNode,
+    ) -> Result<(PlanNode, Vec<StageId>, Partitioning), PlanError> {
         Ok(match node {
             PlanNode::Scan(scan) => (
                 node.clone(),

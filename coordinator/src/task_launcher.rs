@@ -19,7 +19,12 @@ pub trait TaskLauncher: Send + Sync + 'static {
     /// Cancels running attempts.
     async fn cancel(&self, address: &str, attempts: &[TaskAttempt]) -> Result<(), String>;
     /// Deletes a job's shuffle files, except those of `keep` stages.
-    async fn remove_job_data(&self, address: &str, job: &JobId, keep: &[StageId]) -> Result<(), String>;
+    async fn remove_job_data(
+        &self,
+        address: &str,
+        job: &JobId,
+        keep: &[StageId],
+    ) -> Result<(), String>;
 }
 
 /// The gRPC launcher: one lazily connected channel per worker address.
@@ -83,7 +88,12 @@ impl TaskLauncher for GrpcTaskLauncher {
             .map_err(|e| e.message().to_string())
     }
 
-    async fn remove_job_data(&self, address: &str, job: &JobId, keep: &[StageId]) -> Result<(), String> {
+    async fn remove_job_data(
+        &self,
+        address: &str,
+        job: &JobId,
+        keep: &[StageId],
+    ) -> Result<(), String> {
         let request = pb::RemoveJobDataRequest {
             job_id: job.0.clone(),
             keep_stages: keep.iter().map(|s| s.0).collect(),

@@ -108,7 +108,11 @@ impl AggregateExpr {
                         t => t,
                     })
                 } else {
-                    Err(PlanError::expected_type(self, "a numeric or string input", &t))
+                    Err(PlanError::expected_type(
+                        self,
+                        "a numeric or string input",
+                        &t,
+                    ))
                 }
             }
         }

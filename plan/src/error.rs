@@ -12,7 +12,10 @@ pub enum PlanError {
         available: Vec<String>,
     },
     #[error("unknown function '{name}'; built-in functions are: {}", known.join(", "))]
-    UnknownFunction { name: String, known: Vec<&'static str> },
+    UnknownFunction {
+        name: String,
+        known: Vec<&'static str>,
+    },
     #[error("type error in {expr}: {message}")]
     TypeMismatch { expr: String, message: String },
     #[error("wrong number of arguments to {function}: expected {expected}, got {got}")]
@@ -26,7 +29,10 @@ pub enum PlanError {
     #[error("invalid plan: {0}")]
     InvalidPlan(String),
     #[error("malformed plan message: {field} {problem}")]
-    MalformedProto { field: &'static str, problem: String },
+    MalformedProto {
+        field: &'static str,
+        problem: String,
+    },
     #[error("schema encoding: {0}")]
     Schema(#[from] arrow::error::ArrowError),
 }

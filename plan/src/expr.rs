@@ -310,10 +310,7 @@ impl Expr {
                     .ok_or_else(|| {
                         PlanError::type_mismatch(
                             self,
-                            format!(
-                                "operator {} cannot combine {l} and {r}",
-                                op.symbol()
-                            ),
+                            format!("operator {} cannot combine {l} and {r}", op.symbol()),
                         )
                     })
             }
@@ -435,7 +432,9 @@ mod tests {
 
     #[test]
     fn unknown_column_names_the_column_and_the_alternatives() {
-        let err = (col("nope") + lit(1)).data_type(&schema(), "filter").unwrap_err();
+        let err = (col("nope") + lit(1))
+            .data_type(&schema(), "filter")
+            .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("'nope'"), "{msg}");
         assert!(msg.contains("a, b, s"), "{msg}");
@@ -445,9 +444,18 @@ mod tests {
     #[test]
     fn arithmetic_types_follow_coercion() {
         let s = schema();
-        assert_eq!((col("a") + lit(1)).data_type(&s, "t").unwrap(), DataType::Int64);
-        assert_eq!((col("a") * col("b")).data_type(&s, "t").unwrap(), DataType::Float64);
-        assert_eq!((col("a") / lit(2)).data_type(&s, "t").unwrap(), DataType::Float64);
+        assert_eq!(
+            (col("a") + lit(1)).data_type(&s, "t").unwrap(),
+            DataType::Int64
+        );
+        assert_eq!(
+            (col("a") * col("b")).data_type(&s, "t").unwrap(),
+            DataType::Float64
+        );
+        assert_eq!(
+            (col("a") / lit(2)).data_type(&s, "t").unwrap(),
+            DataType::Float64
+        );
         assert!((col("s") + lit(1)).data_type(&s, "t").is_err());
     }
 
@@ -468,7 +476,12 @@ mod tests {
 
     #[test]
     fn unknown_function_lists_the_builtins() {
-        let msg = ScalarFunction::from_name("frobnicate").unwrap_err().to_string();
-        assert!(msg.contains("'frobnicate'") && msg.contains("lower"), "{msg}");
+        let msg = ScalarFunction::from_name("frobnicate")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("'frobnicate'") && msg.contains("lower"),
+            "{msg}"
+        );
     }
 }

@@ -5,14 +5,14 @@
 //! them into stages with it, and the worker executes what it describes.
 //!
 //! # Layout
-//! - [`ids`]: newtype identifiers (`JobId`, `StageId`, `WorkerId`, `TaskAttempt`).
-//! - [`expr`]: scalar expressions, literals, built-in functions and their builders.
-//! - [`types`]: the type rules for expressions (coercion of operands, result types).
-//! - [`aggregate`]: aggregate functions, their result types and partial-state layout.
-//! - [`plan`]: the plan tree (`PlanNode`) and schema inference with validation.
-//! - [`stage`]: what the coordinator sends a worker: stage outputs, splits, task definitions.
-//! - [`proto_conversion`]: `From`/`TryFrom` between the types above and `quiver-proto`.
-//! - [`error`]: [`PlanError`].
+//! - [`ids`] — newtype identifiers (`JobId`, `StageId`, `WorkerId`, `TaskAttempt`).
+//! - [`expr`] — scalar expressions, literals, built-in functions and their builders.
+//! - [`types`] — the type rules for expressions (coercion of operands, result types).
+//! - [`aggregate`] — aggregate functions, their result types and partial-state layout.
+//! - [`plan`] — the plan tree (`PlanNode`) and schema inference with validation.
+//! - [`stage`] — what the coordinator sends a worker: stage outputs, splits, task definitions.
+//! - [`proto_conversion`] — `From`/`TryFrom` between the types above and `quiver-proto`.
+//! - [`error`] — [`PlanError`].
 
 pub mod aggregate;
 pub mod error;

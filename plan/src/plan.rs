@@ -106,7 +106,10 @@ pub enum PlanNode {
         mode: AggregateMode,
     },
     /// This task's bucket of every map output of `stage`.
-    ShuffleRead { stage: StageId, schema: SchemaRef },
+    ShuffleRead {
+        stage: StageId,
+        schema: SchemaRef,
+    },
 }
 
 impl PlanNode {
@@ -134,7 +137,11 @@ impl PlanNode {
             PlanNode::Filter { predicate, .. } => format!("filter {predicate}"),
             PlanNode::Project { exprs, .. } => format!(
                 "select {}",
-                exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+                exprs
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             PlanNode::Explode { column, .. } => format!("explode {column}"),
             PlanNode::Aggregate {
@@ -149,8 +156,15 @@ impl PlanNode {
                     AggregateMode::Partial => "partial",
                     AggregateMode::Final => "final",
                 },
-                keys.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "),
-                aggregates.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+                keys.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                aggregates
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
             .trim_start()
             .to_string(),
@@ -179,7 +193,11 @@ impl PlanNode {
                 let schema = input.schema()?;
                 let t = predicate.data_type(&schema, "filter")?;
                 if !matches!(t, DataType::Boolean | DataType::Null) {
-                    return Err(PlanError::expected_type(predicate, "a boolean predicate", &t));
+                    return Err(PlanError::expected_type(
+                        predicate,
+                        "a boolean predicate",
+                        &t,
+                    ));
                 }
                 Ok(schema)
             }

@@ -184,7 +184,8 @@ impl From<&AggregateExpr> for pb::AggregateExpr {
             function: AGGREGATE_FUNCTIONS
                 .iter()
                 .find(|(f, _)| *f == a.function)
-                .map_or(pb::AggregateFunction::Unspecified, |(_, p)| *p) as i32,
+                .map_or(pb::AggregateFunction::Unspecified, |(_, p)| *p)
+                as i32,
             input: a.input.as_ref().map(Into::into),
             name: a.name.clone(),
         }
@@ -248,7 +249,10 @@ impl From<&PlanNode> for pb::PlanNode {
                     delimiter: u32::from(s.csv.delimiter),
                 }),
             }),
-            PlanNode::Filter { input: i, predicate } => Node::Filter(Box::new(pb::FilterNode {
+            PlanNode::Filter {
+                input: i,
+                predicate,
+            } => Node::Filter(Box::new(pb::FilterNode {
                 input: input(i),
                 predicate: Some(predicate.into()),
             })),
@@ -296,10 +300,13 @@ impl TryFrom<&pb::PlanNode> for PlanNode {
                     pb::SourceFormat::Csv => SourceFormat::Csv,
                     pb::SourceFormat::Unspecified => return Err(PlanError::missing("scan.format")),
                 };
-                let csv = s.csv.as_ref().map_or_else(CsvOptions::default, |c| CsvOptions {
-                    has_header: c.has_header,
-                    delimiter: u8::try_from(c.delimiter).unwrap_or(b','),
-                });
+                let csv = s
+                    .csv
+                    .as_ref()
+                    .map_or_else(CsvOptions::default, |c| CsvOptions {
+                        has_header: c.has_header,
+                        delimiter: u8::try_from(c.delimiter).unwrap_or(b','),
+                    });
                 PlanNode::Scan(ScanNode {
                     format,
                     files: s
@@ -568,6 +575,11 @@ mod tests {
                 args: vec![],
             })),
         };
-        assert!(Expr::try_from(&bad_fn).unwrap_err().to_string().contains("'nope'"));
+        assert!(
+            Expr::try_from(&bad_fn)
+                .unwrap_err()
+                .to_string()
+                .contains("'nope'")
+        );
     }
 }

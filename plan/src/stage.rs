@@ -39,7 +39,10 @@ impl StageOutput {
         match self {
             StageOutput::HashShuffle { keys, partitions } => format!(
                 "hash shuffle by [{}] into {partitions}",
-                keys.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")
+                keys.iter()
+                    .map(|k| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             StageOutput::Collect => "collect".into(),
             StageOutput::WriteParquet { directory } => format!("write parquet to {directory}"),

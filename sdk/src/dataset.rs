@@ -175,7 +175,11 @@ impl Dataset {
 
     /// Runs the job and writes the rows as Parquet files `part-NNNNN.parquet` into `directory`
     /// (plus an empty `_SUCCESS` marker when complete).
-    pub async fn write_parquet(&self, client: &Client, directory: impl AsRef<Path>) -> Result<JobProgress> {
+    pub async fn write_parquet(
+        &self,
+        client: &Client,
+        directory: impl AsRef<Path>,
+    ) -> Result<JobProgress> {
         let directory = std::path::absolute(directory.as_ref())
             .unwrap_or_else(|_| directory.as_ref().to_path_buf());
         let sink = Sink::WriteParquet {

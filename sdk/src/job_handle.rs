@@ -31,7 +31,10 @@ pub enum JobState {
 impl JobState {
     /// Succeeded, failed or cancelled.
     pub fn is_terminal(self) -> bool {
-        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Cancelled)
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
     }
 }
 
@@ -100,9 +103,9 @@ pub struct JobProgress {
 impl JobProgress {
     /// Tasks done and total over all stages.
     pub fn tasks(&self) -> (u32, u32) {
-        self.stages.iter().fold((0, 0), |(d, t), s| {
-            (d + s.tasks_done, t + s.tasks_total)
-        })
+        self.stages
+            .iter()
+            .fold((0, 0), |(d, t), s| (d + s.tasks_done, t + s.tasks_total))
     }
 }
 

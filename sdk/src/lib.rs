@@ -28,11 +28,11 @@
 //! The same job runs unchanged on a real cluster: `Client::connect("http://host:50050")`.
 //!
 //! # Layout
-//! - [`dataset`]: [`Dataset`] and [`GroupedDataset`], the plan-building API.
-//! - [`client`]: [`Client`], the connection to a coordinator.
-//! - [`job_handle`]: [`JobHandle`], [`JobProgress`]: following, waiting, fetching results.
-//! - [`local_cluster`]: [`LocalCluster`], a whole cluster in this process.
-//! - [`error`]: [`Error`].
+//! - [`dataset`] — [`Dataset`] and [`GroupedDataset`], the plan-building API.
+//! - [`client`] — [`Client`], the connection to a coordinator.
+//! - [`job_handle`] — [`JobHandle`], [`JobProgress`]: following, waiting, fetching results.
+//! - [`local_cluster`] — [`LocalCluster`], a whole cluster in this process.
+//! - [`error`] — [`Error`].
 
 #![warn(missing_docs)]
 

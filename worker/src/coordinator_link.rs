@@ -36,12 +36,11 @@ pub struct CoordinatorLink {
 impl CoordinatorLink {
     /// A link to `url` (connected lazily, so a worker may start before its coordinator).
     pub fn new(url: &str, registration: pb::RegisterWorkerRequest) -> Result<Self> {
-        let endpoint = Endpoint::from_shared(url.to_string()).map_err(|e| {
-            WorkerError::Coordinator {
+        let endpoint =
+            Endpoint::from_shared(url.to_string()).map_err(|e| WorkerError::Coordinator {
                 url: url.to_string(),
                 message: format!("not a valid URL: {e}"),
-            }
-        })?;
+            })?;
         let channel = endpoint
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(30))
@@ -121,7 +120,7 @@ impl CoordinatorLink {
                     let now = tokio::time::Instant::now();
                     let first = unreachable_since.is_none();
                     let since = *unreachable_since.get_or_insert(now);
-                    if first || (now - since).as_secs() % 10 == 0 {
+                    if first || (now - since).as_secs().is_multiple_of(10) {
                         warn!(coordinator = %self.url, error = %e.message(), "coordinator unreachable; retrying");
                     }
                 }
@@ -200,7 +199,11 @@ impl CoordinatorLink {
 
     /// For file output: asks the coordinator whether this attempt may commit, then renames
     /// its temporary file into place (or removes it).
-    async fn commit(&self, attempt: &quiver_plan::TaskAttempt, mut output: TaskOutput) -> Result<TaskOutput> {
+    async fn commit(
+        &self,
+        attempt: &quiver_plan::TaskAttempt,
+        mut output: TaskOutput,
+    ) -> Result<TaskOutput> {
         let Some(pending) = output.pending_commit.take() else {
             return Ok(output);
         };

@@ -13,7 +13,9 @@ pub enum WorkerError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is not valid UTF-8 (first invalid byte at offset {offset}); read_text needs UTF-8 text")]
+    #[error(
+        "{path} is not valid UTF-8 (first invalid byte at offset {offset}); read_text needs UTF-8 text"
+    )]
     InvalidUtf8 { path: PathBuf, offset: u64 },
     #[error("{path}: a line of {bytes} bytes is longer than the 2 GiB a text row can hold")]
     LineTooLong { path: PathBuf, bytes: u64 },
@@ -27,7 +29,9 @@ pub enum WorkerError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error(transparent)]
     Plan(#[from] PlanError),
-    #[error("could not fetch shuffle data of stage {stage} map partition {map_partition} from worker {worker} at {address}: {message}")]
+    #[error(
+        "could not fetch shuffle data of stage {stage} map partition {map_partition} from worker {worker} at {address}: {message}"
+    )]
     FetchFailed {
         worker: WorkerId,
         address: String,

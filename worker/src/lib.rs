@@ -3,15 +3,15 @@
 //! coordinator.
 //!
 //! # Layout
-//! - [`process`]: wiring — bind, serve, heartbeat, report; [`process::start`] returns a handle.
-//! - [`worker_service`]: the gRPC `Worker` service (launch, cancel, remove job data).
-//! - [`coordinator_link`]: registration, heartbeats, task reports and output commits.
-//! - [`task_executor`]: runs task attempts on rayon, catches panics, writes outputs.
-//! - [`operators`]: expression evaluation, string kernels, hash aggregation, the pipeline.
-//! - [`io`]: text/Parquet/CSV readers, input listing and schema inference, Parquet writer.
-//! - [`shuffle`]: hash partitioning, the shuffle writer and reader, the map output store and
+//! - [`process`] — wiring — bind, serve, heartbeat, report; [`process::start`] returns a handle.
+//! - [`worker_service`] — the gRPC `Worker` service (launch, cancel, remove job data).
+//! - [`coordinator_link`] — registration, heartbeats, task reports and output commits.
+//! - [`task_executor`] — runs task attempts on rayon, catches panics, writes outputs.
+//! - [`operators`] — expression evaluation, string kernels, hash aggregation, the pipeline.
+//! - [`io`] — text/Parquet/CSV readers, input listing and schema inference, Parquet writer.
+//! - [`shuffle`] — hash partitioning, the shuffle writer and reader, the map output store and
 //!   the Flight server.
-//! - [`error`]: [`WorkerError`].
+//! - [`error`] — [`WorkerError`].
 //!
 //! Nothing here depends on the coordinator crate: the two share only `quiver-proto` and
 //! `quiver-plan`.

@@ -13,7 +13,11 @@ use quiver_worker::WorkerConfig;
 #[command(name = "quiver-worker", version, about)]
 struct Args {
     /// The coordinator's URL.
-    #[arg(long, env = "QUIVER_COORDINATOR", default_value = "http://127.0.0.1:50050")]
+    #[arg(
+        long,
+        env = "QUIVER_COORDINATOR",
+        default_value = "http://127.0.0.1:50050"
+    )]
     coordinator: String,
     /// Concurrent tasks; defaults to the number of CPU cores.
     #[arg(long, env = "QUIVER_SLOTS")]
@@ -36,8 +40,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let args = Args::parse();
@@ -51,7 +54,11 @@ async fn main() -> anyhow::Result<()> {
         heartbeat_interval: Duration::from_secs_f64(args.heartbeat_interval.max(0.01)),
     };
     let worker = quiver_worker::start(config).await?;
-    println!("quiver-worker {} listening on {}", worker.id(), worker.address());
+    println!(
+        "quiver-worker {} listening on {}",
+        worker.id(),
+        worker.address()
+    );
     wait_for_signal().await;
     worker.shutdown().await;
     Ok(())

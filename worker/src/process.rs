@@ -88,7 +88,10 @@ impl RunningWorker {
         self.executor.cancel_all();
         let _ = self.shutdown.send(true);
         for t in self.tasks {
-            if tokio::time::timeout(Duration::from_secs(5), t).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), t)
+                .await
+                .is_err()
+            {
                 tracing::warn!("worker task did not stop within 5 s");
             }
         }
@@ -176,7 +179,7 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
         executor,
         link,
         shutdown: shutdown_tx,
-            tasks: vec![server_task, heartbeat_task],
+        tasks: vec![server_task, heartbeat_task],
         report_task,
     })
 }

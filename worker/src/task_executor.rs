@@ -110,7 +110,8 @@ impl TaskExecutor {
     /// Starts `task` on the pool and returns at once.
     pub fn launch(self: &Arc<Self>, task: TaskDefinition) {
         let cancelled = Arc::new(AtomicBool::new(false));
-        self.running().insert(task.attempt.clone(), cancelled.clone());
+        self.running()
+            .insert(task.attempt.clone(), cancelled.clone());
         let this = self.clone();
         self.pool.spawn(move || {
             let started = Instant::now();
@@ -187,8 +188,12 @@ impl TaskExecutor {
                 let output = writer.finish(data, index)?;
                 let sizes = output.bucket_sizes();
                 let rows = output.rows;
-                self.store
-                    .register(attempt.job.clone(), attempt.stage, attempt.partition, output);
+                self.store.register(
+                    attempt.job.clone(),
+                    attempt.stage,
+                    attempt.partition,
+                    output,
+                );
                 Ok(TaskOutput {
                     bytes_out: sizes.iter().sum(),
                     bucket_bytes: sizes,

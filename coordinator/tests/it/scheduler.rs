@@ -1,5 +1,5 @@
-use quiver_coordinator::scheduler::{Action, Scheduler, SchedulerConfig, TaskOutcome};
 use quiver_coordinator::job::JobState;
+use quiver_coordinator::scheduler::{Action, Scheduler, SchedulerConfig, TaskOutcome};
 use quiver_plan::{JobId, Sink, TaskAttempt, TaskDefinition, WorkerId};
 
 use crate::stage_planner::word_count_plan;
@@ -38,8 +38,14 @@ fn setup(workers: usize, slots: u32) -> (Scheduler, JobId, Vec<WorkerId>) {
         s.worker_registered(w.clone(), format!("http://w{i}"), slots);
     }
     let job = JobId("j".into());
-    s.submit(job.clone(), "wc".into(), word_count_plan(&[10, 10, 10]), Sink::Collect, Default::default())
-        .unwrap();
+    s.submit(
+        job.clone(),
+        "wc".into(),
+        word_count_plan(&[10, 10, 10]),
+        Sink::Collect,
+        Default::default(),
+    )
+    .unwrap();
     (s, job, ids)
 }
 
@@ -80,7 +86,11 @@ fn reduce_tasks_get_every_map_output_location() {
     assert_eq!(reduces.len(), 8);
     for (_, r) in &reduces {
         assert_eq!(r.inputs.len(), 1);
-        let mut parts: Vec<u32> = r.inputs[0].locations.iter().map(|l| l.map_partition).collect();
+        let mut parts: Vec<u32> = r.inputs[0]
+            .locations
+            .iter()
+            .map(|l| l.map_partition)
+            .collect();
         parts.sort();
         assert_eq!(parts, vec![0, 1, 2]);
     }
@@ -96,12 +106,20 @@ fn a_lost_workers_tasks_run_elsewhere() {
     let again = launches(&s.schedule());
     let lost_count = first.iter().filter(|(w, _)| *w == ids[0]).count();
     assert_eq!(again.len(), lost_count);
-    assert!(again.iter().all(|(w, t)| *w == ids[1] && t.attempt.attempt == 1));
+    assert!(
+        again
+            .iter()
+            .all(|(w, t)| *w == ids[1] && t.attempt.attempt == 1)
+    );
     // A late result from the lost worker's attempt is ignored.
     if let Some((w, t)) = first.iter().find(|(w, _)| *w == ids[0]) {
         assert!(s.task_finished(&t.attempt, w, success()).is_empty());
     }
-    let survivors: Vec<_> = first.into_iter().filter(|(w, _)| *w == ids[1]).chain(again).collect();
+    let survivors: Vec<_> = first
+        .into_iter()
+        .filter(|(w, _)| *w == ids[1])
+        .chain(again)
+        .collect();
     run_to_completion(&mut s, survivors);
     assert_eq!(s.job(&job).unwrap().state, JobState::Succeeded);
 }
@@ -124,7 +142,10 @@ fn retryable_failures_retry_on_another_worker_then_fail_the_job() {
     let status = s.job(&job).unwrap();
     assert_eq!(status.state, JobState::Failed);
     let error = status.error.clone().unwrap();
-    assert!(error.contains("boom at row 7") && error.contains("stage 0") && error.contains("attempt 4"), "{error}");
+    assert!(
+        error.contains("boom at row 7") && error.contains("stage 0") && error.contains("attempt 4"),
+        "{error}"
+    );
     // The other running tasks are cancelled.
     assert!(actions.iter().any(|a| matches!(a, Action::Cancel { .. })));
     let _ = ids;
@@ -143,7 +164,10 @@ fn only_the_current_attempt_may_commit() {
     let (mut s, _, _) = setup(1, 4);
     let first = launches(&s.schedule());
     let a = first[0].1.attempt.clone();
-    let stale = TaskAttempt { attempt: a.attempt + 1, ..a.clone() };
+    let stale = TaskAttempt {
+        attempt: a.attempt + 1,
+        ..a.clone()
+    };
     assert!(!s.ask_commit(&stale));
     assert!(s.ask_commit(&a));
     assert!(s.ask_commit(&a), "asking again is idempotent");
@@ -153,7 +177,14 @@ fn only_the_current_attempt_may_commit() {
 fn a_job_without_workers_waits_with_a_reason() {
     let mut s = Scheduler::new(SchedulerConfig::default());
     let job = JobId("j".into());
-    s.submit(job.clone(), "wc".into(), word_count_plan(&[10]), Sink::Collect, Default::default()).unwrap();
+    s.submit(
+        job.clone(),
+        "wc".into(),
+        word_count_plan(&[10]),
+        Sink::Collect,
+        Default::default(),
+    )
+    .unwrap();
     assert!(s.schedule().is_empty());
     let j = s.job(&job).unwrap();
     assert_eq!(j.state, JobState::Queued);

@@ -47,21 +47,44 @@ fn word_count_is_a_map_and_a_reduce_stage_joined_by_a_hash_shuffle() {
     assert_eq!(stages.len(), 2);
     let (map, reduce) = (&stages[0], &stages[1]);
     assert!(map.inputs.is_empty());
-    assert!(matches!(&map.output, StageOutput::HashShuffle { keys, partitions: 8 } if keys == &vec![col("word")]));
-    assert!(matches!(&map.plan, PlanNode::Aggregate { mode: AggregateMode::Partial, .. }));
+    assert!(
+        matches!(&map.output, StageOutput::HashShuffle { keys, partitions: 8 } if keys == &vec![col("word")])
+    );
+    assert!(matches!(
+        &map.plan,
+        PlanNode::Aggregate {
+            mode: AggregateMode::Partial,
+            ..
+        }
+    ));
     assert_eq!(reduce.inputs, vec![StageId(0)]);
     assert_eq!(reduce.partitions, 8);
     assert_eq!(reduce.output, StageOutput::Collect);
     match &reduce.plan {
-        PlanNode::Aggregate { input, mode: AggregateMode::Final, .. } => {
-            assert!(matches!(input.as_ref(), PlanNode::ShuffleRead { stage: StageId(0), .. }));
+        PlanNode::Aggregate {
+            input,
+            mode: AggregateMode::Final,
+            ..
+        } => {
+            assert!(matches!(
+                input.as_ref(),
+                PlanNode::ShuffleRead {
+                    stage: StageId(0),
+                    ..
+                }
+            ));
         }
         other => panic!("unexpected reduce plan {other:?}"),
     }
     // 100 MiB over 2 slots x 4 splits per slot = 12.5 MiB splits -> 8 splits, plus the small file.
     assert_eq!(map.partitions, 9);
     // The splits cover each file exactly once, in order.
-    let first_file: Vec<_> = map.splits.iter().flatten().filter(|s| s.path == "/data/0.txt").collect();
+    let first_file: Vec<_> = map
+        .splits
+        .iter()
+        .flatten()
+        .filter(|s| s.path == "/data/0.txt")
+        .collect();
     assert_eq!(first_file.first().unwrap().start, 0);
     assert_eq!(first_file.last().unwrap().end, 100 << 20);
     for w in first_file.windows(2) {
@@ -72,7 +95,9 @@ fn word_count_is_a_map_and_a_reduce_stage_joined_by_a_hash_shuffle() {
 #[test]
 fn a_global_aggregate_reduces_into_one_partition() {
     let scan = word_count_plan(&[10]);
-    let PlanNode::Aggregate { input, .. } = scan else { unreachable!() };
+    let PlanNode::Aggregate { input, .. } = scan else {
+        unreachable!()
+    };
     let global = PlanNode::Aggregate {
         input,
         keys: vec![],

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use quiver::prelude::*;
 use quiver::Error;
+use quiver::prelude::*;
 use quiver_proto::v1 as pb;
 
 use crate::cluster;
@@ -11,8 +11,13 @@ use crate::corpus::{reference_counts, write_corpus};
 
 #[test]
 fn a_missing_path_is_named() {
-    let err = Dataset::read_text(&["/no/such/quiver/input"]).unwrap_err().to_string();
-    assert!(err.contains("/no/such/quiver/input") && err.contains("does not exist"), "{err}");
+    let err = Dataset::read_text(&["/no/such/quiver/input"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("/no/such/quiver/input") && err.contains("does not exist"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -20,7 +25,10 @@ fn an_empty_directory_is_named() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("_SUCCESS"), b"").unwrap();
     let err = Dataset::read_text(&[dir.path()]).unwrap_err().to_string();
-    assert!(err.contains("contains no files") && err.contains(&*dir.path().to_string_lossy()), "{err}");
+    assert!(
+        err.contains("contains no files") && err.contains(&*dir.path().to_string_lossy()),
+        "{err}"
+    );
 }
 
 #[test]
@@ -35,7 +43,10 @@ fn a_truncated_or_foreign_parquet_file_is_named() {
     std::fs::write(&foreign, "just some text, not parquet\n").unwrap();
     for bad in [&truncated, &foreign] {
         let err = Dataset::read_parquet(&[bad]).unwrap_err().to_string();
-        assert!(err.contains(&*bad.to_string_lossy()) && err.contains("Parquet"), "{err}");
+        assert!(
+            err.contains(&*bad.to_string_lossy()) && err.contains("Parquet"),
+            "{err}"
+        );
     }
 }
 
@@ -50,7 +61,10 @@ fn an_unknown_column_is_rejected_before_submission() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("'prise'"), "{err}");
-    assert!(err.contains("available columns: key, qty, price, note"), "{err}");
+    assert!(
+        err.contains("available columns: key, qty, price, note"),
+        "{err}"
+    );
     let err = Dataset::read_parquet(&[&path])
         .unwrap()
         .group_by(["nope"])
@@ -63,7 +77,11 @@ fn an_unknown_column_is_rejected_before_submission() {
 #[tokio::test]
 async fn an_unreachable_coordinator_fails_within_seconds() {
     // Bind a port, then free it, so nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     let err = Client::connect(&url).await.unwrap_err();
@@ -86,7 +104,10 @@ async fn invalid_utf8_fails_the_job_naming_the_file_and_the_cluster_goes_on() {
         .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::JobFailed { .. }), "{msg}");
-    assert!(msg.contains("latin1.txt") && msg.contains("UTF-8") && msg.contains("offset 3"), "{msg}");
+    assert!(
+        msg.contains("latin1.txt") && msg.contains("UTF-8") && msg.contains("offset 3"),
+        "{msg}"
+    );
     assert!(msg.contains("not retryable"), "{msg}");
 
     // The same cluster still runs the next job.
@@ -95,7 +116,14 @@ async fn invalid_utf8_fails_the_job_naming_the_file_and_the_cluster_goes_on() {
         .iter()
         .map(|f| std::fs::read_to_string(f).unwrap().lines().count())
         .sum();
-    assert_eq!(Dataset::read_text(&good).unwrap().count(&client).await.unwrap(), lines as u64);
+    assert_eq!(
+        Dataset::read_text(&good)
+            .unwrap()
+            .count(&client)
+            .await
+            .unwrap(),
+        lines as u64
+    );
     assert!(!reference_counts(&good).is_empty());
     cluster.shutdown().await;
 }
@@ -125,9 +153,15 @@ async fn malformed_requests_are_rejected_and_the_coordinator_stays_up() {
         })
         .await
         .unwrap_err();
-    assert!(status.message().contains("filter.input"), "{}", status.message());
+    assert!(
+        status.message().contains("filter.input"),
+        "{}",
+        status.message()
+    );
     let status = raw
-        .get_job(pb::GetJobRequest { job_id: "nope".into() })
+        .get_job(pb::GetJobRequest {
+            job_id: "nope".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::NotFound);

@@ -96,7 +96,9 @@ impl ProcessCluster {
 
     /// A client of the coordinator.
     pub async fn client(&self) -> Client {
-        Client::connect(&self.url).await.expect("coordinator answers")
+        Client::connect(&self.url)
+            .await
+            .expect("coordinator answers")
     }
 
     /// Waits until `n` workers are alive.
@@ -114,7 +116,10 @@ impl ProcessCluster {
             if alive >= n {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "{alive} of {n} workers alive");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{alive} of {n} workers alive"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

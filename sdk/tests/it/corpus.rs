@@ -9,10 +9,30 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 const WORDS: &[&str] = &[
-    "the", "The", "THE", "quiver", "Arrow", "shuffle", "naïve", "Ünïcode", "東京", "straße",
-    "İstanbul", "x86", "42", "a", "b", "über", "café", "Ωmega", "日本語テキスト", "z",
+    "the",
+    "The",
+    "THE",
+    "quiver",
+    "Arrow",
+    "shuffle",
+    "naïve",
+    "Ünïcode",
+    "東京",
+    "straße",
+    "İstanbul",
+    "x86",
+    "42",
+    "a",
+    "b",
+    "über",
+    "café",
+    "Ωmega",
+    "日本語テキスト",
+    "z",
 ];
-const SEPARATORS: &[&str] = &[" ", ", ", ". ", "! ", "?", " -- ", "'", "\"", "\t", "(", ")", "_", "…", " ; "];
+const SEPARATORS: &[&str] = &[
+    " ", ", ", ". ", "! ", "?", " -- ", "'", "\"", "\t", "(", ")", "_", "…", " ; ",
+];
 
 /// Writes `files` files of about `lines` lines each; file 0 also holds a line of ~1 MB,
 /// empty lines and CRLF line ends appear throughout.
@@ -40,7 +60,11 @@ pub fn write_corpus(dir: &Path, files: usize, lines: usize, seed: u64) -> Vec<Pa
                         }
                     }
                 }
-                text.push_str(if rng.random_range(0..5) == 0 { "\r\n" } else { "\n" });
+                text.push_str(if rng.random_range(0..5) == 0 {
+                    "\r\n"
+                } else {
+                    "\n"
+                });
             }
             let path = dir.join(format!("part-{f:02}.txt"));
             std::fs::write(&path, text).unwrap();
@@ -56,7 +80,10 @@ pub fn reference_counts(files: &[PathBuf]) -> HashMap<String, i64> {
     for f in files {
         let text = std::fs::read_to_string(f).unwrap();
         for line in text.lines() {
-            for w in line.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+            for w in line
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+            {
                 *counts.entry(w.to_lowercase()).or_insert(0) += 1;
             }
         }
@@ -72,7 +99,11 @@ pub fn result_counts(batches: &[RecordBatch]) -> HashMap<String, i64> {
         let counts = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
         for i in 0..b.num_rows() {
             let previous = out.insert(words.value(i).to_string(), counts.value(i));
-            assert!(previous.is_none(), "word {:?} appears twice", words.value(i));
+            assert!(
+                previous.is_none(),
+                "word {:?} appears twice",
+                words.value(i)
+            );
         }
     }
     out

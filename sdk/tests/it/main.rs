@@ -1,6 +1,8 @@
 //! SDK integration tests: whole jobs on a `LocalCluster` (loopback gRPC + Flight) and on real
 //! `quiver-coordinator` / `quiver-worker` processes, checked against simply written references.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod bad_input;
 mod cluster;
 mod corpus;

@@ -19,11 +19,15 @@ use crate::cluster;
 /// Rows of (key: Utf8, qty: Int64 with nulls, price: Float64, note: Utf8), in row groups of 1000.
 pub fn sample_batch(rows: usize, seed: u64) -> RecordBatch {
     let mut rng = StdRng::seed_from_u64(seed);
-    let keys: Vec<String> = (0..rows).map(|_| format!("k{}", rng.random_range(0..13))).collect();
+    let keys: Vec<String> = (0..rows)
+        .map(|_| format!("k{}", rng.random_range(0..13)))
+        .collect();
     let qty: Vec<Option<i64>> = (0..rows)
         .map(|_| (rng.random_range(0..8) > 0).then(|| rng.random_range(-50..500)))
         .collect();
-    let price: Vec<f64> = (0..rows).map(|_| (rng.random_range(0..100_000) as f64) / 100.0).collect();
+    let price: Vec<f64> = (0..rows)
+        .map(|_| (rng.random_range(0..100_000) as f64) / 100.0)
+        .collect();
     let note: Vec<String> = (0..rows).map(|i| format!("Note {i} ÄÖ")).collect();
     RecordBatch::try_new(
         Arc::new(Schema::new(vec![
@@ -44,8 +48,15 @@ pub fn sample_batch(rows: usize, seed: u64) -> RecordBatch {
 
 pub fn write_sample_parquet(path: &Path, rows: usize, seed: u64) -> RecordBatch {
     let batch = sample_batch(rows, seed);
-    let props = WriterProperties::builder().set_max_row_group_row_count(Some(1000)).build();
-    let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), batch.schema(), Some(props)).unwrap();
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(1000))
+        .build();
+    let mut w = ArrowWriter::try_new(
+        std::fs::File::create(path).unwrap(),
+        batch.schema(),
+        Some(props),
+    )
+    .unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
     batch
@@ -67,7 +78,9 @@ async fn filter_with_column_and_aggregates_over_parquet_match_reference() {
     let b = write_sample_parquet(&dir.path().join("b.parquet"), 2500, 22);
 
     // Reference: keep rows with price > 100 and key != 'k3'; value = qty * 2 + price.
-    let mut groups: BTreeMap<String, (i64, Vec<i64>, Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    // Per key: rows, non-null qty values, computed values, prices.
+    type Rows = (i64, Vec<i64>, Vec<f64>, Vec<f64>);
+    let mut groups: BTreeMap<String, Rows> = BTreeMap::new();
     for batch in [&a, &b] {
         let key = batch.column(0).as_string::<i32>();
         let qty = batch.column(1).as_primitive::<Int64Type>();
@@ -142,8 +155,15 @@ async fn filter_with_column_and_aggregates_over_parquet_match_reference() {
         assert_eq!(got.len(), expected.len());
         for (k, e) in &expected {
             let g = &got[k];
-            assert_eq!((g.n, g.qty_sum, g.qty_max), (e.n, e.qty_sum, e.qty_max), "{k}");
-            assert!((g.value_min.unwrap() - e.value_min.unwrap()).abs() < 1e-9, "{k}");
+            assert_eq!(
+                (g.n, g.qty_sum, g.qty_max),
+                (e.n, e.qty_sum, e.qty_max),
+                "{k}"
+            );
+            assert!(
+                (g.value_min.unwrap() - e.value_min.unwrap()).abs() < 1e-9,
+                "{k}"
+            );
             assert!((g.price_mean - e.price_mean).abs() < 1e-9, "{k}");
         }
     };
@@ -154,7 +174,11 @@ async fn filter_with_column_and_aggregates_over_parquet_match_reference() {
     ds.write_parquet(&client, &out).await.unwrap();
     assert!(out.join("_SUCCESS").exists());
     assert!(!out.join("_temporary").exists());
-    let back = Dataset::read_parquet(&[&out]).unwrap().collect(&client).await.unwrap();
+    let back = Dataset::read_parquet(&[&out])
+        .unwrap()
+        .collect(&client)
+        .await
+        .unwrap();
     check(&back);
     cluster.shutdown().await;
 }
@@ -169,7 +193,10 @@ async fn csv_rows_are_counted_and_summed() {
         if i % 3 == 0 {
             expected += t;
         }
-        csv.push_str(&format!("{},{t}\n", if i % 3 == 0 { "Zürich" } else { "Oslo" }));
+        csv.push_str(&format!(
+            "{},{t}\n",
+            if i % 3 == 0 { "Zürich" } else { "Oslo" }
+        ));
     }
     std::fs::write(dir.path().join("t.csv"), csv).unwrap();
     let cluster = cluster::local(2).await;
@@ -199,12 +226,18 @@ async fn a_large_collect_streams_past_grpc_message_limits() {
     std::fs::write(dir.path().join("big.txt"), &text).unwrap();
     let cluster = cluster::local(2).await;
     let client = cluster.client().await.unwrap();
-    let batches = Dataset::read_text(&[dir.path()]).unwrap().collect(&client).await.unwrap();
+    let batches = Dataset::read_text(&[dir.path()])
+        .unwrap()
+        .collect(&client)
+        .await
+        .unwrap();
     let mut lines: Vec<String> = batches
         .iter()
         .flat_map(|b| {
             let c = b.column(0).as_string::<i32>();
-            (0..b.num_rows()).map(|i| c.value(i).to_string()).collect::<Vec<_>>()
+            (0..b.num_rows())
+                .map(|i| c.value(i).to_string())
+                .collect::<Vec<_>>()
         })
         .collect();
     lines.sort();

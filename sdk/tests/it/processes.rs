@@ -40,15 +40,28 @@ async fn word_count_across_real_processes_and_the_cli() {
             .args(args)
             .output()
             .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (ok, out, _) = cli(&["--json", "workers"]);
     assert!(ok);
     let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 2);
-    assert!(listed.as_array().unwrap().iter().all(|w| w["state"] == "alive"));
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["state"] == "alive")
+    );
     let (ok, out, _) = cli(&["status", job.id()]);
-    assert!(ok && out.contains("succeeded") && out.contains("hash shuffle by [word]"), "{out}");
+    assert!(
+        ok && out.contains("succeeded") && out.contains("hash shuffle by [word]"),
+        "{out}"
+    );
     let (ok, out, _) = cli(&["--json", "jobs"]);
     assert!(ok && out.contains(job.id()), "{out}");
     let (ok, _, err) = cli(&["status", "no-such-job"]);

@@ -104,7 +104,10 @@ async fn a_worker_that_joins_mid_job_is_registered_and_gets_tasks() {
     loop {
         let p = job.status().await.unwrap();
         if p.tasks().0 >= 1 {
-            assert!(p.tasks().0 < p.tasks().1, "job finished before the second worker joined");
+            assert!(
+                p.tasks().0 < p.tasks().1,
+                "job finished before the second worker joined"
+            );
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;

@@ -27,12 +27,11 @@ impl ParquetFileWriter {
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .build();
-        let writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| {
-            WorkerError::Parquet {
+        let writer =
+            ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| WorkerError::Parquet {
                 path: path.to_path_buf(),
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         Ok(ParquetFileWriter {
             path: path.to_path_buf(),
             writer,
@@ -58,6 +57,8 @@ impl ParquetFileWriter {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        Ok(fs::metadata(&path).map_err(|e| WorkerError::io(&path, e))?.len())
+        Ok(fs::metadata(&path)
+            .map_err(|e| WorkerError::io(&path, e))?
+            .len())
     }
 }

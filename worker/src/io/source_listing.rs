@@ -93,7 +93,13 @@ pub fn inspect_parquet(files: &mut [InputFile]) -> Result<SchemaRef> {
                 message: e.to_string(),
             })?;
         f.row_groups = builder.metadata().num_row_groups() as u32;
-        let this = Arc::new(builder.schema().as_ref().clone().with_metadata(std::collections::HashMap::new()));
+        let this = Arc::new(
+            builder
+                .schema()
+                .as_ref()
+                .clone()
+                .with_metadata(std::collections::HashMap::new()),
+        );
         match &schema {
             None => schema = Some(this),
             Some(first) if first.fields() != this.fields() => {

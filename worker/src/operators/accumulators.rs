@@ -16,16 +16,40 @@ use crate::error::Result;
 /// The state of one aggregate over all groups.
 pub enum Accumulator {
     Count(Vec<i64>),
-    SumInt { sums: Vec<i64>, seen: Vec<bool> },
-    SumFloat { sums: Vec<f64>, seen: Vec<bool> },
-    ExtremeInt { values: Vec<i64>, seen: Vec<bool>, min: bool },
-    ExtremeFloat { values: Vec<f64>, seen: Vec<bool>, min: bool },
-    ExtremeString { values: Vec<Option<String>>, min: bool },
-    Mean { sums: Vec<f64>, counts: Vec<i64> },
+    SumInt {
+        sums: Vec<i64>,
+        seen: Vec<bool>,
+    },
+    SumFloat {
+        sums: Vec<f64>,
+        seen: Vec<bool>,
+    },
+    ExtremeInt {
+        values: Vec<i64>,
+        seen: Vec<bool>,
+        min: bool,
+    },
+    ExtremeFloat {
+        values: Vec<f64>,
+        seen: Vec<bool>,
+        min: bool,
+    },
+    ExtremeString {
+        values: Vec<Option<String>>,
+        min: bool,
+    },
+    Mean {
+        sums: Vec<f64>,
+        counts: Vec<i64>,
+    },
 }
 
 fn better<T: PartialOrd>(min: bool, candidate: &T, current: &T) -> bool {
-    if min { candidate < current } else { candidate > current }
+    if min {
+        candidate < current
+    } else {
+        candidate > current
+    }
 }
 
 impl Accumulator {

@@ -96,16 +96,18 @@ pub fn filter(batch: &RecordBatch, predicate: &Expr) -> Result<RecordBatch> {
 fn eval(expr: &Expr, batch: &RecordBatch) -> Result<Value> {
     Ok(match expr {
         Expr::Column(name) => {
-            let column = batch.column_by_name(name).ok_or_else(|| PlanError::UnknownColumn {
-                column: name.clone(),
-                context: "evaluation".into(),
-                available: batch
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .collect(),
-            })?;
+            let column = batch
+                .column_by_name(name)
+                .ok_or_else(|| PlanError::UnknownColumn {
+                    column: name.clone(),
+                    context: "evaluation".into(),
+                    available: batch
+                        .schema()
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().clone())
+                        .collect(),
+                })?;
             Value::Array(column.clone())
         }
         Expr::Literal(v) => Value::Scalar(scalar_array(v)),
@@ -117,13 +119,11 @@ fn eval(expr: &Expr, batch: &RecordBatch) -> Result<Value> {
         }
         Expr::Binary { left, op, right } => binary(expr, left, *op, right, batch)?,
         Expr::Function { function, args } => {
-            let arg = args
-                .first()
-                .ok_or(PlanError::WrongArgumentCount {
-                    function: function.name(),
-                    expected: 1,
-                    got: 0,
-                })?;
+            let arg = args.first().ok_or(PlanError::WrongArgumentCount {
+                function: function.name(),
+                expected: 1,
+                got: 0,
+            })?;
             let arg = eval(arg, batch)?;
             let (array, scalar) = match arg {
                 Value::Array(a) => (a, false),
@@ -140,12 +140,22 @@ fn eval(expr: &Expr, batch: &RecordBatch) -> Result<Value> {
                 ScalarFunction::Length => text_functions::length(&array)?,
                 ScalarFunction::Words => text_functions::words(&array)?,
             };
-            if scalar { Value::Scalar(out) } else { Value::Array(out) }
+            if scalar {
+                Value::Scalar(out)
+            } else {
+                Value::Array(out)
+            }
         }
     })
 }
 
-fn binary(expr: &Expr, left: &Expr, op: BinaryOp, right: &Expr, batch: &RecordBatch) -> Result<Value> {
+fn binary(
+    expr: &Expr,
+    left: &Expr,
+    op: BinaryOp,
+    right: &Expr,
+    batch: &RecordBatch,
+) -> Result<Value> {
     let l = eval(left, batch)?;
     let r = eval(right, batch)?;
     let (lt, rt) = (value_type(&l), value_type(&r));
@@ -187,7 +197,11 @@ fn binary(expr: &Expr, left: &Expr, op: BinaryOp, right: &Expr, batch: &RecordBa
             }
         }
     };
-    Ok(if both_scalar { Value::Scalar(out) } else { Value::Array(out) })
+    Ok(if both_scalar {
+        Value::Scalar(out)
+    } else {
+        Value::Array(out)
+    })
 }
 
 fn value_type(v: &Value) -> DataType {

@@ -168,9 +168,8 @@ impl GroupKeys {
                 ..
             } => {
                 let offsets: Vec<i32> = interner.offsets.iter().map(|&o| o as i32).collect();
-                let nulls = null_group.map(|ng| {
-                    NullBuffer::from_iter((0..interner.len()).map(|g| g != ng as usize))
-                });
+                let nulls = null_group
+                    .map(|ng| NullBuffer::from_iter((0..interner.len()).map(|g| g != ng as usize)));
                 let array = StringArray::try_new(
                     OffsetBuffer::new(ScalarBuffer::from(offsets)),
                     interner.bytes.into(),

@@ -85,7 +85,11 @@ impl HashAggregate {
             acc.resize(n_groups);
             match self.mode {
                 AggregateMode::Final => {
-                    let width = if agg.function == AggregateFunction::Mean { 2 } else { 1 };
+                    let width = if agg.function == AggregateFunction::Mean {
+                        2
+                    } else {
+                        1
+                    };
                     let states = &batch.columns()[state_column..state_column + width];
                     acc.merge(&self.group_ids, states)?;
                     state_column += width;

@@ -52,10 +52,8 @@ pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
             let splits = ctx.splits.clone();
             Box::new(splits.into_iter().flat_map(move |split| -> BatchIter {
                 let opened: Result<BatchIter> = match format {
-                    SourceFormat::Text => {
-                        TextSplitReader::open(&split, schema.clone(), batch_size)
-                            .map(|r| Box::new(r) as BatchIter)
-                    }
+                    SourceFormat::Text => TextSplitReader::open(&split, schema.clone(), batch_size)
+                        .map(|r| Box::new(r) as BatchIter),
                     SourceFormat::Parquet => {
                         parquet_reader::read_parquet_split(&split, schema.clone(), batch_size)
                             .map(|r| Box::new(r) as BatchIter)
@@ -94,7 +92,10 @@ pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
                 }
             }))
         }
-        PlanNode::Project { input: child, exprs } => {
+        PlanNode::Project {
+            input: child,
+            exprs,
+        } => {
             let schema = node.schema()?;
             let exprs = exprs.clone();
             Box::new(build(child, ctx)?.map(move |b| {

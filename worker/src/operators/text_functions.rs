@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Int64Array, ListArray, StringArray, StringBuilder,
-};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, ListArray, StringArray, StringBuilder};
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field};
 
@@ -22,7 +20,11 @@ fn as_utf8(array: &ArrayRef) -> Result<StringArray> {
     Ok(array.as_string::<i32>().clone())
 }
 
-fn map_case(array: &ArrayRef, ascii: fn(&mut [u8]), unicode: fn(&str) -> String) -> Result<ArrayRef> {
+fn map_case(
+    array: &ArrayRef,
+    ascii: fn(&mut [u8]),
+    unicode: fn(&str) -> String,
+) -> Result<ArrayRef> {
     let strings = as_utf8(array)?;
     let values = strings.values();
     if values.is_ascii() {
@@ -137,14 +139,21 @@ mod tests {
 
     #[test]
     fn words_are_alphanumeric_runs() {
-        assert_eq!(words_of("Hello, wörld! 42x  _a-b"), ["Hello", "wörld", "42x", "a", "b"]);
+        assert_eq!(
+            words_of("Hello, wörld! 42x  _a-b"),
+            ["Hello", "wörld", "42x", "a", "b"]
+        );
         assert_eq!(words_of(""), Vec::<String>::new());
         assert_eq!(words_of("東京タワー is tall"), ["東京タワー", "is", "tall"]);
     }
 
     #[test]
     fn lower_handles_ascii_and_unicode() {
-        let a: ArrayRef = Arc::new(StringArray::from(vec![Some("AbC"), None, Some("ÄÖÜ Straße")]));
+        let a: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("AbC"),
+            None,
+            Some("ÄÖÜ Straße"),
+        ]));
         let l = lower(&a).unwrap();
         let l = l.as_string::<i32>();
         assert_eq!(l.value(0), "abc");

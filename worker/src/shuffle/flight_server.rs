@@ -50,7 +50,10 @@ impl FlightService for ShuffleFlightService {
     type DoActionStream = FlightStream<arrow_flight::Result>;
     type ListActionsStream = FlightStream<ActionType>;
 
-    async fn do_get(&self, request: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
+    async fn do_get(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
         let ticket = pb::ShuffleTicket::decode(request.into_inner().ticket)
             .map_err(|e| Status::invalid_argument(format!("malformed shuffle ticket: {e}")))?;
         let store = self.store.clone();
@@ -123,7 +126,10 @@ impl FlightService for ShuffleFlightService {
         unimplemented("DoExchange")
     }
 
-    async fn do_action(&self, _: Request<Action>) -> Result<Response<Self::DoActionStream>, Status> {
+    async fn do_action(
+        &self,
+        _: Request<Action>,
+    ) -> Result<Response<Self::DoActionStream>, Status> {
         unimplemented("DoAction")
     }
 

@@ -29,7 +29,10 @@ impl HashPartitioner {
             None
         } else {
             Some(RowConverter::new(
-                key_types.iter().map(|t| SortField::new(t.clone())).collect(),
+                key_types
+                    .iter()
+                    .map(|t| SortField::new(t.clone()))
+                    .collect(),
             )?)
         };
         Ok(HashPartitioner {

@@ -108,7 +108,8 @@ impl MapOutputStore {
             let mut f = File::open(path).map_err(|e| WorkerError::io(path, e))?;
             f.seek(SeekFrom::Start(start))
                 .map_err(|e| WorkerError::io(path, e))?;
-            f.read_exact(&mut buf).map_err(|e| WorkerError::io(path, e))?;
+            f.read_exact(&mut buf)
+                .map_err(|e| WorkerError::io(path, e))?;
         }
         Ok(buf)
     }

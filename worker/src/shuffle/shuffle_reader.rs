@@ -50,8 +50,10 @@ pub async fn fetch_bucket(
     peers: &PeerChannels,
     address: &str,
     ticket: pb::ShuffleTicket,
-) -> std::result::Result<impl futures::Stream<Item = std::result::Result<RecordBatch, String>> + use<>, String>
-{
+) -> std::result::Result<
+    impl futures::Stream<Item = std::result::Result<RecordBatch, String>> + use<>,
+    String,
+> {
     let channel = peers.get(address)?;
     let inner = FlightServiceClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -92,7 +94,8 @@ pub fn read_shuffle(
     let remote_iter: Box<dyn Iterator<Item = Result<RecordBatch>> + Send> = if remote.is_empty() {
         Box::new(std::iter::empty())
     } else {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(FETCH_CHANNEL_CAPACITY);
+        let (tx, mut rx) =
+            tokio::sync::mpsc::channel::<Result<RecordBatch>>(FETCH_CHANNEL_CAPACITY);
         let peers = ctx.peers.clone();
         let (job, bucket) = (ctx.job.clone(), ctx.bucket);
         ctx.runtime.spawn(async move {
@@ -139,7 +142,11 @@ async fn fetch_into(
         map_partition: loc.map_partition,
         bucket,
     };
-    let mut stream = Box::pin(fetch_bucket(peers, &loc.address, ticket).await.map_err(failed)?);
+    let mut stream = Box::pin(
+        fetch_bucket(peers, &loc.address, ticket)
+            .await
+            .map_err(failed)?,
+    );
     while let Some(batch) = stream.try_next().await.map_err(failed)? {
         if tx.send(Ok(batch)).await.is_err() {
             // The reading task ended (finished, failed or cancelled): stop fetching.

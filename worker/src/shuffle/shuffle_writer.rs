@@ -35,7 +35,12 @@ pub struct ShuffleWriter {
 
 impl ShuffleWriter {
     /// A writer of `buckets` buckets, hashing `keys` (no keys: everything in bucket 0).
-    pub fn new(schema: SchemaRef, keys: Vec<Expr>, buckets: u32, batch_size: usize) -> Result<Self> {
+    pub fn new(
+        schema: SchemaRef,
+        keys: Vec<Expr>,
+        buckets: u32,
+        batch_size: usize,
+    ) -> Result<Self> {
         let key_types = keys
             .iter()
             .map(|k| k.data_type(&schema, "shuffle"))
@@ -129,7 +134,11 @@ impl ShuffleWriter {
 
 /// Joins small slices into batches of about `batch_size` rows, so the reader is not handed
 /// thousands of tiny batches.
-fn coalesce(schema: &SchemaRef, parts: &[RecordBatch], batch_size: usize) -> Result<Vec<RecordBatch>> {
+fn coalesce(
+    schema: &SchemaRef,
+    parts: &[RecordBatch],
+    batch_size: usize,
+) -> Result<Vec<RecordBatch>> {
     let mut out = Vec::new();
     let mut pending: Vec<&RecordBatch> = Vec::new();
     let mut pending_rows = 0;

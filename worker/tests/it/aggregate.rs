@@ -52,7 +52,9 @@ fn partial_then_final_matches_reference() {
     let seed = 11;
     println!("seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
-    let batches: Vec<RecordBatch> = (0..12).map(|i| random_batch(&mut rng, 50 + i * 97)).collect();
+    let batches: Vec<RecordBatch> = (0..12)
+        .map(|i| random_batch(&mut rng, 50 + i * 97))
+        .collect();
     let schema = batches[0].schema();
 
     let mut reference: BTreeMap<Option<String>, Reference> = BTreeMap::new();
@@ -61,7 +63,9 @@ fn partial_then_final_matches_reference() {
         let i = b.column(1).as_primitive::<Int64Type>();
         let f = b.column(2).as_primitive::<Float64Type>();
         for r in 0..b.num_rows() {
-            let e = reference.entry(k.is_valid(r).then(|| k.value(r).to_string())).or_default();
+            let e = reference
+                .entry(k.is_valid(r).then(|| k.value(r).to_string()))
+                .or_default();
             e.rows += 1;
             e.fsum += f.value(r);
             if i.is_valid(r) {
@@ -105,13 +109,27 @@ fn partial_then_final_matches_reference() {
     // Two "map tasks" each aggregate half the batches; the final step merges both.
     let mut partial_out = vec![];
     for half in batches.chunks(6) {
-        let mut p = HashAggregate::new(&schema, vec![col("k")], aggs.clone(), AggregateMode::Partial, partial_schema.clone()).unwrap();
+        let mut p = HashAggregate::new(
+            &schema,
+            vec![col("k")],
+            aggs.clone(),
+            AggregateMode::Partial,
+            partial_schema.clone(),
+        )
+        .unwrap();
         for b in half {
             p.push(b).unwrap();
         }
         partial_out.extend(p.finish(7).unwrap());
     }
-    let mut f = HashAggregate::new(&partial_schema, vec![col("k")], aggs, AggregateMode::Final, final_node.schema().unwrap()).unwrap();
+    let mut f = HashAggregate::new(
+        &partial_schema,
+        vec![col("k")],
+        aggs,
+        AggregateMode::Final,
+        final_node.schema().unwrap(),
+    )
+    .unwrap();
     for b in &partial_out {
         f.push(b).unwrap();
     }
@@ -135,7 +153,10 @@ fn partial_then_final_matches_reference() {
             } else {
                 assert!(s.is_null(r) && lo.is_null(r) && hi.is_null(r));
             }
-            assert!((m.value(r) - e.fsum / e.rows as f64).abs() < 1e-9, "{key:?}");
+            assert!(
+                (m.value(r) - e.fsum / e.rows as f64).abs() < 1e-9,
+                "{key:?}"
+            );
         }
     }
 }
@@ -166,7 +187,9 @@ fn expressions_match_row_by_row_reference() {
         assert_eq!(got.value(r), i.value(r) as f64 / 4.0);
     }
 
-    let pred = col("f").gt(lit(0.5)).and(col("i").lt_eq(lit(100)).or(col("k").eq(lit("k7"))));
+    let pred = col("f")
+        .gt(lit(0.5))
+        .and(col("i").lt_eq(lit(100)).or(col("k").eq(lit("k7"))));
     let kept = filter(&b, &pred).unwrap();
     let expected = (0..b.num_rows())
         .filter(|&r| {

@@ -1,6 +1,8 @@
 //! Worker integration tests: readers, operators and shuffle, each against a simply written
 //! reference computed without the code under test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod aggregate;
 mod shuffle;
 mod text_reader;

@@ -27,11 +27,14 @@ fn buckets_partition_rows_by_key() {
     let buckets = 7;
     let mut reference: BTreeMap<(Option<String>, i64), usize> = BTreeMap::new();
     for map_task in 0..3u32 {
-        let mut writer = ShuffleWriter::new(schema.clone(), vec![col("word")], buckets, 64).unwrap();
+        let mut writer =
+            ShuffleWriter::new(schema.clone(), vec![col("word")], buckets, 64).unwrap();
         for _ in 0..5 {
             let rows = rng.random_range(0..400);
             let words: Vec<Option<String>> = (0..rows)
-                .map(|_| (rng.random_range(0..30) > 0).then(|| format!("w{}", rng.random_range(0..100))))
+                .map(|_| {
+                    (rng.random_range(0..30) > 0).then(|| format!("w{}", rng.random_range(0..100)))
+                })
                 .collect();
             let ns: Vec<i64> = (0..rows).map(|_| rng.random_range(0..5)).collect();
             for (w, n) in words.iter().zip(&ns) {
@@ -39,7 +42,10 @@ fn buckets_partition_rows_by_key() {
             }
             let batch = RecordBatch::try_new(
                 schema.clone(),
-                vec![Arc::new(StringArray::from(words)), Arc::new(Int64Array::from(ns))],
+                vec![
+                    Arc::new(StringArray::from(words)),
+                    Arc::new(Int64Array::from(ns)),
+                ],
             )
             .unwrap();
             writer.push(batch).unwrap();
@@ -52,27 +58,42 @@ fn buckets_partition_rows_by_key() {
         };
         let (data, index) = store.paths_for(&attempt);
         let out = writer.finish(data, index.clone()).unwrap();
-        assert_eq!(std::fs::read(&index).unwrap().len(), 8 * (buckets as usize + 1));
+        assert_eq!(
+            std::fs::read(&index).unwrap().len(),
+            8 * (buckets as usize + 1)
+        );
         store.register(job.clone(), StageId(0), map_task, out);
     }
     let mut got: BTreeMap<(Option<String>, i64), usize> = BTreeMap::new();
     let mut bucket_of_key: HashMap<Option<String>, u32> = HashMap::new();
     for bucket in 0..buckets {
         for map_task in 0..3 {
-            for b in store.read_bucket(&job, StageId(0), map_task, bucket).unwrap() {
+            for b in store
+                .read_bucket(&job, StageId(0), map_task, bucket)
+                .unwrap()
+            {
                 let w = b.column(0).as_string::<i32>();
                 let n = b.column(1).as_primitive::<Int64Type>();
                 for r in 0..b.num_rows() {
                     let key = w.is_valid(r).then(|| w.value(r).to_string());
                     let prev = bucket_of_key.insert(key.clone(), bucket);
-                    assert!(prev.is_none_or(|p| p == bucket), "key {key:?} in two buckets");
+                    assert!(
+                        prev.is_none_or(|p| p == bucket),
+                        "key {key:?} in two buckets"
+                    );
                     *got.entry((key, n.value(r))).or_default() += 1;
                 }
             }
         }
     }
     assert_eq!(got, reference);
-    assert!(bucket_of_key.values().collect::<std::collections::HashSet<_>>().len() > 1);
+    assert!(
+        bucket_of_key
+            .values()
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            > 1
+    );
     store.remove_job(&job, &[]);
     assert!(!dir.path().join("job-1").exists());
 }
