@@ -122,7 +122,10 @@ mod tests {
         let mut expected: HashMap<String, i64> = HashMap::new();
         for f in &files {
             for line in std::fs::read_to_string(f).unwrap().lines() {
-                for w in line.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+                for w in line
+                    .split(|c: char| !c.is_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                {
                     *expected.entry(w.to_lowercase()).or_default() += 1;
                 }
             }
