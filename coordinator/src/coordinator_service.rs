@@ -91,12 +91,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         request: Request<pb::TaskResult>,
     ) -> Result<Response<pb::ReportTaskResponse>, Status> {
         let r = request.into_inner();
-        let attempt = TaskAttempt {
-            job: JobId(r.job_id),
-            stage: StageId(r.stage_id),
-            partition: r.partition,
-            attempt: r.attempt,
-        };
+        let attempt = task_attempt(r.job_id, r.stage_id, r.partition, r.attempt);
         let outcome = match r.outcome {
             Some(pb::task_result::Outcome::Success(s)) => TaskOutcome::Success {
                 bucket_bytes: s.bucket_bytes,
@@ -131,12 +126,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         request: Request<pb::AskCommitRequest>,
     ) -> Result<Response<pb::AskCommitResponse>, Status> {
         let r = request.into_inner();
-        let attempt = TaskAttempt {
-            job: JobId(r.job_id),
-            stage: StageId(r.stage_id),
-            partition: r.partition,
-            attempt: r.attempt,
-        };
+        let attempt = task_attempt(r.job_id, r.stage_id, r.partition, r.attempt);
         let allowed = self.state.scheduler().ask_commit(&attempt);
         Ok(Response::new(pb::AskCommitResponse { allowed }))
     }
@@ -264,6 +254,15 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             })
             .collect();
         Ok(Response::new(pb::ListWorkersResponse { workers }))
+    }
+}
+
+fn task_attempt(job_id: String, stage_id: u32, partition: u32, attempt: u32) -> TaskAttempt {
+    TaskAttempt {
+        job: JobId(job_id),
+        stage: StageId(stage_id),
+        partition,
+        attempt,
     }
 }
 

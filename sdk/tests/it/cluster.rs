@@ -63,13 +63,17 @@ pub struct ProcessCluster {
     work_dir: tempfile::TempDir,
 }
 
+fn spawn_coordinator(bind: &str) -> (Child, String) {
+    let mut cmd = Command::new(binary("quiver-coordinator"));
+    cmd.args(["--bind", bind]).env("RUST_LOG", "warn");
+    let (child, line) = spawn_and_read(cmd, "listening on");
+    (child, line.rsplit(' ').next().expect("url").to_string())
+}
+
 impl ProcessCluster {
     /// Starts `quiver-coordinator` on a free port and `workers` `quiver-worker`s of 1 slot.
     pub async fn start(workers: usize) -> Self {
-        let mut cmd = Command::new(binary("quiver-coordinator"));
-        cmd.args(["--bind", "127.0.0.1:0"]).env("RUST_LOG", "warn");
-        let (coordinator, line) = spawn_and_read(cmd, "listening on");
-        let url = line.rsplit(' ').next().expect("url").to_string();
+        let (coordinator, url) = spawn_coordinator("127.0.0.1:0");
         let mut cluster = ProcessCluster {
             url,
             coordinator,
@@ -92,6 +96,16 @@ impl ProcessCluster {
         let (child, _) = spawn_and_read(cmd, "listening on");
         self.workers.push(child);
         self.workers.len() - 1
+    }
+
+    /// Kills the coordinator (SIGKILL) and starts a new one on the same address.
+    pub fn restart_coordinator(&mut self) {
+        let _ = self.coordinator.kill();
+        let _ = self.coordinator.wait();
+        let bind = self.url.trim_start_matches("http://").to_string();
+        let (child, url) = spawn_coordinator(&bind);
+        assert_eq!(url, self.url);
+        self.coordinator = child;
     }
 
     /// A client of the coordinator.

@@ -7,6 +7,7 @@ use quiver::prelude::*;
 
 use crate::cluster::{ProcessCluster, binary};
 use crate::corpus::{reference_counts, result_counts, write_corpus};
+use crate::wordcount::word_count;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn word_count_across_real_processes_and_the_cli() {
@@ -14,17 +15,7 @@ async fn word_count_across_real_processes_and_the_cli() {
     let files = write_corpus(dir.path(), 3, 2500, 31);
     let cluster = ProcessCluster::start(2).await;
     let client = cluster.client().await;
-    let counts = Dataset::read_text(&files)
-        .unwrap()
-        .select([words(col("line")).alias("word")])
-        .unwrap()
-        .explode("word")
-        .unwrap()
-        .select([lower(col("word")).alias("word")])
-        .unwrap()
-        .group_by(["word"])
-        .agg([count().alias("count")])
-        .unwrap();
+    let counts = word_count(&files);
     let job = client.submit(&counts, Sink::Collect).await.unwrap();
     let got = result_counts(&job.collect().await.unwrap());
     assert_eq!(got, reference_counts(&files));
@@ -66,4 +57,17 @@ async fn word_count_across_real_processes_and_the_cli() {
     assert!(ok && out.contains(job.id()), "{out}");
     let (ok, _, err) = cli(&["status", "no-such-job"]);
     assert!(!ok && err.contains("unknown job"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_register_again_by_themselves_when_the_coordinator_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_corpus(dir.path(), 2, 500, 32);
+    let mut cluster = ProcessCluster::start(2).await;
+    cluster.restart_coordinator();
+    // The new coordinator knows no worker until they notice (next heartbeat) and register.
+    cluster.wait_for_workers(2).await;
+    let client = cluster.client().await;
+    let got = result_counts(&word_count(&files).collect(&client).await.unwrap());
+    assert_eq!(got, reference_counts(&files));
 }

@@ -6,7 +6,8 @@ use quiver::{JobOptions, StageOutput};
 use crate::cluster;
 use crate::corpus::{reference_counts, result_counts, write_corpus};
 
-fn word_count(files: &[std::path::PathBuf]) -> Dataset {
+/// The word count dataset, as the example builds it.
+pub fn word_count(files: &[std::path::PathBuf]) -> Dataset {
     Dataset::read_text(files)
         .unwrap()
         .select([words(col("line")).alias("word")])
