@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::array::StringArray;
-use arrow::buffer::{OffsetBuffer, ScalarBuffer};
+use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use quiver_plan::FileSplit;
@@ -99,21 +99,24 @@ impl TextSplitReader {
         if line_starts.is_empty() {
             return Ok(None);
         }
-        if let Err(e) = std::str::from_utf8(&values) {
-            // Map the position in the batch back to a byte offset in the file.
-            let bad = e.valid_up_to();
-            let line = offsets.partition_point(|&o| o as usize <= bad) - 1;
-            let offset = line_starts[line] + (bad - offsets[line] as usize) as u64;
-            return Err(WorkerError::InvalidUtf8 {
-                path: self.path.clone(),
-                offset,
-            });
-        }
-        let lines = StringArray::try_new(
-            OffsetBuffer::new(ScalarBuffer::from(offsets)),
-            values.into(),
-            None,
-        )?;
+        // `try_new` validates the UTF-8; only when that fails is the text scanned again, to
+        // name the file offset of the first bad byte. (Arrow buffers clone by reference.)
+        let values = Buffer::from_vec(values);
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+        let lines = match StringArray::try_new(offsets.clone(), values.clone(), None) {
+            Ok(lines) => lines,
+            Err(_) => {
+                let bad = std::str::from_utf8(values.as_slice())
+                    .err()
+                    .map_or(0, |e| e.valid_up_to());
+                let line = offsets.partition_point(|&o| o as usize <= bad) - 1;
+                let offset = line_starts[line] + (bad - offsets[line] as usize) as u64;
+                return Err(WorkerError::InvalidUtf8 {
+                    path: self.path.clone(),
+                    offset,
+                });
+            }
+        };
         Ok(Some(RecordBatch::try_new(
             self.schema.clone(),
             vec![Arc::new(lines)],
