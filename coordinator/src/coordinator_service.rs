@@ -113,12 +113,16 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             None => return Err(Status::invalid_argument("TaskResult: outcome is missing")),
         };
         let worker = WorkerId(r.worker_id);
-        if matches!(outcome, TaskOutcome::Success { .. }) {
+        let expected = self.state.scheduler().is_current(&attempt, &worker);
+        let succeeded = matches!(outcome, TaskOutcome::Success { .. });
+        if expected && succeeded {
             self.state.registry.task_completed(&worker);
         }
         self.state
             .apply(|s| ((), s.task_finished(&attempt, &worker, outcome)));
-        Ok(Response::new(pb::ReportTaskResponse {}))
+        Ok(Response::new(pb::ReportTaskResponse {
+            drop_output: !expected && succeeded,
+        }))
     }
 
     async fn ask_commit(
@@ -233,14 +237,14 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         &self,
         _: Request<pb::ListWorkersRequest>,
     ) -> Result<Response<pb::ListWorkersResponse>, Status> {
-        let running = self.state.scheduler().running_per_worker();
         let workers = self
             .state
             .registry
             .snapshot()
             .into_iter()
             .map(|(id, w)| pb::WorkerStatus {
-                running_tasks: running.get(&id).copied().unwrap_or(0),
+                // As the worker itself reported it: what really runs there.
+                running_tasks: w.running_tasks,
                 worker_id: id.0,
                 address: w.address,
                 slots: w.slots,

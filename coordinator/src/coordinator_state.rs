@@ -59,6 +59,12 @@ impl CoordinatorState {
         result
     }
 
+    /// Re-runs the scheduler with no event: time-based decisions (a job that waited too long
+    /// for a worker) happen here. Called by the heartbeat monitor's timer.
+    pub fn tick(self: &Arc<Self>) {
+        self.apply(|_| ((), vec![]));
+    }
+
     fn dispatch(self: &Arc<Self>, action: Action) {
         let this = self.clone();
         tokio::spawn(async move {
@@ -70,13 +76,23 @@ impl CoordinatorState {
                 } => {
                     if let Err(e) = this.launcher.launch(&address, &task).await {
                         let attempt: TaskAttempt = task.attempt.clone();
-                        warn!(task = %attempt, %address, error = %e, "could not launch task");
-                        let outcome = TaskOutcome::Failure {
-                            message: format!("could not launch on worker at {address}: {e}"),
-                            retryable: true,
-                            fetch_failure: None,
-                        };
-                        this.apply(|s| ((), s.task_finished(&attempt, &worker, outcome)));
+                        warn!(task = %attempt, %address, error = %e.message, unreachable = e.unreachable, "could not launch task");
+                        if e.unreachable {
+                            // Nothing answers there: the worker is gone. Waiting for its
+                            // heartbeats to time out would only burn this task's attempts.
+                            this.registry.mark_lost(&worker);
+                            this.apply(|s| ((), s.worker_lost(&worker)));
+                        } else {
+                            let outcome = TaskOutcome::Failure {
+                                message: format!(
+                                    "could not launch on worker at {address}: {}",
+                                    e.message
+                                ),
+                                retryable: true,
+                                fetch_failure: None,
+                            };
+                            this.apply(|s| ((), s.task_finished(&attempt, &worker, outcome)));
+                        }
                     }
                 }
                 Action::Cancel { address, attempts } => {

@@ -1,5 +1,6 @@
 //! The heartbeat monitor: a timer task that declares workers lost when they have been silent
-//! longer than the timeout, and tells the scheduler.
+//! longer than the timeout, and tells the scheduler. Each tick also lets the scheduler make
+//! its time-based decisions.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,5 +26,6 @@ pub async fn run(
             warn!(worker = %worker, timeout_s = timeout.as_secs_f64(), "worker missed its heartbeats; declaring it lost");
             state.apply(|s| ((), s.worker_lost(&worker)));
         }
+        state.tick();
     }
 }

@@ -138,6 +138,8 @@ pub struct Job {
     pub started: Option<Instant>,
     pub finished: Option<Instant>,
     pub waiting_reason: Option<String>,
+    /// Since when the job has been waiting for a worker, if it is.
+    pub waiting_since: Option<Instant>,
 }
 
 impl Job {

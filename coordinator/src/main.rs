@@ -21,6 +21,9 @@ struct Args {
     /// Attempts per task before its job fails.
     #[arg(long, env = "QUIVER_MAX_TASK_ATTEMPTS", default_value_t = 4)]
     max_task_attempts: u32,
+    /// Seconds a job waits while no worker is registered before it fails.
+    #[arg(long, env = "QUIVER_WORKER_WAIT_TIMEOUT", default_value_t = 300.0)]
+    worker_wait_timeout: f64,
     /// Seconds a collect job's results stay on the workers after it succeeded.
     #[arg(long, env = "QUIVER_RESULT_RETENTION", default_value_t = 600)]
     result_retention: u64,
@@ -40,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
         scheduler: SchedulerConfig {
             max_task_attempts: args.max_task_attempts.max(1),
             result_retention: Duration::from_secs(args.result_retention),
+            worker_wait_timeout: Duration::from_secs_f64(args.worker_wait_timeout.max(0.0)),
         },
         ..CoordinatorConfig::default()
     };

@@ -62,6 +62,8 @@ pub struct SchedulerConfig {
     pub max_task_attempts: u32,
     /// How long a collect job's results stay on the workers after it succeeded.
     pub result_retention: Duration,
+    /// How long a job waits while no worker is registered before it fails.
+    pub worker_wait_timeout: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -69,6 +71,7 @@ impl Default for SchedulerConfig {
         SchedulerConfig {
             max_task_attempts: 4,
             result_retention: Duration::from_secs(600),
+            worker_wait_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -157,6 +160,7 @@ impl Scheduler {
                 started: None,
                 finished: None,
                 waiting_reason: None,
+                waiting_since: None,
             },
         );
         Ok(())
@@ -194,6 +198,18 @@ impl Scheduler {
             }
         }
         vec![]
+    }
+
+    /// Whether `attempt` on `worker` is the one the coordinator expects a result from.
+    pub fn is_current(&self, attempt: &TaskAttempt, worker: &WorkerId) -> bool {
+        self.jobs
+            .get(&attempt.job)
+            .and_then(|j| j.stages.get(attempt.stage.0 as usize))
+            .and_then(|s| s.tasks.get(attempt.partition as usize))
+            .is_some_and(|t| {
+                matches!(&t.state, TaskState::Running { worker: w, attempt: a, .. }
+                    if w == worker && *a == attempt.attempt)
+            })
     }
 
     /// Whether `attempt` may commit its file output (the first attempt to ask wins).
@@ -405,12 +421,28 @@ impl Scheduler {
     pub fn schedule(&mut self) -> Vec<Action> {
         let mut actions = Vec::new();
         if self.workers.is_empty() {
+            let timeout = self.config.worker_wait_timeout;
+            let mut expired = Vec::new();
             for job in self.jobs.values_mut() {
                 if matches!(job.state, JobState::Queued | JobState::Running) {
                     job.waiting_reason = Some("waiting for a worker to register".into());
+                    let since = *job.waiting_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= timeout {
+                        expired.push(job.id.clone());
+                    }
                 }
             }
+            for id in expired {
+                let error = format!(
+                    "no worker registered within {} s; start one with `quiver-worker --coordinator <this coordinator's URL>`",
+                    timeout.as_secs_f64()
+                );
+                actions.extend(self.finish_job(&id, JobState::Failed, Some(error)));
+            }
             return actions;
+        }
+        for job in self.jobs.values_mut() {
+            job.waiting_since = None;
         }
         let running = self.running_per_worker();
         let mut free: Vec<(WorkerId, String, u32)> = self

@@ -11,11 +11,28 @@ use quiver_proto::v1 as pb;
 use quiver_proto::v1::worker_client::WorkerClient;
 use tonic::transport::{Channel, Endpoint};
 
+/// Why a launch failed.
+#[derive(Clone, Debug)]
+pub struct LaunchError {
+    /// Nothing answered at the worker's address: it is gone, not just failing.
+    pub unreachable: bool,
+    pub message: String,
+}
+
+impl From<tonic::Status> for LaunchError {
+    fn from(status: tonic::Status) -> Self {
+        LaunchError {
+            unreachable: status.code() == tonic::Code::Unavailable,
+            message: status.message().to_string(),
+        }
+    }
+}
+
 /// Sends instructions to workers.
 #[tonic::async_trait]
 pub trait TaskLauncher: Send + Sync + 'static {
     /// Starts a task attempt on the worker at `address`.
-    async fn launch(&self, address: &str, task: &TaskDefinition) -> Result<(), String>;
+    async fn launch(&self, address: &str, task: &TaskDefinition) -> Result<(), LaunchError>;
     /// Cancels running attempts.
     async fn cancel(&self, address: &str, attempts: &[TaskAttempt]) -> Result<(), String>;
     /// Deletes a job's shuffle files, except those of `keep` stages.
@@ -66,15 +83,19 @@ fn task_ref(a: &TaskAttempt) -> pb::TaskRef {
 
 #[tonic::async_trait]
 impl TaskLauncher for GrpcTaskLauncher {
-    async fn launch(&self, address: &str, task: &TaskDefinition) -> Result<(), String> {
+    async fn launch(&self, address: &str, task: &TaskDefinition) -> Result<(), LaunchError> {
         let request = pb::LaunchTaskRequest {
             task: Some(task.into()),
         };
-        self.client(address)?
+        let mut client = self.client(address).map_err(|message| LaunchError {
+            unreachable: true,
+            message,
+        })?;
+        client
             .launch_task(request)
             .await
             .map(|_| ())
-            .map_err(|e| e.message().to_string())
+            .map_err(LaunchError::from)
     }
 
     async fn cancel(&self, address: &str, attempts: &[TaskAttempt]) -> Result<(), String> {

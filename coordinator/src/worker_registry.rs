@@ -70,6 +70,13 @@ impl WorkerRegistry {
         }
     }
 
+    /// Declares one worker lost (it could not be reached); it must register again.
+    pub fn mark_lost(&self, id: &WorkerId) {
+        if let Some(mut w) = self.workers.get_mut(id) {
+            w.liveness = Liveness::Lost;
+        }
+    }
+
     /// Marks every alive worker silent for longer than `timeout` as lost and returns them.
     pub fn expire(&self, timeout: Duration) -> Vec<WorkerId> {
         let now = Instant::now();

@@ -15,7 +15,9 @@ use crate::error::{Error, Result};
 pub struct LocalClusterBuilder {
     workers: usize,
     slots_per_worker: Option<usize>,
+    heartbeat_interval: Duration,
     heartbeat_timeout: Duration,
+    worker_wait_timeout: Duration,
 }
 
 impl LocalClusterBuilder {
@@ -31,6 +33,18 @@ impl LocalClusterBuilder {
         self
     }
 
+    /// How often workers heartbeat.
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self
+    }
+
+    /// How long a job waits while no worker is registered before it fails.
+    pub fn worker_wait_timeout(mut self, timeout: Duration) -> Self {
+        self.worker_wait_timeout = timeout;
+        self
+    }
+
     /// Silence after which the coordinator declares a worker lost.
     pub fn heartbeat_timeout(mut self, timeout: Duration) -> Self {
         self.heartbeat_timeout = timeout;
@@ -41,7 +55,12 @@ impl LocalClusterBuilder {
     pub async fn start(self) -> Result<LocalCluster> {
         let coordinator = quiver_coordinator::start(CoordinatorConfig {
             bind: ([127, 0, 0, 1], 0).into(),
+            heartbeat_interval: self.heartbeat_interval,
             heartbeat_timeout: self.heartbeat_timeout,
+            scheduler: quiver_coordinator::scheduler::SchedulerConfig {
+                worker_wait_timeout: self.worker_wait_timeout,
+                ..Default::default()
+            },
             ..CoordinatorConfig::default()
         })
         .await
@@ -55,12 +74,15 @@ impl LocalClusterBuilder {
             coordinator: Some(coordinator),
             workers: Vec::new(),
             slots_per_worker: slots,
+            heartbeat_interval: self.heartbeat_interval,
             work_dir: std::env::temp_dir().join(format!("quiver-local-{}", uuid::Uuid::new_v4())),
         };
         for _ in 0..self.workers {
             cluster.add_worker().await?;
         }
-        cluster.wait_for_workers(self.workers).await?;
+        if self.workers > 0 {
+            cluster.wait_for_workers(self.workers).await?;
+        }
         Ok(cluster)
     }
 }
@@ -80,6 +102,7 @@ pub struct LocalCluster {
     coordinator: Option<RunningCoordinator>,
     workers: Vec<Option<RunningWorker>>,
     slots_per_worker: usize,
+    heartbeat_interval: Duration,
     work_dir: PathBuf,
 }
 
@@ -94,7 +117,9 @@ impl LocalCluster {
         LocalClusterBuilder {
             workers: 2,
             slots_per_worker: None,
+            heartbeat_interval: Duration::from_secs(1),
             heartbeat_timeout: Duration::from_secs(5),
+            worker_wait_timeout: Duration::from_secs(300),
         }
     }
 
@@ -114,6 +139,7 @@ impl LocalCluster {
             coordinator_url: self.url.clone(),
             slots: self.slots_per_worker,
             work_dir: self.work_dir.clone(),
+            heartbeat_interval: self.heartbeat_interval,
             ..WorkerConfig::default()
         })
         .await?;

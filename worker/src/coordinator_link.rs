@@ -20,6 +20,7 @@ use tonic::transport::{Channel, Endpoint};
 use tracing::{info, warn};
 
 use crate::error::{Result, WorkerError};
+use crate::shuffle::map_output_store::MapOutputStore;
 use crate::task_executor::{TaskExecutor, TaskOutput, TaskReport};
 
 /// How long to keep retrying a task report while the coordinator is unreachable.
@@ -28,6 +29,7 @@ const REPORT_RETRY_FOR: Duration = Duration::from_secs(60);
 /// The worker's connection to its coordinator.
 pub struct CoordinatorLink {
     url: String,
+    store: Arc<MapOutputStore>,
     client: CoordinatorClient<Channel>,
     registration: pb::RegisterWorkerRequest,
     registered: AtomicBool,
@@ -35,7 +37,11 @@ pub struct CoordinatorLink {
 
 impl CoordinatorLink {
     /// A link to `url` (connected lazily, so a worker may start before its coordinator).
-    pub fn new(url: &str, registration: pb::RegisterWorkerRequest) -> Result<Self> {
+    pub fn new(
+        url: &str,
+        registration: pb::RegisterWorkerRequest,
+        store: Arc<MapOutputStore>,
+    ) -> Result<Self> {
         let endpoint =
             Endpoint::from_shared(url.to_string()).map_err(|e| WorkerError::Coordinator {
                 url: url.to_string(),
@@ -48,6 +54,7 @@ impl CoordinatorLink {
             .connect_lazy();
         Ok(CoordinatorLink {
             url: url.to_string(),
+            store,
             client: CoordinatorClient::new(channel)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
@@ -183,7 +190,18 @@ impl CoordinatorLink {
         let mut backoff = Duration::from_millis(100);
         loop {
             match self.client.clone().report_task(message.clone()).await {
-                Ok(_) => return,
+                Ok(response) => {
+                    if response.into_inner().drop_output {
+                        // A stale attempt (this worker was declared lost meanwhile): its
+                        // output must not be served, and its files are garbage.
+                        info!(task = %attempt, "coordinator did not expect this result; dropping its output");
+                        let store = self.store.clone();
+                        let attempt = attempt.clone();
+                        let _ = tokio::task::spawn_blocking(move || store.remove_attempt(&attempt))
+                            .await;
+                    }
+                    return;
+                }
                 Err(e) if tokio::time::Instant::now() < deadline => {
                     warn!(task = %attempt, error = %e.message(), "could not report task result; retrying");
                     tokio::time::sleep(backoff).await;

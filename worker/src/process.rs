@@ -141,6 +141,7 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
             slots: slots as u32,
             hostname: hostname(),
         },
+        store.clone(),
     )?);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -153,7 +154,7 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
-            FlightServiceServer::new(ShuffleFlightService::new(store))
+            FlightServiceServer::new(ShuffleFlightService::new(store.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )

@@ -59,13 +59,17 @@ fn spawn_and_read(mut command: Command, marker: &str) -> (Child, String) {
 pub struct ProcessCluster {
     pub url: String,
     coordinator: Child,
+    coordinator_args: Vec<String>,
+    worker_args: Vec<String>,
     workers: Vec<Child>,
     work_dir: tempfile::TempDir,
 }
 
-fn spawn_coordinator(bind: &str) -> (Child, String) {
+fn spawn_coordinator(bind: &str, args: &[String]) -> (Child, String) {
     let mut cmd = Command::new(binary("quiver-coordinator"));
-    cmd.args(["--bind", bind]).env("RUST_LOG", "warn");
+    cmd.args(["--bind", bind])
+        .args(args)
+        .env("RUST_LOG", "warn");
     let (child, line) = spawn_and_read(cmd, "listening on");
     (child, line.rsplit(' ').next().expect("url").to_string())
 }
@@ -73,10 +77,23 @@ fn spawn_coordinator(bind: &str) -> (Child, String) {
 impl ProcessCluster {
     /// Starts `quiver-coordinator` on a free port and `workers` `quiver-worker`s of 1 slot.
     pub async fn start(workers: usize) -> Self {
-        let (coordinator, url) = spawn_coordinator("127.0.0.1:0");
+        Self::start_with(workers, &[], &[]).await
+    }
+
+    /// Like [`ProcessCluster::start`], with extra flags for the coordinator and the workers.
+    pub async fn start_with(
+        workers: usize,
+        coordinator_args: &[&str],
+        worker_args: &[&str],
+    ) -> Self {
+        let coordinator_args: Vec<String> =
+            coordinator_args.iter().map(|s| s.to_string()).collect();
+        let (coordinator, url) = spawn_coordinator("127.0.0.1:0", &coordinator_args);
         let mut cluster = ProcessCluster {
             url,
             coordinator,
+            coordinator_args,
+            worker_args: worker_args.iter().map(|s| s.to_string()).collect(),
             workers: vec![],
             work_dir: tempfile::tempdir().expect("temp dir"),
         };
@@ -92,6 +109,7 @@ impl ProcessCluster {
         let mut cmd = Command::new(binary("quiver-worker"));
         cmd.args(["--coordinator", &self.url, "--slots", "1", "--work-dir"])
             .arg(self.work_dir.path())
+            .args(&self.worker_args)
             .env("RUST_LOG", "warn");
         let (child, _) = spawn_and_read(cmd, "listening on");
         self.workers.push(child);
@@ -103,9 +121,25 @@ impl ProcessCluster {
         let _ = self.coordinator.kill();
         let _ = self.coordinator.wait();
         let bind = self.url.trim_start_matches("http://").to_string();
-        let (child, url) = spawn_coordinator(&bind);
+        let (child, url) = spawn_coordinator(&bind, &self.coordinator_args);
         assert_eq!(url, self.url);
         self.coordinator = child;
+    }
+
+    /// kill -9 of worker `i`.
+    pub fn kill_worker(&mut self, i: usize) {
+        self.workers[i].kill().expect("kill worker");
+        let _ = self.workers[i].wait();
+    }
+
+    /// Sends a signal (`STOP`, `CONT`, `TERM`) to worker `i`.
+    pub fn signal_worker(&self, i: usize, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.workers[i].id().to_string())
+            .status()
+            .expect("kill command");
+        assert!(status.success());
     }
 
     /// A client of the coordinator.
@@ -120,13 +154,7 @@ impl ProcessCluster {
         let client = self.client().await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
-            let alive = client
-                .list_workers()
-                .await
-                .expect("ListWorkers")
-                .iter()
-                .filter(|w| w.state == quiver_proto::v1::WorkerState::Alive as i32)
-                .count();
+            let alive = alive_workers(&client).await;
             if alive >= n {
                 return;
             }
@@ -148,4 +176,15 @@ impl Drop for ProcessCluster {
         let _ = self.coordinator.kill();
         let _ = self.coordinator.wait();
     }
+}
+
+/// How many workers the coordinator believes alive.
+pub async fn alive_workers(client: &Client) -> usize {
+    client
+        .list_workers()
+        .await
+        .expect("ListWorkers")
+        .iter()
+        .filter(|w| w.state == quiver_proto::v1::WorkerState::Alive as i32)
+        .count()
 }

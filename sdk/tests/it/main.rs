@@ -6,6 +6,7 @@
 mod bad_input;
 mod cluster;
 mod corpus;
+mod fault_tolerance;
 mod operators;
 mod processes;
 mod wordcount;

@@ -126,6 +126,20 @@ impl MapOutputStore {
         decode_ipc_stream(bytes)
     }
 
+    /// Deletes one attempt's output files, and forgets the output if it is that attempt's
+    /// (a newer attempt of the same partition on this worker stays).
+    pub fn remove_attempt(&self, attempt: &TaskAttempt) {
+        let (data, index) = self.paths_for(attempt);
+        let key = (attempt.job.clone(), attempt.stage, attempt.partition);
+        let mut outputs = self.lock();
+        if outputs.get(&key).is_some_and(|o| o.data_path == data) {
+            outputs.remove(&key);
+        }
+        drop(outputs);
+        let _ = fs::remove_file(data);
+        let _ = fs::remove_file(index);
+    }
+
     /// Forgets a job's outputs and deletes its files; `keep` stages are left in place.
     pub fn remove_job(&self, job: &JobId, keep: &[StageId]) {
         let mut removed_dirs = Vec::new();
