@@ -61,7 +61,6 @@ impl LocalClusterBuilder {
                 worker_wait_timeout: self.worker_wait_timeout,
                 ..Default::default()
             },
-            ..CoordinatorConfig::default()
         })
         .await
         .map_err(|e| Error::Cluster(e.to_string()))?;
