@@ -57,6 +57,17 @@ pub struct Task {
     pub rows_out: u64,
     pub bytes_out: u64,
     pub elapsed_ms: u64,
+    /// A speculative copy of a slow running attempt, on another worker. The first of the
+    /// two to succeed wins; the other is cancelled.
+    pub backup: Option<BackupAttempt>,
+}
+
+/// A speculative attempt running beside the task's primary one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BackupAttempt {
+    pub worker: WorkerId,
+    pub attempt: u32,
+    pub since: Instant,
 }
 
 impl Task {
@@ -70,6 +81,53 @@ impl Task {
             rows_out: 0,
             bytes_out: 0,
             elapsed_ms: 0,
+            backup: None,
+        }
+    }
+
+    /// Every attempt running now, as (worker, attempt number): the primary, then the backup.
+    pub fn running_attempts(&self) -> Vec<(WorkerId, u32)> {
+        let mut out = Vec::with_capacity(2);
+        if let TaskState::Running {
+            worker, attempt, ..
+        } = &self.state
+        {
+            out.push((worker.clone(), *attempt));
+        }
+        if let Some(b) = &self.backup {
+            out.push((b.worker.clone(), b.attempt));
+        }
+        out
+    }
+
+    /// Whether `attempt` on `worker` is one the coordinator waits for.
+    pub fn is_running_attempt(&self, worker: &WorkerId, attempt: u32) -> bool {
+        self.running_attempts()
+            .iter()
+            .any(|(w, a)| w == worker && *a == attempt)
+    }
+
+    /// Ends the attempt `attempt`: if it was the primary and a backup runs, the backup becomes
+    /// the primary; otherwise the task is pending again. Returns whether another attempt still
+    /// runs.
+    pub fn drop_attempt(&mut self, attempt: u32) -> bool {
+        if self.backup.as_ref().is_some_and(|b| b.attempt == attempt) {
+            self.backup = None;
+            return matches!(self.state, TaskState::Running { .. });
+        }
+        match self.backup.take() {
+            Some(b) => {
+                self.state = TaskState::Running {
+                    worker: b.worker,
+                    attempt: b.attempt,
+                    since: b.since,
+                };
+                true
+            }
+            None => {
+                self.state = TaskState::Pending;
+                false
+            }
         }
     }
 

@@ -24,6 +24,9 @@ struct Args {
     /// Seconds a job waits while no worker is registered before it fails.
     #[arg(long, env = "QUIVER_WORKER_WAIT_TIMEOUT", default_value_t = 300.0)]
     worker_wait_timeout: f64,
+    /// Speculative execution: back up tasks that run far longer than their stage's median.
+    #[arg(long, env = "QUIVER_SPECULATION", default_value_t = true, action = clap::ArgAction::Set)]
+    speculation: bool,
     /// Seconds a collect job's results stay on the workers after it succeeded.
     #[arg(long, env = "QUIVER_RESULT_RETENTION", default_value_t = 600)]
     result_retention: u64,
@@ -44,6 +47,8 @@ async fn main() -> anyhow::Result<()> {
             max_task_attempts: args.max_task_attempts.max(1),
             result_retention: Duration::from_secs(args.result_retention),
             worker_wait_timeout: Duration::from_secs_f64(args.worker_wait_timeout.max(0.0)),
+            speculation: args.speculation,
+            ..SchedulerConfig::default()
         },
         ..CoordinatorConfig::default()
     };

@@ -64,6 +64,16 @@ pub struct SchedulerConfig {
     pub result_retention: Duration,
     /// How long a job waits while no worker is registered before it fails.
     pub worker_wait_timeout: Duration,
+    /// Speculative execution: a backup attempt for a task running far longer than the
+    /// finished tasks of its stage.
+    pub speculation: bool,
+    /// A task is slow when it has run this many times the median of its stage's finished
+    /// tasks ...
+    pub speculation_multiplier: f64,
+    /// ... and at least this long ...
+    pub speculation_min_runtime: Duration,
+    /// ... once this fraction of the stage's tasks has finished.
+    pub speculation_quantile: f64,
 }
 
 impl Default for SchedulerConfig {
@@ -72,6 +82,10 @@ impl Default for SchedulerConfig {
             max_task_attempts: 4,
             result_retention: Duration::from_secs(600),
             worker_wait_timeout: Duration::from_secs(300),
+            speculation: true,
+            speculation_multiplier: 1.5,
+            speculation_min_runtime: Duration::from_secs(1),
+            speculation_quantile: 0.75,
         }
     }
 }
@@ -118,8 +132,8 @@ impl Scheduler {
         for job in self.jobs.values() {
             for stage in &job.stages {
                 for t in &stage.tasks {
-                    if let TaskState::Running { worker, .. } = &t.state {
-                        *running.entry(worker.clone()).or_default() += 1;
+                    for (worker, _) in t.running_attempts() {
+                        *running.entry(worker).or_default() += 1;
                     }
                 }
             }
@@ -184,13 +198,15 @@ impl Scheduler {
                 .collect();
             for (stage, needed) in job.stages.iter_mut().zip(needed) {
                 for (p, task) in stage.tasks.iter_mut().enumerate() {
-                    let reset = match &task.state {
-                        TaskState::Running { worker, .. } => worker == lost,
-                        TaskState::Done { worker, .. } => worker == lost && needed,
-                        TaskState::Pending => false,
-                    };
-                    if reset {
-                        info!(job = %job.id, stage = %stage.id, partition = p, worker = %lost, "task reset: worker lost");
+                    for (worker, attempt) in task.running_attempts() {
+                        if worker == *lost {
+                            info!(job = %job.id, stage = %stage.id, partition = p, worker = %lost, "attempt dropped: worker lost");
+                            task.drop_attempt(attempt);
+                        }
+                    }
+                    if matches!(&task.state, TaskState::Done { worker, .. } if worker == lost && needed)
+                    {
+                        info!(job = %job.id, stage = %stage.id, partition = p, worker = %lost, "output lost with its worker; recomputing");
                         task.state = TaskState::Pending;
                         stage.finished = None;
                     }
@@ -206,10 +222,7 @@ impl Scheduler {
             .get(&attempt.job)
             .and_then(|j| j.stages.get(attempt.stage.0 as usize))
             .and_then(|s| s.tasks.get(attempt.partition as usize))
-            .is_some_and(|t| {
-                matches!(&t.state, TaskState::Running { worker: w, attempt: a, .. }
-                    if w == worker && *a == attempt.attempt)
-            })
+            .is_some_and(|t| t.is_running_attempt(worker, attempt.attempt))
     }
 
     /// Whether `attempt` may commit its file output (the first attempt to ask wins).
@@ -223,8 +236,10 @@ impl Scheduler {
         else {
             return false;
         };
-        let current =
-            matches!(task.state, TaskState::Running { attempt: a, .. } if a == attempt.attempt);
+        let current = task
+            .running_attempts()
+            .iter()
+            .any(|(_, a)| *a == attempt.attempt);
         match task.committed {
             Some(a) => a == attempt.attempt,
             None if current => {
@@ -261,9 +276,7 @@ impl Scheduler {
         else {
             return vec![];
         };
-        let is_current = matches!(&task.state,
-            TaskState::Running { worker: w, attempt: a, .. } if w == worker && *a == attempt.attempt);
-        if !is_current {
+        if !task.is_running_attempt(worker, attempt.attempt) {
             info!(task = %attempt, worker = %worker, "ignoring result of a stale attempt");
             return vec![];
         }
@@ -274,6 +287,22 @@ impl Scheduler {
                 bytes_out,
                 elapsed_ms,
             } => {
+                // The other attempt of a speculated task lost the race: stop it.
+                let mut actions = Vec::new();
+                for (other_worker, other) in task.running_attempts() {
+                    if other != attempt.attempt
+                        && let Some(w) = self.workers.get(&other_worker)
+                    {
+                        actions.push(Action::Cancel {
+                            address: w.address.clone(),
+                            attempts: vec![TaskAttempt {
+                                attempt: other,
+                                ..attempt.clone()
+                            }],
+                        });
+                    }
+                }
+                task.backup = None;
                 task.state = TaskState::Done {
                     worker: worker.clone(),
                     address,
@@ -288,9 +317,9 @@ impl Scheduler {
                     stage.finished = Some(Instant::now());
                 }
                 if job.stages.iter().all(Stage::is_complete) {
-                    return self.finish_job(&attempt.job, JobState::Succeeded, None);
+                    actions.extend(self.finish_job(&attempt.job, JobState::Succeeded, None));
                 }
-                vec![]
+                actions
             }
             TaskOutcome::Failure {
                 message,
@@ -299,7 +328,7 @@ impl Scheduler {
             } => {
                 if let Some((lost_worker, stage, map_partition)) = fetch_failure {
                     // The input is gone, not this task's fault: recompute the map output.
-                    task.state = TaskState::Pending;
+                    task.drop_attempt(attempt.attempt);
                     warn!(task = %attempt, %message, "fetch failed; recomputing map output");
                     if let Some(map_task) = job
                         .stages
@@ -316,7 +345,7 @@ impl Scheduler {
                 task.failed_on.push(worker.clone());
                 if retryable && task.failures < max_attempts {
                     warn!(task = %attempt, %message, "task failed; will retry");
-                    task.state = TaskState::Pending;
+                    task.drop_attempt(attempt.attempt);
                     return vec![];
                 }
                 let error = format!(
@@ -363,20 +392,17 @@ impl Scheduler {
         let mut running: HashMap<WorkerId, Vec<TaskAttempt>> = HashMap::new();
         for stage in &mut job.stages {
             for (p, t) in stage.tasks.iter_mut().enumerate() {
-                if let TaskState::Running {
-                    worker, attempt, ..
-                } = &t.state
-                {
-                    running
-                        .entry(worker.clone())
-                        .or_default()
-                        .push(TaskAttempt {
-                            job: id.clone(),
-                            stage: stage.id,
-                            partition: p as u32,
-                            attempt: *attempt,
-                        });
+                for (worker, attempt) in t.running_attempts() {
+                    running.entry(worker).or_default().push(TaskAttempt {
+                        job: id.clone(),
+                        stage: stage.id,
+                        partition: p as u32,
+                        attempt,
+                    });
+                }
+                if !t.is_done() {
                     t.state = TaskState::Pending;
+                    t.backup = None;
                 }
             }
         }
@@ -537,7 +563,93 @@ impl Scheduler {
                 }
             }
         }
+        if self.config.speculation {
+            self.speculate(&mut free, &mut actions);
+        }
         actions
+    }
+
+    /// Launches backup attempts of slow tasks on the slots left over after pending work.
+    fn speculate(&mut self, free: &mut [(WorkerId, String, u32)], actions: &mut Vec<Action>) {
+        let config = self.config.clone();
+        for id in &self.order {
+            let Some(job) = self.jobs.get_mut(id) else {
+                continue;
+            };
+            if job.state != JobState::Running {
+                continue;
+            }
+            let batch_size = job.options.batch_size;
+            for s in 0..job.stages.len() {
+                let stage = &job.stages[s];
+                let mut finished: Vec<u64> = stage
+                    .tasks
+                    .iter()
+                    .filter(|t| t.is_done())
+                    .map(|t| t.elapsed_ms)
+                    .collect();
+                let total = stage.tasks.len();
+                if finished.is_empty()
+                    || finished.len() == total
+                    || (finished.len() as f64) < config.speculation_quantile * total as f64
+                {
+                    continue;
+                }
+                finished.sort_unstable();
+                let median = Duration::from_millis(finished[finished.len() / 2]);
+                let threshold = median
+                    .mul_f64(config.speculation_multiplier)
+                    .max(config.speculation_min_runtime);
+                let inputs = shuffle_inputs(job, s);
+                let stage = &mut job.stages[s];
+                for (p, task) in stage.tasks.iter_mut().enumerate() {
+                    let TaskState::Running { worker, since, .. } = &task.state else {
+                        continue;
+                    };
+                    if task.backup.is_some() || since.elapsed() <= threshold {
+                        continue;
+                    }
+                    let primary = worker.clone();
+                    let Some(slot) = free
+                        .iter_mut()
+                        .filter(|(w, _, n)| *n > 0 && *w != primary)
+                        .max_by_key(|(_, _, n)| *n)
+                    else {
+                        return;
+                    };
+                    slot.2 -= 1;
+                    let attempt = task.attempts;
+                    task.attempts += 1;
+                    task.backup = Some(crate::job::BackupAttempt {
+                        worker: slot.0.clone(),
+                        attempt,
+                        since: Instant::now(),
+                    });
+                    info!(job = %id, stage = %stage.id, partition = p, attempt, "speculating: backup attempt for a slow task");
+                    actions.push(Action::Launch {
+                        worker: slot.0.clone(),
+                        address: slot.1.clone(),
+                        task: Box::new(TaskDefinition {
+                            attempt: TaskAttempt {
+                                job: id.clone(),
+                                stage: stage.id,
+                                partition: p as u32,
+                                attempt,
+                            },
+                            plan: stage.plan.clone(),
+                            output: stage.output.clone(),
+                            splits: stage.splits.get(p).cloned().unwrap_or_default(),
+                            inputs: inputs.clone(),
+                            batch_size: if batch_size > 0 {
+                                batch_size as usize
+                            } else {
+                                quiver_plan::DEFAULT_BATCH_SIZE
+                            },
+                        }),
+                    });
+                }
+            }
+        }
     }
 }
 

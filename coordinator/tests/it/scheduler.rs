@@ -192,3 +192,99 @@ fn a_job_without_workers_waits_with_a_reason() {
     s.worker_registered(WorkerId("w".into()), "http://w".into(), 2);
     assert_eq!(launches(&s.schedule()).len(), 1);
 }
+
+/// Two workers of 4 slots, a job of 4 map tasks all running.
+fn speculation_setup(speculation: bool) -> (Scheduler, Vec<(WorkerId, TaskDefinition)>) {
+    let config = SchedulerConfig {
+        speculation,
+        speculation_min_runtime: std::time::Duration::ZERO,
+        speculation_quantile: 0.5,
+        ..SchedulerConfig::default()
+    };
+    let mut s = Scheduler::new(config);
+    for i in 0..2 {
+        s.worker_registered(WorkerId(format!("w{i}")), format!("http://w{i}"), 4);
+    }
+    s.submit(
+        JobId("j".into()),
+        "wc".into(),
+        word_count_plan(&[10, 10, 10, 10]),
+        Sink::Collect,
+        Default::default(),
+    )
+    .unwrap();
+    let first = launches(&s.schedule());
+    assert_eq!(first.len(), 4);
+    // Three finish at once (1 ms each); the fourth straggles.
+    for (w, t) in &first[..3] {
+        s.task_finished(&t.attempt, w, success());
+    }
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    (s, first)
+}
+
+fn map_launches(actions: &[Action]) -> Vec<(WorkerId, TaskDefinition)> {
+    launches(actions)
+        .into_iter()
+        .filter(|(_, t)| t.attempt.stage.0 == 0)
+        .collect()
+}
+
+#[test]
+fn a_straggler_gets_one_backup_elsewhere_and_the_first_to_finish_wins() {
+    let (mut s, first) = speculation_setup(true);
+    let (slow_worker, slow) = first[3].clone();
+    let backups = map_launches(&s.schedule());
+    assert_eq!(backups.len(), 1);
+    let (backup_worker, backup) = backups[0].clone();
+    assert_eq!(backup.attempt.partition, slow.attempt.partition);
+    assert_eq!(backup.attempt.attempt, slow.attempt.attempt + 1);
+    assert_ne!(
+        backup_worker, slow_worker,
+        "the backup runs on another worker"
+    );
+    assert!(
+        map_launches(&s.schedule()).is_empty(),
+        "one backup per task"
+    );
+    assert!(
+        s.is_current(&slow.attempt, &slow_worker) && s.is_current(&backup.attempt, &backup_worker)
+    );
+
+    // The backup wins: the slow attempt is cancelled and its late result ignored.
+    let actions = s.task_finished(&backup.attempt, &backup_worker, success());
+    assert!(actions.iter().any(|a| matches!(a,
+        Action::Cancel { attempts, .. } if attempts == &vec![slow.attempt.clone()])));
+    assert!(!s.is_current(&slow.attempt, &slow_worker));
+    assert!(
+        s.task_finished(&slow.attempt, &slow_worker, success())
+            .is_empty()
+    );
+}
+
+#[test]
+fn when_the_primary_wins_the_backup_is_cancelled() {
+    let (mut s, first) = speculation_setup(true);
+    let (slow_worker, slow) = first[3].clone();
+    let (backup_worker, backup) = map_launches(&s.schedule())[0].clone();
+    let actions = s.task_finished(&slow.attempt, &slow_worker, success());
+    assert!(actions.iter().any(|a| matches!(a,
+        Action::Cancel { attempts, .. } if attempts == &vec![backup.attempt.clone()])));
+    assert!(!s.is_current(&backup.attempt, &backup_worker));
+}
+
+#[test]
+fn a_failed_backup_leaves_the_primary_running() {
+    let (mut s, first) = speculation_setup(true);
+    let (slow_worker, slow) = first[3].clone();
+    let (backup_worker, backup) = map_launches(&s.schedule())[0].clone();
+    s.task_finished(&backup.attempt, &backup_worker, failure(true));
+    assert!(s.is_current(&slow.attempt, &slow_worker));
+    assert!(!s.is_current(&backup.attempt, &backup_worker));
+}
+
+#[test]
+fn speculation_can_be_turned_off() {
+    let (mut s, _) = speculation_setup(false);
+    assert!(map_launches(&s.schedule()).is_empty());
+}

@@ -45,6 +45,10 @@ impl PeerChannels {
     }
 }
 
+/// A fetch that receives nothing for this long fails, naming the worker, so that a frozen
+/// worker (its socket open, its process stopped) cannot hang a task forever.
+pub const FETCH_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Fetches one bucket of one map output over Flight.
 pub async fn fetch_bucket(
     peers: &PeerChannels,
@@ -59,13 +63,19 @@ pub async fn fetch_bucket(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let mut client = FlightClient::new_from_inner(inner);
-    let stream = client
-        .do_get(Ticket {
-            ticket: ticket.encode_to_vec().into(),
-        })
+    let request = client.do_get(Ticket {
+        ticket: ticket.encode_to_vec().into(),
+    });
+    let stream = tokio::time::timeout(FETCH_IDLE_TIMEOUT, request)
         .await
+        .map_err(|_| format!("no answer within {FETCH_IDLE_TIMEOUT:?}"))?
         .map_err(|e| e.to_string())?;
-    Ok(stream.map_err(|e| e.to_string()))
+    let stream = tokio_stream::StreamExt::timeout(stream, FETCH_IDLE_TIMEOUT);
+    Ok(futures::StreamExt::map(stream, |item| match item {
+        Ok(Ok(batch)) => Ok(batch),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no data for {FETCH_IDLE_TIMEOUT:?}")),
+    }))
 }
 
 /// What a reduce task needs to read its input.
