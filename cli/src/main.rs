@@ -173,6 +173,7 @@ fn worker_state(state: i32) -> &'static str {
     match quiver_proto::v1::WorkerState::try_from(state) {
         Ok(quiver_proto::v1::WorkerState::Alive) => "alive",
         Ok(quiver_proto::v1::WorkerState::Lost) => "lost",
+        Ok(quiver_proto::v1::WorkerState::Draining) => "draining",
         _ => "unknown",
     }
 }

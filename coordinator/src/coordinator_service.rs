@@ -79,11 +79,19 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let r = request.into_inner();
+        let id = WorkerId(r.worker_id);
         let registered = self
             .state
             .registry
-            .heartbeat(&WorkerId(r.worker_id), r.running_tasks);
-        Ok(Response::new(pb::HeartbeatResponse { registered }))
+            .heartbeat(&id, r.running_tasks, r.draining);
+        // Only a draining worker is asked about (it must also stop getting tasks).
+        let release = registered
+            && r.draining
+            && self.state.apply(|s| (s.worker_draining(&id, true), vec![]));
+        Ok(Response::new(pb::HeartbeatResponse {
+            registered,
+            release,
+        }))
     }
 
     async fn report_task(
@@ -248,9 +256,10 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
                 worker_id: id.0,
                 address: w.address,
                 slots: w.slots,
-                state: match w.liveness {
-                    Liveness::Alive => pb::WorkerState::Alive,
-                    Liveness::Lost => pb::WorkerState::Lost,
+                state: match (w.liveness, w.draining) {
+                    (Liveness::Lost, _) => pb::WorkerState::Lost,
+                    (Liveness::Alive, true) => pb::WorkerState::Draining,
+                    (Liveness::Alive, false) => pb::WorkerState::Alive,
                 } as i32,
                 last_heartbeat_ms_ago: w.last_heartbeat.elapsed().as_millis() as u64,
                 hostname: w.hostname,

@@ -95,6 +95,8 @@ impl Default for SchedulerConfig {
 pub struct WorkerSlots {
     pub address: String,
     pub slots: u32,
+    /// Shutting down gracefully: it gets no new tasks.
+    pub draining: bool,
 }
 
 /// Jobs, their tasks, and which worker runs what.
@@ -182,7 +184,36 @@ impl Scheduler {
 
     /// A worker registered (or registered again).
     pub fn worker_registered(&mut self, id: WorkerId, address: String, slots: u32) {
-        self.workers.insert(id, WorkerSlots { address, slots });
+        self.workers.insert(
+            id,
+            WorkerSlots {
+                address,
+                slots,
+                draining: false,
+            },
+        );
+    }
+
+    /// A worker said it is draining: it gets no new tasks. Returns whether it may exit now:
+    /// no attempt runs there and no unfinished job needs the outputs it holds.
+    pub fn worker_draining(&mut self, id: &WorkerId, draining: bool) -> bool {
+        if let Some(w) = self.workers.get_mut(id) {
+            w.draining = draining;
+        }
+        draining && !self.needs_worker(id)
+    }
+
+    fn needs_worker(&self, id: &WorkerId) -> bool {
+        self.jobs.values().any(|job| {
+            !job.state.is_terminal()
+                && job.stages.iter().enumerate().any(|(i, stage)| {
+                    stage.tasks.iter().any(|t| {
+                        t.running_attempts().iter().any(|(w, _)| w == id)
+                            || (matches!(&t.state, TaskState::Done { worker, .. } if worker == id)
+                                && output_still_needed(job, i))
+                    })
+                })
+        })
     }
 
     /// A worker stopped heartbeating: its running tasks go back to pending, and its map outputs
@@ -476,7 +507,12 @@ impl Scheduler {
             .iter()
             .map(|(id, w)| {
                 let used = running.get(id).copied().unwrap_or(0);
-                (id.clone(), w.address.clone(), w.slots.saturating_sub(used))
+                let free = if w.draining {
+                    0
+                } else {
+                    w.slots.saturating_sub(used)
+                };
+                (id.clone(), w.address.clone(), free)
             })
             .collect();
         let total_slots = self.total_slots();

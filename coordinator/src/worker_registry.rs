@@ -25,6 +25,8 @@ pub struct WorkerEntry {
     pub running_tasks: u32,
     pub tasks_completed: u64,
     pub liveness: Liveness,
+    /// Shutting down gracefully: no new tasks.
+    pub draining: bool,
 }
 
 /// All workers, alive or lost.
@@ -45,6 +47,7 @@ impl WorkerRegistry {
                 last_heartbeat: Instant::now(),
                 running_tasks: 0,
                 tasks_completed: 0,
+                draining: false,
                 liveness: Liveness::Alive,
             },
         );
@@ -52,11 +55,12 @@ impl WorkerRegistry {
 
     /// Records a heartbeat. False if the worker is unknown or was declared lost: it must
     /// register again.
-    pub fn heartbeat(&self, id: &WorkerId, running_tasks: u32) -> bool {
+    pub fn heartbeat(&self, id: &WorkerId, running_tasks: u32, draining: bool) -> bool {
         match self.workers.get_mut(id) {
             Some(mut w) if w.liveness == Liveness::Alive => {
                 w.last_heartbeat = Instant::now();
                 w.running_tasks = running_tasks;
+                w.draining = draining;
                 true
             }
             _ => false,

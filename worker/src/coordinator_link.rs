@@ -33,6 +33,8 @@ pub struct CoordinatorLink {
     client: CoordinatorClient<Channel>,
     registration: pb::RegisterWorkerRequest,
     registered: AtomicBool,
+    draining: AtomicBool,
+    released: AtomicBool,
 }
 
 impl CoordinatorLink {
@@ -60,6 +62,8 @@ impl CoordinatorLink {
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
             registration,
             registered: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            released: AtomicBool::new(false),
         })
     }
 
@@ -71,6 +75,16 @@ impl CoordinatorLink {
     /// Whether the last exchange with the coordinator found this worker registered.
     pub fn is_registered(&self) -> bool {
         self.registered.load(Ordering::Relaxed)
+    }
+
+    /// From now on, heartbeats say this worker is draining: it gets no new tasks.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the coordinator said a draining worker is no longer needed.
+    pub fn is_released(&self) -> bool {
+        self.released.load(Ordering::Relaxed)
     }
 
     async fn register(&self) -> std::result::Result<(), tonic::Status> {
@@ -107,9 +121,13 @@ impl CoordinatorLink {
                     worker_id: self.registration.worker_id.clone(),
                     running_tasks: running as u32,
                     free_slots: executor.slots().saturating_sub(running) as u32,
+                    draining: self.draining.load(Ordering::Relaxed),
                 };
                 match self.client.clone().heartbeat(request).await {
-                    Ok(r) if r.get_ref().registered => Ok(()),
+                    Ok(r) if r.get_ref().registered => {
+                        self.released.store(r.get_ref().release, Ordering::Relaxed);
+                        Ok(())
+                    }
                     Ok(_) => {
                         info!("coordinator does not know this worker; registering again");
                         self.registered.store(false, Ordering::Relaxed);

@@ -31,6 +31,9 @@ struct Args {
     /// Host name or IP that other workers and drivers use to reach this worker.
     #[arg(long, env = "QUIVER_ADVERTISE_HOST")]
     advertise_host: Option<String>,
+    /// On SIGTERM, the longest to wait for running tasks and shuffle readers before exiting.
+    #[arg(long, env = "QUIVER_DRAIN_TIMEOUT", default_value_t = 300.0)]
+    drain_timeout: f64,
     /// Seconds between heartbeats.
     #[arg(long, env = "QUIVER_HEARTBEAT_INTERVAL", default_value_t = 1.0)]
     heartbeat_interval: f64,
@@ -45,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let defaults = WorkerConfig::default();
+    let args_drain_timeout = args.drain_timeout.max(0.0);
     let config = WorkerConfig {
         coordinator_url: args.coordinator,
         slots: args.slots.unwrap_or(defaults.slots),
@@ -59,16 +63,12 @@ async fn main() -> anyhow::Result<()> {
         worker.id(),
         worker.address()
     );
-    wait_for_signal().await;
-    worker.shutdown().await;
-    Ok(())
-}
-
-async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler cannot fail on Unix");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+        // Ctrl-C: stop now (running tasks are cancelled and run again elsewhere).
+        _ = tokio::signal::ctrl_c() => worker.shutdown().await,
+        // SIGTERM (what service managers send): finish what runs, then leave.
+        _ = term.recv() => worker.drain(Duration::from_secs_f64(args_drain_timeout)).await,
     }
+    Ok(())
 }

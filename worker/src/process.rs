@@ -83,6 +83,23 @@ impl RunningWorker {
         self.link.is_registered()
     }
 
+    /// Graceful shutdown, as on SIGTERM: take no new tasks, let the running ones finish, keep
+    /// serving shuffle data until the coordinator says nothing needs this worker any more (or
+    /// `max_wait` passes), then stop.
+    pub async fn drain(self, max_wait: Duration) {
+        info!(worker = %self.id, "draining: no new tasks; waiting for running tasks and shuffle readers");
+        self.link.start_draining();
+        let deadline = tokio::time::Instant::now() + max_wait;
+        while !(self.link.is_released() && self.executor.running_count() == 0) {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(worker = %self.id, "drain timed out; stopping anyway");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.shutdown().await;
+    }
+
     /// Cancels running tasks, stops serving and removes the worker's files.
     pub async fn shutdown(self) {
         self.executor.cancel_all();

@@ -142,6 +142,22 @@ impl ProcessCluster {
         assert!(status.success());
     }
 
+    /// Waits up to `timeout` for worker `i` to exit by itself; its exit status, if it did.
+    pub async fn wait_for_exit(
+        &mut self,
+        i: usize,
+        timeout: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(status) = self.workers[i].try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
     /// A client of the coordinator.
     pub async fn client(&self) -> Client {
         Client::connect(&self.url)

@@ -279,3 +279,25 @@ async fn a_job_with_no_worker_fails_after_the_configured_wait() {
     let _ = cluster::local; // the shared helper stays the entry point for other tests
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_with_sigterm_drains_and_exits_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_corpus(dir.path(), 30, 1500, 48);
+    let mut cluster = chaos_cluster(3).await;
+    let client = cluster.client().await;
+    let job = client
+        .submit_with(&word_count(&files), Sink::Collect, "drain", CHAOS_OPTIONS)
+        .await
+        .unwrap();
+    wait_for(&job, "a few map tasks", |p| map_done(p).0 >= 2).await;
+    cluster.signal_worker(0, "TERM");
+    let got = result_counts(&job.collect().await.unwrap());
+    assert_eq!(got, reference_counts(&files));
+    // Once nothing needs its shuffle data, it leaves on its own, cleanly.
+    let status = cluster.wait_for_exit(0, Duration::from_secs(20)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "worker did not exit cleanly: {status:?}"
+    );
+}
