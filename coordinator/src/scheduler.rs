@@ -74,6 +74,11 @@ pub struct SchedulerConfig {
     pub speculation_min_runtime: Duration,
     /// ... once this fraction of the stage's tasks has finished.
     pub speculation_quantile: f64,
+    /// A worker on which this many task attempts failed (retryable failures) within
+    /// `exclusion_window` gets no tasks for `exclusion_period`.
+    pub exclude_after_failures: u32,
+    pub exclusion_window: Duration,
+    pub exclusion_period: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -86,6 +91,9 @@ impl Default for SchedulerConfig {
             speculation_multiplier: 1.5,
             speculation_min_runtime: Duration::from_secs(1),
             speculation_quantile: 0.75,
+            exclude_after_failures: 3,
+            exclusion_window: Duration::from_secs(60),
+            exclusion_period: Duration::from_secs(60),
         }
     }
 }
@@ -97,6 +105,10 @@ pub struct WorkerSlots {
     pub slots: u32,
     /// Shutting down gracefully: it gets no new tasks.
     pub draining: bool,
+    /// When recent task attempts failed here.
+    pub recent_failures: Vec<Instant>,
+    /// Gets no tasks until then: too many of its attempts failed.
+    pub excluded_until: Option<Instant>,
 }
 
 /// Jobs, their tasks, and which worker runs what.
@@ -190,6 +202,8 @@ impl Scheduler {
                 address,
                 slots,
                 draining: false,
+                recent_failures: vec![],
+                excluded_until: None,
             },
         );
     }
@@ -374,6 +388,9 @@ impl Scheduler {
                 }
                 task.failures += 1;
                 task.failed_on.push(worker.clone());
+                if retryable {
+                    note_worker_failure(&mut self.workers, &self.config, worker);
+                }
                 if retryable && task.failures < max_attempts {
                     warn!(task = %attempt, %message, "task failed; will retry");
                     task.drop_attempt(attempt.attempt);
@@ -393,6 +410,14 @@ impl Scheduler {
                 self.finish_job(&attempt.job, JobState::Failed, Some(error))
             }
         }
+    }
+
+    /// Whether `worker` is excluded from scheduling now.
+    pub fn is_excluded(&self, worker: &WorkerId) -> bool {
+        self.workers
+            .get(worker)
+            .and_then(|w| w.excluded_until)
+            .is_some_and(|until| Instant::now() < until)
     }
 
     /// Cancels a job. Returns false if it had already finished.
@@ -502,12 +527,15 @@ impl Scheduler {
             job.waiting_since = None;
         }
         let running = self.running_per_worker();
+        // Excluded workers get nothing, unless every worker is excluded: then waiting would
+        // only stall every job, so exclusion is ignored.
+        let all_excluded = self.workers.keys().all(|w| self.is_excluded(w));
         let mut free: Vec<(WorkerId, String, u32)> = self
             .workers
             .iter()
             .map(|(id, w)| {
                 let used = running.get(id).copied().unwrap_or(0);
-                let free = if w.draining {
+                let free = if w.draining || (!all_excluded && self.is_excluded(id)) {
                     0
                 } else {
                     w.slots.saturating_sub(used)
@@ -686,6 +714,27 @@ impl Scheduler {
                 }
             }
         }
+    }
+}
+
+/// Counts a failed attempt against `worker`, excluding it for a while when they pile up.
+fn note_worker_failure(
+    workers: &mut HashMap<WorkerId, WorkerSlots>,
+    config: &SchedulerConfig,
+    worker: &WorkerId,
+) {
+    let Some(w) = workers.get_mut(worker) else {
+        return;
+    };
+    let now = Instant::now();
+    w.recent_failures
+        .retain(|t| now.duration_since(*t) < config.exclusion_window);
+    w.recent_failures.push(now);
+    let limit = config.exclude_after_failures as usize;
+    if limit > 0 && w.recent_failures.len() >= limit {
+        warn!(worker = %worker, period = ?config.exclusion_period, "worker keeps failing tasks; excluding it");
+        w.excluded_until = Some(now + config.exclusion_period);
+        w.recent_failures.clear();
     }
 }
 

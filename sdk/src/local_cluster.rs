@@ -153,6 +153,11 @@ impl LocalCluster {
         }
     }
 
+    /// The directory under which the workers keep their shuffle files.
+    pub fn work_dir(&self) -> &std::path::Path {
+        &self.work_dir
+    }
+
     /// Workers started and not stopped.
     pub fn worker_count(&self) -> usize {
         self.workers.iter().flatten().count()

@@ -288,3 +288,84 @@ fn speculation_can_be_turned_off() {
     let (mut s, _) = speculation_setup(false);
     assert!(map_launches(&s.schedule()).is_empty());
 }
+
+#[test]
+fn a_worker_that_keeps_failing_is_excluded() {
+    let mut s = Scheduler::new(SchedulerConfig {
+        exclude_after_failures: 2,
+        ..SchedulerConfig::default()
+    });
+    let ids: Vec<WorkerId> = (0..2).map(|i| WorkerId(format!("w{i}"))).collect();
+    for (i, w) in ids.iter().enumerate() {
+        s.worker_registered(w.clone(), format!("http://w{i}"), 1);
+    }
+    let job = JobId("j".into());
+    s.submit(
+        job.clone(),
+        "wc".into(),
+        word_count_plan(&[10; 6]),
+        Sink::Collect,
+        Default::default(),
+    )
+    .unwrap();
+    // Attempts fail on w0 (each is retried elsewhere, so the job goes on).
+    for _ in 0..10 {
+        let launched = launches(&s.schedule());
+        let on_w0: Vec<_> = launched.iter().filter(|(w, _)| *w == ids[0]).collect();
+        for (w, t) in on_w0 {
+            s.task_finished(&t.attempt, w, failure(true));
+        }
+        for (w, t) in launched.iter().filter(|(w, _)| *w == ids[1]) {
+            s.task_finished(&t.attempt, w, success());
+        }
+        if s.is_excluded(&ids[0]) {
+            break;
+        }
+    }
+    assert!(s.is_excluded(&ids[0]));
+    assert!(!s.is_excluded(&ids[1]));
+    // From now on only w1 gets tasks, until the job is done.
+    let mut pending = launches(&s.schedule());
+    while let Some((w, t)) = pending.pop() {
+        assert_eq!(w, ids[1], "an excluded worker got a task");
+        s.task_finished(&t.attempt, &w, success());
+        pending.extend(launches(&s.schedule()));
+    }
+    assert_eq!(s.job(&job).unwrap().state, JobState::Succeeded);
+}
+
+#[test]
+fn data_errors_do_not_count_against_the_worker() {
+    let (mut s, _, ids) = setup(1, 4);
+    let first = launches(&s.schedule());
+    s.task_finished(&first[0].1.attempt, &first[0].0, failure(false));
+    assert!(!s.is_excluded(&ids[0]));
+}
+
+#[test]
+fn an_excluded_worker_still_gets_tasks_when_it_is_the_only_one() {
+    let mut s = Scheduler::new(SchedulerConfig {
+        exclude_after_failures: 1,
+        ..SchedulerConfig::default()
+    });
+    let w = WorkerId("w".into());
+    s.worker_registered(w.clone(), "http://w".into(), 1);
+    s.submit(
+        JobId("j".into()),
+        "wc".into(),
+        word_count_plan(&[10]),
+        Sink::Collect,
+        Default::default(),
+    )
+    .unwrap();
+    let first = launches(&s.schedule());
+    s.task_finished(&first[0].1.attempt, &w, failure(true));
+    assert!(s.is_excluded(&w));
+    let retry = launches(&s.schedule());
+    assert_eq!(
+        retry.len(),
+        1,
+        "the job must not stall behind the exclusion"
+    );
+    assert_eq!(retry[0].0, w);
+}

@@ -301,3 +301,85 @@ async fn a_worker_stopped_with_sigterm_drains_and_exits_by_itself() {
         "worker did not exit cleanly: {status:?}"
     );
 }
+
+/// Every directory under `root` (recursively) whose name is `name`.
+fn dirs_named(root: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                if e.file_name() == name {
+                    out.push(path.clone());
+                }
+                out.extend(dirs_named(&path, name));
+            }
+        }
+    }
+    out
+}
+
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within 5 s: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shuffle_files_are_removed_when_a_job_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_corpus(dir.path(), 4, 20_000, 49);
+    let cluster = LocalCluster::builder()
+        .workers(2)
+        .slots_per_worker(1)
+        .start()
+        .await
+        .unwrap();
+    let client = cluster.client().await.unwrap();
+    let root = cluster.work_dir().to_path_buf();
+
+    // A finished collect job: intermediate shuffle data goes at once; the results stay for
+    // the driver (until the retention period ends).
+    let done = client
+        .submit(&word_count(&files), Sink::Collect)
+        .await
+        .unwrap();
+    assert_eq!(
+        result_counts(&done.collect().await.unwrap()),
+        reference_counts(&files)
+    );
+    eventually("stage 0 files removed", || {
+        dirs_named(&root, done.id())
+            .iter()
+            .all(|d| !d.join("stage-0").exists())
+    })
+    .await;
+    assert!(
+        dirs_named(&root, done.id())
+            .iter()
+            .any(|d| d.join("stage-1").exists())
+    );
+
+    // A cancelled job: everything goes.
+    let options = JobOptions {
+        shuffle_partitions: 4,
+        batch_size: 16,
+    };
+    let cancelled = client
+        .submit_with(&word_count(&files), Sink::Collect, "cancel-me", options)
+        .await
+        .unwrap();
+    wait_for(&cancelled, "some map output", |p| map_done(p).0 >= 1).await;
+    assert!(!dirs_named(&root, cancelled.id()).is_empty());
+    assert!(cancelled.cancel().await.unwrap());
+    eventually("cancelled job's files removed", || {
+        dirs_named(&root, cancelled.id()).is_empty()
+    })
+    .await;
+    cluster.shutdown().await;
+}

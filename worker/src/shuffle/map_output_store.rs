@@ -4,7 +4,7 @@
 //! Layout under the worker's directory: `<job>/stage-<s>/part-<p>-attempt-<a>.{data,index}`.
 //! Removing a job removes its directory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -38,6 +38,9 @@ pub struct MapOutputStore {
     root: PathBuf,
     // A std mutex: held only to look up or insert an entry, never across I/O or an await.
     outputs: Mutex<HashMap<OutputKey, MapOutput>>,
+    /// Jobs whose data was removed entirely (finished or cancelled): an attempt of theirs
+    /// that finishes late must not leave files behind.
+    removed_jobs: Mutex<HashSet<JobId>>,
 }
 
 impl MapOutputStore {
@@ -46,6 +49,7 @@ impl MapOutputStore {
         MapOutputStore {
             root,
             outputs: Mutex::new(HashMap::new()),
+            removed_jobs: Mutex::new(HashSet::new()),
         }
     }
 
@@ -70,8 +74,18 @@ impl MapOutputStore {
         self.outputs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records a finished map output; replaces an earlier attempt's.
+    /// Records a finished map output; replaces an earlier attempt's. The output of a job
+    /// that was already removed is deleted instead.
     pub fn register(&self, job: JobId, stage: StageId, partition: u32, output: MapOutput) {
+        let removed = self
+            .removed_jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&job);
+        if removed {
+            let _ = fs::remove_dir_all(self.root.join(&job.0));
+            return;
+        }
         self.lock().insert((job, stage, partition), output);
     }
 
@@ -156,6 +170,10 @@ impl MapOutputStore {
             let _ = fs::remove_dir_all(dir);
         }
         if keep.is_empty() {
+            self.removed_jobs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(job.clone());
             let _ = fs::remove_dir_all(self.root.join(&job.0));
         }
     }
