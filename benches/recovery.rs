@@ -1,0 +1,276 @@
+//! Recovery benchmark: how much longer a job takes when one of its workers is killed (SIGKILL)
+//! halfway through, compared with the same job without failures, in the same run.
+//!
+//! ```text
+//! cargo run --release -p quiver-benches --bin recovery -- --size 512 --runs 3
+//! ```
+//!
+//! It starts a coordinator and `--workers` workers as separate processes — this binary
+//! re-executed in coordinator or worker mode — runs word count over generated text, and checks
+//! that every run's output equals the failure-free output. It prints a Markdown table and a
+//! JSON line. The slowdown is mostly the failure detection time (the heartbeat timeout, or the
+//! first failed launch on the dead worker) plus recomputing the lost map outputs.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use arrow::array::{AsArray, Int64Array};
+use clap::{Parser, Subcommand};
+use quiver::Client;
+use quiver::prelude::*;
+
+#[derive(Parser, Debug)]
+struct Args {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+    /// MiB of generated text.
+    #[arg(long, default_value_t = 512)]
+    size: u64,
+    /// Worker processes (1 slot each).
+    #[arg(long, default_value_t = 3)]
+    workers: usize,
+    /// Runs of each variant; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// The coordinator's heartbeat timeout, in seconds.
+    #[arg(long, default_value_t = 2.0)]
+    heartbeat_timeout: f64,
+}
+
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// Internal: run as the coordinator.
+    Coordinator {
+        bind: String,
+        heartbeat_timeout: f64,
+    },
+    /// Internal: run as a worker.
+    Worker {
+        coordinator: String,
+        work_dir: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Runtime::new()?;
+    match args.mode {
+        Some(Mode::Coordinator {
+            bind,
+            heartbeat_timeout,
+        }) => runtime.block_on(async {
+            let c = quiver_coordinator::start(quiver_coordinator::CoordinatorConfig {
+                bind: bind.parse()?,
+                heartbeat_timeout: Duration::from_secs_f64(heartbeat_timeout),
+                ..Default::default()
+            })
+            .await?;
+            println!("listening on {}", c.url());
+            std::future::pending::<()>().await;
+            Ok(())
+        }),
+        Some(Mode::Worker {
+            coordinator,
+            work_dir,
+        }) => runtime.block_on(async {
+            let w = quiver_worker::start(quiver_worker::WorkerConfig {
+                coordinator_url: coordinator,
+                slots: 1,
+                work_dir,
+                heartbeat_interval: Duration::from_millis(500),
+                ..Default::default()
+            })
+            .await?;
+            println!("listening on {}", w.address());
+            std::future::pending::<()>().await;
+            Ok(())
+        }),
+        None => runtime.block_on(bench(&args)),
+    }
+}
+
+/// A cluster of processes, killed on drop.
+struct Cluster {
+    url: String,
+    coordinator: Child,
+    workers: Vec<Child>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self
+            .workers
+            .iter_mut()
+            .chain(std::iter::once(&mut self.coordinator))
+        {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn spawn(args: &[&str]) -> anyhow::Result<(Child, String)> {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(args)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let line = lines.next().context("child exited")??;
+    std::thread::spawn(move || for _ in lines {});
+    Ok((
+        child,
+        line.rsplit(' ').next().unwrap_or_default().to_string(),
+    ))
+}
+
+async fn start_cluster(args: &Args, work_dir: &std::path::Path) -> anyhow::Result<Cluster> {
+    let timeout = args.heartbeat_timeout.to_string();
+    let (coordinator, url) = spawn(&["coordinator", "127.0.0.1:0", &timeout])?;
+    let mut cluster = Cluster {
+        url,
+        coordinator,
+        workers: vec![],
+    };
+    for _ in 0..args.workers {
+        let dir = work_dir.to_string_lossy().into_owned();
+        let (w, _) = spawn(&["worker", &cluster.url, &dir])?;
+        cluster.workers.push(w);
+    }
+    let client = Client::connect(&cluster.url).await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.list_workers().await?.len() < args.workers {
+        if Instant::now() > deadline {
+            bail!("workers did not register");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(cluster)
+}
+
+type Counts = HashMap<String, i64>;
+
+fn counts(batches: &[RecordBatch]) -> anyhow::Result<Counts> {
+    let mut out = HashMap::new();
+    for b in batches {
+        let w = b.column(0).as_string::<i32>();
+        let n = b
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .context("count column")?;
+        for i in 0..b.num_rows() {
+            out.insert(w.value(i).to_string(), n.value(i));
+        }
+    }
+    Ok(out)
+}
+
+/// One run on a fresh cluster; with `kill_after`, worker 0 is killed that long after submission.
+async fn run(
+    args: &Args,
+    inputs: &[PathBuf],
+    kill_after: Option<Duration>,
+) -> anyhow::Result<(Duration, Counts)> {
+    let work_dir = std::env::temp_dir().join(format!("quiver-recovery-{}", std::process::id()));
+    let mut cluster = start_cluster(args, &work_dir).await?;
+    let client = Client::connect(&cluster.url).await?;
+    let dataset = quiver_examples::word_count(inputs)?;
+    let started = Instant::now();
+    let job = client.submit(&dataset, Sink::Collect).await?;
+    if let Some(after) = kill_after {
+        tokio::time::sleep(after).await;
+        cluster.workers[0].kill()?;
+    }
+    let batches = job.collect().await?;
+    let elapsed = started.elapsed();
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&work_dir);
+    Ok((elapsed, counts(&batches)?))
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+async fn bench(args: &Args) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("quiver-wordcount-{}mib", args.size));
+    if !dir.join("_COMPLETE").exists() {
+        eprintln!(
+            "generating {} MiB of text in {} ...",
+            args.size,
+            dir.display()
+        );
+        quiver_examples::generate_corpus(&dir, args.size << 20, 8, 42, true)?;
+        std::fs::write(dir.join("_COMPLETE"), b"")?;
+    }
+    let inputs = vec![dir];
+    let mut clean = vec![];
+    let mut reference: Option<Counts> = None;
+    for i in 0..args.runs {
+        let (t, c) = run(args, &inputs, None).await?;
+        eprintln!("run {i}: no failure: {:.2} s", t.as_secs_f64());
+        if reference.as_ref().is_some_and(|r| *r != c) {
+            bail!("two failure-free runs disagree");
+        }
+        reference = Some(c);
+        clean.push(t);
+    }
+    let reference = reference.context("no runs")?;
+    let baseline = median(clean.clone());
+    let mut killed = vec![];
+    for i in 0..args.runs {
+        let (t, c) = run(args, &inputs, Some(baseline / 2)).await?;
+        eprintln!(
+            "run {i}: worker killed at {:.2} s: {:.2} s",
+            (baseline / 2).as_secs_f64(),
+            t.as_secs_f64()
+        );
+        if c != reference {
+            bail!("the run with a killed worker gave a different result");
+        }
+        killed.push(t);
+    }
+    let with_kill = median(killed.clone());
+    let ratio = with_kill.as_secs_f64() / baseline.as_secs_f64();
+    let fmt = |v: &[Duration]| {
+        let min = v.iter().min().copied().unwrap_or_default().as_secs_f64();
+        let max = v.iter().max().copied().unwrap_or_default().as_secs_f64();
+        format!(
+            "{:.2} s ({min:.2}–{max:.2})",
+            median(v.to_vec()).as_secs_f64()
+        )
+    };
+    println!(
+        "| variant | wall time, median (min–max) of {} | ratio |",
+        args.runs
+    );
+    println!("| --- | --- | --- |");
+    println!("| no failure | {} | 1.00 |", fmt(&clean));
+    println!(
+        "| 1 of {} workers killed halfway | {} | {ratio:.2} |",
+        args.workers,
+        fmt(&killed)
+    );
+    println!(
+        "{}",
+        serde_json::json!({
+            "benchmark": "recovery",
+            "workload": "wordcount",
+            "size_mib": args.size,
+            "workers": args.workers,
+            "heartbeat_timeout_s": args.heartbeat_timeout,
+            "baseline_s": baseline.as_secs_f64(),
+            "killed_s": with_kill.as_secs_f64(),
+            "slowdown": ratio,
+            "outputs_identical": true,
+        })
+    );
+    Ok(())
+}
