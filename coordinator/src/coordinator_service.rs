@@ -62,11 +62,16 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         }
         let id = WorkerId(r.worker_id);
         info!(worker = %id, address = %r.address, slots = r.slots, "worker registered");
-        self.state
-            .registry
-            .register(id.clone(), r.address.clone(), r.slots, r.hostname);
+        self.state.registry.register(
+            id.clone(),
+            r.address.clone(),
+            r.slots,
+            r.hostname,
+            r.functions.clone(),
+        );
         self.state.apply(|s| {
-            s.worker_registered(id, r.address, r.slots);
+            s.worker_registered(id.clone(), r.address, r.slots);
+            s.set_worker_functions(&id, r.functions);
             ((), vec![])
         });
         Ok(Response::new(pb::RegisterWorkerResponse {
@@ -241,6 +246,20 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         Ok(Response::new(pb::CancelJobResponse { cancelled }))
     }
 
+    async fn release_results(
+        &self,
+        request: Request<pb::ReleaseResultsRequest>,
+    ) -> Result<Response<pb::ReleaseResultsResponse>, Status> {
+        let id = JobId(request.into_inner().job_id);
+        self.state
+            .apply(|s| match s.release_results(&id) {
+                Ok(actions) => (Ok(()), actions),
+                Err(e) => (Err(e), vec![]),
+            })
+            .map_err(|e| Status::not_found(e.to_string()))?;
+        Ok(Response::new(pb::ReleaseResultsResponse {}))
+    }
+
     async fn list_workers(
         &self,
         _: Request<pb::ListWorkersRequest>,
@@ -264,6 +283,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
                 last_heartbeat_ms_ago: w.last_heartbeat.elapsed().as_millis() as u64,
                 hostname: w.hostname,
                 tasks_completed: w.tasks_completed,
+                functions: w.functions,
             })
             .collect();
         Ok(Response::new(pb::ListWorkersResponse { workers }))

@@ -7,6 +7,11 @@ use quiver_plan::{JobId, PlanError};
 pub enum CoordinatorError {
     #[error("invalid plan: {0}")]
     Plan(#[from] PlanError),
+    #[error("no registered worker has every user function this job calls (missing: {}); workers have: {}; run workers from a binary that registers them", missing.join(", "), if available.is_empty() { "none".to_string() } else { available.join(", ") })]
+    MissingFunctions {
+        missing: Vec<String>,
+        available: Vec<String>,
+    },
     #[error("unknown job {0}")]
     UnknownJob(JobId),
     #[error("{what}: {source}")]

@@ -198,6 +198,10 @@ pub struct Job {
     pub waiting_reason: Option<String>,
     /// Since when the job has been waiting for a worker, if it is.
     pub waiting_since: Option<Instant>,
+    /// User functions the job calls; only workers that have them all run its tasks.
+    pub required_functions: Vec<String>,
+    /// The driver fetched the results of this collect job; workers may delete them.
+    pub results_released: bool,
 }
 
 impl Job {

@@ -109,6 +109,8 @@ pub struct WorkerSlots {
     pub recent_failures: Vec<Instant>,
     /// Gets no tasks until then: too many of its attempts failed.
     pub excluded_until: Option<Instant>,
+    /// The user functions it has.
+    pub functions: std::collections::HashSet<String>,
 }
 
 /// Jobs, their tasks, and which worker runs what.
@@ -169,6 +171,26 @@ impl Scheduler {
         options: JobOptions,
     ) -> Result<()> {
         let result_schema = plan.schema()?;
+        let required_functions = plan.user_functions();
+        if !required_functions.is_empty()
+            && !self.workers.is_empty()
+            && eligible_workers(&self.workers, &required_functions).is_empty()
+        {
+            let mut available: Vec<String> = self
+                .workers
+                .values()
+                .flat_map(|w| w.functions.iter().cloned())
+                .collect();
+            available.sort();
+            available.dedup();
+            return Err(CoordinatorError::MissingFunctions {
+                missing: required_functions
+                    .into_iter()
+                    .filter(|f| !available.contains(f))
+                    .collect(),
+                available,
+            });
+        }
         let now = Instant::now();
         self.order.push(id.clone());
         self.jobs.insert(
@@ -189,6 +211,8 @@ impl Scheduler {
                 finished: None,
                 waiting_reason: None,
                 waiting_since: None,
+                required_functions,
+                results_released: false,
             },
         );
         Ok(())
@@ -204,8 +228,16 @@ impl Scheduler {
                 draining: false,
                 recent_failures: vec![],
                 excluded_until: None,
+                functions: Default::default(),
             },
         );
+    }
+
+    /// Records the user functions a registered worker has.
+    pub fn set_worker_functions(&mut self, id: &WorkerId, functions: Vec<String>) {
+        if let Some(w) = self.workers.get_mut(id) {
+            w.functions = functions.into_iter().collect();
+        }
     }
 
     /// A worker said it is draining: it gets no new tasks. Returns whether it may exit now:
@@ -218,15 +250,26 @@ impl Scheduler {
     }
 
     fn needs_worker(&self, id: &WorkerId) -> bool {
+        let retention = self.config.result_retention;
         self.jobs.values().any(|job| {
-            !job.state.is_terminal()
-                && job.stages.iter().enumerate().any(|(i, stage)| {
-                    stage.tasks.iter().any(|t| {
+            let unfetched_results = job.state == JobState::Succeeded
+                && job.sink == Sink::Collect
+                && !job.results_released
+                && job.finished.is_some_and(|f| f.elapsed() < retention)
+                && job.final_stage().is_some_and(|s| {
+                    s.tasks
+                        .iter()
+                        .any(|t| matches!(&t.state, TaskState::Done { worker, .. } if worker == id))
+                });
+            unfetched_results
+                || !job.state.is_terminal()
+                    && job.stages.iter().enumerate().any(|(i, stage)| {
+                        stage.tasks.iter().any(|t| {
                         t.running_attempts().iter().any(|(w, _)| w == id)
                             || (matches!(&t.state, TaskState::Done { worker, .. } if worker == id)
                                 && output_still_needed(job, i))
                     })
-                })
+                    })
         })
     }
 
@@ -268,6 +311,28 @@ impl Scheduler {
             .and_then(|j| j.stages.get(attempt.stage.0 as usize))
             .and_then(|s| s.tasks.get(attempt.partition as usize))
             .is_some_and(|t| t.is_running_attempt(worker, attempt.attempt))
+    }
+
+    /// The driver fetched a collect job's results: delete them from the workers now.
+    pub fn release_results(&mut self, id: &JobId) -> Result<Vec<Action>> {
+        let job = self
+            .jobs
+            .get_mut(id)
+            .ok_or_else(|| CoordinatorError::UnknownJob(id.clone()))?;
+        if job.results_released || job.state != JobState::Succeeded {
+            return Ok(vec![]);
+        }
+        job.results_released = true;
+        Ok(self
+            .workers
+            .values()
+            .map(|w| Action::RemoveJobData {
+                address: w.address.clone(),
+                job: id.clone(),
+                keep: vec![],
+                delay: Duration::ZERO,
+            })
+            .collect())
     }
 
     /// Whether `attempt` may commit its file output (the first attempt to ask wins).
@@ -502,29 +567,43 @@ impl Scheduler {
     /// Places pending tasks of runnable stages onto free slots, oldest job first.
     pub fn schedule(&mut self) -> Vec<Action> {
         let mut actions = Vec::new();
-        if self.workers.is_empty() {
-            let timeout = self.config.worker_wait_timeout;
-            let mut expired = Vec::new();
-            for job in self.jobs.values_mut() {
-                if matches!(job.state, JobState::Queued | JobState::Running) {
-                    job.waiting_reason = Some("waiting for a worker to register".into());
-                    let since = *job.waiting_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= timeout {
-                        expired.push(job.id.clone());
-                    }
-                }
-            }
-            for id in expired {
-                let error = format!(
-                    "no worker registered within {} s; start one with `quiver-worker --coordinator <this coordinator's URL>`",
-                    timeout.as_secs_f64()
-                );
-                actions.extend(self.finish_job(&id, JobState::Failed, Some(error)));
-            }
-            return actions;
-        }
+        // A job waits while no registered worker can run it (none at all, or none with its
+        // functions); after `worker_wait_timeout` it fails, saying why.
+        let timeout = self.config.worker_wait_timeout;
+        let mut expired = Vec::new();
         for job in self.jobs.values_mut() {
-            job.waiting_since = None;
+            if !matches!(job.state, JobState::Queued | JobState::Running) {
+                continue;
+            }
+            if eligible_workers(&self.workers, &job.required_functions).is_empty() {
+                job.waiting_reason = Some(if self.workers.is_empty() {
+                    "waiting for a worker to register".into()
+                } else {
+                    format!(
+                        "waiting for a worker with user function(s) {}",
+                        job.required_functions.join(", ")
+                    )
+                });
+                let since = *job.waiting_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= timeout {
+                    expired.push((
+                        job.id.clone(),
+                        job.waiting_reason.clone().unwrap_or_default(),
+                    ));
+                }
+            } else {
+                job.waiting_since = None;
+            }
+        }
+        for (id, reason) in expired {
+            let error = format!(
+                "no worker that can run this job registered within {} s ({reason}); start one with `quiver-worker --coordinator <this coordinator's URL>`, or your own worker binary for user functions",
+                timeout.as_secs_f64()
+            );
+            actions.extend(self.finish_job(&id, JobState::Failed, Some(error)));
+        }
+        if self.workers.is_empty() {
+            return actions;
         }
         let running = self.running_per_worker();
         // Excluded workers get nothing, unless every worker is excluded: then waiting would
@@ -549,6 +628,10 @@ impl Scheduler {
             let Some(job) = self.jobs.get_mut(&id) else {
                 continue;
             };
+            let eligible = eligible_workers(&self.workers, &job.required_functions);
+            if eligible.is_empty() {
+                continue;
+            }
             if job.state == JobState::Queued {
                 let partitions = if job.options.shuffle_partitions > 0 {
                     job.options.shuffle_partitions
@@ -588,10 +671,10 @@ impl Scheduler {
                     // Most free slots first; a worker this task failed on only as a last resort.
                     let Some(slot) = free
                         .iter_mut()
-                        .filter(|(_, _, n)| *n > 0)
+                        .filter(|(w, _, n)| *n > 0 && eligible.contains(w))
                         .max_by_key(|(w, _, n)| (!task.failed_on.contains(w), *n))
                     else {
-                        return actions;
+                        break;
                     };
                     slot.2 -= 1;
                     let attempt = task.attempts;
@@ -644,6 +727,7 @@ impl Scheduler {
                 continue;
             }
             let batch_size = job.options.batch_size;
+            let eligible = eligible_workers(&self.workers, &job.required_functions);
             for s in 0..job.stages.len() {
                 let stage = &job.stages[s];
                 let mut finished: Vec<u64> = stage
@@ -676,10 +760,10 @@ impl Scheduler {
                     let primary = worker.clone();
                     let Some(slot) = free
                         .iter_mut()
-                        .filter(|(w, _, n)| *n > 0 && *w != primary)
+                        .filter(|(w, _, n)| *n > 0 && *w != primary && eligible.contains(w))
                         .max_by_key(|(_, _, n)| *n)
                     else {
-                        return;
+                        break;
                     };
                     slot.2 -= 1;
                     let attempt = task.attempts;
@@ -715,6 +799,18 @@ impl Scheduler {
             }
         }
     }
+}
+
+/// The workers that have every one of `functions`.
+fn eligible_workers(
+    workers: &HashMap<WorkerId, WorkerSlots>,
+    functions: &[String],
+) -> std::collections::HashSet<WorkerId> {
+    workers
+        .iter()
+        .filter(|(_, w)| functions.iter().all(|f| w.functions.contains(f)))
+        .map(|(id, _)| id.clone())
+        .collect()
 }
 
 /// Counts a failed attempt against `worker`, excluding it for a while when they pile up.

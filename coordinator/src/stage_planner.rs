@@ -120,6 +120,38 @@ impl Planner {
                     p,
                 )
             }
+            PlanNode::MapBatches {
+                input,
+                function,
+                schema,
+            } => {
+                let (child, inputs, p) = self.build(input)?;
+                (
+                    PlanNode::MapBatches {
+                        input: Box::new(child),
+                        function: function.clone(),
+                        schema: schema.clone(),
+                    },
+                    inputs,
+                    p,
+                )
+            }
+            PlanNode::FlatMap {
+                input,
+                function,
+                schema,
+            } => {
+                let (child, inputs, p) = self.build(input)?;
+                (
+                    PlanNode::FlatMap {
+                        input: Box::new(child),
+                        function: function.clone(),
+                        schema: schema.clone(),
+                    },
+                    inputs,
+                    p,
+                )
+            }
             PlanNode::Explode { input, column } => {
                 let (child, inputs, p) = self.build(input)?;
                 (

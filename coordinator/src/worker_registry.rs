@@ -27,6 +27,8 @@ pub struct WorkerEntry {
     pub liveness: Liveness,
     /// Shutting down gracefully: no new tasks.
     pub draining: bool,
+    /// The user functions it has.
+    pub functions: Vec<String>,
 }
 
 /// All workers, alive or lost.
@@ -37,7 +39,14 @@ pub struct WorkerRegistry {
 
 impl WorkerRegistry {
     /// Adds or refreshes a worker.
-    pub fn register(&self, id: WorkerId, address: String, slots: u32, hostname: String) {
+    pub fn register(
+        &self,
+        id: WorkerId,
+        address: String,
+        slots: u32,
+        hostname: String,
+        functions: Vec<String>,
+    ) {
         self.workers.insert(
             id,
             WorkerEntry {
@@ -48,6 +57,7 @@ impl WorkerRegistry {
                 running_tasks: 0,
                 tasks_completed: 0,
                 draining: false,
+                functions,
                 liveness: Liveness::Alive,
             },
         );

@@ -11,6 +11,14 @@ pub enum PlanError {
         context: String,
         available: Vec<String>,
     },
+    #[error(
+        "user function '{name}' is not registered; registered functions: {}",
+        list_or_none(registered)
+    )]
+    UnknownUserFunction {
+        name: String,
+        registered: Vec<String>,
+    },
     #[error("unknown function '{name}'; built-in functions are: {}", known.join(", "))]
     UnknownFunction {
         name: String,
@@ -54,6 +62,14 @@ impl PlanError {
 
     pub(crate) fn expected_type(expr: impl std::fmt::Display, want: &str, got: &DataType) -> Self {
         Self::type_mismatch(expr, format!("expected {want}, got {got}"))
+    }
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
     }
 }
 

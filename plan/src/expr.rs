@@ -185,6 +185,12 @@ pub enum Expr {
         expr: Box<Expr>,
         name: String,
     },
+    /// A user function registered by name on the workers, applied row by row.
+    Udf {
+        name: String,
+        args: Vec<Expr>,
+        return_type: DataType,
+    },
 }
 
 /// A reference to a column by name.
@@ -314,6 +320,14 @@ impl Expr {
                         )
                     })
             }
+            Expr::Udf {
+                args, return_type, ..
+            } => {
+                for a in args {
+                    a.data_type(schema, context)?;
+                }
+                Ok(return_type.clone())
+            }
             Expr::Function { function, args } => {
                 if args.len() != function.arity() {
                     return Err(PlanError::WrongArgumentCount {
@@ -351,7 +365,26 @@ impl Expr {
                 right.collect_columns(out);
             }
             Expr::Not(e) | Expr::Alias { expr: e, .. } => e.collect_columns(out),
-            Expr::Function { args, .. } => args.iter().for_each(|a| a.collect_columns(out)),
+            Expr::Function { args, .. } | Expr::Udf { args, .. } => {
+                args.iter().for_each(|a| a.collect_columns(out))
+            }
+        }
+    }
+
+    /// Names of the user functions this expression calls.
+    pub fn user_functions(&self, out: &mut Vec<String>) {
+        match self {
+            Expr::Udf { name, args, .. } => {
+                out.push(name.clone());
+                args.iter().for_each(|a| a.user_functions(out));
+            }
+            Expr::Column(_) | Expr::Literal(_) => {}
+            Expr::Binary { left, right, .. } => {
+                left.user_functions(out);
+                right.user_functions(out);
+            }
+            Expr::Not(e) | Expr::Alias { expr: e, .. } => e.user_functions(out),
+            Expr::Function { args, .. } => args.iter().for_each(|a| a.user_functions(out)),
         }
     }
 }
@@ -414,6 +447,16 @@ impl fmt::Display for Expr {
                 f.write_str(")")
             }
             Expr::Alias { expr, name } => write!(f, "{expr} AS {name}"),
+            Expr::Udf { name, args, .. } => {
+                write!(f, "{name}(")?;
+                for (i, a) in args.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{a}")?;
+                }
+                f.write_str(")")
+            }
         }
     }
 }

@@ -110,6 +110,18 @@ pub enum PlanNode {
         stage: StageId,
         schema: SchemaRef,
     },
+    /// A user batch function: each input batch becomes one output batch of `schema`.
+    MapBatches {
+        input: Box<PlanNode>,
+        function: String,
+        schema: SchemaRef,
+    },
+    /// A user flat-map function: each input row becomes zero or more rows of `schema`.
+    FlatMap {
+        input: Box<PlanNode>,
+        function: String,
+        schema: SchemaRef,
+    },
 }
 
 impl PlanNode {
@@ -120,8 +132,42 @@ impl PlanNode {
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
             | PlanNode::Explode { input, .. }
-            | PlanNode::Aggregate { input, .. } => Some(input),
+            | PlanNode::Aggregate { input, .. }
+            | PlanNode::MapBatches { input, .. }
+            | PlanNode::FlatMap { input, .. } => Some(input),
         }
+    }
+
+    /// Names of every user function the plan calls (in expressions or as nodes), sorted.
+    pub fn user_functions(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut node = Some(self);
+        while let Some(n) = node {
+            match n {
+                PlanNode::Filter { predicate, .. } => predicate.user_functions(&mut out),
+                PlanNode::Project { exprs, .. } => {
+                    exprs.iter().for_each(|e| e.user_functions(&mut out))
+                }
+                PlanNode::Aggregate {
+                    keys, aggregates, ..
+                } => {
+                    keys.iter().for_each(|e| e.user_functions(&mut out));
+                    for a in aggregates {
+                        if let Some(e) = &a.input {
+                            e.user_functions(&mut out);
+                        }
+                    }
+                }
+                PlanNode::MapBatches { function, .. } | PlanNode::FlatMap { function, .. } => {
+                    out.push(function.clone())
+                }
+                PlanNode::Scan(_) | PlanNode::Explode { .. } | PlanNode::ShuffleRead { .. } => {}
+            }
+            node = n.input();
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// A one-line name of the node, for stage descriptions and logs.
@@ -169,6 +215,8 @@ impl PlanNode {
             .trim_start()
             .to_string(),
             PlanNode::ShuffleRead { stage, .. } => format!("shuffle read from stage {stage}"),
+            PlanNode::MapBatches { function, .. } => format!("map_batches {function}"),
+            PlanNode::FlatMap { function, .. } => format!("flat_map {function}"),
         }
     }
 
@@ -189,6 +237,11 @@ impl PlanNode {
         match self {
             PlanNode::Scan(scan) => Ok(scan.schema.clone()),
             PlanNode::ShuffleRead { schema, .. } => Ok(schema.clone()),
+            PlanNode::MapBatches { input, schema, .. }
+            | PlanNode::FlatMap { input, schema, .. } => {
+                input.schema()?;
+                Ok(schema.clone())
+            }
             PlanNode::Filter { input, predicate } => {
                 let schema = input.schema()?;
                 let t = predicate.data_type(&schema, "filter")?;

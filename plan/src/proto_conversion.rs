@@ -42,6 +42,24 @@ pub fn schema_from_bytes(bytes: &[u8]) -> Result<SchemaRef> {
         })
 }
 
+/// A data type travels as a one-field schema.
+fn type_to_bytes(t: &arrow::datatypes::DataType) -> Vec<u8> {
+    schema_to_bytes(&Schema::new(vec![arrow::datatypes::Field::new(
+        "t",
+        t.clone(),
+        true,
+    )]))
+}
+
+fn type_from_bytes(bytes: &[u8]) -> Result<arrow::datatypes::DataType> {
+    let schema = schema_from_bytes(bytes)?;
+    schema
+        .fields()
+        .first()
+        .map(|f| f.data_type().clone())
+        .ok_or_else(|| PlanError::missing("udf.return_type"))
+}
+
 fn required<'a, T>(field: &'static str, value: &'a Option<T>) -> Result<&'a T> {
     value.as_ref().ok_or_else(|| PlanError::missing(field))
 }
@@ -124,6 +142,15 @@ impl From<&Expr> for pb::Expr {
                 input: Some(Box::new(expr.as_ref().into())),
                 name: name.clone(),
             })),
+            Expr::Udf {
+                name,
+                args,
+                return_type,
+            } => Kind::Udf(pb::UdfCall {
+                name: name.clone(),
+                args: args.iter().map(Into::into).collect(),
+                return_type: type_to_bytes(return_type),
+            }),
         };
         pb::Expr { kind: Some(kind) }
     }
@@ -162,6 +189,16 @@ impl TryFrom<&pb::Expr> for Expr {
                 expr: boxed_expr("alias.input", &a.input)?,
                 name: a.name.clone(),
             },
+            Kind::Udf(u) => {
+                if u.name.is_empty() {
+                    return Err(PlanError::missing("udf.name"));
+                }
+                Expr::Udf {
+                    name: u.name.clone(),
+                    args: exprs_from(&u.args)?,
+                    return_type: type_from_bytes(&u.return_type)?,
+                }
+            }
         })
     }
 }
@@ -279,6 +316,24 @@ impl From<&PlanNode> for pb::PlanNode {
                 stage_id: stage.0,
                 schema: schema_to_bytes(schema),
             }),
+            PlanNode::MapBatches {
+                input: i,
+                function,
+                schema,
+            } => Node::MapBatches(Box::new(pb::UserFunctionNode {
+                input: input(i),
+                function: function.clone(),
+                schema: schema_to_bytes(schema),
+            })),
+            PlanNode::FlatMap {
+                input: i,
+                function,
+                schema,
+            } => Node::FlatMap(Box::new(pb::UserFunctionNode {
+                input: input(i),
+                function: function.clone(),
+                schema: schema_to_bytes(schema),
+            })),
         };
         pb::PlanNode { node: Some(node) }
     }
@@ -354,6 +409,16 @@ impl TryFrom<&pb::PlanNode> for PlanNode {
             Node::ShuffleRead(r) => PlanNode::ShuffleRead {
                 stage: StageId(r.stage_id),
                 schema: schema_from_bytes(&r.schema)?,
+            },
+            Node::MapBatches(m) => PlanNode::MapBatches {
+                input: boxed_plan("map_batches.input", &m.input)?,
+                function: m.function.clone(),
+                schema: schema_from_bytes(&m.schema)?,
+            },
+            Node::FlatMap(m) => PlanNode::FlatMap {
+                input: boxed_plan("flat_map.input", &m.input)?,
+                function: m.function.clone(),
+                schema: schema_from_bytes(&m.schema)?,
             },
         })
     }
@@ -563,6 +628,37 @@ mod tests {
         };
         let back = PlanNode::try_from(&pb::PlanNode::from(&plan)).unwrap();
         assert_eq!(back, plan);
+    }
+
+    #[test]
+    fn user_functions_round_trip_and_are_listed() {
+        let scan = PlanNode::Scan(ScanNode {
+            format: SourceFormat::Text,
+            files: vec![],
+            schema: ScanNode::text_schema(),
+            csv: CsvOptions::default(),
+        });
+        let out = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
+        let plan = PlanNode::FlatMap {
+            input: Box::new(PlanNode::MapBatches {
+                input: Box::new(PlanNode::Filter {
+                    input: Box::new(scan),
+                    predicate: Expr::Udf {
+                        name: "is_good".into(),
+                        args: vec![col("line"), lit(3)],
+                        return_type: DataType::Boolean,
+                    },
+                }),
+                function: "enrich".into(),
+                schema: out.clone(),
+            }),
+            function: "split".into(),
+            schema: out,
+        };
+        let back = PlanNode::try_from(&pb::PlanNode::from(&plan)).unwrap();
+        assert_eq!(back, plan);
+        assert_eq!(back.user_functions(), vec!["enrich", "is_good", "split"]);
+        assert_eq!(back.schema().unwrap().field(0).name(), "n");
     }
 
     #[test]

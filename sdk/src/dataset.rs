@@ -135,6 +135,26 @@ impl Dataset {
         })
     }
 
+    /// Applies the user batch function `function` (registered on the workers) to every
+    /// batch; it produces batches of `schema` (see [`crate::FunctionRegistry::batch_schema`]).
+    pub fn map_batches(self, function: &str, schema: SchemaRef) -> Result<Self> {
+        Dataset::new(PlanNode::MapBatches {
+            input: Box::new(self.plan),
+            function: function.to_string(),
+            schema,
+        })
+    }
+
+    /// Applies the user flat-map function `function` (registered on the workers): each row
+    /// becomes zero or more rows of `schema` (see [`crate::FunctionRegistry::flat_map_schema`]).
+    pub fn flat_map(self, function: &str, schema: SchemaRef) -> Result<Self> {
+        Dataset::new(PlanNode::FlatMap {
+            input: Box::new(self.plan),
+            function: function.to_string(),
+            schema,
+        })
+    }
+
     /// Groups rows by the named columns; finish with [`GroupedDataset::agg`].
     pub fn group_by(self, keys: impl IntoIterator<Item = impl AsRef<str>>) -> GroupedDataset {
         GroupedDataset {

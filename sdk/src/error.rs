@@ -52,6 +52,9 @@ pub enum Error {
         /// Why.
         message: String,
     },
+    /// Bad command-line flags (for example for [`crate::worker::run_worker`]).
+    #[error("{0}")]
+    Usage(String),
     /// The local cluster could not start.
     #[error("local cluster: {0}")]
     Cluster(String),

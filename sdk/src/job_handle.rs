@@ -266,6 +266,15 @@ impl JobHandle {
                 batches.push(batch.map_err(fetch_error)?);
             }
         }
+        // The workers may delete the results now; if this fails they go after the
+        // coordinator's retention period anyway.
+        let _ = self
+            .client
+            .grpc()
+            .release_results(pb::ReleaseResultsRequest {
+                job_id: self.id.clone(),
+            })
+            .await;
         Ok(batches)
     }
 

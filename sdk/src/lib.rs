@@ -32,6 +32,7 @@
 //! - [`client`] — [`Client`], the connection to a coordinator.
 //! - [`job_handle`] — [`JobHandle`], [`JobProgress`]: following, waiting, fetching results.
 //! - [`local_cluster`] — [`LocalCluster`], a whole cluster in this process.
+//! - [`worker`] — the worker entry point for binaries with their own functions.
 //! - [`error`] — [`Error`].
 
 #![warn(missing_docs)]
@@ -41,6 +42,7 @@ pub mod dataset;
 pub mod error;
 pub mod job_handle;
 pub mod local_cluster;
+pub mod worker;
 
 pub use arrow;
 pub use client::{Client, JobOptions};
@@ -48,7 +50,8 @@ pub use dataset::{Dataset, GroupedDataset};
 pub use error::{Error, Result};
 pub use job_handle::{JobHandle, JobProgress, JobState, StageProgress, StageState};
 pub use local_cluster::{LocalCluster, LocalClusterBuilder};
-pub use quiver_plan::{CsvOptions, Expr, Sink, StageOutput};
+pub use quiver_plan::{CsvOptions, Expr, ScalarValue, Sink, StageOutput};
+pub use quiver_worker::FunctionRegistry;
 
 /// Expression and aggregate builders.
 pub mod functions {
@@ -59,6 +62,8 @@ pub mod functions {
 /// Everything a job usually needs: `use quiver::prelude::*;`.
 pub mod prelude {
     pub use crate::functions::*;
-    pub use crate::{Client, Dataset, Expr, JobHandle, LocalCluster, Sink};
+    pub use crate::{
+        Client, Dataset, Expr, FunctionRegistry, JobHandle, LocalCluster, ScalarValue, Sink,
+    };
     pub use arrow::record_batch::RecordBatch;
 }

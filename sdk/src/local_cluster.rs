@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use quiver_coordinator::{CoordinatorConfig, RunningCoordinator};
-use quiver_worker::{RunningWorker, WorkerConfig};
+use std::sync::Arc;
+
+use quiver_worker::{FunctionRegistry, RunningWorker, WorkerConfig};
 
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -18,6 +20,7 @@ pub struct LocalClusterBuilder {
     heartbeat_interval: Duration,
     heartbeat_timeout: Duration,
     worker_wait_timeout: Duration,
+    functions: Arc<FunctionRegistry>,
 }
 
 impl LocalClusterBuilder {
@@ -30,6 +33,12 @@ impl LocalClusterBuilder {
     /// Task slots per worker (default: the machine's cores divided among the workers).
     pub fn slots_per_worker(mut self, n: usize) -> Self {
         self.slots_per_worker = Some(n.max(1));
+        self
+    }
+
+    /// The user functions every worker of the cluster has.
+    pub fn functions(mut self, functions: FunctionRegistry) -> Self {
+        self.functions = Arc::new(functions);
         self
     }
 
@@ -74,6 +83,7 @@ impl LocalClusterBuilder {
             workers: Vec::new(),
             slots_per_worker: slots,
             heartbeat_interval: self.heartbeat_interval,
+            functions: self.functions.clone(),
             work_dir: std::env::temp_dir().join(format!("quiver-local-{}", uuid::Uuid::new_v4())),
         };
         for _ in 0..self.workers {
@@ -102,6 +112,7 @@ pub struct LocalCluster {
     workers: Vec<Option<RunningWorker>>,
     slots_per_worker: usize,
     heartbeat_interval: Duration,
+    functions: Arc<FunctionRegistry>,
     work_dir: PathBuf,
 }
 
@@ -119,6 +130,7 @@ impl LocalCluster {
             heartbeat_interval: Duration::from_secs(1),
             heartbeat_timeout: Duration::from_secs(5),
             worker_wait_timeout: Duration::from_secs(300),
+            functions: Arc::default(),
         }
     }
 
@@ -139,6 +151,7 @@ impl LocalCluster {
             slots: self.slots_per_worker,
             work_dir: self.work_dir.clone(),
             heartbeat_interval: self.heartbeat_interval,
+            functions: self.functions.clone(),
             ..WorkerConfig::default()
         })
         .await?;

@@ -41,6 +41,8 @@ pub enum WorkerError {
     },
     #[error("map output of stage {stage} partition {map_partition} is not on this worker")]
     MissingMapOutput { stage: StageId, map_partition: u32 },
+    #[error("user function '{name}' failed: {message}")]
+    UserFunction { name: String, message: String },
     #[error("task was cancelled")]
     Cancelled,
     #[error("task panicked: {0}")]

@@ -3,10 +3,13 @@
 //! coordinator.
 //!
 //! # Layout
+//! - [`command_line`] — the worker's flags and its run-until-signal loop (also used by
+//!   users' own worker binaries).
 //! - [`process`] — wiring — bind, serve, heartbeat, report; [`process::start`] returns a handle.
 //! - [`worker_service`] — the gRPC `Worker` service (launch, cancel, remove job data).
 //! - [`coordinator_link`] — registration, heartbeats, task reports and output commits.
 //! - [`task_executor`] — runs task attempts on rayon, catches panics, writes outputs.
+//! - [`functions`] — the registry of user functions (row, batch and flat-map).
 //! - [`operators`] — expression evaluation, string kernels, hash aggregation, the pipeline.
 //! - [`io`] — text/Parquet/CSV readers, input listing and schema inference, Parquet writer.
 //! - [`shuffle`] — hash partitioning, the shuffle writer and reader, the map output store and
@@ -16,8 +19,10 @@
 //! Nothing here depends on the coordinator crate: the two share only `quiver-proto` and
 //! `quiver-plan`.
 
+pub mod command_line;
 pub mod coordinator_link;
 pub mod error;
+pub mod functions;
 pub mod io;
 pub mod operators;
 pub mod process;
@@ -26,4 +31,5 @@ pub mod task_executor;
 pub mod worker_service;
 
 pub use error::{Result, WorkerError};
+pub use functions::FunctionRegistry;
 pub use process::{RunningWorker, WorkerConfig, start};

@@ -19,6 +19,7 @@ use tracing::info;
 
 use crate::coordinator_link::CoordinatorLink;
 use crate::error::{Result, WorkerError};
+use crate::functions::FunctionRegistry;
 use crate::shuffle::flight_server::ShuffleFlightService;
 use crate::shuffle::map_output_store::MapOutputStore;
 use crate::task_executor::TaskExecutor;
@@ -39,6 +40,8 @@ pub struct WorkerConfig {
     /// (or 127.0.0.1 when binding all interfaces).
     pub advertise_host: Option<String>,
     pub heartbeat_interval: Duration,
+    /// The user functions this worker can run (advertised to the coordinator).
+    pub functions: Arc<FunctionRegistry>,
 }
 
 impl Default for WorkerConfig {
@@ -50,6 +53,7 @@ impl Default for WorkerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertise_host: None,
             heartbeat_interval: Duration::from_secs(1),
+            functions: Arc::default(),
         }
     }
 }
@@ -147,6 +151,7 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
             store.clone(),
             tokio::runtime::Handle::current(),
             report_tx,
+            config.functions.clone(),
         )
         .map_err(|e| WorkerError::io("rayon pool", e))?,
     );
@@ -157,6 +162,7 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
             address: address.clone(),
             slots: slots as u32,
             hostname: hostname(),
+            functions: config.functions.names(),
         },
         store.clone(),
     )?);

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::error::{Result, WorkerError};
+use crate::functions::FunctionRegistry;
 use crate::io::parquet_writer::ParquetFileWriter;
 use crate::operators::pipeline::{self, PipelineContext};
 use crate::shuffle::map_output_store::MapOutputStore;
@@ -60,6 +61,7 @@ pub struct TaskExecutor {
     runtime: tokio::runtime::Handle,
     running: Mutex<HashMap<TaskAttempt, Arc<AtomicBool>>>,
     reports: mpsc::UnboundedSender<TaskReport>,
+    functions: Arc<FunctionRegistry>,
 }
 
 impl TaskExecutor {
@@ -70,6 +72,7 @@ impl TaskExecutor {
         store: Arc<MapOutputStore>,
         runtime: tokio::runtime::Handle,
         reports: mpsc::UnboundedSender<TaskReport>,
+        functions: Arc<FunctionRegistry>,
     ) -> std::io::Result<Self> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(slots)
@@ -85,6 +88,7 @@ impl TaskExecutor {
             runtime,
             running: Mutex::new(HashMap::new()),
             reports,
+            functions,
         })
     }
 
@@ -163,6 +167,7 @@ impl TaskExecutor {
                 peers: self.peers.clone(),
                 runtime: self.runtime.clone(),
             },
+            functions: self.functions.clone(),
         });
         let schema = task.plan.schema()?;
         let batches = pipeline::build(&task.plan, &ctx)?;
@@ -179,7 +184,13 @@ impl TaskExecutor {
                     StageOutput::HashShuffle { keys, partitions } => (keys.clone(), *partitions),
                     _ => (vec![], 1),
                 };
-                let mut writer = ShuffleWriter::new(schema, keys, buckets, task.batch_size)?;
+                let mut writer = ShuffleWriter::new(
+                    schema,
+                    keys,
+                    buckets,
+                    task.batch_size,
+                    self.functions.clone(),
+                )?;
                 for b in batches {
                     check()?;
                     writer.push(b?)?;

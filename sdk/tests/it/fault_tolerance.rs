@@ -274,7 +274,11 @@ async fn a_job_with_no_worker_fails_after_the_configured_wait() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("no worker registered within 1 s"), "{err}");
+    assert!(
+        err.contains("no worker that can run this job registered within 1 s"),
+        "{err}"
+    );
+    assert!(err.contains("waiting for a worker to register"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
     let _ = cluster::local; // the shared helper stays the entry point for other tests
     cluster.shutdown().await;
@@ -343,16 +347,13 @@ async fn shuffle_files_are_removed_when_a_job_ends() {
     let client = cluster.client().await.unwrap();
     let root = cluster.work_dir().to_path_buf();
 
-    // A finished collect job: intermediate shuffle data goes at once; the results stay for
-    // the driver (until the retention period ends).
+    // A finished collect job: intermediate shuffle data goes at once; the results stay until
+    // the driver has fetched them (or the retention period ends).
     let done = client
         .submit(&word_count(&files), Sink::Collect)
         .await
         .unwrap();
-    assert_eq!(
-        result_counts(&done.collect().await.unwrap()),
-        reference_counts(&files)
-    );
+    done.wait().await.unwrap();
     eventually("stage 0 files removed", || {
         dirs_named(&root, done.id())
             .iter()
@@ -364,6 +365,14 @@ async fn shuffle_files_are_removed_when_a_job_ends() {
             .iter()
             .any(|d| d.join("stage-1").exists())
     );
+    assert_eq!(
+        result_counts(&done.collect().await.unwrap()),
+        reference_counts(&files)
+    );
+    eventually("results removed once fetched", || {
+        dirs_named(&root, done.id()).is_empty()
+    })
+    .await;
 
     // A cancelled job: everything goes.
     let options = JobOptions {

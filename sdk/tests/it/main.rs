@@ -9,4 +9,5 @@ mod corpus;
 mod fault_tolerance;
 mod operators;
 mod processes;
+mod user_functions;
 mod wordcount;

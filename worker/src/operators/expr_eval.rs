@@ -19,6 +19,7 @@ use quiver_plan::{BinaryOp, Expr, PlanError, ScalarFunction, ScalarValue};
 
 use super::text_functions;
 use crate::error::Result;
+use crate::functions::FunctionRegistry;
 
 /// A value computed for every row: a full column, or one value standing for all rows.
 enum Value {
@@ -72,13 +73,21 @@ fn expand_scalar(s: &ArrayRef, rows: usize) -> Result<ArrayRef> {
 }
 
 /// Evaluates `expr` over `batch`, giving one value per row.
-pub fn evaluate(expr: &Expr, batch: &RecordBatch) -> Result<ArrayRef> {
-    eval(expr, batch)?.into_array(batch.num_rows())
+pub fn evaluate(
+    expr: &Expr,
+    batch: &RecordBatch,
+    functions: &FunctionRegistry,
+) -> Result<ArrayRef> {
+    eval(expr, batch, functions)?.into_array(batch.num_rows())
 }
 
 /// Keeps the rows of `batch` for which `predicate` is true (NULL counts as false).
-pub fn filter(batch: &RecordBatch, predicate: &Expr) -> Result<RecordBatch> {
-    let mask = evaluate(predicate, batch)?;
+pub fn filter(
+    batch: &RecordBatch,
+    predicate: &Expr,
+    functions: &FunctionRegistry,
+) -> Result<RecordBatch> {
+    let mask = evaluate(predicate, batch, functions)?;
     let mask = match mask.data_type() {
         DataType::Boolean => mask.as_boolean().clone(),
         DataType::Null => BooleanArray::new_null(batch.num_rows()),
@@ -93,7 +102,7 @@ pub fn filter(batch: &RecordBatch, predicate: &Expr) -> Result<RecordBatch> {
     Ok(filter_record_batch(batch, &mask)?)
 }
 
-fn eval(expr: &Expr, batch: &RecordBatch) -> Result<Value> {
+fn eval(expr: &Expr, batch: &RecordBatch, functions: &FunctionRegistry) -> Result<Value> {
     Ok(match expr {
         Expr::Column(name) => {
             let column = batch
@@ -111,20 +120,28 @@ fn eval(expr: &Expr, batch: &RecordBatch) -> Result<Value> {
             Value::Array(column.clone())
         }
         Expr::Literal(v) => Value::Scalar(scalar_array(v)),
-        Expr::Alias { expr, .. } => eval(expr, batch)?,
+        Expr::Alias { expr, .. } => eval(expr, batch, functions)?,
         Expr::Not(inner) => {
-            let v = eval(inner, batch)?.cast_to(&DataType::Boolean)?;
+            let v = eval(inner, batch, functions)?.cast_to(&DataType::Boolean)?;
             let a = v.into_array(batch.num_rows())?;
             Value::Array(Arc::new(boolean::not(a.as_boolean())?))
         }
-        Expr::Binary { left, op, right } => binary(expr, left, *op, right, batch)?,
+        Expr::Binary { left, op, right } => binary(expr, left, *op, right, batch, functions)?,
+        Expr::Udf { name, args, .. } => {
+            let rows = batch.num_rows();
+            let args = args
+                .iter()
+                .map(|a| eval(a, batch, functions)?.into_array(rows))
+                .collect::<Result<Vec<_>>>()?;
+            Value::Array(functions.eval_scalar(name, &args, rows)?)
+        }
         Expr::Function { function, args } => {
             let arg = args.first().ok_or(PlanError::WrongArgumentCount {
                 function: function.name(),
                 expected: 1,
                 got: 0,
             })?;
-            let arg = eval(arg, batch)?;
+            let arg = eval(arg, batch, functions)?;
             let (array, scalar) = match arg {
                 Value::Array(a) => (a, false),
                 Value::Scalar(s) => (s, true),
@@ -155,9 +172,10 @@ fn binary(
     op: BinaryOp,
     right: &Expr,
     batch: &RecordBatch,
+    functions: &FunctionRegistry,
 ) -> Result<Value> {
-    let l = eval(left, batch)?;
-    let r = eval(right, batch)?;
+    let l = eval(left, batch, functions)?;
+    let r = eval(right, batch, functions)?;
     let (lt, rt) = (value_type(&l), value_type(&r));
     let types = binary_types(op, &lt, &rt).ok_or_else(|| PlanError::TypeMismatch {
         expr: expr.to_string(),

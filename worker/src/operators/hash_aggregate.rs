@@ -12,6 +12,8 @@ use super::accumulators::Accumulator;
 use super::expr_eval::evaluate;
 use super::group_keys::GroupKeys;
 use crate::error::Result;
+use crate::functions::FunctionRegistry;
+use std::sync::Arc;
 
 /// Hash aggregation state of one task.
 pub struct HashAggregate {
@@ -23,6 +25,7 @@ pub struct HashAggregate {
     accumulators: Vec<Accumulator>,
     /// Reused between batches: the group index of each input row.
     group_ids: Vec<u32>,
+    functions: Arc<FunctionRegistry>,
 }
 
 impl HashAggregate {
@@ -33,6 +36,7 @@ impl HashAggregate {
         aggregates: Vec<AggregateExpr>,
         mode: AggregateMode,
         output_schema: SchemaRef,
+        functions: Arc<FunctionRegistry>,
     ) -> Result<Self> {
         let key_types = keys
             .iter()
@@ -67,6 +71,7 @@ impl HashAggregate {
             output_schema,
             accumulators,
             group_ids: Vec::new(),
+            functions,
         })
     }
 
@@ -75,7 +80,7 @@ impl HashAggregate {
         let key_arrays = self
             .keys
             .iter()
-            .map(|k| evaluate(k, batch))
+            .map(|k| evaluate(k, batch, &self.functions))
             .collect::<Result<Vec<_>>>()?;
         self.groups
             .intern(&key_arrays, batch.num_rows(), &mut self.group_ids)?;
@@ -95,7 +100,11 @@ impl HashAggregate {
                     state_column += width;
                 }
                 AggregateMode::Single | AggregateMode::Partial => {
-                    let values = agg.input.as_ref().map(|e| evaluate(e, batch)).transpose()?;
+                    let values = agg
+                        .input
+                        .as_ref()
+                        .map(|e| evaluate(e, batch, &self.functions))
+                        .transpose()?;
                     acc.update(&self.group_ids, values.as_ref())?;
                 }
             }

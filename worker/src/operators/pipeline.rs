@@ -16,6 +16,7 @@ use quiver_plan::{FileSplit, PlanNode, ShuffleInput, SourceFormat};
 use super::expr_eval::{evaluate, filter};
 use super::hash_aggregate::HashAggregate;
 use crate::error::{Result, WorkerError};
+use crate::functions::FunctionRegistry;
 use crate::io::{csv_reader, parquet_reader, text_reader::TextSplitReader};
 use crate::shuffle::shuffle_reader::{ShuffleReadContext, read_shuffle};
 
@@ -29,6 +30,7 @@ pub struct PipelineContext {
     pub batch_size: usize,
     pub cancelled: Arc<AtomicBool>,
     pub shuffle: ShuffleReadContext,
+    pub functions: Arc<FunctionRegistry>,
 }
 
 impl PipelineContext {
@@ -84,7 +86,7 @@ pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
             Box::new(build(input, ctx)?.filter_map(move |b| {
                 let out = b.and_then(|b| {
                     ctx2.check_cancelled()?;
-                    filter(&b, &predicate)
+                    filter(&b, &predicate, &ctx2.functions)
                 });
                 match out {
                     Ok(b) if b.num_rows() == 0 => None,
@@ -98,11 +100,12 @@ pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
         } => {
             let schema = node.schema()?;
             let exprs = exprs.clone();
+            let functions = ctx.functions.clone();
             Box::new(build(child, ctx)?.map(move |b| {
                 let b = b?;
                 let columns = exprs
                     .iter()
-                    .map(|e| evaluate(e, &b))
+                    .map(|e| evaluate(e, &b, &functions))
                     .collect::<Result<Vec<_>>>()?;
                 Ok(RecordBatch::try_new_with_options(
                     schema.clone(),
@@ -122,6 +125,23 @@ pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
                 }
             }))
         }
+        PlanNode::MapBatches {
+            input, function, ..
+        } => {
+            let (functions, function) = (ctx.functions.clone(), function.clone());
+            Box::new(build(input, ctx)?.map(move |b| functions.eval_batch(&function, b?)))
+        }
+        PlanNode::FlatMap {
+            input, function, ..
+        } => {
+            let (functions, function) = (ctx.functions.clone(), function.clone());
+            Box::new(build(input, ctx)?.filter_map(move |b| {
+                match b.and_then(|b| functions.eval_flat_map(&function, &b)) {
+                    Ok(b) if b.num_rows() == 0 => None,
+                    other => Some(other),
+                }
+            }))
+        }
         PlanNode::Aggregate {
             input,
             keys,
@@ -136,6 +156,7 @@ pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
                 aggregates.clone(),
                 *mode,
                 output_schema,
+                ctx.functions.clone(),
             )?;
             let mut source = build(input, ctx)?;
             let ctx2 = ctx.clone();

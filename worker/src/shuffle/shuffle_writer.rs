@@ -20,7 +20,9 @@ use quiver_plan::Expr;
 use super::hash_partitioner::HashPartitioner;
 use super::map_output_store::MapOutput;
 use crate::error::{Result, WorkerError};
+use crate::functions::FunctionRegistry;
 use crate::operators::expr_eval::evaluate;
+use std::sync::Arc;
 
 /// Buffers a map task's output per bucket and writes it at the end.
 pub struct ShuffleWriter {
@@ -31,6 +33,7 @@ pub struct ShuffleWriter {
     batch_size: usize,
     rows: u64,
     scratch: Vec<u32>,
+    functions: Arc<FunctionRegistry>,
 }
 
 impl ShuffleWriter {
@@ -40,6 +43,7 @@ impl ShuffleWriter {
         keys: Vec<Expr>,
         buckets: u32,
         batch_size: usize,
+        functions: Arc<FunctionRegistry>,
     ) -> Result<Self> {
         let key_types = keys
             .iter()
@@ -53,6 +57,7 @@ impl ShuffleWriter {
             batch_size: batch_size.max(1),
             rows: 0,
             scratch: Vec::new(),
+            functions,
         })
     }
 
@@ -70,7 +75,7 @@ impl ShuffleWriter {
         let keys = self
             .keys
             .iter()
-            .map(|k| evaluate(k, &batch))
+            .map(|k| evaluate(k, &batch, &self.functions))
             .collect::<Result<Vec<_>>>()?;
         self.partitioner.partition(&keys, rows, &mut self.scratch)?;
         // Counting sort of row indices by bucket, then one `take` and zero-copy slices.

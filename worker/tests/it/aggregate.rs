@@ -9,6 +9,7 @@ use arrow::record_batch::RecordBatch;
 use quiver_plan::aggregate::{count, count_of, max, mean, min, sum};
 use quiver_plan::expr::col;
 use quiver_plan::{AggregateMode, PlanNode, StageId};
+use quiver_worker::FunctionRegistry;
 use quiver_worker::operators::expr_eval::{evaluate, filter};
 use quiver_worker::operators::hash_aggregate::HashAggregate;
 use rand::rngs::StdRng;
@@ -115,6 +116,7 @@ fn partial_then_final_matches_reference() {
             aggs.clone(),
             AggregateMode::Partial,
             partial_schema.clone(),
+            Arc::default(),
         )
         .unwrap();
         for b in half {
@@ -128,6 +130,7 @@ fn partial_then_final_matches_reference() {
         aggs,
         AggregateMode::Final,
         final_node.schema().unwrap(),
+        Arc::default(),
     )
     .unwrap();
     for b in &partial_out {
@@ -171,7 +174,7 @@ fn expressions_match_row_by_row_reference() {
     let k = b.column(0).as_string::<i32>().clone();
 
     let e = (col("i") * lit(3) + lit(1)) % lit(7);
-    let got = evaluate(&e, &b).unwrap();
+    let got = evaluate(&e, &b, &FunctionRegistry::default()).unwrap();
     let got = got.as_primitive::<Int64Type>();
     for r in 0..b.num_rows() {
         assert_eq!(got.is_valid(r), i.is_valid(r));
@@ -181,7 +184,7 @@ fn expressions_match_row_by_row_reference() {
     }
 
     let e = col("i") / lit(4);
-    let got = evaluate(&e, &b).unwrap();
+    let got = evaluate(&e, &b, &FunctionRegistry::default()).unwrap();
     let got = got.as_primitive::<Float64Type>();
     for r in (0..b.num_rows()).filter(|&r| i.is_valid(r)) {
         assert_eq!(got.value(r), i.value(r) as f64 / 4.0);
@@ -190,7 +193,7 @@ fn expressions_match_row_by_row_reference() {
     let pred = col("f")
         .gt(lit(0.5))
         .and(col("i").lt_eq(lit(100)).or(col("k").eq(lit("k7"))));
-    let kept = filter(&b, &pred).unwrap();
+    let kept = filter(&b, &pred, &FunctionRegistry::default()).unwrap();
     let expected = (0..b.num_rows())
         .filter(|&r| {
             let left = f.value(r) > 0.5;
@@ -209,12 +212,12 @@ fn expressions_match_row_by_row_reference() {
 
     let strings: ArrayRef = Arc::new(StringArray::from(vec![Some("Ab Ç"), None, Some("ß")]));
     let sb = RecordBatch::try_from_iter(vec![("s", strings)]).unwrap();
-    let up = evaluate(&upper(col("s")), &sb).unwrap();
+    let up = evaluate(&upper(col("s")), &sb, &FunctionRegistry::default()).unwrap();
     assert_eq!(up.as_string::<i32>().value(0), "AB Ç");
     assert_eq!(up.as_string::<i32>().value(2), "SS");
-    let lo = evaluate(&lower(col("s")), &sb).unwrap();
+    let lo = evaluate(&lower(col("s")), &sb, &FunctionRegistry::default()).unwrap();
     assert_eq!(lo.as_string::<i32>().value(0), "ab ç");
-    let len = evaluate(&length(col("s")), &sb).unwrap();
+    let len = evaluate(&length(col("s")), &sb, &FunctionRegistry::default()).unwrap();
     assert_eq!(len.as_primitive::<Int64Type>().value(0), 4);
     assert!(len.is_null(1));
 }

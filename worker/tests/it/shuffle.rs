@@ -27,8 +27,14 @@ fn buckets_partition_rows_by_key() {
     let buckets = 7;
     let mut reference: BTreeMap<(Option<String>, i64), usize> = BTreeMap::new();
     for map_task in 0..3u32 {
-        let mut writer =
-            ShuffleWriter::new(schema.clone(), vec![col("word")], buckets, 64).unwrap();
+        let mut writer = ShuffleWriter::new(
+            schema.clone(),
+            vec![col("word")],
+            buckets,
+            64,
+            Default::default(),
+        )
+        .unwrap();
         for _ in 0..5 {
             let rows = rng.random_range(0..400);
             let words: Vec<Option<String>> = (0..rows)
