@@ -20,6 +20,85 @@ pub fn word_count(inputs: &[PathBuf]) -> quiver::Result<Dataset> {
         .agg([count().alias("count")])
 }
 
+/// The user functions of `examples/custom_udf.rs`: a row function that scores a word, a batch
+/// function that adds each word's length, and a flat-map function that yields a word's
+/// letter bigrams.
+pub fn custom_functions() -> FunctionRegistry {
+    use quiver::arrow::array::{AsArray, Int64Array};
+    use quiver::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    let mut f = FunctionRegistry::new();
+    f.register_scalar("vowel_share", DataType::Float64, |args| match args {
+        [ScalarValue::Utf8(w)] => {
+            let chars = w.chars().count().max(1) as f64;
+            let vowels = w.chars().filter(|c| "aeiouäöüé".contains(*c)).count() as f64;
+            Ok(ScalarValue::Float64(vowels / chars))
+        }
+        [ScalarValue::Null] => Ok(ScalarValue::Null),
+        other => Err(format!("vowel_share takes one string, got {other:?}")),
+    });
+    let with_len = Arc::new(Schema::new(vec![
+        Field::new("word", DataType::Utf8, true),
+        Field::new("len", DataType::Int64, true),
+    ]));
+    let schema = with_len.clone();
+    f.register_batch("with_len", with_len, move |batch| {
+        let words = batch.column(0).as_string::<i32>();
+        let lens: Int64Array = words
+            .iter()
+            .map(|w| w.map(|w| w.chars().count() as i64))
+            .collect();
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![batch.column(0).clone(), Arc::new(lens)],
+        )
+        .map_err(|e| e.to_string())
+    });
+    let bigrams = Arc::new(Schema::new(vec![Field::new(
+        "bigram",
+        DataType::Utf8,
+        true,
+    )]));
+    f.register_flat_map("bigrams", bigrams, |row| match row {
+        [ScalarValue::Utf8(w), ..] => {
+            let chars: Vec<char> = w.chars().collect();
+            Ok(chars
+                .windows(2)
+                .map(|p| vec![ScalarValue::Utf8(p.iter().collect())])
+                .collect())
+        }
+        _ => Ok(vec![]),
+    });
+    f
+}
+
+/// The custom function job: per word length, how many words and their mean vowel share;
+/// and, separately, the most common letter bigrams.
+pub fn custom_function_jobs(
+    inputs: &[PathBuf],
+    functions: &FunctionRegistry,
+) -> quiver::Result<(Dataset, Dataset)> {
+    let words = Dataset::read_text(inputs)?
+        .select([words(col("line")).alias("word")])?
+        .explode("word")?
+        .select([lower(col("word")).alias("word")])?;
+    let by_length = words
+        .clone()
+        .map_batches("with_len", functions.batch_schema("with_len")?)?
+        .with_column("vowels", functions.call("vowel_share", vec![col("word")])?)?
+        .group_by(["len"])
+        .agg([
+            count().alias("words"),
+            mean(col("vowels")).alias("vowel_share"),
+        ])?;
+    let bigrams = words
+        .flat_map("bigrams", functions.flat_map_schema("bigrams")?)?
+        .group_by(["bigram"])
+        .agg([count().alias("count")])?;
+    Ok((by_length, bigrams))
+}
+
 const SYLLABLES: &[&str] = &[
     "ka", "to", "ri", "su", "me", "na", "lo", "pe", "vi", "da", "ze", "mu", "sho", "qua", "ter",
     "bel", "gor", "fin", "ux", "yo",
@@ -113,6 +192,71 @@ mod tests {
     use quiver::arrow::array::{AsArray, Int64Array};
 
     use super::*;
+
+    /// The custom function jobs give what plain Rust computes from the same words.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn custom_function_example_matches_reference() {
+        use quiver::arrow::array::AsArray;
+        use quiver::arrow::datatypes::{Float64Type, Int64Type};
+
+        let dir = std::env::temp_dir().join(format!("quiver-udf-test-{}", std::process::id()));
+        let files = generate_corpus(&dir, 256 << 10, 2, 7, false).unwrap();
+        let mut words = vec![];
+        for f in &files {
+            for line in std::fs::read_to_string(f).unwrap().lines() {
+                words.extend(
+                    line.split(|c: char| !c.is_alphanumeric())
+                        .filter(|w| !w.is_empty())
+                        .map(str::to_lowercase),
+                );
+            }
+        }
+        let mut by_len: HashMap<i64, (i64, f64)> = HashMap::new();
+        let mut bigrams: HashMap<String, i64> = HashMap::new();
+        for w in &words {
+            let chars: Vec<char> = w.chars().collect();
+            let vowels = chars.iter().filter(|c| "aeiouäöüé".contains(**c)).count() as f64;
+            let e = by_len.entry(chars.len() as i64).or_default();
+            e.0 += 1;
+            e.1 += vowels / chars.len().max(1) as f64;
+            for p in chars.windows(2) {
+                *bigrams.entry(p.iter().collect()).or_default() += 1;
+            }
+        }
+        let functions = custom_functions();
+        let cluster = LocalCluster::builder()
+            .workers(2)
+            .functions(functions.clone())
+            .start()
+            .await
+            .unwrap();
+        let client = cluster.client().await.unwrap();
+        let (by_length, bigram_counts) = custom_function_jobs(&files, &functions).unwrap();
+        let mut got = 0;
+        for b in by_length.collect(&client).await.unwrap() {
+            let len = b.column(0).as_primitive::<Int64Type>();
+            let n = b.column(1).as_primitive::<Int64Type>();
+            let share = b.column(2).as_primitive::<Float64Type>();
+            for r in 0..b.num_rows() {
+                let (count, sum) = by_len[&len.value(r)];
+                assert_eq!(n.value(r), count);
+                assert!((share.value(r) - sum / count as f64).abs() < 1e-9);
+                got += 1;
+            }
+        }
+        assert_eq!(got, by_len.len());
+        let mut got_bigrams = HashMap::new();
+        for b in bigram_counts.collect(&client).await.unwrap() {
+            let g = b.column(0).as_string::<i32>();
+            let n = b.column(1).as_primitive::<Int64Type>();
+            for r in 0..b.num_rows() {
+                got_bigrams.insert(g.value(r).to_string(), n.value(r));
+            }
+        }
+        assert_eq!(got_bigrams, bigrams);
+        cluster.shutdown().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     /// The example's job on the generated corpus gives the counts of a plain reference.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
