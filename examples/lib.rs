@@ -38,6 +38,31 @@ pub fn custom_functions() -> FunctionRegistry {
         [ScalarValue::Null] => Ok(ScalarValue::Null),
         other => Err(format!("vowel_share takes one string, got {other:?}")),
     });
+    // Two functions for failure drills, used by the chaos tests with worker processes of the
+    // `custom_udf` binary: one panics on one specific value; one fails the first time it is
+    // ever called (across processes: it leaves a marker file), then works.
+    f.register_scalar("panic_on", DataType::Utf8, |args| match args {
+        [ScalarValue::Utf8(w), ScalarValue::Utf8(bad)] if w == bad => {
+            panic!("panic_on: refusing the value {w:?}")
+        }
+        [v, _] => Ok(v.clone()),
+        other => Err(format!("panic_on takes two arguments, got {other:?}")),
+    });
+    f.register_scalar("fail_first", DataType::Utf8, |args| match args {
+        [v, ScalarValue::Utf8(marker)] => {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(marker)
+            {
+                Ok(_) => Err(format!(
+                    "fail_first: first call ever (marker {marker} created)"
+                )),
+                Err(_) => Ok(v.clone()),
+            }
+        }
+        other => Err(format!("fail_first takes two arguments, got {other:?}")),
+    });
     let with_len = Arc::new(Schema::new(vec![
         Field::new("word", DataType::Utf8, true),
         Field::new("len", DataType::Int64, true),
@@ -254,6 +279,140 @@ mod tests {
             }
         }
         assert_eq!(got_bigrams, bigrams);
+        cluster.shutdown().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Starts `n` worker processes of the `custom_udf` example binary (built by `cargo test`
+    /// next to this test's executable) against `url`.
+    fn custom_udf_workers(url: &str, n: usize) -> Vec<std::process::Child> {
+        let exe = std::env::current_exe().unwrap();
+        let examples = exe.parent().unwrap().parent().unwrap().join("examples");
+        let binary = examples.join("custom_udf");
+        assert!(
+            binary.exists(),
+            "{} is missing: run `cargo test --workspace`",
+            binary.display()
+        );
+        (0..n)
+            .map(|_| {
+                std::process::Command::new(&binary)
+                    .args(["worker", "--coordinator", url, "--slots", "1"])
+                    .args(["--heartbeat-interval", "0.2"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    async fn wait_for_function_workers(client: &Client, n: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while client
+            .list_workers()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|w| !w.functions.is_empty())
+            .count()
+            < n
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "workers did not register"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    fn word_counts(files: &[PathBuf]) -> HashMap<String, i64> {
+        let mut expected: HashMap<String, i64> = HashMap::new();
+        for f in files {
+            for line in std::fs::read_to_string(f).unwrap().lines() {
+                for w in line
+                    .split(|c: char| !c.is_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                {
+                    *expected.entry(w.to_lowercase()).or_default() += 1;
+                }
+            }
+        }
+        expected
+    }
+
+    /// Chaos drills with real worker processes (the `custom_udf` binary): a function that
+    /// panics on one row fails the job after its retries with the panic's message, the workers
+    /// stay up, and the next job — with a function that fails only the first time — succeeds
+    /// with the exact word counts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn panicking_and_flaky_functions_on_worker_processes() {
+        use quiver::arrow::array::Int64Array;
+        let dir = std::env::temp_dir().join(format!("quiver-chaos-udf-{}", std::process::id()));
+        let files = generate_corpus(&dir, 512 << 10, 3, 11, false).unwrap();
+        let cluster = LocalCluster::builder().workers(0).start().await.unwrap();
+        let mut workers = custom_udf_workers(cluster.url(), 2);
+        let client = cluster.client().await.unwrap();
+        wait_for_function_workers(&client, 2).await;
+        let functions = custom_functions();
+        let words = Dataset::read_text(&files)
+            .unwrap()
+            .select([words(col("line")).alias("word")])
+            .unwrap()
+            .explode("word")
+            .unwrap()
+            .select([lower(col("word")).alias("word")])
+            .unwrap();
+        // The most common word of the corpus: every map task meets it.
+        let expected = word_counts(&files);
+        let (victim, _) = expected.iter().max_by_key(|(_, n)| **n).unwrap();
+        let panicking = words
+            .clone()
+            .select([functions
+                .call("panic_on", vec![col("word"), lit(victim.as_str())])
+                .unwrap()
+                .alias("word")])
+            .unwrap();
+        let err = panicking.count(&client).await.unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("panic_on: refusing the value {victim:?}")),
+            "{err}"
+        );
+        assert!(
+            err.contains("attempt 4 of at most 4") && err.contains("stage 0"),
+            "{err}"
+        );
+        for w in &mut workers {
+            assert!(w.try_wait().unwrap().is_none(), "a worker process died");
+        }
+
+        let marker = dir.join("fail_first.marker");
+        let flaky = words
+            .select([functions
+                .call(
+                    "fail_first",
+                    vec![col("word"), lit(marker.to_string_lossy().as_ref())],
+                )
+                .unwrap()
+                .alias("word")])
+            .unwrap()
+            .group_by(["word"])
+            .agg([count().alias("count")])
+            .unwrap();
+        let mut got = HashMap::new();
+        for b in flaky.collect(&client).await.unwrap() {
+            let w = b.column(0).as_string::<i32>();
+            let n = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+            for i in 0..b.num_rows() {
+                got.insert(w.value(i).to_string(), n.value(i));
+            }
+        }
+        assert!(marker.exists(), "the first call did not fail");
+        assert_eq!(got, expected);
+        for mut w in workers {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
         cluster.shutdown().await;
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -392,3 +392,31 @@ async fn shuffle_files_are_removed_when_a_job_ends() {
     .await;
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_then_two_more_join_mid_job_then_the_first_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_corpus(dir.path(), 30, 1500, 50);
+    let mut cluster = chaos_cluster(1).await;
+    let client = cluster.client().await;
+    let job = client
+        .submit_with(&word_count(&files), Sink::Collect, "elastic", CHAOS_OPTIONS)
+        .await
+        .unwrap();
+    wait_for(&job, "the first map tasks", |p| map_done(p).0 >= 1).await;
+    cluster.add_worker();
+    cluster.add_worker();
+    cluster.wait_for_workers(3).await;
+    wait_for(&job, "more map tasks", |p| map_done(p).0 >= 6).await;
+    let (done, total) = map_done(&job.status().await.unwrap());
+    assert!(done < total, "the map stage ended before the kill");
+    cluster.kill_worker(0);
+    let got = result_counts(&job.collect().await.unwrap());
+    assert_eq!(got, reference_counts(&files));
+    let workers = client.list_workers().await.unwrap();
+    let joined_and_worked = workers
+        .iter()
+        .filter(|w| w.state == quiver_proto::v1::WorkerState::Alive as i32 && w.tasks_completed > 0)
+        .count();
+    assert_eq!(joined_and_worked, 2, "{workers:?}");
+}

@@ -266,3 +266,71 @@ async fn a_function_that_fails_on_its_first_attempt_only_lets_the_job_succeed() 
 fn result_counts_of(batches: &[RecordBatch]) -> std::collections::HashMap<String, i64> {
     crate::corpus::result_counts(batches)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retried_attempts_leave_exactly_one_parquet_file_per_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_corpus(&dir.path().join("in"), 4, 300, 65);
+    // The first two calls fail: two attempts of the writing stage die mid-write and are
+    // retried.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut functions = FunctionRegistry::new();
+    let seen = calls.clone();
+    functions.register_scalar("fails_twice", DataType::Utf8, move |args| {
+        if seen.fetch_add(1, Ordering::SeqCst) < 2 {
+            return Err("transient trouble while writing".into());
+        }
+        Ok(args[0].clone())
+    });
+    let cluster = cluster_with(functions.clone()).await;
+    let client = cluster.client().await.unwrap();
+    let ds = word_count(&files)
+        .with_column(
+            "word",
+            functions.call("fails_twice", vec![col("word")]).unwrap(),
+        )
+        .unwrap();
+    let out = dir.path().join("out");
+    let options = quiver::JobOptions {
+        shuffle_partitions: 3,
+        batch_size: 0,
+    };
+    let sink = Sink::WriteParquet {
+        directory: out.to_string_lossy().into_owned(),
+    };
+    client
+        .submit_with(&ds, sink, "exactly-once", options)
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            "_SUCCESS",
+            "part-00000.parquet",
+            "part-00001.parquet",
+            "part-00002.parquet"
+        ]
+    );
+    let back = Dataset::read_parquet(&[&out])
+        .unwrap()
+        .collect(&client)
+        .await
+        .unwrap();
+    assert_eq!(
+        crate::corpus::result_counts(&back),
+        crate::corpus::reference_counts(&files)
+    );
+    assert!(
+        calls.load(Ordering::SeqCst) > 2,
+        "no attempt failed: the test proved nothing"
+    );
+    cluster.shutdown().await;
+}
