@@ -2,7 +2,10 @@
 
 use std::time::{Instant, SystemTime};
 
-use quiver_plan::{FileSplit, JobId, PlanNode, SchemaRef, Sink, StageId, StageOutput, WorkerId};
+use quiver_plan::{
+    FileSplit, JobId, PlanNode, SchemaRef, ShuffleInput, Sink, StageId, StageOutput, TaskAttempt,
+    TaskDefinition, WorkerId,
+};
 
 /// Where a job is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,6 +171,35 @@ impl Stage {
     /// Whether every task finished.
     pub fn is_complete(&self) -> bool {
         self.tasks.iter().all(Task::is_done)
+    }
+
+    /// What a worker needs to run attempt `attempt` of partition `partition` (`batch_size`
+    /// 0 means the default).
+    pub fn task_definition(
+        &self,
+        job: &JobId,
+        partition: usize,
+        attempt: u32,
+        inputs: &[ShuffleInput],
+        batch_size: u32,
+    ) -> TaskDefinition {
+        TaskDefinition {
+            attempt: TaskAttempt {
+                job: job.clone(),
+                stage: self.id,
+                partition: partition as u32,
+                attempt,
+            },
+            plan: self.plan.clone(),
+            output: self.output.clone(),
+            splits: self.splits.get(partition).cloned().unwrap_or_default(),
+            inputs: inputs.to_vec(),
+            batch_size: if batch_size > 0 {
+                batch_size as usize
+            } else {
+                quiver_plan::DEFAULT_BATCH_SIZE
+            },
+        }
     }
 }
 

@@ -664,6 +664,7 @@ impl Scheduler {
                 }
                 let inputs = shuffle_inputs(job, s);
                 let stage = &mut job.stages[s];
+                let mut placed = Vec::new();
                 for (p, task) in stage.tasks.iter_mut().enumerate() {
                     if task.state != TaskState::Pending {
                         continue;
@@ -684,28 +685,18 @@ impl Scheduler {
                         attempt,
                         since: Instant::now(),
                     };
+                    placed.push((p, attempt, slot.0.clone(), slot.1.clone()));
+                }
+                if !placed.is_empty() {
                     stage.started.get_or_insert_with(Instant::now);
-                    let definition = TaskDefinition {
-                        attempt: TaskAttempt {
-                            job: job.id.clone(),
-                            stage: stage.id,
-                            partition: p as u32,
-                            attempt,
-                        },
-                        plan: stage.plan.clone(),
-                        output: stage.output.clone(),
-                        splits: stage.splits.get(p).cloned().unwrap_or_default(),
-                        inputs: inputs.clone(),
-                        batch_size: if job.options.batch_size > 0 {
-                            job.options.batch_size as usize
-                        } else {
-                            quiver_plan::DEFAULT_BATCH_SIZE
-                        },
-                    };
+                }
+                for (p, attempt, worker, address) in placed {
+                    let task =
+                        stage.task_definition(&job.id, p, attempt, &inputs, job.options.batch_size);
                     actions.push(Action::Launch {
-                        worker: slot.0.clone(),
-                        address: slot.1.clone(),
-                        task: Box::new(definition),
+                        worker,
+                        address,
+                        task: Box::new(task),
                     });
                 }
             }
@@ -750,6 +741,7 @@ impl Scheduler {
                     .max(config.speculation_min_runtime);
                 let inputs = shuffle_inputs(job, s);
                 let stage = &mut job.stages[s];
+                let mut placed = Vec::new();
                 for (p, task) in stage.tasks.iter_mut().enumerate() {
                     let TaskState::Running { worker, since, .. } = &task.state else {
                         continue;
@@ -773,27 +765,14 @@ impl Scheduler {
                         attempt,
                         since: Instant::now(),
                     });
+                    placed.push((p, attempt, slot.0.clone(), slot.1.clone()));
+                }
+                for (p, attempt, worker, address) in placed {
                     info!(job = %id, stage = %stage.id, partition = p, attempt, "speculating: backup attempt for a slow task");
                     actions.push(Action::Launch {
-                        worker: slot.0.clone(),
-                        address: slot.1.clone(),
-                        task: Box::new(TaskDefinition {
-                            attempt: TaskAttempt {
-                                job: id.clone(),
-                                stage: stage.id,
-                                partition: p as u32,
-                                attempt,
-                            },
-                            plan: stage.plan.clone(),
-                            output: stage.output.clone(),
-                            splits: stage.splits.get(p).cloned().unwrap_or_default(),
-                            inputs: inputs.clone(),
-                            batch_size: if batch_size > 0 {
-                                batch_size as usize
-                            } else {
-                                quiver_plan::DEFAULT_BATCH_SIZE
-                            },
-                        }),
+                        worker,
+                        address,
+                        task: Box::new(stage.task_definition(id, p, attempt, &inputs, batch_size)),
                     });
                 }
             }
