@@ -128,15 +128,45 @@ pub enum ScalarFunction {
     /// Splits a string into words: maximal runs of Unicode alphanumeric characters. Returns a
     /// list of strings; `explode` turns it into one row per word.
     Words,
+    /// `contains(s, pattern)`: whether `s` contains `pattern`.
+    Contains,
+    /// `starts_with(s, prefix)`.
+    StartsWith,
+    /// `ends_with(s, suffix)`.
+    EndsWith,
+    /// `regexp_like(s, pattern)`: whether the regular expression (a literal) matches.
+    RegexpLike,
+    /// `substring(s, start[, length])`: characters from 1-based `start` (literals).
+    Substring,
+    /// Year of a date or timestamp.
+    Year,
+    /// Month (1-12) of a date or timestamp.
+    Month,
+    /// Whether the value is NULL.
+    IsNull,
+    /// Whether the value is not NULL.
+    IsNotNull,
+    /// The first argument that is not NULL.
+    Coalesce,
 }
 
 impl ScalarFunction {
     /// Every built-in function.
-    pub const ALL: [ScalarFunction; 4] = [
+    pub const ALL: [ScalarFunction; 14] = [
         ScalarFunction::Lower,
         ScalarFunction::Upper,
         ScalarFunction::Length,
         ScalarFunction::Words,
+        ScalarFunction::Contains,
+        ScalarFunction::StartsWith,
+        ScalarFunction::EndsWith,
+        ScalarFunction::RegexpLike,
+        ScalarFunction::Substring,
+        ScalarFunction::Year,
+        ScalarFunction::Month,
+        ScalarFunction::IsNull,
+        ScalarFunction::IsNotNull,
+        ScalarFunction::Coalesce,
     ];
 
     /// The name a plan uses for the function.
@@ -146,6 +176,16 @@ impl ScalarFunction {
             ScalarFunction::Upper => "upper",
             ScalarFunction::Length => "length",
             ScalarFunction::Words => "words",
+            ScalarFunction::Contains => "contains",
+            ScalarFunction::StartsWith => "starts_with",
+            ScalarFunction::EndsWith => "ends_with",
+            ScalarFunction::RegexpLike => "regexp_like",
+            ScalarFunction::Substring => "substring",
+            ScalarFunction::Year => "year",
+            ScalarFunction::Month => "month",
+            ScalarFunction::IsNull => "is_null",
+            ScalarFunction::IsNotNull => "is_not_null",
+            ScalarFunction::Coalesce => "coalesce",
         }
     }
 
@@ -160,9 +200,17 @@ impl ScalarFunction {
             })
     }
 
-    /// How many arguments the function takes.
-    pub fn arity(self) -> usize {
-        1
+    /// The smallest and largest number of arguments.
+    pub fn arity(self) -> (usize, usize) {
+        match self {
+            ScalarFunction::Contains
+            | ScalarFunction::StartsWith
+            | ScalarFunction::EndsWith
+            | ScalarFunction::RegexpLike => (2, 2),
+            ScalarFunction::Substring => (2, 3),
+            ScalarFunction::Coalesce => (1, usize::MAX),
+            _ => (1, 1),
+        }
     }
 }
 
@@ -184,6 +232,16 @@ pub enum Expr {
     Alias {
         expr: Box<Expr>,
         name: String,
+    },
+    /// Conversion to another type; a value that cannot be converted is an error.
+    Cast {
+        expr: Box<Expr>,
+        to: DataType,
+    },
+    /// `CASE WHEN c1 THEN v1 ... ELSE otherwise END`.
+    Case {
+        branches: Vec<(Expr, Expr)>,
+        otherwise: Option<Box<Expr>>,
     },
     /// A user function registered by name on the workers, applied row by row.
     Udf {
@@ -230,6 +288,90 @@ pub fn words(e: Expr) -> Expr {
     call(ScalarFunction::Words, e)
 }
 
+fn call_n(function: ScalarFunction, args: Vec<Expr>) -> Expr {
+    Expr::Function { function, args }
+}
+
+/// Whether string `s` contains `pattern`.
+pub fn contains(s: Expr, pattern: Expr) -> Expr {
+    call_n(ScalarFunction::Contains, vec![s, pattern])
+}
+
+/// Whether string `s` starts with `prefix`.
+pub fn starts_with(s: Expr, prefix: Expr) -> Expr {
+    call_n(ScalarFunction::StartsWith, vec![s, prefix])
+}
+
+/// Whether string `s` ends with `suffix`.
+pub fn ends_with(s: Expr, suffix: Expr) -> Expr {
+    call_n(ScalarFunction::EndsWith, vec![s, suffix])
+}
+
+/// Whether the regular expression `pattern` matches somewhere in `s`.
+pub fn regexp_like(s: Expr, pattern: &str) -> Expr {
+    call_n(ScalarFunction::RegexpLike, vec![s, lit(pattern)])
+}
+
+/// The characters of `s` from 1-based `start`, at most `length` of them (all if `None`).
+pub fn substring(s: Expr, start: i64, length: Option<i64>) -> Expr {
+    let mut args = vec![s, lit(start)];
+    args.extend(length.map(lit));
+    call_n(ScalarFunction::Substring, args)
+}
+
+/// The year of a date or timestamp.
+pub fn year(e: Expr) -> Expr {
+    call(ScalarFunction::Year, e)
+}
+
+/// The month (1-12) of a date or timestamp.
+pub fn month(e: Expr) -> Expr {
+    call(ScalarFunction::Month, e)
+}
+
+/// The first of `args` that is not NULL.
+pub fn coalesce(args: Vec<Expr>) -> Expr {
+    call_n(ScalarFunction::Coalesce, args)
+}
+
+/// Starts a `CASE`: `when(c1, v1).when(c2, v2).otherwise(v3)`.
+pub fn when(condition: Expr, value: Expr) -> CaseBuilder {
+    CaseBuilder {
+        branches: vec![(condition, value)],
+    }
+}
+
+/// A `CASE` expression being built; finish with [`CaseBuilder::otherwise`] or
+/// [`CaseBuilder::end`].
+#[derive(Clone, Debug)]
+pub struct CaseBuilder {
+    branches: Vec<(Expr, Expr)>,
+}
+
+impl CaseBuilder {
+    /// Another branch, tried after the earlier ones.
+    pub fn when(mut self, condition: Expr, value: Expr) -> Self {
+        self.branches.push((condition, value));
+        self
+    }
+
+    /// The value when no branch matches.
+    pub fn otherwise(self, value: Expr) -> Expr {
+        Expr::Case {
+            branches: self.branches,
+            otherwise: Some(Box::new(value)),
+        }
+    }
+
+    /// NULL when no branch matches.
+    pub fn end(self) -> Expr {
+        Expr::Case {
+            branches: self.branches,
+            otherwise: None,
+        }
+    }
+}
+
 impl Expr {
     fn binary(self, op: BinaryOp, other: Expr) -> Expr {
         Expr::Binary {
@@ -237,6 +379,24 @@ impl Expr {
             op,
             right: Box::new(other),
         }
+    }
+
+    /// Converts to `to`; a value that cannot be converted fails the task, naming it.
+    pub fn cast(self, to: DataType) -> Expr {
+        Expr::Cast {
+            expr: Box::new(self),
+            to,
+        }
+    }
+
+    /// `self IS NULL`
+    pub fn is_null(self) -> Expr {
+        call(ScalarFunction::IsNull, self)
+    }
+
+    /// `self IS NOT NULL`
+    pub fn is_not_null(self) -> Expr {
+        call(ScalarFunction::IsNotNull, self)
     }
 
     /// Names the result column.
@@ -329,16 +489,58 @@ impl Expr {
                 Ok(return_type.clone())
             }
             Expr::Function { function, args } => {
-                if args.len() != function.arity() {
+                let (min, max) = function.arity();
+                if args.len() < min || args.len() > max {
                     return Err(PlanError::WrongArgumentCount {
                         function: function.name(),
-                        expected: function.arity(),
+                        expected: min,
                         got: args.len(),
                     });
                 }
-                let arg = args[0].data_type(schema, context)?;
-                types::function_type(*function, &arg)
-                    .ok_or_else(|| PlanError::expected_type(self, "a string argument", &arg))
+                let types = args
+                    .iter()
+                    .map(|a| a.data_type(schema, context))
+                    .collect::<Result<Vec<_>>>()?;
+                types::function_type(*function, &types, args)
+                    .map_err(|message| PlanError::type_mismatch(self, message))
+            }
+            Expr::Cast { expr, to } => {
+                let from = expr.data_type(schema, context)?;
+                if arrow::compute::can_cast_types(&from, to) {
+                    Ok(to.clone())
+                } else {
+                    Err(PlanError::type_mismatch(
+                        self,
+                        format!("cannot cast {from} to {to}"),
+                    ))
+                }
+            }
+            Expr::Case {
+                branches,
+                otherwise,
+            } => {
+                let mut result = DataType::Null;
+                for (condition, value) in branches {
+                    let c = condition.data_type(schema, context)?;
+                    if !matches!(c, DataType::Boolean | DataType::Null) {
+                        return Err(PlanError::expected_type(
+                            condition,
+                            "a boolean condition",
+                            &c,
+                        ));
+                    }
+                    let v = value.data_type(schema, context)?;
+                    result = types::common_type(&result, &v).ok_or_else(|| {
+                        PlanError::type_mismatch(self, format!("branches give {result} and {v}"))
+                    })?;
+                }
+                if let Some(o) = otherwise {
+                    let v = o.data_type(schema, context)?;
+                    result = types::common_type(&result, &v).ok_or_else(|| {
+                        PlanError::type_mismatch(self, format!("branches give {result} and {v}"))
+                    })?;
+                }
+                Ok(result)
             }
         }
     }
@@ -368,6 +570,19 @@ impl Expr {
             Expr::Function { args, .. } | Expr::Udf { args, .. } => {
                 args.iter().for_each(|a| a.collect_columns(out))
             }
+            Expr::Cast { expr, .. } => expr.collect_columns(out),
+            Expr::Case {
+                branches,
+                otherwise,
+            } => {
+                for (c, v) in branches {
+                    c.collect_columns(out);
+                    v.collect_columns(out);
+                }
+                if let Some(o) = otherwise {
+                    o.collect_columns(out);
+                }
+            }
         }
     }
 
@@ -385,6 +600,19 @@ impl Expr {
             }
             Expr::Not(e) | Expr::Alias { expr: e, .. } => e.user_functions(out),
             Expr::Function { args, .. } => args.iter().for_each(|a| a.user_functions(out)),
+            Expr::Cast { expr, .. } => expr.user_functions(out),
+            Expr::Case {
+                branches,
+                otherwise,
+            } => {
+                for (c, v) in branches {
+                    c.user_functions(out);
+                    v.user_functions(out);
+                }
+                if let Some(o) = otherwise {
+                    o.user_functions(out);
+                }
+            }
         }
     }
 }
@@ -447,6 +675,20 @@ impl fmt::Display for Expr {
                 f.write_str(")")
             }
             Expr::Alias { expr, name } => write!(f, "{expr} AS {name}"),
+            Expr::Cast { expr, to } => write!(f, "CAST({expr} AS {to})"),
+            Expr::Case {
+                branches,
+                otherwise,
+            } => {
+                f.write_str("CASE")?;
+                for (c, v) in branches {
+                    write!(f, " WHEN {c} THEN {v}")?;
+                }
+                if let Some(o) = otherwise {
+                    write!(f, " ELSE {o}")?;
+                }
+                f.write_str(" END")
+            }
             Expr::Udf { name, args, .. } => {
                 write!(f, "{name}(")?;
                 for (i, a) in args.iter().enumerate() {

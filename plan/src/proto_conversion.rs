@@ -57,7 +57,7 @@ fn type_from_bytes(bytes: &[u8]) -> Result<arrow::datatypes::DataType> {
         .fields()
         .first()
         .map(|f| f.data_type().clone())
-        .ok_or_else(|| PlanError::missing("udf.return_type"))
+        .ok_or_else(|| PlanError::missing("data type"))
 }
 
 fn required<'a, T>(field: &'static str, value: &'a Option<T>) -> Result<&'a T> {
@@ -142,6 +142,23 @@ impl From<&Expr> for pb::Expr {
                 input: Some(Box::new(expr.as_ref().into())),
                 name: name.clone(),
             })),
+            Expr::Cast { expr, to } => Kind::Cast(Box::new(pb::CastExpr {
+                input: Some(Box::new(expr.as_ref().into())),
+                to_type: type_to_bytes(to),
+            })),
+            Expr::Case {
+                branches,
+                otherwise,
+            } => Kind::Case(Box::new(pb::CaseExpr {
+                branches: branches
+                    .iter()
+                    .map(|(c, v)| pb::CaseBranch {
+                        when: Some(c.into()),
+                        then: Some(v.into()),
+                    })
+                    .collect(),
+                otherwise: otherwise.as_ref().map(|o| Box::new(o.as_ref().into())),
+            })),
             Expr::Udf {
                 name,
                 args,
@@ -188,6 +205,27 @@ impl TryFrom<&pb::Expr> for Expr {
             Kind::Alias(a) => Expr::Alias {
                 expr: boxed_expr("alias.input", &a.input)?,
                 name: a.name.clone(),
+            },
+            Kind::Cast(c) => Expr::Cast {
+                expr: boxed_expr("cast.input", &c.input)?,
+                to: type_from_bytes(&c.to_type)?,
+            },
+            Kind::Case(c) => Expr::Case {
+                branches: c
+                    .branches
+                    .iter()
+                    .map(|b| {
+                        Ok((
+                            Expr::try_from(required("case.when", &b.when)?)?,
+                            Expr::try_from(required("case.then", &b.then)?)?,
+                        ))
+                    })
+                    .collect::<Result<_>>()?,
+                otherwise: c
+                    .otherwise
+                    .as_ref()
+                    .map(|o| Expr::try_from(o.as_ref()).map(Box::new))
+                    .transpose()?,
             },
             Kind::Udf(u) => {
                 if u.name.is_empty() {
@@ -618,7 +656,17 @@ mod tests {
                         input: Box::new(scan),
                         predicate: (col("a") % lit(3)).eq(lit(1)).or(lit(false).not()),
                     }),
-                    exprs: vec![words(lower(col("s"))).alias("w"), col("a") / lit(2.5)],
+                    exprs: vec![
+                        words(lower(col("s"))).alias("w"),
+                        col("a") / lit(2.5),
+                        crate::expr::when(col("a").gt(lit(1)), lit("big"))
+                            .when(col("a").is_null(), lit("none"))
+                            .otherwise(crate::expr::substring(col("s"), 2, Some(3)))
+                            .alias("c"),
+                        crate::expr::coalesce(vec![col("a").cast(DataType::Float64), lit(0.5)])
+                            .alias("k"),
+                        crate::expr::regexp_like(col("s"), "^a+").alias("r"),
+                    ],
                 }),
                 column: "w".into(),
             }),

@@ -40,6 +40,9 @@ pub fn common_type(l: &DataType, r: &DataType) -> Option<DataType> {
             }
         }
         (a, b) if is_string(a) && is_string(b) => Some(DataType::Utf8),
+        // A date compared with a string literal: the string is read as a date.
+        (a, b) if a.is_temporal() && is_string(b) => Some(a.clone()),
+        (a, b) if is_string(a) && b.is_temporal() => Some(b.clone()),
         (a, b) if a == b => Some(a.clone()),
         _ => None,
     }
@@ -76,15 +79,79 @@ pub fn binary_types(op: BinaryOp, l: &DataType, r: &DataType) -> Option<BinaryTy
     }
 }
 
-/// The result type of a built-in function applied to an argument of type `arg`.
-pub fn function_type(function: ScalarFunction, arg: &DataType) -> Option<DataType> {
-    if !(is_string(arg) || arg == &DataType::Null) {
-        return None;
-    }
-    Some(match function {
-        ScalarFunction::Lower | ScalarFunction::Upper => DataType::Utf8,
-        ScalarFunction::Length => DataType::Int64,
-        ScalarFunction::Words => words_type(),
+/// The result type of a built-in function over arguments of these types, or why it does not
+/// apply. `args` are the argument expressions (some functions need literals).
+pub fn function_type(
+    function: ScalarFunction,
+    types: &[DataType],
+    args: &[crate::Expr],
+) -> Result<DataType, String> {
+    let stringish = |t: &DataType| is_string(t) || *t == DataType::Null;
+    let need_strings = |n: usize| -> Result<(), String> {
+        match types.iter().take(n).find(|t| !stringish(t)) {
+            Some(t) => Err(format!("{} takes strings, got {t}", function.name())),
+            None => Ok(()),
+        }
+    };
+    let literal_int = |i: usize| {
+        matches!(
+            args.get(i),
+            Some(crate::Expr::Literal(crate::ScalarValue::Int64(_)))
+        )
+    };
+    Ok(match function {
+        ScalarFunction::Lower | ScalarFunction::Upper => {
+            need_strings(1)?;
+            DataType::Utf8
+        }
+        ScalarFunction::Length => {
+            need_strings(1)?;
+            DataType::Int64
+        }
+        ScalarFunction::Words => {
+            need_strings(1)?;
+            words_type()
+        }
+        ScalarFunction::Contains | ScalarFunction::StartsWith | ScalarFunction::EndsWith => {
+            need_strings(2)?;
+            DataType::Boolean
+        }
+        ScalarFunction::RegexpLike => {
+            need_strings(1)?;
+            if !matches!(
+                args.get(1),
+                Some(crate::Expr::Literal(crate::ScalarValue::Utf8(_)))
+            ) {
+                return Err("regexp_like needs a literal pattern".into());
+            }
+            DataType::Boolean
+        }
+        ScalarFunction::Substring => {
+            need_strings(1)?;
+            if !(1..args.len()).all(literal_int) {
+                return Err("substring needs literal integer start and length".into());
+            }
+            DataType::Utf8
+        }
+        ScalarFunction::Year | ScalarFunction::Month => {
+            if !(types[0].is_temporal() || types[0] == DataType::Null) {
+                return Err(format!(
+                    "{} takes a date or timestamp, got {}",
+                    function.name(),
+                    types[0]
+                ));
+            }
+            DataType::Int64
+        }
+        ScalarFunction::IsNull | ScalarFunction::IsNotNull => DataType::Boolean,
+        ScalarFunction::Coalesce => {
+            let mut result = DataType::Null;
+            for t in types {
+                result = common_type(&result, t)
+                    .ok_or_else(|| format!("coalesce cannot combine {result} and {t}"))?;
+            }
+            result
+        }
     })
 }
 

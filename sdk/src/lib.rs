@@ -56,7 +56,10 @@ pub use quiver_worker::FunctionRegistry;
 /// Expression and aggregate builders.
 pub mod functions {
     pub use quiver_plan::aggregate::{count, count_of, max, mean, min, sum};
-    pub use quiver_plan::expr::{col, length, lit, lower, upper, words};
+    pub use quiver_plan::expr::{
+        CaseBuilder, coalesce, col, contains, ends_with, length, lit, lower, month, regexp_like,
+        starts_with, substring, upper, when, words, year,
+    };
 }
 
 /// Everything a job usually needs: `use quiver::prelude::*;`.

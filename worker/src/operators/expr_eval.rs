@@ -10,11 +10,16 @@ use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Datum, Float64Array, Int64Array, NullArray, Scalar,
     StringArray, new_null_array,
 };
+use arrow::compute::kernels::comparison;
+use arrow::compute::kernels::substring::substring_by_char;
+use arrow::compute::kernels::temporal::{DatePart, date_part};
+use arrow::compute::kernels::zip::zip;
 use arrow::compute::kernels::{boolean, cmp, numeric};
+use arrow::compute::{CastOptions, cast_with_options, prep_null_mask_filter};
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
-use quiver_plan::types::binary_types;
+use quiver_plan::types::{binary_types, common_type};
 use quiver_plan::{BinaryOp, Expr, PlanError, ScalarFunction, ScalarValue};
 
 use super::text_functions;
@@ -22,6 +27,7 @@ use crate::error::Result;
 use crate::functions::FunctionRegistry;
 
 /// A value computed for every row: a full column, or one value standing for all rows.
+#[derive(Clone)]
 enum Value {
     Array(ArrayRef),
     Scalar(ArrayRef),
@@ -136,32 +142,61 @@ fn eval(expr: &Expr, batch: &RecordBatch, functions: &FunctionRegistry) -> Resul
             Value::Array(functions.eval_scalar(name, &args, rows)?)
         }
         Expr::Function { function, args } => {
-            let arg = args.first().ok_or(PlanError::WrongArgumentCount {
-                function: function.name(),
-                expected: 1,
-                got: 0,
-            })?;
-            let arg = eval(arg, batch, functions)?;
-            let (array, scalar) = match arg {
-                Value::Array(a) => (a, false),
-                Value::Scalar(s) => (s, true),
-            };
-            let array = if array.data_type() == &DataType::Null {
-                cast(&array, &DataType::Utf8)?
-            } else {
-                array
-            };
-            let out = match function {
-                ScalarFunction::Lower => text_functions::lower(&array)?,
-                ScalarFunction::Upper => text_functions::upper(&array)?,
-                ScalarFunction::Length => text_functions::length(&array)?,
-                ScalarFunction::Words => text_functions::words(&array)?,
-            };
-            if scalar {
+            let values = args
+                .iter()
+                .map(|a| eval(a, batch, functions))
+                .collect::<Result<Vec<_>>>()?;
+            let all_scalar = values.iter().all(|v| matches!(v, Value::Scalar(_)));
+            let rows = if all_scalar { 1 } else { batch.num_rows() };
+            let out = builtin(*function, args, values, rows)?;
+            if all_scalar {
                 Value::Scalar(out)
             } else {
                 Value::Array(out)
             }
+        }
+        Expr::Cast { expr: inner, to } => {
+            let options = CastOptions {
+                safe: false,
+                ..Default::default()
+            };
+            let convert = |a: &ArrayRef| -> Result<ArrayRef> {
+                cast_with_options(a, to, &options).map_err(|e| {
+                    PlanError::TypeMismatch {
+                        expr: expr.to_string(),
+                        message: e.to_string(),
+                    }
+                    .into()
+                })
+            };
+            match eval(inner, batch, functions)? {
+                Value::Array(a) => Value::Array(convert(&a)?),
+                Value::Scalar(a) => Value::Scalar(convert(&a)?),
+            }
+        }
+        Expr::Case {
+            branches,
+            otherwise,
+        } => {
+            let rows = batch.num_rows();
+            let result_type = expr.data_type(&batch.schema(), "case")?;
+            let mut result = match otherwise {
+                Some(o) => eval(o, batch, functions)?
+                    .cast_to(&result_type)?
+                    .into_array(rows)?,
+                None => new_null_array(&result_type, rows),
+            };
+            // The first matching branch wins: apply them from the last to the first.
+            for (condition, value) in branches.iter().rev() {
+                let mask = eval(condition, batch, functions)?
+                    .cast_to(&DataType::Boolean)?
+                    .into_array(rows)?;
+                // NULL conditions count as false.
+                let mask = prep_null_mask_filter(mask.as_boolean());
+                let value = eval(value, batch, functions)?.cast_to(&result_type)?;
+                result = zip(&mask, value.datum().as_ref(), &result)?;
+            }
+            Value::Array(result)
         }
     })
 }
@@ -219,6 +254,113 @@ fn binary(
         Value::Scalar(out)
     } else {
         Value::Array(out)
+    })
+}
+
+/// A built-in function over evaluated arguments (`args` are their expressions, for the
+/// functions that need literals).
+fn builtin(
+    function: ScalarFunction,
+    args: &[Expr],
+    values: Vec<Value>,
+    rows: usize,
+) -> Result<ArrayRef> {
+    let string_arg = |i: usize| -> Result<ArrayRef> {
+        let a = values[i].clone().into_array(rows)?;
+        Ok(if a.data_type() == &DataType::Utf8 {
+            a
+        } else {
+            cast(&a, &DataType::Utf8)?
+        })
+    };
+    let literal_int = |i: usize| match args.get(i) {
+        Some(Expr::Literal(ScalarValue::Int64(v))) => Some(*v),
+        _ => None,
+    };
+    Ok(match function {
+        ScalarFunction::Lower => text_functions::lower(&string_arg(0)?)?,
+        ScalarFunction::Upper => text_functions::upper(&string_arg(0)?)?,
+        ScalarFunction::Length => text_functions::length(&string_arg(0)?)?,
+        ScalarFunction::Words => text_functions::words(&string_arg(0)?)?,
+        ScalarFunction::Contains | ScalarFunction::StartsWith | ScalarFunction::EndsWith => {
+            let s = values[0].clone().cast_to(&DataType::Utf8)?;
+            let p = values[1].clone().cast_to(&DataType::Utf8)?;
+            let (s, p) = (s.datum(), p.datum());
+            let out = match function {
+                ScalarFunction::Contains => comparison::contains(s.as_ref(), p.as_ref())?,
+                ScalarFunction::StartsWith => comparison::starts_with(s.as_ref(), p.as_ref())?,
+                _ => comparison::ends_with(s.as_ref(), p.as_ref())?,
+            };
+            Arc::new(out)
+        }
+        ScalarFunction::RegexpLike => {
+            let pattern = match args.get(1) {
+                Some(Expr::Literal(ScalarValue::Utf8(p))) => p.clone(),
+                _ => {
+                    return Err(PlanError::InvalidPlan(
+                        "regexp_like needs a literal pattern".into(),
+                    )
+                    .into());
+                }
+            };
+            let s = string_arg(0)?;
+            Arc::new(comparison::regexp_is_match_scalar(
+                s.as_string::<i32>(),
+                &pattern,
+                None,
+            )?)
+        }
+        ScalarFunction::Substring => {
+            let s = string_arg(0)?;
+            // SQL counts from 1; Arrow from 0.
+            let start = literal_int(1).unwrap_or(1);
+            let start = if start > 0 { start - 1 } else { start };
+            let length = literal_int(2).map(|l| l.max(0) as u64);
+            Arc::new(substring_by_char(s.as_string::<i32>(), start, length)?)
+        }
+        ScalarFunction::Year | ScalarFunction::Month => {
+            let a = values[0].clone().into_array(rows)?;
+            if a.data_type() == &DataType::Null {
+                return Ok(new_null_array(&DataType::Int64, rows));
+            }
+            let part = if function == ScalarFunction::Year {
+                DatePart::Year
+            } else {
+                DatePart::Month
+            };
+            cast(&date_part(a.as_ref(), part)?, &DataType::Int64)?
+        }
+        ScalarFunction::IsNull | ScalarFunction::IsNotNull => {
+            let a = values[0].clone().into_array(rows)?;
+            let nulls = if a.data_type() == &DataType::Null {
+                BooleanArray::from(vec![true; rows])
+            } else {
+                boolean::is_null(a.as_ref())?
+            };
+            if function == ScalarFunction::IsNull {
+                Arc::new(nulls)
+            } else {
+                Arc::new(boolean::not(&nulls)?)
+            }
+        }
+        ScalarFunction::Coalesce => {
+            let types: Vec<DataType> = values.iter().map(value_type).collect();
+            let result_type = types
+                .iter()
+                .try_fold(DataType::Null, |acc, t| common_type(&acc, t))
+                .ok_or_else(|| PlanError::InvalidPlan("coalesce of incompatible types".into()))?;
+            let mut iter = values.into_iter().rev();
+            let mut result = match iter.next() {
+                Some(last) => last.cast_to(&result_type)?.into_array(rows)?,
+                None => new_null_array(&result_type, rows),
+            };
+            for v in iter {
+                let v = v.cast_to(&result_type)?.into_array(rows)?;
+                let present = boolean::is_not_null(v.as_ref())?;
+                result = zip(&present, &v, &result)?;
+            }
+            result
+        }
     })
 }
 
