@@ -152,6 +152,69 @@ impl Planner {
                     p,
                 )
             }
+            PlanNode::Limit { input, n } => {
+                let (child, inputs, p) = self.build(input)?;
+                let local = PlanNode::Limit {
+                    input: Box::new(child),
+                    n: *n,
+                };
+                let one_partition = match &p {
+                    Partitioning::Shuffle(partitions) => *partitions == 1,
+                    Partitioning::Splits(splits) => splits.len() == 1,
+                };
+                if one_partition {
+                    (local, inputs, p)
+                } else {
+                    // Each task keeps at most n rows; one task takes n of all of those.
+                    let schema = local.schema()?;
+                    let map_stage = self.add_stage(
+                        local,
+                        StageOutput::HashShuffle {
+                            keys: vec![],
+                            partitions: 1,
+                        },
+                        inputs,
+                        p,
+                    );
+                    let read = PlanNode::ShuffleRead {
+                        stage: map_stage,
+                        schema,
+                    };
+                    (
+                        PlanNode::Limit {
+                            input: Box::new(read),
+                            n: *n,
+                        },
+                        vec![map_stage],
+                        Partitioning::Shuffle(1),
+                    )
+                }
+            }
+            PlanNode::Repartition {
+                input,
+                partitions,
+                keys,
+            } => {
+                let (child, inputs, p) = self.build(input)?;
+                let schema = child.schema()?;
+                let map_stage = self.add_stage(
+                    child,
+                    StageOutput::HashShuffle {
+                        keys: keys.clone(),
+                        partitions: *partitions,
+                    },
+                    inputs,
+                    p,
+                );
+                (
+                    PlanNode::ShuffleRead {
+                        stage: map_stage,
+                        schema,
+                    },
+                    vec![map_stage],
+                    Partitioning::Shuffle(*partitions),
+                )
+            }
             PlanNode::Explode { input, column } => {
                 let (child, inputs, p) = self.build(input)?;
                 (

@@ -122,6 +122,18 @@ pub enum PlanNode {
         function: String,
         schema: SchemaRef,
     },
+    /// At most `n` rows (which ones is not specified without a sort).
+    Limit {
+        input: Box<PlanNode>,
+        n: u64,
+    },
+    /// Redistributes rows into `partitions` partitions: by hash of `keys`, or round-robin when
+    /// `keys` is empty.
+    Repartition {
+        input: Box<PlanNode>,
+        partitions: u32,
+        keys: Vec<Expr>,
+    },
 }
 
 impl PlanNode {
@@ -134,7 +146,9 @@ impl PlanNode {
             | PlanNode::Explode { input, .. }
             | PlanNode::Aggregate { input, .. }
             | PlanNode::MapBatches { input, .. }
-            | PlanNode::FlatMap { input, .. } => Some(input),
+            | PlanNode::FlatMap { input, .. }
+            | PlanNode::Limit { input, .. }
+            | PlanNode::Repartition { input, .. } => Some(input),
         }
     }
 
@@ -161,7 +175,13 @@ impl PlanNode {
                 PlanNode::MapBatches { function, .. } | PlanNode::FlatMap { function, .. } => {
                     out.push(function.clone())
                 }
-                PlanNode::Scan(_) | PlanNode::Explode { .. } | PlanNode::ShuffleRead { .. } => {}
+                PlanNode::Repartition { keys, .. } => {
+                    keys.iter().for_each(|e| e.user_functions(&mut out))
+                }
+                PlanNode::Scan(_)
+                | PlanNode::Explode { .. }
+                | PlanNode::ShuffleRead { .. }
+                | PlanNode::Limit { .. } => {}
             }
             node = n.input();
         }
@@ -217,6 +237,16 @@ impl PlanNode {
             PlanNode::ShuffleRead { stage, .. } => format!("shuffle read from stage {stage}"),
             PlanNode::MapBatches { function, .. } => format!("map_batches {function}"),
             PlanNode::FlatMap { function, .. } => format!("flat_map {function}"),
+            PlanNode::Limit { n, .. } => format!("limit {n}"),
+            PlanNode::Repartition {
+                partitions, keys, ..
+            } => format!(
+                "repartition into {partitions} by [{}]",
+                keys.iter()
+                    .map(|k| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 
@@ -241,6 +271,23 @@ impl PlanNode {
             | PlanNode::FlatMap { input, schema, .. } => {
                 input.schema()?;
                 Ok(schema.clone())
+            }
+            PlanNode::Limit { input, .. } => input.schema(),
+            PlanNode::Repartition {
+                input,
+                partitions,
+                keys,
+            } => {
+                let schema = input.schema()?;
+                if *partitions == 0 {
+                    return Err(PlanError::InvalidPlan(
+                        "repartition into 0 partitions".into(),
+                    ));
+                }
+                for k in keys {
+                    k.data_type(&schema, "repartition")?;
+                }
+                Ok(schema)
             }
             PlanNode::Filter { input, predicate } => {
                 let schema = input.schema()?;

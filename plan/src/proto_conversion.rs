@@ -363,6 +363,19 @@ impl From<&PlanNode> for pb::PlanNode {
                 function: function.clone(),
                 schema: schema_to_bytes(schema),
             })),
+            PlanNode::Limit { input: i, n } => Node::Limit(Box::new(pb::LimitNode {
+                input: input(i),
+                n: *n,
+            })),
+            PlanNode::Repartition {
+                input: i,
+                partitions,
+                keys,
+            } => Node::Repartition(Box::new(pb::RepartitionNode {
+                input: input(i),
+                partitions: *partitions,
+                keys: keys.iter().map(Into::into).collect(),
+            })),
             PlanNode::FlatMap {
                 input: i,
                 function,
@@ -452,6 +465,15 @@ impl TryFrom<&pb::PlanNode> for PlanNode {
                 input: boxed_plan("map_batches.input", &m.input)?,
                 function: m.function.clone(),
                 schema: schema_from_bytes(&m.schema)?,
+            },
+            Node::Limit(l) => PlanNode::Limit {
+                input: boxed_plan("limit.input", &l.input)?,
+                n: l.n,
+            },
+            Node::Repartition(r) => PlanNode::Repartition {
+                input: boxed_plan("repartition.input", &r.input)?,
+                partitions: r.partitions,
+                keys: exprs_from(&r.keys)?,
             },
             Node::FlatMap(m) => PlanNode::FlatMap {
                 input: boxed_plan("flat_map.input", &m.input)?,

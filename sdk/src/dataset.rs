@@ -155,6 +155,43 @@ impl Dataset {
         })
     }
 
+    /// At most `n` rows. Without a sort, which rows is not specified; tasks stop reading their
+    /// input once they have `n`.
+    pub fn limit(self, n: u64) -> Result<Self> {
+        Dataset::new(PlanNode::Limit {
+            input: Box::new(self.plan),
+            n,
+        })
+    }
+
+    /// Redistributes the rows into `partitions` partitions, by hash of the named columns (rows
+    /// with equal keys end up together), or round-robin when no column is named.
+    pub fn repartition(
+        self,
+        partitions: u32,
+        keys: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<Self> {
+        Dataset::new(PlanNode::Repartition {
+            input: Box::new(self.plan),
+            partitions,
+            keys: keys
+                .into_iter()
+                .map(|k| Expr::Column(k.as_ref().to_string()))
+                .collect(),
+        })
+    }
+
+    /// Each distinct row once.
+    pub fn distinct(self) -> Result<Self> {
+        let columns: Vec<String> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        self.group_by(columns).agg([])
+    }
+
     /// Groups rows by the named columns; finish with [`GroupedDataset::agg`].
     pub fn group_by(self, keys: impl IntoIterator<Item = impl AsRef<str>>) -> GroupedDataset {
         GroupedDataset {

@@ -245,3 +245,102 @@ async fn a_large_collect_streams_past_grpc_message_limits() {
     assert_eq!(lines, expected);
     cluster.shutdown().await;
 }
+
+/// Every word of the corpus (lowercased), in a column `word`.
+fn all_words(files: &[std::path::PathBuf]) -> Dataset {
+    Dataset::read_text(files)
+        .unwrap()
+        .select([words(col("line")).alias("word")])
+        .unwrap()
+        .explode("word")
+        .unwrap()
+        .select([lower(col("word")).alias("word")])
+        .unwrap()
+}
+
+fn column_strings(batches: &[RecordBatch]) -> Vec<String> {
+    let mut out: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            let c = b.column(0).as_string::<i32>();
+            (0..b.num_rows())
+                .map(|i| c.value(i).to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distinct_limit_and_repartition_match_reference() {
+    use std::collections::{BTreeSet, HashMap};
+    let dir = tempfile::tempdir().unwrap();
+    let files = crate::corpus::write_corpus(dir.path(), 5, 300, 81);
+    let counts = crate::corpus::reference_counts(&files);
+    let mut every_word: Vec<String> = counts
+        .iter()
+        .flat_map(|(w, n)| std::iter::repeat_n(w.clone(), *n as usize))
+        .collect();
+    every_word.sort();
+    let cluster = cluster::local(2).await;
+    let client = cluster.client().await.unwrap();
+
+    // distinct: each word once.
+    let distinct = column_strings(
+        &all_words(&files)
+            .distinct()
+            .unwrap()
+            .collect(&client)
+            .await
+            .unwrap(),
+    );
+    let expected: Vec<String> = counts
+        .keys()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(distinct, expected);
+
+    // limit: exactly n rows (all rows when there are fewer), each one a word of the input.
+    for n in [0u64, 1, 37, 10_000_000] {
+        let got = column_strings(
+            &all_words(&files)
+                .limit(n)
+                .unwrap()
+                .collect(&client)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(
+            got.len() as u64,
+            n.min(every_word.len() as u64),
+            "limit {n}"
+        );
+        let mut available: HashMap<&str, i64> =
+            counts.iter().map(|(w, c)| (w.as_str(), *c)).collect();
+        for w in &got {
+            let left = available.get_mut(w.as_str()).expect("a word of the input");
+            *left -= 1;
+            assert!(*left >= 0, "{w} appears more often than in the input");
+        }
+    }
+
+    // repartition, by key and round-robin: the same rows, in as many partitions as asked.
+    for keys in [vec!["word"], vec![]] {
+        let job = client
+            .submit(
+                &all_words(&files).repartition(7, keys.clone()).unwrap(),
+                Sink::Collect,
+            )
+            .await
+            .unwrap();
+        let rows = column_strings(&job.collect().await.unwrap());
+        assert_eq!(rows, every_word, "repartition by {keys:?}");
+        let status = job.status().await.unwrap();
+        assert_eq!(status.stages.len(), 2);
+        assert_eq!(status.stages[1].tasks_total, 7);
+    }
+    cluster.shutdown().await;
+}

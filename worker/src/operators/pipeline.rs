@@ -125,6 +125,30 @@ pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
                 }
             }))
         }
+        PlanNode::Limit { input, n } => {
+            let mut source = build(input, ctx)?;
+            let mut remaining = usize::try_from(*n).unwrap_or(usize::MAX);
+            // Stops pulling from its input once it has enough: files are not read further.
+            Box::new(std::iter::from_fn(move || {
+                while remaining > 0 {
+                    match source.next()? {
+                        Err(e) => return Some(Err(e)),
+                        Ok(b) if b.num_rows() == 0 => continue,
+                        Ok(b) => {
+                            let take = b.num_rows().min(remaining);
+                            remaining -= take;
+                            return Some(Ok(b.slice(0, take)));
+                        }
+                    }
+                }
+                None
+            }))
+        }
+        PlanNode::Repartition { .. } => {
+            return Err(WorkerError::Plan(quiver_plan::PlanError::InvalidPlan(
+                "a repartition must be cut into a shuffle by the coordinator".into(),
+            )));
+        }
         PlanNode::MapBatches {
             input, function, ..
         } => {

@@ -19,6 +19,8 @@ const NULL_HASH: u64 = 0x9E37_79B9_7F4A_7C15;
 pub struct HashPartitioner {
     buckets: u32,
     converter: Option<RowConverter>,
+    /// Without keys, rows are dealt round-robin; the next row goes to this bucket.
+    next: u64,
 }
 
 impl HashPartitioner {
@@ -38,6 +40,7 @@ impl HashPartitioner {
         Ok(HashPartitioner {
             buckets: buckets.max(1),
             converter,
+            next: 0,
         })
     }
 
@@ -46,11 +49,18 @@ impl HashPartitioner {
         ((u128::from(hash) * u128::from(self.buckets)) >> 64) as u32
     }
 
-    /// Writes the bucket of each of the `rows` rows into `out`.
-    pub fn partition(&self, keys: &[ArrayRef], rows: usize, out: &mut Vec<u32>) -> Result<()> {
+    /// Writes the bucket of each of the `rows` rows into `out`. Without keys, rows are dealt
+    /// round-robin.
+    pub fn partition(&mut self, keys: &[ArrayRef], rows: usize, out: &mut Vec<u32>) -> Result<()> {
         out.clear();
-        if self.buckets == 1 || keys.is_empty() {
+        if self.buckets == 1 {
             out.resize(rows, 0);
+            return Ok(());
+        }
+        if keys.is_empty() {
+            let buckets = u64::from(self.buckets);
+            out.extend((0..rows as u64).map(|i| ((self.next + i) % buckets) as u32));
+            self.next = (self.next + rows as u64) % buckets;
             return Ok(());
         }
         if let Some(converter) = &self.converter {
