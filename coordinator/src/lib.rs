@@ -6,6 +6,7 @@
 //! - [`coordinator_service`] — the gRPC `Coordinator` service (decode, call, encode).
 //! - [`coordinator_state`] — the scheduler behind its lock, and the dispatch of its actions.
 //! - [`scheduler`] — the core state machine — events in, [`scheduler::Action`]s out; no I/O.
+//! - [`dashboard`] — the HTML page and Prometheus `/metrics`, read-only.
 //! - [`job`] — job, stage and task state.
 //! - [`stage_planner`] — cutting a plan into stages at exchanges; input splits.
 //! - [`job_status`] — encoding a job as the `JobStatus` drivers see.
@@ -17,6 +18,7 @@
 
 pub mod coordinator_service;
 pub mod coordinator_state;
+pub mod dashboard;
 pub mod error;
 pub mod heartbeat_monitor;
 pub mod job;

@@ -15,6 +15,9 @@ struct Args {
     /// Address of the gRPC job and worker API.
     #[arg(long, env = "QUIVER_BIND", default_value = "127.0.0.1:50050")]
     bind: SocketAddr,
+    /// Address of the dashboard and `/metrics` (HTTP); `off` to not serve them.
+    #[arg(long, env = "QUIVER_DASHBOARD_BIND", default_value = "127.0.0.1:8080")]
+    dashboard_bind: String,
     /// Seconds without a heartbeat after which a worker is declared lost.
     #[arg(long, env = "QUIVER_HEARTBEAT_TIMEOUT", default_value_t = 5.0)]
     heartbeat_timeout: f64,
@@ -40,8 +43,17 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    let dashboard = match args.dashboard_bind.as_str() {
+        "off" | "none" | "" => None,
+        addr => Some(addr.parse().map_err(|e| {
+            anyhow::anyhow!(
+                "--dashboard-bind {addr}: not an address ({e}); use e.g. 127.0.0.1:8080 or off"
+            )
+        })?),
+    };
     let config = CoordinatorConfig {
         bind: args.bind,
+        dashboard,
         heartbeat_timeout: Duration::from_secs_f64(args.heartbeat_timeout.max(0.1)),
         scheduler: SchedulerConfig {
             max_task_attempts: args.max_task_attempts.max(1),
@@ -53,6 +65,9 @@ async fn main() -> anyhow::Result<()> {
         ..CoordinatorConfig::default()
     };
     let coordinator = quiver_coordinator::start(config).await?;
+    if let Some(d) = coordinator.dashboard_address() {
+        println!("quiver-coordinator dashboard and /metrics on http://{d}");
+    }
     println!("quiver-coordinator listening on {}", coordinator.url());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

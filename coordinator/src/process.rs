@@ -31,6 +31,8 @@ pub struct CoordinatorConfig {
     /// Silence after which a worker is declared lost.
     pub heartbeat_timeout: Duration,
     pub scheduler: SchedulerConfig,
+    /// Where to serve the dashboard and `/metrics` (none: not served).
+    pub dashboard: Option<SocketAddr>,
 }
 
 impl Default for CoordinatorConfig {
@@ -40,6 +42,7 @@ impl Default for CoordinatorConfig {
             heartbeat_interval: Duration::from_secs(1),
             heartbeat_timeout: Duration::from_secs(5),
             scheduler: SchedulerConfig::default(),
+            dashboard: None,
         }
     }
 }
@@ -47,6 +50,7 @@ impl Default for CoordinatorConfig {
 /// A started coordinator.
 pub struct RunningCoordinator {
     address: SocketAddr,
+    dashboard: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -55,6 +59,11 @@ impl RunningCoordinator {
     /// The address it listens on.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Where the dashboard listens, if it was started.
+    pub fn dashboard_address(&self) -> Option<SocketAddr> {
+        self.dashboard
     }
 
     /// The URL clients and workers connect to.
@@ -114,15 +123,39 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator> {
             tracing::error!(error = %e, "coordinator server failed");
         }
     });
-    let monitor = tokio::spawn(heartbeat_monitor::run(
+    let mut tasks = vec![server_task];
+    let mut dashboard = None;
+    if let Some(bind) = config.dashboard {
+        let listener = TcpListener::bind(bind)
+            .await
+            .map_err(|source| CoordinatorError::Io {
+                what: format!("cannot bind the dashboard to {bind} (use --dashboard-bind)"),
+                source,
+            })?;
+        let at = listener
+            .local_addr()
+            .map_err(|source| CoordinatorError::Io {
+                what: "dashboard address".into(),
+                source,
+            })?;
+        info!(dashboard = %format!("http://{at}"), "dashboard and /metrics serving");
+        dashboard = Some(at);
+        tasks.push(tokio::spawn(crate::dashboard::serve(
+            listener,
+            state.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(heartbeat_monitor::run(
         state,
         config.heartbeat_timeout,
         shutdown_rx,
-    ));
+    )));
     info!(%address, "coordinator started");
     Ok(RunningCoordinator {
         address,
+        dashboard,
         shutdown: shutdown_tx,
-        tasks: vec![server_task, monitor],
+        tasks,
     })
 }

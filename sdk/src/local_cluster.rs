@@ -70,6 +70,7 @@ impl LocalClusterBuilder {
                 worker_wait_timeout: self.worker_wait_timeout,
                 ..Default::default()
             },
+            dashboard: None,
         })
         .await
         .map_err(|e| Error::Cluster(e.to_string()))?;

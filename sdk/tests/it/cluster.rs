@@ -34,8 +34,8 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 /// Starts `program` and returns it with the first line it prints that contains `marker`
-/// (the binaries print their listening address on start).
-fn spawn_and_read(mut command: Command, marker: &str) -> (Child, String) {
+/// (the binaries print their listening address on start), and the lines before it.
+fn spawn_and_read(mut command: Command, marker: &str) -> (Child, String, Vec<String>) {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -43,21 +43,24 @@ fn spawn_and_read(mut command: Command, marker: &str) -> (Child, String) {
         .expect("binary starts");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
+    let mut before = Vec::new();
     let line = loop {
         match lines.next() {
             Some(Ok(l)) if l.contains(marker) => break l,
-            Some(Ok(_)) => continue,
+            Some(Ok(l)) => before.push(l),
             _ => panic!("process exited before printing {marker:?}"),
         }
     };
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, line)
+    (child, line, before)
 }
 
 /// A coordinator and workers, each its own OS process.
 pub struct ProcessCluster {
     pub url: String,
+    /// The coordinator's dashboard, e.g. `http://127.0.0.1:41234`.
+    pub dashboard: String,
     coordinator: Child,
     coordinator_args: Vec<String>,
     worker_args: Vec<String>,
@@ -65,13 +68,24 @@ pub struct ProcessCluster {
     work_dir: tempfile::TempDir,
 }
 
-fn spawn_coordinator(bind: &str, args: &[String]) -> (Child, String) {
+/// Starts a coordinator binary; returns it, its URL and its dashboard URL.
+fn spawn_coordinator(bind: &str, args: &[String]) -> (Child, String, String) {
     let mut cmd = Command::new(binary("quiver-coordinator"));
-    cmd.args(["--bind", bind])
+    cmd.args(["--bind", bind, "--dashboard-bind", "127.0.0.1:0"])
         .args(args)
         .env("RUST_LOG", "warn");
-    let (child, line) = spawn_and_read(cmd, "listening on");
-    (child, line.rsplit(' ').next().expect("url").to_string())
+    let (child, line, before) = spawn_and_read(cmd, "listening on");
+    let dashboard = before
+        .iter()
+        .find(|l| l.contains("dashboard"))
+        .and_then(|l| l.rsplit(' ').next())
+        .expect("dashboard line")
+        .to_string();
+    (
+        child,
+        line.rsplit(' ').next().expect("url").to_string(),
+        dashboard,
+    )
 }
 
 impl ProcessCluster {
@@ -88,9 +102,10 @@ impl ProcessCluster {
     ) -> Self {
         let coordinator_args: Vec<String> =
             coordinator_args.iter().map(|s| s.to_string()).collect();
-        let (coordinator, url) = spawn_coordinator("127.0.0.1:0", &coordinator_args);
+        let (coordinator, url, dashboard) = spawn_coordinator("127.0.0.1:0", &coordinator_args);
         let mut cluster = ProcessCluster {
             url,
+            dashboard,
             coordinator,
             coordinator_args,
             worker_args: worker_args.iter().map(|s| s.to_string()).collect(),
@@ -111,7 +126,7 @@ impl ProcessCluster {
             .arg(self.work_dir.path())
             .args(&self.worker_args)
             .env("RUST_LOG", "warn");
-        let (child, _) = spawn_and_read(cmd, "listening on");
+        let (child, _, _) = spawn_and_read(cmd, "listening on");
         self.workers.push(child);
         self.workers.len() - 1
     }
@@ -121,9 +136,10 @@ impl ProcessCluster {
         let _ = self.coordinator.kill();
         let _ = self.coordinator.wait();
         let bind = self.url.trim_start_matches("http://").to_string();
-        let (child, url) = spawn_coordinator(&bind, &self.coordinator_args);
+        let (child, url, dashboard) = spawn_coordinator(&bind, &self.coordinator_args);
         assert_eq!(url, self.url);
         self.coordinator = child;
+        self.dashboard = dashboard;
     }
 
     /// kill -9 of worker `i`.
