@@ -108,3 +108,17 @@ pub fn result_counts(batches: &[RecordBatch]) -> HashMap<String, i64> {
     }
     out
 }
+
+/// Every word of `files` (lowercased), one row each, in a column `word`: the first half of the
+/// word count job.
+pub fn lowercase_words(files: &[PathBuf]) -> quiver::Dataset {
+    use quiver::prelude::*;
+    Dataset::read_text(files)
+        .unwrap()
+        .select([words(col("line")).alias("word")])
+        .unwrap()
+        .explode("word")
+        .unwrap()
+        .select([lower(col("word")).alias("word")])
+        .unwrap()
+}

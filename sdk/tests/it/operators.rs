@@ -231,31 +231,10 @@ async fn a_large_collect_streams_past_grpc_message_limits() {
         .collect(&client)
         .await
         .unwrap();
-    let mut lines: Vec<String> = batches
-        .iter()
-        .flat_map(|b| {
-            let c = b.column(0).as_string::<i32>();
-            (0..b.num_rows())
-                .map(|i| c.value(i).to_string())
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    lines.sort();
+    let lines = column_strings(&batches);
     let expected: Vec<String> = text.lines().map(str::to_string).collect();
     assert_eq!(lines, expected);
     cluster.shutdown().await;
-}
-
-/// Every word of the corpus (lowercased), in a column `word`.
-fn all_words(files: &[std::path::PathBuf]) -> Dataset {
-    Dataset::read_text(files)
-        .unwrap()
-        .select([words(col("line")).alias("word")])
-        .unwrap()
-        .explode("word")
-        .unwrap()
-        .select([lower(col("word")).alias("word")])
-        .unwrap()
 }
 
 fn column_strings(batches: &[RecordBatch]) -> Vec<String> {
@@ -288,7 +267,7 @@ async fn distinct_limit_and_repartition_match_reference() {
 
     // distinct: each word once.
     let distinct = column_strings(
-        &all_words(&files)
+        &crate::corpus::lowercase_words(&files)
             .distinct()
             .unwrap()
             .collect(&client)
@@ -306,7 +285,7 @@ async fn distinct_limit_and_repartition_match_reference() {
     // limit: exactly n rows (all rows when there are fewer), each one a word of the input.
     for n in [0u64, 1, 37, 10_000_000] {
         let got = column_strings(
-            &all_words(&files)
+            &crate::corpus::lowercase_words(&files)
                 .limit(n)
                 .unwrap()
                 .collect(&client)
@@ -331,7 +310,9 @@ async fn distinct_limit_and_repartition_match_reference() {
     for keys in [vec!["word"], vec![]] {
         let job = client
             .submit(
-                &all_words(&files).repartition(7, keys.clone()).unwrap(),
+                &crate::corpus::lowercase_words(&files)
+                    .repartition(7, keys.clone())
+                    .unwrap(),
                 Sink::Collect,
             )
             .await

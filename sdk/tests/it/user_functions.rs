@@ -11,7 +11,7 @@ use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use quiver::prelude::*;
 use quiver::{Error, LocalCluster};
 
-use crate::corpus::write_corpus;
+use crate::corpus::{lowercase_words, write_corpus};
 use crate::wordcount::word_count;
 
 fn registry() -> FunctionRegistry {
@@ -74,17 +74,6 @@ fn words_of(files: &[std::path::PathBuf]) -> Vec<String> {
         }
     }
     out
-}
-
-fn lowercase_words(files: &[std::path::PathBuf]) -> Dataset {
-    Dataset::read_text(files)
-        .unwrap()
-        .select([words(col("line")).alias("word")])
-        .unwrap()
-        .explode("word")
-        .unwrap()
-        .select([lower(col("word")).alias("word")])
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

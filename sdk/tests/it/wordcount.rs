@@ -4,18 +4,11 @@ use quiver::prelude::*;
 use quiver::{JobOptions, StageOutput};
 
 use crate::cluster;
-use crate::corpus::{reference_counts, result_counts, write_corpus};
+use crate::corpus::{lowercase_words, reference_counts, result_counts, write_corpus};
 
 /// The word count dataset, as the example builds it.
 pub fn word_count(files: &[std::path::PathBuf]) -> Dataset {
-    Dataset::read_text(files)
-        .unwrap()
-        .select([words(col("line")).alias("word")])
-        .unwrap()
-        .explode("word")
-        .unwrap()
-        .select([lower(col("word")).alias("word")])
-        .unwrap()
+    lowercase_words(files)
         .group_by(["word"])
         .agg([count().alias("count")])
         .unwrap()
