@@ -145,7 +145,9 @@ impl Scheduler {
     /// Tasks running now per worker.
     pub fn running_per_worker(&self) -> HashMap<WorkerId, u32> {
         let mut running: HashMap<WorkerId, u32> = HashMap::new();
-        for job in self.jobs.values() {
+        // Only running jobs have running attempts (`finish_job` ends them all), so finished
+        // jobs, however many, cost nothing here.
+        for job in self.jobs.values().filter(|j| j.state == JobState::Running) {
             for stage in &job.stages {
                 for t in &stage.tasks {
                     for (worker, _) in t.running_attempts() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use quiver::prelude::*;
 use quiver::{Error, JobOptions, JobProgress, JobState};
 
-use crate::cluster::{self, ProcessCluster, alive_workers};
+use crate::cluster::{ProcessCluster, alive_workers};
 use crate::corpus::{reference_counts, result_counts, write_corpus};
 use crate::wordcount::word_count;
 
@@ -53,21 +53,21 @@ const CHAOS_OPTIONS: JobOptions = JobOptions {
     batch_size: 32,
 };
 
+/// Submits word count over `files` with the chaos options.
+async fn chaos_job(client: &quiver::Client, files: &[std::path::PathBuf], name: &str) -> JobHandle {
+    client
+        .submit_with(&word_count(files), Sink::Collect, name, CHAOS_OPTIONS)
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_a_worker_during_the_map_stage() {
     let dir = tempfile::tempdir().unwrap();
     let files = write_corpus(dir.path(), 30, 1500, 41);
     let mut cluster = chaos_cluster(3).await;
     let client = cluster.client().await;
-    let job = client
-        .submit_with(
-            &word_count(&files),
-            Sink::Collect,
-            "chaos-map",
-            CHAOS_OPTIONS,
-        )
-        .await
-        .unwrap();
+    let job = chaos_job(&client, &files, "chaos-map").await;
     wait_for(&job, "a few map tasks", |p| map_done(p).0 >= 3).await;
     let (done, total) = map_done(&job.status().await.unwrap());
     assert!(done < total, "the map stage ended before the kill");
@@ -83,15 +83,7 @@ async fn kill_9_of_a_worker_while_reducers_fetch_its_map_output() {
     let files = write_corpus(dir.path(), 30, 1500, 42);
     let mut cluster = chaos_cluster(3).await;
     let client = cluster.client().await;
-    let job = client
-        .submit_with(
-            &word_count(&files),
-            Sink::Collect,
-            "chaos-reduce",
-            CHAOS_OPTIONS,
-        )
-        .await
-        .unwrap();
+    let job = chaos_job(&client, &files, "chaos-reduce").await;
     let p = wait_for(&job, "the map stage to complete", |p| {
         let (done, total) = map_done(p);
         done == total
@@ -113,15 +105,7 @@ async fn a_frozen_worker_is_declared_lost_and_its_late_results_are_ignored() {
     let files = write_corpus(dir.path(), 30, 1500, 43);
     let cluster = chaos_cluster(3).await;
     let client = cluster.client().await;
-    let job = client
-        .submit_with(
-            &word_count(&files),
-            Sink::Collect,
-            "chaos-stop",
-            CHAOS_OPTIONS,
-        )
-        .await
-        .unwrap();
+    let job = chaos_job(&client, &files, "chaos-stop").await;
     wait_for(&job, "a few map tasks", |p| map_done(p).0 >= 2).await;
     cluster.signal_worker(2, "STOP");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
@@ -280,7 +264,6 @@ async fn a_job_with_no_worker_fails_after_the_configured_wait() {
     );
     assert!(err.contains("waiting for a worker to register"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(10));
-    let _ = cluster::local; // the shared helper stays the entry point for other tests
     cluster.shutdown().await;
 }
 
@@ -290,10 +273,7 @@ async fn a_worker_stopped_with_sigterm_drains_and_exits_by_itself() {
     let files = write_corpus(dir.path(), 30, 1500, 48);
     let mut cluster = chaos_cluster(3).await;
     let client = cluster.client().await;
-    let job = client
-        .submit_with(&word_count(&files), Sink::Collect, "drain", CHAOS_OPTIONS)
-        .await
-        .unwrap();
+    let job = chaos_job(&client, &files, "drain").await;
     wait_for(&job, "a few map tasks", |p| map_done(p).0 >= 2).await;
     cluster.signal_worker(0, "TERM");
     let got = result_counts(&job.collect().await.unwrap());
