@@ -166,6 +166,11 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         let options = r.options.map_or_else(JobOptions::default, |o| JobOptions {
             shuffle_partitions: o.shuffle_partitions,
             batch_size: o.batch_size,
+            broadcast_threshold: match o.broadcast_threshold {
+                0 => Some(crate::stage_planner::DEFAULT_BROADCAST_THRESHOLD),
+                t if t < 0 => None,
+                t => Some(t as u64),
+            },
         });
         let id = JobId::random();
         let name = if r.name.is_empty() {

@@ -204,10 +204,22 @@ impl Stage {
 }
 
 /// Tuning a job may set; zeros mean "the default".
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct JobOptions {
     pub shuffle_partitions: u32,
     pub batch_size: u32,
+    /// Broadcast a join's right side estimated at most this many bytes; `None`: never.
+    pub broadcast_threshold: Option<u64>,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        JobOptions {
+            shuffle_partitions: 0,
+            batch_size: 0,
+            broadcast_threshold: Some(crate::stage_planner::DEFAULT_BROADCAST_THRESHOLD),
+        }
+    }
 }
 
 /// One submitted job.

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::error::{CoordinatorError, Result};
 use crate::job::{Job, JobOptions, JobState, Stage, TaskState};
-use crate::stage_planner::plan_stages;
+use crate::stage_planner::{PlannerOptions, plan_stages};
 
 /// Something the scheduler wants done outside itself.
 #[derive(Clone, Debug, PartialEq)]
@@ -640,7 +640,12 @@ impl Scheduler {
                 } else {
                     2 * total_slots
                 };
-                match plan_stages(&job.plan, &job.sink, partitions, total_slots) {
+                let options = PlannerOptions {
+                    shuffle_partitions: partitions,
+                    total_slots,
+                    broadcast_threshold: job.options.broadcast_threshold,
+                };
+                match plan_stages(&job.plan, &job.sink, options) {
                     Ok(stages) => {
                         job.stages = stages.into_iter().map(Stage::new).collect();
                         job.state = JobState::Running;

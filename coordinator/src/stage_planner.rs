@@ -1,14 +1,26 @@
 //! Cuts a logical plan into stages at every exchange and decides each stage's partitions.
 //!
-//! A stage is a pipeline of narrow operators from a source (a scan or a shuffle read) to an
-//! output (a hash shuffle, or the job's sink). An aggregation becomes a partial aggregation at
-//! the end of one stage, a hash shuffle on its keys, and a final aggregation at the start of
-//! the next. A scan stage has one partition per input split; a stage after a shuffle has the
-//! shuffle's partition count.
+//! A stage is a pipeline of narrow operators from its sources (scans, shuffle reads,
+//! broadcast reads) to an output (a shuffle, or the job's sink). A scan stage has one
+//! partition per input split; a stage after a shuffle has the shuffle's partition count.
+//! The exchanges:
+//! - an aggregation becomes a partial aggregation at the end of one stage, a hash shuffle on
+//!   its keys, and a final aggregation at the start of the next (`count_distinct` first
+//!   becomes two aggregations: by keys and value, then by keys);
+//! - a join either shuffles both sides by their keys into a join stage, or (when the right
+//!   side is small and the join type allows it) writes the right side whole and has every
+//!   task of the left side read all of it;
+//! - a global sort samples its keys in one stage, range-partitions by boundaries taken from
+//!   that sample in the next, and sorts each range in the last; a sort with a limit (top-k)
+//!   keeps the first k rows of each task and merges them in one task;
+//! - a union runs each input's tasks side by side in one stage.
 
+use quiver_plan::aggregate::count_of;
+use quiver_plan::expr::col;
+use quiver_plan::join::{coerced_keys, join_key_types};
 use quiver_plan::{
-    AggregateMode, Expr, FileSplit, PlanError, PlanNode, ScanNode, Sink, SourceFormat, StageId,
-    StageOutput,
+    AggregateFunction, AggregateMode, Expr, FileSplit, JoinStrategy, PlanError, PlanNode, ScanNode,
+    Sink, SourceFormat, StageId, StageOutput,
 };
 
 /// Smallest and largest byte range a text split covers.
@@ -16,6 +28,24 @@ const MIN_SPLIT_BYTES: u64 = 4 << 20;
 const MAX_SPLIT_BYTES: u64 = 128 << 20;
 /// Aim for this many splits per slot, so that faster workers can take more of them.
 const SPLITS_PER_SLOT: u64 = 4;
+/// Sampled sort keys per output partition of a global sort, over all sampling tasks.
+const SAMPLE_ROWS_PER_PARTITION: u64 = 100;
+/// Joins broadcast a right side estimated below this size unless the job says otherwise.
+pub const DEFAULT_BROADCAST_THRESHOLD: u64 = 10 << 20;
+/// The column a `count_distinct` value is grouped under in its first aggregation.
+const DISTINCT_VALUE_COLUMN: &str = "__distinct_value";
+
+/// What the planner needs to know about the job and the cluster.
+#[derive(Clone, Copy, Debug)]
+pub struct PlannerOptions {
+    /// Partitions of every hash or range shuffle.
+    pub shuffle_partitions: u32,
+    /// Slots in the cluster now; sizes the input splits.
+    pub total_slots: u32,
+    /// Broadcast a join's right side when its input is estimated at most this many bytes
+    /// (`None`: never).
+    pub broadcast_threshold: Option<u64>,
+}
 
 /// One stage of a job, ready to schedule.
 #[derive(Clone, Debug)]
@@ -29,30 +59,51 @@ pub struct PlannedStage {
     pub splits: Vec<Vec<FileSplit>>,
 }
 
+#[derive(Clone)]
 enum Partitioning {
     Splits(Vec<Vec<FileSplit>>),
     Shuffle(u32),
 }
 
+impl Partitioning {
+    fn count(&self) -> u32 {
+        match self {
+            Partitioning::Splits(s) => s.len() as u32,
+            Partitioning::Shuffle(n) => *n,
+        }
+    }
+
+    /// One (possibly empty) split list per partition.
+    fn into_splits(self) -> Vec<Vec<FileSplit>> {
+        match self {
+            Partitioning::Splits(s) => s,
+            Partitioning::Shuffle(n) => vec![vec![]; n as usize],
+        }
+    }
+}
+
+/// A plan built so far: the current stage's pipeline, the stages it reads, its partitions.
+type Built = (PlanNode, Vec<StageId>, Partitioning);
+
 struct Planner {
     stages: Vec<PlannedStage>,
     shuffle_partitions: u32,
     total_slots: u32,
+    broadcast_threshold: Option<u64>,
 }
 
-/// Plans the stages of `plan` writing into `sink`. `shuffle_partitions` is the reduce-side
-/// width; `total_slots` sizes the input splits.
+/// Plans the stages of `plan` writing into `sink`.
 pub fn plan_stages(
     plan: &PlanNode,
     sink: &Sink,
-    shuffle_partitions: u32,
-    total_slots: u32,
+    options: PlannerOptions,
 ) -> Result<Vec<PlannedStage>, PlanError> {
     plan.schema()?;
     let mut planner = Planner {
         stages: Vec::new(),
-        shuffle_partitions: shuffle_partitions.max(1),
-        total_slots: total_slots.max(1),
+        shuffle_partitions: options.shuffle_partitions.max(1),
+        total_slots: options.total_slots.max(1),
+        broadcast_threshold: options.broadcast_threshold,
     };
     let (root, inputs, partitioning) = planner.build(plan)?;
     planner.add_stage(root, StageOutput::from(sink.clone()), inputs, partitioning);
@@ -83,11 +134,240 @@ impl Planner {
         id
     }
 
-    fn build(
+    /// Ends the current stage with a hash shuffle; returns the read side of it.
+    fn shuffle(
         &mut self,
-        node: &PlanNode,
-    ) -> Result<(PlanNode, Vec<StageId>, Partitioning), PlanError> {
+        built: Built,
+        keys: Vec<Expr>,
+        partitions: u32,
+    ) -> Result<Built, PlanError> {
+        let (plan, inputs, p) = built;
+        let schema = plan.schema()?;
+        let stage = self.add_stage(
+            plan,
+            StageOutput::HashShuffle { keys, partitions },
+            inputs,
+            p,
+        );
+        Ok((
+            PlanNode::ShuffleRead { stage, schema },
+            vec![stage],
+            Partitioning::Shuffle(partitions),
+        ))
+    }
+
+    fn join(&mut self, node: &PlanNode) -> Result<Built, PlanError> {
+        let PlanNode::Join {
+            left,
+            right,
+            left_keys,
+            right_keys,
+            join_type,
+            strategy,
+        } = node
+        else {
+            unreachable!("join() is only called with a join");
+        };
+        let (left_schema, right_schema) = (left.schema()?, right.schema()?);
+        let types = join_key_types(&left_schema, &right_schema, left_keys, right_keys)?;
+        let broadcast = match strategy {
+            JoinStrategy::Broadcast => true,
+            JoinStrategy::Shuffle => false,
+            JoinStrategy::Auto => {
+                !join_type.keeps_unmatched_right()
+                    && self
+                        .broadcast_threshold
+                        .is_some_and(|t| estimated_bytes(right) <= t)
+            }
+        };
+        let (left_plan, mut inputs, left_partitioning) = self.build(left)?;
+        let right_built = self.build(right)?;
+        let join = |l: PlanNode, r: PlanNode| PlanNode::Join {
+            left: Box::new(l),
+            right: Box::new(r),
+            left_keys: left_keys.clone(),
+            right_keys: right_keys.clone(),
+            join_type: *join_type,
+            strategy: *strategy,
+        };
+        if broadcast {
+            // The right side's tasks all write one bucket; every left task reads all of them.
+            let (right_plan, right_inputs, right_partitioning) = right_built;
+            let schema = right_plan.schema()?;
+            let stage = self.add_stage(
+                right_plan,
+                StageOutput::HashShuffle {
+                    keys: vec![],
+                    partitions: 1,
+                },
+                right_inputs,
+                right_partitioning,
+            );
+            inputs.push(stage);
+            let read = PlanNode::BroadcastRead { stage, schema };
+            return Ok((join(left_plan, read), inputs, left_partitioning));
+        }
+        // Both sides hash the same types, so equal keys meet in the same partition.
+        let n = self.shuffle_partitions;
+        let left_hash = coerced_keys(left_keys, &left_schema, &types)?;
+        let right_hash = coerced_keys(right_keys, &right_schema, &types)?;
+        let (l, mut inputs, _) =
+            self.shuffle((left_plan, inputs, left_partitioning), left_hash, n)?;
+        let (r, right_inputs, _) = self.shuffle(right_built, right_hash, n)?;
+        inputs.extend(right_inputs);
+        Ok((join(l, r), inputs, Partitioning::Shuffle(n)))
+    }
+
+    fn sort(&mut self, node: &PlanNode) -> Result<Built, PlanError> {
+        let PlanNode::Sort {
+            input,
+            order,
+            limit,
+        } = node
+        else {
+            unreachable!("sort() is only called with a sort");
+        };
+        let (child, inputs, p) = self.build(input)?;
+        if let Some(k) = limit {
+            // Top-k: each task keeps its first k rows, one task merges them.
+            let local = PlanNode::Sort {
+                input: Box::new(child),
+                order: order.clone(),
+                limit: Some(*k),
+            };
+            if p.count() == 1 {
+                return Ok((local, inputs, p));
+            }
+            let (read, inputs, p) = self.shuffle((local, inputs, p), vec![], 1)?;
+            return Ok((
+                PlanNode::Sort {
+                    input: Box::new(read),
+                    order: order.clone(),
+                    limit: Some(*k),
+                },
+                inputs,
+                p,
+            ));
+        }
+        let n = self.shuffle_partitions;
+        let schema = child.schema()?;
+        // Stage 1: a deterministic sample of the sort keys of every input task.
+        let keys = order
+            .iter()
+            .enumerate()
+            .map(|(i, o)| o.expr.clone().alias(format!("__sort_key_{i}")))
+            .collect();
+        let rows = (SAMPLE_ROWS_PER_PARTITION * u64::from(n)).div_ceil(u64::from(p.count().max(1)));
+        let sample = PlanNode::Sample {
+            input: Box::new(PlanNode::Project {
+                input: Box::new(child.clone()),
+                exprs: keys,
+            }),
+            rows: rows.clamp(16, 100_000) as u32,
+        };
+        let sample_stage = self.add_stage(
+            sample,
+            StageOutput::HashShuffle {
+                keys: vec![],
+                partitions: 1,
+            },
+            inputs.clone(),
+            p.clone(),
+        );
+        // Stage 2: the input again, range-partitioned by boundaries from the sample.
+        let mut range_inputs = inputs;
+        range_inputs.push(sample_stage);
+        let range_stage = self.add_stage(
+            child,
+            StageOutput::RangeShuffle {
+                order: order.clone(),
+                partitions: n,
+                sample: sample_stage,
+            },
+            range_inputs,
+            p,
+        );
+        // Stage 3 (the caller's): each range sorted.
+        Ok((
+            PlanNode::Sort {
+                input: Box::new(PlanNode::ShuffleRead {
+                    stage: range_stage,
+                    schema,
+                }),
+                order: order.clone(),
+                limit: None,
+            },
+            vec![range_stage],
+            Partitioning::Shuffle(n),
+        ))
+    }
+
+    fn union(&mut self, inputs: &[PlanNode]) -> Result<Built, PlanError> {
+        let mut plans = Vec::new();
+        let mut stages = Vec::new();
+        let mut counts = Vec::new();
+        let mut splits = Vec::new();
+        for input in inputs {
+            let (plan, input_stages, p) = self.build(input)?;
+            plans.push(plan);
+            stages.extend(input_stages);
+            counts.push(p.count());
+            splits.extend(p.into_splits());
+        }
+        Ok((
+            PlanNode::Union {
+                inputs: plans,
+                partitions: counts,
+            },
+            stages,
+            Partitioning::Splits(splits),
+        ))
+    }
+
+    fn build(&mut self, node: &PlanNode) -> Result<Built, PlanError> {
         Ok(match node {
+            PlanNode::Join { .. } => self.join(node)?,
+            PlanNode::Sort { .. } => self.sort(node)?,
+            PlanNode::Union { inputs, .. } => self.union(inputs)?,
+            PlanNode::BroadcastRead { .. } | PlanNode::Sample { .. } => {
+                return Err(PlanError::InvalidPlan(format!(
+                    "a submitted plan cannot contain a {}",
+                    node.label()
+                )));
+            }
+            PlanNode::Aggregate {
+                input,
+                keys,
+                aggregates,
+                mode: AggregateMode::Single,
+            } if aggregates
+                .iter()
+                .any(|a| a.function == AggregateFunction::CountDistinct) =>
+            {
+                // Distinct (keys, value) pairs first, then a count of values per key.
+                let value = aggregates[0]
+                    .input
+                    .clone()
+                    .unwrap_or(Expr::Literal(quiver_plan::ScalarValue::Null));
+                let mut inner_keys = keys.clone();
+                inner_keys.push(value.alias(DISTINCT_VALUE_COLUMN));
+                let inner = PlanNode::Aggregate {
+                    input: input.clone(),
+                    keys: inner_keys,
+                    aggregates: vec![],
+                    mode: AggregateMode::Single,
+                };
+                let outer = PlanNode::Aggregate {
+                    input: Box::new(inner),
+                    keys: keys.iter().map(|k| col(k.output_name())).collect(),
+                    aggregates: aggregates
+                        .iter()
+                        .map(|a| count_of(col(DISTINCT_VALUE_COLUMN)).alias(a.name.clone()))
+                        .collect(),
+                    mode: AggregateMode::Single,
+                };
+                return self.build(&outer);
+            }
             PlanNode::Scan(scan) => (
                 node.clone(),
                 vec![],
@@ -151,6 +431,22 @@ impl Planner {
                     inputs,
                     p,
                 )
+            }
+            PlanNode::Limit { input, n } if matches!(input.as_ref(), PlanNode::Sort { .. }) => {
+                let PlanNode::Sort {
+                    input: sorted,
+                    order,
+                    limit,
+                } = input.as_ref()
+                else {
+                    unreachable!("matched above");
+                };
+                let top_k = PlanNode::Sort {
+                    input: sorted.clone(),
+                    order: order.clone(),
+                    limit: Some(limit.map_or(*n, |m| m.min(*n))),
+                };
+                return self.build(&top_k);
             }
             PlanNode::Limit { input, n } => {
                 let (child, inputs, p) = self.build(input)?;
@@ -323,5 +619,18 @@ impl Planner {
             out.push(vec![]);
         }
         out
+    }
+}
+
+/// A rough size of what `node` produces: the bytes of the files it reads. Used only to choose
+/// between broadcasting and shuffling a join's side, where an overestimate is harmless.
+pub fn estimated_bytes(node: &PlanNode) -> u64 {
+    match node {
+        PlanNode::Scan(scan) => scan.total_bytes(),
+        other => other
+            .children()
+            .into_iter()
+            .map(estimated_bytes)
+            .fold(0, u64::saturating_add),
     }
 }

@@ -27,6 +27,10 @@ pub enum AggregateFunction {
     Max,
     /// Arithmetic mean of non-null values, as Float64.
     Mean,
+    /// Number of distinct non-null values. The coordinator plans it as two aggregations (by
+    /// the keys and the value, then by the keys), so it cannot be mixed with other aggregates
+    /// or with a second distinct input in one `agg`.
+    CountDistinct,
 }
 
 impl AggregateFunction {
@@ -38,6 +42,7 @@ impl AggregateFunction {
             AggregateFunction::Min => "min",
             AggregateFunction::Max => "max",
             AggregateFunction::Mean => "mean",
+            AggregateFunction::CountDistinct => "count_distinct",
         }
     }
 }
@@ -86,6 +91,13 @@ impl AggregateExpr {
         };
         match (self.function, input_type) {
             (AggregateFunction::Count, _) => Ok(DataType::Int64),
+            (AggregateFunction::CountDistinct, Some(t)) => {
+                if t.is_nested() {
+                    Err(PlanError::expected_type(self, "a scalar input", &t))
+                } else {
+                    Ok(DataType::Int64)
+                }
+            }
             (_, None) => Err(PlanError::type_mismatch(self, "needs an input expression")),
             (AggregateFunction::Sum, Some(t)) => {
                 numeric(&t)?;
@@ -139,6 +151,11 @@ pub fn count() -> AggregateExpr {
 /// The number of non-null values of `e` in each group.
 pub fn count_of(e: Expr) -> AggregateExpr {
     AggregateExpr::new(AggregateFunction::Count, Some(e))
+}
+
+/// The number of distinct non-null values of `e` in each group.
+pub fn count_distinct(e: Expr) -> AggregateExpr {
+    AggregateExpr::new(AggregateFunction::CountDistinct, Some(e))
 }
 
 /// Sum of `e` in each group.

@@ -9,6 +9,8 @@
 //! - [`expr`] — scalar expressions, literals, built-in functions and their builders.
 //! - [`types`] — the type rules for expressions (coercion of operands, result types).
 //! - [`aggregate`] — aggregate functions, their result types and partial-state layout.
+//! - [`join`] — join types and strategies, join key typing and the join's output columns.
+//! - [`sort`] — sort keys and their order options.
 //! - [`plan`] — the plan tree (`PlanNode`) and schema inference with validation.
 //! - [`stage`] — what the coordinator sends a worker: stage outputs, splits, task definitions.
 //! - [`proto_conversion`] — `From`/`TryFrom` between the types above and `quiver-proto`.
@@ -18,8 +20,10 @@ pub mod aggregate;
 pub mod error;
 pub mod expr;
 pub mod ids;
+pub mod join;
 pub mod plan;
 pub mod proto_conversion;
+pub mod sort;
 pub mod stage;
 pub mod types;
 
@@ -30,7 +34,9 @@ pub use arrow::datatypes::{Schema, SchemaRef};
 pub use error::{PlanError, Result};
 pub use expr::{BinaryOp, Expr, ScalarFunction, ScalarValue};
 pub use ids::{JobId, StageId, TaskAttempt, WorkerId};
+pub use join::{JoinStrategy, JoinType};
 pub use plan::{AggregateMode, CsvOptions, InputFile, PlanNode, ScanNode, SourceFormat};
+pub use sort::SortExpr;
 pub use stage::{FileSplit, MapOutputLocation, ShuffleInput, Sink, StageOutput, TaskDefinition};
 
 /// Rows per batch inside a task unless the job says otherwise.

@@ -10,10 +10,12 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use crate::aggregate::AggregateExpr;
+use crate::aggregate::{AggregateExpr, AggregateFunction};
 use crate::error::{PlanError, Result};
 use crate::expr::{Expr, column_field};
 use crate::ids::StageId;
+use crate::join::{JoinStrategy, JoinType, join_layout};
+use crate::sort::SortExpr;
 
 /// The file format of a source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,13 +136,49 @@ pub enum PlanNode {
         partitions: u32,
         keys: Vec<Expr>,
     },
+    /// An equality join on `left_keys[i] = right_keys[i]` (see [`crate::join`] for the output
+    /// columns). In a stage, the right input is the build side of the hash table.
+    Join {
+        left: Box<PlanNode>,
+        right: Box<PlanNode>,
+        left_keys: Vec<Expr>,
+        right_keys: Vec<Expr>,
+        join_type: JoinType,
+        strategy: JoinStrategy,
+    },
+    /// Every map output of `stage`, whole: the broadcast side of a join, or a sort's sample.
+    BroadcastRead {
+        stage: StageId,
+        schema: SchemaRef,
+    },
+    /// In a submitted plan, a global sort (of the first `limit` rows only, when set). In a
+    /// stage, a sort of this task's rows.
+    Sort {
+        input: Box<PlanNode>,
+        order: Vec<SortExpr>,
+        limit: Option<u64>,
+    },
+    /// A deterministic sample of at most `rows` rows of this task's input (sort planning).
+    Sample {
+        input: Box<PlanNode>,
+        rows: u32,
+    },
+    /// The rows of every input, which must have the same column names and types. In a stage,
+    /// the first `partitions[0]` tasks run `inputs[0]`, the next `partitions[1]` run
+    /// `inputs[1]`, and so on; a submitted plan leaves `partitions` empty.
+    Union {
+        inputs: Vec<PlanNode>,
+        partitions: Vec<u32>,
+    },
 }
 
 impl PlanNode {
-    /// The node's input, if it has one.
-    pub fn input(&self) -> Option<&PlanNode> {
+    /// The node's inputs: none for sources, two for a join, any number for a union.
+    pub fn children(&self) -> Vec<&PlanNode> {
         match self {
-            PlanNode::Scan(_) | PlanNode::ShuffleRead { .. } => None,
+            PlanNode::Scan(_) | PlanNode::ShuffleRead { .. } | PlanNode::BroadcastRead { .. } => {
+                vec![]
+            }
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
             | PlanNode::Explode { input, .. }
@@ -148,15 +186,29 @@ impl PlanNode {
             | PlanNode::MapBatches { input, .. }
             | PlanNode::FlatMap { input, .. }
             | PlanNode::Limit { input, .. }
-            | PlanNode::Repartition { input, .. } => Some(input),
+            | PlanNode::Repartition { input, .. }
+            | PlanNode::Sort { input, .. }
+            | PlanNode::Sample { input, .. } => vec![input],
+            PlanNode::Join { left, right, .. } => vec![left, right],
+            PlanNode::Union { inputs, .. } => inputs.iter().collect(),
         }
+    }
+
+    /// Every node of the tree, parents before children.
+    pub fn nodes(&self) -> Vec<&PlanNode> {
+        let mut out = Vec::new();
+        let mut stack = vec![self];
+        while let Some(n) = stack.pop() {
+            out.push(n);
+            stack.extend(n.children().into_iter().rev());
+        }
+        out
     }
 
     /// Names of every user function the plan calls (in expressions or as nodes), sorted.
     pub fn user_functions(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let mut node = Some(self);
-        while let Some(n) = node {
+        for n in self.nodes() {
             match n {
                 PlanNode::Filter { predicate, .. } => predicate.user_functions(&mut out),
                 PlanNode::Project { exprs, .. } => {
@@ -178,12 +230,25 @@ impl PlanNode {
                 PlanNode::Repartition { keys, .. } => {
                     keys.iter().for_each(|e| e.user_functions(&mut out))
                 }
+                PlanNode::Join {
+                    left_keys,
+                    right_keys,
+                    ..
+                } => left_keys
+                    .iter()
+                    .chain(right_keys)
+                    .for_each(|e| e.user_functions(&mut out)),
+                PlanNode::Sort { order, .. } => {
+                    order.iter().for_each(|o| o.expr.user_functions(&mut out))
+                }
                 PlanNode::Scan(_)
                 | PlanNode::Explode { .. }
                 | PlanNode::ShuffleRead { .. }
+                | PlanNode::BroadcastRead { .. }
+                | PlanNode::Sample { .. }
+                | PlanNode::Union { .. }
                 | PlanNode::Limit { .. } => {}
             }
-            node = n.input();
         }
         out.sort();
         out.dedup();
@@ -247,19 +312,50 @@ impl PlanNode {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            PlanNode::Join {
+                left_keys,
+                right_keys,
+                join_type,
+                ..
+            } => format!(
+                "{join_type} join on {}",
+                left_keys
+                    .iter()
+                    .zip(right_keys)
+                    .map(|(l, r)| format!("{l} = {r}"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+            PlanNode::BroadcastRead { stage, .. } => format!("broadcast read from stage {stage}"),
+            PlanNode::Sort { order, limit, .. } => format!(
+                "sort by [{}]{}",
+                order
+                    .iter()
+                    .map(|o| o.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                limit.map(|n| format!(" limit {n}")).unwrap_or_default()
+            ),
+            PlanNode::Sample { rows, .. } => format!("sample {rows} rows"),
+            PlanNode::Union { inputs, .. } => format!("union of {}", inputs.len()),
         }
     }
 
-    /// The pipeline from the leaf up to this node, as labels joined by " -> ".
+    /// The pipeline from the leaves up to this node, as labels joined by " -> "; the inputs
+    /// of a join or union are shown in parentheses.
     pub fn describe(&self) -> String {
-        let mut labels = vec![self.label()];
-        let mut node = self;
-        while let Some(input) = node.input() {
-            labels.push(input.label());
-            node = input;
+        match self.children().as_slice() {
+            [] => self.label(),
+            [one] => format!("{} -> {}", one.describe(), self.label()),
+            many => format!(
+                "({}) -> {}",
+                many.iter()
+                    .map(|c| c.describe())
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+                self.label()
+            ),
         }
-        labels.reverse();
-        labels.join(" -> ")
     }
 
     /// Validates the tree and returns the schema of its output.
@@ -344,8 +440,88 @@ impl PlanNode {
                 let schema = input.schema()?;
                 aggregate_schema(&schema, keys, aggregates, *mode)
             }
+            PlanNode::Join {
+                left,
+                right,
+                left_keys,
+                right_keys,
+                join_type,
+                strategy,
+            } => {
+                let (l, r) = (left.schema()?, right.schema()?);
+                if *strategy == JoinStrategy::Broadcast && join_type.keeps_unmatched_right() {
+                    return Err(PlanError::InvalidPlan(format!(
+                        "a {join_type} join cannot broadcast its right side (its unmatched rows \
+                         would be output by every task); use the shuffle strategy"
+                    )));
+                }
+                Ok(join_layout(&l, &r, left_keys, right_keys, *join_type)?.schema)
+            }
+            PlanNode::BroadcastRead { schema, .. } => Ok(schema.clone()),
+            PlanNode::Sort { input, order, .. } => {
+                let schema = input.schema()?;
+                if order.is_empty() {
+                    return Err(PlanError::InvalidPlan(
+                        "a sort needs at least one key".into(),
+                    ));
+                }
+                for o in order {
+                    o.validate(&schema)?;
+                }
+                Ok(schema)
+            }
+            PlanNode::Sample { input, .. } => input.schema(),
+            PlanNode::Union { inputs, partitions } => union_schema(inputs, partitions),
         }
     }
+}
+
+/// The schema of a union: the first input's, with a column nullable where any input's is.
+fn union_schema(inputs: &[PlanNode], partitions: &[u32]) -> Result<SchemaRef> {
+    let Some((first, rest)) = inputs.split_first() else {
+        return Err(PlanError::InvalidPlan(
+            "a union needs at least one input".into(),
+        ));
+    };
+    if !partitions.is_empty() && partitions.len() != inputs.len() {
+        return Err(PlanError::InvalidPlan(format!(
+            "a union of {} inputs has {} partition counts",
+            inputs.len(),
+            partitions.len()
+        )));
+    }
+    let first = first.schema()?;
+    let mut fields: Vec<Field> = first.fields().iter().map(|f| f.as_ref().clone()).collect();
+    for (i, input) in rest.iter().enumerate() {
+        let schema = input.schema()?;
+        let names = |s: &Schema| {
+            s.fields()
+                .iter()
+                .map(|f| format!("{}: {}", f.name(), f.data_type()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let same = schema.fields().len() == fields.len()
+            && schema
+                .fields()
+                .iter()
+                .zip(&fields)
+                .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+        if !same {
+            return Err(PlanError::InvalidPlan(format!(
+                "union input {} has columns ({}) but input 0 has ({})",
+                i + 1,
+                names(&schema),
+                names(&first)
+            )));
+        }
+        for (f, g) in fields.iter_mut().zip(schema.fields()) {
+            if g.is_nullable() {
+                *f = f.clone().with_nullable(true);
+            }
+        }
+    }
+    Ok(Arc::new(Schema::new(fields)))
 }
 
 /// Output schema of an aggregation node over `input`.
@@ -359,6 +535,26 @@ fn aggregate_schema(
         .iter()
         .map(|k| k.to_field(input, "group_by"))
         .collect::<Result<Vec<_>>>()?;
+    let distinct: Vec<_> = aggregates
+        .iter()
+        .filter(|a| a.function == AggregateFunction::CountDistinct)
+        .collect();
+    if let Some(first) = distinct.first() {
+        if mode != AggregateMode::Single {
+            return Err(PlanError::InvalidPlan(format!(
+                "{first} must be planned as two aggregations"
+            )));
+        }
+        if let Some(other) = aggregates.iter().find(|a| a.input != first.input) {
+            return Err(PlanError::type_mismatch(
+                other,
+                format!(
+                    "count_distinct cannot be mixed with other aggregates or inputs in one agg \
+                     (here with {first}); aggregate separately and join on the keys"
+                ),
+            ));
+        }
+    }
     match mode {
         AggregateMode::Single => {
             for a in aggregates {

@@ -15,7 +15,9 @@ use crate::aggregate::{AggregateExpr, AggregateFunction};
 use crate::error::{PlanError, Result};
 use crate::expr::{BinaryOp, Expr, ScalarFunction, ScalarValue};
 use crate::ids::{JobId, StageId, TaskAttempt, WorkerId};
+use crate::join::{JoinStrategy, JoinType};
 use crate::plan::{AggregateMode, CsvOptions, InputFile, PlanNode, ScanNode, SourceFormat};
+use crate::sort::SortExpr;
 use crate::stage::{FileSplit, MapOutputLocation, ShuffleInput, Sink, StageOutput, TaskDefinition};
 
 /// Encodes a schema as an Arrow IPC schema message.
@@ -245,7 +247,11 @@ fn exprs_from(exprs: &[pb::Expr]) -> Result<Vec<Expr>> {
     exprs.iter().map(Expr::try_from).collect()
 }
 
-const AGGREGATE_FUNCTIONS: [(AggregateFunction, pb::AggregateFunction); 5] = [
+const AGGREGATE_FUNCTIONS: [(AggregateFunction, pb::AggregateFunction); 6] = [
+    (
+        AggregateFunction::CountDistinct,
+        pb::AggregateFunction::CountDistinct,
+    ),
     (AggregateFunction::Count, pb::AggregateFunction::Count),
     (AggregateFunction::Sum, pb::AggregateFunction::Sum),
     (AggregateFunction::Min, pb::AggregateFunction::Min),
@@ -285,6 +291,63 @@ impl TryFrom<&pb::AggregateExpr> for AggregateExpr {
 }
 
 // ---- plans ------------------------------------------------------------------------------------
+
+const JOIN_TYPES: [(JoinType, pb::JoinType); 6] = [
+    (JoinType::Inner, pb::JoinType::Inner),
+    (JoinType::Left, pb::JoinType::Left),
+    (JoinType::Right, pb::JoinType::Right),
+    (JoinType::Full, pb::JoinType::Full),
+    (JoinType::LeftSemi, pb::JoinType::LeftSemi),
+    (JoinType::LeftAnti, pb::JoinType::LeftAnti),
+];
+
+const JOIN_STRATEGIES: [(JoinStrategy, pb::JoinStrategy); 3] = [
+    (JoinStrategy::Auto, pb::JoinStrategy::Auto),
+    (JoinStrategy::Shuffle, pb::JoinStrategy::Shuffle),
+    (JoinStrategy::Broadcast, pb::JoinStrategy::Broadcast),
+];
+
+/// Looks `key` up in a table of pairs, in either direction.
+fn lookup<A: PartialEq + Copy, B: PartialEq + Copy>(table: &[(A, B)], key: A) -> Option<B> {
+    table.iter().find(|(a, _)| *a == key).map(|(_, b)| *b)
+}
+
+fn reverse_lookup<A: PartialEq + Copy, B: PartialEq + Copy>(
+    field: &'static str,
+    table: &[(A, B)],
+    key: B,
+) -> Result<A> {
+    table
+        .iter()
+        .find(|(_, b)| *b == key)
+        .map(|(a, _)| *a)
+        .ok_or_else(|| PlanError::missing(field))
+}
+
+impl From<&SortExpr> for pb::SortExpr {
+    fn from(o: &SortExpr) -> Self {
+        pb::SortExpr {
+            expr: Some((&o.expr).into()),
+            descending: o.descending,
+            nulls_first: o.nulls_first,
+        }
+    }
+}
+
+impl TryFrom<&pb::SortExpr> for SortExpr {
+    type Error = PlanError;
+    fn try_from(o: &pb::SortExpr) -> Result<Self> {
+        Ok(SortExpr {
+            expr: required("sort.expr", &o.expr)?.try_into()?,
+            descending: o.descending,
+            nulls_first: o.nulls_first,
+        })
+    }
+}
+
+fn sort_exprs_from(order: &[pb::SortExpr]) -> Result<Vec<SortExpr>> {
+    order.iter().map(SortExpr::try_from).collect()
+}
 
 fn format_to_proto(f: SourceFormat) -> pb::SourceFormat {
     match f {
@@ -385,6 +448,44 @@ impl From<&PlanNode> for pb::PlanNode {
                 function: function.clone(),
                 schema: schema_to_bytes(schema),
             })),
+            PlanNode::Join {
+                left,
+                right,
+                left_keys,
+                right_keys,
+                join_type,
+                strategy,
+            } => Node::Join(Box::new(pb::JoinNode {
+                left: input(left),
+                right: input(right),
+                left_keys: left_keys.iter().map(Into::into).collect(),
+                right_keys: right_keys.iter().map(Into::into).collect(),
+                join_type: lookup(&JOIN_TYPES, *join_type).unwrap_or_default() as i32,
+                strategy: lookup(&JOIN_STRATEGIES, *strategy).unwrap_or_default() as i32,
+            })),
+            PlanNode::BroadcastRead { stage, schema } => {
+                Node::BroadcastRead(pb::BroadcastReadNode {
+                    stage_id: stage.0,
+                    schema: schema_to_bytes(schema),
+                })
+            }
+            PlanNode::Sort {
+                input: i,
+                order,
+                limit,
+            } => Node::Sort(Box::new(pb::SortNode {
+                input: input(i),
+                order: order.iter().map(Into::into).collect(),
+                limit: *limit,
+            })),
+            PlanNode::Sample { input: i, rows } => Node::Sample(Box::new(pb::SampleNode {
+                input: input(i),
+                rows: *rows,
+            })),
+            PlanNode::Union { inputs, partitions } => Node::Union(pb::UnionNode {
+                inputs: inputs.iter().map(pb::PlanNode::from).collect(),
+                partitions: partitions.clone(),
+            }),
         };
         pb::PlanNode { node: Some(node) }
     }
@@ -480,6 +581,43 @@ impl TryFrom<&pb::PlanNode> for PlanNode {
                 function: m.function.clone(),
                 schema: schema_from_bytes(&m.schema)?,
             },
+            Node::Join(j) => PlanNode::Join {
+                left: boxed_plan("join.left", &j.left)?,
+                right: boxed_plan("join.right", &j.right)?,
+                left_keys: exprs_from(&j.left_keys)?,
+                right_keys: exprs_from(&j.right_keys)?,
+                join_type: reverse_lookup(
+                    "join.join_type",
+                    &JOIN_TYPES,
+                    enum_value("join.join_type", j.join_type)?,
+                )?,
+                strategy: reverse_lookup(
+                    "join.strategy",
+                    &JOIN_STRATEGIES,
+                    enum_value("join.strategy", j.strategy)?,
+                )?,
+            },
+            Node::BroadcastRead(r) => PlanNode::BroadcastRead {
+                stage: StageId(r.stage_id),
+                schema: schema_from_bytes(&r.schema)?,
+            },
+            Node::Sort(o) => PlanNode::Sort {
+                input: boxed_plan("sort.input", &o.input)?,
+                order: sort_exprs_from(&o.order)?,
+                limit: o.limit,
+            },
+            Node::Sample(m) => PlanNode::Sample {
+                input: boxed_plan("sample.input", &m.input)?,
+                rows: m.rows,
+            },
+            Node::Union(u) => PlanNode::Union {
+                inputs: u
+                    .inputs
+                    .iter()
+                    .map(PlanNode::try_from)
+                    .collect::<Result<_>>()?,
+                partitions: u.partitions.clone(),
+            },
         })
     }
 }
@@ -522,6 +660,15 @@ impl From<&StageOutput> for pb::StageOutput {
                     partitions: *partitions,
                 })
             }
+            StageOutput::RangeShuffle {
+                order,
+                partitions,
+                sample,
+            } => Kind::RangeShuffle(pb::RangeShuffleOutput {
+                order: order.iter().map(Into::into).collect(),
+                partitions: *partitions,
+                sample_stage: sample.0,
+            }),
             StageOutput::Collect => Kind::Collect(pb::CollectSink {}),
             StageOutput::WriteParquet { directory } => Kind::WriteParquet(pb::WriteParquetSink {
                 directory: directory.clone(),
@@ -546,6 +693,19 @@ impl TryFrom<&pb::StageOutput> for StageOutput {
                 StageOutput::HashShuffle {
                     keys: exprs_from(&h.keys)?,
                     partitions: h.partitions,
+                }
+            }
+            Kind::RangeShuffle(r) => {
+                if r.partitions == 0 {
+                    return Err(PlanError::MalformedProto {
+                        field: "range_shuffle.partitions",
+                        problem: "is 0".into(),
+                    });
+                }
+                StageOutput::RangeShuffle {
+                    order: sort_exprs_from(&r.order)?,
+                    partitions: r.partitions,
+                    sample: StageId(r.sample_stage),
                 }
             }
             Kind::Collect(_) => StageOutput::Collect,

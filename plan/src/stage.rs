@@ -4,6 +4,7 @@
 use crate::expr::Expr;
 use crate::ids::{StageId, TaskAttempt, WorkerId};
 use crate::plan::PlanNode;
+use crate::sort::SortExpr;
 
 /// Where a job's final rows go, as the user asked.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,6 +20,14 @@ pub enum Sink {
 pub enum StageOutput {
     /// Hash-partition rows by `keys` into `partitions` buckets for a downstream stage.
     HashShuffle { keys: Vec<Expr>, partitions: u32 },
+    /// Range-partition rows by `order` into `partitions` buckets, in order, with boundaries
+    /// computed from the sample that stage `sample` wrote (every task reads all of it and
+    /// computes the same boundaries).
+    RangeShuffle {
+        order: Vec<SortExpr>,
+        partitions: u32,
+        sample: StageId,
+    },
     /// Keep the rows on the worker for the driver to fetch.
     Collect,
     /// Write one Parquet file per task into `directory`, through the commit protocol.
@@ -29,7 +38,8 @@ impl StageOutput {
     /// How many buckets each task of the stage writes.
     pub fn buckets(&self) -> u32 {
         match self {
-            StageOutput::HashShuffle { partitions, .. } => *partitions,
+            StageOutput::HashShuffle { partitions, .. }
+            | StageOutput::RangeShuffle { partitions, .. } => *partitions,
             StageOutput::Collect | StageOutput::WriteParquet { .. } => 1,
         }
     }
@@ -41,6 +51,16 @@ impl StageOutput {
                 "hash shuffle by [{}] into {partitions}",
                 keys.iter()
                     .map(|k| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            StageOutput::RangeShuffle {
+                order, partitions, ..
+            } => format!(
+                "range shuffle by [{}] into {partitions}",
+                order
+                    .iter()
+                    .map(|o| o.to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
             ),

@@ -22,6 +22,9 @@ pub struct JobOptions {
     pub shuffle_partitions: u32,
     /// Rows per batch inside tasks; 0 means 8192.
     pub batch_size: u32,
+    /// Joins whose right side reads at most this many bytes of input broadcast it instead of
+    /// shuffling both sides. `None`: the default, 10 MiB; `Some(0)`: never broadcast.
+    pub broadcast_threshold: Option<u64>,
 }
 
 /// A connection to a coordinator. Cheap to clone.
@@ -85,6 +88,11 @@ impl Client {
             options: Some(pb::JobOptions {
                 shuffle_partitions: options.shuffle_partitions,
                 batch_size: options.batch_size,
+                broadcast_threshold: match options.broadcast_threshold {
+                    None => 0,
+                    Some(0) => -1,
+                    Some(n) => i64::try_from(n).unwrap_or(i64::MAX),
+                },
             }),
         };
         let id = self

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use arrow::record_batch::RecordBatch;
 use quiver_plan::aggregate::count;
 use quiver_plan::{
-    AggregateExpr, AggregateMode, CsvOptions, Expr, PlanNode, ScanNode, SchemaRef, Sink,
-    SourceFormat,
+    AggregateExpr, AggregateMode, CsvOptions, Expr, JoinStrategy, JoinType, PlanNode, ScanNode,
+    SchemaRef, Sink, SortExpr, SourceFormat,
 };
 use quiver_worker::io::source_listing;
 
@@ -192,6 +192,99 @@ impl Dataset {
         self.group_by(columns).agg([])
     }
 
+    /// Joins with `right` on columns that have the same names on both sides.
+    ///
+    /// The output has every column of this side, then those of `right` (none for semi and
+    /// anti joins). In inner and left joins the `on` columns appear once; any other right
+    /// column whose name is taken gets the suffix `_right`. Rows with a NULL key match
+    /// nothing. A right side that reads at most the job's broadcast threshold (10 MiB by
+    /// default) is sent whole to every task of this side instead of shuffling both.
+    ///
+    /// ```no_run
+    /// # use quiver::prelude::*;
+    /// # fn f(orders: Dataset, customers: Dataset) -> quiver::Result<Dataset> {
+    /// orders.join(customers, ["customer_id"], JoinType::Inner)
+    /// # }
+    /// ```
+    pub fn join(
+        self,
+        right: Dataset,
+        on: impl IntoIterator<Item = impl AsRef<str>>,
+        how: JoinType,
+    ) -> Result<Self> {
+        self.join_with(right, JoinOn::columns(on).how(how))
+    }
+
+    /// Joins with `right` as `spec` says: key pairs with different names or expressions, the
+    /// join type and the strategy (see [`Dataset::join`] for the output columns).
+    ///
+    /// ```no_run
+    /// # use quiver::prelude::*;
+    /// # fn f(orders: Dataset, lineitem: Dataset) -> quiver::Result<Dataset> {
+    /// let spec = JoinOn::pairs([("o_orderkey", "l_orderkey")])
+    ///     .how(JoinType::Left)
+    ///     .strategy(JoinStrategy::Shuffle);
+    /// orders.join_with(lineitem, spec)
+    /// # }
+    /// ```
+    pub fn join_with(self, right: Dataset, spec: JoinOn) -> Result<Self> {
+        Dataset::new(PlanNode::Join {
+            left: Box::new(self.plan),
+            right: Box::new(right.plan),
+            left_keys: spec.left_keys,
+            right_keys: spec.right_keys,
+            join_type: spec.how,
+            strategy: spec.strategy,
+        })
+    }
+
+    /// Sorts all rows by `order` (expressions sort ascending, nulls last; use
+    /// [`crate::functions::desc`] and `.nulls_first()` for others). The result's partitions
+    /// are in order, so `collect` returns sorted rows and `write_parquet` writes files whose
+    /// names sort in the rows' order.
+    ///
+    /// ```no_run
+    /// # use quiver::prelude::*;
+    /// # fn f(sales: Dataset) -> quiver::Result<Dataset> {
+    /// sales.sort([desc(col("revenue")), asc(col("region")).nulls_first()])
+    /// # }
+    /// ```
+    pub fn sort(self, order: impl IntoIterator<Item = impl Into<SortExpr>>) -> Result<Self> {
+        Dataset::new(PlanNode::Sort {
+            input: Box::new(self.plan),
+            order: order.into_iter().map(Into::into).collect(),
+            limit: None,
+        })
+    }
+
+    /// The first `k` rows in `order`, without sorting all rows: each task keeps its own first
+    /// `k`, and one task merges them. The same as `sort(order)?.limit(k)`.
+    pub fn top_k(
+        self,
+        order: impl IntoIterator<Item = impl Into<SortExpr>>,
+        k: u64,
+    ) -> Result<Self> {
+        Dataset::new(PlanNode::Sort {
+            input: Box::new(self.plan),
+            order: order.into_iter().map(Into::into).collect(),
+            limit: Some(k),
+        })
+    }
+
+    /// The rows of this dataset and of `other`, which must have the same column names and
+    /// types in the same order. Duplicates are kept (follow with `distinct` to drop them).
+    pub fn union(self, other: Dataset) -> Result<Self> {
+        let mut inputs = match self.plan {
+            PlanNode::Union { inputs, .. } => inputs,
+            plan => vec![plan],
+        };
+        inputs.push(other.plan);
+        Dataset::new(PlanNode::Union {
+            inputs,
+            partitions: vec![],
+        })
+    }
+
     /// Groups rows by the named columns; finish with [`GroupedDataset::agg`].
     pub fn group_by(self, keys: impl IntoIterator<Item = impl AsRef<str>>) -> GroupedDataset {
         GroupedDataset {
@@ -243,6 +336,62 @@ impl Dataset {
             directory: directory.to_string_lossy().into_owned(),
         };
         client.submit(self, sink).await?.wait().await
+    }
+}
+
+/// How two datasets are joined: the key pairs, the join type and the strategy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JoinOn {
+    left_keys: Vec<Expr>,
+    right_keys: Vec<Expr>,
+    how: JoinType,
+    strategy: JoinStrategy,
+}
+
+impl JoinOn {
+    /// An inner join on columns named the same on both sides.
+    pub fn columns(names: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        let keys: Vec<Expr> = names
+            .into_iter()
+            .map(|n| Expr::Column(n.as_ref().to_string()))
+            .collect();
+        JoinOn::exprs(keys.clone(), keys)
+    }
+
+    /// An inner join on pairs of (left column, right column).
+    pub fn pairs(pairs: impl IntoIterator<Item = (impl AsRef<str>, impl AsRef<str>)>) -> Self {
+        let (left, right) = pairs
+            .into_iter()
+            .map(|(l, r)| {
+                (
+                    Expr::Column(l.as_ref().to_string()),
+                    Expr::Column(r.as_ref().to_string()),
+                )
+            })
+            .unzip();
+        JoinOn::exprs(left, right)
+    }
+
+    /// An inner join on `left[i] = right[i]` for expressions of each side.
+    pub fn exprs(left: Vec<Expr>, right: Vec<Expr>) -> Self {
+        JoinOn {
+            left_keys: left,
+            right_keys: right,
+            how: JoinType::Inner,
+            strategy: JoinStrategy::Auto,
+        }
+    }
+
+    /// Sets the join type.
+    pub fn how(mut self, how: JoinType) -> Self {
+        self.how = how;
+        self
+    }
+
+    /// Forces broadcasting the right side or shuffling both (default: by estimated size).
+    pub fn strategy(mut self, strategy: JoinStrategy) -> Self {
+        self.strategy = strategy;
+        self
     }
 }
 

@@ -46,27 +46,31 @@ pub mod worker;
 
 pub use arrow;
 pub use client::{Client, JobOptions};
-pub use dataset::{Dataset, GroupedDataset};
+pub use dataset::{Dataset, GroupedDataset, JoinOn};
 pub use error::{Error, Result};
 pub use job_handle::{JobHandle, JobProgress, JobState, StageProgress, StageState};
 pub use local_cluster::{LocalCluster, LocalClusterBuilder};
-pub use quiver_plan::{CsvOptions, Expr, ScalarValue, Sink, StageOutput};
+pub use quiver_plan::{
+    CsvOptions, Expr, JoinStrategy, JoinType, ScalarValue, Sink, SortExpr, StageOutput,
+};
 pub use quiver_worker::FunctionRegistry;
 
 /// Expression and aggregate builders.
 pub mod functions {
-    pub use quiver_plan::aggregate::{count, count_of, max, mean, min, sum};
+    pub use quiver_plan::aggregate::{count, count_distinct, count_of, max, mean, min, sum};
     pub use quiver_plan::expr::{
         CaseBuilder, coalesce, col, contains, ends_with, length, lit, lower, month, regexp_like,
         starts_with, substring, upper, when, words, year,
     };
+    pub use quiver_plan::sort::{asc, desc};
 }
 
 /// Everything a job usually needs: `use quiver::prelude::*;`.
 pub mod prelude {
     pub use crate::functions::*;
     pub use crate::{
-        Client, Dataset, Expr, FunctionRegistry, JobHandle, LocalCluster, ScalarValue, Sink,
+        Client, Dataset, Expr, FunctionRegistry, JobHandle, JoinOn, JoinStrategy, JoinType,
+        LocalCluster, ScalarValue, Sink, SortExpr,
     };
     pub use arrow::record_batch::RecordBatch;
 }

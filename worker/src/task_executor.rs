@@ -21,8 +21,9 @@ use crate::functions::FunctionRegistry;
 use crate::io::parquet_writer::ParquetFileWriter;
 use crate::operators::pipeline::{self, PipelineContext};
 use crate::shuffle::map_output_store::MapOutputStore;
+use crate::shuffle::range_partitioner::RangePartitioner;
 use crate::shuffle::shuffle_reader::{PeerChannels, ShuffleReadContext};
-use crate::shuffle::shuffle_writer::ShuffleWriter;
+use crate::shuffle::shuffle_writer::{BucketRouting, ShuffleWriter};
 
 /// What a successful attempt produced.
 #[derive(Debug, Default)]
@@ -179,18 +180,28 @@ impl TaskExecutor {
             }
         };
         match &task.output {
-            StageOutput::HashShuffle { .. } | StageOutput::Collect => {
-                let (keys, buckets) = match &task.output {
-                    StageOutput::HashShuffle { keys, partitions } => (keys.clone(), *partitions),
-                    _ => (vec![], 1),
+            StageOutput::HashShuffle { .. }
+            | StageOutput::RangeShuffle { .. }
+            | StageOutput::Collect => {
+                let buckets = task.output.buckets();
+                let routing = match &task.output {
+                    StageOutput::HashShuffle { keys, .. } => {
+                        BucketRouting::hash(&schema, keys.clone(), buckets, self.functions.clone())?
+                    }
+                    StageOutput::RangeShuffle { order, sample, .. } => {
+                        let sample =
+                            pipeline::read_broadcast(*sample, &ctx)?.collect::<Result<Vec<_>>>()?;
+                        BucketRouting::Range(RangePartitioner::new(
+                            &schema,
+                            order.clone(),
+                            buckets,
+                            &sample,
+                            self.functions.clone(),
+                        )?)
+                    }
+                    _ => BucketRouting::hash(&schema, vec![], 1, self.functions.clone())?,
                 };
-                let mut writer = ShuffleWriter::new(
-                    schema,
-                    keys,
-                    buckets,
-                    task.batch_size,
-                    self.functions.clone(),
-                )?;
+                let mut writer = ShuffleWriter::new(schema, routing, buckets, task.batch_size)?;
                 for b in batches {
                     check()?;
                     writer.push(b?)?;

@@ -1,10 +1,19 @@
-use quiver_coordinator::stage_planner::plan_stages;
-use quiver_plan::aggregate::count;
+use quiver_coordinator::stage_planner::{PlannerOptions, plan_stages};
+use quiver_plan::aggregate::{count, count_distinct};
 use quiver_plan::expr::{col, lower, words};
+use quiver_plan::sort::desc;
 use quiver_plan::{
-    AggregateMode, CsvOptions, InputFile, PlanNode, ScanNode, Sink, SourceFormat, StageId,
-    StageOutput,
+    AggregateMode, CsvOptions, InputFile, JoinStrategy, JoinType, PlanNode, ScanNode, Sink,
+    SourceFormat, StageId, StageOutput,
 };
+
+fn options(shuffle_partitions: u32, total_slots: u32) -> PlannerOptions {
+    PlannerOptions {
+        shuffle_partitions,
+        total_slots,
+        broadcast_threshold: Some(10 << 20),
+    }
+}
 
 pub fn word_count_plan(file_sizes: &[u64]) -> PlanNode {
     let scan = PlanNode::Scan(ScanNode {
@@ -43,7 +52,12 @@ pub fn word_count_plan(file_sizes: &[u64]) -> PlanNode {
 
 #[test]
 fn word_count_is_a_map_and_a_reduce_stage_joined_by_a_hash_shuffle() {
-    let stages = plan_stages(&word_count_plan(&[100 << 20, 10]), &Sink::Collect, 8, 2).unwrap();
+    let stages = plan_stages(
+        &word_count_plan(&[100 << 20, 10]),
+        &Sink::Collect,
+        options(8, 2),
+    )
+    .unwrap();
     assert_eq!(stages.len(), 2);
     let (map, reduce) = (&stages[0], &stages[1]);
     assert!(map.inputs.is_empty());
@@ -104,6 +118,146 @@ fn a_global_aggregate_reduces_into_one_partition() {
         aggregates: vec![count()],
         mode: AggregateMode::Single,
     };
-    let stages = plan_stages(&global, &Sink::Collect, 8, 2).unwrap();
+    let stages = plan_stages(&global, &Sink::Collect, options(8, 2)).unwrap();
     assert_eq!(stages[1].partitions, 1);
+}
+
+/// A text scan of files of these sizes with a `line` column renamed to `name`.
+fn lines(file_sizes: &[u64], name: &str) -> PlanNode {
+    let PlanNode::Aggregate { input, .. } = word_count_plan(file_sizes) else {
+        unreachable!()
+    };
+    PlanNode::Project {
+        input,
+        exprs: vec![col("word").alias(name)],
+    }
+}
+
+fn join(left: PlanNode, right: PlanNode, join_type: JoinType) -> PlanNode {
+    PlanNode::Join {
+        left: Box::new(left),
+        right: Box::new(right),
+        left_keys: vec![col("a")],
+        right_keys: vec![col("b")],
+        join_type,
+        strategy: JoinStrategy::Auto,
+    }
+}
+
+#[test]
+fn a_small_right_side_is_broadcast_and_a_large_one_shuffled() {
+    let big = || lines(&[200 << 20], "a");
+    let small = || lines(&[1 << 20], "b");
+    let stages = plan_stages(
+        &join(big(), small(), JoinType::Inner),
+        &Sink::Collect,
+        options(8, 2),
+    )
+    .unwrap();
+    // The small side writes one bucket; the join runs in the big side's scan tasks.
+    assert_eq!(stages.len(), 2);
+    assert_eq!(stages[0].output.buckets(), 1);
+    assert_eq!(stages[1].inputs, vec![StageId(0)]);
+    assert!(stages[1].partitions > 1);
+    assert!(
+        stages[1]
+            .plan
+            .nodes()
+            .iter()
+            .any(|n| matches!(n, PlanNode::BroadcastRead { .. }))
+    );
+
+    // A right join keeps unmatched right rows, which must be seen by one task only.
+    let stages = plan_stages(
+        &join(big(), small(), JoinType::Right),
+        &Sink::Collect,
+        options(8, 2),
+    )
+    .unwrap();
+    assert_eq!(stages.len(), 3);
+    assert_eq!(stages[2].inputs, vec![StageId(0), StageId(1)]);
+    assert_eq!(stages[2].partitions, 8);
+
+    // Big on the right: shuffle both sides.
+    let stages = plan_stages(
+        &join(
+            lines(&[1 << 20], "a"),
+            lines(&[200 << 20], "b"),
+            JoinType::Inner,
+        ),
+        &Sink::Collect,
+        options(8, 2),
+    )
+    .unwrap();
+    assert_eq!(stages.len(), 3);
+    for side in &stages[..2] {
+        assert_eq!(side.output.buckets(), 8);
+    }
+}
+
+#[test]
+fn a_global_sort_samples_then_range_partitions_then_sorts() {
+    let sort = PlanNode::Sort {
+        input: Box::new(lines(&[64 << 20], "a")),
+        order: vec![desc(col("a"))],
+        limit: None,
+    };
+    let stages = plan_stages(&sort, &Sink::Collect, options(6, 2)).unwrap();
+    assert_eq!(stages.len(), 3);
+    assert!(matches!(stages[0].plan, PlanNode::Sample { .. }));
+    assert_eq!(stages[0].output.buckets(), 1);
+    assert!(matches!(
+        &stages[1].output,
+        StageOutput::RangeShuffle {
+            partitions: 6,
+            sample: StageId(0),
+            ..
+        }
+    ));
+    assert_eq!(stages[1].inputs, vec![StageId(0)]);
+    assert_eq!(stages[1].partitions, stages[0].partitions);
+    assert!(matches!(stages[2].plan, PlanNode::Sort { limit: None, .. }));
+    assert_eq!(stages[2].partitions, 6);
+
+    // Sort + limit is a top-k: local top-k, then one merging task; no sample.
+    let top = PlanNode::Limit {
+        input: Box::new(sort),
+        n: 10,
+    };
+    let stages = plan_stages(&top, &Sink::Collect, options(6, 2)).unwrap();
+    assert_eq!(stages.len(), 2);
+    assert!(matches!(
+        stages[0].plan,
+        PlanNode::Sort {
+            limit: Some(10),
+            ..
+        }
+    ));
+    assert_eq!(stages[1].partitions, 1);
+}
+
+#[test]
+fn a_union_runs_every_input_in_one_stage_and_count_distinct_is_two_aggregations() {
+    let union = PlanNode::Union {
+        inputs: vec![lines(&[64 << 20], "a"), lines(&[10], "a")],
+        partitions: vec![],
+    };
+    let stages = plan_stages(&union, &Sink::Collect, options(6, 2)).unwrap();
+    assert_eq!(stages.len(), 1);
+    let PlanNode::Union { partitions, .. } = &stages[0].plan else {
+        panic!("expected a union, got {:?}", stages[0].plan)
+    };
+    assert_eq!(partitions.iter().sum::<u32>(), stages[0].partitions);
+    assert_eq!(partitions[1], 1);
+
+    let distinct = PlanNode::Aggregate {
+        input: Box::new(lines(&[10], "a")),
+        keys: vec![],
+        aggregates: vec![count_distinct(col("a")).alias("n")],
+        mode: AggregateMode::Single,
+    };
+    let stages = plan_stages(&distinct, &Sink::Collect, options(6, 2)).unwrap();
+    assert_eq!(stages.len(), 3);
+    assert_eq!(stages[2].partitions, 1);
+    assert_eq!(stages[2].plan.schema().unwrap(), distinct.schema().unwrap());
 }

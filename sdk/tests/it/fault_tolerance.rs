@@ -51,6 +51,7 @@ async fn chaos_cluster(workers: usize) -> ProcessCluster {
 const CHAOS_OPTIONS: JobOptions = JobOptions {
     shuffle_partitions: 12,
     batch_size: 32,
+    broadcast_threshold: None,
 };
 
 /// Submits word count over `files` with the chaos options.
@@ -143,6 +144,7 @@ async fn busy_workers_keep_heartbeating_and_are_never_declared_lost() {
     let options = JobOptions {
         shuffle_partitions: 2,
         batch_size: 8,
+        broadcast_threshold: None,
     };
     let job = client
         .submit_with(&word_count(&files), Sink::Collect, "busy", options)
@@ -358,6 +360,7 @@ async fn shuffle_files_are_removed_when_a_job_ends() {
     let options = JobOptions {
         shuffle_partitions: 4,
         batch_size: 16,
+        broadcast_threshold: None,
     };
     let cancelled = client
         .submit_with(&word_count(&files), Sink::Collect, "cancel-me", options)
@@ -383,6 +386,7 @@ async fn one_worker_then_two_more_join_mid_job_then_the_first_is_killed() {
     let options = JobOptions {
         shuffle_partitions: 12,
         batch_size: 8,
+        broadcast_threshold: None,
     };
     let job = client
         .submit_with(&word_count(&files), Sink::Collect, "elastic", options)

@@ -7,6 +7,7 @@ mod bad_input;
 mod cluster;
 mod corpus;
 mod fault_tolerance;
+mod joins;
 mod operators;
 mod processes;
 mod user_functions;

@@ -283,6 +283,7 @@ async fn retried_attempts_leave_exactly_one_parquet_file_per_partition() {
     let options = quiver::JobOptions {
         shuffle_partitions: 3,
         batch_size: 0,
+        broadcast_threshold: None,
     };
     let sink = Sink::WriteParquet {
         directory: out.to_string_lossy().into_owned(),

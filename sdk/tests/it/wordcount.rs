@@ -26,6 +26,7 @@ async fn word_count_is_exact_on_one_and_three_workers() {
         let options = JobOptions {
             shuffle_partitions: 5,
             batch_size: 333,
+            broadcast_threshold: None,
         };
         let job = client
             .submit_with(&word_count(&files), Sink::Collect, "wc", options)
@@ -89,6 +90,7 @@ async fn a_worker_that_joins_mid_job_is_registered_and_gets_tasks() {
     let options = JobOptions {
         shuffle_partitions: 4,
         batch_size: 64,
+        broadcast_threshold: None,
     };
     let job = client
         .submit_with(&word_count(&files), Sink::Collect, "late", options)

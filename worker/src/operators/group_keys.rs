@@ -28,19 +28,28 @@ pub struct ByteInterner {
 }
 
 impl ByteInterner {
-    fn new() -> Self {
+    /// An empty interner.
+    pub fn new() -> Self {
         ByteInterner {
             offsets: vec![0],
             ..Default::default()
         }
     }
 
-    fn get(&self, g: u32) -> &[u8] {
+    /// The bytes of key `g`.
+    pub fn get(&self, g: u32) -> &[u8] {
         let g = g as usize;
         &self.bytes[self.offsets[g]..self.offsets[g + 1]]
     }
 
-    fn intern(&mut self, key: &[u8]) -> u32 {
+    /// The index of `key`, if it was interned.
+    pub fn find(&self, key: &[u8]) -> Option<u32> {
+        let hash = self.hasher.hash_one(key);
+        self.table.find(hash, |&g| self.get(g) == key).copied()
+    }
+
+    /// The index of `key`, interning it if it is new.
+    pub fn intern(&mut self, key: &[u8]) -> u32 {
         let hash = self.hasher.hash_one(key);
         let ByteInterner {
             table,
@@ -64,8 +73,22 @@ impl ByteInterner {
         g
     }
 
-    fn len(&self) -> usize {
+    /// How many distinct keys there are.
+    pub fn len(&self) -> usize {
         self.hashes.len()
+    }
+
+    /// Whether no key was interned.
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+
+    /// Bytes held (keys, offsets, hashes and table), for memory accounting.
+    pub fn allocated_bytes(&self) -> usize {
+        self.bytes.capacity()
+            + self.offsets.capacity() * std::mem::size_of::<usize>()
+            + self.hashes.capacity() * 8
+            + self.table.capacity() * 4
     }
 }
 

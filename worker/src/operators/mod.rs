@@ -4,5 +4,8 @@ pub mod accumulators;
 pub mod expr_eval;
 pub mod group_keys;
 pub mod hash_aggregate;
+pub mod hash_join;
 pub mod pipeline;
+pub mod sample;
+pub mod sort;
 pub mod text_functions;

@@ -1,8 +1,8 @@
 //! Builds a pull-based iterator of batches from a stage's [`PlanNode`] tree.
 //!
 //! Each task runs its pipeline on one rayon thread: sources read files or shuffle buckets,
-//! narrow operators transform batch by batch, and an aggregation consumes its whole input
-//! before it emits. Cancellation is checked between batches.
+//! narrow operators transform batch by batch, and an aggregation, a sort or a join's build
+//! side consume their whole input before they emit. Cancellation is checked between batches.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,15 +15,19 @@ use quiver_plan::{FileSplit, PlanNode, ShuffleInput, SourceFormat};
 
 use super::expr_eval::{evaluate, filter};
 use super::hash_aggregate::HashAggregate;
+use super::hash_join::HashJoin;
+use super::sample::RowSampler;
+use super::sort::SortBuffer;
 use crate::error::{Result, WorkerError};
 use crate::functions::FunctionRegistry;
 use crate::io::{csv_reader, parquet_reader, text_reader::TextSplitReader};
-use crate::shuffle::shuffle_reader::{ShuffleReadContext, read_shuffle};
+use crate::shuffle::shuffle_reader::{ShuffleReadContext, read_bucket, read_shuffle};
 
 /// A stream of batches produced on the task's thread.
 pub type BatchIter = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
 
 /// Everything a pipeline reads besides its plan.
+#[derive(Clone)]
 pub struct PipelineContext {
     pub splits: Vec<FileSplit>,
     pub inputs: Vec<ShuffleInput>,
@@ -41,6 +45,38 @@ impl PipelineContext {
             Ok(())
         }
     }
+}
+
+/// The shuffle input of `stage` in this task's definition.
+fn shuffle_input<'a>(
+    ctx: &'a PipelineContext,
+    stage: &quiver_plan::StageId,
+) -> Result<&'a ShuffleInput> {
+    ctx.inputs
+        .iter()
+        .find(|i| i.stage == *stage)
+        .ok_or_else(|| {
+            WorkerError::Plan(quiver_plan::PlanError::InvalidPlan(format!(
+                "task has no shuffle input locations for stage {stage}"
+            )))
+        })
+}
+
+/// All output of `stage` (bucket 0 of every map task): a broadcast join side or a sample.
+pub fn read_broadcast(stage: quiver_plan::StageId, ctx: &PipelineContext) -> Result<BatchIter> {
+    Ok(read_bucket(&ctx.shuffle, shuffle_input(ctx, &stage)?, 0))
+}
+
+/// Runs `work` when the first batch is asked for, then yields the batches it returned.
+fn deferred(work: impl FnOnce() -> Result<Vec<RecordBatch>> + Send + 'static) -> BatchIter {
+    Box::new(
+        std::iter::once_with(work).flat_map(|r| -> Vec<Result<RecordBatch>> {
+            match r {
+                Ok(batches) => batches.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e)],
+            }
+        }),
+    )
 }
 
 /// The batches `node` produces for this task.
@@ -69,16 +105,110 @@ pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
             }))
         }
         PlanNode::ShuffleRead { stage, .. } => {
-            let input = ctx
-                .inputs
-                .iter()
-                .find(|i| i.stage == *stage)
-                .ok_or_else(|| {
-                    WorkerError::Plan(quiver_plan::PlanError::InvalidPlan(format!(
-                        "task has no shuffle input locations for stage {stage}"
-                    )))
-                })?;
-            read_shuffle(&ctx.shuffle, input)
+            read_shuffle(&ctx.shuffle, shuffle_input(ctx, stage)?)
+        }
+        PlanNode::BroadcastRead { stage, .. } => read_broadcast(*stage, ctx)?,
+        PlanNode::Join {
+            left,
+            right,
+            left_keys,
+            right_keys,
+            join_type,
+            ..
+        } => {
+            let (left_schema, right_schema) = (left.schema()?, right.schema()?);
+            let mut join = HashJoin::new(
+                &left_schema,
+                &right_schema,
+                left_keys,
+                right_keys,
+                *join_type,
+                ctx.functions.clone(),
+                ctx.batch_size,
+            )?;
+            let mut build_side = Some(build(right, ctx)?);
+            let mut probe_side = build(left, ctx)?;
+            let ctx2 = ctx.clone();
+            let mut probing = false;
+            Box::new(std::iter::from_fn(move || {
+                let mut step = || -> Result<Option<RecordBatch>> {
+                    if let Some(side) = build_side.take() {
+                        let mut batches = Vec::new();
+                        for b in side {
+                            ctx2.check_cancelled()?;
+                            batches.push(b?);
+                        }
+                        join.build(&right_schema, &batches)?;
+                    }
+                    loop {
+                        if probing {
+                            if let Some(out) = join.next_batch()? {
+                                return Ok(Some(out));
+                            }
+                            probing = false;
+                        }
+                        match probe_side.next() {
+                            Some(b) => {
+                                ctx2.check_cancelled()?;
+                                join.probe(b?)?;
+                                probing = true;
+                            }
+                            None => return join.unmatched_right(),
+                        }
+                    }
+                };
+                step().transpose()
+            }))
+        }
+        PlanNode::Sort {
+            input,
+            order,
+            limit,
+        } => {
+            let mut sort = SortBuffer::new(
+                input.schema()?,
+                order.clone(),
+                *limit,
+                ctx.functions.clone(),
+            )?;
+            let mut source = build(input, ctx)?;
+            let (ctx2, batch_size) = (ctx.clone(), ctx.batch_size);
+            deferred(move || {
+                for b in source.by_ref() {
+                    ctx2.check_cancelled()?;
+                    sort.push(b?)?;
+                }
+                sort.finish(batch_size)
+            })
+        }
+        PlanNode::Sample { input, rows } => {
+            let seed = u64::from(ctx.shuffle.bucket);
+            let mut sampler = RowSampler::new(input.schema()?, *rows as usize, seed);
+            let mut source = build(input, ctx)?;
+            let ctx2 = ctx.clone();
+            deferred(move || {
+                for b in source.by_ref() {
+                    ctx2.check_cancelled()?;
+                    sampler.push(&b?)?;
+                }
+                sampler.finish()
+            })
+        }
+        PlanNode::Union { inputs, partitions } => {
+            // This task runs the input its partition falls in, as that input's partition.
+            let mut offset = 0;
+            let task = ctx.shuffle.bucket;
+            for (input, &count) in inputs.iter().zip(partitions) {
+                if task < offset + count {
+                    let mut sub = PipelineContext::clone(ctx);
+                    sub.shuffle.bucket = task - offset;
+                    return build(input, &Arc::new(sub));
+                }
+                offset += count;
+            }
+            return Err(WorkerError::Plan(quiver_plan::PlanError::InvalidPlan(
+                format!("task {task} is beyond the union's {offset} partitions"),
+            )));
         }
         PlanNode::Filter { input, predicate } => {
             let predicate = predicate.clone();
@@ -185,22 +315,13 @@ pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
             let mut source = build(input, ctx)?;
             let ctx2 = ctx.clone();
             let batch_size = ctx.batch_size;
-            // Runs the whole aggregation when the first batch is asked for.
-            let run = move || -> Result<Vec<RecordBatch>> {
+            deferred(move || {
                 for b in source.by_ref() {
                     ctx2.check_cancelled()?;
                     aggregate.push(&b?)?;
                 }
                 aggregate.finish(batch_size)
-            };
-            Box::new(
-                std::iter::once_with(run).flat_map(|r| -> Vec<Result<RecordBatch>> {
-                    match r {
-                        Ok(batches) => batches.into_iter().map(Ok).collect(),
-                        Err(e) => vec![Err(e)],
-                    }
-                }),
-            )
+            })
         }
     })
 }

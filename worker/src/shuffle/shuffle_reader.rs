@@ -79,6 +79,7 @@ pub async fn fetch_bucket(
 }
 
 /// What a reduce task needs to read its input.
+#[derive(Clone)]
 pub struct ShuffleReadContext {
     pub job: JobId,
     pub this_worker: WorkerId,
@@ -92,6 +93,16 @@ pub struct ShuffleReadContext {
 pub fn read_shuffle(
     ctx: &ShuffleReadContext,
     input: &ShuffleInput,
+) -> Box<dyn Iterator<Item = Result<RecordBatch>> + Send> {
+    read_bucket(ctx, input, ctx.bucket)
+}
+
+/// Bucket `bucket` of every map output of `input` (bucket 0 of a one-bucket stage is all of
+/// its output: a broadcast), as one iterator of batches.
+pub fn read_bucket(
+    ctx: &ShuffleReadContext,
+    input: &ShuffleInput,
+    bucket: u32,
 ) -> Box<dyn Iterator<Item = Result<RecordBatch>> + Send> {
     let (local, remote): (Vec<MapOutputLocation>, Vec<MapOutputLocation>) = input
         .locations
@@ -107,7 +118,7 @@ pub fn read_shuffle(
         let (tx, mut rx) =
             tokio::sync::mpsc::channel::<Result<RecordBatch>>(FETCH_CHANNEL_CAPACITY);
         let peers = ctx.peers.clone();
-        let (job, bucket) = (ctx.job.clone(), ctx.bucket);
+        let job = ctx.job.clone();
         ctx.runtime.spawn(async move {
             for loc in remote {
                 if let Err(e) = fetch_into(&peers, &job, stage, bucket, &loc, &tx).await {
@@ -121,7 +132,7 @@ pub fn read_shuffle(
     };
 
     let store = ctx.store.clone();
-    let (job, bucket) = (ctx.job.clone(), ctx.bucket);
+    let job = ctx.job.clone();
     let local_iter = local.into_iter().flat_map(move |loc| {
         match store.read_bucket(&job, stage, loc.map_partition, bucket) {
             Ok(batches) => batches.into_iter().map(Ok).collect::<Vec<_>>(),

@@ -19,45 +19,86 @@ use quiver_plan::Expr;
 
 use super::hash_partitioner::HashPartitioner;
 use super::map_output_store::MapOutput;
+use super::range_partitioner::RangePartitioner;
 use crate::error::{Result, WorkerError};
 use crate::functions::FunctionRegistry;
 use crate::operators::expr_eval::evaluate;
 use std::sync::Arc;
 
-/// Buffers a map task's output per bucket and writes it at the end.
-pub struct ShuffleWriter {
-    schema: SchemaRef,
-    keys: Vec<Expr>,
-    partitioner: HashPartitioner,
-    buckets: Vec<Vec<RecordBatch>>,
-    batch_size: usize,
-    rows: u64,
-    scratch: Vec<u32>,
-    functions: Arc<FunctionRegistry>,
+/// How rows are assigned to buckets.
+pub enum BucketRouting {
+    /// By a hash of key expressions (round-robin without keys).
+    Hash {
+        keys: Vec<Expr>,
+        partitioner: HashPartitioner,
+        functions: Arc<FunctionRegistry>,
+    },
+    /// By sort-key ranges.
+    Range(RangePartitioner),
 }
 
-impl ShuffleWriter {
-    /// A writer of `buckets` buckets, hashing `keys` (no keys: everything in bucket 0).
-    pub fn new(
-        schema: SchemaRef,
+impl BucketRouting {
+    /// Hash routing of rows of `schema` by `keys` into `buckets` buckets.
+    pub fn hash(
+        schema: &SchemaRef,
         keys: Vec<Expr>,
         buckets: u32,
-        batch_size: usize,
         functions: Arc<FunctionRegistry>,
     ) -> Result<Self> {
         let key_types = keys
             .iter()
-            .map(|k| k.data_type(&schema, "shuffle"))
+            .map(|k| k.data_type(schema, "shuffle"))
             .collect::<quiver_plan::Result<Vec<_>>>()?;
-        Ok(ShuffleWriter {
+        Ok(BucketRouting::Hash {
             partitioner: HashPartitioner::new(buckets, &key_types)?,
+            keys,
+            functions,
+        })
+    }
+
+    fn route(&mut self, batch: &RecordBatch, out: &mut Vec<u32>) -> Result<()> {
+        match self {
+            BucketRouting::Hash {
+                keys,
+                partitioner,
+                functions,
+            } => {
+                let keys = keys
+                    .iter()
+                    .map(|k| evaluate(k, batch, functions))
+                    .collect::<Result<Vec<_>>>()?;
+                partitioner.partition(&keys, batch.num_rows(), out)
+            }
+            BucketRouting::Range(r) => r.partition(batch, out),
+        }
+    }
+}
+
+/// Buffers a map task's output per bucket and writes it at the end.
+pub struct ShuffleWriter {
+    schema: SchemaRef,
+    routing: BucketRouting,
+    buckets: Vec<Vec<RecordBatch>>,
+    batch_size: usize,
+    rows: u64,
+    scratch: Vec<u32>,
+}
+
+impl ShuffleWriter {
+    /// A writer of `buckets` buckets, routing rows by `routing`.
+    pub fn new(
+        schema: SchemaRef,
+        routing: BucketRouting,
+        buckets: u32,
+        batch_size: usize,
+    ) -> Result<Self> {
+        Ok(ShuffleWriter {
+            routing,
             buckets: vec![Vec::new(); buckets.max(1) as usize],
             schema,
-            keys,
             batch_size: batch_size.max(1),
             rows: 0,
             scratch: Vec::new(),
-            functions,
         })
     }
 
@@ -72,12 +113,7 @@ impl ShuffleWriter {
             self.buckets[0].push(batch);
             return Ok(());
         }
-        let keys = self
-            .keys
-            .iter()
-            .map(|k| evaluate(k, &batch, &self.functions))
-            .collect::<Result<Vec<_>>>()?;
-        self.partitioner.partition(&keys, rows, &mut self.scratch)?;
+        self.routing.route(&batch, &mut self.scratch)?;
         // Counting sort of row indices by bucket, then one `take` and zero-copy slices.
         let mut counts = vec![0usize; self.buckets.len() + 1];
         for &b in &self.scratch {

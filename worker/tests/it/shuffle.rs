@@ -10,7 +10,7 @@ use arrow::record_batch::RecordBatch;
 use quiver_plan::expr::col;
 use quiver_plan::{JobId, StageId};
 use quiver_worker::shuffle::map_output_store::MapOutputStore;
-use quiver_worker::shuffle::shuffle_writer::ShuffleWriter;
+use quiver_worker::shuffle::shuffle_writer::{BucketRouting, ShuffleWriter};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -27,14 +27,9 @@ fn buckets_partition_rows_by_key() {
     let buckets = 7;
     let mut reference: BTreeMap<(Option<String>, i64), usize> = BTreeMap::new();
     for map_task in 0..3u32 {
-        let mut writer = ShuffleWriter::new(
-            schema.clone(),
-            vec![col("word")],
-            buckets,
-            64,
-            Default::default(),
-        )
-        .unwrap();
+        let routing =
+            BucketRouting::hash(&schema, vec![col("word")], buckets, Default::default()).unwrap();
+        let mut writer = ShuffleWriter::new(schema.clone(), routing, buckets, 64).unwrap();
         for _ in 0..5 {
             let rows = rng.random_range(0..400);
             let words: Vec<Option<String>> = (0..rows)

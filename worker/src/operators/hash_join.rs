@@ -1,0 +1,301 @@
+//! [`HashJoin`]: an equality join of one task's left rows with its right rows.
+//!
+//! The right side is the build side: all of its rows are gathered into one batch and their
+//! keys (cast to the join's common key types, in Arrow's row format) go into a hash table
+//! that maps each distinct key to a chain of build rows. The left side streams through:
+//! [`HashJoin::next_batch`] walks each left row's chain and emits at most `batch_size`
+//! output rows at a time, so a key with many matches never builds one huge batch.
+//!
+//! A row with a NULL in any key column matches nothing. Which rows are kept and which
+//! columns are output follows [`quiver_plan::join`].
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array, new_null_array};
+use arrow::buffer::NullBuffer;
+use arrow::compute::{concat_batches, filter_record_batch, take};
+use arrow::datatypes::SchemaRef;
+use arrow::row::{RowConverter, Rows, SortField};
+use quiver_plan::join::{JoinLayout, coerced_keys, join_key_types, join_layout};
+use quiver_plan::{Expr, JoinType};
+
+use super::expr_eval::evaluate;
+use super::group_keys::ByteInterner;
+use crate::error::Result;
+use crate::functions::FunctionRegistry;
+
+/// End of a chain of build rows.
+const NO_ROW: u32 = u32::MAX;
+
+/// The build side: its rows and a table from key to the chain of rows holding it.
+struct BuildSide {
+    batch: RecordBatch,
+    keys: ByteInterner,
+    /// First build row of each distinct key.
+    heads: Vec<u32>,
+    /// Next build row with the same key, or [`NO_ROW`].
+    next: Vec<u32>,
+    /// Right and full joins: which build rows found a match.
+    matched: Vec<bool>,
+}
+
+/// The left batch being probed and where the probe is in it.
+struct ProbeCursor {
+    batch: RecordBatch,
+    rows: Rows,
+    nulls: Option<NullBuffer>,
+    /// The left row being probed.
+    row: usize,
+    /// The next build row of that row's chain; [`NO_ROW`] before the lookup.
+    chain: u32,
+    /// Whether the chain was looked up (a row may have no match).
+    looked_up: bool,
+    matched: bool,
+}
+
+/// Join state of one task.
+pub struct HashJoin {
+    join_type: JoinType,
+    left_keys: Vec<Expr>,
+    right_keys: Vec<Expr>,
+    layout: JoinLayout,
+    converter: RowConverter,
+    functions: Arc<FunctionRegistry>,
+    batch_size: usize,
+    build: Option<BuildSide>,
+    probe: Option<ProbeCursor>,
+    unmatched_right_done: bool,
+}
+
+impl HashJoin {
+    /// A join of rows of `left` with rows of `right`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        left: &SchemaRef,
+        right: &SchemaRef,
+        left_keys: &[Expr],
+        right_keys: &[Expr],
+        join_type: JoinType,
+        functions: Arc<FunctionRegistry>,
+        batch_size: usize,
+    ) -> Result<Self> {
+        let types = join_key_types(left, right, left_keys, right_keys)?;
+        let layout = join_layout(left, right, left_keys, right_keys, join_type)?;
+        let converter =
+            RowConverter::new(types.iter().map(|t| SortField::new(t.clone())).collect())?;
+        Ok(HashJoin {
+            join_type,
+            left_keys: coerced_keys(left_keys, left, &types)?,
+            right_keys: coerced_keys(right_keys, right, &types)?,
+            layout,
+            converter,
+            functions,
+            batch_size: batch_size.max(1),
+            build: None,
+            probe: None,
+            unmatched_right_done: false,
+        })
+    }
+
+    /// The output schema.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.layout.schema
+    }
+
+    /// Key rows of `batch` (row format) and which rows have a NULL key.
+    fn key_rows(&self, batch: &RecordBatch, keys: &[Expr]) -> Result<(Rows, Option<NullBuffer>)> {
+        let arrays = keys
+            .iter()
+            .map(|k| evaluate(k, batch, &self.functions))
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        let nulls = arrays.iter().fold(None, |acc: Option<NullBuffer>, a| {
+            NullBuffer::union(acc.as_ref(), a.logical_nulls().as_ref())
+        });
+        Ok((self.converter.convert_columns(&arrays)?, nulls))
+    }
+
+    /// Takes the whole build (right) side.
+    pub fn build(&mut self, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
+        let batch = concat_batches(schema, batches)?;
+        let (rows, nulls) = self.key_rows(&batch, &self.right_keys.clone())?;
+        let n = batch.num_rows();
+        let mut keys = ByteInterner::new();
+        let mut heads = Vec::new();
+        let mut next = vec![NO_ROW; n];
+        // Inserted back to front so that each chain lists its rows in input order.
+        for r in (0..n).rev() {
+            if nulls.as_ref().is_some_and(|nb| nb.is_null(r)) {
+                continue;
+            }
+            let g = keys.intern(rows.row(r).as_ref()) as usize;
+            if g == heads.len() {
+                heads.push(r as u32);
+            } else {
+                next[r] = heads[g];
+                heads[g] = r as u32;
+            }
+        }
+        let matched = if self.join_type.keeps_unmatched_right() {
+            vec![false; n]
+        } else {
+            vec![]
+        };
+        self.build = Some(BuildSide {
+            batch,
+            keys,
+            heads,
+            next,
+            matched,
+        });
+        Ok(())
+    }
+
+    /// Starts probing one left batch; call [`HashJoin::next_batch`] until it returns `None`.
+    pub fn probe(&mut self, batch: RecordBatch) -> Result<()> {
+        let (rows, nulls) = self.key_rows(&batch, &self.left_keys.clone())?;
+        self.probe = Some(ProbeCursor {
+            batch,
+            rows,
+            nulls,
+            row: 0,
+            chain: NO_ROW,
+            looked_up: false,
+            matched: false,
+        });
+        Ok(())
+    }
+
+    /// The next output batch of the left batch being probed, or `None` when it is done.
+    pub fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        let (Some(build), Some(cursor)) = (self.build.as_mut(), self.probe.as_mut()) else {
+            return Ok(None);
+        };
+        let limit = self.batch_size;
+        let join_type = self.join_type;
+        let mut left_idx: Vec<u32> = Vec::with_capacity(limit.min(cursor.batch.num_rows() * 2));
+        let mut right_idx: Vec<Option<u32>> = Vec::new();
+        let rows = cursor.batch.num_rows();
+        while cursor.row < rows && left_idx.len() < limit {
+            let i = cursor.row;
+            if !cursor.looked_up {
+                cursor.looked_up = true;
+                cursor.matched = false;
+                let null = cursor.nulls.as_ref().is_some_and(|n| n.is_null(i));
+                cursor.chain = if null {
+                    NO_ROW
+                } else {
+                    build
+                        .keys
+                        .find(cursor.rows.row(i).as_ref())
+                        .map_or(NO_ROW, |g| build.heads[g as usize])
+                };
+            }
+            match join_type {
+                JoinType::LeftSemi | JoinType::LeftAnti => {
+                    let found = cursor.chain != NO_ROW;
+                    if found == (join_type == JoinType::LeftSemi) {
+                        left_idx.push(i as u32);
+                    }
+                    cursor.chain = NO_ROW;
+                }
+                _ => {
+                    while cursor.chain != NO_ROW && left_idx.len() < limit {
+                        let r = cursor.chain;
+                        left_idx.push(i as u32);
+                        right_idx.push(Some(r));
+                        if !build.matched.is_empty() {
+                            build.matched[r as usize] = true;
+                        }
+                        cursor.matched = true;
+                        cursor.chain = build.next[r as usize];
+                    }
+                    if cursor.chain != NO_ROW {
+                        break; // the batch is full in the middle of a chain
+                    }
+                    if !cursor.matched && join_type.keeps_unmatched_left() {
+                        left_idx.push(i as u32);
+                        right_idx.push(None);
+                    }
+                }
+            }
+            cursor.row += 1;
+            cursor.looked_up = false;
+        }
+        // The loop stops early only with a full batch, so an empty one means the end.
+        let batch = cursor.batch.clone();
+        if cursor.row >= rows {
+            self.probe = None;
+        }
+        if left_idx.is_empty() {
+            return Ok(None);
+        }
+        self.assemble(&batch, left_idx, right_idx).map(Some)
+    }
+
+    /// Output rows from left rows `left_idx` and (unless semi/anti) build rows `right_idx`.
+    fn assemble(
+        &self,
+        left: &RecordBatch,
+        left_idx: Vec<u32>,
+        right_idx: Vec<Option<u32>>,
+    ) -> Result<RecordBatch> {
+        let n = left_idx.len();
+        let left_idx = UInt32Array::from(left_idx);
+        let mut columns = left
+            .columns()
+            .iter()
+            .map(|c| Ok(take(c.as_ref(), &left_idx, None)?))
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        if self.join_type.outputs_right() {
+            let right_idx = UInt32Array::from(right_idx);
+            let build = &self.build.as_ref().expect("probing after build").batch;
+            for &c in &self.layout.right_columns {
+                columns.push(take(build.column(c).as_ref(), &right_idx, None)?);
+            }
+        }
+        Ok(RecordBatch::try_new_with_options(
+            self.layout.schema.clone(),
+            columns,
+            &arrow::array::RecordBatchOptions::new().with_row_count(Some(n)),
+        )?)
+    }
+
+    /// Right and full joins, after every left batch: the build rows that found no match,
+    /// with NULL left columns. `None` for other joins, or when called again.
+    pub fn unmatched_right(&mut self) -> Result<Option<RecordBatch>> {
+        if !self.join_type.keeps_unmatched_right() || self.unmatched_right_done {
+            return Ok(None);
+        }
+        self.unmatched_right_done = true;
+        let Some(build) = &self.build else {
+            return Ok(None);
+        };
+        let keep = BooleanArray::from(build.matched.iter().map(|m| !m).collect::<Vec<_>>());
+        let rows = filter_record_batch(&build.batch, &keep)?;
+        if rows.num_rows() == 0 {
+            return Ok(None);
+        }
+        let left_fields = self.layout.schema.fields().len() - self.layout.right_columns.len();
+        let mut columns: Vec<ArrayRef> = self.layout.schema.fields()[..left_fields]
+            .iter()
+            .map(|f| new_null_array(f.data_type(), rows.num_rows()))
+            .collect();
+        for &c in &self.layout.right_columns {
+            columns.push(rows.column(c).clone());
+        }
+        Ok(Some(RecordBatch::try_new(
+            self.layout.schema.clone(),
+            columns,
+        )?))
+    }
+
+    /// Bytes held by the build side, for memory accounting.
+    pub fn build_bytes(&self) -> usize {
+        self.build.as_ref().map_or(0, |b| {
+            b.batch.get_array_memory_size()
+                + b.keys.allocated_bytes()
+                + (b.heads.capacity() + b.next.capacity()) * 4
+                + b.matched.capacity()
+        })
+    }
+}
