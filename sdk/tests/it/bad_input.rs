@@ -128,6 +128,58 @@ async fn invalid_utf8_fails_the_job_naming_the_file_and_the_cluster_goes_on() {
     cluster.shutdown().await;
 }
 
+#[test]
+fn bad_joins_sorts_unions_and_distinct_counts_are_named_before_submission() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.parquet");
+    crate::operators::write_sample_parquet(&path, 10, 1);
+    let ds = || Dataset::read_parquet(&[&path]).unwrap();
+    // key is Utf8, qty is Int64.
+    let err = ds()
+        .join_with(ds(), JoinOn::pairs([("key", "qty")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("incompatible join key types") && err.contains("key = qty"),
+        "{err}"
+    );
+    assert!(err.contains("Utf8") && err.contains("Int64"), "{err}");
+    let err = ds()
+        .join(ds(), ["nope"], JoinType::Inner)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("'nope'") && err.contains("join"), "{err}");
+    let err = ds()
+        .join_with(
+            ds(),
+            JoinOn::columns(["key"])
+                .how(JoinType::Full)
+                .strategy(JoinStrategy::Broadcast),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("full join cannot broadcast"), "{err}");
+
+    let err = ds().sort([desc(col("prise"))]).unwrap_err().to_string();
+    assert!(err.contains("'prise'") && err.contains("sort"), "{err}");
+
+    let err = ds()
+        .union(ds().select([col("key")]).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("union input 1 has columns (key: Utf8)"),
+        "{err}"
+    );
+
+    let err = ds()
+        .group_by(["key"])
+        .agg([count_distinct(col("qty")), sum(col("price"))])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("count_distinct cannot be mixed"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_are_rejected_and_the_coordinator_stays_up() {
     let cluster = cluster::local(1).await;

@@ -10,5 +10,6 @@ mod fault_tolerance;
 mod joins;
 mod operators;
 mod processes;
+mod sorting;
 mod user_functions;
 mod wordcount;
