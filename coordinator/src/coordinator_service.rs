@@ -111,6 +111,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
                 rows_out: s.rows_out,
                 bytes_out: s.bytes_out,
                 elapsed_ms: s.elapsed_ms,
+                spilled_bytes: s.spilled_bytes,
             },
             Some(pb::task_result::Outcome::Failure(f)) => TaskOutcome::Failure {
                 message: f.message,

@@ -59,6 +59,7 @@ pub struct Task {
     pub committed: Option<u32>,
     pub rows_out: u64,
     pub bytes_out: u64,
+    pub spilled_bytes: u64,
     pub elapsed_ms: u64,
     /// A speculative copy of a slow running attempt, on another worker. The first of the
     /// two to succeed wins; the other is cancelled.
@@ -83,6 +84,7 @@ impl Task {
             committed: None,
             rows_out: 0,
             bytes_out: 0,
+            spilled_bytes: 0,
             elapsed_ms: 0,
             backup: None,
         }

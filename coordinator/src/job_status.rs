@@ -53,6 +53,7 @@ fn stage_status(job: &Job, stage: &Stage) -> pb::StageStatus {
             .count() as u32,
         rows_out: stage.tasks.iter().map(|t| t.rows_out).sum(),
         bytes_out: stage.tasks.iter().map(|t| t.bytes_out).sum(),
+        spilled_bytes: stage.tasks.iter().map(|t| t.spilled_bytes).sum(),
         elapsed_ms: millis_between(stage.started, stage.finished),
         output: Some((&stage.output).into()),
     }

@@ -47,6 +47,7 @@ pub enum TaskOutcome {
         rows_out: u64,
         bytes_out: u64,
         elapsed_ms: u64,
+        spilled_bytes: u64,
     },
     Failure {
         message: String,
@@ -398,6 +399,7 @@ impl Scheduler {
                 rows_out,
                 bytes_out,
                 elapsed_ms,
+                spilled_bytes,
             } => {
                 // The other attempt of a speculated task lost the race: stop it.
                 let mut actions = Vec::new();
@@ -423,6 +425,7 @@ impl Scheduler {
                 };
                 task.rows_out = rows_out;
                 task.bytes_out = bytes_out;
+                task.spilled_bytes = spilled_bytes;
                 task.elapsed_ms = elapsed_ms;
                 let stage = &mut job.stages[attempt.stage.0 as usize];
                 if stage.is_complete() {

@@ -74,6 +74,8 @@ pub struct StageProgress {
     pub rows_out: u64,
     /// Bytes written by finished tasks.
     pub bytes_out: u64,
+    /// Bytes finished tasks spilled to disk to stay within their workers' memory limit.
+    pub spilled_bytes: u64,
     /// Time since its first task started (to its end, once complete).
     pub elapsed: Duration,
 }
@@ -144,6 +146,7 @@ impl TryFrom<pb::JobStatus> for JobProgress {
                     tasks_running: st.tasks_running,
                     rows_out: st.rows_out,
                     bytes_out: st.bytes_out,
+                    spilled_bytes: st.spilled_bytes,
                     elapsed: Duration::from_millis(st.elapsed_ms),
                 })
             })

@@ -21,9 +21,17 @@ pub struct LocalClusterBuilder {
     heartbeat_timeout: Duration,
     worker_wait_timeout: Duration,
     functions: Arc<FunctionRegistry>,
+    memory_limit: Option<usize>,
 }
 
 impl LocalClusterBuilder {
+    /// Bytes of operator state each worker's tasks may hold before spilling to disk
+    /// (default: half of the machine's memory, divided among the workers).
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
     /// Number of workers to start.
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n;
@@ -85,6 +93,9 @@ impl LocalClusterBuilder {
             slots_per_worker: slots,
             heartbeat_interval: self.heartbeat_interval,
             functions: self.functions.clone(),
+            memory_limit: self.memory_limit.unwrap_or_else(|| {
+                quiver_worker::memory::memory_pool::default_memory_limit() / self.workers.max(1)
+            }),
             work_dir: std::env::temp_dir().join(format!("quiver-local-{}", uuid::Uuid::new_v4())),
         };
         for _ in 0..self.workers {
@@ -112,6 +123,7 @@ pub struct LocalCluster {
     coordinator: Option<RunningCoordinator>,
     workers: Vec<Option<RunningWorker>>,
     slots_per_worker: usize,
+    memory_limit: usize,
     heartbeat_interval: Duration,
     functions: Arc<FunctionRegistry>,
     work_dir: PathBuf,
@@ -132,6 +144,7 @@ impl LocalCluster {
             heartbeat_timeout: Duration::from_secs(5),
             worker_wait_timeout: Duration::from_secs(300),
             functions: Arc::default(),
+            memory_limit: None,
         }
     }
 
@@ -153,6 +166,7 @@ impl LocalCluster {
             work_dir: self.work_dir.clone(),
             heartbeat_interval: self.heartbeat_interval,
             functions: self.functions.clone(),
+            memory_limit: self.memory_limit,
             ..WorkerConfig::default()
         })
         .await?;

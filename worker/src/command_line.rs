@@ -38,6 +38,11 @@ pub struct WorkerArgs {
     /// Seconds between heartbeats.
     #[arg(long, env = "QUIVER_HEARTBEAT_INTERVAL", default_value_t = 1.0)]
     pub heartbeat_interval: f64,
+    /// Bytes of operator state all tasks together may hold before they spill to disk, e.g.
+    /// `4G` or `512M`; each slot gets an equal share of at least 8 MiB. Defaults to half of
+    /// the machine's memory.
+    #[arg(long, env = "QUIVER_MEMORY_LIMIT", value_parser = crate::memory::memory_pool::parse_bytes)]
+    pub memory_limit: Option<usize>,
     /// On SIGTERM, the longest to wait for running tasks and shuffle readers before exiting.
     #[arg(long, env = "QUIVER_DRAIN_TIMEOUT", default_value_t = 300.0)]
     pub drain_timeout: f64,
@@ -55,6 +60,7 @@ pub async fn run(args: WorkerArgs, functions: Arc<FunctionRegistry>) -> Result<(
         advertise_host: args.advertise_host,
         heartbeat_interval: Duration::from_secs_f64(args.heartbeat_interval.max(0.01)),
         functions,
+        memory_limit: args.memory_limit.unwrap_or(defaults.memory_limit),
     };
     let worker = start(config).await?;
     println!(

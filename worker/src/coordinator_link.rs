@@ -177,6 +177,7 @@ impl CoordinatorLink {
                 rows_out: out.rows_out,
                 bytes_out: out.bytes_out,
                 elapsed_ms,
+                spilled_bytes: out.spilled_bytes,
             }),
             Err(e) => pb::task_result::Outcome::Failure(pb::TaskFailure {
                 message: e.to_string(),

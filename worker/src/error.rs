@@ -28,6 +28,8 @@ pub enum WorkerError {
     #[error("{0}")]
     Arrow(#[from] arrow::error::ArrowError),
     #[error(transparent)]
+    MemoryLimit(#[from] crate::memory::memory_pool::MemoryLimitTooSmall),
+    #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(
         "could not fetch shuffle data of stage {stage} map partition {map_partition} from worker {worker} at {address}: {message}"

@@ -11,6 +11,7 @@
 //! - [`task_executor`] — runs task attempts on rayon, catches panics, writes outputs.
 //! - [`functions`] — the registry of user functions (row, batch and flat-map).
 //! - [`operators`] — expression evaluation, string kernels, hash aggregation, the pipeline.
+//! - [`memory`] — the memory budget (`--memory-limit`), reservations and spill files.
 //! - [`io`] — text/Parquet/CSV readers, input listing and schema inference, Parquet writer.
 //! - [`shuffle`] — hash partitioning, the shuffle writer and reader, the map output store and
 //!   the Flight server.
@@ -24,6 +25,7 @@ pub mod coordinator_link;
 pub mod error;
 pub mod functions;
 pub mod io;
+pub mod memory;
 pub mod operators;
 pub mod process;
 pub mod shuffle;

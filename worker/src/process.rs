@@ -20,6 +20,7 @@ use tracing::info;
 use crate::coordinator_link::CoordinatorLink;
 use crate::error::{Result, WorkerError};
 use crate::functions::FunctionRegistry;
+use crate::memory::memory_pool::MemoryPool;
 use crate::shuffle::flight_server::ShuffleFlightService;
 use crate::shuffle::map_output_store::MapOutputStore;
 use crate::task_executor::TaskExecutor;
@@ -42,6 +43,9 @@ pub struct WorkerConfig {
     pub heartbeat_interval: Duration,
     /// The user functions this worker can run (advertised to the coordinator).
     pub functions: Arc<FunctionRegistry>,
+    /// Bytes of operator state (hash tables, sort and join buffers, shuffle buckets) the
+    /// worker's tasks may hold together before they spill to disk; split evenly among slots.
+    pub memory_limit: usize,
 }
 
 impl Default for WorkerConfig {
@@ -54,6 +58,7 @@ impl Default for WorkerConfig {
             advertise_host: None,
             heartbeat_interval: Duration::from_secs(1),
             functions: Arc::default(),
+            memory_limit: crate::memory::memory_pool::default_memory_limit(),
         }
     }
 }
@@ -142,6 +147,7 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
     let work_dir = config.work_dir.join(format!("worker-{}", id.short()));
     let slots = config.slots.max(1);
 
+    let memory = MemoryPool::new(config.memory_limit, slots)?;
     let store = Arc::new(MapOutputStore::new(work_dir.clone()));
     let (report_tx, report_rx) = mpsc::unbounded_channel();
     let executor = Arc::new(
@@ -152,6 +158,8 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
             tokio::runtime::Handle::current(),
             report_tx,
             config.functions.clone(),
+            memory,
+            work_dir.join("spill"),
         )
         .map_err(|e| WorkerError::io("rayon pool", e))?,
     );

@@ -19,6 +19,8 @@ use tracing::{debug, warn};
 use crate::error::{Result, WorkerError};
 use crate::functions::FunctionRegistry;
 use crate::io::parquet_writer::ParquetFileWriter;
+use crate::memory::memory_pool::MemoryPool;
+use crate::memory::spill::SpillDir;
 use crate::operators::pipeline::{self, PipelineContext};
 use crate::shuffle::map_output_store::MapOutputStore;
 use crate::shuffle::range_partitioner::RangePartitioner;
@@ -31,6 +33,8 @@ pub struct TaskOutput {
     pub bucket_bytes: Vec<u64>,
     pub rows_out: u64,
     pub bytes_out: u64,
+    /// Bytes the attempt's operators wrote to spill files.
+    pub spilled_bytes: u64,
     /// For file sinks: the attempt's temporary file and the final name it gets if the
     /// coordinator lets this attempt commit.
     pub pending_commit: Option<PendingCommit>,
@@ -63,10 +67,13 @@ pub struct TaskExecutor {
     running: Mutex<HashMap<TaskAttempt, Arc<AtomicBool>>>,
     reports: mpsc::UnboundedSender<TaskReport>,
     functions: Arc<FunctionRegistry>,
+    memory: Arc<MemoryPool>,
+    spill_root: PathBuf,
 }
 
 impl TaskExecutor {
     /// An executor with `slots` rayon threads named `quiver-cpu-N`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         worker_id: WorkerId,
         slots: usize,
@@ -74,6 +81,8 @@ impl TaskExecutor {
         runtime: tokio::runtime::Handle,
         reports: mpsc::UnboundedSender<TaskReport>,
         functions: Arc<FunctionRegistry>,
+        memory: Arc<MemoryPool>,
+        spill_root: PathBuf,
     ) -> std::io::Result<Self> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(slots)
@@ -90,6 +99,8 @@ impl TaskExecutor {
             running: Mutex::new(HashMap::new()),
             reports,
             functions,
+            memory,
+            spill_root,
         })
     }
 
@@ -169,6 +180,14 @@ impl TaskExecutor {
                 runtime: self.runtime.clone(),
             },
             functions: self.functions.clone(),
+            memory: self.memory.task(),
+            spill: Arc::new(SpillDir::new(
+                self.spill_root.clone(),
+                format!(
+                    "{}-stage-{}-part-{}-attempt-{}",
+                    attempt.job.0, attempt.stage, attempt.partition, attempt.attempt
+                ),
+            )),
         });
         let schema = task.plan.schema()?;
         let batches = pipeline::build(&task.plan, &ctx)?;
@@ -201,7 +220,14 @@ impl TaskExecutor {
                     }
                     _ => BucketRouting::hash(&schema, vec![], 1, self.functions.clone())?,
                 };
-                let mut writer = ShuffleWriter::new(schema, routing, buckets, task.batch_size)?;
+                let mut writer = ShuffleWriter::new(
+                    schema,
+                    routing,
+                    buckets,
+                    task.batch_size,
+                    ctx.memory.reservation(),
+                    ctx.spill.clone(),
+                )?;
                 for b in batches {
                     check()?;
                     writer.push(b?)?;
@@ -220,6 +246,7 @@ impl TaskExecutor {
                     bytes_out: sizes.iter().sum(),
                     bucket_bytes: sizes,
                     rows_out: rows,
+                    spilled_bytes: ctx.spill.spilled_bytes(),
                     pending_commit: None,
                 })
             }
@@ -253,6 +280,7 @@ impl TaskExecutor {
                     bucket_bytes: vec![bytes],
                     rows_out: rows,
                     bytes_out: bytes,
+                    spilled_bytes: ctx.spill.spilled_bytes(),
                     pending_commit: Some(PendingCommit {
                         temporary,
                         destination: Path::new(directory).join(file_name),

@@ -20,6 +20,7 @@ fn success() -> TaskOutcome {
         rows_out: 3,
         bytes_out: 3,
         elapsed_ms: 1,
+        spilled_bytes: 0,
     }
 }
 

@@ -129,6 +129,23 @@ async fn invalid_utf8_fails_the_job_naming_the_file_and_the_cluster_goes_on() {
 }
 
 #[test]
+fn a_memory_limit_too_small_to_make_progress_stops_the_worker_with_the_numbers() {
+    let out = std::process::Command::new(cluster::binary("quiver-worker"))
+        .args(["--memory-limit", "1M", "--slots", "2"])
+        .args(["--coordinator", "http://127.0.0.1:1"])
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--memory-limit 1048576 bytes gives each of 2 task slots 524288 bytes")
+            && err.contains("at least"),
+        "{err}"
+    );
+}
+
+#[test]
 fn bad_joins_sorts_unions_and_distinct_counts_are_named_before_submission() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.parquet");

@@ -11,5 +11,6 @@ mod joins;
 mod operators;
 mod processes;
 mod sorting;
+mod spilling;
 mod user_functions;
 mod wordcount;

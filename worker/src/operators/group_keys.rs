@@ -137,6 +137,16 @@ impl GroupKeys {
         }
     }
 
+    /// Roughly the bytes the keys and their table hold.
+    pub fn allocated_bytes(&self) -> usize {
+        match self {
+            GroupKeys::Global => 0,
+            GroupKeys::SingleString { interner, .. } | GroupKeys::Rows { interner, .. } => {
+                interner.allocated_bytes()
+            }
+        }
+    }
+
     /// Whether no group exists yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -1,10 +1,19 @@
 //! [`HashAggregate`]: group-by with aggregates, in any of the three modes (single, partial
 //! before a shuffle, final after it). It consumes its whole input, then emits one row per
 //! group in batches.
+//!
+//! The groups are held against the task's memory budget. When the budget refuses more:
+//! - a partial aggregation emits what it has and starts over: the final step merges
+//!   repeated keys anyway, so this costs only some shuffle bytes;
+//! - a final (or single) aggregation writes its groups, as partial states, into spill files
+//!   partitioned by a hash of the key, and starts over. At the end the groups in memory are
+//!   spilled too, and each spill partition (a fraction of the keys) is aggregated on its own.
+
+use std::sync::Arc;
 
 use arrow::array::ArrayRef;
 use arrow::compute::cast;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use quiver_plan::{AggregateExpr, AggregateFunction, AggregateMode, Expr};
 
@@ -13,7 +22,24 @@ use super::expr_eval::evaluate;
 use super::group_keys::GroupKeys;
 use crate::error::Result;
 use crate::functions::FunctionRegistry;
-use std::sync::Arc;
+use crate::memory::memory_pool::MemoryReservation;
+use crate::memory::spill::{SpillDir, SpillRun, SpillWriter};
+use crate::shuffle::hash_partitioner::HashPartitioner;
+
+/// How many files a spilling final aggregation splits its keys into.
+const SPILL_PARTITIONS: u32 = 16;
+/// Remixes the key hash for spill partitions (any constant other than 0).
+const SPILL_SEED: u64 = 0x51_7C_C1_B7_27_22_0A_95;
+
+/// Batches out of an aggregation.
+pub type AggregateOutput = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
+
+/// The open spill files of a final aggregation, one per key partition.
+struct AggregateSpill {
+    partitioner: HashPartitioner,
+    writers: Vec<SpillWriter>,
+    state_schema: SchemaRef,
+}
 
 /// Hash aggregation state of one task.
 pub struct HashAggregate {
@@ -21,15 +47,22 @@ pub struct HashAggregate {
     aggregates: Vec<AggregateExpr>,
     mode: AggregateMode,
     output_schema: SchemaRef,
+    key_types: Vec<DataType>,
+    /// The type of each aggregate's final value (what its accumulator is built for).
+    single_types: Vec<DataType>,
     groups: GroupKeys,
     accumulators: Vec<Accumulator>,
     /// Reused between batches: the group index of each input row.
     group_ids: Vec<u32>,
     functions: Arc<FunctionRegistry>,
+    memory: MemoryReservation,
+    spill_dir: Arc<SpillDir>,
+    spill: Option<AggregateSpill>,
 }
 
 impl HashAggregate {
     /// `input_schema` is what arrives; `output_schema` what the plan says this node produces.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         input_schema: &SchemaRef,
         keys: Vec<Expr>,
@@ -37,6 +70,8 @@ impl HashAggregate {
         mode: AggregateMode,
         output_schema: SchemaRef,
         functions: Arc<FunctionRegistry>,
+        memory: MemoryReservation,
+        spill_dir: Arc<SpillDir>,
     ) -> Result<Self> {
         let key_types = keys
             .iter()
@@ -58,25 +93,57 @@ impl HashAggregate {
                 .map(|a| a.output_type(input_schema))
                 .collect::<quiver_plan::Result<_>>()?,
         };
-        let accumulators = aggregates
-            .iter()
-            .zip(&single_types)
-            .map(|(a, t)| Accumulator::new(a.function, t))
-            .collect();
-        Ok(HashAggregate {
+        let mut aggregate = HashAggregate {
             groups: GroupKeys::new(&key_types)?,
+            accumulators: vec![],
+            key_types,
+            single_types,
             keys,
             aggregates,
             mode,
             output_schema,
-            accumulators,
             group_ids: Vec::new(),
             functions,
-        })
+            memory,
+            spill_dir,
+            spill: None,
+        };
+        aggregate.accumulators = aggregate.new_accumulators();
+        Ok(aggregate)
     }
 
-    /// Adds one input batch.
-    pub fn push(&mut self, batch: &RecordBatch) -> Result<()> {
+    fn new_accumulators(&self) -> Vec<Accumulator> {
+        self.aggregates
+            .iter()
+            .zip(&self.single_types)
+            .map(|(a, t)| Accumulator::new(a.function, t))
+            .collect()
+    }
+
+    /// Roughly the bytes the groups and their accumulators hold.
+    fn held_bytes(&self) -> usize {
+        self.groups.allocated_bytes() + self.groups.len() * 16 * self.accumulators.len().max(1)
+    }
+
+    /// Adds one input batch. Returns batches a partial aggregation emitted early to stay
+    /// within its memory budget (usually none).
+    pub fn push(&mut self, batch: &RecordBatch) -> Result<Vec<RecordBatch>> {
+        self.update(batch)?;
+        let held = self.held_bytes();
+        if self.memory.try_resize(held) || self.groups.len() <= 1 {
+            return Ok(vec![]);
+        }
+        if self.mode == AggregateMode::Partial {
+            let out = self.take_output(usize::MAX)?;
+            self.memory.resize(self.held_bytes());
+            return Ok(out);
+        }
+        self.spill_groups()?;
+        self.memory.resize(self.held_bytes());
+        Ok(vec![])
+    }
+
+    fn update(&mut self, batch: &RecordBatch) -> Result<()> {
         let key_arrays = self
             .keys
             .iter()
@@ -112,22 +179,38 @@ impl HashAggregate {
         Ok(())
     }
 
-    /// Emits one row per group, in batches of at most `batch_size` rows.
-    pub fn finish(mut self, batch_size: usize) -> Result<Vec<RecordBatch>> {
+    /// The groups as batches (final values, or partial states in partial mode) and a fresh,
+    /// empty table.
+    fn take_output(&mut self, batch_size: usize) -> Result<Vec<RecordBatch>> {
+        let states = self.mode == AggregateMode::Partial;
+        let schema = self.output_schema.clone();
+        self.take_batches(states, &schema, batch_size)
+    }
+
+    fn take_batches(
+        &mut self,
+        states: bool,
+        schema: &SchemaRef,
+        batch_size: usize,
+    ) -> Result<Vec<RecordBatch>> {
         let n_groups = self.groups.len();
-        for acc in &mut self.accumulators {
+        let groups = std::mem::replace(&mut self.groups, GroupKeys::new(&self.key_types)?);
+        let mut accumulators = self.new_accumulators();
+        std::mem::swap(&mut accumulators, &mut self.accumulators);
+        for acc in &mut accumulators {
             acc.resize(n_groups);
         }
-        let mut columns: Vec<ArrayRef> = self.groups.into_arrays()?;
-        for acc in &self.accumulators {
-            match self.mode {
-                AggregateMode::Partial => columns.extend(acc.state()),
-                AggregateMode::Single | AggregateMode::Final => columns.push(acc.finish()),
+        let mut columns: Vec<ArrayRef> = groups.into_arrays()?;
+        for acc in &accumulators {
+            if states {
+                columns.extend(acc.state());
+            } else {
+                columns.push(acc.finish());
             }
         }
         let columns = columns
             .into_iter()
-            .zip(self.output_schema.fields())
+            .zip(schema.fields())
             .map(|(c, f)| {
                 Ok(if c.data_type() == f.data_type() {
                     c
@@ -137,7 +220,7 @@ impl HashAggregate {
             })
             .collect::<Result<Vec<_>>>()?;
         let all = RecordBatch::try_new_with_options(
-            self.output_schema.clone(),
+            schema.clone(),
             columns,
             &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n_groups)),
         )?;
@@ -146,5 +229,146 @@ impl HashAggregate {
             .step_by(batch_size)
             .map(|start| all.slice(start, batch_size.min(n_groups - start)))
             .collect())
+    }
+
+    /// The schema of partial states: keys, then each aggregate's state columns.
+    fn state_schema(&self) -> Result<SchemaRef> {
+        let mut fields: Vec<arrow::datatypes::Field> = self
+            .keys
+            .iter()
+            .zip(&self.key_types)
+            .map(|(k, t)| arrow::datatypes::Field::new(k.output_name(), t.clone(), true))
+            .collect();
+        for (a, t) in self.aggregates.iter().zip(&self.single_types) {
+            if a.function == AggregateFunction::Mean {
+                fields.push(arrow::datatypes::Field::new(
+                    format!("{}.sum", a.name),
+                    DataType::Float64,
+                    true,
+                ));
+                fields.push(arrow::datatypes::Field::new(
+                    format!("{}.count", a.name),
+                    DataType::Int64,
+                    true,
+                ));
+            } else {
+                fields.push(arrow::datatypes::Field::new(
+                    a.name.clone(),
+                    t.clone(),
+                    true,
+                ));
+            }
+        }
+        Ok(Arc::new(Schema::new(fields)))
+    }
+
+    /// Writes the groups, as partial states, into the spill partitions; empties the table.
+    fn spill_groups(&mut self) -> Result<()> {
+        if self.spill.is_none() {
+            let state_schema = self.state_schema()?;
+            let writers = (0..SPILL_PARTITIONS)
+                .map(|_| self.spill_dir.create(&state_schema))
+                .collect::<Result<Vec<_>>>()?;
+            self.spill = Some(AggregateSpill {
+                partitioner: HashPartitioner::new(SPILL_PARTITIONS, &self.key_types)?
+                    .with_seed(SPILL_SEED),
+                writers,
+                state_schema,
+            });
+        }
+        let state_schema = self.spill.as_ref().map(|s| s.state_schema.clone());
+        let Some(state_schema) = state_schema else {
+            return Ok(());
+        };
+        let batches = self.take_batches(true, &state_schema, 64 * 1024)?;
+        let spill = self.spill.as_mut().expect("created above");
+        let key_count = self.keys.len();
+        let mut buckets = Vec::new();
+        for batch in batches {
+            let keys: Vec<ArrayRef> = batch.columns()[..key_count].to_vec();
+            spill
+                .partitioner
+                .partition(&keys, batch.num_rows(), &mut buckets)?;
+            for (p, writer) in spill.writers.iter_mut().enumerate() {
+                let mask = arrow::array::BooleanArray::from(
+                    buckets.iter().map(|&b| b as usize == p).collect::<Vec<_>>(),
+                );
+                writer.write(&arrow::compute::filter_record_batch(&batch, &mask)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Emits one row per group, in batches of at most `batch_size` rows.
+    pub fn finish(mut self, batch_size: usize) -> Result<AggregateOutput> {
+        if self.spill.is_none() {
+            let out = self.take_output(batch_size)?;
+            return Ok(Box::new(out.into_iter().map(Ok)));
+        }
+        self.spill_groups()?;
+        self.memory.resize(0);
+        let spill = self.spill.take().expect("spilled");
+        let runs = spill
+            .writers
+            .into_iter()
+            .map(SpillWriter::finish)
+            .collect::<Result<Vec<SpillRun>>>()?;
+        // Each partition holds a share of the keys, as partial states: a final aggregation
+        // of its own, one partition at a time.
+        let template = FinalTemplate {
+            keys: self
+                .keys
+                .iter()
+                .map(|k| Expr::Column(k.output_name()))
+                .collect(),
+            aggregates: self.aggregates.clone(),
+            output_schema: self.output_schema.clone(),
+            state_schema: spill.state_schema,
+            functions: self.functions.clone(),
+            memory: self.memory,
+            spill_dir: self.spill_dir.clone(),
+        };
+        Ok(Box::new(
+            runs.into_iter()
+                .map(move |run| template.aggregate(run, batch_size))
+                .flat_map(|r| match r {
+                    Ok(batches) => batches.into_iter().map(Ok).collect::<Vec<_>>(),
+                    Err(e) => vec![Err(e)],
+                }),
+        ))
+    }
+}
+
+/// What a final aggregation of one spill partition needs.
+struct FinalTemplate {
+    keys: Vec<Expr>,
+    aggregates: Vec<AggregateExpr>,
+    output_schema: SchemaRef,
+    state_schema: SchemaRef,
+    functions: Arc<FunctionRegistry>,
+    memory: MemoryReservation,
+    spill_dir: Arc<SpillDir>,
+}
+
+impl FinalTemplate {
+    fn aggregate(&self, run: SpillRun, batch_size: usize) -> Result<Vec<RecordBatch>> {
+        let mut partition = HashAggregate::new(
+            &self.state_schema,
+            self.keys.clone(),
+            self.aggregates.clone(),
+            AggregateMode::Final,
+            self.output_schema.clone(),
+            self.functions.clone(),
+            self.memory.task().reservation(),
+            self.spill_dir.clone(),
+        )?;
+        for batch in run.read()? {
+            // One partition is a sixteenth of the keys: it is aggregated in memory even if
+            // that is over the budget (the reservation records it).
+            partition.update(&batch?)?;
+            let held = partition.held_bytes();
+            partition.memory.resize(held);
+        }
+        partition.take_output(batch_size)
     }
 }

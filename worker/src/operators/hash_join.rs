@@ -299,3 +299,274 @@ impl HashJoin {
         })
     }
 }
+
+/// How many partitions a join whose build side is over budget splits both sides into.
+const GRACE_PARTITIONS: u32 = 16;
+/// Remixes the key hash for the join's spill partitions (any constant other than 0).
+const GRACE_SEED: u64 = 0x2F_5A_94_C3_11_D8_7E_01;
+
+/// What a join needs besides its inputs.
+#[derive(Clone)]
+pub struct JoinSpec {
+    pub left_schema: SchemaRef,
+    pub right_schema: SchemaRef,
+    pub left_keys: Vec<Expr>,
+    pub right_keys: Vec<Expr>,
+    pub join_type: JoinType,
+    pub functions: Arc<FunctionRegistry>,
+    pub batch_size: usize,
+    pub cancelled: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl JoinSpec {
+    fn check_cancelled(&self) -> Result<()> {
+        if self.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+            Err(crate::error::WorkerError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The key columns of `batch` as the join hashes them.
+    fn key_arrays(&self, batch: &RecordBatch, left: bool) -> Result<Vec<ArrayRef>> {
+        let (schema, keys) = if left {
+            (&self.left_schema, &self.left_keys)
+        } else {
+            (&self.right_schema, &self.right_keys)
+        };
+        let types = join_key_types(
+            &self.left_schema,
+            &self.right_schema,
+            &self.left_keys,
+            &self.right_keys,
+        )?;
+        coerced_keys(keys, schema, &types)?
+            .iter()
+            .map(|k| evaluate(k, batch, &self.functions))
+            .collect()
+    }
+}
+
+/// Batches of one side split into spill files by a hash of their keys.
+struct PartitionedSide {
+    writers: Vec<crate::memory::spill::SpillWriter>,
+    partitioner: crate::shuffle::hash_partitioner::HashPartitioner,
+    scratch: Vec<u32>,
+}
+
+impl PartitionedSide {
+    fn new(spec: &JoinSpec, spill: &crate::memory::spill::SpillDir, left: bool) -> Result<Self> {
+        let schema = if left {
+            &spec.left_schema
+        } else {
+            &spec.right_schema
+        };
+        let types = join_key_types(
+            &spec.left_schema,
+            &spec.right_schema,
+            &spec.left_keys,
+            &spec.right_keys,
+        )?;
+        Ok(PartitionedSide {
+            writers: (0..GRACE_PARTITIONS)
+                .map(|_| spill.create(schema))
+                .collect::<Result<_>>()?,
+            partitioner: crate::shuffle::hash_partitioner::HashPartitioner::new(
+                GRACE_PARTITIONS,
+                &types,
+            )?
+            .with_seed(GRACE_SEED),
+            scratch: Vec::new(),
+        })
+    }
+
+    fn write(&mut self, spec: &JoinSpec, batch: &RecordBatch, left: bool) -> Result<()> {
+        let keys = spec.key_arrays(batch, left)?;
+        self.partitioner
+            .partition(&keys, batch.num_rows(), &mut self.scratch)?;
+        for (p, writer) in self.writers.iter_mut().enumerate() {
+            let mask = BooleanArray::from(
+                self.scratch
+                    .iter()
+                    .map(|&b| b as usize == p)
+                    .collect::<Vec<_>>(),
+            );
+            writer.write(&filter_record_batch(batch, &mask)?)?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Vec<crate::memory::spill::SpillRun>> {
+        self.writers.into_iter().map(|w| w.finish()).collect()
+    }
+}
+
+/// Batches flowing into or out of a join.
+pub type JoinInput = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
+
+/// A join of two inputs as a stream of output batches: builds a hash table of the right
+/// input, then probes it with the left. When the right side is over the task's memory
+/// budget, both sides are split by key hash into spill partitions (a "grace" hash join),
+/// and each pair of partitions is joined in turn.
+pub struct HashJoinStream {
+    spec: JoinSpec,
+    memory: Option<crate::memory::memory_pool::MemoryReservation>,
+    spill: Arc<crate::memory::spill::SpillDir>,
+    build_source: Option<JoinInput>,
+    probe_source: Option<JoinInput>,
+    join: Option<HashJoin>,
+    probing: bool,
+    /// Grace mode: the partitions still to join, and the one being joined.
+    partitions: std::collections::VecDeque<(
+        crate::memory::spill::SpillRun,
+        crate::memory::spill::SpillRun,
+    )>,
+    current: Option<Box<HashJoinStream>>,
+    done: bool,
+}
+
+impl HashJoinStream {
+    /// A join of `left` (probe) with `right` (build). Without `memory` the build side is
+    /// held whatever its size.
+    pub fn new(
+        spec: JoinSpec,
+        left: JoinInput,
+        right: JoinInput,
+        memory: Option<crate::memory::memory_pool::MemoryReservation>,
+        spill: Arc<crate::memory::spill::SpillDir>,
+    ) -> Self {
+        HashJoinStream {
+            spec,
+            memory,
+            spill,
+            build_source: Some(right),
+            probe_source: Some(left),
+            join: None,
+            probing: false,
+            partitions: Default::default(),
+            current: None,
+            done: false,
+        }
+    }
+
+    /// Reads the build side; returns false if it went over budget and was partitioned.
+    fn build(&mut self) -> Result<bool> {
+        let Some(source) = self.build_source.take() else {
+            return Ok(true);
+        };
+        let mut batches = Vec::new();
+        let mut bytes = 0;
+        let mut source = source;
+        while let Some(b) = source.next() {
+            self.spec.check_cancelled()?;
+            let b = b?;
+            bytes += b.get_array_memory_size();
+            batches.push(b);
+            let fits = self.memory.as_mut().is_none_or(|m| m.try_resize(bytes));
+            if !fits {
+                self.partition_both(batches, source)?;
+                return Ok(false);
+            }
+        }
+        let mut join = HashJoin::new(
+            &self.spec.left_schema,
+            &self.spec.right_schema,
+            &self.spec.left_keys,
+            &self.spec.right_keys,
+            self.spec.join_type,
+            self.spec.functions.clone(),
+            self.spec.batch_size,
+        )?;
+        join.build(&self.spec.right_schema, &batches)?;
+        if let Some(m) = self.memory.as_mut() {
+            m.resize(join.build_bytes());
+        }
+        self.join = Some(join);
+        Ok(true)
+    }
+
+    /// Grace mode: writes both whole sides into key-hash partitions.
+    fn partition_both(&mut self, held: Vec<RecordBatch>, rest: JoinInput) -> Result<()> {
+        let mut right = PartitionedSide::new(&self.spec, &self.spill, false)?;
+        for b in held {
+            right.write(&self.spec, &b, false)?;
+        }
+        if let Some(m) = self.memory.as_mut() {
+            m.resize(0);
+        }
+        for b in rest {
+            self.spec.check_cancelled()?;
+            right.write(&self.spec, &b?, false)?;
+        }
+        let mut left = PartitionedSide::new(&self.spec, &self.spill, true)?;
+        for b in self.probe_source.take().into_iter().flatten() {
+            self.spec.check_cancelled()?;
+            left.write(&self.spec, &b?, true)?;
+        }
+        self.partitions = left.finish()?.into_iter().zip(right.finish()?).collect();
+        Ok(())
+    }
+
+    fn step(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if let Some(current) = self.current.as_mut() {
+                match current.next() {
+                    Some(b) => return b.map(Some),
+                    None => self.current = None,
+                }
+            }
+            if let Some((left, right)) = self.partitions.pop_front() {
+                // One partition's build side is a sixteenth of the whole: held in memory.
+                // (The files may go once open: their open handles keep the data readable.)
+                let left_input: JoinInput = Box::new(left.read()?);
+                let right_input: JoinInput = Box::new(right.read()?);
+                drop((left, right));
+                self.current = Some(Box::new(HashJoinStream::new(
+                    self.spec.clone(),
+                    left_input,
+                    right_input,
+                    None,
+                    self.spill.clone(),
+                )));
+                continue;
+            }
+            if self.done {
+                return Ok(None);
+            }
+            if self.join.is_none() && !self.build()? {
+                self.done = true;
+                continue;
+            }
+            let Some(join) = self.join.as_mut() else {
+                return Ok(None);
+            };
+            if self.probing {
+                if let Some(out) = join.next_batch()? {
+                    return Ok(Some(out));
+                }
+                self.probing = false;
+            }
+            match self.probe_source.as_mut().and_then(Iterator::next) {
+                Some(b) => {
+                    self.spec.check_cancelled()?;
+                    join.probe(b?)?;
+                    self.probing = true;
+                }
+                None => {
+                    self.done = true;
+                    let unmatched = join.unmatched_right()?;
+                    self.join = None;
+                    return Ok(unmatched);
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for HashJoinStream {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.step().transpose()
+    }
+}

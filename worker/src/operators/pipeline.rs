@@ -15,12 +15,14 @@ use quiver_plan::{FileSplit, PlanNode, ShuffleInput, SourceFormat};
 
 use super::expr_eval::{evaluate, filter};
 use super::hash_aggregate::HashAggregate;
-use super::hash_join::HashJoin;
+use super::hash_join::{HashJoinStream, JoinSpec};
 use super::sample::RowSampler;
 use super::sort::SortBuffer;
 use crate::error::{Result, WorkerError};
 use crate::functions::FunctionRegistry;
 use crate::io::{csv_reader, parquet_reader, text_reader::TextSplitReader};
+use crate::memory::memory_pool::TaskMemory;
+use crate::memory::spill::SpillDir;
 use crate::shuffle::shuffle_reader::{ShuffleReadContext, read_bucket, read_shuffle};
 
 /// A stream of batches produced on the task's thread.
@@ -35,6 +37,10 @@ pub struct PipelineContext {
     pub cancelled: Arc<AtomicBool>,
     pub shuffle: ShuffleReadContext,
     pub functions: Arc<FunctionRegistry>,
+    /// The task's share of the worker's memory budget.
+    pub memory: TaskMemory,
+    /// Where the task's operators spill; removed when the task ends.
+    pub spill: Arc<SpillDir>,
 }
 
 impl PipelineContext {
@@ -116,49 +122,23 @@ pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
             join_type,
             ..
         } => {
-            let (left_schema, right_schema) = (left.schema()?, right.schema()?);
-            let mut join = HashJoin::new(
-                &left_schema,
-                &right_schema,
-                left_keys,
-                right_keys,
-                *join_type,
-                ctx.functions.clone(),
-                ctx.batch_size,
-            )?;
-            let mut build_side = Some(build(right, ctx)?);
-            let mut probe_side = build(left, ctx)?;
-            let ctx2 = ctx.clone();
-            let mut probing = false;
-            Box::new(std::iter::from_fn(move || {
-                let mut step = || -> Result<Option<RecordBatch>> {
-                    if let Some(side) = build_side.take() {
-                        let mut batches = Vec::new();
-                        for b in side {
-                            ctx2.check_cancelled()?;
-                            batches.push(b?);
-                        }
-                        join.build(&right_schema, &batches)?;
-                    }
-                    loop {
-                        if probing {
-                            if let Some(out) = join.next_batch()? {
-                                return Ok(Some(out));
-                            }
-                            probing = false;
-                        }
-                        match probe_side.next() {
-                            Some(b) => {
-                                ctx2.check_cancelled()?;
-                                join.probe(b?)?;
-                                probing = true;
-                            }
-                            None => return join.unmatched_right(),
-                        }
-                    }
-                };
-                step().transpose()
-            }))
+            let spec = JoinSpec {
+                left_schema: left.schema()?,
+                right_schema: right.schema()?,
+                left_keys: left_keys.clone(),
+                right_keys: right_keys.clone(),
+                join_type: *join_type,
+                functions: ctx.functions.clone(),
+                batch_size: ctx.batch_size,
+                cancelled: ctx.cancelled.clone(),
+            };
+            Box::new(HashJoinStream::new(
+                spec,
+                build(left, ctx)?,
+                build(right, ctx)?,
+                Some(ctx.memory.reservation()),
+                ctx.spill.clone(),
+            ))
         }
         PlanNode::Sort {
             input,
@@ -170,16 +150,24 @@ pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
                 order.clone(),
                 *limit,
                 ctx.functions.clone(),
+                ctx.memory.reservation(),
+                ctx.spill.clone(),
             )?;
             let mut source = build(input, ctx)?;
             let (ctx2, batch_size) = (ctx.clone(), ctx.batch_size);
-            deferred(move || {
+            let run = move || -> Result<BatchIter> {
                 for b in source.by_ref() {
                     ctx2.check_cancelled()?;
                     sort.push(b?)?;
                 }
                 sort.finish(batch_size)
-            })
+            };
+            Box::new(std::iter::once_with(run).flat_map(|r| -> BatchIter {
+                match r {
+                    Ok(batches) => batches,
+                    Err(e) => Box::new(std::iter::once(Err(e))),
+                }
+            }))
         }
         PlanNode::Sample { input, rows } => {
             let seed = u64::from(ctx.shuffle.bucket);
@@ -304,24 +292,51 @@ pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
         } => {
             let input_schema = input.schema()?;
             let output_schema = node.schema()?;
-            let mut aggregate = HashAggregate::new(
+            let aggregate = HashAggregate::new(
                 &input_schema,
                 keys.clone(),
                 aggregates.clone(),
                 *mode,
                 output_schema,
                 ctx.functions.clone(),
+                ctx.memory.reservation(),
+                ctx.spill.clone(),
             )?;
             let mut source = build(input, ctx)?;
             let ctx2 = ctx.clone();
             let batch_size = ctx.batch_size;
-            deferred(move || {
-                for b in source.by_ref() {
-                    ctx2.check_cancelled()?;
-                    aggregate.push(&b?)?;
+            // Pulls the whole input (passing on what a partial aggregation emits early to
+            // stay within its memory), then the groups.
+            let mut aggregate = Some(aggregate);
+            let mut pending: std::collections::VecDeque<RecordBatch> = Default::default();
+            let mut output: Option<BatchIter> = None;
+            Box::new(std::iter::from_fn(move || {
+                loop {
+                    if let Some(b) = pending.pop_front() {
+                        return Some(Ok(b));
+                    }
+                    if let Some(out) = output.as_mut() {
+                        return out.next();
+                    }
+                    let agg = aggregate.as_mut()?;
+                    match source.next() {
+                        Some(b) => {
+                            let step = ctx2.check_cancelled().and(b).and_then(|b| agg.push(&b));
+                            match step {
+                                Ok(early) => pending.extend(early),
+                                Err(e) => {
+                                    aggregate = None;
+                                    return Some(Err(e));
+                                }
+                            }
+                        }
+                        None => match aggregate.take()?.finish(batch_size) {
+                            Ok(out) => output = Some(out),
+                            Err(e) => return Some(Err(e)),
+                        },
+                    }
                 }
-                aggregate.finish(batch_size)
-            })
+            }))
         }
     })
 }

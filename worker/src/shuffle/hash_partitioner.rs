@@ -21,6 +21,9 @@ pub struct HashPartitioner {
     converter: Option<RowConverter>,
     /// Without keys, rows are dealt round-robin; the next row goes to this bucket.
     next: u64,
+    /// 0 for shuffles; anything else remixes the hash, so that rows that all fell into one
+    /// shuffle bucket spread over the buckets of a spill.
+    seed: u64,
 }
 
 impl HashPartitioner {
@@ -41,10 +44,22 @@ impl HashPartitioner {
             buckets: buckets.max(1),
             converter,
             next: 0,
+            seed: 0,
         })
     }
 
+    /// The same partitioner with its hash remixed by `seed` (for spill partitions).
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
     fn bucket(&self, hash: u64) -> u32 {
+        let hash = if self.seed == 0 {
+            hash
+        } else {
+            xxh3_64(&(hash ^ self.seed).to_le_bytes())
+        };
         // Lemire's multiply-shift: a uniform map of the hash onto 0..buckets without a division.
         ((u128::from(hash) * u128::from(self.buckets)) >> 64) as u32
     }

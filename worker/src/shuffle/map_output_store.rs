@@ -181,9 +181,15 @@ impl MapOutputStore {
 
 /// Decodes a whole IPC stream held in memory.
 pub fn decode_ipc_stream(bytes: Vec<u8>) -> Result<Vec<RecordBatch>> {
-    if bytes.is_empty() {
-        return Ok(vec![]);
+    // A bucket is one or more streams back to back (more when its task spilled).
+    let len = bytes.len() as u64;
+    let mut cursor = std::io::Cursor::new(bytes);
+    let mut batches = Vec::new();
+    while cursor.position() < len {
+        let reader = arrow::ipc::reader::StreamReader::try_new(&mut cursor, None)?;
+        for b in reader {
+            batches.push(b?);
+        }
     }
-    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)?;
-    Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
+    Ok(batches)
 }

@@ -1,13 +1,18 @@
 //! [`ShuffleWriter`]: partitions a map task's output into buckets and writes them as one Arrow
 //! IPC data file plus an index.
 //!
-//! Data file: bucket after bucket, each a complete IPC stream (schema, batches, end marker);
-//! an empty bucket takes no bytes. Index file: `buckets + 1` little-endian u64 offsets into
-//! the data file. One file per task instead of one per bucket keeps the number of files
-//! (and open handles) independent of the reduce side's width.
+//! Data file: bucket after bucket, each one or more complete IPC streams (schema, batches,
+//! end marker); an empty bucket takes no bytes. Index file: `buckets + 1` little-endian u64
+//! offsets into the data file. One file per task instead of one per bucket keeps the number
+//! of files (and open handles) independent of the reduce side's width.
+//!
+//! The buckets are held in memory against the task's memory budget. When the budget refuses
+//! more, they are written to a spill file in the same layout and memory starts over; at the
+//! end each bucket's spilled streams are copied byte for byte (no decoding) in front of its
+//! in-memory part. That is why a bucket may hold several streams.
 
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
 use arrow::array::UInt32Array;
@@ -22,6 +27,8 @@ use super::map_output_store::MapOutput;
 use super::range_partitioner::RangePartitioner;
 use crate::error::{Result, WorkerError};
 use crate::functions::FunctionRegistry;
+use crate::memory::memory_pool::MemoryReservation;
+use crate::memory::spill::{SpillDir, SpillFile};
 use crate::operators::expr_eval::evaluate;
 use std::sync::Arc;
 
@@ -74,6 +81,12 @@ impl BucketRouting {
     }
 }
 
+/// Buckets written to a spill file: where each bucket's bytes are in it.
+struct SpilledBuckets {
+    file: SpillFile,
+    offsets: Vec<u64>,
+}
+
 /// Buffers a map task's output per bucket and writes it at the end.
 pub struct ShuffleWriter {
     schema: SchemaRef,
@@ -82,15 +95,21 @@ pub struct ShuffleWriter {
     batch_size: usize,
     rows: u64,
     scratch: Vec<u32>,
+    memory: MemoryReservation,
+    spill: Arc<SpillDir>,
+    spilled: Vec<SpilledBuckets>,
 }
 
 impl ShuffleWriter {
-    /// A writer of `buckets` buckets, routing rows by `routing`.
+    /// A writer of `buckets` buckets, routing rows by `routing`, holding at most what
+    /// `memory` allows and spilling the rest into `spill`.
     pub fn new(
         schema: SchemaRef,
         routing: BucketRouting,
         buckets: u32,
         batch_size: usize,
+        memory: MemoryReservation,
+        spill: Arc<SpillDir>,
     ) -> Result<Self> {
         Ok(ShuffleWriter {
             routing,
@@ -99,7 +118,34 @@ impl ShuffleWriter {
             batch_size: batch_size.max(1),
             rows: 0,
             scratch: Vec::new(),
+            memory,
+            spill,
+            spilled: Vec::new(),
         })
+    }
+
+    /// Counts `bytes` more against the budget, spilling every bucket first if it refuses.
+    fn reserve(&mut self, bytes: usize) -> Result<()> {
+        let want = self.memory.size() + bytes;
+        if self.memory.try_resize(want) {
+            return Ok(());
+        }
+        let file = self.spill.create_file("buckets")?;
+        let out = File::create(file.path()).map_err(|e| WorkerError::io(file.path(), e))?;
+        let mut out = CountingWriter {
+            inner: BufWriter::with_capacity(1 << 20, out),
+            written: 0,
+        };
+        let offsets = write_buckets(&mut out, &self.schema, &self.buckets, self.batch_size)?;
+        out.inner
+            .flush()
+            .map_err(|e| WorkerError::io(file.path(), e))?;
+        self.spill.add_spilled(out.written);
+        self.spilled.push(SpilledBuckets { file, offsets });
+        self.buckets.iter_mut().for_each(Vec::clear);
+        // What arrives next still has to be held, whatever the budget says.
+        self.memory.resize(bytes);
+        Ok(())
     }
 
     /// Routes every row of `batch` to its bucket.
@@ -110,6 +156,7 @@ impl ShuffleWriter {
         }
         self.rows += rows as u64;
         if self.buckets.len() == 1 {
+            self.reserve(batch.get_array_memory_size())?;
             self.buckets[0].push(batch);
             return Ok(());
         }
@@ -129,6 +176,7 @@ impl ShuffleWriter {
             counts[b as usize] += 1;
         }
         let sorted = take_record_batch(&batch, &UInt32Array::from(order))?;
+        self.reserve(sorted.get_array_memory_size())?;
         for (b, bucket) in self.buckets.iter_mut().enumerate() {
             let (start, end) = (starts[b], starts[b + 1]);
             if end > start {
@@ -148,18 +196,35 @@ impl ShuffleWriter {
             inner: BufWriter::with_capacity(1 << 20, file),
             written: 0,
         };
-        let mut offsets = Vec::with_capacity(self.buckets.len() + 1);
-        offsets.push(0u64);
-        for bucket in &self.buckets {
-            if !bucket.is_empty() {
-                let mut writer = StreamWriter::try_new(&mut out, &self.schema)?;
-                for chunk in coalesce(&self.schema, bucket, self.batch_size)? {
-                    writer.write(&chunk)?;
+        let offsets = if self.spilled.is_empty() {
+            write_buckets(&mut out, &self.schema, &self.buckets, self.batch_size)?
+        } else {
+            // Each bucket: its spilled streams, copied as bytes, then what is in memory.
+            let mut runs = self
+                .spilled
+                .iter()
+                .map(|s| {
+                    File::open(s.file.path())
+                        .map(|f| (f, &s.offsets))
+                        .map_err(|e| WorkerError::io(s.file.path(), e))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut offsets = vec![0u64];
+            for (b, bucket) in self.buckets.iter().enumerate() {
+                for (file, run_offsets) in &mut runs {
+                    let (start, end) = (run_offsets[b], run_offsets[b + 1]);
+                    if end > start {
+                        file.seek(SeekFrom::Start(start))
+                            .map_err(|e| WorkerError::io(&data_path, e))?;
+                        std::io::copy(&mut file.take(end - start), &mut out)
+                            .map_err(|e| WorkerError::io(&data_path, e))?;
+                    }
                 }
-                writer.finish()?;
+                write_bucket(&mut out, &self.schema, bucket, self.batch_size)?;
+                offsets.push(out.written);
             }
-            offsets.push(out.written);
-        }
+            offsets
+        };
         out.inner
             .flush()
             .map_err(|e| WorkerError::io(&data_path, e))?;
@@ -171,6 +236,39 @@ impl ShuffleWriter {
             rows: self.rows,
         })
     }
+}
+
+/// Writes every bucket as one IPC stream (nothing for an empty bucket); returns the offsets
+/// of the buckets' starts and of the end.
+fn write_buckets<W: Write>(
+    out: &mut CountingWriter<W>,
+    schema: &SchemaRef,
+    buckets: &[Vec<RecordBatch>],
+    batch_size: usize,
+) -> Result<Vec<u64>> {
+    let mut offsets = Vec::with_capacity(buckets.len() + 1);
+    offsets.push(out.written);
+    for bucket in buckets {
+        write_bucket(out, schema, bucket, batch_size)?;
+        offsets.push(out.written);
+    }
+    Ok(offsets)
+}
+
+fn write_bucket<W: Write>(
+    out: &mut CountingWriter<W>,
+    schema: &SchemaRef,
+    bucket: &[RecordBatch],
+    batch_size: usize,
+) -> Result<()> {
+    if !bucket.is_empty() {
+        let mut writer = StreamWriter::try_new(&mut *out, schema)?;
+        for chunk in coalesce(schema, bucket, batch_size)? {
+            writer.write(&chunk)?;
+        }
+        writer.finish()?;
+    }
+    Ok(())
 }
 
 /// Joins small slices into batches of about `batch_size` rows, so the reader is not handed

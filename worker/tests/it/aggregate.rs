@@ -10,6 +10,8 @@ use quiver_plan::aggregate::{count, count_of, max, mean, min, sum};
 use quiver_plan::expr::col;
 use quiver_plan::{AggregateMode, PlanNode, StageId};
 use quiver_worker::FunctionRegistry;
+use quiver_worker::memory::memory_pool::MemoryPool;
+use quiver_worker::memory::spill::SpillDir;
 use quiver_worker::operators::expr_eval::{evaluate, filter};
 use quiver_worker::operators::hash_aggregate::HashAggregate;
 use rand::rngs::StdRng;
@@ -107,6 +109,9 @@ fn partial_then_final_matches_reference() {
         aggregates: aggs.clone(),
         mode: AggregateMode::Final,
     };
+    let pool = MemoryPool::new(64 << 20, 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spill = Arc::new(SpillDir::new(dir.path().to_path_buf(), "t".into()));
     // Two "map tasks" each aggregate half the batches; the final step merges both.
     let mut partial_out = vec![];
     for half in batches.chunks(6) {
@@ -117,12 +122,14 @@ fn partial_then_final_matches_reference() {
             AggregateMode::Partial,
             partial_schema.clone(),
             Arc::default(),
+            pool.task().reservation(),
+            spill.clone(),
         )
         .unwrap();
         for b in half {
             p.push(b).unwrap();
         }
-        partial_out.extend(p.finish(7).unwrap());
+        partial_out.extend(p.finish(7).unwrap().map(Result::unwrap));
     }
     let mut f = HashAggregate::new(
         &partial_schema,
@@ -131,12 +138,14 @@ fn partial_then_final_matches_reference() {
         AggregateMode::Final,
         final_node.schema().unwrap(),
         Arc::default(),
+        pool.task().reservation(),
+        spill,
     )
     .unwrap();
     for b in &partial_out {
         f.push(b).unwrap();
     }
-    let out = f.finish(1000).unwrap();
+    let out: Vec<_> = f.finish(1000).unwrap().map(Result::unwrap).collect();
     let rows: usize = out.iter().map(|b| b.num_rows()).sum();
     assert_eq!(rows, reference.len());
     for b in &out {

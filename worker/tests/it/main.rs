@@ -6,4 +6,5 @@
 mod aggregate;
 mod expressions;
 mod shuffle;
+mod spilling;
 mod text_reader;

@@ -9,6 +9,8 @@ use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use arrow::record_batch::RecordBatch;
 use quiver_plan::expr::col;
 use quiver_plan::{JobId, StageId};
+use quiver_worker::memory::memory_pool::MemoryPool;
+use quiver_worker::memory::spill::SpillDir;
 use quiver_worker::shuffle::map_output_store::MapOutputStore;
 use quiver_worker::shuffle::shuffle_writer::{BucketRouting, ShuffleWriter};
 use rand::rngs::StdRng;
@@ -23,13 +25,24 @@ fn buckets_partition_rows_by_key() {
     ]));
     let dir = tempfile::tempdir().unwrap();
     let store = MapOutputStore::new(dir.path().to_path_buf());
+    let pool = MemoryPool::unchecked(8 << 10);
+    let spill = Arc::new(SpillDir::new(dir.path().join("spill"), "map".into()));
     let job = JobId("job-1".into());
     let buckets = 7;
     let mut reference: BTreeMap<(Option<String>, i64), usize> = BTreeMap::new();
     for map_task in 0..3u32 {
         let routing =
             BucketRouting::hash(&schema, vec![col("word")], buckets, Default::default()).unwrap();
-        let mut writer = ShuffleWriter::new(schema.clone(), routing, buckets, 64).unwrap();
+        // A budget of a few batches: the writer spills and its buckets hold several streams.
+        let mut writer = ShuffleWriter::new(
+            schema.clone(),
+            routing,
+            buckets,
+            64,
+            pool.task().reservation(),
+            spill.clone(),
+        )
+        .unwrap();
         for _ in 0..5 {
             let rows = rng.random_range(0..400);
             let words: Vec<Option<String>> = (0..rows)
@@ -65,6 +78,10 @@ fn buckets_partition_rows_by_key() {
         );
         store.register(job.clone(), StageId(0), map_task, out);
     }
+    assert!(
+        spill.spilled_bytes() > 0,
+        "the 8 KiB budget made the writers spill"
+    );
     let mut got: BTreeMap<(Option<String>, i64), usize> = BTreeMap::new();
     let mut bucket_of_key: HashMap<Option<String>, u32> = HashMap::new();
     for bucket in 0..buckets {
