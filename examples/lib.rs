@@ -1,5 +1,9 @@
 //! Shared pieces of the examples: the deterministic text corpus generator and the word count
-//! job itself, so that tests run exactly what `examples/wordcount.rs` runs.
+//! job itself, so that tests run exactly what `examples/wordcount.rs` runs; and in [`jobs`],
+//! the other workloads (terasort, TPC-H-like queries, grep, PageRank) with their data
+//! generators, which the benchmark suite runs too.
+
+pub mod jobs;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -152,6 +156,16 @@ fn vocabulary(n: usize, rng: &mut StdRng) -> Vec<String> {
     words
 }
 
+/// A word the corpus of `seed` uses rarely (the 15,000th most frequent: about once in
+/// 150,000 words), for grep.
+pub fn rare_word(seed: u64) -> String {
+    let mut rng = StdRng::seed_from_u64(seed);
+    vocabulary(VOCABULARY_SIZE, &mut rng).swap_remove(15_000)
+}
+
+/// Distinct words of a generated corpus.
+pub const VOCABULARY_SIZE: usize = 20_000;
+
 /// Writes about `bytes` bytes of text into `files` files under `dir` (deterministic for a
 /// `seed`): Zipf-like word frequencies, punctuation, empty lines and, when `long_line` is set,
 /// one line of several hundred kilobytes. Returns the file paths.
@@ -164,7 +178,7 @@ pub fn generate_corpus(
 ) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let mut rng = StdRng::seed_from_u64(seed);
-    let vocab = vocabulary(20_000, &mut rng);
+    let vocab = vocabulary(VOCABULARY_SIZE, &mut rng);
     // Zipf-like: rank r is drawn with probability ~ 1/r via inverse transform on a log scale.
     let pick = |rng: &mut StdRng| -> usize {
         let u: f64 = rng.random();

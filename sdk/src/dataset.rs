@@ -48,9 +48,19 @@ impl Dataset {
     }
 
     fn source(format: SourceFormat, paths: &[impl AsRef<Path>], csv: CsvOptions) -> Result<Self> {
+        Self::source_with(format, paths, csv, false)
+    }
+
+    fn source_with(
+        format: SourceFormat,
+        paths: &[impl AsRef<Path>],
+        csv: CsvOptions,
+        positions: bool,
+    ) -> Result<Self> {
         let paths: Vec<PathBuf> = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
         let mut files = source_listing::list_files(&paths)?;
         let schema = match format {
+            SourceFormat::Text if positions => ScanNode::text_schema_with_positions(),
             SourceFormat::Text => ScanNode::text_schema(),
             SourceFormat::Parquet => source_listing::inspect_parquet(&mut files)?,
             SourceFormat::Csv => source_listing::infer_csv_schema(&files, &csv)?,
@@ -67,6 +77,12 @@ impl Dataset {
     /// Lines end at `\n`; a `\r` before it is dropped.
     pub fn read_text(paths: &[impl AsRef<Path>]) -> Result<Self> {
         Self::source(SourceFormat::Text, paths, CsvOptions::default())
+    }
+
+    /// Like [`Dataset::read_text`], with two more columns: `path` (the file) and `offset`
+    /// (the byte offset where the line starts in it), e.g. to report where matches are.
+    pub fn read_text_with_positions(paths: &[impl AsRef<Path>]) -> Result<Self> {
+        Self::source_with(SourceFormat::Text, paths, CsvOptions::default(), true)
     }
 
     /// Parquet files (or directories of them), which must share one schema.

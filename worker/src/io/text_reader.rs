@@ -1,5 +1,6 @@
-//! [`TextSplitReader`]: the lines of one byte range of a text file, as batches of a single
-//! Utf8 column `line`.
+//! [`TextSplitReader`]: the lines of one byte range of a text file, as batches of a Utf8
+//! column `line` (and, when the scan's schema asks for them, the file's `path` and the byte
+//! `offset` where each line starts).
 //!
 //! A split `[start, end)` owns every line whose first byte lies in it, so that splits cut at
 //! arbitrary byte offsets give every line exactly once: a reader starting mid-file skips the
@@ -117,10 +118,17 @@ impl TextSplitReader {
                 });
             }
         };
-        Ok(Some(RecordBatch::try_new(
-            self.schema.clone(),
-            vec![Arc::new(lines)],
-        )?))
+        let mut columns: Vec<arrow::array::ArrayRef> = vec![Arc::new(lines)];
+        if self.schema.fields().len() == 3 {
+            let path = self.path.to_string_lossy();
+            columns.push(Arc::new(StringArray::from_iter_values(
+                std::iter::repeat_n(path.as_ref(), line_starts.len()),
+            )));
+            columns.push(Arc::new(arrow::array::Int64Array::from_iter_values(
+                line_starts.iter().map(|&o| o as i64),
+            )));
+        }
+        Ok(Some(RecordBatch::try_new(self.schema.clone(), columns)?))
     }
 }
 

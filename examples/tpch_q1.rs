@@ -1,0 +1,59 @@
+//! TPC-H Q1 (pricing summary report) over a lineitem-like Parquet table.
+//!
+//! ```text
+//! cargo run --release --example tpch_q1                   # scale factor 0.5 (3 M rows)
+//! cargo run --release --example tpch_q1 -- --scale 4      # 24 M rows
+//! cargo run --release --example tpch_q1 -- --input lineitem/ --output q1/
+//! ```
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+use quiver_examples::jobs::{ExampleCluster, generated_dir, tpch};
+
+/// Run TPC-H Q1 on a Quiver cluster.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Parquet files (or a directory) of the lineitem table (default: generated).
+    #[arg(long, num_args = 1..)]
+    input: Vec<PathBuf>,
+    /// TPC-H scale factor of the generated table (1 = 6 M line items).
+    #[arg(long, default_value_t = 0.5)]
+    scale: f64,
+    /// Also write the result as Parquet into this directory.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Run on this coordinator instead of a local cluster.
+    #[arg(long)]
+    coordinator: Option<String>,
+    /// Workers of the local cluster.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let lineitem = match args.input.first() {
+        Some(p) => p.clone(),
+        None => generated_dir(&format!("quiver-tpch-sf{}", args.scale), |dir| {
+            tpch::generate(dir, args.scale, 8, 42)
+        })?
+        .join("lineitem"),
+    };
+    let cluster = ExampleCluster::connect(args.coordinator.as_deref(), args.workers).await?;
+    let started = Instant::now();
+    let q1 = tpch::q1(&lineitem)?;
+    let batches = q1.collect(&cluster.client).await.context("Q1 failed")?;
+    let elapsed = started.elapsed();
+    println!("{}", quiver_examples::jobs::format_table(&batches));
+    println!("elapsed: {:.2} s", elapsed.as_secs_f64());
+    if let Some(dir) = &args.output {
+        q1.write_parquet(&cluster.client, dir).await?;
+        println!("wrote Parquet to {}", dir.display());
+    }
+    cluster.shutdown().await;
+    Ok(())
+}
