@@ -164,7 +164,7 @@ pub fn rare_word(seed: u64) -> String {
 }
 
 /// Distinct words of a generated corpus.
-pub const VOCABULARY_SIZE: usize = 20_000;
+pub const VOCABULARY_SIZE: usize = 100_000;
 
 /// Writes about `bytes` bytes of text into `files` files under `dir` (deterministic for a
 /// `seed`): Zipf-like word frequencies, punctuation, empty lines and, when `long_line` is set,

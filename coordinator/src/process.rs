@@ -112,10 +112,15 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator> {
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    // Nagle's algorithm off on every accepted connection: tonic's `tcp_nodelay` applies only
+    // to listeners it binds itself, and small RPCs would otherwise wait for delayed ACKs.
+    let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |conn| {
+        conn.and_then(|s| s.set_nodelay(true).map(|()| s))
+    });
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(incoming, async move {
             let _ = server_shutdown.wait_for(|stop| *stop).await;
         });
     let server_task = tokio::spawn(async move {

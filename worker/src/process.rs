@@ -177,6 +177,11 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut server_shutdown = shutdown_rx.clone();
+    // Nagle's algorithm off on every accepted connection: tonic's `tcp_nodelay` applies only
+    // to listeners it binds itself, and small RPCs would otherwise wait for delayed ACKs.
+    let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |conn| {
+        conn.and_then(|s| s.set_nodelay(true).map(|()| s))
+    });
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(
@@ -189,7 +194,7 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(incoming, async move {
             let _ = server_shutdown.wait_for(|stop| *stop).await;
         });
     let server_task = tokio::spawn(async move {

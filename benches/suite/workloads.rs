@@ -1,0 +1,387 @@
+//! The five workloads of the suite: their generated inputs, how Quiver runs each, and the
+//! comparison of its result with the yardstick's.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use arrow::array::{Array, AsArray, BinaryArray, RecordBatch};
+use arrow::datatypes::{Float64Type, Int64Type};
+use quiver::{Client, JobOptions, JobProgress, Sink};
+use quiver_examples::jobs::{grep as grep_job, terasort, tpch};
+
+use crate::yardsticks;
+
+/// A workload of the suite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    Wordcount,
+    Grep,
+    Terasort,
+    TpchQ1,
+    Join,
+}
+
+impl Workload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Wordcount => "wordcount",
+            Workload::Grep => "grep",
+            Workload::Terasort => "terasort",
+            Workload::TpchQ1 => "tpch-q1",
+            Workload::Join => "join",
+        }
+    }
+}
+
+/// One row of TPC-H Q1: the group, its seven sums and averages, its count.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Q1Row {
+    pub flag: String,
+    pub status: String,
+    pub values: [f64; 7],
+    pub count: i64,
+}
+
+/// A workload's result, in a form both sides produce.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// Word → count (any order).
+    Counts(Vec<(String, i64)>),
+    /// (file name, byte offset) of matching lines, sorted.
+    Matches(Vec<(String, i64)>),
+    /// A sorted output: records, and a hash of the key sequence in order (also checks order).
+    Sorted {
+        records: u64,
+        key_hash: u64,
+        in_order: bool,
+    },
+    /// Q1's groups in order.
+    Q1(Vec<Q1Row>),
+    /// Top customers by revenue.
+    TopCustomers(Vec<(i64, f64)>),
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+impl Output {
+    /// Whether `self` (Quiver's) equals `want` (the yardstick's); an error says where not.
+    pub fn check(&self, want: &Output) -> anyhow::Result<()> {
+        match (self, want) {
+            (Output::Counts(a), Output::Counts(b)) => {
+                let mut a = a.clone();
+                let mut b = b.clone();
+                a.sort();
+                b.sort();
+                if a.len() != b.len() {
+                    bail!("{} distinct words, yardstick has {}", a.len(), b.len());
+                }
+                if let Some((x, y)) = a.iter().zip(&b).find(|(x, y)| x != y) {
+                    bail!("word counts differ: {x:?} vs yardstick {y:?}");
+                }
+            }
+            (Output::Matches(a), Output::Matches(b)) => {
+                if a != b {
+                    bail!(
+                        "{} matches, yardstick has {} (or they differ)",
+                        a.len(),
+                        b.len()
+                    );
+                }
+            }
+            (
+                Output::Sorted {
+                    records,
+                    key_hash,
+                    in_order,
+                },
+                Output::Sorted {
+                    records: r2,
+                    key_hash: h2,
+                    ..
+                },
+            ) => {
+                if !in_order {
+                    bail!("output keys are not in order");
+                }
+                if records != r2 || key_hash != h2 {
+                    bail!("{records} records, yardstick has {r2} (or the keys differ)");
+                }
+            }
+            (Output::Q1(a), Output::Q1(b)) => {
+                if a.len() != b.len() {
+                    bail!("{} Q1 groups, yardstick has {}", a.len(), b.len());
+                }
+                for (x, y) in a.iter().zip(b) {
+                    let same = x.flag == y.flag
+                        && x.status == y.status
+                        && x.count == y.count
+                        && x.values.iter().zip(&y.values).all(|(p, q)| close(*p, *q));
+                    if !same {
+                        bail!("Q1 row {x:?} differs from the yardstick's {y:?}");
+                    }
+                }
+            }
+            (Output::TopCustomers(a), Output::TopCustomers(b)) => {
+                let same = a.len() == b.len()
+                    && a.iter().zip(b).all(|(x, y)| x.0 == y.0 && close(x.1, y.1));
+                if !same {
+                    bail!("top customers {a:?} differ from the yardstick's {b:?}");
+                }
+            }
+            _ => bail!("results of different workloads"),
+        }
+        Ok(())
+    }
+}
+
+/// The file name of a path string (paths differ in form between the two sides).
+pub fn file_name(path: &str) -> String {
+    Path::new(path)
+        .file_name()
+        .map_or_else(|| path.to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+/// Count, order and hash of a sequence of key arrays.
+pub fn sorted_summary<'a>(keys: impl Iterator<Item = &'a BinaryArray>) -> Output {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let (mut records, mut in_order) = (0u64, true);
+    let mut previous: Option<Vec<u8>> = None;
+    for array in keys {
+        for i in 0..array.len() {
+            let k = array.value(i);
+            if previous.as_deref().is_some_and(|p| p > k) {
+                in_order = false;
+            }
+            hasher.update(k);
+            previous = Some(k.to_vec());
+        }
+        records += array.len() as u64;
+    }
+    Output::Sorted {
+        records,
+        key_hash: hasher.digest(),
+        in_order,
+    }
+}
+
+/// The generated inputs of every workload.
+pub struct Inputs {
+    pub text: PathBuf,
+    pub terasort: PathBuf,
+    pub tpch: PathBuf,
+    pub pattern: String,
+}
+
+impl Inputs {
+    /// Generates (or reuses) inputs of `scale` GiB of text and records, and TPC-H scale
+    /// factor `4 × scale` (about 1.1 GiB of line items in memory per unit).
+    pub fn prepare(scale: f64) -> anyhow::Result<Inputs> {
+        use quiver_examples::jobs::generated_dir;
+        let text_bytes = (scale * (1u64 << 30) as f64) as u64;
+        let text = generated_dir(&format!("quiver-bench-text-{text_bytes}"), |dir| {
+            quiver_examples::generate_corpus(dir, text_bytes, 8, 42, false)?;
+            Ok(())
+        })?;
+        let records = (scale * terasort::RECORDS_PER_SCALE as f64) as u64;
+        let terasort_dir = generated_dir(&format!("quiver-bench-terasort-{records}"), |dir| {
+            terasort::generate(dir, records, 8, 42)
+        })?;
+        let sf = 4.0 * scale;
+        let tpch_dir = generated_dir(&format!("quiver-bench-tpch-sf{sf}"), |dir| {
+            tpch::generate(dir, sf, 8, 42)
+        })?;
+        Ok(Inputs {
+            text,
+            terasort: terasort_dir,
+            tpch: tpch_dir,
+            pattern: format!(r"\b{}\b", quiver_examples::rare_word(42)),
+        })
+    }
+
+    /// Bytes of input files a workload reads.
+    pub fn input_bytes(&self, w: Workload) -> anyhow::Result<u64> {
+        let dirs: Vec<PathBuf> = match w {
+            Workload::Wordcount | Workload::Grep => vec![self.text.clone()],
+            Workload::Terasort => vec![self.terasort.clone()],
+            Workload::TpchQ1 => vec![self.tpch.join("lineitem")],
+            Workload::Join => vec![self.tpch.join("lineitem"), self.tpch.join("orders")],
+        };
+        let mut total = 0;
+        for d in dirs {
+            for f in yardsticks::files_under(&d, None)? {
+                total += std::fs::metadata(f)?.len();
+            }
+        }
+        Ok(total)
+    }
+
+    /// Runs the yardstick; returns its result and wall time.
+    pub fn yardstick(&self, w: Workload, scratch: &Path) -> anyhow::Result<(Output, Duration)> {
+        let started = Instant::now();
+        let out = match w {
+            Workload::Wordcount => {
+                yardsticks::wordcount(&yardsticks::files_under(&self.text, Some("txt"))?)?
+            }
+            Workload::Grep => yardsticks::grep(
+                &yardsticks::files_under(&self.text, Some("txt"))?,
+                &self.pattern,
+            )?,
+            Workload::Terasort => {
+                let out = scratch.join("yardstick-terasort");
+                let result = yardsticks::terasort(&self.terasort, &out)?;
+                std::fs::remove_dir_all(&out)?;
+                result
+            }
+            Workload::TpchQ1 => yardsticks::tpch_q1(&self.tpch.join("lineitem"))?,
+            Workload::Join => {
+                yardsticks::join(&self.tpch.join("orders"), &self.tpch.join("lineitem"), 10)?
+            }
+        };
+        Ok((out, started.elapsed()))
+    }
+
+    /// Runs the workload on Quiver; returns its result, wall time and final progress.
+    pub async fn quiver(
+        &self,
+        w: Workload,
+        client: &Client,
+        scratch: &Path,
+    ) -> anyhow::Result<(Output, Duration, JobProgress)> {
+        let options = JobOptions::default();
+        let started = Instant::now();
+        let (batches, progress, sorted_dir) = match w {
+            Workload::Terasort => {
+                let out = scratch.join("quiver-terasort");
+                let sink = Sink::WriteParquet {
+                    directory: out.to_string_lossy().into_owned(),
+                };
+                let job = client
+                    .submit_with(
+                        &terasort::sort_job(&self.terasort)?,
+                        sink,
+                        "terasort",
+                        options,
+                    )
+                    .await?;
+                let progress = job.wait().await.context("terasort failed")?;
+                (vec![], progress, Some(out))
+            }
+            _ => {
+                let ds = match w {
+                    Workload::Wordcount => {
+                        quiver_examples::word_count(std::slice::from_ref(&self.text))?
+                    }
+                    Workload::Grep => {
+                        grep_job::grep_job(std::slice::from_ref(&self.text), &self.pattern)?
+                    }
+                    Workload::TpchQ1 => tpch::q1(&self.tpch.join("lineitem"))?,
+                    _ => tpch::top_customers(
+                        &self.tpch.join("orders"),
+                        &self.tpch.join("lineitem"),
+                        10,
+                    )?,
+                };
+                let job = client
+                    .submit_with(&ds, Sink::Collect, w.name(), options)
+                    .await?;
+                let batches = job
+                    .collect()
+                    .await
+                    .with_context(|| format!("{} failed", w.name()))?;
+                let progress = job.status().await?;
+                (batches, progress, None)
+            }
+        };
+        let elapsed = started.elapsed();
+        let out = match w {
+            Workload::Wordcount => Output::Counts(pairs_str_i64(&batches)),
+            Workload::Grep => {
+                let mut m: Vec<(String, i64)> = batches
+                    .iter()
+                    .flat_map(|b| {
+                        let (p, o) = (
+                            b.column(0).as_string::<i32>().clone(),
+                            b.column(1).as_primitive::<Int64Type>().clone(),
+                        );
+                        (0..b.num_rows()).map(move |i| (file_name(p.value(i)), o.value(i)))
+                    })
+                    .collect();
+                m.sort();
+                Output::Matches(m)
+            }
+            Workload::Terasort => {
+                let dir = sorted_dir.expect("terasort writes a directory");
+                let out = read_sorted(&dir)?;
+                std::fs::remove_dir_all(&dir)?;
+                out
+            }
+            Workload::TpchQ1 => Output::Q1(q1_rows(&batches)),
+            Workload::Join => Output::TopCustomers(
+                batches
+                    .iter()
+                    .flat_map(|b| {
+                        let (c, r) = (
+                            b.column(0).as_primitive::<Int64Type>().clone(),
+                            b.column(1).as_primitive::<Float64Type>().clone(),
+                        );
+                        (0..b.num_rows()).map(move |i| (c.value(i), r.value(i)))
+                    })
+                    .collect(),
+            ),
+        };
+        Ok((out, elapsed, progress))
+    }
+}
+
+fn pairs_str_i64(batches: &[RecordBatch]) -> Vec<(String, i64)> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let (w, n) = (
+                b.column(0).as_string::<i32>().clone(),
+                b.column(1).as_primitive::<Int64Type>().clone(),
+            );
+            (0..b.num_rows()).map(move |i| (w.value(i).to_string(), n.value(i)))
+        })
+        .collect()
+}
+
+fn q1_rows(batches: &[RecordBatch]) -> Vec<Q1Row> {
+    let mut rows = Vec::new();
+    for b in batches {
+        let (flag, status) = (
+            b.column(0).as_string::<i32>(),
+            b.column(1).as_string::<i32>(),
+        );
+        for i in 0..b.num_rows() {
+            let v = |c: usize| b.column(c).as_primitive::<Float64Type>().value(i);
+            rows.push(Q1Row {
+                flag: flag.value(i).to_string(),
+                status: status.value(i).to_string(),
+                values: [v(2), v(3), v(4), v(5), v(6), v(7), v(8)],
+                count: b.column(9).as_primitive::<Int64Type>().value(i),
+            });
+        }
+    }
+    rows
+}
+
+/// The sorted summary of a terasort output directory, files in name order.
+fn read_sorted(dir: &Path) -> anyhow::Result<Output> {
+    let mut arrays = Vec::new();
+    for f in quiver_examples::jobs::parquet_files(dir)? {
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(f)?,
+        )?
+        .build()?;
+        for b in reader {
+            let b = b?;
+            arrays.push(b.column(0).as_binary::<i32>().clone());
+        }
+    }
+    Ok(sorted_summary(arrays.iter()))
+}
