@@ -151,7 +151,7 @@ pub fn tpch_q1(lineitem: &Path) -> anyhow::Result<Output> {
         disc: f64,
         n: i64,
     }
-    let mut groups: HashMap<(String, String), Acc> = HashMap::new();
+    let mut groups: Vec<((String, String), Acc)> = Vec::new();
     for f in files_under(lineitem, Some("parquet"))? {
         let cols = [
             "l_quantity",
@@ -187,13 +187,16 @@ pub fn tpch_q1(lineitem: &Path) -> anyhow::Result<Output> {
                 if ship.value(i) > CUTOFF {
                     continue;
                 }
-                let key = (flag.value(i), status.value(i));
-                let acc = match groups.get_mut(&(key.0.to_string(), key.1.to_string())) {
-                    Some(a) => a,
-                    None => groups
-                        .entry((key.0.to_string(), key.1.to_string()))
-                        .or_default(),
+                // Q1 has a handful of groups: a short list beats hashing two strings a row.
+                let (f, st) = (flag.value(i), status.value(i));
+                let at = match groups.iter().position(|(k, _)| k.0 == f && k.1 == st) {
+                    Some(at) => at,
+                    None => {
+                        groups.push(((f.to_string(), st.to_string()), Acc::default()));
+                        groups.len() - 1
+                    }
                 };
+                let acc = &mut groups[at].1;
                 let dp = price.value(i) * (1.0 - disc.value(i));
                 acc.qty += qty.value(i);
                 acc.base += price.value(i);

@@ -99,6 +99,7 @@ pub fn plan_stages(
     options: PlannerOptions,
 ) -> Result<Vec<PlannedStage>, PlanError> {
     plan.schema()?;
+    let plan = &quiver_plan::column_pruning::prune_scan_columns(plan);
     let mut planner = Planner {
         stages: Vec::new(),
         shuffle_partitions: options.shuffle_partitions.max(1),

@@ -10,7 +10,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::Int64Type;
+use arrow::datatypes::{DataType, Int64Type};
 use quiver::Dataset;
 use quiver::functions::{col, regexp_like};
 
@@ -27,7 +27,11 @@ pub struct Match {
 pub fn grep_job(inputs: &[PathBuf], pattern: &str) -> quiver::Result<Dataset> {
     Dataset::read_text_with_positions(inputs)?
         .filter(regexp_like(col("line"), pattern))?
-        .select([col("path"), col("offset"), col("line")])
+        .select([
+            col("path").cast(DataType::Utf8).alias("path"),
+            col("offset"),
+            col("line"),
+        ])
 }
 
 /// The job's rows as matches with line numbers, sorted by file and line.

@@ -9,6 +9,7 @@
 //! - [`expr`] — scalar expressions, literals, built-in functions and their builders.
 //! - [`types`] — the type rules for expressions (coercion of operands, result types).
 //! - [`aggregate`] — aggregate functions, their result types and partial-state layout.
+//! - [`column_pruning`] — narrows Parquet scans to the columns a plan uses.
 //! - [`join`] — join types and strategies, join key typing and the join's output columns.
 //! - [`sort`] — sort keys and their order options.
 //! - [`plan`] — the plan tree (`PlanNode`) and schema inference with validation.
@@ -17,6 +18,7 @@
 //! - [`error`] — [`PlanError`].
 
 pub mod aggregate;
+pub mod column_pruning;
 pub mod error;
 pub mod expr;
 pub mod ids;

@@ -66,12 +66,16 @@ impl ScanNode {
         Arc::new(Schema::new(vec![Field::new("line", DataType::Utf8, false)]))
     }
 
-    /// The schema of a text source with positions: `line`, the file's `path` and the byte
-    /// `offset` at which the line starts.
+    /// The schema of a text source with positions: `line`, the file's `path` (dictionary
+    /// encoded: one copy per batch) and the byte `offset` at which the line starts.
     pub fn text_schema_with_positions() -> SchemaRef {
         Arc::new(Schema::new(vec![
             Field::new("line", DataType::Utf8, false),
-            Field::new("path", DataType::Utf8, false),
+            Field::new(
+                "path",
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                false,
+            ),
             Field::new("offset", DataType::Int64, false),
         ]))
     }

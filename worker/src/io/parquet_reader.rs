@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use quiver_plan::FileSplit;
 
@@ -26,8 +27,21 @@ pub fn read_parquet_split(
         }
     };
     let file = File::open(&path).map_err(|e| WorkerError::io(&path, e))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| parquet_error(e.to_string()))?
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_error(e.to_string()))?;
+    // Decode only the plan's columns (the coordinator prunes unused ones from the schema).
+    let roots = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            builder.schema().index_of(f.name()).map_err(|_| {
+                parquet_error(format!("has no column '{}' (the first file has)", f.name()))
+            })
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let reader = builder
+        .with_projection(mask)
         .with_row_groups(split.row_groups.iter().map(|&g| g as usize).collect())
         .with_batch_size(batch_size.max(1))
         .build()

@@ -102,6 +102,12 @@ pub enum GroupKeys {
         null_group: Option<u32>,
         groups: usize,
     },
+    /// One Int64 key (ids): a map from value to group, no row encoding.
+    SingleInt64 {
+        map: hashbrown::HashMap<i64, u32>,
+        values: Vec<i64>,
+        null_group: Option<u32>,
+    },
     /// Any other keys, through the row format.
     Rows {
         converter: RowConverter,
@@ -114,6 +120,11 @@ impl GroupKeys {
     pub fn new(key_types: &[DataType]) -> Result<Self> {
         Ok(match key_types {
             [] => GroupKeys::Global,
+            [DataType::Int64] => GroupKeys::SingleInt64 {
+                map: hashbrown::HashMap::new(),
+                values: Vec::new(),
+                null_group: None,
+            },
             [DataType::Utf8] => GroupKeys::SingleString {
                 interner: ByteInterner::new(),
                 null_group: None,
@@ -133,6 +144,7 @@ impl GroupKeys {
         match self {
             GroupKeys::Global => 1,
             GroupKeys::SingleString { groups, .. } => *groups,
+            GroupKeys::SingleInt64 { values, .. } => values.len(),
             GroupKeys::Rows { interner, .. } => interner.len(),
         }
     }
@@ -141,6 +153,9 @@ impl GroupKeys {
     pub fn allocated_bytes(&self) -> usize {
         match self {
             GroupKeys::Global => 0,
+            GroupKeys::SingleInt64 { map, values, .. } => {
+                map.capacity() * 16 + values.capacity() * 8
+            }
             GroupKeys::SingleString { interner, .. } | GroupKeys::Rows { interner, .. } => {
                 interner.allocated_bytes()
             }
@@ -178,6 +193,28 @@ impl GroupKeys {
                 }
                 *groups = interner.len();
             }
+            GroupKeys::SingleInt64 {
+                map,
+                values,
+                null_group,
+            } => {
+                let ints = keys[0].as_primitive::<arrow::datatypes::Int64Type>();
+                for i in 0..rows {
+                    let g = if ints.is_null(i) {
+                        *null_group.get_or_insert_with(|| {
+                            values.push(0);
+                            (values.len() - 1) as u32
+                        })
+                    } else {
+                        let v = ints.value(i);
+                        *map.entry(v).or_insert_with(|| {
+                            values.push(v);
+                            (values.len() - 1) as u32
+                        })
+                    };
+                    out.push(g);
+                }
+            }
             GroupKeys::Rows {
                 converter,
                 interner,
@@ -209,6 +246,13 @@ impl GroupKeys {
                     nulls,
                 )?;
                 vec![Arc::new(array) as ArrayRef]
+            }
+            GroupKeys::SingleInt64 {
+                values, null_group, ..
+            } => {
+                let nulls = null_group
+                    .map(|ng| NullBuffer::from_iter((0..values.len()).map(|g| g != ng as usize)));
+                vec![Arc::new(arrow::array::Int64Array::new(values.into(), nulls)) as ArrayRef]
             }
             GroupKeys::Rows {
                 converter,

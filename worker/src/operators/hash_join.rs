@@ -1,8 +1,8 @@
 //! [`HashJoin`]: an equality join of one task's left rows with its right rows.
 //!
 //! The right side is the build side: all of its rows are gathered into one batch and their
-//! keys (cast to the join's common key types, in Arrow's row format) go into a hash table
-//! that maps each distinct key to a chain of build rows. The left side streams through:
+//! keys (cast to the join's common key types; one Int64 key as is, anything else in Arrow's
+//! row format) go into a hash table that maps each distinct key to a chain of build rows. The left side streams through:
 //! [`HashJoin::next_batch`] walks each left row's chain and emits at most `batch_size`
 //! output rows at a time, so a key with many matches never builds one huge batch.
 //!
@@ -11,7 +11,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array, new_null_array};
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt32Array, new_null_array,
+};
 use arrow::buffer::NullBuffer;
 use arrow::compute::{concat_batches, filter_record_batch, take};
 use arrow::datatypes::SchemaRef;
@@ -27,12 +29,61 @@ use crate::functions::FunctionRegistry;
 /// End of a chain of build rows.
 const NO_ROW: u32 = u32::MAX;
 
+/// The key columns of a batch, as the hash table looks them up.
+enum KeyColumns {
+    /// One Int64 key (the common case: ids).
+    Int64(Int64Array),
+    /// Any other keys, in row format.
+    Rows(Rows),
+}
+
+/// Distinct build keys, each with the first build row of its chain.
+enum KeyTable {
+    Int64(hashbrown::HashMap<i64, u32>),
+    Rows { keys: ByteInterner, heads: Vec<u32> },
+}
+
+impl KeyTable {
+    /// The first build row holding the key of row `i` of `columns`.
+    fn head(&self, columns: &KeyColumns, i: usize) -> Option<u32> {
+        match (self, columns) {
+            (KeyTable::Int64(map), KeyColumns::Int64(a)) => map.get(&a.value(i)).copied(),
+            (KeyTable::Rows { keys, heads }, KeyColumns::Rows(rows)) => {
+                keys.find(rows.row(i).as_ref()).map(|g| heads[g as usize])
+            }
+            _ => None,
+        }
+    }
+
+    /// Makes row `r` the head of its key's chain; returns the previous head.
+    fn push_front(&mut self, columns: &KeyColumns, r: usize) -> Option<u32> {
+        match (self, columns) {
+            (KeyTable::Int64(map), KeyColumns::Int64(a)) => map.insert(a.value(r), r as u32),
+            (KeyTable::Rows { keys, heads }, KeyColumns::Rows(rows)) => {
+                let g = keys.intern(rows.row(r).as_ref()) as usize;
+                if g == heads.len() {
+                    heads.push(r as u32);
+                    None
+                } else {
+                    Some(std::mem::replace(&mut heads[g], r as u32))
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn allocated_bytes(&self) -> usize {
+        match self {
+            KeyTable::Int64(map) => map.capacity() * 16,
+            KeyTable::Rows { keys, heads } => keys.allocated_bytes() + heads.capacity() * 4,
+        }
+    }
+}
+
 /// The build side: its rows and a table from key to the chain of rows holding it.
 struct BuildSide {
     batch: RecordBatch,
-    keys: ByteInterner,
-    /// First build row of each distinct key.
-    heads: Vec<u32>,
+    keys: KeyTable,
     /// Next build row with the same key, or [`NO_ROW`].
     next: Vec<u32>,
     /// Right and full joins: which build rows found a match.
@@ -42,7 +93,7 @@ struct BuildSide {
 /// The left batch being probed and where the probe is in it.
 struct ProbeCursor {
     batch: RecordBatch,
-    rows: Rows,
+    rows: KeyColumns,
     nulls: Option<NullBuffer>,
     /// The left row being probed.
     row: usize,
@@ -102,8 +153,12 @@ impl HashJoin {
         &self.layout.schema
     }
 
-    /// Key rows of `batch` (row format) and which rows have a NULL key.
-    fn key_rows(&self, batch: &RecordBatch, keys: &[Expr]) -> Result<(Rows, Option<NullBuffer>)> {
+    /// Key columns of `batch` and which rows have a NULL key.
+    fn key_rows(
+        &self,
+        batch: &RecordBatch,
+        keys: &[Expr],
+    ) -> Result<(KeyColumns, Option<NullBuffer>)> {
         let arrays = keys
             .iter()
             .map(|k| evaluate(k, batch, &self.functions))
@@ -111,7 +166,15 @@ impl HashJoin {
         let nulls = arrays.iter().fold(None, |acc: Option<NullBuffer>, a| {
             NullBuffer::union(acc.as_ref(), a.logical_nulls().as_ref())
         });
-        Ok((self.converter.convert_columns(&arrays)?, nulls))
+        if let [single] = arrays.as_slice()
+            && let Some(ints) = single.as_any().downcast_ref::<Int64Array>()
+        {
+            return Ok((KeyColumns::Int64(ints.clone()), nulls));
+        }
+        Ok((
+            KeyColumns::Rows(self.converter.convert_columns(&arrays)?),
+            nulls,
+        ))
     }
 
     /// Takes the whole build (right) side.
@@ -119,20 +182,21 @@ impl HashJoin {
         let batch = concat_batches(schema, batches)?;
         let (rows, nulls) = self.key_rows(&batch, &self.right_keys.clone())?;
         let n = batch.num_rows();
-        let mut keys = ByteInterner::new();
-        let mut heads = Vec::new();
+        let mut keys = match rows {
+            KeyColumns::Int64(_) => KeyTable::Int64(hashbrown::HashMap::with_capacity(n)),
+            KeyColumns::Rows(_) => KeyTable::Rows {
+                keys: ByteInterner::new(),
+                heads: Vec::new(),
+            },
+        };
         let mut next = vec![NO_ROW; n];
         // Inserted back to front so that each chain lists its rows in input order.
         for r in (0..n).rev() {
             if nulls.as_ref().is_some_and(|nb| nb.is_null(r)) {
                 continue;
             }
-            let g = keys.intern(rows.row(r).as_ref()) as usize;
-            if g == heads.len() {
-                heads.push(r as u32);
-            } else {
-                next[r] = heads[g];
-                heads[g] = r as u32;
+            if let Some(previous) = keys.push_front(&rows, r) {
+                next[r] = previous;
             }
         }
         let matched = if self.join_type.keeps_unmatched_right() {
@@ -143,7 +207,6 @@ impl HashJoin {
         self.build = Some(BuildSide {
             batch,
             keys,
-            heads,
             next,
             matched,
         });
@@ -184,10 +247,7 @@ impl HashJoin {
                 cursor.chain = if null {
                     NO_ROW
                 } else {
-                    build
-                        .keys
-                        .find(cursor.rows.row(i).as_ref())
-                        .map_or(NO_ROW, |g| build.heads[g as usize])
+                    build.keys.head(&cursor.rows, i).unwrap_or(NO_ROW)
                 };
             }
             match join_type {
@@ -294,7 +354,7 @@ impl HashJoin {
         self.build.as_ref().map_or(0, |b| {
             b.batch.get_array_memory_size()
                 + b.keys.allocated_bytes()
-                + (b.heads.capacity() + b.next.capacity()) * 4
+                + b.next.capacity() * 4
                 + b.matched.capacity()
         })
     }
