@@ -455,35 +455,18 @@ impl Planner {
                     input: Box::new(child),
                     n: *n,
                 };
-                let one_partition = match &p {
-                    Partitioning::Shuffle(partitions) => *partitions == 1,
-                    Partitioning::Splits(splits) => splits.len() == 1,
-                };
-                if one_partition {
+                if p.count() == 1 {
                     (local, inputs, p)
                 } else {
                     // Each task keeps at most n rows; one task takes n of all of those.
-                    let schema = local.schema()?;
-                    let map_stage = self.add_stage(
-                        local,
-                        StageOutput::HashShuffle {
-                            keys: vec![],
-                            partitions: 1,
-                        },
-                        inputs,
-                        p,
-                    );
-                    let read = PlanNode::ShuffleRead {
-                        stage: map_stage,
-                        schema,
-                    };
+                    let (read, inputs, p) = self.shuffle((local, inputs, p), vec![], 1)?;
                     (
                         PlanNode::Limit {
                             input: Box::new(read),
                             n: *n,
                         },
-                        vec![map_stage],
-                        Partitioning::Shuffle(1),
+                        inputs,
+                        p,
                     )
                 }
             }
@@ -492,25 +475,8 @@ impl Planner {
                 partitions,
                 keys,
             } => {
-                let (child, inputs, p) = self.build(input)?;
-                let schema = child.schema()?;
-                let map_stage = self.add_stage(
-                    child,
-                    StageOutput::HashShuffle {
-                        keys: keys.clone(),
-                        partitions: *partitions,
-                    },
-                    inputs,
-                    p,
-                );
-                (
-                    PlanNode::ShuffleRead {
-                        stage: map_stage,
-                        schema,
-                    },
-                    vec![map_stage],
-                    Partitioning::Shuffle(*partitions),
-                )
+                let built = self.build(input)?;
+                self.shuffle(built, keys.clone(), *partitions)?
             }
             PlanNode::Explode { input, column } => {
                 let (child, inputs, p) = self.build(input)?;
@@ -541,7 +507,6 @@ impl Planner {
                     aggregates: aggregates.clone(),
                     mode: AggregateMode::Partial,
                 };
-                let partial_schema = partial.schema()?;
                 let key_columns: Vec<Expr> =
                     keys.iter().map(|k| Expr::Column(k.output_name())).collect();
                 let partitions = if keys.is_empty() {
@@ -549,25 +514,15 @@ impl Planner {
                 } else {
                     self.shuffle_partitions
                 };
-                let map_stage = self.add_stage(
-                    partial,
-                    StageOutput::HashShuffle {
-                        keys: key_columns.clone(),
-                        partitions,
-                    },
-                    inputs,
-                    p,
-                );
+                let (read, inputs, p) =
+                    self.shuffle((partial, inputs, p), key_columns.clone(), partitions)?;
                 let fin = PlanNode::Aggregate {
-                    input: Box::new(PlanNode::ShuffleRead {
-                        stage: map_stage,
-                        schema: partial_schema,
-                    }),
+                    input: Box::new(read),
                     keys: key_columns,
                     aggregates: aggregates.clone(),
                     mode: AggregateMode::Final,
                 };
-                (fin, vec![map_stage], Partitioning::Shuffle(partitions))
+                (fin, inputs, p)
             }
         })
     }
