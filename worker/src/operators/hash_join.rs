@@ -25,6 +25,9 @@ use super::expr_eval::evaluate;
 use super::group_keys::ByteInterner;
 use crate::error::Result;
 use crate::functions::FunctionRegistry;
+use crate::memory::memory_pool::MemoryReservation;
+use crate::memory::spill::{SpillDir, SpillRun, SpillWriter};
+use crate::shuffle::hash_partitioner::HashPartitioner;
 
 /// End of a chain of build rows.
 const NO_ROW: u32 = u32::MAX;
@@ -119,29 +122,29 @@ pub struct HashJoin {
 }
 
 impl HashJoin {
-    /// A join of rows of `left` with rows of `right`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        left: &SchemaRef,
-        right: &SchemaRef,
-        left_keys: &[Expr],
-        right_keys: &[Expr],
-        join_type: JoinType,
-        functions: Arc<FunctionRegistry>,
-        batch_size: usize,
-    ) -> Result<Self> {
-        let types = join_key_types(left, right, left_keys, right_keys)?;
-        let layout = join_layout(left, right, left_keys, right_keys, join_type)?;
-        let converter =
-            RowConverter::new(types.iter().map(|t| SortField::new(t.clone())).collect())?;
+    /// The join `spec` describes, hashing the keys as `keys` says.
+    pub fn new(spec: &JoinSpec, keys: &JoinKeys) -> Result<Self> {
+        let layout = join_layout(
+            &spec.left_schema,
+            &spec.right_schema,
+            &spec.left_keys,
+            &spec.right_keys,
+            spec.join_type,
+        )?;
+        let converter = RowConverter::new(
+            keys.types
+                .iter()
+                .map(|t| SortField::new(t.clone()))
+                .collect(),
+        )?;
         Ok(HashJoin {
-            join_type,
-            left_keys: coerced_keys(left_keys, left, &types)?,
-            right_keys: coerced_keys(right_keys, right, &types)?,
+            join_type: spec.join_type,
+            left_keys: keys.left.clone(),
+            right_keys: keys.right.clone(),
             layout,
             converter,
-            functions,
-            batch_size: batch_size.max(1),
+            functions: spec.functions.clone(),
+            batch_size: spec.batch_size.max(1),
             build: None,
             probe: None,
             unmatched_right_done: false,
@@ -387,61 +390,74 @@ impl JoinSpec {
         }
     }
 
-    /// The key columns of `batch` as the join hashes them.
-    fn key_arrays(&self, batch: &RecordBatch, left: bool) -> Result<Vec<ArrayRef>> {
-        let (schema, keys) = if left {
-            (&self.left_schema, &self.left_keys)
-        } else {
-            (&self.right_schema, &self.right_keys)
-        };
+    /// The common key types and each side's keys cast to them.
+    fn hashed_keys(&self) -> Result<JoinKeys> {
         let types = join_key_types(
             &self.left_schema,
             &self.right_schema,
             &self.left_keys,
             &self.right_keys,
         )?;
-        coerced_keys(keys, schema, &types)?
-            .iter()
-            .map(|k| evaluate(k, batch, &self.functions))
-            .collect()
+        Ok(JoinKeys {
+            left: coerced_keys(&self.left_keys, &self.left_schema, &types)?,
+            right: coerced_keys(&self.right_keys, &self.right_schema, &types)?,
+            types,
+        })
+    }
+}
+
+/// A join's keys as both sides hash them: their common types, and each side's key
+/// expressions cast to those types. Worked out once per join.
+pub struct JoinKeys {
+    types: Vec<arrow::datatypes::DataType>,
+    left: Vec<Expr>,
+    right: Vec<Expr>,
+}
+
+impl JoinKeys {
+    /// The key columns of a `left` (or right) batch.
+    fn arrays(
+        &self,
+        batch: &RecordBatch,
+        left: bool,
+        functions: &FunctionRegistry,
+    ) -> Result<Vec<ArrayRef>> {
+        let keys = if left { &self.left } else { &self.right };
+        keys.iter().map(|k| evaluate(k, batch, functions)).collect()
     }
 }
 
 /// Batches of one side split into spill files by a hash of their keys.
 struct PartitionedSide {
-    writers: Vec<crate::memory::spill::SpillWriter>,
-    partitioner: crate::shuffle::hash_partitioner::HashPartitioner,
+    writers: Vec<SpillWriter>,
+    partitioner: HashPartitioner,
     scratch: Vec<u32>,
 }
 
 impl PartitionedSide {
-    fn new(spec: &JoinSpec, spill: &crate::memory::spill::SpillDir, left: bool) -> Result<Self> {
+    fn new(spec: &JoinSpec, keys: &JoinKeys, spill: &SpillDir, left: bool) -> Result<Self> {
         let schema = if left {
             &spec.left_schema
         } else {
             &spec.right_schema
         };
-        let types = join_key_types(
-            &spec.left_schema,
-            &spec.right_schema,
-            &spec.left_keys,
-            &spec.right_keys,
-        )?;
         Ok(PartitionedSide {
             writers: (0..GRACE_PARTITIONS)
                 .map(|_| spill.create(schema))
                 .collect::<Result<_>>()?,
-            partitioner: crate::shuffle::hash_partitioner::HashPartitioner::new(
-                GRACE_PARTITIONS,
-                &types,
-            )?
-            .with_seed(GRACE_SEED),
+            partitioner: HashPartitioner::new(GRACE_PARTITIONS, &keys.types)?.with_seed(GRACE_SEED),
             scratch: Vec::new(),
         })
     }
 
-    fn write(&mut self, spec: &JoinSpec, batch: &RecordBatch, left: bool) -> Result<()> {
-        let keys = spec.key_arrays(batch, left)?;
+    fn write(
+        &mut self,
+        spec: &JoinSpec,
+        keys: &JoinKeys,
+        batch: &RecordBatch,
+        left: bool,
+    ) -> Result<()> {
+        let keys = keys.arrays(batch, left, &spec.functions)?;
         self.partitioner
             .partition(&keys, batch.num_rows(), &mut self.scratch)?;
         for (p, writer) in self.writers.iter_mut().enumerate() {
@@ -456,7 +472,7 @@ impl PartitionedSide {
         Ok(())
     }
 
-    fn finish(self) -> Result<Vec<crate::memory::spill::SpillRun>> {
+    fn finish(self) -> Result<Vec<SpillRun>> {
         self.writers.into_iter().map(|w| w.finish()).collect()
     }
 }
@@ -470,17 +486,15 @@ pub type JoinInput = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
 /// and each pair of partitions is joined in turn.
 pub struct HashJoinStream {
     spec: JoinSpec,
-    memory: Option<crate::memory::memory_pool::MemoryReservation>,
-    spill: Arc<crate::memory::spill::SpillDir>,
+    keys: Arc<JoinKeys>,
+    memory: Option<MemoryReservation>,
+    spill: Arc<SpillDir>,
     build_source: Option<JoinInput>,
     probe_source: Option<JoinInput>,
     join: Option<HashJoin>,
     probing: bool,
     /// Grace mode: the partitions still to join, and the one being joined.
-    partitions: std::collections::VecDeque<(
-        crate::memory::spill::SpillRun,
-        crate::memory::spill::SpillRun,
-    )>,
+    partitions: std::collections::VecDeque<(SpillRun, SpillRun)>,
     current: Option<Box<HashJoinStream>>,
     done: bool,
 }
@@ -492,11 +506,24 @@ impl HashJoinStream {
         spec: JoinSpec,
         left: JoinInput,
         right: JoinInput,
-        memory: Option<crate::memory::memory_pool::MemoryReservation>,
-        spill: Arc<crate::memory::spill::SpillDir>,
+        memory: Option<MemoryReservation>,
+        spill: Arc<SpillDir>,
+    ) -> Result<Self> {
+        let keys = Arc::new(spec.hashed_keys()?);
+        Ok(Self::with_keys(spec, keys, left, right, memory, spill))
+    }
+
+    fn with_keys(
+        spec: JoinSpec,
+        keys: Arc<JoinKeys>,
+        left: JoinInput,
+        right: JoinInput,
+        memory: Option<MemoryReservation>,
+        spill: Arc<SpillDir>,
     ) -> Self {
         HashJoinStream {
             spec,
+            keys,
             memory,
             spill,
             build_source: Some(right),
@@ -528,15 +555,7 @@ impl HashJoinStream {
                 return Ok(false);
             }
         }
-        let mut join = HashJoin::new(
-            &self.spec.left_schema,
-            &self.spec.right_schema,
-            &self.spec.left_keys,
-            &self.spec.right_keys,
-            self.spec.join_type,
-            self.spec.functions.clone(),
-            self.spec.batch_size,
-        )?;
+        let mut join = HashJoin::new(&self.spec, &self.keys)?;
         join.build(&self.spec.right_schema, &batches)?;
         if let Some(m) = self.memory.as_mut() {
             m.resize(join.build_bytes());
@@ -547,21 +566,21 @@ impl HashJoinStream {
 
     /// Grace mode: writes both whole sides into key-hash partitions.
     fn partition_both(&mut self, held: Vec<RecordBatch>, rest: JoinInput) -> Result<()> {
-        let mut right = PartitionedSide::new(&self.spec, &self.spill, false)?;
+        let mut right = PartitionedSide::new(&self.spec, &self.keys, &self.spill, false)?;
         for b in held {
-            right.write(&self.spec, &b, false)?;
+            right.write(&self.spec, &self.keys, &b, false)?;
         }
         if let Some(m) = self.memory.as_mut() {
             m.resize(0);
         }
         for b in rest {
             self.spec.check_cancelled()?;
-            right.write(&self.spec, &b?, false)?;
+            right.write(&self.spec, &self.keys, &b?, false)?;
         }
-        let mut left = PartitionedSide::new(&self.spec, &self.spill, true)?;
+        let mut left = PartitionedSide::new(&self.spec, &self.keys, &self.spill, true)?;
         for b in self.probe_source.take().into_iter().flatten() {
             self.spec.check_cancelled()?;
-            left.write(&self.spec, &b?, true)?;
+            left.write(&self.spec, &self.keys, &b?, true)?;
         }
         self.partitions = left.finish()?.into_iter().zip(right.finish()?).collect();
         Ok(())
@@ -581,8 +600,9 @@ impl HashJoinStream {
                 let left_input: JoinInput = Box::new(left.read()?);
                 let right_input: JoinInput = Box::new(right.read()?);
                 drop((left, right));
-                self.current = Some(Box::new(HashJoinStream::new(
+                self.current = Some(Box::new(HashJoinStream::with_keys(
                     self.spec.clone(),
+                    self.keys.clone(),
                     left_input,
                     right_input,
                     None,

@@ -138,7 +138,7 @@ pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
                 build(right, ctx)?,
                 Some(ctx.memory.reservation()),
                 ctx.spill.clone(),
-            ))
+            )?)
         }
         PlanNode::Sort {
             input,

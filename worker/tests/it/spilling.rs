@@ -196,6 +196,7 @@ fn a_join_over_budget_partitions_both_sides_for_every_type() {
             Some(pool.task().reservation()),
             spill.clone(),
         )
+        .unwrap()
         .map(Result::unwrap)
         .collect();
         assert!(spill.spilled_bytes() > 0, "{join_type} join did not spill");
