@@ -46,6 +46,7 @@ pub struct HashAggregate {
     keys: Vec<Expr>,
     aggregates: Vec<AggregateExpr>,
     mode: AggregateMode,
+    input_schema: SchemaRef,
     output_schema: SchemaRef,
     key_types: Vec<DataType>,
     /// The type of each aggregate's final value (what its accumulator is built for).
@@ -101,6 +102,7 @@ impl HashAggregate {
             keys,
             aggregates,
             mode,
+            input_schema: input_schema.clone(),
             output_schema,
             group_ids: Vec::new(),
             functions,
@@ -231,33 +233,20 @@ impl HashAggregate {
             .collect())
     }
 
-    /// The schema of partial states: keys, then each aggregate's state columns.
+    /// The schema of partial states: keys, then each aggregate's state columns, as the plan
+    /// lays them out (`AggregateExpr::state_fields`). A final aggregation's input already is
+    /// in that layout.
     fn state_schema(&self) -> Result<SchemaRef> {
-        let mut fields: Vec<arrow::datatypes::Field> = self
+        if self.mode == AggregateMode::Final {
+            return Ok(self.input_schema.clone());
+        }
+        let mut fields = self
             .keys
             .iter()
-            .zip(&self.key_types)
-            .map(|(k, t)| arrow::datatypes::Field::new(k.output_name(), t.clone(), true))
-            .collect();
-        for (a, t) in self.aggregates.iter().zip(&self.single_types) {
-            if a.function == AggregateFunction::Mean {
-                fields.push(arrow::datatypes::Field::new(
-                    format!("{}.sum", a.name),
-                    DataType::Float64,
-                    true,
-                ));
-                fields.push(arrow::datatypes::Field::new(
-                    format!("{}.count", a.name),
-                    DataType::Int64,
-                    true,
-                ));
-            } else {
-                fields.push(arrow::datatypes::Field::new(
-                    a.name.clone(),
-                    t.clone(),
-                    true,
-                ));
-            }
+            .map(|k| k.to_field(&self.input_schema, "group_by"))
+            .collect::<quiver_plan::Result<Vec<_>>>()?;
+        for a in &self.aggregates {
+            fields.extend(a.state_fields(&self.input_schema)?);
         }
         Ok(Arc::new(Schema::new(fields)))
     }
