@@ -374,11 +374,7 @@ fn q1_rows(batches: &[RecordBatch]) -> Vec<Q1Row> {
 fn read_sorted(dir: &Path) -> anyhow::Result<Output> {
     let mut arrays = Vec::new();
     for f in quiver_examples::jobs::parquet_files(dir)? {
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            std::fs::File::open(f)?,
-        )?
-        .build()?;
-        for b in reader {
+        for b in quiver_examples::jobs::read_parquet_file(&f)? {
             let b = b?;
             arrays.push(b.column(0).as_binary::<i32>().clone());
         }

@@ -77,6 +77,18 @@ pub fn parquet_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The batches of one Parquet file, read one at a time.
+pub fn read_parquet_file(
+    path: &Path,
+) -> anyhow::Result<impl Iterator<Item = anyhow::Result<arrow::record_batch::RecordBatch>> + use<>>
+{
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(path)?,
+    )?
+    .build()?;
+    Ok(reader.map(|b| Ok(b?)))
+}
+
 /// Writes `batches` into one Parquet file (Snappy, row groups of `group_rows` rows).
 pub fn write_parquet_file(
     path: &Path,

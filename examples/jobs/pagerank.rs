@@ -128,11 +128,7 @@ pub async fn run(
 pub fn read_ranks(dir: &Path) -> anyhow::Result<HashMap<i64, f64>> {
     let mut out = HashMap::new();
     for file in super::parquet_files(dir)? {
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            std::fs::File::open(file)?,
-        )?
-        .build()?;
-        for b in reader {
+        for b in super::read_parquet_file(&file)? {
             let b = b?;
             let (n, r) = (
                 b.column(0).as_primitive::<Int64Type>(),
@@ -149,11 +145,7 @@ pub fn read_ranks(dir: &Path) -> anyhow::Result<HashMap<i64, f64>> {
 /// The same rounds computed on one thread from the edge file: the reference.
 pub fn reference(edges: &Path, nodes: u64, rounds: u32) -> anyhow::Result<Vec<f64>> {
     let mut list = Vec::new();
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-        std::fs::File::open(edges.join("edges.parquet"))?,
-    )?
-    .build()?;
-    for b in reader {
+    for b in super::read_parquet_file(&edges.join("edges.parquet"))? {
         let b = b?;
         let (s, d) = (
             b.column(0).as_primitive::<Int64Type>(),

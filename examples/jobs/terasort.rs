@@ -89,11 +89,7 @@ pub fn validate(output: &Path) -> anyhow::Result<u64> {
     let mut previous: Option<Vec<u8>> = None;
     let mut count = 0u64;
     for file in super::parquet_files(output)? {
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            std::fs::File::open(&file)?,
-        )?
-        .build()?;
-        for batch in reader {
+        for batch in super::read_parquet_file(&file)? {
             let batch = batch?;
             let keys = batch
                 .column_by_name("key")

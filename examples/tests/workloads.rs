@@ -23,13 +23,11 @@ async fn cluster() -> LocalCluster {
 fn read_all(dir: &Path) -> Vec<RecordBatch> {
     let mut out = Vec::new();
     for f in quiver_examples::jobs::parquet_files(dir).unwrap() {
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            std::fs::File::open(f).unwrap(),
-        )
-        .unwrap()
-        .build()
-        .unwrap();
-        out.extend(reader.map(Result::unwrap));
+        out.extend(
+            quiver_examples::jobs::read_parquet_file(&f)
+                .unwrap()
+                .map(Result::unwrap),
+        );
     }
     out
 }
