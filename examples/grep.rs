@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use quiver_examples::jobs::{ExampleCluster, generated_dir, grep};
+use quiver_examples::jobs::{ClusterArgs, ExampleCluster, generated_dir, grep, init_logging};
 
 /// Find lines matching a regex.
 #[derive(Parser, Debug)]
@@ -29,21 +29,13 @@ struct Args {
     /// Also write the matches (path, offset, line) as Parquet into this directory.
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Run on this coordinator instead of a local cluster.
-    #[arg(long)]
-    coordinator: Option<String>,
-    /// Workers of the local cluster.
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    init_logging();
     let args = Args::parse();
     let inputs = if args.input.is_empty() {
         let bytes = (args.scale * (1u64 << 30) as f64) as u64;
@@ -58,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
         .pattern
         .clone()
         .unwrap_or_else(|| format!(r"\b{}\b", quiver_examples::rare_word(42)));
-    let cluster = ExampleCluster::connect(args.coordinator.as_deref(), args.workers).await?;
+    let cluster = ExampleCluster::connect(&args.cluster).await?;
     let started = Instant::now();
     let job = grep::grep_job(&inputs, &pattern)?;
     let batches = job.collect(&cluster.client).await.context("grep failed")?;

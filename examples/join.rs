@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use quiver_examples::jobs::{ExampleCluster, generated_dir, tpch};
+use quiver_examples::jobs::{ClusterArgs, ExampleCluster, generated_dir, init_logging, tpch};
 
 /// Revenue per customer over orders joined with line items.
 #[derive(Parser, Debug)]
@@ -25,21 +25,13 @@ struct Args {
     /// Also write the top customers as Parquet into this directory.
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Run on this coordinator instead of a local cluster.
-    #[arg(long)]
-    coordinator: Option<String>,
-    /// Workers of the local cluster.
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    init_logging();
     let args = Args::parse();
     let tables = match &args.input {
         Some(p) => p.clone(),
@@ -47,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
             tpch::generate(dir, args.scale, 8, 42)
         })?,
     };
-    let cluster = ExampleCluster::connect(args.coordinator.as_deref(), args.workers).await?;
+    let cluster = ExampleCluster::connect(&args.cluster).await?;
     let started = Instant::now();
     let top = tpch::top_customers(&tables.join("orders"), &tables.join("lineitem"), 10)?;
     let batches = top.collect(&cluster.client).await.context("join failed")?;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Parser;
-use quiver_examples::jobs::{ExampleCluster, generated_dir, pagerank};
+use quiver_examples::jobs::{ClusterArgs, ExampleCluster, generated_dir, init_logging, pagerank};
 
 /// Rank the nodes of a graph.
 #[derive(Parser, Debug)]
@@ -30,21 +30,13 @@ struct Args {
     /// Where each round's ranks are written (default: a temporary directory).
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Run on this coordinator instead of a local cluster.
-    #[arg(long)]
-    coordinator: Option<String>,
-    /// Workers of the local cluster.
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    init_logging();
     let args = Args::parse();
     let nodes = args
         .nodes
@@ -58,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
     let work = args.output.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("quiver-pagerank-{}", std::process::id()))
     });
-    let cluster = ExampleCluster::connect(args.coordinator.as_deref(), args.workers).await?;
+    let cluster = ExampleCluster::connect(&args.cluster).await?;
     let started = Instant::now();
     let last = pagerank::run(&cluster.client, &edges, nodes, args.rounds, &work).await?;
     let elapsed = started.elapsed();

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::{Context, ensure};
 use clap::Parser;
-use quiver_examples::jobs::{ExampleCluster, generated_dir, terasort};
+use quiver_examples::jobs::{ClusterArgs, ExampleCluster, generated_dir, init_logging, terasort};
 
 /// Sort 100-byte records by their 10-byte key.
 #[derive(Parser, Debug)]
@@ -28,21 +28,13 @@ struct Args {
     /// Directory for the sorted Parquet files (default: a temporary directory).
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Run on this coordinator instead of a local cluster.
-    #[arg(long)]
-    coordinator: Option<String>,
-    /// Workers of the local cluster.
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    init_logging();
     let args = Args::parse();
     let records = (args.scale * terasort::RECORDS_PER_SCALE as f64) as u64;
     let input = match args.input.first() {
@@ -53,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let scratch = tempfile_dir("quiver-terasort-out")?;
     let output = args.output.clone().unwrap_or_else(|| scratch.clone());
-    let cluster = ExampleCluster::connect(args.coordinator.as_deref(), args.workers).await?;
+    let cluster = ExampleCluster::connect(&args.cluster).await?;
 
     let started = Instant::now();
     let sorted = terasort::sort_job(&input)?;

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use quiver_examples::jobs::{ExampleCluster, generated_dir, tpch};
+use quiver_examples::jobs::{ClusterArgs, ExampleCluster, generated_dir, init_logging, tpch};
 
 /// Run TPC-H Q1 on a Quiver cluster.
 #[derive(Parser, Debug)]
@@ -25,21 +25,13 @@ struct Args {
     /// Also write the result as Parquet into this directory.
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Run on this coordinator instead of a local cluster.
-    #[arg(long)]
-    coordinator: Option<String>,
-    /// Workers of the local cluster.
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    init_logging();
     let args = Args::parse();
     let lineitem = match args.input.first() {
         Some(p) => p.clone(),
@@ -48,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
         })?
         .join("lineitem"),
     };
-    let cluster = ExampleCluster::connect(args.coordinator.as_deref(), args.workers).await?;
+    let cluster = ExampleCluster::connect(&args.cluster).await?;
     let started = Instant::now();
     let q1 = tpch::q1(&lineitem)?;
     let batches = q1.collect(&cluster.client).await.context("Q1 failed")?;

@@ -22,6 +22,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use quiver::JobOptions;
 use quiver::arrow;
 use quiver::prelude::*;
+use quiver_examples::jobs::{ClusterArgs, ExampleCluster, init_logging};
 
 /// Count the words of text files on a Quiver cluster.
 #[derive(Parser, Debug)]
@@ -32,12 +33,8 @@ struct Args {
     /// MiB of text to generate when no --input is given.
     #[arg(long, default_value_t = 256)]
     size: u64,
-    /// Run on this coordinator instead of a local cluster.
-    #[arg(long)]
-    coordinator: Option<String>,
-    /// Workers of the local cluster.
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Also write every (word, count) pair as Parquet into this directory.
     #[arg(long)]
     output: Option<PathBuf>,
@@ -45,11 +42,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    init_logging();
     let args = Args::parse();
 
     let inputs = if args.input.is_empty() {
@@ -69,14 +62,8 @@ async fn main() -> anyhow::Result<()> {
         args.input.clone()
     };
 
-    let (cluster, client) = match &args.coordinator {
-        Some(url) => (None, Client::connect(url).await?),
-        None => {
-            let cluster = LocalCluster::start(args.workers).await?;
-            let client = cluster.client().await?;
-            (Some(cluster), client)
-        }
-    };
+    let cluster = ExampleCluster::connect(&args.cluster).await?;
+    let client = &cluster.client;
 
     let started = Instant::now();
     let counts = quiver_examples::word_count(&inputs)?;
@@ -108,12 +95,10 @@ async fn main() -> anyhow::Result<()> {
     println!("elapsed:        {:.2} s", elapsed.as_secs_f64());
 
     if let Some(dir) = &args.output {
-        counts.write_parquet(&client, dir).await?;
+        counts.write_parquet(client, dir).await?;
         println!("wrote Parquet to {}", dir.display());
     }
-    if let Some(cluster) = cluster {
-        cluster.shutdown().await;
-    }
+    cluster.shutdown().await;
     Ok(())
 }
 

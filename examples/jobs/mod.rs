@@ -14,6 +14,26 @@ use std::path::{Path, PathBuf};
 
 use quiver::{Client, LocalCluster};
 
+/// The flags every example takes to say where it runs.
+#[derive(clap::Args, Debug)]
+pub struct ClusterArgs {
+    /// Run on this coordinator instead of a local cluster.
+    #[arg(long)]
+    pub coordinator: Option<String>,
+    /// Workers of the local cluster.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+}
+
+/// Logs warnings and errors to stderr (`RUST_LOG` to change).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+}
+
 /// A client, and the local cluster it talks to when no coordinator was named.
 pub struct ExampleCluster {
     local: Option<LocalCluster>,
@@ -21,9 +41,10 @@ pub struct ExampleCluster {
 }
 
 impl ExampleCluster {
-    /// Connects to `coordinator`, or starts a local cluster of `workers` workers.
-    pub async fn connect(coordinator: Option<&str>, workers: usize) -> quiver::Result<Self> {
-        match coordinator {
+    /// Connects to `--coordinator`, or starts a local cluster of `--workers` workers.
+    pub async fn connect(args: &ClusterArgs) -> quiver::Result<Self> {
+        let workers = args.workers;
+        match args.coordinator.as_deref() {
             Some(url) => Ok(ExampleCluster {
                 local: None,
                 client: Client::connect(url).await?,
