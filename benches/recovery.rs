@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -21,6 +20,7 @@ use arrow::array::{AsArray, Int64Array};
 use clap::{Parser, Subcommand};
 use quiver::Client;
 use quiver::prelude::*;
+use quiver_benches::process_cluster::ProcessCluster;
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -92,65 +92,16 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// A cluster of processes, killed on drop.
-struct Cluster {
-    url: String,
-    coordinator: Child,
-    workers: Vec<Child>,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for c in self
-            .workers
-            .iter_mut()
-            .chain(std::iter::once(&mut self.coordinator))
-        {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn spawn(args: &[&str]) -> anyhow::Result<(Child, String)> {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(args)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let stdout = child.stdout.take().context("stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let line = lines.next().context("child exited")??;
-    std::thread::spawn(move || for _ in lines {});
-    Ok((
-        child,
-        line.rsplit(' ').next().unwrap_or_default().to_string(),
-    ))
-}
-
-async fn start_cluster(args: &Args, work_dir: &std::path::Path) -> anyhow::Result<Cluster> {
+async fn start_cluster(args: &Args, work_dir: &std::path::Path) -> anyhow::Result<ProcessCluster> {
     let timeout = args.heartbeat_timeout.to_string();
-    let (coordinator, url) = spawn(&["coordinator", "127.0.0.1:0", &timeout])?;
-    let mut cluster = Cluster {
-        url,
-        coordinator,
-        workers: vec![],
-    };
-    for _ in 0..args.workers {
-        let dir = work_dir.to_string_lossy().into_owned();
-        let (w, _) = spawn(&["worker", &cluster.url, &dir])?;
-        cluster.workers.push(w);
-    }
-    let client = Client::connect(&cluster.url).await?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client.list_workers().await?.len() < args.workers {
-        if Instant::now() > deadline {
-            bail!("workers did not register");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(cluster)
+    let dir = work_dir.to_string_lossy().into_owned();
+    ProcessCluster::start(
+        &["coordinator", "127.0.0.1:0", &timeout],
+        args.workers,
+        |url| vec!["worker".into(), url.into(), dir.clone()],
+        Duration::from_secs(20),
+    )
+    .await
 }
 
 type Counts = HashMap<String, i64>;

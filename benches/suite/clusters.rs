@@ -1,13 +1,14 @@
 //! The cluster configurations a workload runs on: an in-process `LocalCluster`, or a
 //! coordinator and workers as separate processes (this binary re-executed in coordinator or
-//! worker mode), each with `workers` workers of `slots` slots; and their peak memory.
+//! worker mode, through `quiver_benches::process_cluster`), each with `workers` workers of
+//! `slots` slots; and their peak memory.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use quiver::{Client, LocalCluster};
+use quiver_benches::process_cluster::ProcessCluster;
 
 /// Where the workers run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -37,29 +38,10 @@ impl Config {
     }
 }
 
-/// Child processes, killed when dropped (also when the suite fails halfway).
-pub struct Children {
-    coordinator: Child,
-    workers: Vec<Child>,
-}
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for c in self
-            .workers
-            .iter_mut()
-            .chain(std::iter::once(&mut self.coordinator))
-        {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 /// A started configuration.
 pub enum BenchCluster {
     Local(LocalCluster),
-    Processes { url: String, children: Children },
+    Processes(ProcessCluster),
 }
 
 impl BenchCluster {
@@ -77,30 +59,15 @@ impl BenchCluster {
                 Ok(BenchCluster::Local(cluster))
             }
             ClusterKind::Processes => {
-                let (coordinator, url) = spawn(&["coordinator"])?;
-                let mut children = Children {
-                    coordinator,
-                    workers: Vec::new(),
-                };
-                for _ in 0..config.workers {
-                    let (w, _) = spawn(&[
-                        "worker",
-                        &url,
-                        &config.slots.to_string(),
-                        &config.memory_limit.to_string(),
-                    ])?;
-                    children.workers.push(w);
-                }
-                let cluster = BenchCluster::Processes { url, children };
-                let client = cluster.client().await?;
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while client.list_workers().await?.len() < config.workers {
-                    if Instant::now() > deadline {
-                        bail!("workers did not register");
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Ok(cluster)
+                let (slots, memory) = (config.slots.to_string(), config.memory_limit.to_string());
+                let cluster = ProcessCluster::start(
+                    &["coordinator"],
+                    config.workers,
+                    |url| vec!["worker".into(), url.into(), slots.clone(), memory.clone()],
+                    Duration::from_secs(30),
+                )
+                .await?;
+                Ok(BenchCluster::Processes(cluster))
             }
         }
     }
@@ -109,12 +76,10 @@ impl BenchCluster {
     pub fn reset_peak_rss(&self) {
         match self {
             BenchCluster::Local(_) => reset_peak_rss(None),
-            BenchCluster::Processes { children, .. } => {
-                let Children {
-                    coordinator,
-                    workers,
-                } = children;
-                for pid in std::iter::once(coordinator.id()).chain(workers.iter().map(Child::id)) {
+            BenchCluster::Processes(c) => {
+                for pid in
+                    std::iter::once(c.coordinator.id()).chain(c.workers.iter().map(Child::id))
+                {
                     reset_peak_rss(Some(pid));
                 }
             }
@@ -124,7 +89,7 @@ impl BenchCluster {
     pub async fn client(&self) -> anyhow::Result<Client> {
         Ok(match self {
             BenchCluster::Local(c) => c.client().await?,
-            BenchCluster::Processes { url, .. } => Client::connect(url).await?,
+            BenchCluster::Processes(c) => Client::connect(&c.url).await?,
         })
     }
 
@@ -133,13 +98,9 @@ impl BenchCluster {
     pub fn peak_rss(&self) -> (u64, Vec<u64>) {
         match self {
             BenchCluster::Local(_) => (peak_rss(None), vec![]),
-            BenchCluster::Processes { children, .. } => (
-                peak_rss(Some(children.coordinator.id())),
-                children
-                    .workers
-                    .iter()
-                    .map(|w| peak_rss(Some(w.id())))
-                    .collect(),
+            BenchCluster::Processes(c) => (
+                peak_rss(Some(c.coordinator.id())),
+                c.workers.iter().map(|w| peak_rss(Some(w.id()))).collect(),
             ),
         }
     }
@@ -147,7 +108,7 @@ impl BenchCluster {
     pub async fn shutdown(self) {
         match self {
             BenchCluster::Local(c) => c.shutdown().await,
-            BenchCluster::Processes { children, .. } => drop(children),
+            BenchCluster::Processes(c) => drop(c),
         }
     }
 }
@@ -176,23 +137,6 @@ fn reset_peak_rss(pid: Option<u32>) {
         None => "/proc/self/clear_refs".into(),
     };
     let _ = std::fs::write(path, "5");
-}
-
-/// Starts this binary in `args` mode; returns it and the URL it prints.
-fn spawn(args: &[&str]) -> anyhow::Result<(Child, String)> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(args)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let stdout = child.stdout.take().context("stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
-    let line = lines.next().context("child exited")??;
-    std::thread::spawn(move || for _ in lines {});
-    Ok((
-        child,
-        line.rsplit(' ').next().unwrap_or_default().to_string(),
-    ))
 }
 
 /// The child modes: a coordinator or a worker, printing `listening on URL`.
