@@ -538,12 +538,11 @@ impl HashJoinStream {
 
     /// Reads the build side; returns false if it went over budget and was partitioned.
     fn build(&mut self) -> Result<bool> {
-        let Some(source) = self.build_source.take() else {
+        let Some(mut source) = self.build_source.take() else {
             return Ok(true);
         };
         let mut batches = Vec::new();
         let mut bytes = 0;
-        let mut source = source;
         while let Some(b) = source.next() {
             self.spec.check_cancelled()?;
             let b = b?;
