@@ -47,14 +47,32 @@ enum KeyTable {
 }
 
 impl KeyTable {
-    /// The first build row holding the key of row `i` of `columns`.
-    fn head(&self, columns: &KeyColumns, i: usize) -> Option<u32> {
+    /// The first build row holding the key of each row of `columns` ([`NO_ROW`] for none, and
+    /// for a row with a NULL key). One tight loop of independent lookups, so the CPU overlaps
+    /// their cache misses: on a build side larger than the cache this is most of a probe.
+    fn heads(&self, columns: &KeyColumns, nulls: Option<&NullBuffer>, out: &mut Vec<u32>) {
+        out.clear();
         match (self, columns) {
-            (KeyTable::Int64(map), KeyColumns::Int64(a)) => map.get(&a.value(i)).copied(),
+            (KeyTable::Int64(map), KeyColumns::Int64(a)) => out.extend(
+                a.values()
+                    .iter()
+                    .map(|k| map.get(k).copied().unwrap_or(NO_ROW)),
+            ),
             (KeyTable::Rows { keys, heads }, KeyColumns::Rows(rows)) => {
-                keys.find(rows.row(i).as_ref()).map(|g| heads[g as usize])
+                out.extend(rows.iter().map(|row| {
+                    keys.find(row.as_ref())
+                        .map_or(NO_ROW, |g| heads[g as usize])
+                }))
             }
-            _ => None,
+            _ => {}
+        }
+        // A NULL key matches nothing (a NULL slot of an Int64 key holds an arbitrary value).
+        if let Some(nulls) = nulls.filter(|n| n.null_count() > 0) {
+            for (head, valid) in out.iter_mut().zip(nulls.iter()) {
+                if !valid {
+                    *head = NO_ROW;
+                }
+            }
         }
     }
 
@@ -89,6 +107,9 @@ struct BuildSide {
     keys: KeyTable,
     /// Next build row with the same key, or [`NO_ROW`].
     next: Vec<u32>,
+    /// Whether any key has more than one row; without, `next` is never read (a primary key
+    /// build side, the usual case, saves a cache miss per match).
+    chained: bool,
     /// Right and full joins: which build rows found a match.
     matched: Vec<bool>,
 }
@@ -96,13 +117,13 @@ struct BuildSide {
 /// The left batch being probed and where the probe is in it.
 struct ProbeCursor {
     batch: RecordBatch,
-    rows: KeyColumns,
-    nulls: Option<NullBuffer>,
+    /// The first build row of each left row's chain, [`NO_ROW`] for none.
+    heads: Vec<u32>,
     /// The left row being probed.
     row: usize,
-    /// The next build row of that row's chain; [`NO_ROW`] before the lookup.
+    /// The next build row of that row's chain.
     chain: u32,
-    /// Whether the chain was looked up (a row may have no match).
+    /// Whether `chain` was set for this row (a row may have no match).
     looked_up: bool,
     matched: bool,
 }
@@ -193,6 +214,7 @@ impl HashJoin {
             },
         };
         let mut next = vec![NO_ROW; n];
+        let mut chained = false;
         // Inserted back to front so that each chain lists its rows in input order.
         for r in (0..n).rev() {
             if nulls.as_ref().is_some_and(|nb| nb.is_null(r)) {
@@ -200,6 +222,7 @@ impl HashJoin {
             }
             if let Some(previous) = keys.push_front(&rows, r) {
                 next[r] = previous;
+                chained = true;
             }
         }
         let matched = if self.join_type.keeps_unmatched_right() {
@@ -211,6 +234,7 @@ impl HashJoin {
             batch,
             keys,
             next,
+            chained,
             matched,
         });
         Ok(())
@@ -219,10 +243,13 @@ impl HashJoin {
     /// Starts probing one left batch; call [`HashJoin::next_batch`] until it returns `None`.
     pub fn probe(&mut self, batch: RecordBatch) -> Result<()> {
         let (rows, nulls) = self.key_rows(&batch, &self.left_keys.clone())?;
+        let mut heads = Vec::with_capacity(batch.num_rows());
+        if let Some(build) = &self.build {
+            build.keys.heads(&rows, nulls.as_ref(), &mut heads);
+        }
         self.probe = Some(ProbeCursor {
             batch,
-            rows,
-            nulls,
+            heads,
             row: 0,
             chain: NO_ROW,
             looked_up: false,
@@ -239,19 +266,15 @@ impl HashJoin {
         let limit = self.batch_size;
         let join_type = self.join_type;
         let mut left_idx: Vec<u32> = Vec::with_capacity(limit.min(cursor.batch.num_rows() * 2));
-        let mut right_idx: Vec<Option<u32>> = Vec::new();
+        // NO_ROW for a left row without a match (outer joins).
+        let mut right_idx: Vec<u32> = Vec::with_capacity(left_idx.capacity());
         let rows = cursor.batch.num_rows();
         while cursor.row < rows && left_idx.len() < limit {
             let i = cursor.row;
             if !cursor.looked_up {
                 cursor.looked_up = true;
                 cursor.matched = false;
-                let null = cursor.nulls.as_ref().is_some_and(|n| n.is_null(i));
-                cursor.chain = if null {
-                    NO_ROW
-                } else {
-                    build.keys.head(&cursor.rows, i).unwrap_or(NO_ROW)
-                };
+                cursor.chain = cursor.heads.get(i).copied().unwrap_or(NO_ROW);
             }
             match join_type {
                 JoinType::LeftSemi | JoinType::LeftAnti => {
@@ -265,19 +288,23 @@ impl HashJoin {
                     while cursor.chain != NO_ROW && left_idx.len() < limit {
                         let r = cursor.chain;
                         left_idx.push(i as u32);
-                        right_idx.push(Some(r));
+                        right_idx.push(r);
                         if !build.matched.is_empty() {
                             build.matched[r as usize] = true;
                         }
                         cursor.matched = true;
-                        cursor.chain = build.next[r as usize];
+                        cursor.chain = if build.chained {
+                            build.next[r as usize]
+                        } else {
+                            NO_ROW
+                        };
                     }
                     if cursor.chain != NO_ROW {
                         break; // the batch is full in the middle of a chain
                     }
                     if !cursor.matched && join_type.keeps_unmatched_left() {
                         left_idx.push(i as u32);
-                        right_idx.push(None);
+                        right_idx.push(NO_ROW);
                     }
                 }
             }
@@ -300,7 +327,7 @@ impl HashJoin {
         &self,
         left: &RecordBatch,
         left_idx: Vec<u32>,
-        right_idx: Vec<Option<u32>>,
+        right_idx: Vec<u32>,
     ) -> Result<RecordBatch> {
         let n = left_idx.len();
         let left_idx = UInt32Array::from(left_idx);
@@ -310,7 +337,10 @@ impl HashJoin {
             .map(|c| Ok(take(c.as_ref(), &left_idx, None)?))
             .collect::<Result<Vec<ArrayRef>>>()?;
         if self.join_type.outputs_right() {
-            let right_idx = UInt32Array::from(right_idx);
+            let nulls = right_idx
+                .contains(&NO_ROW)
+                .then(|| NullBuffer::from_iter(right_idx.iter().map(|&r| r != NO_ROW)));
+            let right_idx = UInt32Array::new(right_idx.into(), nulls);
             let build = &self.build.as_ref().expect("probing after build").batch;
             for &c in &self.layout.right_columns {
                 columns.push(take(build.column(c).as_ref(), &right_idx, None)?);
