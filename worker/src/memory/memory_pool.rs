@@ -174,6 +174,24 @@ impl Drop for MemoryReservation {
     }
 }
 
+/// The bytes `batch`'s rows occupy: the used part of each buffer. Unlike
+/// `RecordBatch::get_array_memory_size`, a buffer shared by several columns or slices (as
+/// in every batch decoded from Arrow IPC, whose columns are slices of one message body) is
+/// not counted once per column at its whole capacity: that overstated a decoded shuffle
+/// bucket several times over and made sorts and joins spill what fitted.
+pub fn batch_bytes(batch: &arrow::array::RecordBatch) -> usize {
+    use arrow::array::Array;
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            let data = c.to_data();
+            data.get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size())
+        })
+        .sum()
+}
+
 /// Parses a byte count: a plain number, or one with a binary suffix `K`, `M`, `G`, `T`
 /// (optionally followed by `iB` or `B`), e.g. `512M`, `2GiB`.
 pub fn parse_bytes(text: &str) -> Result<usize, String> {

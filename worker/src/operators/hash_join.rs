@@ -25,7 +25,7 @@ use super::expr_eval::evaluate;
 use super::group_keys::ByteInterner;
 use crate::error::Result;
 use crate::functions::FunctionRegistry;
-use crate::memory::memory_pool::MemoryReservation;
+use crate::memory::memory_pool::{MemoryReservation, batch_bytes};
 use crate::memory::spill::{SpillDir, SpillRun, SpillWriter};
 use crate::shuffle::hash_partitioner::HashPartitioner;
 
@@ -385,7 +385,7 @@ impl HashJoin {
     /// Bytes held by the build side, for memory accounting.
     pub fn build_bytes(&self) -> usize {
         self.build.as_ref().map_or(0, |b| {
-            b.batch.get_array_memory_size()
+            batch_bytes(&b.batch)
                 + b.keys.allocated_bytes()
                 + b.next.capacity() * 4
                 + b.matched.capacity()
@@ -576,7 +576,7 @@ impl HashJoinStream {
         while let Some(b) = source.next() {
             self.spec.check_cancelled()?;
             let b = b?;
-            bytes += b.get_array_memory_size();
+            bytes += batch_bytes(&b);
             batches.push(b);
             let fits = self.memory.as_mut().is_none_or(|m| m.try_resize(bytes));
             if !fits {

@@ -27,7 +27,7 @@ use super::map_output_store::MapOutput;
 use super::range_partitioner::RangePartitioner;
 use crate::error::{Result, WorkerError};
 use crate::functions::FunctionRegistry;
-use crate::memory::memory_pool::MemoryReservation;
+use crate::memory::memory_pool::{MemoryReservation, batch_bytes};
 use crate::memory::spill::{SpillDir, SpillFile};
 use crate::operators::expr_eval::evaluate;
 use std::sync::Arc;
@@ -156,7 +156,7 @@ impl ShuffleWriter {
         }
         self.rows += rows as u64;
         if self.buckets.len() == 1 {
-            self.reserve(batch.get_array_memory_size())?;
+            self.reserve(batch_bytes(&batch))?;
             self.buckets[0].push(batch);
             return Ok(());
         }
@@ -176,7 +176,7 @@ impl ShuffleWriter {
             counts[b as usize] += 1;
         }
         let sorted = take_record_batch(&batch, &UInt32Array::from(order))?;
-        self.reserve(sorted.get_array_memory_size())?;
+        self.reserve(batch_bytes(&sorted))?;
         for (b, bucket) in self.buckets.iter_mut().enumerate() {
             let (start, end) = (starts[b], starts[b + 1]);
             if end > start {
