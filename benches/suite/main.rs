@@ -17,10 +17,11 @@ mod workloads;
 mod yardsticks;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use quiver::StageOutput;
+use quiver::{JobProgress, StageOutput};
 
 use clusters::{BenchCluster, ClusterKind, Config};
 use report::{Measurement, StageTime, YardstickTime, summary};
@@ -105,38 +106,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let scratch = tempfile::tempdir()?;
     let runs = args.runs.max(1);
 
-    // The yardsticks first: their results are the reference for every Quiver run.
-    let mut references = Vec::new();
-    let mut yardsticks = Vec::new();
-    for &w in &args.workloads {
-        let mut times = Vec::new();
-        let mut reference = None;
-        for _ in 0..runs {
-            let (out, t) = inputs.yardstick(w, scratch.path())?;
-            times.push(t.as_secs_f64());
-            reference.get_or_insert(out);
-        }
-        let input_bytes = inputs.input_bytes(w)?;
-        eprintln!("yardstick {:<10} {:.2} s", w.name(), summary(&times).0);
-        yardsticks.push(YardstickTime {
-            workload: w,
-            median_s: summary(&times).0,
-            runs_s: times,
-            input_bytes,
-        });
-        references.push((w, reference.context("no yardstick run")?));
-    }
-
-    let mut rows = Vec::new();
+    // Every configuration's cluster stays up for the whole suite. Each run of a workload is
+    // its yardstick once, then every configuration once, so that the yardstick and Quiver are
+    // timed in the same minutes: these shared machines drift by tens of percent over a
+    // quarter of an hour, which ratios against yardsticks timed at the start did not survive.
+    let mut clusters = Vec::new();
     for config in &configs {
         let cluster = BenchCluster::start(config).await?;
         let client = cluster.client().await?;
-        for (w, reference) in &references {
-            cluster.reset_peak_rss();
-            let mut times = Vec::new();
-            let mut progresses = Vec::new();
-            for _ in 0..runs {
-                let (out, t, progress) = inputs.quiver(*w, &client, scratch.path()).await?;
+        clusters.push((config, cluster, client));
+    }
+    let mut yardsticks = Vec::new();
+    let mut rows = Vec::new();
+    for &w in &args.workloads {
+        let mut yardstick_times = Vec::new();
+        let mut reference = None;
+        let mut series: Vec<Series> = clusters.iter().map(|_| Series::default()).collect();
+        for _ in 0..runs {
+            let (out, t) = inputs.yardstick(w, scratch.path())?;
+            yardstick_times.push(t.as_secs_f64());
+            let reference = reference.get_or_insert(out);
+            for ((config, cluster, client), series) in clusters.iter().zip(&mut series) {
+                cluster.reset_peak_rss();
+                let (out, t, progress) = inputs.quiver(w, client, scratch.path()).await?;
                 out.check(reference).with_context(|| {
                     format!(
                         "{} on {}: result differs from the yardstick's",
@@ -144,63 +136,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
                         config.label()
                     )
                 })?;
-                times.push(t.as_secs_f64());
-                progresses.push((t, progress));
+                series.add(t, progress, cluster.peak_rss());
             }
-            let (median, min, max) = summary(&times);
-            let yardstick = yardsticks
-                .iter()
-                .find(|y| y.workload == *w)
-                .map_or(0.0, |y| y.median_s);
-            progresses.sort_by_key(|p| p.0);
-            let progress = &progresses[progresses.len() / 2].1;
-            let shuffle_bytes = progress
-                .stages
-                .iter()
-                .filter(|s| {
-                    matches!(
-                        s.output,
-                        StageOutput::HashShuffle { .. } | StageOutput::RangeShuffle { .. }
-                    )
-                })
-                .map(|s| s.bytes_out)
-                .sum();
-            let (coordinator_rss, worker_rss) = cluster.peak_rss();
-            let input_bytes = inputs.input_bytes(*w)?;
-            eprintln!(
-                "{:<10} {:<16} {median:.2} s  ×{:.2} yardstick",
-                w.name(),
-                config.label(),
-                yardstick / median
-            );
-            rows.push(Measurement {
-                workload: *w,
-                config: *config,
-                label: config.label(),
-                runs_s: times.clone(),
-                median_s: median,
-                min_s: min,
-                max_s: max,
-                input_bytes,
-                input_mb_per_s: input_bytes as f64 / 1e6 / median,
-                yardstick_median_s: yardstick,
-                speedup: yardstick / median,
-                shuffle_bytes,
-                spilled_bytes: progress.stages.iter().map(|s| s.spilled_bytes).sum(),
-                peak_rss_coordinator: coordinator_rss,
-                peak_rss_workers: worker_rss,
-                stages: progress
-                    .stages
-                    .iter()
-                    .map(|s| StageTime {
-                        id: s.id,
-                        description: s.description.clone(),
-                        seconds: s.elapsed.as_secs_f64(),
-                        bytes_out: s.bytes_out,
-                    })
-                    .collect(),
-            });
         }
+        let input_bytes = inputs.input_bytes(w)?;
+        let yardstick = summary(&yardstick_times).0;
+        eprintln!("yardstick {:<10} {yardstick:.2} s", w.name());
+        yardsticks.push(YardstickTime {
+            workload: w,
+            median_s: yardstick,
+            runs_s: yardstick_times,
+            input_bytes,
+        });
+        for ((config, _, _), series) in clusters.iter().zip(series) {
+            let row = series.measurement(w, config, yardstick, input_bytes);
+            eprintln!(
+                "{:<10} {:<16} {:.2} s  ×{:.2} yardstick",
+                w.name(),
+                row.label,
+                row.median_s,
+                row.speedup
+            );
+            rows.push(row);
+        }
+    }
+    for (_, cluster, _) in clusters {
         cluster.shutdown().await;
     }
 
@@ -225,6 +185,83 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("{}", report::markdown(&yardsticks, &rows));
     println!("wrote {}", args.out.join("suite.json").display());
     Ok(())
+}
+
+/// One configuration's runs of one workload.
+#[derive(Default)]
+struct Series {
+    runs: Vec<(Duration, JobProgress)>,
+    peak_rss_coordinator: u64,
+    peak_rss_workers: Vec<u64>,
+}
+
+impl Series {
+    /// Adds a run and the peak RSS (coordinator, workers) measured over it.
+    fn add(
+        &mut self,
+        time: Duration,
+        progress: JobProgress,
+        (coordinator, workers): (u64, Vec<u64>),
+    ) {
+        self.runs.push((time, progress));
+        self.peak_rss_coordinator = self.peak_rss_coordinator.max(coordinator);
+        self.peak_rss_workers.resize(workers.len(), 0);
+        for (peak, w) in self.peak_rss_workers.iter_mut().zip(workers) {
+            *peak = (*peak).max(w);
+        }
+    }
+
+    /// The reported figures: the median run's, its stages, and the peaks over all runs.
+    fn measurement(
+        mut self,
+        workload: Workload,
+        config: &Config,
+        yardstick_s: f64,
+        input_bytes: u64,
+    ) -> Measurement {
+        let times: Vec<f64> = self.runs.iter().map(|r| r.0.as_secs_f64()).collect();
+        let (median, min, max) = summary(&times);
+        self.runs.sort_by_key(|r| r.0);
+        let progress = &self.runs[self.runs.len() / 2].1;
+        let shuffle_bytes = progress
+            .stages
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.output,
+                    StageOutput::HashShuffle { .. } | StageOutput::RangeShuffle { .. }
+                )
+            })
+            .map(|s| s.bytes_out)
+            .sum();
+        Measurement {
+            workload,
+            config: *config,
+            label: config.label(),
+            runs_s: times,
+            median_s: median,
+            min_s: min,
+            max_s: max,
+            input_bytes,
+            input_mb_per_s: input_bytes as f64 / 1e6 / median,
+            yardstick_median_s: yardstick_s,
+            speedup: yardstick_s / median,
+            shuffle_bytes,
+            spilled_bytes: progress.stages.iter().map(|s| s.spilled_bytes).sum(),
+            peak_rss_coordinator: self.peak_rss_coordinator,
+            peak_rss_workers: self.peak_rss_workers,
+            stages: progress
+                .stages
+                .iter()
+                .map(|s| StageTime {
+                    id: s.id,
+                    description: s.description.clone(),
+                    seconds: s.elapsed.as_secs_f64(),
+                    bytes_out: s.bytes_out,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The machine, in a few words.
