@@ -163,6 +163,13 @@ fn hash_aggregation(c: &mut Criterion) {
         .map(|i| customer_batch.slice(i, BATCH_SIZE))
         .collect();
 
+    // TPC-H Q1's group-by: two one-letter string keys, four groups.
+    let items = lineitems();
+    let item_batches: Vec<_> = (0..ROWS)
+        .step_by(BATCH_SIZE)
+        .map(|i| items.slice(i, BATCH_SIZE))
+        .collect();
+
     let mut group = c.benchmark_group("hash_aggregate");
     quick(&mut group);
     group.throughput(Throughput::Elements(word_batch.num_rows() as u64));
@@ -177,6 +184,21 @@ fn hash_aggregation(c: &mut Criterion) {
         })
     });
     group.throughput(Throughput::Elements(ROWS as u64));
+    group.bench_function("q1_two_utf8_keys_4_sums", |b| {
+        b.iter(|| {
+            aggregate_once(
+                &scratch,
+                &item_batches,
+                vec![col("l_returnflag"), col("l_linestatus")],
+                vec![
+                    sum(col("l_quantity")).alias("q"),
+                    sum(col("l_extendedprice")).alias("p"),
+                    sum(col("l_discount")).alias("d"),
+                    count().alias("n"),
+                ],
+            )
+        })
+    });
     group.bench_function("int64_600k_keys_sum", |b| {
         b.iter(|| {
             aggregate_once(

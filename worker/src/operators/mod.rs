@@ -5,6 +5,7 @@ pub mod expr_eval;
 pub mod group_keys;
 pub mod hash_aggregate;
 pub mod hash_join;
+pub mod packed_keys;
 pub mod pipeline;
 pub mod sample;
 pub mod sort;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, ListArray, StringArray, StringBuilder};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, ListArray, StringArray};
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field};
 
@@ -38,11 +38,32 @@ fn map_case(
         )?;
         return Ok(Arc::new(out));
     }
-    let mut builder = StringBuilder::with_capacity(strings.len(), values.len());
+    // Mixed text: each ASCII string is mapped in place in the output buffer; only the
+    // others go through `unicode` (which allocates).
+    let mut bytes: Vec<u8> = Vec::with_capacity(values.len());
+    let mut offsets: Vec<i32> = Vec::with_capacity(strings.len() + 1);
+    offsets.push(0);
     for s in strings.iter() {
-        builder.append_option(s.map(unicode));
+        match s {
+            Some(s) if s.is_ascii() => {
+                let start = bytes.len();
+                bytes.extend_from_slice(s.as_bytes());
+                ascii(&mut bytes[start..]);
+            }
+            Some(s) => bytes.extend_from_slice(unicode(s).as_bytes()),
+            None => {}
+        }
+        offsets.push(
+            i32::try_from(bytes.len())
+                .map_err(|_| arrow::error::ArrowError::OffsetOverflowError(bytes.len()))?,
+        );
     }
-    Ok(Arc::new(builder.finish()))
+    let out = StringArray::try_new(
+        OffsetBuffer::new(ScalarBuffer::from(offsets)),
+        bytes.into(),
+        strings.nulls().cloned(),
+    )?;
+    Ok(Arc::new(out))
 }
 
 /// Unicode lowercase.

@@ -230,3 +230,57 @@ fn expressions_match_row_by_row_reference() {
     assert_eq!(len.as_primitive::<Int64Type>().value(0), 4);
     assert!(len.is_null(1));
 }
+
+/// Group keys of two string columns: short codes (packed into one integer per row) until a
+/// batch brings a long string (the groups move to the row format). Every row's group must
+/// hold that row's keys, and distinct keys must get distinct groups, across the move.
+#[test]
+fn two_string_keys_keep_their_groups_when_a_long_string_arrives() {
+    use quiver_worker::operators::group_keys::GroupKeys;
+    use std::collections::HashMap;
+
+    let mut rng = StdRng::seed_from_u64(11);
+    let codes = ["A", "N", "R", "", "xy"];
+    let mut batch = |long: bool| -> Vec<Vec<Option<String>>> {
+        (0..2)
+            .map(|_| {
+                (0..500)
+                    .map(|_| {
+                        if rng.random_bool(0.05) {
+                            None
+                        } else if long && rng.random_bool(0.01) {
+                            Some("a much longer status string".to_string())
+                        } else {
+                            Some(codes[rng.random_range(0..codes.len())].to_string())
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let batches = vec![batch(false), batch(false), batch(true), batch(false)];
+    let mut groups = GroupKeys::new(&[DataType::Utf8, DataType::Utf8]).unwrap();
+    type Key = (Option<String>, Option<String>);
+    let mut assigned: Vec<(u32, Key)> = vec![];
+    let mut ids = vec![];
+    for columns in &batches {
+        let arrays: Vec<ArrayRef> = columns
+            .iter()
+            .map(|c| Arc::new(StringArray::from(c.clone())) as ArrayRef)
+            .collect();
+        groups.intern(&arrays, 500, &mut ids).unwrap();
+        for (r, &g) in ids.iter().enumerate() {
+            assigned.push((g, (columns[0][r].clone(), columns[1][r].clone())));
+        }
+    }
+    let distinct: HashMap<_, _> = assigned.iter().map(|(g, k)| (k.clone(), *g)).collect();
+    assert_eq!(groups.len(), distinct.len());
+    let keys = groups.into_arrays().unwrap();
+    let (a, b) = (keys[0].as_string::<i32>(), keys[1].as_string::<i32>());
+    let value = |s: &StringArray, g: usize| s.is_valid(g).then(|| s.value(g).to_string());
+    for (g, key) in &assigned {
+        let g = *g as usize;
+        assert_eq!((value(a, g), value(b, g)), *key, "group {g}");
+        assert_eq!(distinct[key] as usize, g);
+    }
+}
