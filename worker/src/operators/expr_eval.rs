@@ -93,8 +93,18 @@ pub fn filter(
     predicate: &Expr,
     functions: &FunctionRegistry,
 ) -> Result<RecordBatch> {
+    let mask = predicate_mask(batch, predicate, functions)?;
+    Ok(filter_record_batch(batch, &mask)?)
+}
+
+/// Which rows of `batch` pass `predicate` (NULL means no), without copying them out.
+pub fn predicate_mask(
+    batch: &RecordBatch,
+    predicate: &Expr,
+    functions: &FunctionRegistry,
+) -> Result<BooleanArray> {
     let mask = evaluate(predicate, batch, functions)?;
-    let mask = match mask.data_type() {
+    Ok(match mask.data_type() {
         DataType::Boolean => mask.as_boolean().clone(),
         DataType::Null => BooleanArray::new_null(batch.num_rows()),
         other => {
@@ -104,8 +114,7 @@ pub fn filter(
             }
             .into());
         }
-    };
-    Ok(filter_record_batch(batch, &mask)?)
+    })
 }
 
 fn eval(expr: &Expr, batch: &RecordBatch, functions: &FunctionRegistry) -> Result<Value> {

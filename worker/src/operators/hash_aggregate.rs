@@ -11,8 +11,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::ArrayRef;
-use arrow::compute::cast;
+use arrow::array::{ArrayRef, BooleanArray};
+use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use quiver_plan::{AggregateExpr, AggregateFunction, AggregateMode, Expr};
@@ -55,6 +55,10 @@ pub struct HashAggregate {
     accumulators: Vec<Accumulator>,
     /// Reused between batches: the group index of each input row.
     group_ids: Vec<u32>,
+    /// With a fused filter ([`HashAggregate::push_selected`]): which groups have a selected
+    /// row. Rows that are not selected still find (or make) their group, so that no batch
+    /// is copied to drop them; groups only they made are left out of the output.
+    live: Vec<bool>,
     functions: Arc<FunctionRegistry>,
     memory: MemoryReservation,
     spill_dir: Arc<SpillDir>,
@@ -105,6 +109,7 @@ impl HashAggregate {
             input_schema: input_schema.clone(),
             output_schema,
             group_ids: Vec::new(),
+            live: Vec::new(),
             functions,
             memory,
             spill_dir,
@@ -130,7 +135,27 @@ impl HashAggregate {
     /// Adds one input batch. Returns batches a partial aggregation emitted early to stay
     /// within its memory budget (usually none).
     pub fn push(&mut self, batch: &RecordBatch) -> Result<Vec<RecordBatch>> {
-        self.update(batch)?;
+        self.push_rows(batch, None)
+    }
+
+    /// Adds the rows of `batch` that `selected` marks true (a filter fused into the
+    /// aggregation: the rows are skipped, not copied out). Only for partial aggregations,
+    /// and then for every batch of the task.
+    pub fn push_selected(
+        &mut self,
+        batch: &RecordBatch,
+        selected: &BooleanArray,
+    ) -> Result<Vec<RecordBatch>> {
+        debug_assert_eq!(self.mode, AggregateMode::Partial);
+        self.push_rows(batch, Some(selected))
+    }
+
+    fn push_rows(
+        &mut self,
+        batch: &RecordBatch,
+        selected: Option<&BooleanArray>,
+    ) -> Result<Vec<RecordBatch>> {
+        self.update(batch, selected)?;
         let held = self.held_bytes();
         if self.memory.try_resize(held) || self.groups.len() <= 1 {
             return Ok(vec![]);
@@ -145,7 +170,7 @@ impl HashAggregate {
         Ok(vec![])
     }
 
-    fn update(&mut self, batch: &RecordBatch) -> Result<()> {
+    fn update(&mut self, batch: &RecordBatch, selected: Option<&BooleanArray>) -> Result<()> {
         let key_arrays = self
             .keys
             .iter()
@@ -154,9 +179,24 @@ impl HashAggregate {
         self.groups
             .intern(&key_arrays, batch.num_rows(), &mut self.group_ids)?;
         let n_groups = self.groups.len();
+        // Rows a fused filter drops go to one extra group past the end, cut off below.
+        let slots = match selected {
+            Some(selected) => {
+                self.live.resize(n_groups, false);
+                for (g, keep) in self.group_ids.iter_mut().zip(selected.iter()) {
+                    if keep == Some(true) {
+                        self.live[*g as usize] = true;
+                    } else {
+                        *g = n_groups as u32;
+                    }
+                }
+                n_groups + 1
+            }
+            None => n_groups,
+        };
         let mut state_column = self.keys.len();
         for (acc, agg) in self.accumulators.iter_mut().zip(&self.aggregates) {
-            acc.resize(n_groups);
+            acc.resize(slots);
             match self.mode {
                 AggregateMode::Final => {
                     let width = if agg.function == AggregateFunction::Mean {
@@ -177,6 +217,11 @@ impl HashAggregate {
                     acc.update(&self.group_ids, values.as_ref())?;
                 }
             }
+        }
+        if slots > n_groups {
+            self.accumulators
+                .iter_mut()
+                .for_each(|a| a.resize(n_groups));
         }
         Ok(())
     }
@@ -221,11 +266,16 @@ impl HashAggregate {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let all = RecordBatch::try_new_with_options(
+        let mut all = RecordBatch::try_new_with_options(
             schema.clone(),
             columns,
             &arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(n_groups)),
         )?;
+        let live = std::mem::take(&mut self.live);
+        if live.len() == n_groups && live.contains(&false) {
+            all = filter_record_batch(&all, &BooleanArray::from(live))?;
+        }
+        let n_groups = all.num_rows();
         let batch_size = batch_size.max(1);
         Ok((0..n_groups)
             .step_by(batch_size)
@@ -354,7 +404,7 @@ impl FinalTemplate {
         for batch in run.read()? {
             // One partition is a sixteenth of the keys: it is aggregated in memory even if
             // that is over the budget (the reservation records it).
-            partition.update(&batch?)?;
+            partition.update(&batch?, None)?;
             let held = partition.held_bytes();
             partition.memory.resize(held);
         }

@@ -11,9 +11,9 @@ use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
 use arrow::compute::take;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use quiver_plan::{FileSplit, PlanNode, ShuffleInput, SourceFormat};
+use quiver_plan::{AggregateMode, FileSplit, PlanNode, ShuffleInput, SourceFormat};
 
-use super::expr_eval::{evaluate, filter};
+use super::expr_eval::{evaluate, filter, predicate_mask};
 use super::hash_aggregate::HashAggregate;
 use super::hash_join::{HashJoinStream, JoinSpec};
 use super::sample::RowSampler;
@@ -302,7 +302,19 @@ pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
                 ctx.memory.reservation(),
                 ctx.spill.clone(),
             )?;
-            let mut source = build(input, ctx)?;
+            // A filter right below a partial aggregation is fused into it: the aggregation
+            // skips the rows the predicate drops instead of a filter copying the rest out
+            // (TPC-H Q1 keeps 98% of its rows, and copying them was a tenth of its time).
+            let (mut source, fused_filter) = match (&**input, mode) {
+                (
+                    PlanNode::Filter {
+                        input: below,
+                        predicate,
+                    },
+                    AggregateMode::Partial,
+                ) => (build(below, ctx)?, Some(predicate.clone())),
+                _ => (build(input, ctx)?, None),
+            };
             let ctx2 = ctx.clone();
             let batch_size = ctx.batch_size;
             // Pulls the whole input (passing on what a partial aggregation emits early to
@@ -321,7 +333,17 @@ pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
                     let agg = aggregate.as_mut()?;
                     match source.next() {
                         Some(b) => {
-                            let step = ctx2.check_cancelled().and(b).and_then(|b| agg.push(&b));
+                            let step =
+                                ctx2.check_cancelled()
+                                    .and(b)
+                                    .and_then(|b| match &fused_filter {
+                                        Some(predicate) => {
+                                            let mask =
+                                                predicate_mask(&b, predicate, &ctx2.functions)?;
+                                            agg.push_selected(&b, &mask)
+                                        }
+                                        None => agg.push(&b),
+                                    });
                             match step {
                                 Ok(early) => pending.extend(early),
                                 Err(e) => {

@@ -284,3 +284,85 @@ fn two_string_keys_keep_their_groups_when_a_long_string_arrives() {
         assert_eq!(distinct[key] as usize, g);
     }
 }
+
+/// A filter fused into a partial aggregation: only selected rows count (a NULL selection is
+/// not selected), and a key that only dropped rows have makes no group.
+#[test]
+fn fused_filter_counts_only_selected_rows() {
+    use arrow::array::BooleanArray;
+
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Utf8, false),
+        Field::new("v", DataType::Int64, false),
+    ]));
+    let aggs = vec![count().alias("n"), sum(col("v")).alias("s")];
+    let node = PlanNode::Aggregate {
+        input: Box::new(PlanNode::ShuffleRead {
+            stage: StageId(0),
+            schema: schema.clone(),
+        }),
+        keys: vec![col("k")],
+        aggregates: aggs.clone(),
+        mode: AggregateMode::Partial,
+    };
+    let pool = MemoryPool::new(64 << 20, 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut agg = HashAggregate::new(
+        &schema,
+        vec![col("k")],
+        aggs,
+        AggregateMode::Partial,
+        node.schema().unwrap(),
+        Arc::default(),
+        pool.task().reservation(),
+        Arc::new(SpillDir::new(dir.path().to_path_buf(), "t".into())),
+    )
+    .unwrap();
+    let mut rng = StdRng::seed_from_u64(5);
+    let keys = ["a", "b", "c", "only_in_dropped_rows"];
+    let mut reference: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for _ in 0..7 {
+        let rows = 300;
+        let k: Vec<&str> = (0..rows).map(|_| keys[rng.random_range(0..4)]).collect();
+        let v: Vec<i64> = (0..rows).map(|_| rng.random_range(-50..50)).collect();
+        let selected: Vec<Option<bool>> = k
+            .iter()
+            .map(|&key| match rng.random_range(0..10) {
+                _ if key == "only_in_dropped_rows" => Some(false),
+                0 => None,
+                1..=3 => Some(false),
+                _ => Some(true),
+            })
+            .collect();
+        for i in 0..rows {
+            if selected[i] == Some(true) {
+                let e = reference.entry(k[i].to_string()).or_default();
+                e.0 += 1;
+                e.1 += v[i];
+            }
+        }
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(k)),
+                Arc::new(Int64Array::from(v)),
+            ],
+        )
+        .unwrap();
+        agg.push_selected(&batch, &BooleanArray::from(selected))
+            .unwrap();
+    }
+    let mut out: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for b in agg.finish(2).unwrap() {
+        let b = b.unwrap();
+        let (k, n, s) = (
+            b.column(0).as_string::<i32>(),
+            b.column(1).as_primitive::<Int64Type>(),
+            b.column(2).as_primitive::<Int64Type>(),
+        );
+        for r in 0..b.num_rows() {
+            out.insert(k.value(r).to_string(), (n.value(r), s.value(r)));
+        }
+    }
+    assert_eq!(out, reference);
+}
