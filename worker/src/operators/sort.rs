@@ -4,9 +4,9 @@
 //! order (ascending or descending, nulls first or last, per key). The sort itself orders
 //! (first 8 key bytes as a number, row) pairs and compares whole keys only on a tie, so most
 //! comparisons are one integer compare; the output is gathered from the buffered batches
-//! (`interleave`) one output batch at a time, never as one concatenated copy of the input. With a limit, the buffer
-//! is cut back to its first `limit` rows whenever it grows past a few times that, so a top-k
-//! over any input holds O(k) rows, never the whole input.
+//! (`interleave`) one output batch at a time, never as one concatenated copy of the input.
+//! With a limit, the buffer is cut back to its first `limit` rows whenever it grows past a
+//! few times that, so a top-k over any input holds O(k) rows, never the whole input.
 //!
 //! Without a limit the rows are held against the task's memory budget. When it refuses more,
 //! the buffer is sorted and written to a spill file (a sorted run) and starts over; at the
@@ -134,11 +134,7 @@ impl SortBuffer {
         let mut starts = Vec::with_capacity(self.batches.len());
         for batch in &self.batches {
             starts.push(keys.num_rows());
-            let columns = self
-                .order
-                .iter()
-                .map(|o| evaluate(&o.expr, batch, &self.functions))
-                .collect::<Result<Vec<ArrayRef>>>()?;
+            let columns = sort_key_columns(&self.order, batch, &self.functions)?;
             self.converter.append(&mut keys, &columns)?;
         }
         let mut order: Vec<(u64, u32)> = (0..keys.num_rows())
@@ -201,6 +197,18 @@ impl SortBuffer {
             (!chunk.is_empty()).then(|| self.gather(chunk))
         })))
     }
+}
+
+/// The sort key columns of `batch`, in `order`'s order.
+fn sort_key_columns(
+    order: &[SortExpr],
+    batch: &RecordBatch,
+    functions: &FunctionRegistry,
+) -> Result<Vec<ArrayRef>> {
+    order
+        .iter()
+        .map(|o| evaluate(&o.expr, batch, functions))
+        .collect()
 }
 
 /// The first 8 bytes of a row-format key as a big-endian number (zero-padded): ordering by
@@ -273,11 +281,7 @@ impl RunMerge {
     }
 
     fn keys(&self, batch: &RecordBatch) -> Result<arrow::row::Rows> {
-        let columns = self
-            .order
-            .iter()
-            .map(|o| evaluate(&o.expr, batch, &self.functions))
-            .collect::<Result<Vec<ArrayRef>>>()?;
+        let columns = sort_key_columns(&self.order, batch, &self.functions)?;
         Ok(self.converter.convert_columns(&columns)?)
     }
 
