@@ -18,58 +18,38 @@ const LANES: usize = 4;
 /// Up to this many groups, [`add_by_group`] keeps [`LANES`] partial sums per group.
 const LANE_GROUPS: usize = 1024;
 
-/// Adds each `values[i]` into `sums[groups[i]]`. With few groups (Q1 has four) consecutive
-/// rows mostly hit the same group, and one running sum per group makes each add wait for
-/// the previous one: a column-at-a-time aggregate was bound by that latency. Row `i` goes to
-/// lane `i % 4` of its group instead, so four adds are in flight; the lanes are summed at
-/// the end of the batch.
+/// Adds the `i`th of `values` into `sums[groups[i]]` for every row `i` (a count adds ones). With few
+/// groups (Q1 has four) consecutive rows mostly hit the same group, and one running sum per
+/// group makes each add wait for the previous one: a column-at-a-time aggregate was bound by
+/// that latency. Row `i` goes to lane `i % 4` of its group instead, so four adds are in
+/// flight; the lanes are summed at the end of the batch.
 fn add_by_group<T: Copy + Default>(
     sums: &mut [T],
     groups: &[u32],
-    values: &[T],
+    values: impl Iterator<Item = T>,
     add: impl Fn(T, T) -> T,
 ) {
-    if sums.len() > LANE_GROUPS {
-        for (&x, &g) in values.iter().zip(groups) {
-            let g = g as usize;
-            sums[g] = add(sums[g], x);
+    let mut values = values;
+    let rest = if sums.len() > LANE_GROUPS {
+        0
+    } else {
+        groups.len() - groups.len() % LANES
+    };
+    if rest > 0 {
+        let mut lanes = vec![T::default(); sums.len() * LANES];
+        for gs in groups[..rest].chunks_exact(LANES) {
+            for (k, (&g, x)) in gs.iter().zip(values.by_ref()).enumerate() {
+                let lane = g as usize * LANES + k;
+                lanes[lane] = add(lanes[lane], x);
+            }
         }
-        return;
-    }
-    let mut lanes = vec![T::default(); sums.len() * LANES];
-    let chunks = values.chunks_exact(LANES).zip(groups.chunks_exact(LANES));
-    for (xs, gs) in chunks {
-        for k in 0..LANES {
-            let i = gs[k] as usize * LANES + k;
-            lanes[i] = add(lanes[i], xs[k]);
+        for (sum, lane) in sums.iter_mut().zip(lanes.chunks_exact(LANES)) {
+            *sum = lane.iter().fold(*sum, |s, &x| add(s, x));
         }
     }
-    let rest = values.len() - values.len() % LANES;
-    for (&x, &g) in values[rest..].iter().zip(&groups[rest..]) {
+    for (&g, x) in groups[rest..].iter().zip(values) {
         let g = g as usize;
         sums[g] = add(sums[g], x);
-    }
-    for (sum, lane) in sums.iter_mut().zip(lanes.chunks_exact(LANES)) {
-        *sum = lane.iter().fold(*sum, |s, &x| add(s, x));
-    }
-}
-
-/// Counts each row into `counts[groups[i]]`, in lanes as [`add_by_group`] does.
-fn count_by_group(counts: &mut [i64], groups: &[u32]) {
-    if counts.len() > LANE_GROUPS {
-        groups.iter().for_each(|&g| counts[g as usize] += 1);
-        return;
-    }
-    let mut lanes = vec![0i64; counts.len() * LANES];
-    for gs in groups.chunks_exact(LANES) {
-        for k in 0..LANES {
-            lanes[gs[k] as usize * LANES + k] += 1;
-        }
-    }
-    let rest = groups.len() - groups.len() % LANES;
-    groups[rest..].iter().for_each(|&g| counts[g as usize] += 1);
-    for (count, lane) in counts.iter_mut().zip(lanes.chunks_exact(LANES)) {
-        *count += lane.iter().sum::<i64>();
     }
 }
 
@@ -194,9 +174,11 @@ impl Accumulator {
             (v, _) => v.cloned(),
         };
         match (self, values) {
-            (Accumulator::Count(counts), None) => count_by_group(counts, groups),
+            (Accumulator::Count(counts), None) => {
+                add_by_group(counts, groups, std::iter::repeat(1), |a, b| a + b)
+            }
             (Accumulator::Count(counts), Some(v)) if v.null_count() == 0 => {
-                count_by_group(counts, groups)
+                add_by_group(counts, groups, std::iter::repeat(1), |a, b| a + b)
             }
             (Accumulator::Count(counts), Some(v)) => {
                 for (i, &g) in groups.iter().enumerate() {
@@ -206,9 +188,9 @@ impl Accumulator {
                 }
             }
             (Accumulator::Mean { sums, counts }, Some(v)) if v.null_count() == 0 => {
-                let v = v.as_primitive::<Float64Type>();
-                add_by_group(sums, groups, v.values(), |a, b| a + b);
-                count_by_group(counts, groups);
+                let v = v.as_primitive::<Float64Type>().values();
+                add_by_group(sums, groups, v.iter().copied(), |a, b| a + b);
+                add_by_group(counts, groups, std::iter::repeat(1), |a, b| a + b);
             }
             (Accumulator::Mean { sums, counts }, Some(v)) => {
                 let v = v.as_primitive::<Float64Type>();
@@ -231,16 +213,12 @@ impl Accumulator {
             // Without NULLs (the usual case) a straight zip, no validity test per row.
             Accumulator::SumInt { sums, seen } if v.null_count() == 0 => {
                 let values = v.as_primitive::<Int64Type>().values();
-                add_by_group(sums, groups, values, i64::wrapping_add);
+                add_by_group(sums, groups, values.iter().copied(), i64::wrapping_add);
                 groups.iter().for_each(|&g| seen[g as usize] = true);
             }
             Accumulator::SumFloat { sums, seen } if v.null_count() == 0 => {
-                add_by_group(
-                    sums,
-                    groups,
-                    v.as_primitive::<Float64Type>().values(),
-                    |a, b| a + b,
-                );
+                let values = v.as_primitive::<Float64Type>().values();
+                add_by_group(sums, groups, values.iter().copied(), |a, b| a + b);
                 groups.iter().for_each(|&g| seen[g as usize] = true);
             }
             Accumulator::SumInt { sums, seen } => {
