@@ -74,6 +74,14 @@ fn word_column(lines: &StringArray) -> ArrayRef {
     lower(lists.as_list::<i32>().values()).expect("lower")
 }
 
+/// `batch` cut into slices of at most `rows` rows, as a source hands them on.
+fn slices(batch: &RecordBatch, rows: usize) -> Vec<RecordBatch> {
+    (0..batch.num_rows())
+        .step_by(rows)
+        .map(|i| batch.slice(i, rows.min(batch.num_rows() - i)))
+        .collect()
+}
+
 fn one_column(name: &str, array: ArrayRef) -> RecordBatch {
     let field = Field::new(name, array.data_type().clone(), true);
     RecordBatch::try_new(Arc::new(Schema::new(vec![field])), vec![array]).expect("batch")
@@ -143,10 +151,7 @@ fn aggregate_once(
 fn hash_aggregation(c: &mut Criterion) {
     let scratch = Scratch::new();
     let word_batch = one_column("word", word_column(&text_lines()));
-    let word_batches: Vec<_> = (0..word_batch.num_rows())
-        .step_by(BATCH_SIZE)
-        .map(|i| word_batch.slice(i, BATCH_SIZE.min(word_batch.num_rows() - i)))
-        .collect();
+    let word_batches = slices(&word_batch, BATCH_SIZE);
     // Revenue per customer, the join workload's group-by: 600k distinct Int64 keys.
     let customers = Int64Array::from_iter_values((0..ROWS as i64).map(|i| (i * 7919) % 600_000));
     let revenue = Float64Array::from_iter_values((0..ROWS).map(|i| i as f64 * 0.25));
@@ -158,17 +163,10 @@ fn hash_aggregation(c: &mut Criterion) {
         vec![Arc::new(customers), Arc::new(revenue)],
     )
     .expect("batch");
-    let customer_batches: Vec<_> = (0..ROWS)
-        .step_by(BATCH_SIZE)
-        .map(|i| customer_batch.slice(i, BATCH_SIZE))
-        .collect();
+    let customer_batches = slices(&customer_batch, BATCH_SIZE);
 
     // TPC-H Q1's group-by: two one-letter string keys, four groups.
-    let items = lineitems();
-    let item_batches: Vec<_> = (0..ROWS)
-        .step_by(BATCH_SIZE)
-        .map(|i| items.slice(i, BATCH_SIZE))
-        .collect();
+    let item_batches = slices(&lineitems(), BATCH_SIZE);
 
     let mut group = c.benchmark_group("hash_aggregate");
     quick(&mut group);
@@ -259,10 +257,7 @@ fn write_shuffle(scratch: &Scratch, batches: &[RecordBatch], dir: &Path) -> std:
 fn shuffle_ipc(c: &mut Criterion) {
     let scratch = Scratch::new();
     let items = lineitems();
-    let batches: Vec<_> = (0..ROWS)
-        .step_by(65_536)
-        .map(|i| items.slice(i, 65_536))
-        .collect();
+    let batches = slices(&items, 65_536);
     let bytes = items.get_array_memory_size() as u64;
     let dir = tempfile::tempdir().expect("temporary directory");
     let mut group = c.benchmark_group("shuffle_ipc");
@@ -296,10 +291,7 @@ fn shuffle_ipc(c: &mut Criterion) {
 fn sort(c: &mut Criterion) {
     let scratch = Scratch::new();
     let records = terasort::records(0, ROWS / 4, 42);
-    let batches: Vec<_> = (0..records.num_rows())
-        .step_by(BATCH_SIZE)
-        .map(|i| records.slice(i, BATCH_SIZE.min(records.num_rows() - i)))
-        .collect();
+    let batches = slices(&records, BATCH_SIZE);
     let mut group = c.benchmark_group("sort");
     quick(&mut group);
     group.throughput(Throughput::Elements(records.num_rows() as u64));
@@ -333,13 +325,7 @@ fn hash_join(c: &mut Criterion) {
     let orders_n = ROWS / 4;
     let orders = tpch::orders(0, orders_n, 150_000, 42);
     let items = lineitems().project(&[0, 2]).expect("project");
-    let batches = |b: &RecordBatch| -> Vec<RecordBatch> {
-        (0..b.num_rows())
-            .step_by(BATCH_SIZE)
-            .map(|i| b.slice(i, BATCH_SIZE.min(b.num_rows() - i)))
-            .collect()
-    };
-    let (left, right) = (batches(&items), batches(&orders));
+    let (left, right) = (slices(&items, BATCH_SIZE), slices(&orders, BATCH_SIZE));
     let spec = JoinSpec {
         left_schema: items.schema(),
         right_schema: orders.schema(),
