@@ -31,8 +31,11 @@ struct Args {
     #[arg(long, num_args = 1..)]
     input: Vec<PathBuf>,
     /// Use this coordinator (its workers must run this binary) instead of starting one.
-    #[arg(long)]
+    #[arg(long, env = "QUIVER_COORDINATOR")]
     coordinator: Option<String>,
+    /// The token and TLS settings for --coordinator.
+    #[command(flatten)]
+    client: quiver::ClientArgs,
 }
 
 #[tokio::main]
@@ -54,27 +57,31 @@ async fn main() -> anyhow::Result<()> {
     };
 
     // A coordinator (in this process, unless one was given) and two workers of our own.
-    let (cluster, url) = match args.coordinator {
-        Some(url) => (None, url),
+    let (cluster, url, options) = match args.coordinator {
+        Some(url) => (None, url, args.client.options()),
         None => {
             let cluster = LocalCluster::builder().workers(0).start().await?;
             let url = cluster.url().to_string();
-            (Some(cluster), url)
+            let options = cluster.client_options();
+            (Some(cluster), url, options)
         }
     };
     let mut workers: Vec<Child> = Vec::new();
-    if cluster.is_some() {
+    if let Some(cluster) = &cluster {
         for _ in 0..2 {
             workers.push(
                 Command::new(std::env::current_exe()?)
                     .args(["worker", "--coordinator", &url, "--slots", "1"])
+                    // The local cluster's own token, through the environment (never argv,
+                    // which every user of the machine can read).
+                    .env("QUIVER_TOKEN", cluster.token())
                     .stdout(Stdio::null())
                     .spawn()
                     .context("starting a worker process")?,
             );
         }
     }
-    let client = Client::connect(&url).await?;
+    let client = Client::connect_with(&url, options).await?;
     let deadline = Instant::now() + Duration::from_secs(20);
     while client
         .list_workers()

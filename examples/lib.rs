@@ -299,7 +299,7 @@ mod tests {
 
     /// Starts `n` worker processes of the `custom_udf` example binary (built by `cargo test`
     /// next to this test's executable) against `url`.
-    fn custom_udf_workers(url: &str, n: usize) -> Vec<std::process::Child> {
+    fn custom_udf_workers(cluster: &LocalCluster, n: usize) -> Vec<std::process::Child> {
         let exe = std::env::current_exe().unwrap();
         let examples = exe.parent().unwrap().parent().unwrap().join("examples");
         let binary = examples.join("custom_udf");
@@ -311,8 +311,9 @@ mod tests {
         (0..n)
             .map(|_| {
                 std::process::Command::new(&binary)
-                    .args(["worker", "--coordinator", url, "--slots", "1"])
+                    .args(["worker", "--coordinator", cluster.url(), "--slots", "1"])
                     .args(["--heartbeat-interval", "0.2"])
+                    .env("QUIVER_TOKEN", cluster.token())
                     .stdout(std::process::Stdio::null())
                     .stderr(std::process::Stdio::null())
                     .spawn()
@@ -365,7 +366,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("quiver-chaos-udf-{}", std::process::id()));
         let files = generate_corpus(&dir, 512 << 10, 3, 11, false).unwrap();
         let cluster = LocalCluster::builder().workers(0).start().await.unwrap();
-        let mut workers = custom_udf_workers(cluster.url(), 2);
+        let mut workers = custom_udf_workers(&cluster, 2);
         let client = cluster.client().await.unwrap();
         wait_for_function_workers(&client, 2).await;
         let functions = custom_functions();

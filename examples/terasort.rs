@@ -37,11 +37,13 @@ async fn main() -> anyhow::Result<()> {
     init_logging();
     let args = Args::parse();
     let records = (args.scale * terasort::RECORDS_PER_SCALE as f64) as u64;
-    let input = match args.input.first() {
-        Some(p) => p.clone(),
-        None => generated_dir(&format!("quiver-terasort-{records}"), |dir| {
-            terasort::generate(dir, records, 8, 42)
-        })?,
+    let input = if args.input.is_empty() {
+        vec![generated_dir(
+            &format!("quiver-terasort-{records}"),
+            |dir| terasort::generate(dir, records, 8, 42),
+        )?]
+    } else {
+        args.input.clone()
     };
     let scratch = tempfile_dir("quiver-terasort-out")?;
     let output = args.output.clone().unwrap_or_else(|| scratch.clone());

@@ -33,12 +33,15 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     init_logging();
     let args = Args::parse();
-    let lineitem = match args.input.first() {
-        Some(p) => p.clone(),
-        None => generated_dir(&format!("quiver-tpch-sf{}", args.scale), |dir| {
-            tpch::generate(dir, args.scale, 8, 42)
-        })?
-        .join("lineitem"),
+    let lineitem = if args.input.is_empty() {
+        vec![
+            generated_dir(&format!("quiver-tpch-sf{}", args.scale), |dir| {
+                tpch::generate(dir, args.scale, 8, 42)
+            })?
+            .join("lineitem"),
+        ]
+    } else {
+        args.input.clone()
     };
     let cluster = ExampleCluster::connect(&args.cluster).await?;
     let started = Instant::now();

@@ -261,7 +261,7 @@ impl Inputs {
                 };
                 let job = client
                     .submit_with(
-                        &terasort::sort_job(&self.terasort)?,
+                        &terasort::sort_job(&[&self.terasort])?,
                         sink,
                         "terasort",
                         options,
@@ -278,7 +278,7 @@ impl Inputs {
                     Workload::Grep => {
                         grep_job::grep_job(std::slice::from_ref(&self.text), &self.pattern)?
                     }
-                    Workload::TpchQ1 => tpch::q1(&self.tpch.join("lineitem"))?,
+                    Workload::TpchQ1 => tpch::q1(&[self.tpch.join("lineitem")])?,
                     _ => tpch::top_customers(
                         &self.tpch.join("orders"),
                         &self.tpch.join("lineitem"),

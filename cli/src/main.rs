@@ -22,6 +22,9 @@ struct Args {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// The token and TLS settings.
+    #[command(flatten)]
+    client: quiver::ClientArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -57,7 +60,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let client = Client::connect(&args.coordinator).await?;
+    let client = Client::connect_with(&args.coordinator, args.client.options()).await?;
     match args.command {
         Command::Workers => {
             let workers = client.list_workers().await?;

@@ -1,19 +1,25 @@
 //! [`CoordinatorService`]: the coordinator's gRPC service. Each method decodes its request,
-//! calls [`CoordinatorState`] / the scheduler, and encodes the answer; a malformed request is
-//! `invalid_argument` naming the field.
+//! has [`Admission`] check it, calls [`CoordinatorState`] / the scheduler, and encodes the
+//! answer; a malformed request is `invalid_argument` naming the field.
+//!
+//! Who may call which method is settled before a handler runs (see [`crate::access`]). The
+//! handlers of worker methods also check that the caller is the worker it names: its calls
+//! carry the session key it registered with.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use quiver_net::{TokenDigest, WORKER_KEY_HEADER};
 use quiver_plan::{JobId, PlanNode, Sink, StageId, TaskAttempt, WorkerId};
 use quiver_proto::v1 as pb;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::info;
 
+use crate::admission::{Admission, bounded_message};
 use crate::coordinator_state::CoordinatorState;
-use crate::job::JobOptions;
-use crate::job_status::job_status;
+use crate::error::CoordinatorError;
+use crate::job_status::{ResultGrants, job_status};
 use crate::scheduler::TaskOutcome;
 use crate::worker_registry::Liveness;
 
@@ -23,29 +29,79 @@ const WATCH_THROTTLE: Duration = Duration::from_millis(100);
 /// The `quiver.v1.Coordinator` service.
 pub struct CoordinatorService {
     state: Arc<CoordinatorState>,
+    admission: Arc<Admission>,
     heartbeat_interval: Duration,
+    /// Digests of the tokens whose holders may fetch data from workers (sent to workers).
+    flight_tokens: Vec<TokenDigest>,
+    /// How long a result ticket given to a driver stays valid.
+    result_grant_validity: Duration,
 }
 
 impl CoordinatorService {
-    /// A service over `state`; workers are told to heartbeat every `heartbeat_interval`.
-    pub fn new(state: Arc<CoordinatorState>, heartbeat_interval: Duration) -> Self {
+    /// A service over `state`; workers are told to heartbeat every `heartbeat_interval`, and
+    /// to serve Flight data to holders of the tokens in `flight_tokens` (none: to anyone).
+    pub fn new(
+        state: Arc<CoordinatorState>,
+        admission: Arc<Admission>,
+        heartbeat_interval: Duration,
+        flight_tokens: Vec<TokenDigest>,
+        result_grant_validity: Duration,
+    ) -> Self {
         CoordinatorService {
             state,
+            admission,
             heartbeat_interval,
+            flight_tokens,
+            result_grant_validity,
         }
     }
 
     fn status_of(&self, id: &str) -> Result<pb::JobStatus, Status> {
+        let id = job_id(id)?;
+        let grants = ResultGrants {
+            key: &self.state.grant_key,
+            valid_for: self.result_grant_validity,
+        };
         self.state
             .scheduler()
-            .job(&JobId(id.to_string()))
-            .map(job_status)
+            .job(&id)
+            .map(|job| job_status(job, Some(&grants)))
             .ok_or_else(|| Status::not_found(format!("unknown job {id}")))
+    }
+
+    /// Checks that a worker call comes from the worker it names. `Ok(false)`: the worker is
+    /// not registered (it must register again).
+    fn authenticate_worker<T>(&self, request: &Request<T>, id: &WorkerId) -> Result<bool, Status> {
+        let presented = request
+            .metadata()
+            .get(WORKER_KEY_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        match self.state.registry.verify_key(id, presented) {
+            None => Ok(false),
+            Some(true) => Ok(true),
+            Some(false) => Err(Status::permission_denied(format!(
+                "this call names worker {id} but does not carry its session key ({WORKER_KEY_HEADER})"
+            ))),
+        }
     }
 }
 
 fn invalid(what: &str, e: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{what}: {e}"))
+}
+
+fn refused(e: CoordinatorError) -> Status {
+    e.to_status()
+}
+
+/// A job id from a request: a UUID, as the coordinator makes them.
+fn job_id(s: &str) -> Result<JobId, Status> {
+    JobId::parse(s).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+fn worker_id(s: &str) -> Result<WorkerId, Status> {
+    WorkerId::parse(s).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 #[tonic::async_trait]
@@ -55,20 +111,22 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         request: Request<pb::RegisterWorkerRequest>,
     ) -> Result<Response<pb::RegisterWorkerResponse>, Status> {
         let r = request.into_inner();
-        if r.worker_id.is_empty() || r.address.is_empty() || r.slots == 0 {
-            return Err(Status::invalid_argument(
-                "RegisterWorker needs worker_id, address and slots > 0",
-            ));
-        }
-        let id = WorkerId(r.worker_id);
+        let id = self.admission.check_registration(&r).map_err(refused)?;
+        self.state
+            .registry
+            .register(
+                id.clone(),
+                r.address.clone(),
+                r.slots,
+                r.hostname,
+                r.functions.clone(),
+                &r.session_key,
+            )
+            .map_err(|_| refused(CoordinatorError::WorkerImpersonation(id.0.clone())))?;
         info!(worker = %id, address = %r.address, slots = r.slots, "worker registered");
-        self.state.registry.register(
-            id.clone(),
-            r.address.clone(),
-            r.slots,
-            r.hostname,
-            r.functions.clone(),
-        );
+        self.state
+            .launcher
+            .worker_registered(&r.address, &r.session_key);
         self.state.apply(|s| {
             s.worker_registered(id.clone(), r.address, r.slots);
             s.set_worker_functions(&id, r.functions);
@@ -76,6 +134,13 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         });
         Ok(Response::new(pb::RegisterWorkerResponse {
             heartbeat_interval_ms: self.heartbeat_interval.as_millis() as u64,
+            grant_key: self.state.grant_key.to_bytes(),
+            flight_token_digests: self
+                .flight_tokens
+                .iter()
+                .map(|d| d.as_bytes().to_vec())
+                .collect(),
+            limits: Some((&self.admission.limits).into()),
         }))
     }
 
@@ -83,12 +148,14 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let id = worker_id(&request.get_ref().worker_id)?;
+        let known = self.authenticate_worker(&request, &id)?;
         let r = request.into_inner();
-        let id = WorkerId(r.worker_id);
-        let registered = self
-            .state
-            .registry
-            .heartbeat(&id, r.running_tasks, r.draining);
+        let registered = known
+            && self
+                .state
+                .registry
+                .heartbeat(&id, r.running_tasks, r.draining);
         // Only a draining worker is asked about (it must also stop getting tasks).
         let release = registered
             && r.draining
@@ -103,8 +170,10 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<pb::TaskResult>,
     ) -> Result<Response<pb::ReportTaskResponse>, Status> {
+        let worker = worker_id(&request.get_ref().worker_id)?;
+        let known = self.authenticate_worker(&request, &worker)?;
         let r = request.into_inner();
-        let attempt = task_attempt(r.job_id, r.stage_id, r.partition, r.attempt);
+        let attempt = task_attempt(job_id(&r.job_id)?, r.stage_id, r.partition, r.attempt);
         let outcome = match r.outcome {
             Some(pb::task_result::Outcome::Success(s)) => TaskOutcome::Success {
                 bucket_bytes: s.bucket_bytes,
@@ -114,7 +183,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
                 spilled_bytes: s.spilled_bytes,
             },
             Some(pb::task_result::Outcome::Failure(f)) => TaskOutcome::Failure {
-                message: f.message,
+                message: bounded_message(f.message),
                 retryable: f.retryable,
                 fetch_failure: f.fetch_failure.map(|ff| {
                     (
@@ -126,14 +195,15 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             },
             None => return Err(Status::invalid_argument("TaskResult: outcome is missing")),
         };
-        let worker = WorkerId(r.worker_id);
-        let expected = self.state.scheduler().is_current(&attempt, &worker);
+        let expected = known && self.state.scheduler().is_current(&attempt, &worker);
         let succeeded = matches!(outcome, TaskOutcome::Success { .. });
         if expected && succeeded {
             self.state.registry.task_completed(&worker);
         }
-        self.state
-            .apply(|s| ((), s.task_finished(&attempt, &worker, outcome)));
+        if known {
+            self.state
+                .apply(|s| ((), s.task_finished(&attempt, &worker, outcome)));
+        }
         Ok(Response::new(pb::ReportTaskResponse {
             drop_output: !expected && succeeded,
         }))
@@ -143,9 +213,11 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<pb::AskCommitRequest>,
     ) -> Result<Response<pb::AskCommitResponse>, Status> {
+        let worker = worker_id(&request.get_ref().worker_id)?;
+        let known = self.authenticate_worker(&request, &worker)?;
         let r = request.into_inner();
-        let attempt = task_attempt(r.job_id, r.stage_id, r.partition, r.attempt);
-        let allowed = self.state.scheduler().ask_commit(&attempt);
+        let attempt = task_attempt(job_id(&r.job_id)?, r.stage_id, r.partition, r.attempt);
+        let allowed = known && self.state.scheduler().ask_commit(&attempt, &worker);
         Ok(Response::new(pb::AskCommitResponse { allowed }))
     }
 
@@ -164,20 +236,18 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             .as_ref()
             .ok_or_else(|| Status::invalid_argument("SubmitJob: sink is missing"))?;
         let sink = Sink::try_from(sink).map_err(|e| invalid("SubmitJob sink", e))?;
-        let options = r.options.map_or_else(JobOptions::default, |o| JobOptions {
-            shuffle_partitions: o.shuffle_partitions,
-            batch_size: o.batch_size,
-            broadcast_threshold: match o.broadcast_threshold {
-                0 => Some(crate::stage_planner::DEFAULT_BROADCAST_THRESHOLD),
-                t if t < 0 => None,
-                t => Some(t as u64),
-            },
-        });
+        let options = self
+            .admission
+            .check_job(&plan, &sink, r.options.as_ref())
+            .map_err(|e| {
+                let status = refused(e);
+                Status::new(status.code(), format!("SubmitJob: {}", status.message()))
+            })?;
         let id = JobId::random();
         let name = if r.name.is_empty() {
             "job".to_string()
         } else {
-            r.name
+            r.name.chars().take(256).collect()
         };
         info!(job = %id, name = %name, "job submitted");
         self.state
@@ -197,6 +267,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let state = self.state.clone();
         let mut changes = state.subscribe();
+        let valid_for = self.result_grant_validity;
         tokio::spawn(async move {
             let mut last = first;
             if tx.send(Ok(last.clone())).await.is_err() {
@@ -207,7 +278,15 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
                     return;
                 }
                 tokio::time::sleep(WATCH_THROTTLE).await;
-                let Some(now) = state.scheduler().job(&JobId(id.clone())).map(job_status) else {
+                let grants = ResultGrants {
+                    key: &state.grant_key,
+                    valid_for,
+                };
+                let Some(now) = state
+                    .scheduler()
+                    .job(&JobId(id.clone()))
+                    .map(|job| job_status(job, Some(&grants)))
+                else {
                     return;
                 };
                 if now != last {
@@ -233,7 +312,13 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         &self,
         _: Request<pb::ListJobsRequest>,
     ) -> Result<Response<pb::ListJobsResponse>, Status> {
-        let jobs = self.state.scheduler().jobs().map(job_status).collect();
+        // Without result tickets: listing jobs is not fetching their results.
+        let jobs = self
+            .state
+            .scheduler()
+            .jobs()
+            .map(|job| job_status(job, None))
+            .collect();
         Ok(Response::new(pb::ListJobsResponse { jobs }))
     }
 
@@ -241,7 +326,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<pb::CancelJobRequest>,
     ) -> Result<Response<pb::CancelJobResponse>, Status> {
-        let id = JobId(request.into_inner().job_id);
+        let id = job_id(&request.into_inner().job_id)?;
         let cancelled = self
             .state
             .apply(|s| match s.cancel(&id) {
@@ -256,7 +341,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<pb::ReleaseResultsRequest>,
     ) -> Result<Response<pb::ReleaseResultsResponse>, Status> {
-        let id = JobId(request.into_inner().job_id);
+        let id = job_id(&request.into_inner().job_id)?;
         self.state
             .apply(|s| match s.release_results(&id) {
                 Ok(actions) => (Ok(()), actions),
@@ -296,9 +381,9 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
     }
 }
 
-fn task_attempt(job_id: String, stage_id: u32, partition: u32, attempt: u32) -> TaskAttempt {
+fn task_attempt(job: JobId, stage_id: u32, partition: u32, attempt: u32) -> TaskAttempt {
     TaskAttempt {
-        job: JobId(job_id),
+        job,
         stage: StageId(stage_id),
         partition,
         attempt,

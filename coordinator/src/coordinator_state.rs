@@ -4,8 +4,10 @@
 //! outside the lock.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use quiver_plan::TaskAttempt;
+use quiver_net::GrantKey;
+use quiver_plan::{ReadGrant, TaskAttempt, TaskDefinition};
 use tokio::sync::watch;
 use tracing::warn;
 
@@ -18,10 +20,15 @@ pub struct CoordinatorState {
     // A std mutex: every critical section is short, synchronous bookkeeping; no await inside.
     scheduler: Mutex<Scheduler>,
     pub registry: WorkerRegistry,
-    launcher: Arc<dyn TaskLauncher>,
+    pub launcher: Arc<dyn TaskLauncher>,
+    /// Signs the read grants in tasks and result tickets; given to workers at registration.
+    pub grant_key: GrantKey,
     /// Bumped on every change; job watchers wait on it.
     changes: watch::Sender<u64>,
 }
+
+/// How long a task's grant to read its inputs lasts: longer than any task runs.
+pub const TASK_GRANT_VALIDITY: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl CoordinatorState {
     /// State around `scheduler`, reaching workers through `launcher`.
@@ -30,8 +37,21 @@ impl CoordinatorState {
             scheduler: Mutex::new(scheduler),
             registry: WorkerRegistry::default(),
             launcher,
+            grant_key: GrantKey::random(),
             changes: watch::channel(0).0,
         })
+    }
+
+    /// `task` with a grant to read each of its inputs.
+    fn with_grants(&self, mut task: TaskDefinition) -> TaskDefinition {
+        let job = task.attempt.job.0.clone();
+        for input in &mut task.inputs {
+            let grant = self
+                .grant_key
+                .sign(&job, input.stage.0, TASK_GRANT_VALIDITY);
+            input.grant = Some(ReadGrant::from(&grant));
+        }
+        task
     }
 
     /// Read access to the scheduler.
@@ -74,6 +94,7 @@ impl CoordinatorState {
                     address,
                     task,
                 } => {
+                    let task = this.with_grants(*task);
                     if let Err(e) = this.launcher.launch(&address, &task).await {
                         let attempt: TaskAttempt = task.attempt.clone();
                         warn!(task = %attempt, %address, error = %e.message, unreachable = e.unreachable, "could not launch task");
@@ -81,7 +102,10 @@ impl CoordinatorState {
                             // Nothing answers there: the worker is gone. Waiting for its
                             // heartbeats to time out would only burn this task's attempts.
                             this.registry.mark_lost(&worker);
-                            this.apply(|s| ((), s.worker_lost(&worker)));
+                            this.apply(|s| {
+                                s.launch_undelivered(&attempt, &worker);
+                                ((), s.worker_lost(&worker))
+                            });
                         } else {
                             let outcome = TaskOutcome::Failure {
                                 message: format!(

@@ -1,39 +1,133 @@
 //! The dashboard: an HTML page of workers and jobs (`/`) and Prometheus metrics
-//! (`/metrics`), served over HTTP beside the gRPC API. Read-only; it never changes state.
+//! (`/metrics`), served over HTTP (HTTPS with `--tls-cert`) beside the gRPC API. Read-only; it
+//! never changes state.
+//!
+//! Both pages need the client token, as `authorization: Bearer <token>` or as the password of
+//! HTTP Basic authentication (a browser asks for it; any user name), unless the cluster has no
+//! token; `--metrics-public` opens `/metrics` alone, for scrapers on a trusted network.
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::header;
-use axum::response::{Html, IntoResponse};
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use tokio::net::TcpListener;
+use quiver_net::rustls::ServerConfig;
+use quiver_net::{GuardedListener, GuardedStream, Role, TlsIncoming, TlsStream};
 use tokio::sync::watch;
 
+use crate::access::CoordinatorAccess;
 use crate::coordinator_state::CoordinatorState;
 use crate::job::JobState;
 use crate::worker_registry::Liveness;
 
-/// Serves the dashboard on `listener` until `shutdown` flips to true.
+/// Who may see the dashboard.
+pub struct DashboardAccess {
+    pub policy: Arc<CoordinatorAccess>,
+    /// `/metrics` without a token.
+    pub metrics_public: bool,
+}
+
+struct PlainListener(GuardedListener);
+
+impl axum::serve::Listener for PlainListener {
+    type Io = GuardedStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        self.0.accept().await
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+struct TlsListener(TlsIncoming);
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<GuardedStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        self.0.accept().await
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.0.local_addr())
+    }
+}
+
+/// Serves the dashboard on `listener` (with TLS when `tls` is given) until `shutdown` flips
+/// to true.
 pub async fn serve(
-    listener: TcpListener,
+    listener: GuardedListener,
+    tls: Option<Arc<ServerConfig>>,
     state: Arc<CoordinatorState>,
+    access: DashboardAccess,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let app = Router::new()
         .route("/", get(page))
         .route("/metrics", get(metrics))
-        .with_state(state);
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(access),
+            require_client,
+        ));
     let stop = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
-    {
+    let served = match tls {
+        None => {
+            axum::serve(PlainListener(listener), app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        Some(config) => match TlsIncoming::new(listener, config) {
+            Ok(incoming) => {
+                axum::serve(TlsListener(incoming), app)
+                    .with_graceful_shutdown(stop)
+                    .await
+            }
+            Err(e) => Err(e),
+        },
+    };
+    if let Err(e) = served {
         tracing::error!(error = %e, "dashboard server failed");
+    }
+}
+
+/// Lets a request through only with the client token (or to a public `/metrics`).
+async fn require_client(
+    State(access): State<Arc<DashboardAccess>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if access.metrics_public && request.uri().path() == "/metrics" {
+        return next.run(request).await;
+    }
+    match access.policy.check_role(Role::Client, request.headers()) {
+        Ok(_) => next.run(request).await,
+        Err(status) if status.code() == tonic::Code::PermissionDenied => {
+            (StatusCode::FORBIDDEN, status.message().to_string()).into_response()
+        }
+        Err(status) => (
+            StatusCode::UNAUTHORIZED,
+            [(
+                header::WWW_AUTHENTICATE,
+                "Basic realm=\"quiver\", charset=\"UTF-8\"",
+            )],
+            format!(
+                "{}\nIn a browser: any user name, the token as password.\n",
+                status.message()
+            ),
+        )
+            .into_response(),
     }
 }
 

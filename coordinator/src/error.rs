@@ -20,6 +20,42 @@ pub enum CoordinatorError {
         #[source]
         source: std::io::Error,
     },
+    /// A request that is malformed or asks for more than the coordinator allows.
+    #[error("{0}")]
+    Refused(String),
+    /// A path outside the allowed roots.
+    #[error(transparent)]
+    Path(#[from] quiver_net::PathRefused),
+    /// A worker id already registered by a process that proved a different session key.
+    #[error(
+        "worker id {0} is registered by another process; a worker re-registers with the session key it registered with"
+    )]
+    WorkerImpersonation(String),
+    /// Settings the coordinator cannot start with.
+    #[error(transparent)]
+    Net(#[from] quiver_net::NetError),
+}
+
+impl CoordinatorError {
+    /// The gRPC status a caller gets for this error.
+    pub fn to_status(&self) -> tonic::Status {
+        let message = self.to_string();
+        match self {
+            CoordinatorError::UnknownJob(_) => tonic::Status::not_found(message),
+            CoordinatorError::Path(_) | CoordinatorError::WorkerImpersonation(_) => {
+                tonic::Status::permission_denied(message)
+            }
+            CoordinatorError::Plan(PlanError::LimitExceeded { .. }) => {
+                tonic::Status::resource_exhausted(message)
+            }
+            CoordinatorError::Io { .. } | CoordinatorError::Net(_) => {
+                tonic::Status::internal(message)
+            }
+            CoordinatorError::Plan(_)
+            | CoordinatorError::MissingFunctions { .. }
+            | CoordinatorError::Refused(_) => tonic::Status::invalid_argument(message),
+        }
+    }
 }
 
 /// Result with [`CoordinatorError`] as the default error.

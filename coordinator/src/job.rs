@@ -53,6 +53,10 @@ pub struct Task {
     pub attempts: u32,
     /// Failures that count towards `max_task_attempts` (not lost workers or lost inputs).
     pub failures: u32,
+    /// Attempts that were running when their worker was lost. A task that keeps losing its
+    /// workers may be what kills them (an allocation it asks for, a crash in a user function):
+    /// past `max_worker_losses` the job fails instead of taking down one worker after another.
+    pub worker_losses: u32,
     /// Workers this task failed on, avoided for its retries where possible.
     pub failed_on: Vec<WorkerId>,
     /// The attempt allowed to commit its file output.
@@ -80,6 +84,7 @@ impl Task {
             state: TaskState::Pending,
             attempts: 0,
             failures: 0,
+            worker_losses: 0,
             failed_on: vec![],
             committed: None,
             rows_out: 0,

@@ -1,8 +1,9 @@
 //! Encodes a [`Job`] as the `JobStatus` message that drivers and the CLI see.
 
-use std::time::{Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use prost::Message;
+use quiver_net::GrantKey;
 use quiver_plan::Sink;
 use quiver_plan::proto_conversion::schema_to_bytes;
 use quiver_proto::v1 as pb;
@@ -59,35 +60,47 @@ fn stage_status(job: &Job, stage: &Stage) -> pb::StageStatus {
     }
 }
 
-/// The status of `job`, with result locations once a collect job succeeded.
-pub fn job_status(job: &Job) -> pb::JobStatus {
-    let results = match (&job.sink, job.state, job.final_stage()) {
-        (Sink::Collect, JobState::Succeeded, Some(stage)) => stage
-            .tasks
-            .iter()
-            .enumerate()
-            .filter_map(|(p, t)| match &t.state {
-                TaskState::Done {
-                    worker,
-                    address,
-                    bucket_bytes,
-                    ..
-                } => Some(pb::ResultPartition {
-                    partition: p as u32,
-                    worker_id: worker.0.clone(),
-                    address: address.clone(),
-                    ticket: pb::ShuffleTicket {
-                        job_id: job.id.0.clone(),
-                        stage_id: stage.id.0,
-                        map_partition: p as u32,
-                        bucket: 0,
-                    }
-                    .encode_to_vec(),
-                    bytes: bucket_bytes.iter().sum(),
-                }),
-                _ => None,
-            })
-            .collect(),
+/// How result tickets are signed.
+pub struct ResultGrants<'a> {
+    pub key: &'a GrantKey,
+    /// How long a ticket stays valid (the results stay on the workers about that long).
+    pub valid_for: Duration,
+}
+
+/// The status of `job`. With `grants`, once a collect job succeeded, it says where each result
+/// partition is, with a signed ticket to fetch it.
+pub fn job_status(job: &Job, grants: Option<&ResultGrants<'_>>) -> pb::JobStatus {
+    let results = match (&job.sink, job.state, job.final_stage(), grants) {
+        (Sink::Collect, JobState::Succeeded, Some(stage), Some(grants)) => {
+            let grant = grants.key.sign(&job.id.0, stage.id.0, grants.valid_for);
+            stage
+                .tasks
+                .iter()
+                .enumerate()
+                .filter_map(|(p, t)| match &t.state {
+                    TaskState::Done {
+                        worker,
+                        address,
+                        bucket_bytes,
+                        ..
+                    } => Some(pb::ResultPartition {
+                        partition: p as u32,
+                        worker_id: worker.0.clone(),
+                        address: address.clone(),
+                        ticket: pb::ShuffleTicket {
+                            job_id: job.id.0.clone(),
+                            stage_id: stage.id.0,
+                            map_partition: p as u32,
+                            bucket: 0,
+                            grant: Some(grant.clone()),
+                        }
+                        .encode_to_vec(),
+                        bytes: bucket_bytes.iter().sum(),
+                    }),
+                    _ => None,
+                })
+                .collect()
+        }
         _ => vec![],
     };
     pb::JobStatus {

@@ -3,7 +3,10 @@
 //!
 //! # Layout
 //! - [`process`] — wiring — bind, serve, run the heartbeat monitor; [`process::start`].
-//! - [`coordinator_service`] — the gRPC `Coordinator` service (decode, call, encode).
+//! - [`access`] — which role (client or worker token) may call which method.
+//! - [`admission`] — the checks a request passes before it changes state: limits on every
+//!   number, UUID ids, paths under the allowed roots.
+//! - [`coordinator_service`] — the gRPC `Coordinator` service (decode, check, call, encode).
 //! - [`coordinator_state`] — the scheduler behind its lock, and the dispatch of its actions.
 //! - [`scheduler`] — the core state machine — events in, [`scheduler::Action`]s out; no I/O.
 //! - [`dashboard`] — the HTML page and Prometheus `/metrics`, read-only.
@@ -16,6 +19,8 @@
 //!
 //! The coordinator never carries bulk data and never depends on the worker crate.
 
+pub mod access;
+pub mod admission;
 pub mod coordinator_service;
 pub mod coordinator_state;
 pub mod dashboard;

@@ -2,11 +2,16 @@
 //! registered workers until Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 use quiver_coordinator::CoordinatorConfig;
 use quiver_coordinator::scheduler::SchedulerConfig;
+use quiver_net::credentials::own_token;
+use quiver_net::flags::{ListenerArgs, TlsArgs, parse_duration};
+use quiver_net::{AllowedRoots, ClusterTokens, Token};
+use quiver_plan::Limits;
 
 /// The Quiver coordinator.
 #[derive(Parser, Debug)]
@@ -18,21 +23,83 @@ struct Args {
     /// Address of the dashboard and `/metrics` (HTTP); `off` to not serve them.
     #[arg(long, env = "QUIVER_DASHBOARD_BIND", default_value = "127.0.0.1:8080")]
     dashboard_bind: String,
-    /// Seconds without a heartbeat after which a worker is declared lost.
-    #[arg(long, env = "QUIVER_HEARTBEAT_TIMEOUT", default_value_t = 5.0)]
-    heartbeat_timeout: f64,
+    /// Time without a heartbeat after which a worker is declared lost (seconds, or e.g. 5s).
+    #[arg(long, env = "QUIVER_HEARTBEAT_TIMEOUT", default_value = "5", value_parser = parse_duration)]
+    heartbeat_timeout: Duration,
     /// Attempts per task before its job fails.
     #[arg(long, env = "QUIVER_MAX_TASK_ATTEMPTS", default_value_t = 4)]
     max_task_attempts: u32,
-    /// Seconds a job waits while no worker is registered before it fails.
-    #[arg(long, env = "QUIVER_WORKER_WAIT_TIMEOUT", default_value_t = 300.0)]
-    worker_wait_timeout: f64,
+    /// A job fails when one of its tasks was running on a lost worker this many times.
+    #[arg(long, env = "QUIVER_MAX_WORKER_LOSSES", default_value_t = 2)]
+    max_worker_losses: u32,
+    /// How long a job waits while no worker is registered before it fails.
+    #[arg(long, env = "QUIVER_WORKER_WAIT_TIMEOUT", default_value = "300", value_parser = parse_duration)]
+    worker_wait_timeout: Duration,
     /// Speculative execution: back up tasks that run far longer than their stage's median.
     #[arg(long, env = "QUIVER_SPECULATION", default_value_t = true, action = clap::ArgAction::Set)]
     speculation: bool,
-    /// Seconds a collect job's results stay on the workers after it succeeded.
-    #[arg(long, env = "QUIVER_RESULT_RETENTION", default_value_t = 600)]
-    result_retention: u64,
+    /// How long a collect job's results stay on the workers after it succeeded.
+    #[arg(long, env = "QUIVER_RESULT_RETENTION", default_value = "600", value_parser = parse_duration)]
+    result_retention: Duration,
+
+    /// File holding the token clients and workers must present (one token for both roles);
+    /// `QUIVER_TOKEN` may hold the token itself instead.
+    #[arg(long, env = "QUIVER_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// File holding the clients' token, when clients and workers have separate tokens.
+    #[arg(long, env = "QUIVER_CLIENT_TOKEN_FILE")]
+    client_token_file: Option<PathBuf>,
+    /// File holding the workers' token, when clients and workers have separate tokens.
+    #[arg(long, env = "QUIVER_WORKER_TOKEN_FILE")]
+    worker_token_file: Option<PathBuf>,
+    /// Serve without a token on a non-loopback address (only on a network you trust).
+    #[arg(long, env = "QUIVER_INSECURE")]
+    insecure: bool,
+    /// Serve `/metrics` without a token (the dashboard page still needs one).
+    #[arg(long, env = "QUIVER_METRICS_PUBLIC")]
+    metrics_public: bool,
+    /// A directory jobs may read from and write to (repeatable); inputs and outputs elsewhere
+    /// are refused at submission. Without one, any path the workers can reach is allowed.
+    #[arg(
+        long = "allowed-root",
+        env = "QUIVER_ALLOWED_ROOTS",
+        value_delimiter = ','
+    )]
+    allowed_roots: Vec<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
+    #[command(flatten)]
+    listener: ListenerArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Bounds on what a job may ask for; workers are given the same bounds.
+#[derive(clap::Args, Debug)]
+struct LimitArgs {
+    /// Most partitions of a shuffle (and tasks of the stage after it).
+    #[arg(long, env = "QUIVER_MAX_PARTITIONS", default_value_t = Limits::default().max_partitions)]
+    max_partitions: u32,
+    /// Most tasks of a stage that reads files (one per input split).
+    #[arg(long, env = "QUIVER_MAX_TASKS_PER_STAGE", default_value_t = Limits::default().max_tasks_per_stage)]
+    max_tasks_per_stage: u32,
+    /// Most rows per batch a job may ask for.
+    #[arg(long, env = "QUIVER_MAX_BATCH_SIZE", default_value_t = Limits::default().max_batch_size)]
+    max_batch_size: u32,
+    /// Deepest plan accepted, in nested protobuf messages (2 per chained step); at most the
+    /// default, which is what every worker can decode.
+    #[arg(long, env = "QUIVER_MAX_PLAN_DEPTH", default_value_t = Limits::default().max_plan_depth)]
+    max_plan_depth: u32,
+    /// Most plan steps and expressions in one job.
+    #[arg(long, env = "QUIVER_MAX_PLAN_NODES", default_value_t = Limits::default().max_plan_nodes)]
+    max_plan_nodes: u32,
+    /// Most task slots one worker may advertise.
+    #[arg(long, env = "QUIVER_MAX_WORKER_SLOTS", default_value_t = 1024)]
+    max_worker_slots: u32,
+}
+
+fn token(path: Option<&PathBuf>) -> anyhow::Result<Option<Token>> {
+    Ok(path.map(|p| Token::from_file(p)).transpose()?)
 }
 
 #[tokio::main]
@@ -51,22 +118,49 @@ async fn main() -> anyhow::Result<()> {
             )
         })?),
     };
+    let tokens = ClusterTokens::from_files(
+        own_token(args.token_file.as_ref())?,
+        token(args.client_token_file.as_ref())?,
+        token(args.worker_token_file.as_ref())?,
+    )?;
+    let allowed_roots = if args.allowed_roots.is_empty() {
+        AllowedRoots::anywhere()
+    } else {
+        AllowedRoots::new(&args.allowed_roots)?
+    };
+    let limits = Limits {
+        max_partitions: args.limits.max_partitions,
+        max_tasks_per_stage: args.limits.max_tasks_per_stage,
+        max_batch_size: args.limits.max_batch_size,
+        max_plan_depth: args.limits.max_plan_depth,
+        max_plan_nodes: args.limits.max_plan_nodes,
+    }
+    .sanitized();
     let config = CoordinatorConfig {
         bind: args.bind,
         dashboard,
-        heartbeat_timeout: Duration::from_secs_f64(args.heartbeat_timeout.max(0.1)),
+        heartbeat_timeout: args.heartbeat_timeout.max(Duration::from_millis(100)),
         scheduler: SchedulerConfig {
             max_task_attempts: args.max_task_attempts.max(1),
-            result_retention: Duration::from_secs(args.result_retention),
-            worker_wait_timeout: Duration::from_secs_f64(args.worker_wait_timeout.max(0.0)),
+            max_worker_losses: args.max_worker_losses.max(1),
+            result_retention: args.result_retention,
+            worker_wait_timeout: args.worker_wait_timeout,
             speculation: args.speculation,
+            limits,
             ..SchedulerConfig::default()
         },
+        tokens,
+        tls: args.tls.load()?,
+        insecure: args.insecure,
+        metrics_public: args.metrics_public,
+        connections: args.listener.limits(),
+        allowed_roots,
+        max_worker_slots: args.limits.max_worker_slots,
         ..CoordinatorConfig::default()
     };
     let coordinator = quiver_coordinator::start(config).await?;
-    if let Some(d) = coordinator.dashboard_address() {
-        println!("quiver-coordinator dashboard and /metrics on http://{d}");
+    if let Some(d) = coordinator.dashboard_url() {
+        println!("quiver-coordinator dashboard and /metrics on {d}");
     }
     println!("quiver-coordinator listening on {}", coordinator.url());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

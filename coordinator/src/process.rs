@@ -1,25 +1,32 @@
-//! Process wiring: binds the coordinator's port, serves the gRPC service, runs the heartbeat
-//! monitor, and returns a handle that stops them. Used by the `quiver-coordinator` binary and
-//! by the SDK's `LocalCluster`.
+//! Process wiring: binds the coordinator's ports, serves the gRPC service behind its access
+//! policy (and TLS, when configured), runs the heartbeat monitor, and returns a handle that
+//! stops them. Used by the `quiver-coordinator` binary and by the SDK's `LocalCluster`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use quiver_net::{
+    AllowedRoots, AuthLayer, CallCredentials, ClusterTokens, ConnectionLimits, Dialer,
+    GuardedListener, NetError, Role, TlsSettings,
+};
 use quiver_proto::MAX_MESSAGE_BYTES;
 use quiver_proto::v1::coordinator_server::CoordinatorServer;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
-use tracing::info;
+use tracing::{info, warn};
 
+use crate::access::CoordinatorAccess;
+use crate::admission::Admission;
 use crate::coordinator_service::CoordinatorService;
 use crate::coordinator_state::CoordinatorState;
 use crate::error::{CoordinatorError, Result};
 use crate::heartbeat_monitor;
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::task_launcher::GrpcTaskLauncher;
+
+/// Concurrent calls on one connection.
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
 /// How a coordinator is started.
 #[derive(Clone, Debug)]
@@ -33,6 +40,21 @@ pub struct CoordinatorConfig {
     pub scheduler: SchedulerConfig,
     /// Where to serve the dashboard and `/metrics` (none: not served).
     pub dashboard: Option<SocketAddr>,
+    /// The tokens clients and workers must present (open: none needed).
+    pub tokens: ClusterTokens,
+    /// Certificates: the gRPC server and dashboard speak TLS when set; workers are dialed
+    /// over TLS when they advertise `https://`.
+    pub tls: TlsSettings,
+    /// Serve without tokens on a non-loopback address.
+    pub insecure: bool,
+    /// Serve `/metrics` without a token (the dashboard page still needs one).
+    pub metrics_public: bool,
+    /// Bounds on each server's connections.
+    pub connections: ConnectionLimits,
+    /// Where jobs may read and write.
+    pub allowed_roots: AllowedRoots,
+    /// Most slots one worker may advertise.
+    pub max_worker_slots: u32,
 }
 
 impl Default for CoordinatorConfig {
@@ -43,13 +65,37 @@ impl Default for CoordinatorConfig {
             heartbeat_timeout: Duration::from_secs(5),
             scheduler: SchedulerConfig::default(),
             dashboard: None,
+            tokens: ClusterTokens::open(),
+            tls: TlsSettings::none(),
+            insecure: false,
+            metrics_public: false,
+            connections: ConnectionLimits::default(),
+            allowed_roots: AllowedRoots::anywhere(),
+            max_worker_slots: Admission::default().max_worker_slots,
         }
     }
+}
+
+/// Refuses to expose a port without tokens beyond this host, unless told the network is
+/// trusted.
+fn check_exposure(config: &CoordinatorConfig, address: SocketAddr) -> Result<()> {
+    if config.tokens.required() || quiver_net::is_loopback(&address) {
+        return Ok(());
+    }
+    if config.insecure {
+        warn!(%address, "serving without a token on a non-loopback address (--insecure): anyone who can reach it can run jobs, read files and stop workers");
+        return Ok(());
+    }
+    Err(NetError::InsecureBind {
+        address: address.to_string(),
+    }
+    .into())
 }
 
 /// A started coordinator.
 pub struct RunningCoordinator {
     address: SocketAddr,
+    scheme: &'static str,
     dashboard: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -66,9 +112,14 @@ impl RunningCoordinator {
         self.dashboard
     }
 
-    /// The URL clients and workers connect to.
+    /// The dashboard's URL (`https://` when it serves TLS), if it was started.
+    pub fn dashboard_url(&self) -> Option<String> {
+        self.dashboard.map(|d| format!("{}://{d}", self.scheme))
+    }
+
+    /// The URL clients and workers connect to (`https://` when it serves TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("{}://{}", self.scheme, self.address)
     }
 
     /// Stops serving.
@@ -88,39 +139,64 @@ impl RunningCoordinator {
 
 /// Starts a coordinator inside the current tokio runtime.
 pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator> {
-    let listener = TcpListener::bind(config.bind)
-        .await
-        .map_err(|source| CoordinatorError::Io {
-            what: format!("cannot bind {}", config.bind),
-            source,
-        })?;
+    check_exposure(&config, config.bind)?;
+    if let Some(d) = config.dashboard {
+        check_exposure(&config, d)?;
+    }
+    if !config.tokens.required() {
+        info!(
+            "no token configured: every caller that can reach the coordinator is trusted (see docs/security.md)"
+        );
+    }
+    let listener = GuardedListener::bind(config.bind, config.connections).await?;
     let address = listener
         .local_addr()
         .map_err(|source| CoordinatorError::Io {
             what: "local address".into(),
             source,
         })?;
+    let dialer = Dialer::new(config.tls.clone(), CallCredentials::none());
     let state = CoordinatorState::new(
         Scheduler::new(config.scheduler.clone()),
-        Arc::new(GrpcTaskLauncher::default()),
+        Arc::new(GrpcTaskLauncher::new(dialer.clone())),
     );
+    let admission = Arc::new(Admission {
+        limits: config.scheduler.limits,
+        max_worker_slots: config.max_worker_slots.max(1),
+        roots: config.allowed_roots.clone(),
+        dialer,
+    });
+    let mut flight_tokens: Vec<_> = [Role::Worker, Role::Client]
+        .into_iter()
+        .filter_map(|r| config.tokens.digest(r))
+        .collect();
+    flight_tokens.dedup();
+    let access = Arc::new(CoordinatorAccess {
+        tokens: config.tokens.clone(),
+    });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut server_shutdown = shutdown_rx.clone();
     let service = CoordinatorServer::new(CoordinatorService::new(
         state.clone(),
+        admission,
         config.heartbeat_interval,
+        flight_tokens,
+        config.scheduler.result_retention,
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    // Nagle's algorithm off on every accepted connection: tonic's `tcp_nodelay` applies only
-    // to listeners it binds itself, and small RPCs would otherwise wait for delayed ACKs.
-    let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |conn| {
-        conn.and_then(|s| s.set_nodelay(true).map(|()| s))
-    });
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
+    if let Some(tls) = config.tls.grpc_server() {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| NetError::Tls(e.to_string()))?;
+    }
+    let server = builder
+        .layer(AuthLayer::new(access.clone()))
         .add_service(service)
-        .serve_with_incoming_shutdown(incoming, async move {
+        .serve_with_incoming_shutdown(listener.into_incoming(), async move {
             let _ = server_shutdown.wait_for(|stop| *stop).await;
         });
     let server_task = tokio::spawn(async move {
@@ -131,23 +207,28 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator> {
     let mut tasks = vec![server_task];
     let mut dashboard = None;
     if let Some(bind) = config.dashboard {
-        let listener = TcpListener::bind(bind)
+        let listener = GuardedListener::bind(bind, config.connections)
             .await
-            .map_err(|source| CoordinatorError::Io {
-                what: format!("cannot bind the dashboard to {bind} (use --dashboard-bind)"),
-                source,
-            })?;
+            .map_err(|e| CoordinatorError::Refused(format!("{e} (use --dashboard-bind)")))?;
         let at = listener
             .local_addr()
             .map_err(|source| CoordinatorError::Io {
                 what: "dashboard address".into(),
                 source,
             })?;
-        info!(dashboard = %format!("http://{at}"), "dashboard and /metrics serving");
+        let tls = config.tls.http_server()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        info!(dashboard = %format!("{scheme}://{at}"), "dashboard and /metrics serving");
         dashboard = Some(at);
+        let access = crate::dashboard::DashboardAccess {
+            policy: access,
+            metrics_public: config.metrics_public,
+        };
         tasks.push(tokio::spawn(crate::dashboard::serve(
             listener,
+            tls,
             state.clone(),
+            access,
             shutdown_rx.clone(),
         )));
     }
@@ -159,6 +240,7 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator> {
     info!(%address, "coordinator started");
     Ok(RunningCoordinator {
         address,
+        scheme: config.tls.scheme(),
         dashboard,
         shutdown: shutdown_tx,
         tasks,

@@ -61,6 +61,11 @@ pub enum TaskOutcome {
 #[derive(Clone, Debug)]
 pub struct SchedulerConfig {
     pub max_task_attempts: u32,
+    /// A job fails when one of its tasks was running on a worker that was lost this many
+    /// times: the task is probably what kills them.
+    pub max_worker_losses: u32,
+    /// Bounds on partitions, tasks and plans (also given to every worker).
+    pub limits: quiver_plan::Limits,
     /// How long a collect job's results stay on the workers after it succeeded.
     pub result_retention: Duration,
     /// How long a job waits while no worker is registered before it fails.
@@ -86,6 +91,8 @@ impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
             max_task_attempts: 4,
+            max_worker_losses: 2,
+            limits: quiver_plan::Limits::default(),
             result_retention: Duration::from_secs(600),
             worker_wait_timeout: Duration::from_secs(300),
             speculation: true,
@@ -161,7 +168,9 @@ impl Scheduler {
     }
 
     fn total_slots(&self) -> u32 {
-        self.workers.values().map(|w| w.slots).sum()
+        self.workers
+            .values()
+            .fold(0u32, |n, w| n.saturating_add(w.slots))
     }
 
     /// Accepts a job; it starts when a worker is free.
@@ -277,9 +286,12 @@ impl Scheduler {
     }
 
     /// A worker stopped heartbeating: its running tasks go back to pending, and its map outputs
-    /// that are still needed are recomputed.
+    /// that are still needed are recomputed. A task whose attempts were running on lost
+    /// workers `max_worker_losses` times fails its job (a poison task).
     pub fn worker_lost(&mut self, lost: &WorkerId) -> Vec<Action> {
         self.workers.remove(lost);
+        let max_losses = self.config.max_worker_losses.max(1);
+        let mut poisoned = Vec::new();
         for job in self.jobs.values_mut() {
             if job.state != JobState::Running {
                 continue;
@@ -293,6 +305,10 @@ impl Scheduler {
                         if worker == *lost {
                             info!(job = %job.id, stage = %stage.id, partition = p, worker = %lost, "attempt dropped: worker lost");
                             task.drop_attempt(attempt);
+                            task.worker_losses += 1;
+                            if task.worker_losses >= max_losses {
+                                poisoned.push((job.id.clone(), stage.id, p, task.worker_losses));
+                            }
                         }
                     }
                     if matches!(&task.state, TaskState::Done { worker, .. } if worker == lost && needed)
@@ -304,7 +320,35 @@ impl Scheduler {
                 }
             }
         }
-        vec![]
+        let mut actions = Vec::new();
+        for (job, stage, partition, losses) in poisoned {
+            if self
+                .jobs
+                .get(&job)
+                .is_some_and(|j| j.state == JobState::Running)
+            {
+                let error = format!(
+                    "stage {stage} partition {partition}: worker lost while running it {losses} times; the task is probably what brings its workers down (memory, a crash in a user function), so it is not tried again"
+                );
+                warn!(job = %job, %error, "failing job");
+                actions.extend(self.finish_job(&job, JobState::Failed, Some(error)));
+            }
+        }
+        actions
+    }
+
+    /// A launch never reached `worker` (nothing answers there): the attempt never started, so
+    /// unlike one lost while running it says nothing about the task.
+    pub fn launch_undelivered(&mut self, attempt: &TaskAttempt, worker: &WorkerId) {
+        if let Some(task) = self
+            .jobs
+            .get_mut(&attempt.job)
+            .and_then(|j| j.stages.get_mut(attempt.stage.0 as usize))
+            .and_then(|s| s.tasks.get_mut(attempt.partition as usize))
+            && task.is_running_attempt(worker, attempt.attempt)
+        {
+            task.drop_attempt(attempt.attempt);
+        }
     }
 
     /// Whether `attempt` on `worker` is the one the coordinator expects a result from.
@@ -338,8 +382,9 @@ impl Scheduler {
             .collect())
     }
 
-    /// Whether `attempt` may commit its file output (the first attempt to ask wins).
-    pub fn ask_commit(&mut self, attempt: &TaskAttempt) -> bool {
+    /// Whether `attempt`, running on `worker`, may commit its file output (the first attempt
+    /// to ask wins).
+    pub fn ask_commit(&mut self, attempt: &TaskAttempt, worker: &WorkerId) -> bool {
         let Some(task) = self
             .jobs
             .get_mut(&attempt.job)
@@ -349,10 +394,7 @@ impl Scheduler {
         else {
             return false;
         };
-        let current = task
-            .running_attempts()
-            .iter()
-            .any(|(_, a)| *a == attempt.attempt);
+        let current = task.is_running_attempt(worker, attempt.attempt);
         match task.committed {
             Some(a) => a == attempt.attempt,
             None if current => {
@@ -382,17 +424,30 @@ impl Scheduler {
             .get(worker)
             .map(|w| w.address.clone())
             .unwrap_or_default();
-        let Some(task) = job
-            .stages
-            .get_mut(attempt.stage.0 as usize)
-            .and_then(|s| s.tasks.get_mut(attempt.partition as usize))
-        else {
+        let Some(stage) = job.stages.get_mut(attempt.stage.0 as usize) else {
+            return vec![];
+        };
+        let expected_buckets = stage.output.buckets() as usize;
+        let Some(task) = stage.tasks.get_mut(attempt.partition as usize) else {
             return vec![];
         };
         if !task.is_running_attempt(worker, attempt.attempt) {
             info!(task = %attempt, worker = %worker, "ignoring result of a stale attempt");
             return vec![];
         }
+        let outcome = match outcome {
+            TaskOutcome::Success { bucket_bytes, .. } if bucket_bytes.len() != expected_buckets => {
+                TaskOutcome::Failure {
+                    message: format!(
+                        "worker reported {} output buckets; the stage writes {expected_buckets}",
+                        bucket_bytes.len()
+                    ),
+                    retryable: true,
+                    fetch_failure: None,
+                }
+            }
+            other => other,
+        };
         match outcome {
             TaskOutcome::Success {
                 bucket_bytes,
@@ -638,17 +693,33 @@ impl Scheduler {
                 continue;
             }
             if job.state == JobState::Queued {
+                let limits = self.config.limits;
                 let partitions = if job.options.shuffle_partitions > 0 {
                     job.options.shuffle_partitions
                 } else {
-                    2 * total_slots
+                    total_slots.saturating_mul(2).min(limits.max_partitions)
                 };
                 let options = PlannerOptions {
                     shuffle_partitions: partitions,
                     total_slots,
                     broadcast_threshold: job.options.broadcast_threshold,
+                    max_tasks_per_stage: limits.max_tasks_per_stage,
                 };
-                match plan_stages(&job.plan, &job.sink, options) {
+                let planned = plan_stages(&job.plan, &job.sink, options).and_then(|stages| {
+                    // What the planner made must be what every worker accepts.
+                    for stage in &stages {
+                        let task = crate::job::Stage::new(stage.clone()).task_definition(
+                            &job.id,
+                            0,
+                            0,
+                            &[],
+                            job.options.batch_size,
+                        );
+                        limits.check_task(&task)?;
+                    }
+                    Ok(stages)
+                });
+                match planned {
                     Ok(stages) => {
                         job.stages = stages.into_iter().map(Stage::new).collect();
                         job.state = JobState::Running;
@@ -858,6 +929,7 @@ fn shuffle_inputs(job: &Job, s: usize) -> Vec<ShuffleInput> {
                     _ => None,
                 })
                 .collect(),
+            grant: None,
         })
         .collect()
 }

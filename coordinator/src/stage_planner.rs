@@ -45,6 +45,8 @@ pub struct PlannerOptions {
     /// Broadcast a join's right side when its input is estimated at most this many bytes
     /// (`None`: never).
     pub broadcast_threshold: Option<u64>,
+    /// Most tasks a stage that reads files may have (one per split); more is an error.
+    pub max_tasks_per_stage: u32,
 }
 
 /// One stage of a job, ready to schedule.
@@ -90,6 +92,7 @@ struct Planner {
     shuffle_partitions: u32,
     total_slots: u32,
     broadcast_threshold: Option<u64>,
+    max_tasks_per_stage: u32,
 }
 
 /// Plans the stages of `plan` writing into `sink`.
@@ -105,6 +108,7 @@ pub fn plan_stages(
         shuffle_partitions: options.shuffle_partitions.max(1),
         total_slots: options.total_slots.max(1),
         broadcast_threshold: options.broadcast_threshold,
+        max_tasks_per_stage: options.max_tasks_per_stage.max(1),
     };
     let (root, inputs, partitioning) = planner.build(plan)?;
     planner.add_stage(root, StageOutput::from(sink.clone()), inputs, partitioning);
@@ -372,7 +376,7 @@ impl Planner {
             PlanNode::Scan(scan) => (
                 node.clone(),
                 vec![],
-                Partitioning::Splits(self.splits(scan)),
+                Partitioning::Splits(self.splits(scan)?),
             ),
             PlanNode::ShuffleRead { .. } => {
                 return Err(PlanError::InvalidPlan(
@@ -528,25 +532,46 @@ impl Planner {
     }
 
     /// The input splits of a scan: byte ranges of text files, row groups of Parquet files,
-    /// whole CSV files. Always at least one (possibly empty) split.
-    fn splits(&self, scan: &ScanNode) -> Vec<Vec<FileSplit>> {
+    /// whole CSV files. Always at least one (possibly empty) split. The sizes and row group
+    /// counts come from the client: the count is bounded before any split is made.
+    fn splits(&self, scan: &ScanNode) -> Result<Vec<Vec<FileSplit>>, PlanError> {
         let whole = |path: &str, end: u64| FileSplit {
             path: path.to_string(),
             start: 0,
             end,
             row_groups: vec![],
         };
-        let mut out = Vec::new();
+        let target = scan
+            .total_bytes()
+            .div_ceil(u64::from(self.total_slots) * SPLITS_PER_SLOT)
+            .clamp(MIN_SPLIT_BYTES, MAX_SPLIT_BYTES);
+        let count = match scan.format {
+            SourceFormat::Text => scan
+                .files
+                .iter()
+                .fold(0u64, |n, f| n.saturating_add(f.size.div_ceil(target))),
+            SourceFormat::Parquet => scan
+                .files
+                .iter()
+                .fold(0u64, |n, f| n.saturating_add(u64::from(f.row_groups))),
+            SourceFormat::Csv => scan.files.len() as u64,
+        };
+        quiver_plan::Limits::check(
+            format!(
+                "the number of input splits (tasks) of a scan of {} files",
+                scan.files.len()
+            ),
+            count,
+            self.max_tasks_per_stage,
+            "coordinator flag --max-tasks-per-stage",
+        )?;
+        let mut out = Vec::with_capacity(count as usize);
         match scan.format {
             SourceFormat::Text => {
-                let target = scan
-                    .total_bytes()
-                    .div_ceil(u64::from(self.total_slots) * SPLITS_PER_SLOT)
-                    .clamp(MIN_SPLIT_BYTES, MAX_SPLIT_BYTES);
                 for f in &scan.files {
                     let mut start = 0;
                     while start < f.size {
-                        let end = (start + target).min(f.size);
+                        let end = start.saturating_add(target).min(f.size);
                         out.push(vec![FileSplit {
                             path: f.path.clone(),
                             start,
@@ -574,7 +599,7 @@ impl Planner {
         if out.is_empty() {
             out.push(vec![]);
         }
-        out
+        Ok(out)
     }
 }
 

@@ -1,15 +1,19 @@
 //! [`TaskLauncher`]: how the coordinator reaches workers. Behind a trait so that scheduler
 //! tests can use virtual workers; [`GrpcTaskLauncher`] is the real one.
+//!
+//! A worker obeys only calls that carry its session key as their bearer token (it chose the
+//! key and told only the coordinator, at registration), so the launcher keeps each worker
+//! address's key beside its channel.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use quiver_net::{AuthChannel, CallCredentials, Dialer};
 use quiver_plan::{JobId, StageId, TaskAttempt, TaskDefinition};
 use quiver_proto::MAX_MESSAGE_BYTES;
 use quiver_proto::v1 as pb;
 use quiver_proto::v1::worker_client::WorkerClient;
-use tonic::transport::{Channel, Endpoint};
 
 /// Why a launch failed.
 #[derive(Clone, Debug)]
@@ -31,6 +35,9 @@ impl From<tonic::Status> for LaunchError {
 /// Sends instructions to workers.
 #[tonic::async_trait]
 pub trait TaskLauncher: Send + Sync + 'static {
+    /// A worker registered at `address` with `session_key`: calls to that address carry it
+    /// from now on.
+    fn worker_registered(&self, _address: &str, _session_key: &str) {}
     /// Starts a task attempt on the worker at `address`.
     async fn launch(&self, address: &str, task: &TaskDefinition) -> Result<(), LaunchError>;
     /// Cancels running attempts.
@@ -44,25 +51,39 @@ pub trait TaskLauncher: Send + Sync + 'static {
     ) -> Result<(), String>;
 }
 
-/// The gRPC launcher: one lazily connected channel per worker address.
+/// The gRPC launcher: one lazily connected channel per worker address, with the session key
+/// of the worker registered there.
 #[derive(Default)]
 pub struct GrpcTaskLauncher {
-    channels: Mutex<HashMap<String, Channel>>,
+    dialer: Dialer,
+    channels: Mutex<HashMap<String, (String, Option<AuthChannel>)>>,
 }
 
 impl GrpcTaskLauncher {
-    fn client(&self, address: &str) -> Result<WorkerClient<Channel>, String> {
+    /// A launcher dialing workers with `dialer`'s TLS settings.
+    pub fn new(dialer: Dialer) -> Self {
+        GrpcTaskLauncher {
+            dialer,
+            channels: Mutex::default(),
+        }
+    }
+
+    fn client(&self, address: &str) -> Result<WorkerClient<AuthChannel>, String> {
         let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        let channel = match map.get(address) {
+        let Some((key, channel)) = map.get_mut(address) else {
+            return Err(format!("no worker registered at {address}"));
+        };
+        let channel = match channel {
             Some(c) => c.clone(),
             None => {
-                let c = Endpoint::from_shared(address.to_string())
-                    .map_err(|e| format!("bad worker address {address}: {e}"))?
-                    .connect_timeout(Duration::from_secs(3))
-                    .timeout(Duration::from_secs(30))
-                    .tcp_nodelay(true)
-                    .connect_lazy();
-                map.insert(address.to_string(), c.clone());
+                let c = self
+                    .dialer
+                    .with_credentials(
+                        CallCredentials::bearer(Some(key)).map_err(|e| e.to_string())?,
+                    )
+                    .lazy(address, Some(Duration::from_secs(30)))
+                    .map_err(|e| e.to_string())?;
+                *channel = Some(c.clone());
                 c
             }
         };
@@ -83,6 +104,17 @@ fn task_ref(a: &TaskAttempt) -> pb::TaskRef {
 
 #[tonic::async_trait]
 impl TaskLauncher for GrpcTaskLauncher {
+    fn worker_registered(&self, address: &str, session_key: &str) {
+        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(address) {
+            Some((key, _)) if key == session_key => {}
+            // A new worker at this address (or the first): a new channel with its key.
+            _ => {
+                map.insert(address.to_string(), (session_key.to_string(), None));
+            }
+        }
+    }
+
     async fn launch(&self, address: &str, task: &TaskDefinition) -> Result<(), LaunchError> {
         let request = pb::LaunchTaskRequest {
             task: Some(task.into()),

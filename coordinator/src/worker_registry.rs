@@ -6,6 +6,8 @@
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
+use quiver_net::TokenDigest;
 use quiver_plan::WorkerId;
 
 /// Whether a worker is believed to be up.
@@ -29,7 +31,13 @@ pub struct WorkerEntry {
     pub draining: bool,
     /// The user functions it has.
     pub functions: Vec<String>,
+    /// The digest of the session key it registered with: its later calls must carry the key.
+    pub session_key: TokenDigest,
 }
+
+/// A registration for a known worker id with another session key.
+#[derive(Debug)]
+pub struct ImpersonationRefused;
 
 /// All workers, alive or lost.
 #[derive(Default)]
@@ -38,7 +46,9 @@ pub struct WorkerRegistry {
 }
 
 impl WorkerRegistry {
-    /// Adds or refreshes a worker.
+    /// Adds or refreshes a worker. A worker id already known is taken over only by a caller
+    /// with the same session key (the same process, registering again): anyone else gets
+    /// [`ImpersonationRefused`].
     pub fn register(
         &self,
         id: WorkerId,
@@ -46,21 +56,44 @@ impl WorkerRegistry {
         slots: u32,
         hostname: String,
         functions: Vec<String>,
-    ) {
-        self.workers.insert(
-            id,
-            WorkerEntry {
-                address,
-                slots,
-                hostname,
-                last_heartbeat: Instant::now(),
-                running_tasks: 0,
-                tasks_completed: 0,
-                draining: false,
-                functions,
-                liveness: Liveness::Alive,
-            },
-        );
+        session_key: &str,
+    ) -> Result<(), ImpersonationRefused> {
+        let entry = WorkerEntry {
+            address,
+            slots,
+            hostname,
+            last_heartbeat: Instant::now(),
+            running_tasks: 0,
+            tasks_completed: 0,
+            draining: false,
+            functions,
+            liveness: Liveness::Alive,
+            session_key: TokenDigest::of(session_key),
+        };
+        match self.workers.entry(id) {
+            Entry::Occupied(mut known) => {
+                if !known.get().session_key.matches(session_key) {
+                    return Err(ImpersonationRefused);
+                }
+                let completed = known.get().tasks_completed;
+                known.insert(WorkerEntry {
+                    tasks_completed: completed,
+                    ..entry
+                });
+            }
+            Entry::Vacant(v) => {
+                v.insert(entry);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `presented` is the session key worker `id` registered with. An unknown worker
+    /// has no key to match: `None`.
+    pub fn verify_key(&self, id: &WorkerId, presented: &str) -> Option<bool> {
+        self.workers
+            .get(id)
+            .map(|w| w.session_key.matches(presented))
     }
 
     /// Records a heartbeat. False if the worker is unknown or was declared lost: it must

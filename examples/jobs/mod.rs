@@ -12,14 +12,17 @@ pub mod tpch;
 
 use std::path::{Path, PathBuf};
 
-use quiver::{Client, LocalCluster};
+use quiver::{Client, ClientArgs, LocalCluster};
 
 /// The flags every example takes to say where it runs.
 #[derive(clap::Args, Debug)]
 pub struct ClusterArgs {
     /// Run on this coordinator instead of a local cluster.
-    #[arg(long)]
+    #[arg(long, env = "QUIVER_COORDINATOR")]
     pub coordinator: Option<String>,
+    /// The token and TLS settings for --coordinator.
+    #[command(flatten)]
+    pub client: ClientArgs,
     /// Workers of the local cluster.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
@@ -47,7 +50,7 @@ impl ExampleCluster {
         match args.coordinator.as_deref() {
             Some(url) => Ok(ExampleCluster {
                 local: None,
-                client: Client::connect(url).await?,
+                client: Client::connect_with(url, args.client.options()).await?,
             }),
             None => {
                 let local = LocalCluster::start(workers).await?;

@@ -78,9 +78,9 @@ pub fn generate(dir: &Path, total: u64, files: usize, seed: u64) -> anyhow::Resu
     })
 }
 
-/// The job: every record, sorted by key.
-pub fn sort_job(input: &Path) -> quiver::Result<Dataset> {
-    Dataset::read_parquet(&[input])?.sort([col("key")])
+/// The job: every record of every input file or directory, sorted by key.
+pub fn sort_job(inputs: &[impl AsRef<Path>]) -> quiver::Result<Dataset> {
+    Dataset::read_parquet(inputs)?.sort([col("key")])
 }
 
 /// Checks a sorted output directory: keys ascending across its files in name order. Returns

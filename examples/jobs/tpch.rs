@@ -157,10 +157,11 @@ pub fn generate(dir: &Path, sf: f64, files: usize, seed: u64) -> anyhow::Result<
 }
 
 /// TPC-H Q1: line items shipped by 1998-09-02, grouped by return flag and line status.
-pub fn q1(lineitem: &Path) -> quiver::Result<Dataset> {
+/// `lineitem` is every Parquet file or directory of the table.
+pub fn q1(lineitem: &[impl AsRef<Path>]) -> quiver::Result<Dataset> {
     let price = || col("l_extendedprice");
     let disc_price = || price() * (lit(1.0) - col("l_discount"));
-    Dataset::read_parquet(&[lineitem])?
+    Dataset::read_parquet(lineitem)?
         .filter(col("l_shipdate").lt_eq(lit("1998-09-02")))?
         .group_by(["l_returnflag", "l_linestatus"])
         .agg([

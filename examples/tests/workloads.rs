@@ -45,7 +45,7 @@ async fn terasort_output_is_ordered_and_complete() {
     let cluster = cluster().await;
     let client = cluster.client().await.unwrap();
     let out = dir.path().join("out");
-    terasort::sort_job(&input)
+    terasort::sort_job(&[&input])
         .unwrap()
         .write_parquet(&client, &out)
         .await
@@ -98,7 +98,11 @@ async fn tpch_q1_and_top_customers_match_single_threaded_references() {
             e[4] += 1.0;
         }
     }
-    let got = tpch::q1(&lineitem).unwrap().collect(&client).await.unwrap();
+    let got = tpch::q1(&[&lineitem])
+        .unwrap()
+        .collect(&client)
+        .await
+        .unwrap();
     let mut groups = Vec::new();
     for b in &got {
         let (flag, status) = (

@@ -43,6 +43,21 @@ pub enum PlanError {
     },
     #[error("schema encoding: {0}")]
     Schema(#[from] arrow::error::ArrowError),
+    #[error("{what} {value:?} is not valid: {expected}")]
+    InvalidId {
+        what: &'static str,
+        /// The value as received, cut to 80 characters.
+        value: String,
+        expected: &'static str,
+    },
+    #[error("{what} is {value}, over the limit of {limit} ({setting})")]
+    LimitExceeded {
+        what: String,
+        value: u64,
+        limit: u64,
+        /// Where the limit is set, e.g. the coordinator flag.
+        setting: &'static str,
+    },
 }
 
 impl PlanError {
@@ -50,6 +65,14 @@ impl PlanError {
         PlanError::MalformedProto {
             field,
             problem: "is missing".into(),
+        }
+    }
+
+    pub(crate) fn invalid_id(what: &'static str, value: &str, expected: &'static str) -> Self {
+        PlanError::InvalidId {
+            what,
+            value: value.chars().take(80).collect(),
+            expected,
         }
     }
 

@@ -14,6 +14,8 @@
 //! - [`sort`] — sort keys and their order options.
 //! - [`plan`] — the plan tree (`PlanNode`) and schema inference with validation.
 //! - [`stage`] — what the coordinator sends a worker: stage outputs, splits, task definitions.
+//! - [`limits`] — [`Limits`]: bounds on partitions, tasks, batch sizes and plan size and
+//!   depth, checked before any number from the wire sizes anything.
 //! - [`proto_conversion`] — `From`/`TryFrom` between the types above and `quiver-proto`.
 //! - [`error`] — [`PlanError`].
 
@@ -23,6 +25,7 @@ pub mod error;
 pub mod expr;
 pub mod ids;
 pub mod join;
+pub mod limits;
 pub mod plan;
 pub mod proto_conversion;
 pub mod sort;
@@ -37,9 +40,12 @@ pub use error::{PlanError, Result};
 pub use expr::{BinaryOp, Expr, ScalarFunction, ScalarValue};
 pub use ids::{JobId, StageId, TaskAttempt, WorkerId};
 pub use join::{JoinStrategy, JoinType};
+pub use limits::Limits;
 pub use plan::{AggregateMode, CsvOptions, InputFile, PlanNode, ScanNode, SourceFormat};
 pub use sort::SortExpr;
-pub use stage::{FileSplit, MapOutputLocation, ShuffleInput, Sink, StageOutput, TaskDefinition};
+pub use stage::{
+    FileSplit, MapOutputLocation, ReadGrant, ShuffleInput, Sink, StageOutput, TaskDefinition,
+};
 
 /// Rows per batch inside a task unless the job says otherwise.
 pub const DEFAULT_BATCH_SIZE: usize = 8192;

@@ -82,7 +82,9 @@ impl ScanNode {
 
     /// Total bytes of all input files.
     pub fn total_bytes(&self) -> u64 {
-        self.files.iter().map(|f| f.size).sum()
+        self.files
+            .iter()
+            .fold(0, |sum, f| sum.saturating_add(f.size))
     }
 }
 
@@ -206,6 +208,32 @@ impl PlanNode {
             PlanNode::Join { left, right, .. } => vec![left, right],
             PlanNode::Union { inputs, .. } => inputs.iter().collect(),
         }
+    }
+
+    /// Checks that a plan a client submitted holds only what a client may write: no shuffle or
+    /// broadcast reads, samples or split aggregations (the planner makes those, and they refer
+    /// to stages of a job that does not exist yet), and unions without task counts.
+    pub fn check_submittable(&self) -> Result<()> {
+        for node in self.nodes() {
+            let planner_only = match node {
+                PlanNode::ShuffleRead { .. } => Some("shuffle_read"),
+                PlanNode::BroadcastRead { .. } => Some("broadcast_read"),
+                PlanNode::Sample { .. } => Some("sample"),
+                PlanNode::Aggregate { mode, .. } if *mode != AggregateMode::Single => {
+                    Some("a partial or final aggregation")
+                }
+                PlanNode::Union { partitions, .. } if !partitions.is_empty() => {
+                    Some("a union with task counts")
+                }
+                _ => None,
+            };
+            if let Some(what) = planner_only {
+                return Err(PlanError::InvalidPlan(format!(
+                    "a submitted plan may not contain {what}: the coordinator's planner makes those"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Every node of the tree, parents before children.

@@ -18,7 +18,9 @@ use crate::ids::{JobId, StageId, TaskAttempt, WorkerId};
 use crate::join::{JoinStrategy, JoinType};
 use crate::plan::{AggregateMode, CsvOptions, InputFile, PlanNode, ScanNode, SourceFormat};
 use crate::sort::SortExpr;
-use crate::stage::{FileSplit, MapOutputLocation, ShuffleInput, Sink, StageOutput, TaskDefinition};
+use crate::stage::{
+    FileSplit, MapOutputLocation, ReadGrant, ShuffleInput, Sink, StageOutput, TaskDefinition,
+};
 
 /// Encodes a schema as an Arrow IPC schema message.
 pub fn schema_to_bytes(schema: &Schema) -> Vec<u8> {
@@ -749,6 +751,7 @@ impl From<&TaskDefinition> for pb::TaskDefinition {
                             address: l.address.clone(),
                         })
                         .collect(),
+                    grant: i.grant.as_ref().map(pb::ReadGrant::from),
                 })
                 .collect(),
             batch_size: u32::try_from(t.batch_size).unwrap_or(u32::MAX),
@@ -756,15 +759,36 @@ impl From<&TaskDefinition> for pb::TaskDefinition {
     }
 }
 
+impl From<&ReadGrant> for pb::ReadGrant {
+    fn from(g: &ReadGrant) -> Self {
+        pb::ReadGrant {
+            job_id: g.job.clone(),
+            stage_id: g.stage.0,
+            expires_at_ms: g.expires_at_ms,
+            signature: g.signature.clone(),
+        }
+    }
+}
+
+impl From<&pb::ReadGrant> for ReadGrant {
+    fn from(g: &pb::ReadGrant) -> Self {
+        ReadGrant {
+            job: g.job_id.clone(),
+            stage: StageId(g.stage_id),
+            expires_at_ms: g.expires_at_ms,
+            signature: g.signature.clone(),
+        }
+    }
+}
+
+/// Decodes a task definition. The job id must be a UUID (it names directories on the
+/// worker); limits on sizes are checked separately, by [`crate::limits::Limits::check_task`].
 impl TryFrom<&pb::TaskDefinition> for TaskDefinition {
     type Error = PlanError;
     fn try_from(t: &pb::TaskDefinition) -> Result<Self> {
-        if t.job_id.is_empty() {
-            return Err(PlanError::missing("task.job_id"));
-        }
         Ok(TaskDefinition {
             attempt: TaskAttempt {
-                job: JobId(t.job_id.clone()),
+                job: JobId::parse(&t.job_id)?,
                 stage: StageId(t.stage_id),
                 partition: t.partition,
                 attempt: t.attempt,
@@ -795,6 +819,7 @@ impl TryFrom<&pb::TaskDefinition> for TaskDefinition {
                             address: l.address.clone(),
                         })
                         .collect(),
+                    grant: i.grant.as_ref().map(ReadGrant::from),
                 })
                 .collect(),
             batch_size: if t.batch_size == 0 {

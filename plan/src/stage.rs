@@ -103,6 +103,29 @@ pub struct MapOutputLocation {
 pub struct ShuffleInput {
     pub stage: StageId,
     pub locations: Vec<MapOutputLocation>,
+    /// The coordinator's permission to read them; the scheduler leaves it empty and the
+    /// coordinator signs it in just before the task is sent.
+    pub grant: Option<ReadGrant>,
+}
+
+/// A coordinator-signed permission to read the outputs of one stage of one job until
+/// `expires_at_ms` (Unix milliseconds); workers check the signature before serving data.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ReadGrant {
+    pub job: String,
+    pub stage: StageId,
+    pub expires_at_ms: u64,
+    pub signature: Vec<u8>,
+}
+
+impl std::fmt::Debug for ReadGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ReadGrant(job {} stage {} until {})",
+            self.job, self.stage, self.expires_at_ms
+        )
+    }
 }
 
 /// Everything a worker needs to run one task attempt.

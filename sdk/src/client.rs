@@ -1,13 +1,16 @@
 //! [`Client`]: a driver's connection to a coordinator.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use quiver_net::{AuthChannel, Dialer};
 use quiver_plan::Sink;
 use quiver_proto::MAX_MESSAGE_BYTES;
 use quiver_proto::v1 as pb;
 use quiver_proto::v1::coordinator_client::CoordinatorClient;
-use tonic::transport::{Channel, Endpoint};
+use quiver_worker::shuffle::shuffle_reader::PeerChannels;
 
+use crate::client_options::ClientOptions;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::job_handle::{JobHandle, JobProgress};
@@ -28,33 +31,60 @@ pub struct JobOptions {
 }
 
 /// A connection to a coordinator. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Client {
     url: String,
-    inner: CoordinatorClient<Channel>,
+    inner: CoordinatorClient<AuthChannel>,
+    /// Connections to workers, for fetching results (same token and TLS settings).
+    workers: Arc<PeerChannels>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("url", &self.url).finish()
+    }
 }
 
 impl Client {
-    /// Connects to the coordinator at `url` (e.g. `http://127.0.0.1:50050`). Fails within a
-    /// few seconds if nothing answers there.
+    /// Connects to the coordinator at `url` (e.g. `http://127.0.0.1:50050`) with the
+    /// credentials and TLS settings of the environment ([`ClientOptions::from_env`]). Fails
+    /// within a few seconds if nothing answers there.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, ClientOptions::from_env()).await
+    }
+
+    /// Connects to the coordinator at `url` with `options`: the token to present and the TLS
+    /// settings for `https://` URLs.
+    ///
+    /// ```no_run
+    /// # async fn run() -> quiver::Result<()> {
+    /// use quiver::{Client, ClientOptions};
+    /// let client = Client::connect_with(
+    ///     "https://coordinator.example:50050",
+    ///     ClientOptions::new().token_file("client-token").tls_ca("ca.pem"),
+    /// )
+    /// .await?;
+    /// # let _ = client; Ok(()) }
+    /// ```
+    pub async fn connect_with(url: &str, options: ClientOptions) -> Result<Self> {
         let connect_error = |message: String| Error::Connect {
             url: url.to_string(),
             message,
         };
-        let endpoint = Endpoint::from_shared(url.to_string())
-            .map_err(|e| connect_error(format!("not a valid URL: {e}")))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true);
+        let dialer: Dialer = options.dialer()?;
+        let endpoint = dialer
+            .endpoint(url)
+            .map_err(|e| Error::Config(e.to_string()))?;
         let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
             .await
             .map_err(|_| connect_error(format!("no answer within {CONNECT_TIMEOUT:?}")))?
             .map_err(|e| connect_error(error_chain(&e)))?;
         Ok(Client {
             url: url.to_string(),
-            inner: CoordinatorClient::new(channel)
+            inner: CoordinatorClient::new(dialer.authenticate(channel))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            workers: Arc::new(PeerChannels::new(dialer)),
         })
     }
 
@@ -63,8 +93,12 @@ impl Client {
         &self.url
     }
 
-    pub(crate) fn grpc(&self) -> CoordinatorClient<Channel> {
+    pub(crate) fn grpc(&self) -> CoordinatorClient<AuthChannel> {
         self.inner.clone()
+    }
+
+    pub(crate) fn workers(&self) -> &PeerChannels {
+        &self.workers
     }
 
     /// Submits `dataset` with `sink` and returns at once with a handle to the job.

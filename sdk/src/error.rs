@@ -58,6 +58,10 @@ pub enum Error {
     /// The local cluster could not start.
     #[error("local cluster: {0}")]
     Cluster(String),
+    /// The client's token or TLS settings cannot be used (a missing file, an `https://` URL
+    /// without a CA, ...).
+    #[error("client settings: {0}")]
+    Config(String),
 }
 
 impl Error {
@@ -66,6 +70,12 @@ impl Error {
             request,
             message: status.message().to_string(),
         }
+    }
+}
+
+impl From<quiver_net::NetError> for Error {
+    fn from(e: quiver_net::NetError) -> Self {
+        Error::Config(e.to_string())
     }
 }
 

@@ -8,7 +8,7 @@ use prost::Message;
 use quiver_plan::proto_conversion::schema_from_bytes;
 use quiver_plan::{SchemaRef, StageOutput};
 use quiver_proto::v1 as pb;
-use quiver_worker::shuffle::shuffle_reader::{PeerChannels, fetch_bucket};
+use quiver_worker::shuffle::shuffle_reader::fetch_bucket;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -249,7 +249,7 @@ impl JobHandle {
     /// (directly, over Arrow Flight; the coordinator never carries them).
     pub async fn collect(&self) -> Result<Vec<RecordBatch>> {
         let done = self.wait().await?;
-        let peers = PeerChannels::default();
+        let peers = self.client.workers();
         let mut partitions = done.results.clone();
         partitions.sort_by_key(|r| r.partition);
         let mut batches = Vec::new();
@@ -261,7 +261,7 @@ impl JobHandle {
             };
             let ticket = pb::ShuffleTicket::decode(part.ticket.as_slice())
                 .map_err(|e| fetch_error(e.to_string()))?;
-            let stream = fetch_bucket(&peers, &part.address, ticket)
+            let stream = fetch_bucket(peers, &part.address, ticket)
                 .await
                 .map_err(fetch_error)?;
             let mut stream = Box::pin(stream);

@@ -25,11 +25,15 @@
 //! }
 //! ```
 //!
-//! The same job runs unchanged on a real cluster: `Client::connect("http://host:50050")`.
+//! The same job runs unchanged on a real cluster: `Client::connect("http://host:50050")`
+//! (with the token in `QUIVER_TOKEN_FILE`, or [`Client::connect_with`] and
+//! [`ClientOptions`]; see `docs/security.md`).
 //!
 //! # Layout
 //! - [`dataset`] — [`Dataset`] and [`GroupedDataset`], the plan-building API.
 //! - [`client`] — [`Client`], the connection to a coordinator.
+//! - [`client_options`] — [`ClientOptions`] and [`ClientArgs`]: the token and TLS settings a
+//!   driver connects with.
 //! - [`job_handle`] — [`JobHandle`], [`JobProgress`]: following, waiting, fetching results.
 //! - [`local_cluster`] — [`LocalCluster`], a whole cluster in this process.
 //! - [`worker`] — the worker entry point for binaries with their own functions.
@@ -38,6 +42,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod client_options;
 pub mod dataset;
 pub mod error;
 pub mod job_handle;
@@ -46,6 +51,7 @@ pub mod worker;
 
 pub use arrow;
 pub use client::{Client, JobOptions};
+pub use client_options::{ClientArgs, ClientOptions};
 pub use dataset::{Dataset, GroupedDataset, JoinOn};
 pub use error::{Error, Result};
 pub use job_handle::{JobHandle, JobProgress, JobState, StageProgress, StageState};

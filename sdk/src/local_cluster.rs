@@ -1,5 +1,6 @@
 //! [`LocalCluster`]: a coordinator and N workers inside this process, on loopback ports,
-//! talking the same gRPC and Flight as a real cluster.
+//! talking the same gRPC and Flight as a real cluster — with a random token of its own, so
+//! that other users of the machine cannot use it.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,7 +10,10 @@ use std::sync::Arc;
 
 use quiver_worker::{FunctionRegistry, RunningWorker, WorkerConfig};
 
+use quiver_net::{ClusterTokens, Token};
+
 use crate::client::Client;
+use crate::client_options::ClientOptions;
 use crate::error::{Error, Result};
 
 /// Settings of a [`LocalCluster`].
@@ -70,6 +74,7 @@ impl LocalClusterBuilder {
 
     /// Starts the cluster and waits until every worker has registered.
     pub async fn start(self) -> Result<LocalCluster> {
+        let token = Token::random();
         let coordinator = quiver_coordinator::start(CoordinatorConfig {
             bind: ([127, 0, 0, 1], 0).into(),
             heartbeat_interval: self.heartbeat_interval,
@@ -79,6 +84,8 @@ impl LocalClusterBuilder {
                 ..Default::default()
             },
             dashboard: None,
+            tokens: ClusterTokens::shared(&token),
+            ..Default::default()
         })
         .await
         .map_err(|e| Error::Cluster(e.to_string()))?;
@@ -88,6 +95,7 @@ impl LocalClusterBuilder {
             .unwrap_or_else(|| (cores / self.workers.max(1)).max(1));
         let mut cluster = LocalCluster {
             url: coordinator.url(),
+            token,
             coordinator: Some(coordinator),
             workers: Vec::new(),
             slots_per_worker: slots,
@@ -120,6 +128,7 @@ impl LocalClusterBuilder {
 /// ```
 pub struct LocalCluster {
     url: String,
+    token: Token,
     coordinator: Option<RunningCoordinator>,
     workers: Vec<Option<RunningWorker>>,
     slots_per_worker: usize,
@@ -153,9 +162,20 @@ impl LocalCluster {
         &self.url
     }
 
+    /// The cluster's token (random, made at start): what workers you start yourself, or other
+    /// clients, must present — e.g. through `QUIVER_TOKEN`.
+    pub fn token(&self) -> &str {
+        self.token.expose()
+    }
+
+    /// How to connect to this cluster: its token, no TLS.
+    pub fn client_options(&self) -> ClientOptions {
+        ClientOptions::new().token(self.token.expose())
+    }
+
     /// A client connected to this cluster's coordinator.
     pub async fn client(&self) -> Result<Client> {
-        Client::connect(&self.url).await
+        Client::connect_with(&self.url, self.client_options()).await
     }
 
     /// Starts one more worker; returns its index.
@@ -167,6 +187,7 @@ impl LocalCluster {
             heartbeat_interval: self.heartbeat_interval,
             functions: self.functions.clone(),
             memory_limit: self.memory_limit,
+            token: Some(self.token.clone()),
             ..WorkerConfig::default()
         })
         .await?;

@@ -7,6 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use quiver_net::AllowedRoots;
+use quiver_net::credentials::own_token;
+use quiver_net::flags::{ListenerArgs, TlsArgs, parse_duration};
 
 use crate::error::{Result, WorkerError};
 use crate::functions::FunctionRegistry;
@@ -35,17 +38,36 @@ pub struct WorkerArgs {
     /// Host name or IP that other workers and drivers use to reach this worker.
     #[arg(long, env = "QUIVER_ADVERTISE_HOST")]
     pub advertise_host: Option<String>,
-    /// Seconds between heartbeats.
-    #[arg(long, env = "QUIVER_HEARTBEAT_INTERVAL", default_value_t = 1.0)]
-    pub heartbeat_interval: f64,
+    /// Time between heartbeats (seconds, or e.g. 500ms).
+    #[arg(long, env = "QUIVER_HEARTBEAT_INTERVAL", default_value = "1", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
     /// Bytes of operator state all tasks together may hold before they spill to disk, e.g.
     /// `4G` or `512M`; each slot gets an equal share of at least 8 MiB. Defaults to half of
     /// the machine's memory.
     #[arg(long, env = "QUIVER_MEMORY_LIMIT", value_parser = crate::memory::memory_pool::parse_bytes)]
     pub memory_limit: Option<usize>,
     /// On SIGTERM, the longest to wait for running tasks and shuffle readers before exiting.
-    #[arg(long, env = "QUIVER_DRAIN_TIMEOUT", default_value_t = 300.0)]
-    pub drain_timeout: f64,
+    #[arg(long, env = "QUIVER_DRAIN_TIMEOUT", default_value = "300", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+    /// File holding the worker token (the coordinator's --token-file or
+    /// --worker-token-file); `QUIVER_TOKEN` may hold the token itself instead.
+    #[arg(long, env = "QUIVER_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Serve without a token on a non-loopback address (only on a network you trust).
+    #[arg(long, env = "QUIVER_INSECURE")]
+    pub insecure: bool,
+    /// A directory tasks may read from and write to (repeatable); anything else is refused.
+    /// Without one, any path this process can reach is allowed, except its work directory.
+    #[arg(
+        long = "allowed-root",
+        env = "QUIVER_ALLOWED_ROOTS",
+        value_delimiter = ','
+    )]
+    pub allowed_roots: Vec<PathBuf>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
+    pub listener: ListenerArgs,
 }
 
 /// Runs a worker with `functions` until Ctrl-C (stop at once) or SIGTERM (drain, then stop).
@@ -58,9 +80,19 @@ pub async fn run(args: WorkerArgs, functions: Arc<FunctionRegistry>) -> Result<(
         work_dir: args.work_dir,
         bind: args.bind,
         advertise_host: args.advertise_host,
-        heartbeat_interval: Duration::from_secs_f64(args.heartbeat_interval.max(0.01)),
+        heartbeat_interval: args.heartbeat_interval.max(Duration::from_millis(10)),
         functions,
         memory_limit: args.memory_limit.unwrap_or(defaults.memory_limit),
+        token: own_token(args.token_file.as_ref())?,
+        tls: args.tls.load()?,
+        insecure: args.insecure,
+        connections: args.listener.limits(),
+        allowed_roots: if args.allowed_roots.is_empty() {
+            AllowedRoots::anywhere()
+        } else {
+            AllowedRoots::new(&args.allowed_roots)
+                .map_err(|e| WorkerError::io("--allowed-root", e))?
+        },
     };
     let worker = start(config).await?;
     println!(
@@ -74,7 +106,7 @@ pub async fn run(args: WorkerArgs, functions: Arc<FunctionRegistry>) -> Result<(
         // Ctrl-C: stop now (running tasks are cancelled and run again elsewhere).
         _ = tokio::signal::ctrl_c() => worker.shutdown().await,
         // SIGTERM (what service managers send): finish what runs, then leave.
-        _ = term.recv() => worker.drain(Duration::from_secs_f64(args.drain_timeout.max(0.0))).await,
+        _ = term.recv() => worker.drain(args.drain_timeout).await,
     }
     Ok(())
 }

@@ -11,14 +11,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use quiver_net::{AuthChannel, Dialer};
 use quiver_plan::WorkerId;
 use quiver_proto::MAX_MESSAGE_BYTES;
 use quiver_proto::v1 as pb;
 use quiver_proto::v1::coordinator_client::CoordinatorClient;
 use tokio::sync::{mpsc, watch};
-use tonic::transport::{Channel, Endpoint};
 use tracing::{info, warn};
 
+use crate::cluster_trust::ClusterTrust;
 use crate::error::{Result, WorkerError};
 use crate::shuffle::map_output_store::MapOutputStore;
 use crate::task_executor::{TaskExecutor, TaskOutput, TaskReport};
@@ -30,30 +31,30 @@ const REPORT_RETRY_FOR: Duration = Duration::from_secs(60);
 pub struct CoordinatorLink {
     url: String,
     store: Arc<MapOutputStore>,
-    client: CoordinatorClient<Channel>,
+    client: CoordinatorClient<AuthChannel>,
     registration: pb::RegisterWorkerRequest,
+    trust: Arc<ClusterTrust>,
     registered: AtomicBool,
     draining: AtomicBool,
     released: AtomicBool,
 }
 
 impl CoordinatorLink {
-    /// A link to `url` (connected lazily, so a worker may start before its coordinator).
+    /// A link to `url` (connected lazily, so a worker may start before its coordinator),
+    /// dialed by `dialer` (which carries the worker's token and session key).
     pub fn new(
         url: &str,
+        dialer: &Dialer,
         registration: pb::RegisterWorkerRequest,
         store: Arc<MapOutputStore>,
+        trust: Arc<ClusterTrust>,
     ) -> Result<Self> {
-        let endpoint =
-            Endpoint::from_shared(url.to_string()).map_err(|e| WorkerError::Coordinator {
+        let channel = dialer
+            .lazy(url, Some(Duration::from_secs(30)))
+            .map_err(|e| WorkerError::Coordinator {
                 url: url.to_string(),
-                message: format!("not a valid URL: {e}"),
+                message: e.to_string(),
             })?;
-        let channel = endpoint
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(30))
-            .tcp_nodelay(true)
-            .connect_lazy();
         Ok(CoordinatorLink {
             url: url.to_string(),
             store,
@@ -61,6 +62,7 @@ impl CoordinatorLink {
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
             registration,
+            trust,
             registered: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             released: AtomicBool::new(false),
@@ -88,10 +90,15 @@ impl CoordinatorLink {
     }
 
     async fn register(&self) -> std::result::Result<(), tonic::Status> {
-        self.client
+        let response = self
+            .client
             .clone()
             .register_worker(self.registration.clone())
-            .await?;
+            .await?
+            .into_inner();
+        self.trust
+            .registered(&response)
+            .map_err(tonic::Status::failed_precondition)?;
         self.registered.store(true, Ordering::Relaxed);
         info!(worker = %self.registration.worker_id, coordinator = %self.url, "registered with coordinator");
         Ok(())
@@ -146,7 +153,17 @@ impl CoordinatorLink {
                     let first = unreachable_since.is_none();
                     let since = *unreachable_since.get_or_insert(now);
                     if first || (now - since).as_secs().is_multiple_of(10) {
-                        warn!(coordinator = %self.url, error = %e.message(), "coordinator unreachable; retrying");
+                        match e.code() {
+                            tonic::Code::Unavailable
+                            | tonic::Code::DeadlineExceeded
+                            | tonic::Code::Unknown
+                            | tonic::Code::Internal => {
+                                warn!(coordinator = %self.url, error = %e.message(), "coordinator unreachable; retrying")
+                            }
+                            code => {
+                                tracing::error!(coordinator = %self.url, ?code, error = %e.message(), "the coordinator refuses this worker; retrying")
+                            }
+                        }
                     }
                 }
             }
@@ -249,6 +266,7 @@ impl CoordinatorLink {
             stage_id: attempt.stage.0,
             partition: attempt.partition,
             attempt: attempt.attempt,
+            worker_id: self.registration.worker_id.clone(),
         };
         let allowed = self
             .client

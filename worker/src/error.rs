@@ -53,6 +53,21 @@ pub enum WorkerError {
     CommitDenied,
     #[error("coordinator at {url}: {message}")]
     Coordinator { url: String, message: String },
+    #[error("{0} (on this worker)")]
+    PathRefused(#[from] quiver_net::PathRefused),
+    #[error(transparent)]
+    Net(#[from] quiver_net::NetError),
+    #[error(
+        "sum '{aggregate}' overflows Int64 (it reached {value}); cast the input to float64 to sum larger values"
+    )]
+    SumOverflow { aggregate: String, value: i128 },
+    #[error("{path}: split [{start}, {end}) does not fit the file's {size} bytes")]
+    BadSplit {
+        path: PathBuf,
+        start: u64,
+        end: u64,
+        size: u64,
+    },
 }
 
 impl WorkerError {
@@ -75,6 +90,9 @@ impl WorkerError {
                 | WorkerError::NoInput { .. }
                 | WorkerError::Plan(_)
                 | WorkerError::Arrow(_)
+                | WorkerError::PathRefused(_)
+                | WorkerError::BadSplit { .. }
+                | WorkerError::SumOverflow { .. }
                 | WorkerError::Cancelled
         )
     }

@@ -7,6 +7,8 @@
 //!   users' own worker binaries).
 //! - [`process`] — wiring — bind, serve, heartbeat, report; [`process::start`] returns a handle.
 //! - [`worker_service`] — the gRPC `Worker` service (launch, cancel, remove job data).
+//! - [`cluster_trust`] — the worker's session key and what the coordinator told it (grant key,
+//!   accepted tokens, limits); the access policy of its port.
 //! - [`coordinator_link`] — registration, heartbeats, task reports and output commits.
 //! - [`task_executor`] — runs task attempts on rayon, catches panics, writes outputs.
 //! - [`functions`] — the registry of user functions (row, batch and flat-map).
@@ -20,6 +22,7 @@
 //! Nothing here depends on the coordinator crate: the two share only `quiver-proto` and
 //! `quiver-plan`.
 
+pub mod cluster_trust;
 pub mod command_line;
 pub mod coordinator_link;
 pub mod error;

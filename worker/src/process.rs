@@ -1,6 +1,7 @@
-//! Process wiring: binds the worker's port, starts its gRPC + Flight server, the heartbeat and
-//! report loops, and returns a handle that shuts it all down. Used by the `quiver-worker`
-//! binary and by the SDK's `LocalCluster`.
+//! Process wiring: binds the worker's port, starts its gRPC + Flight server (behind the
+//! worker's access policy, and TLS when configured), the heartbeat and report loops, and
+//! returns a handle that shuts it all down. Used by the `quiver-worker` binary and by the
+//! SDK's `LocalCluster`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,21 +9,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
+use quiver_net::{
+    AllowedRoots, AuthLayer, CallCredentials, ConnectionLimits, Dialer, GuardedListener, NetError,
+    TlsSettings, Token,
+};
 use quiver_plan::WorkerId;
 use quiver_proto::MAX_MESSAGE_BYTES;
 use quiver_proto::v1 as pb;
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::info;
 
+use crate::cluster_trust::{ClusterTrust, WorkerAccess};
 use crate::coordinator_link::CoordinatorLink;
 use crate::error::{Result, WorkerError};
 use crate::functions::FunctionRegistry;
 use crate::memory::memory_pool::MemoryPool;
 use crate::shuffle::flight_server::ShuffleFlightService;
 use crate::shuffle::map_output_store::MapOutputStore;
+use crate::shuffle::shuffle_reader::PeerChannels;
 use crate::task_executor::TaskExecutor;
 use crate::worker_service::WorkerService;
 
@@ -46,6 +51,17 @@ pub struct WorkerConfig {
     /// Bytes of operator state (hash tables, sort and join buffers, shuffle buckets) the
     /// worker's tasks may hold together before they spill to disk; split evenly among slots.
     pub memory_limit: usize,
+    /// The worker token, presented to the coordinator and to other workers.
+    pub token: Option<Token>,
+    /// Certificates: the worker's server speaks TLS when set; `https://` peers are dialed
+    /// with its CA.
+    pub tls: TlsSettings,
+    /// Serve without a token on a non-loopback address.
+    pub insecure: bool,
+    /// Bounds on the server's connections.
+    pub connections: ConnectionLimits,
+    /// Where tasks may read and write (the work directory is always refused).
+    pub allowed_roots: AllowedRoots,
 }
 
 impl Default for WorkerConfig {
@@ -59,6 +75,11 @@ impl Default for WorkerConfig {
             heartbeat_interval: Duration::from_secs(1),
             functions: Arc::default(),
             memory_limit: crate::memory::memory_pool::default_memory_limit(),
+            token: None,
+            tls: TlsSettings::none(),
+            insecure: false,
+            connections: ConnectionLimits::default(),
+            allowed_roots: AllowedRoots::anywhere(),
         }
     }
 }
@@ -129,9 +150,16 @@ impl RunningWorker {
 
 /// Starts a worker inside the current tokio runtime.
 pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
-    let listener = TcpListener::bind(config.bind)
-        .await
-        .map_err(|e| WorkerError::io(format!("bind {}", config.bind), e))?;
+    if config.token.is_none() && !quiver_net::is_loopback(&config.bind) {
+        if !config.insecure {
+            return Err(NetError::InsecureBind {
+                address: config.bind.to_string(),
+            }
+            .into());
+        }
+        tracing::warn!(bind = %config.bind, "serving without a token on a non-loopback address (--insecure)");
+    }
+    let listener = GuardedListener::bind(config.bind, config.connections).await?;
     let local = listener
         .local_addr()
         .map_err(|e| WorkerError::io("local address", e))?;
@@ -142,10 +170,17 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
             local.ip().to_string()
         }
     });
-    let address = format!("http://{host}:{}", local.port());
+    let address = format!("{}://{host}:{}", config.tls.scheme(), local.port());
     let id = WorkerId::random();
     let work_dir = config.work_dir.join(format!("worker-{}", id.short()));
     let slots = config.slots.max(1);
+    let trust = Arc::new(ClusterTrust::new());
+    let credentials = CallCredentials::token(config.token.as_ref())?;
+    // Other workers are fetched from with the worker token; the coordinator is also told who
+    // this worker is (its session key) on every call.
+    let peer_dialer = Dialer::new(config.tls.clone(), credentials.clone());
+    let coordinator_dialer =
+        peer_dialer.with_credentials(credentials.with_worker_key(trust.session_key())?);
 
     let memory = MemoryPool::new(config.memory_limit, slots)?;
     let store = Arc::new(MapOutputStore::new(work_dir.clone()));
@@ -160,41 +195,55 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
             config.functions.clone(),
             memory,
             work_dir.join("spill"),
+            Arc::new(PeerChannels::new(peer_dialer)),
+            // Other jobs' shuffle and spill files live in the work directory.
+            config.allowed_roots.clone().deny(&config.work_dir),
         )
         .map_err(|e| WorkerError::io("rayon pool", e))?,
     );
     let link = Arc::new(CoordinatorLink::new(
         &config.coordinator_url,
+        &coordinator_dialer,
         pb::RegisterWorkerRequest {
             worker_id: id.0.clone(),
             address: address.clone(),
             slots: slots as u32,
             hostname: hostname(),
             functions: config.functions.names(),
+            session_key: trust.session_key().to_string(),
         },
         store.clone(),
+        trust.clone(),
     )?);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut server_shutdown = shutdown_rx.clone();
-    // Nagle's algorithm off on every accepted connection: tonic's `tcp_nodelay` applies only
-    // to listeners it binds itself, and small RPCs would otherwise wait for delayed ACKs.
-    let incoming = tokio_stream::StreamExt::map(TcpListenerStream::new(listener), |conn| {
-        conn.and_then(|s| s.set_nodelay(true).map(|()| s))
-    });
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .max_concurrent_streams(256);
+    if let Some(tls) = config.tls.grpc_server() {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| NetError::Tls(e.to_string()))?;
+    }
+    let server = builder
+        .layer(AuthLayer::new(Arc::new(WorkerAccess {
+            trust: trust.clone(),
+        })))
         .add_service(
-            pb::worker_server::WorkerServer::new(WorkerService::new(executor.clone()))
+            pb::worker_server::WorkerServer::new(WorkerService::new(
+                executor.clone(),
+                trust.clone(),
+            ))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            FlightServiceServer::new(ShuffleFlightService::new(store.clone(), trust))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .add_service(
-            FlightServiceServer::new(ShuffleFlightService::new(store.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        )
-        .serve_with_incoming_shutdown(incoming, async move {
+        .serve_with_incoming_shutdown(listener.into_incoming(), async move {
             let _ = server_shutdown.wait_for(|stop| *stop).await;
         });
     let server_task = tokio::spawn(async move {

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use quiver_net::AllowedRoots;
 use quiver_plan::{StageOutput, TaskAttempt, TaskDefinition, WorkerId};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -69,6 +70,8 @@ pub struct TaskExecutor {
     functions: Arc<FunctionRegistry>,
     memory: Arc<MemoryPool>,
     spill_root: PathBuf,
+    /// Where tasks may read and write (`--allowed-root`; never the work directory).
+    roots: AllowedRoots,
 }
 
 impl TaskExecutor {
@@ -83,6 +86,8 @@ impl TaskExecutor {
         functions: Arc<FunctionRegistry>,
         memory: Arc<MemoryPool>,
         spill_root: PathBuf,
+        peers: Arc<PeerChannels>,
+        roots: AllowedRoots,
     ) -> std::io::Result<Self> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(slots)
@@ -94,13 +99,14 @@ impl TaskExecutor {
             slots,
             pool,
             store,
-            peers: Arc::new(PeerChannels::default()),
+            peers,
             runtime,
             running: Mutex::new(HashMap::new()),
             reports,
             functions,
             memory,
             spill_root,
+            roots,
         })
     }
 
@@ -164,7 +170,20 @@ impl TaskExecutor {
         }
     }
 
+    /// Refuses a task that names a path outside the allowed roots (checked here too, not only
+    /// by the coordinator: this worker's roots are its own).
+    fn check_paths(&self, task: &TaskDefinition) -> Result<()> {
+        for split in &task.splits {
+            self.roots.check(&split.path, "input")?;
+        }
+        if let StageOutput::WriteParquet { directory } = &task.output {
+            self.roots.check(directory, "output directory")?;
+        }
+        Ok(())
+    }
+
     fn run(&self, task: &TaskDefinition, cancelled: Arc<AtomicBool>) -> Result<TaskOutput> {
+        self.check_paths(task)?;
         let attempt = &task.attempt;
         let ctx = Arc::new(PipelineContext {
             splits: task.splits.clone(),

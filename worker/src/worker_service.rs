@@ -1,5 +1,6 @@
-//! [`WorkerService`]: the worker's gRPC service. It only decodes requests, calls the
-//! [`TaskExecutor`] or the map output store, and encodes the answer.
+//! [`WorkerService`]: the worker's gRPC service. It only decodes requests, checks them
+//! against the coordinator's limits, calls the [`TaskExecutor`] or the map output store, and
+//! encodes the answer. Only the coordinator gets here (see [`crate::cluster_trust`]).
 
 use std::sync::Arc;
 
@@ -8,18 +9,24 @@ use quiver_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 use tracing::info;
 
+use crate::cluster_trust::ClusterTrust;
 use crate::task_executor::TaskExecutor;
 
 /// The `quiver.v1.Worker` service.
 pub struct WorkerService {
     executor: Arc<TaskExecutor>,
+    trust: Arc<ClusterTrust>,
 }
 
 impl WorkerService {
-    /// A service that runs tasks on `executor`.
-    pub fn new(executor: Arc<TaskExecutor>) -> Self {
-        WorkerService { executor }
+    /// A service that runs tasks on `executor`, within the limits `trust` holds.
+    pub fn new(executor: Arc<TaskExecutor>, trust: Arc<ClusterTrust>) -> Self {
+        WorkerService { executor, trust }
     }
+}
+
+fn job_id(s: &str) -> Result<JobId, Status> {
+    JobId::parse(s).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 #[tonic::async_trait]
@@ -34,6 +41,10 @@ impl pb::worker_server::Worker for WorkerService {
             .ok_or_else(|| Status::invalid_argument("LaunchTask: task is missing"))?;
         let task = TaskDefinition::try_from(&task)
             .map_err(|e| Status::invalid_argument(format!("LaunchTask: {e}")))?;
+        self.trust
+            .limits()
+            .check_task(&task)
+            .map_err(|e| Status::invalid_argument(format!("LaunchTask: {e}")))?;
         self.executor.launch(task);
         Ok(Response::new(pb::LaunchTaskResponse {}))
     }
@@ -46,13 +57,15 @@ impl pb::worker_server::Worker for WorkerService {
             .into_inner()
             .tasks
             .into_iter()
-            .map(|t| TaskAttempt {
-                job: JobId(t.job_id),
-                stage: StageId(t.stage_id),
-                partition: t.partition,
-                attempt: t.attempt,
+            .map(|t| {
+                Ok(TaskAttempt {
+                    job: job_id(&t.job_id)?,
+                    stage: StageId(t.stage_id),
+                    partition: t.partition,
+                    attempt: t.attempt,
+                })
             })
-            .collect();
+            .collect::<Result<_, Status>>()?;
         self.executor.cancel(&attempts);
         Ok(Response::new(pb::CancelTasksResponse {}))
     }
@@ -62,7 +75,7 @@ impl pb::worker_server::Worker for WorkerService {
         request: Request<pb::RemoveJobDataRequest>,
     ) -> Result<Response<pb::RemoveJobDataResponse>, Status> {
         let request = request.into_inner();
-        let job = JobId(request.job_id);
+        let job = job_id(&request.job_id)?;
         let keep: Vec<StageId> = request.keep_stages.into_iter().map(StageId).collect();
         info!(job = %job, keep = ?keep, "removing job data");
         let store = self.executor.store().clone();

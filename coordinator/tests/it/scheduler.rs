@@ -14,9 +14,10 @@ fn launches(actions: &[Action]) -> Vec<(WorkerId, TaskDefinition)> {
         .collect()
 }
 
-fn success() -> TaskOutcome {
+/// A successful result of `task`, with one size per bucket its stage writes.
+fn success(task: &TaskDefinition) -> TaskOutcome {
     TaskOutcome::Success {
-        bucket_bytes: vec![1, 2],
+        bucket_bytes: vec![1; task.output.buckets() as usize],
         rows_out: 3,
         bytes_out: 3,
         elapsed_ms: 1,
@@ -53,7 +54,7 @@ fn setup(workers: usize, slots: u32) -> (Scheduler, JobId, Vec<WorkerId>) {
 fn run_to_completion(s: &mut Scheduler, mut pending: Vec<(WorkerId, TaskDefinition)>) {
     let mut rounds = 0;
     while let Some((w, t)) = pending.pop() {
-        let actions = s.task_finished(&t.attempt, &w, success());
+        let actions = s.task_finished(&t.attempt, &w, success(&t));
         pending.extend(launches(&actions));
         pending.extend(launches(&s.schedule()));
         rounds += 1;
@@ -80,7 +81,7 @@ fn reduce_tasks_get_every_map_output_location() {
     assert_eq!(maps.len(), 3);
     let mut reduces = vec![];
     for (w, t) in &maps {
-        reduces.extend(launches(&s.task_finished(&t.attempt, w, success())));
+        reduces.extend(launches(&s.task_finished(&t.attempt, w, success(t))));
         reduces.extend(launches(&s.schedule()));
     }
     // 8 slots: 2 x 8 = 16 reduce partitions, 8 of which start at once.
@@ -114,7 +115,7 @@ fn a_lost_workers_tasks_run_elsewhere() {
     );
     // A late result from the lost worker's attempt is ignored.
     if let Some((w, t)) = first.iter().find(|(w, _)| *w == ids[0]) {
-        assert!(s.task_finished(&t.attempt, w, success()).is_empty());
+        assert!(s.task_finished(&t.attempt, w, success(t)).is_empty());
     }
     let survivors: Vec<_> = first
         .into_iter()
@@ -164,14 +165,18 @@ fn a_non_retryable_failure_fails_at_once() {
 fn only_the_current_attempt_may_commit() {
     let (mut s, _, _) = setup(1, 4);
     let first = launches(&s.schedule());
-    let a = first[0].1.attempt.clone();
+    let (worker, a) = (first[0].0.clone(), first[0].1.attempt.clone());
     let stale = TaskAttempt {
         attempt: a.attempt + 1,
         ..a.clone()
     };
-    assert!(!s.ask_commit(&stale));
-    assert!(s.ask_commit(&a));
-    assert!(s.ask_commit(&a), "asking again is idempotent");
+    assert!(!s.ask_commit(&stale, &worker));
+    assert!(
+        !s.ask_commit(&a, &WorkerId("someone-else".into())),
+        "only the worker running the attempt may commit it"
+    );
+    assert!(s.ask_commit(&a, &worker));
+    assert!(s.ask_commit(&a, &worker), "asking again is idempotent");
 }
 
 #[test]
@@ -218,7 +223,7 @@ fn speculation_setup(speculation: bool) -> (Scheduler, Vec<(WorkerId, TaskDefini
     assert_eq!(first.len(), 4);
     // Three finish at once (1 ms each); the fourth straggles.
     for (w, t) in &first[..3] {
-        s.task_finished(&t.attempt, w, success());
+        s.task_finished(&t.attempt, w, success(t));
     }
     std::thread::sleep(std::time::Duration::from_millis(10));
     (s, first)
@@ -253,12 +258,12 @@ fn a_straggler_gets_one_backup_elsewhere_and_the_first_to_finish_wins() {
     );
 
     // The backup wins: the slow attempt is cancelled and its late result ignored.
-    let actions = s.task_finished(&backup.attempt, &backup_worker, success());
+    let actions = s.task_finished(&backup.attempt, &backup_worker, success(&backup));
     assert!(actions.iter().any(|a| matches!(a,
         Action::Cancel { attempts, .. } if attempts == &vec![slow.attempt.clone()])));
     assert!(!s.is_current(&slow.attempt, &slow_worker));
     assert!(
-        s.task_finished(&slow.attempt, &slow_worker, success())
+        s.task_finished(&slow.attempt, &slow_worker, success(&slow))
             .is_empty()
     );
 }
@@ -268,7 +273,7 @@ fn when_the_primary_wins_the_backup_is_cancelled() {
     let (mut s, first) = speculation_setup(true);
     let (slow_worker, slow) = first[3].clone();
     let (backup_worker, backup) = map_launches(&s.schedule())[0].clone();
-    let actions = s.task_finished(&slow.attempt, &slow_worker, success());
+    let actions = s.task_finished(&slow.attempt, &slow_worker, success(&slow));
     assert!(actions.iter().any(|a| matches!(a,
         Action::Cancel { attempts, .. } if attempts == &vec![backup.attempt.clone()])));
     assert!(!s.is_current(&backup.attempt, &backup_worker));
@@ -317,7 +322,7 @@ fn a_worker_that_keeps_failing_is_excluded() {
             s.task_finished(&t.attempt, w, failure(true));
         }
         for (w, t) in launched.iter().filter(|(w, _)| *w == ids[1]) {
-            s.task_finished(&t.attempt, w, success());
+            s.task_finished(&t.attempt, w, success(t));
         }
         if s.is_excluded(&ids[0]) {
             break;
@@ -329,7 +334,7 @@ fn a_worker_that_keeps_failing_is_excluded() {
     let mut pending = launches(&s.schedule());
     while let Some((w, t)) = pending.pop() {
         assert_eq!(w, ids[1], "an excluded worker got a task");
-        s.task_finished(&t.attempt, &w, success());
+        s.task_finished(&t.attempt, &w, success(&t));
         pending.extend(launches(&s.schedule()));
     }
     assert_eq!(s.job(&job).unwrap().state, JobState::Succeeded);

@@ -12,7 +12,23 @@ fn options(shuffle_partitions: u32, total_slots: u32) -> PlannerOptions {
         shuffle_partitions,
         total_slots,
         broadcast_threshold: Some(10 << 20),
+        max_tasks_per_stage: quiver_plan::Limits::default().max_tasks_per_stage,
     }
+}
+
+#[test]
+fn a_file_size_from_the_wire_cannot_make_billions_of_splits() {
+    // 2^62 bytes of text would be 2^35 splits of 128 MiB: refused by its count, before any
+    // is made (the allocation would abort the coordinator).
+    let err = plan_stages(&word_count_plan(&[1 << 62]), &Sink::Collect, options(4, 2))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("input splits") && err.contains("--max-tasks-per-stage"),
+        "{err}"
+    );
+    // At u64::MAX the split arithmetic must not overflow either.
+    assert!(plan_stages(&word_count_plan(&[u64::MAX]), &Sink::Collect, options(4, 2)).is_err());
 }
 
 pub fn word_count_plan(file_sizes: &[u64]) -> PlanNode {

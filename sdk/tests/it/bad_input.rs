@@ -200,9 +200,20 @@ fn bad_joins_sorts_unions_and_distinct_counts_are_named_before_submission() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_are_rejected_and_the_coordinator_stays_up() {
     let cluster = cluster::local(1).await;
-    let mut raw = pb::coordinator_client::CoordinatorClient::connect(cluster.url().to_string())
+    let channel = tonic::transport::Endpoint::from_shared(cluster.url().to_string())
+        .unwrap()
+        .connect()
         .await
         .unwrap();
+    let bearer: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {}", cluster.token()).parse().unwrap();
+    let mut raw = pb::coordinator_client::CoordinatorClient::with_interceptor(
+        channel,
+        move |mut r: tonic::Request<()>| {
+            r.metadata_mut().insert("authorization", bearer.clone());
+            Ok(r)
+        },
+    );
     let status = raw
         .submit_job(pb::SubmitJobRequest::default())
         .await
@@ -230,6 +241,14 @@ async fn malformed_requests_are_rejected_and_the_coordinator_stays_up() {
     let status = raw
         .get_job(pb::GetJobRequest {
             job_id: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("job id"), "{}", status.message());
+    let status = raw
+        .get_job(pb::GetJobRequest {
+            job_id: quiver_plan::JobId::random().0,
         })
         .await
         .unwrap_err();

@@ -56,6 +56,11 @@ async fn word_count_across_real_processes_and_the_cli() {
     let (ok, out, _) = cli(&["--json", "jobs"]);
     assert!(ok && out.contains(job.id()), "{out}");
     let (ok, _, err) = cli(&["status", "no-such-job"]);
+    assert!(
+        !ok && err.contains("job id \"no-such-job\" is not valid"),
+        "{err}"
+    );
+    let (ok, _, err) = cli(&["status", "00000000-0000-4000-8000-000000000000"]);
     assert!(!ok && err.contains("unknown job"), "{err}");
 
     // The dashboard and Prometheus metrics, over plain HTTP.

@@ -39,6 +39,12 @@ pub fn read_parquet_split(
             })
         })
         .collect::<Result<Vec<usize>>>()?;
+    let groups = builder.metadata().num_row_groups();
+    if let Some(bad) = split.row_groups.iter().find(|&&g| g as usize >= groups) {
+        return Err(parquet_error(format!(
+            "has {groups} row groups; row group {bad} was asked for"
+        )));
+    }
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
     let reader = builder
         .with_projection(mask)

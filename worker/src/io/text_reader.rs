@@ -73,6 +73,19 @@ impl TextSplitReader {
     pub fn open(split: &FileSplit, schema: SchemaRef, batch_size: usize) -> Result<Self> {
         let path = PathBuf::from(&split.path);
         let mut file = File::open(&path).map_err(|e| WorkerError::io(&path, e))?;
+        // The offsets came over the network: they must lie in the file as it is.
+        let size = file
+            .metadata()
+            .map_err(|e| WorkerError::io(&path, e))?
+            .len();
+        if split.start > split.end || split.start > size {
+            return Err(WorkerError::BadSplit {
+                path,
+                start: split.start,
+                end: split.end,
+                size,
+            });
+        }
         // Start on the byte before the split: if it is '\n', a line starts exactly at
         // `start`; otherwise the rest of the line that began in the previous split is skipped.
         let first = split.start.saturating_sub(1);

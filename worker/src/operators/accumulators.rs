@@ -3,6 +3,10 @@
 //! Inputs are cast to a few canonical types before they arrive here (Int64, Float64, Utf8), so
 //! each accumulator has one tight loop over plain slices. The state layout must match
 //! `quiver_plan::aggregate::AggregateExpr::state_fields`.
+//!
+//! Integer sums are kept in 128 bits, where no realistic input overflows, and narrowed to the
+//! Int64 result only when a partial state or the final value is taken: a sum that does not fit
+//! is an error naming the aggregate, never a wrapped number.
 
 use std::sync::Arc;
 
@@ -11,7 +15,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use quiver_plan::AggregateFunction;
 
-use crate::error::Result;
+use crate::error::{Result, WorkerError};
 
 /// Interleaved partial sums per group in [`add_by_group`].
 const LANES: usize = 4;
@@ -57,7 +61,7 @@ fn add_by_group<T: Copy + Default>(
 pub enum Accumulator {
     Count(Vec<i64>),
     SumInt {
-        sums: Vec<i64>,
+        sums: Vec<i128>,
         seen: Vec<bool>,
     },
     SumFloat {
@@ -213,7 +217,12 @@ impl Accumulator {
             // Without NULLs (the usual case) a straight zip, no validity test per row.
             Accumulator::SumInt { sums, seen } if v.null_count() == 0 => {
                 let values = v.as_primitive::<Int64Type>().values();
-                add_by_group(sums, groups, values.iter().copied(), i64::wrapping_add);
+                add_by_group(
+                    sums,
+                    groups,
+                    values.iter().map(|&x| i128::from(x)),
+                    |a, b| a + b,
+                );
                 groups.iter().for_each(|&g| seen[g as usize] = true);
             }
             Accumulator::SumFloat { sums, seen } if v.null_count() == 0 => {
@@ -226,7 +235,7 @@ impl Accumulator {
                 for (i, &g) in groups.iter().enumerate() {
                     if v.is_valid(i) {
                         let g = g as usize;
-                        sums[g] = sums[g].wrapping_add(v.value(i));
+                        sums[g] += i128::from(v.value(i));
                         seen[g] = true;
                     }
                 }
@@ -310,19 +319,19 @@ impl Accumulator {
         Ok(())
     }
 
-    /// The partial state, one or two columns.
-    pub fn state(&self) -> Vec<ArrayRef> {
-        match self {
+    /// The partial state, one or two columns. `name` names the aggregate in an error.
+    pub fn state(&self, name: &str) -> Result<Vec<ArrayRef>> {
+        Ok(match self {
             Accumulator::Mean { sums, counts } => vec![
                 Arc::new(Float64Array::from(sums.clone())),
                 Arc::new(Int64Array::from(counts.clone())),
             ],
-            other => vec![other.finish()],
-        }
+            other => vec![other.finish(name)?],
+        })
     }
 
-    /// The final values.
-    pub fn finish(&self) -> ArrayRef {
+    /// The final values. `name` names the aggregate in an error.
+    pub fn finish(&self, name: &str) -> Result<ArrayRef> {
         let masked_i = |v: &[i64], seen: &[bool]| -> ArrayRef {
             Arc::new(Int64Array::from_iter(
                 v.iter().zip(seen).map(|(v, s)| s.then_some(*v)),
@@ -333,9 +342,22 @@ impl Accumulator {
                 v.iter().zip(seen).map(|(v, s)| s.then_some(*v)),
             ))
         };
-        match self {
+        Ok(match self {
             Accumulator::Count(c) => Arc::new(Int64Array::from(c.clone())),
-            Accumulator::SumInt { sums, seen } => masked_i(sums, seen),
+            Accumulator::SumInt { sums, seen } => {
+                let narrowed = sums
+                    .iter()
+                    .zip(seen)
+                    .map(|(&v, &s)| match i64::try_from(v) {
+                        Ok(v) => Ok(s.then_some(v)),
+                        Err(_) => Err(WorkerError::SumOverflow {
+                            aggregate: name.to_string(),
+                            value: v,
+                        }),
+                    })
+                    .collect::<Result<Int64Array>>()?;
+                Arc::new(narrowed)
+            }
             Accumulator::ExtremeInt { values, seen, .. } => masked_i(values, seen),
             Accumulator::SumFloat { sums, seen } => masked_f(sums, seen),
             Accumulator::ExtremeFloat { values, seen, .. } => masked_f(values, seen),
@@ -347,6 +369,6 @@ impl Accumulator {
                     .zip(counts)
                     .map(|(s, &c)| (c > 0).then(|| s / c as f64)),
             )),
-        }
+        })
     }
 }

@@ -248,11 +248,11 @@ impl HashAggregate {
             acc.resize(n_groups);
         }
         let mut columns: Vec<ArrayRef> = groups.into_arrays()?;
-        for acc in &accumulators {
+        for (acc, aggregate) in accumulators.iter().zip(&self.aggregates) {
             if states {
-                columns.extend(acc.state());
+                columns.extend(acc.state(&aggregate.name)?);
             } else {
-                columns.push(acc.finish());
+                columns.push(acc.finish(&aggregate.name)?);
             }
         }
         let columns = columns

@@ -1,7 +1,8 @@
 //! [`ShuffleFlightService`]: serves this worker's map output buckets (and collect results) to
 //! other workers and drivers with Arrow Flight `DoGet`. The ticket is a `ShuffleTicket`
-//! protobuf naming job, stage, map partition and bucket. Every other Flight RPC is
-//! unimplemented.
+//! protobuf naming job, stage, map partition and bucket, with the coordinator's signed read
+//! grant for that job and stage; a fetch is admitted by [`ClusterTrust::admit_fetch`] before
+//! any file is read. Every other Flight RPC is unimplemented.
 
 use std::sync::Arc;
 
@@ -19,16 +20,18 @@ use quiver_proto::v1 as pb;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::map_output_store::{MapOutputStore, decode_ipc_stream};
+use crate::cluster_trust::ClusterTrust;
 
 /// The Flight service over a worker's [`MapOutputStore`].
 pub struct ShuffleFlightService {
     store: Arc<MapOutputStore>,
+    trust: Arc<ClusterTrust>,
 }
 
 impl ShuffleFlightService {
-    /// Serves the outputs in `store`.
-    pub fn new(store: Arc<MapOutputStore>) -> Self {
-        ShuffleFlightService { store }
+    /// Serves the outputs in `store` to callers `trust` admits.
+    pub fn new(store: Arc<MapOutputStore>, trust: Arc<ClusterTrust>) -> Self {
+        ShuffleFlightService { store, trust }
     }
 }
 
@@ -54,10 +57,24 @@ impl FlightService for ShuffleFlightService {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
+        let authorization = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let ticket = pb::ShuffleTicket::decode(request.into_inner().ticket)
             .map_err(|e| Status::invalid_argument(format!("malformed shuffle ticket: {e}")))?;
+        let job = JobId::parse(&ticket.job_id)
+            .map_err(|e| Status::invalid_argument(format!("shuffle ticket: {e}")))?;
+        self.trust
+            .admit_fetch(
+                authorization.as_deref(),
+                ticket.grant.as_ref(),
+                &job.0,
+                ticket.stage_id,
+            )
+            .await?;
         let store = self.store.clone();
-        let job = JobId(ticket.job_id.clone());
         let stage = StageId(ticket.stage_id);
         // Reading and decoding a bucket is file I/O and CPU: keep it off the async threads.
         let batches = tokio::task::spawn_blocking(move || {

@@ -12,9 +12,9 @@ use arrow::record_batch::RecordBatch;
 use arrow_flight::{FlightClient, Ticket, flight_service_client::FlightServiceClient};
 use futures::TryStreamExt;
 use prost::Message;
+use quiver_net::{AuthChannel, Dialer};
 use quiver_plan::{JobId, MapOutputLocation, ShuffleInput, StageId, WorkerId};
 use quiver_proto::{MAX_MESSAGE_BYTES, v1 as pb};
-use tonic::transport::{Channel, Endpoint};
 
 use super::map_output_store::MapOutputStore;
 use crate::error::{Result, WorkerError};
@@ -22,24 +22,30 @@ use crate::error::{Result, WorkerError};
 /// Batches in flight between a remote fetch and the reading task.
 const FETCH_CHANNEL_CAPACITY: usize = 8;
 
-/// Connections to other workers, one HTTP/2 channel per address, shared by all tasks.
+/// Connections to other workers, one HTTP/2 channel per address, shared by all tasks. Each
+/// carries this process's token and uses its TLS settings.
 #[derive(Default)]
 pub struct PeerChannels {
-    channels: Mutex<HashMap<String, Channel>>,
+    dialer: Dialer,
+    channels: Mutex<HashMap<String, AuthChannel>>,
 }
 
 impl PeerChannels {
+    /// Channels dialed by `dialer`.
+    pub fn new(dialer: Dialer) -> Self {
+        PeerChannels {
+            dialer,
+            channels: Mutex::default(),
+        }
+    }
+
     /// The channel to `address`, created on first use (connections are made lazily).
-    pub fn get(&self, address: &str) -> std::result::Result<Channel, String> {
+    pub fn get(&self, address: &str) -> std::result::Result<AuthChannel, String> {
         let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = map.get(address) {
             return Ok(c.clone());
         }
-        let channel = Endpoint::from_shared(address.to_string())
-            .map_err(|e| format!("bad address {address}: {e}"))?
-            .connect_timeout(Duration::from_secs(5))
-            .tcp_nodelay(true)
-            .connect_lazy();
+        let channel = self.dialer.lazy(address, None).map_err(|e| e.to_string())?;
         map.insert(address.to_string(), channel.clone());
         Ok(channel)
     }
@@ -119,9 +125,17 @@ pub fn read_bucket(
             tokio::sync::mpsc::channel::<Result<RecordBatch>>(FETCH_CHANNEL_CAPACITY);
         let peers = ctx.peers.clone();
         let job = ctx.job.clone();
+        let grant = input.grant.as_ref().map(pb::ReadGrant::from);
         ctx.runtime.spawn(async move {
             for loc in remote {
-                if let Err(e) = fetch_into(&peers, &job, stage, bucket, &loc, &tx).await {
+                let ticket = pb::ShuffleTicket {
+                    job_id: job.0.clone(),
+                    stage_id: stage.0,
+                    map_partition: loc.map_partition,
+                    bucket,
+                    grant: grant.clone(),
+                };
+                if let Err(e) = fetch_into(&peers, ticket, &loc, &tx).await {
                     let _ = tx.send(Err(e)).await;
                     return;
                 }
@@ -144,24 +158,17 @@ pub fn read_bucket(
 
 async fn fetch_into(
     peers: &PeerChannels,
-    job: &JobId,
-    stage: StageId,
-    bucket: u32,
+    ticket: pb::ShuffleTicket,
     loc: &MapOutputLocation,
     tx: &tokio::sync::mpsc::Sender<Result<RecordBatch>>,
 ) -> Result<()> {
+    let stage = StageId(ticket.stage_id);
     let failed = |message: String| WorkerError::FetchFailed {
         worker: loc.worker.clone(),
         address: loc.address.clone(),
         stage,
         map_partition: loc.map_partition,
         message,
-    };
-    let ticket = pb::ShuffleTicket {
-        job_id: job.0.clone(),
-        stage_id: stage.0,
-        map_partition: loc.map_partition,
-        bucket,
     };
     let mut stream = Box::pin(
         fetch_bucket(peers, &loc.address, ticket)

@@ -1,0 +1,175 @@
+//! [`AllowedRoots`]: which paths on this host a request from the network may name as input or
+//! output (`--allowed-root DIR`, repeatable, on the coordinator and on every worker).
+//!
+//! A path is resolved before it is compared: the longest part of it that exists is
+//! canonicalised (symlinks followed), and the rest, which does not exist yet (an output
+//! directory), may hold no `..`. It is allowed when it lies under one of the roots and under
+//! none of the denied directories (a worker denies its own work directory, where other jobs'
+//! shuffle data lives). With no roots configured every path is allowed except the denied ones.
+//!
+//! The check happens when a job is submitted and again on the worker before a task opens any
+//! file. A path swapped for a symlink between that check and the open is outside what this
+//! guards against; give workers a user that can read only what they should.
+
+use std::path::{Component, Path, PathBuf};
+
+/// Where requests may read and write.
+#[derive(Clone, Debug, Default)]
+pub struct AllowedRoots {
+    /// Canonical roots; empty means anywhere.
+    roots: Vec<PathBuf>,
+    /// Canonical directories nothing may be read from or written to.
+    denied: Vec<PathBuf>,
+}
+
+/// A path a request may not use, with why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} {path} is refused: {reason}")]
+pub struct PathRefused {
+    pub what: String,
+    pub path: String,
+    pub reason: String,
+}
+
+impl AllowedRoots {
+    /// No restriction (only denied directories, if any are added).
+    pub fn anywhere() -> Self {
+        AllowedRoots::default()
+    }
+
+    /// Only under `roots`, each of which must exist.
+    pub fn new(roots: &[PathBuf]) -> std::io::Result<Self> {
+        let roots = roots
+            .iter()
+            .map(|r| {
+                r.canonicalize().map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("--allowed-root {}: {e}", r.display()))
+                })
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Ok(AllowedRoots {
+            roots,
+            denied: vec![],
+        })
+    }
+
+    /// Also refuses everything under `dir` (which need not exist yet).
+    pub fn deny(mut self, dir: &Path) -> Self {
+        if let Ok(resolved) = resolve(dir) {
+            self.denied.push(resolved);
+        }
+        self
+    }
+
+    /// Whether any root restricts paths.
+    pub fn is_restricted(&self) -> bool {
+        !self.roots.is_empty()
+    }
+
+    /// The roots, for messages.
+    pub fn roots(&self) -> &[PathBuf] {
+        &self.roots
+    }
+
+    /// Checks `path` (`what` names it in the error: "input", "output directory"); returns it
+    /// resolved.
+    pub fn check(&self, path: &str, what: &str) -> Result<PathBuf, PathRefused> {
+        let refused = |reason: String| PathRefused {
+            what: what.to_string(),
+            path: path.chars().take(1024).collect(),
+            reason,
+        };
+        let p = Path::new(path);
+        if !p.is_absolute() {
+            return Err(refused("paths sent to the cluster must be absolute".into()));
+        }
+        let resolved = resolve(p).map_err(refused)?;
+        if let Some(d) = self.denied.iter().find(|d| resolved.starts_with(d)) {
+            return Err(refused(format!(
+                "it lies in {}, a worker's private work directory",
+                d.display()
+            )));
+        }
+        if !self.roots.is_empty() && !self.roots.iter().any(|r| resolved.starts_with(r)) {
+            let roots: Vec<String> = self.roots.iter().map(|r| r.display().to_string()).collect();
+            return Err(refused(format!(
+                "it resolves to {}, outside the allowed roots ({}; set with --allowed-root)",
+                resolved.display(),
+                roots.join(", ")
+            )));
+        }
+        Ok(resolved)
+    }
+}
+
+/// `path` with its existing part canonicalised and the rest appended; `..` or `.` in the part
+/// that does not exist is refused (it cannot be resolved safely).
+fn resolve(path: &Path) -> Result<PathBuf, String> {
+    let mut existing = path.to_path_buf();
+    let mut rest: Vec<std::ffi::OsString> = Vec::new();
+    loop {
+        match existing.canonicalize() {
+            Ok(canonical) => {
+                let mut out = canonical;
+                for part in rest.iter().rev() {
+                    out.push(part);
+                }
+                return Ok(out);
+            }
+            Err(_) => match existing.components().next_back() {
+                Some(Component::Normal(name)) => {
+                    rest.push(name.to_os_string());
+                    existing.pop();
+                }
+                Some(Component::ParentDir | Component::CurDir) => {
+                    return Err("it has `..` or `.` below a directory that does not exist".into());
+                }
+                _ => return Err("no part of it exists".into()),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_inside_or_outside_the_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        std::fs::create_dir_all(root.join("in")).unwrap();
+        std::fs::write(root.join("in/a.txt"), "x").unwrap();
+        let outside = dir.path().join("secret");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("s.txt"), "x").unwrap();
+        // A symlink inside the root that points out of it.
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        let roots = AllowedRoots::new(std::slice::from_ref(&root)).unwrap();
+        let s = |p: &Path| p.to_string_lossy().into_owned();
+
+        assert!(roots.check(&s(&root.join("in/a.txt")), "input").is_ok());
+        // An output directory that does not exist yet, inside the root.
+        assert!(roots.check(&s(&root.join("out/new/dir")), "output").is_ok());
+        for bad in [
+            s(&outside.join("s.txt")),
+            s(&root.join("link/s.txt")),
+            s(&root.join("../secret/s.txt")),
+            s(&root.join("missing/../../secret")),
+            "/etc/shadow".to_string(),
+            "relative/path".to_string(),
+        ] {
+            let err = roots.check(&bad, "input").unwrap_err();
+            assert!(err.to_string().contains("refused"), "{bad}: {err}");
+        }
+        // Denied directories win over the roots, and apply with no roots at all.
+        let work = root.join("work");
+        let denied = AllowedRoots::anywhere().deny(&work);
+        assert!(
+            denied
+                .check(&s(&work.join("job/stage-0")), "input")
+                .is_err()
+        );
+        assert!(denied.check(&s(&outside.join("s.txt")), "input").is_ok());
+    }
+}

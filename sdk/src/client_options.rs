@@ -1,0 +1,176 @@
+//! [`ClientOptions`]: what a driver presents to a cluster (its token) and how it checks whom
+//! it talks to (TLS), and [`ClientArgs`], the same as command-line flags for your own
+//! drivers.
+
+use std::path::PathBuf;
+
+use quiver_net::{CallCredentials, Dialer, TlsSettings, Token};
+
+use crate::error::{Error, Result};
+
+/// A driver's credentials and TLS settings.
+///
+/// ```
+/// # fn run() -> quiver::Result<()> {
+/// let options = quiver::ClientOptions::new()
+///     .token_file("/etc/quiver/client-token")
+///     .tls_ca("/etc/quiver/ca.pem");
+/// // let client = quiver::Client::connect_with("https://coordinator:50050", options).await?;
+/// # let _ = options; Ok(()) }
+/// ```
+#[derive(Clone, Default)]
+pub struct ClientOptions {
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
+    tls_identity: Option<(PathBuf, PathBuf)>,
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_file", &self.token_file)
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_identity", &self.tls_identity)
+            .finish()
+    }
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+impl ClientOptions {
+    /// No token, no TLS: a cluster on this host without a token.
+    pub fn new() -> Self {
+        ClientOptions::default()
+    }
+
+    /// The settings the environment gives, as every Quiver binary reads them:
+    /// `QUIVER_TOKEN_FILE` (or `QUIVER_TOKEN`, the token itself), `QUIVER_TLS_CA`, and
+    /// `QUIVER_TLS_CERT` with `QUIVER_TLS_KEY` for mutual TLS.
+    pub fn from_env() -> Self {
+        let mut options = ClientOptions {
+            token: std::env::var("QUIVER_TOKEN")
+                .ok()
+                .filter(|t| !t.trim().is_empty()),
+            token_file: env_path("QUIVER_TOKEN_FILE"),
+            tls_ca: env_path("QUIVER_TLS_CA"),
+            tls_identity: None,
+        };
+        if let (Some(cert), Some(key)) = (env_path("QUIVER_TLS_CERT"), env_path("QUIVER_TLS_KEY")) {
+            options.tls_identity = Some((cert, key));
+        }
+        options
+    }
+
+    /// Presents `token` on every call (as `authorization: Bearer <token>`).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Reads the token from `path` when connecting (it wins over [`ClientOptions::token`]).
+    pub fn token_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.token_file = Some(path.into());
+        self
+    }
+
+    /// Verifies `https://` servers against the CA bundle (PEM) in `path`; needed for every
+    /// `https://` URL.
+    pub fn tls_ca(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls_ca = Some(path.into());
+        self
+    }
+
+    /// Presents this certificate chain and key (PEM) to servers that require client
+    /// certificates (mutual TLS).
+    pub fn tls_identity(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls_identity = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// The token these options present, read from its file if one was given.
+    pub(crate) fn resolve_token(&self) -> Result<Option<Token>> {
+        let config = |e: quiver_net::NetError| Error::Config(e.to_string());
+        match (&self.token_file, &self.token) {
+            (Some(path), _) => Token::from_file(path).map(Some).map_err(config),
+            (None, Some(t)) => Token::new(t, "the client token").map(Some).map_err(config),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// How a client with these options dials the coordinator and the workers.
+    pub(crate) fn dialer(&self) -> Result<Dialer> {
+        let config = |e: quiver_net::NetError| Error::Config(e.to_string());
+        let (cert, key) = match &self.tls_identity {
+            Some((c, k)) => (Some(c), Some(k)),
+            None => (None, None),
+        };
+        let tls = TlsSettings::from_files(cert, key, self.tls_ca.as_ref(), None).map_err(config)?;
+        let token = self.resolve_token()?;
+        let credentials = CallCredentials::token(token.as_ref()).map_err(config)?;
+        Ok(Dialer::new(tls, credentials))
+    }
+}
+
+/// The client flags every Quiver driver takes, with the same environment variables as the
+/// binaries. Flatten them into your own driver's arguments:
+///
+/// ```
+/// use clap::Parser;
+///
+/// #[derive(Parser)]
+/// struct Args {
+///     /// The coordinator's URL.
+///     #[arg(long, env = "QUIVER_COORDINATOR", default_value = "http://127.0.0.1:50050")]
+///     coordinator: String,
+///     #[command(flatten)]
+///     client: quiver::ClientArgs,
+/// }
+///
+/// let args = Args::parse_from(["my-job", "--token-file", "/etc/quiver/token"]);
+/// let options = args.client.options();
+/// # let _ = options;
+/// ```
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ClientArgs {
+    /// File holding the client token; `QUIVER_TOKEN` may hold the token itself instead.
+    #[arg(long, env = "QUIVER_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// CA bundle (PEM) that signed the cluster's certificates; needed for https:// URLs.
+    #[arg(long, env = "QUIVER_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate chain (PEM), for clusters that require one (mutual TLS).
+    #[arg(long, env = "QUIVER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "QUIVER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ClientArgs {
+    /// As [`ClientOptions`] (with `QUIVER_TOKEN` when no token file is given).
+    pub fn options(&self) -> ClientOptions {
+        let mut options = ClientOptions::new();
+        if let Some(t) = std::env::var("QUIVER_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+        {
+            options = options.token(t);
+        }
+        if let Some(f) = &self.token_file {
+            options = options.token_file(f);
+        }
+        if let Some(ca) = &self.tls_ca {
+            options = options.tls_ca(ca);
+        }
+        if let (Some(c), Some(k)) = (&self.tls_cert, &self.tls_key) {
+            options = options.tls_identity(c, k);
+        }
+        options
+    }
+}

@@ -1,0 +1,176 @@
+//! [`ClusterTrust`]: what this worker trusts, and whom.
+//!
+//! - Its **session key**, chosen at start and told only to the coordinator when registering:
+//!   the worker service (launch, cancel, remove job data) obeys only calls carrying it, so
+//!   only the coordinator commands this worker.
+//! - What the coordinator said at registration: the **grant key** that read grants in Flight
+//!   tickets must be signed with, the digests of the **tokens** whose holders may fetch data
+//!   (workers and clients; none on a cluster without tokens), and the **limits** every task
+//!   must keep to.
+//!
+//! [`WorkerAccess`] is the access policy built on it for the worker's gRPC port.
+
+use std::sync::RwLock;
+use std::time::Duration;
+
+use quiver_net::server_auth::{presented_secret, secret_in_authorization, token_needed};
+use quiver_net::{AccessPolicy, Caller, GrantError, GrantKey, Role, TokenDigest};
+use quiver_plan::Limits;
+use quiver_proto::v1 as pb;
+use tonic::Status;
+use tonic::codegen::http::HeaderMap;
+
+/// How long a Flight fetch waits for the worker's first registration to finish.
+const REGISTRATION_WAIT: Duration = Duration::from_secs(5);
+
+/// What the coordinator told this worker when it registered.
+#[derive(Clone)]
+struct Registration {
+    grant_key: GrantKey,
+    flight_tokens: Vec<TokenDigest>,
+    limits: Limits,
+}
+
+/// The worker's session key and what its coordinator told it.
+pub struct ClusterTrust {
+    session_key: String,
+    registration: RwLock<Option<Registration>>,
+    registered: tokio::sync::watch::Sender<bool>,
+}
+
+impl ClusterTrust {
+    /// Trust with a fresh random session key and nothing heard from a coordinator yet.
+    pub fn new() -> Self {
+        ClusterTrust {
+            session_key: quiver_net::hex(&quiver_net::random_bytes(32)),
+            registration: RwLock::new(None),
+            registered: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    /// The session key this worker registers with.
+    pub fn session_key(&self) -> &str {
+        &self.session_key
+    }
+
+    /// Takes what the coordinator answered a registration with. A malformed grant key is an
+    /// error (the coordinator is not one this worker can work with).
+    pub fn registered(&self, response: &pb::RegisterWorkerResponse) -> Result<(), String> {
+        let grant_key = GrantKey::from_bytes(&response.grant_key)
+            .ok_or("the coordinator sent no valid grant key")?;
+        let flight_tokens = response
+            .flight_token_digests
+            .iter()
+            .map(|d| {
+                TokenDigest::from_bytes(d).ok_or("the coordinator sent a malformed token digest")
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let limits = response
+            .limits
+            .as_ref()
+            .map(Limits::from)
+            .unwrap_or_default();
+        *self.registration.write().unwrap_or_else(|p| p.into_inner()) = Some(Registration {
+            grant_key,
+            flight_tokens,
+            limits,
+        });
+        self.registered.send_replace(true);
+        Ok(())
+    }
+
+    fn registration(&self) -> Option<Registration> {
+        self.registration
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The limits tasks must keep to (the defaults until the coordinator said otherwise).
+    pub fn limits(&self) -> Limits {
+        self.registration().map(|r| r.limits).unwrap_or_default()
+    }
+
+    /// Admits a Flight fetch: the caller's `authorization` header must hold a token of this
+    /// cluster (when it has tokens), and the ticket's grant must be signed by the coordinator
+    /// for `job` and `stage` and unexpired. Waits a little for the first registration, so a
+    /// fetch that races it is not refused.
+    pub async fn admit_fetch(
+        &self,
+        authorization: Option<&str>,
+        grant: Option<&pb::ReadGrant>,
+        job: &str,
+        stage: u32,
+    ) -> Result<(), Status> {
+        let mut registered = self.registered.subscribe();
+        let _ = tokio::time::timeout(REGISTRATION_WAIT, registered.wait_for(|r| *r)).await;
+        let Some(registration) = self.registration() else {
+            return Err(Status::unavailable(
+                "this worker has not registered with its coordinator yet",
+            ));
+        };
+        if !registration.flight_tokens.is_empty() {
+            let Some(secret) = authorization.and_then(secret_in_authorization) else {
+                return Err(token_needed("worker", Role::Client));
+            };
+            if !registration
+                .flight_tokens
+                .iter()
+                .any(|d| d.matches(&secret))
+            {
+                return Err(Status::unauthenticated(
+                    "the token given is not accepted by this cluster; check --token-file / QUIVER_TOKEN",
+                ));
+            }
+        }
+        registration
+            .grant_key
+            .verify(grant, job, stage)
+            .map_err(|e| match e {
+                GrantError::Expired { .. } => Status::permission_denied(format!(
+                    "{e}; fetch the job's status again for a fresh ticket"
+                )),
+                other => Status::permission_denied(other.to_string()),
+            })
+    }
+}
+
+impl Default for ClusterTrust {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Who may call what on a worker's port: the worker service only with the session key (only
+/// the coordinator has it); Flight `DoGet` to anyone as far as this layer goes, because the
+/// Flight service admits each fetch itself ([`ClusterTrust::admit_fetch`]: token and signed
+/// grant); anything else is refused.
+pub struct WorkerAccess {
+    pub trust: std::sync::Arc<ClusterTrust>,
+}
+
+const WORKER_SERVICE: &str = "/quiver.v1.Worker/";
+const FLIGHT_DO_GET: &str = "/arrow.flight.protocol.FlightService/DoGet";
+
+impl AccessPolicy for WorkerAccess {
+    fn check(&self, path: &str, headers: &HeaderMap) -> Result<Caller, Status> {
+        if path.starts_with(WORKER_SERVICE) {
+            let key = TokenDigest::of(&self.trust.session_key);
+            return match presented_secret(headers) {
+                Some(p) if key.matches(&p) => Ok(Caller { role: None }),
+                Some(_) => Err(Status::permission_denied(
+                    "only this worker's coordinator may call the worker service",
+                )),
+                None => Err(Status::unauthenticated(
+                    "the worker service obeys only its coordinator (a bearer session key is needed)",
+                )),
+            };
+        }
+        if path == FLIGHT_DO_GET {
+            return Ok(Caller { role: None });
+        }
+        Err(Status::unimplemented(format!(
+            "no such method: {path} (a Quiver worker serves shuffle data with Flight DoGet only)"
+        )))
+    }
+}
