@@ -52,6 +52,12 @@ pub fn custom_functions() -> FunctionRegistry {
         [v, _] => Ok(v.clone()),
         other => Err(format!("panic_on takes two arguments, got {other:?}")),
     });
+    // Ends its worker process on one specific value, as a crash would: a poison task.
+    f.register_scalar("exit_on", DataType::Utf8, |args| match args {
+        [ScalarValue::Utf8(w), ScalarValue::Utf8(bad)] if w == bad => std::process::exit(86),
+        [v, _] => Ok(v.clone()),
+        other => Err(format!("exit_on takes two arguments, got {other:?}")),
+    });
     f.register_scalar("fail_first", DataType::Utf8, |args| match args {
         [v, ScalarValue::Utf8(marker)] => {
             match std::fs::OpenOptions::new()
@@ -423,6 +429,84 @@ mod tests {
             }
         }
         assert!(marker.exists(), "the first call did not fail");
+        assert_eq!(got, expected);
+        for mut w in workers {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        cluster.shutdown().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A task that kills every worker it runs on (a poison task) fails its job after its second
+    /// worker dies, naming it, instead of taking down the whole cluster; the survivors then
+    /// run the next job to exact results.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_poison_task_fails_its_job_instead_of_killing_every_worker() {
+        let dir = std::env::temp_dir().join(format!("quiver-poison-{}", std::process::id()));
+        let mut files = generate_corpus(&dir, 256 << 10, 2, 13, false).unwrap();
+        let poison = dir.join("poison.txt");
+        std::fs::write(&poison, "some words and one zzpoisonzz here\n").unwrap();
+        let cluster = LocalCluster::builder()
+            .workers(0)
+            .heartbeat_timeout(std::time::Duration::from_secs(1))
+            .start()
+            .await
+            .unwrap();
+        let mut workers = custom_udf_workers(&cluster, 4);
+        let client = cluster.client().await.unwrap();
+        wait_for_function_workers(&client, 4).await;
+        let functions = custom_functions();
+        let job = |inputs: &[PathBuf]| {
+            Dataset::read_text(inputs)
+                .unwrap()
+                .select([words(col("line")).alias("word")])
+                .unwrap()
+                .explode("word")
+                .unwrap()
+                .select([functions
+                    .call("exit_on", vec![col("word"), lit("zzpoisonzz")])
+                    .unwrap()
+                    .alias("word")])
+                .unwrap()
+                .select([lower(col("word")).alias("word")])
+                .unwrap()
+                .group_by(["word"])
+                .agg([count().alias("count")])
+                .unwrap()
+        };
+        let mut with_poison = files.clone();
+        with_poison.push(poison.clone());
+        let err = job(&with_poison)
+            .count(&client)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("worker lost while running it 2 times"),
+            "{err}"
+        );
+        let died = workers
+            .iter_mut()
+            .map(|w| w.try_wait().unwrap().is_some())
+            .filter(|&exited| exited)
+            .count();
+        assert_eq!(
+            died, 2,
+            "exactly the two workers that ran the poison task died"
+        );
+
+        // The survivors run a clean job exactly.
+        files.sort();
+        let expected = word_counts(&files);
+        let mut got = HashMap::new();
+        for b in job(&files).collect(&client).await.unwrap() {
+            let w = b.column(0).as_string::<i32>();
+            let n = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+            for i in 0..b.num_rows() {
+                got.insert(w.value(i).to_string(), n.value(i));
+            }
+        }
         assert_eq!(got, expected);
         for mut w in workers {
             let _ = w.kill();

@@ -105,6 +105,7 @@ impl Admission {
         self.limits.check_plan(plan)?;
         for node in plan.nodes() {
             if let PlanNode::Scan(scan) = node {
+                crate::stage_planner::check_scan_size(scan, self.limits.max_tasks_per_stage)?;
                 for f in &scan.files {
                     self.roots.check(&f.path, "input")?;
                 }

@@ -603,6 +603,40 @@ impl Planner {
     }
 }
 
+/// How many splits `scan` makes with text splits of `target` bytes (saturating: the sizes and
+/// row group counts came from a client).
+fn split_count(scan: &ScanNode, target: u64) -> u64 {
+    match scan.format {
+        SourceFormat::Text => scan
+            .files
+            .iter()
+            .fold(0u64, |n, f| n.saturating_add(f.size.div_ceil(target))),
+        SourceFormat::Parquet => scan
+            .files
+            .iter()
+            .fold(0u64, |n, f| n.saturating_add(u64::from(f.row_groups))),
+        SourceFormat::Csv => scan.files.len() as u64,
+    }
+}
+
+fn check_split_count(scan: &ScanNode, count: u64, max_tasks: u32) -> Result<(), PlanError> {
+    quiver_plan::Limits::check(
+        format!(
+            "the number of input splits (tasks) of a scan of {} files",
+            scan.files.len()
+        ),
+        count,
+        max_tasks,
+        "coordinator flag --max-tasks-per-stage",
+    )
+}
+
+/// Checks, when a job is submitted, that `scan` cannot need more than `max_tasks` splits however
+/// many slots the cluster has (splits are at most 128 MiB).
+pub fn check_scan_size(scan: &ScanNode, max_tasks: u32) -> Result<(), PlanError> {
+    check_split_count(scan, split_count(scan, MAX_SPLIT_BYTES), max_tasks)
+}
+
 /// A rough size of what `node` produces: the bytes of the files it reads. Used only to choose
 /// between broadcasting and shuffling a join's side, where an overestimate is harmless.
 pub fn estimated_bytes(node: &PlanNode) -> u64 {

@@ -91,17 +91,10 @@ impl ClusterTrust {
         self.registration().map(|r| r.limits).unwrap_or_default()
     }
 
-    /// Admits a Flight fetch: the caller's `authorization` header must hold a token of this
-    /// cluster (when it has tokens), and the ticket's grant must be signed by the coordinator
-    /// for `job` and `stage` and unexpired. Waits a little for the first registration, so a
+    /// Admits the caller of a Flight fetch: its `authorization` header must hold a token of
+    /// this cluster (when it has tokens). Waits a little for the first registration, so a
     /// fetch that races it is not refused.
-    pub async fn admit_fetch(
-        &self,
-        authorization: Option<&str>,
-        grant: Option<&pb::ReadGrant>,
-        job: &str,
-        stage: u32,
-    ) -> Result<(), Status> {
+    pub async fn admit_fetcher(&self, authorization: Option<&str>) -> Result<(), Status> {
         let mut registered = self.registered.subscribe();
         let _ = tokio::time::timeout(REGISTRATION_WAIT, registered.wait_for(|r| *r)).await;
         let Some(registration) = self.registration() else {
@@ -109,20 +102,38 @@ impl ClusterTrust {
                 "this worker has not registered with its coordinator yet",
             ));
         };
-        if !registration.flight_tokens.is_empty() {
-            let Some(secret) = authorization.and_then(secret_in_authorization) else {
-                return Err(token_needed("worker", Role::Client));
-            };
-            if !registration
-                .flight_tokens
-                .iter()
-                .any(|d| d.matches(&secret))
-            {
-                return Err(Status::unauthenticated(
-                    "the token given is not accepted by this cluster; check --token-file / QUIVER_TOKEN",
-                ));
-            }
+        if registration.flight_tokens.is_empty() {
+            return Ok(());
         }
+        let Some(secret) = authorization.and_then(secret_in_authorization) else {
+            return Err(token_needed("worker", Role::Client));
+        };
+        if registration
+            .flight_tokens
+            .iter()
+            .any(|d| d.matches(&secret))
+        {
+            Ok(())
+        } else {
+            Err(Status::unauthenticated(
+                "the token given is not accepted by this cluster; check --token-file / QUIVER_TOKEN",
+            ))
+        }
+    }
+
+    /// Checks that a ticket's grant is signed by the coordinator for `job` and `stage` and has
+    /// not expired (after [`ClusterTrust::admit_fetcher`]).
+    pub fn verify_grant(
+        &self,
+        grant: Option<&pb::ReadGrant>,
+        job: &str,
+        stage: u32,
+    ) -> Result<(), Status> {
+        let Some(registration) = self.registration() else {
+            return Err(Status::unavailable(
+                "this worker has not registered with its coordinator yet",
+            ));
+        };
         registration
             .grant_key
             .verify(grant, job, stage)
@@ -143,8 +154,8 @@ impl Default for ClusterTrust {
 
 /// Who may call what on a worker's port: the worker service only with the session key (only
 /// the coordinator has it); Flight `DoGet` to anyone as far as this layer goes, because the
-/// Flight service admits each fetch itself ([`ClusterTrust::admit_fetch`]: token and signed
-/// grant); anything else is refused.
+/// Flight service admits each fetch itself (a cluster token, [`ClusterTrust::admit_fetcher`],
+/// then a signed grant, [`ClusterTrust::verify_grant`]); anything else is refused.
 pub struct WorkerAccess {
     pub trust: std::sync::Arc<ClusterTrust>,
 }

@@ -127,6 +127,56 @@ fn a_lost_workers_tasks_run_elsewhere() {
 }
 
 #[test]
+fn a_task_whose_workers_keep_dying_fails_its_job_instead_of_killing_more() {
+    let (mut s, job, ids) = setup(3, 1);
+    let first = launches(&s.schedule());
+    let (victim_worker, victim) = first[0].clone();
+    // The first loss is forgiven: the task runs again, elsewhere.
+    let actions = s.worker_lost(&victim_worker);
+    assert!(actions.is_empty());
+    s.worker_registered(WorkerId("w3".into()), "http://w3".into(), 1);
+    let again = launches(&s.schedule());
+    let (second_worker, retry) = again
+        .iter()
+        .find(|(_, t)| t.attempt.partition == victim.attempt.partition)
+        .cloned()
+        .expect("the task runs again");
+    assert_ne!(second_worker, victim_worker);
+    // Its second worker dies too: the job fails, naming the task, and nothing relaunches it.
+    s.worker_lost(&second_worker);
+    let j = s.job(&job).unwrap();
+    assert_eq!(j.state, JobState::Failed);
+    let error = j.error.clone().unwrap();
+    assert!(
+        error.contains(&format!(
+            "stage {} partition {}: worker lost while running it 2 times",
+            retry.attempt.stage, retry.attempt.partition
+        )),
+        "{error}"
+    );
+    assert!(launches(&s.schedule()).is_empty());
+    let _ = ids;
+}
+
+#[test]
+fn a_success_with_the_wrong_number_of_buckets_is_a_failure() {
+    let (mut s, job, _) = setup(1, 1);
+    let first = launches(&s.schedule());
+    let (w, t) = &first[0];
+    let bogus = TaskOutcome::Success {
+        bucket_bytes: vec![1; 1_000],
+        rows_out: 1,
+        bytes_out: 1,
+        elapsed_ms: 1,
+        spilled_bytes: 0,
+    };
+    s.task_finished(&t.attempt, w, bogus);
+    let task = &s.job(&job).unwrap().stages[0].tasks[t.attempt.partition as usize];
+    assert!(!task.is_done());
+    assert_eq!(task.failures, 1);
+}
+
+#[test]
 fn retryable_failures_retry_on_another_worker_then_fail_the_job() {
     let (mut s, job, ids) = setup(2, 4);
     let first = launches(&s.schedule());

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use quiver::{Client, LocalCluster};
+use quiver::{Client, ClientOptions, LocalCluster};
 
 /// A local cluster of `workers` workers with one slot each.
 pub async fn local(workers: usize) -> LocalCluster {
@@ -66,6 +66,8 @@ pub struct ProcessCluster {
     worker_args: Vec<String>,
     workers: Vec<Child>,
     work_dir: tempfile::TempDir,
+    /// How clients connect (the token and TLS settings the cluster was started with).
+    client_options: ClientOptions,
 }
 
 /// Starts a coordinator binary; returns it, its URL and its dashboard URL.
@@ -100,6 +102,17 @@ impl ProcessCluster {
         coordinator_args: &[&str],
         worker_args: &[&str],
     ) -> Self {
+        Self::start_secured(workers, coordinator_args, worker_args, ClientOptions::new()).await
+    }
+
+    /// Like [`ProcessCluster::start_with`], for a cluster that needs `client_options` (a token,
+    /// TLS) from its clients.
+    pub async fn start_secured(
+        workers: usize,
+        coordinator_args: &[&str],
+        worker_args: &[&str],
+        client_options: ClientOptions,
+    ) -> Self {
         let coordinator_args: Vec<String> =
             coordinator_args.iter().map(|s| s.to_string()).collect();
         let (coordinator, url, dashboard) = spawn_coordinator("127.0.0.1:0", &coordinator_args);
@@ -111,6 +124,7 @@ impl ProcessCluster {
             worker_args: worker_args.iter().map(|s| s.to_string()).collect(),
             workers: vec![],
             work_dir: tempfile::tempdir().expect("temp dir"),
+            client_options,
         };
         for _ in 0..workers {
             cluster.add_worker();
@@ -176,9 +190,18 @@ impl ProcessCluster {
 
     /// A client of the coordinator.
     pub async fn client(&self) -> Client {
-        Client::connect(&self.url)
+        Client::connect_with(&self.url, self.client_options.clone())
             .await
             .expect("coordinator answers")
+    }
+
+    /// Whether the coordinator and every worker are still running.
+    pub fn all_running(&mut self) -> bool {
+        self.coordinator.try_wait().expect("try_wait").is_none()
+            && self
+                .workers
+                .iter_mut()
+                .all(|w| w.try_wait().expect("try_wait").is_none())
     }
 
     /// Waits until `n` workers are alive.

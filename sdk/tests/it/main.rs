@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod adversary;
 mod bad_input;
 mod cluster;
 mod corpus;
@@ -12,5 +13,6 @@ mod operators;
 mod processes;
 mod sorting;
 mod spilling;
+mod tls;
 mod user_functions;
 mod wordcount;

@@ -1,8 +1,8 @@
 //! [`ShuffleFlightService`]: serves this worker's map output buckets (and collect results) to
 //! other workers and drivers with Arrow Flight `DoGet`. The ticket is a `ShuffleTicket`
 //! protobuf naming job, stage, map partition and bucket, with the coordinator's signed read
-//! grant for that job and stage; a fetch is admitted by [`ClusterTrust::admit_fetch`] before
-//! any file is read. Every other Flight RPC is unimplemented.
+//! grant for that job and stage; a fetch is admitted by [`ClusterTrust`] (a cluster token, then
+//! the grant) before any file is read. Every other Flight RPC is unimplemented.
 
 use std::sync::Arc;
 
@@ -62,18 +62,14 @@ impl FlightService for ShuffleFlightService {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        // Who asks first: nothing of the ticket is looked at for a caller without a token.
+        self.trust.admit_fetcher(authorization.as_deref()).await?;
         let ticket = pb::ShuffleTicket::decode(request.into_inner().ticket)
             .map_err(|e| Status::invalid_argument(format!("malformed shuffle ticket: {e}")))?;
         let job = JobId::parse(&ticket.job_id)
             .map_err(|e| Status::invalid_argument(format!("shuffle ticket: {e}")))?;
         self.trust
-            .admit_fetch(
-                authorization.as_deref(),
-                ticket.grant.as_ref(),
-                &job.0,
-                ticket.stage_id,
-            )
-            .await?;
+            .verify_grant(ticket.grant.as_ref(), &job.0, ticket.stage_id)?;
         let store = self.store.clone();
         let stage = StageId(ticket.stage_id);
         // Reading and decoding a bucket is file I/O and CPU: keep it off the async threads.

@@ -366,3 +366,68 @@ fn fused_filter_counts_only_selected_rows() {
     }
     assert_eq!(out, reference);
 }
+
+/// One Single-mode aggregation of `values` under `aggregate` (no keys), its result or error.
+fn aggregate_ints(
+    values: &[i64],
+    aggregate: quiver_plan::AggregateExpr,
+) -> quiver_worker::Result<Vec<RecordBatch>> {
+    let schema = Arc::new(Schema::new(vec![Field::new("i", DataType::Int64, false)]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(Int64Array::from(values.to_vec()))],
+    )
+    .unwrap();
+    let node = PlanNode::Aggregate {
+        input: Box::new(PlanNode::ShuffleRead {
+            stage: StageId(0),
+            schema: schema.clone(),
+        }),
+        keys: vec![],
+        aggregates: vec![aggregate.clone()],
+        mode: AggregateMode::Single,
+    };
+    let pool = MemoryPool::new(64 << 20, 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut agg = HashAggregate::new(
+        &schema,
+        vec![],
+        vec![aggregate],
+        AggregateMode::Single,
+        node.schema().unwrap(),
+        Arc::default(),
+        pool.task().reservation(),
+        Arc::new(SpillDir::new(dir.path().to_path_buf(), "t".into())),
+    )?;
+    // Batch by batch of 3 rows, so partial sums cross the Int64 range between batches.
+    for chunk in batch.columns()[0]
+        .as_primitive::<Int64Type>()
+        .values()
+        .chunks(3)
+    {
+        let b = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int64Array::from(chunk.to_vec()))],
+        )
+        .unwrap();
+        agg.push(&b)?;
+    }
+    agg.finish(100)?.collect()
+}
+
+#[test]
+fn integer_sums_never_wrap() {
+    let big = 1i64 << 62;
+    // 3 * 2^62 does not fit in Int64: an error naming the aggregate, not -4.6e18.
+    let err = aggregate_ints(&[big, big, big], sum(col("i")).alias("total"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("sum 'total' overflows Int64"), "{err}");
+    assert!(err.contains("13835058055282163712"), "{err}");
+    // Intermediate sums beyond Int64 that come back into range are exact.
+    let values = [i64::MAX, i64::MAX, 5, i64::MIN + 1, i64::MIN + 1, 7];
+    let expected: i128 = values.iter().map(|&v| i128::from(v)).sum();
+    let got = aggregate_ints(&values, sum(col("i")).alias("s")).unwrap();
+    let got = got[0].column(0).as_primitive::<Int64Type>().value(0);
+    assert_eq!(i128::from(got), expected);
+}
