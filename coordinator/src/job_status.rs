@@ -30,6 +30,12 @@ fn millis_between(from: Option<Instant>, to: Option<Instant>) -> u64 {
     }
 }
 
+/// A sum of figures workers reported, saturating: a worker's numbers are not trusted not to
+/// overflow.
+fn total(figures: impl Iterator<Item = u64>) -> u64 {
+    figures.fold(0, u64::saturating_add)
+}
+
 fn stage_status(job: &Job, stage: &Stage) -> pb::StageStatus {
     let state = if stage.is_complete() {
         pb::StageState::Complete
@@ -52,9 +58,9 @@ fn stage_status(job: &Job, stage: &Stage) -> pb::StageStatus {
             .iter()
             .filter(|t| matches!(t.state, TaskState::Running { .. }))
             .count() as u32,
-        rows_out: stage.tasks.iter().map(|t| t.rows_out).sum(),
-        bytes_out: stage.tasks.iter().map(|t| t.bytes_out).sum(),
-        spilled_bytes: stage.tasks.iter().map(|t| t.spilled_bytes).sum(),
+        rows_out: total(stage.tasks.iter().map(|t| t.rows_out)),
+        bytes_out: total(stage.tasks.iter().map(|t| t.bytes_out)),
+        spilled_bytes: total(stage.tasks.iter().map(|t| t.spilled_bytes)),
         elapsed_ms: millis_between(stage.started, stage.finished),
         output: Some((&stage.output).into()),
     }
@@ -95,7 +101,7 @@ pub fn job_status(job: &Job, grants: Option<&ResultGrants<'_>>) -> pb::JobStatus
                             grant: Some(grant.clone()),
                         }
                         .encode_to_vec(),
-                        bytes: bucket_bytes.iter().sum(),
+                        bytes: total(bucket_bytes.iter().copied()),
                     }),
                     _ => None,
                 })

@@ -817,9 +817,12 @@ impl Scheduler {
                 }
                 finished.sort_unstable();
                 let median = Duration::from_millis(finished[finished.len() / 2]);
-                let threshold = median
-                    .mul_f64(config.speculation_multiplier)
-                    .max(config.speculation_min_runtime);
+                // Reported run times are a worker's word: no overflow, however large.
+                let threshold = Duration::try_from_secs_f64(
+                    median.as_secs_f64() * config.speculation_multiplier,
+                )
+                .unwrap_or(Duration::MAX)
+                .max(config.speculation_min_runtime);
                 let inputs = shuffle_inputs(job, s);
                 let stage = &mut job.stages[s];
                 let mut placed = Vec::new();

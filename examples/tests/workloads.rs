@@ -36,16 +36,29 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
+/// Moves every other Parquet file of `dir` into a new directory `to`: the examples take several
+/// `--input` paths and must read them all.
+fn split_inputs(dir: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    let files = quiver_examples::jobs::parquet_files(dir).unwrap();
+    assert!(files.len() >= 2);
+    for f in files.iter().step_by(2) {
+        std::fs::rename(f, to.join(f.file_name().unwrap())).unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terasort_output_is_ordered_and_complete() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     std::fs::create_dir_all(&input).unwrap();
     terasort::generate(&input, 60_000, 3, 7).unwrap();
+    let second = dir.path().join("in2");
+    split_inputs(&input, &second);
     let cluster = cluster().await;
     let client = cluster.client().await.unwrap();
     let out = dir.path().join("out");
-    terasort::sort_job(&[&input])
+    terasort::sort_job(&[&input, &second])
         .unwrap()
         .write_parquet(&client, &out)
         .await
@@ -71,11 +84,16 @@ async fn tpch_q1_and_top_customers_match_single_threaded_references() {
     let cluster = cluster().await;
     let client = cluster.client().await.unwrap();
     let lineitem = dir.path().join("lineitem");
+    let lineitem_more = dir.path().join("lineitem-more");
+    split_inputs(&lineitem, &lineitem_more);
 
     // Q1 reference.
     let cutoff = 10471; // 1998-09-02 in days since 1970-01-01
     let mut want: BTreeMap<(String, String), [f64; 5]> = BTreeMap::new();
-    for b in read_all(&lineitem) {
+    for b in read_all(&lineitem)
+        .into_iter()
+        .chain(read_all(&lineitem_more))
+    {
         let f = |c: usize| b.column(c).as_primitive::<Float64Type>().clone();
         let (qty, price, disc, tax) = (f(1), f(2), f(3), f(4));
         let (flag, status) = (
@@ -98,7 +116,7 @@ async fn tpch_q1_and_top_customers_match_single_threaded_references() {
             e[4] += 1.0;
         }
     }
-    let got = tpch::q1(&[&lineitem])
+    let got = tpch::q1(&[&lineitem, &lineitem_more])
         .unwrap()
         .collect(&client)
         .await

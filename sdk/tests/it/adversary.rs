@@ -744,3 +744,75 @@ async fn out_of_descriptors_the_accept_loop_backs_off_instead_of_spinning() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_without_a_token_stay_on_loopback_and_bad_flags_are_errors() {
+    let run = |binary: &str, args: &[&str]| {
+        let out = std::process::Command::new(crate::cluster::binary(binary))
+            .args(args)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Without a token, no port beyond this host, unless --insecure says the network is trusted.
+    let (code, err) = run(
+        "quiver-coordinator",
+        &["--bind", "0.0.0.0:0", "--dashboard-bind", "off"],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("without a token") && err.contains("--insecure"),
+        "{err}"
+    );
+    let (code, err) = run(
+        "quiver-worker",
+        &["--bind", "0.0.0.0:0", "--coordinator", "http://127.0.0.1:9"],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("--insecure"), "{err}");
+    // Durations that would panic are refused by the parser, naming the value.
+    for bad in ["inf", "NaN", "-1"] {
+        let (code, err) = run(
+            "quiver-coordinator",
+            &[&format!("--heartbeat-timeout={bad}")],
+        );
+        assert_eq!(code, Some(2), "{err}");
+        assert!(
+            err.contains("not a duration") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
+    // A token file too short to be a secret.
+    let dir = tempfile::tempdir().unwrap();
+    let weak = dir.path().join("weak");
+    std::fs::write(&weak, "1234").unwrap();
+    let (code, err) = run(
+        "quiver-coordinator",
+        &[
+            "--token-file",
+            &weak.to_string_lossy(),
+            "--dashboard-bind",
+            "off",
+        ],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("at least 16 characters"), "{err}");
+    // --metrics-public opens /metrics alone.
+    let token = dir.path().join("token");
+    std::fs::write(&token, quiver_net::Token::random().expose()).unwrap();
+    let mut cluster = ProcessCluster::start_secured(
+        0,
+        &["--token-file", &token.to_string_lossy(), "--metrics-public"],
+        &[],
+        ClientOptions::new().token_file(&token),
+    )
+    .await;
+    let dashboard = cluster.dashboard.clone();
+    assert!(http_get(&dashboard, "/metrics", None).starts_with("HTTP/1.1 200"));
+    assert!(http_get(&dashboard, "/", None).starts_with("HTTP/1.1 401"));
+    assert!(cluster.all_running());
+}

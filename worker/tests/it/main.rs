@@ -5,6 +5,7 @@
 
 mod aggregate;
 mod expressions;
+mod parquet_checksums;
 mod shuffle;
 mod spilling;
 mod text_reader;
