@@ -486,14 +486,14 @@ mod tests {
             err.contains("worker lost while running it 2 times"),
             "{err}"
         );
-        let died = workers
+        let exits: Vec<_> = workers
             .iter_mut()
-            .map(|w| w.try_wait().unwrap().is_some())
-            .filter(|&exited| exited)
-            .count();
+            .filter_map(|w| w.try_wait().unwrap())
+            .collect();
         assert_eq!(
-            died, 2,
-            "exactly the two workers that ran the poison task died"
+            exits.len(),
+            2,
+            "exactly the two workers that ran the poison task died: {exits:?}"
         );
 
         // The survivors run a clean job exactly.

@@ -67,6 +67,9 @@ impl Admission {
                 "RegisterWorker: session_key must be 32 to 256 letters and digits".into(),
             ));
         }
+        if id.0 != quiver_net::worker_id_for(key) {
+            return Err(CoordinatorError::WorkerImpersonation(id.0));
+        }
         if r.slots == 0 || r.slots > self.max_worker_slots {
             return Err(CoordinatorError::Plan(
                 quiver_plan::PlanError::LimitExceeded {
@@ -103,9 +106,9 @@ impl Admission {
     ) -> Result<JobOptions> {
         plan.check_submittable()?;
         self.limits.check_plan(plan)?;
+        crate::stage_planner::check_stage_sizes(plan, self.limits.max_tasks_per_stage)?;
         for node in plan.nodes() {
             if let PlanNode::Scan(scan) = node {
-                crate::stage_planner::check_scan_size(scan, self.limits.max_tasks_per_stage)?;
                 for f in &scan.files {
                     self.roots.check(&f.path, "input")?;
                 }

@@ -21,7 +21,7 @@ use crate::coordinator_state::CoordinatorState;
 use crate::error::CoordinatorError;
 use crate::job_status::{ResultGrants, job_status};
 use crate::scheduler::TaskOutcome;
-use crate::worker_registry::Liveness;
+use crate::worker_registry::{Liveness, RegistrationRefused};
 
 /// Watchers get at most one status update per this interval.
 const WATCH_THROTTLE: Duration = Duration::from_millis(100);
@@ -31,7 +31,8 @@ pub struct CoordinatorService {
     state: Arc<CoordinatorState>,
     admission: Arc<Admission>,
     heartbeat_interval: Duration,
-    /// Digests of the tokens whose holders may fetch data from workers (sent to workers).
+    /// Digests of the tokens whose holders may fetch shuffle data from workers (sent to
+    /// workers).
     flight_tokens: Vec<TokenDigest>,
     /// How long a result ticket given to a driver stays valid.
     result_grant_validity: Duration,
@@ -122,11 +123,23 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
                 r.functions.clone(),
                 &r.session_key,
             )
-            .map_err(|_| refused(CoordinatorError::WorkerImpersonation(id.0.clone())))?;
+            .map_err(|e| {
+                refused(match e {
+                    RegistrationRefused::Impersonation => {
+                        CoordinatorError::WorkerImpersonation(id.0.clone())
+                    }
+                    RegistrationRefused::AddressTaken { holder } => {
+                        CoordinatorError::AddressTaken {
+                            address: r.address.clone(),
+                            holder: holder.0,
+                        }
+                    }
+                })
+            })?;
         info!(worker = %id, address = %r.address, slots = r.slots, "worker registered");
         self.state
             .launcher
-            .worker_registered(&r.address, &r.session_key);
+            .worker_registered(&id, &r.address, &r.session_key);
         self.state.apply(|s| {
             s.worker_registered(id.clone(), r.address, r.slots);
             s.set_worker_functions(&id, r.functions);
@@ -236,13 +249,19 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             .as_ref()
             .ok_or_else(|| Status::invalid_argument("SubmitJob: sink is missing"))?;
         let sink = Sink::try_from(sink).map_err(|e| invalid("SubmitJob sink", e))?;
-        let options = self
-            .admission
-            .check_job(&plan, &sink, r.options.as_ref())
-            .map_err(|e| {
-                let status = refused(e);
-                Status::new(status.code(), format!("SubmitJob: {}", status.message()))
-            })?;
+        // Resolving paths touches the filesystem (maybe a slow one): off the async threads.
+        let admission = self.admission.clone();
+        let job_options = r.options;
+        let (plan, sink, checked) = tokio::task::spawn_blocking(move || {
+            let checked = admission.check_job(&plan, &sink, job_options.as_ref());
+            (plan, sink, checked)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("SubmitJob: checking the job failed: {e}")))?;
+        let options = checked.map_err(|e| {
+            let status = refused(e);
+            Status::new(status.code(), format!("SubmitJob: {}", status.message()))
+        })?;
         let id = JobId::random();
         let name = if r.name.is_empty() {
             "job".to_string()

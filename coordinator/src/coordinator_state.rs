@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use quiver_net::GrantKey;
-use quiver_plan::{ReadGrant, TaskAttempt, TaskDefinition};
+use quiver_plan::{ReadGrant, TaskAttempt, TaskDefinition, WorkerId};
 use tokio::sync::watch;
 use tracing::warn;
 
@@ -70,6 +70,15 @@ impl CoordinatorState {
             let mut scheduler = self.scheduler();
             let (result, mut actions) = event(&mut scheduler);
             actions.extend(scheduler.schedule());
+            // A succeeded job's output is marked complete before anyone can see it succeeded
+            // (the lock is still held): a driver told "succeeded" finds `_SUCCESS` in place.
+            actions.retain(|a| match a {
+                Action::CommitOutput { directory, job } => {
+                    commit_output(directory, job);
+                    false
+                }
+                _ => true,
+            });
             (result, actions)
         };
         self.changes.send_modify(|v| *v += 1);
@@ -77,6 +86,19 @@ impl CoordinatorState {
             self.dispatch(action);
         }
         result
+    }
+
+    /// Tells the scheduler that `worker`, which the registry declared lost, is gone — unless it
+    /// registered again in the meantime: the check and the event happen under the scheduler's
+    /// lock, which a registration also takes, so the two never end up disagreeing.
+    pub fn worker_lost(self: &Arc<Self>, worker: &WorkerId) {
+        self.apply(|s| {
+            if self.registry.is_lost(worker) {
+                ((), s.worker_lost(worker))
+            } else {
+                ((), vec![])
+            }
+        });
     }
 
     /// Re-runs the scheduler with no event: time-based decisions (a job that waited too long
@@ -95,17 +117,17 @@ impl CoordinatorState {
                     task,
                 } => {
                     let task = this.with_grants(*task);
-                    if let Err(e) = this.launcher.launch(&address, &task).await {
+                    if let Err(e) = this.launcher.launch(&worker, &address, &task).await {
                         let attempt: TaskAttempt = task.attempt.clone();
                         warn!(task = %attempt, %address, error = %e.message, unreachable = e.unreachable, "could not launch task");
                         if e.unreachable {
                             // Nothing answers there: the worker is gone. Waiting for its
                             // heartbeats to time out would only burn this task's attempts.
+                            // The attempt counts as lost with it: whether the launch never
+                            // arrived or the task brought the worker down before it could
+                            // answer cannot be told apart here.
                             this.registry.mark_lost(&worker);
-                            this.apply(|s| {
-                                s.launch_undelivered(&attempt, &worker);
-                                ((), s.worker_lost(&worker))
-                            });
+                            this.worker_lost(&worker);
                         } else {
                             let outcome = TaskOutcome::Failure {
                                 message: format!(
@@ -119,32 +141,45 @@ impl CoordinatorState {
                         }
                     }
                 }
-                Action::Cancel { address, attempts } => {
-                    if let Err(e) = this.launcher.cancel(&address, &attempts).await {
+                Action::Cancel {
+                    worker,
+                    address,
+                    attempts,
+                } => {
+                    if let Err(e) = this.launcher.cancel(&worker, &address, &attempts).await {
                         warn!(%address, error = %e, "could not cancel tasks");
                     }
                 }
                 Action::RemoveJobData {
+                    worker,
                     address,
                     job,
                     keep,
                     delay,
                 } => {
                     tokio::time::sleep(delay).await;
-                    if let Err(e) = this.launcher.remove_job_data(&address, &job, &keep).await {
+                    if let Err(e) = this
+                        .launcher
+                        .remove_job_data(&worker, &address, &job, &keep)
+                        .await
+                    {
                         warn!(%address, job = %job, error = %e, "could not remove job data");
                     }
                 }
-                Action::CommitOutput { directory, job } => {
-                    let dir = std::path::Path::new(&directory);
-                    let _ = tokio::fs::remove_dir_all(dir.join("_temporary").join(&job.0)).await;
-                    // Only removes `_temporary` when no other job is writing there.
-                    let _ = tokio::fs::remove_dir(dir.join("_temporary")).await;
-                    if let Err(e) = tokio::fs::write(dir.join("_SUCCESS"), b"").await {
-                        warn!(directory = %directory, error = %e, "could not write _SUCCESS");
-                    }
-                }
+                Action::CommitOutput { directory, job } => commit_output(&directory, &job),
             }
         });
+    }
+}
+
+/// Marks a Parquet sink's directory complete: removes the job's temporary files and writes
+/// `_SUCCESS`. A few small file operations, done where the job's success is decided.
+fn commit_output(directory: &str, job: &quiver_plan::JobId) {
+    let dir = std::path::Path::new(directory);
+    let _ = std::fs::remove_dir_all(dir.join("_temporary").join(&job.0));
+    // Only removes `_temporary` when no other job is writing there.
+    let _ = std::fs::remove_dir(dir.join("_temporary"));
+    if let Err(e) = std::fs::write(dir.join("_SUCCESS"), b"") {
+        warn!(directory = %directory, error = %e, "could not write _SUCCESS");
     }
 }

@@ -26,11 +26,17 @@ pub enum CoordinatorError {
     /// A path outside the allowed roots.
     #[error(transparent)]
     Path(#[from] quiver_net::PathRefused),
-    /// A worker id already registered by a process that proved a different session key.
+    /// A worker id that is not the one of the session key given (a worker's id follows from
+    /// its key), or that is registered by a process with another key.
     #[error(
-        "worker id {0} is registered by another process; a worker re-registers with the session key it registered with"
+        "worker id {0} does not belong to the session key given; a worker registers with the id its own key makes"
     )]
     WorkerImpersonation(String),
+    /// A worker address another live worker holds.
+    #[error(
+        "address {address} is registered by live worker {holder}; each worker needs an address of its own"
+    )]
+    AddressTaken { address: String, holder: String },
     /// Settings the coordinator cannot start with.
     #[error(transparent)]
     Net(#[from] quiver_net::NetError),
@@ -45,6 +51,7 @@ impl CoordinatorError {
             CoordinatorError::Path(_) | CoordinatorError::WorkerImpersonation(_) => {
                 tonic::Status::permission_denied(message)
             }
+            CoordinatorError::AddressTaken { .. } => tonic::Status::already_exists(message),
             CoordinatorError::Plan(PlanError::LimitExceeded { .. }) => {
                 tonic::Status::resource_exhausted(message)
             }

@@ -24,7 +24,7 @@ pub async fn run(
         }
         for worker in state.registry.expire(timeout) {
             warn!(worker = %worker, timeout_s = timeout.as_secs_f64(), "worker missed its heartbeats; declaring it lost");
-            state.apply(|s| ((), s.worker_lost(&worker)));
+            state.worker_lost(&worker);
         }
         state.tick();
     }

@@ -57,6 +57,10 @@ pub struct Task {
     /// workers may be what kills them (an allocation it asks for, a crash in a user function):
     /// past `max_worker_losses` the job fails instead of taking down one worker after another.
     pub worker_losses: u32,
+    /// Attempts that could not fetch their input (its map output is recomputed each time). A
+    /// fetch that keeps failing — a refusal, a peer that cannot be reached — fails the job
+    /// rather than recomputing forever.
+    pub fetch_failures: u32,
     /// Workers this task failed on, avoided for its retries where possible.
     pub failed_on: Vec<WorkerId>,
     /// The attempt allowed to commit its file output.
@@ -85,6 +89,7 @@ impl Task {
             attempts: 0,
             failures: 0,
             worker_losses: 0,
+            fetch_failures: 0,
             failed_on: vec![],
             committed: None,
             rows_out: 0,

@@ -80,9 +80,12 @@ struct LimitArgs {
     /// Most partitions of a shuffle (and tasks of the stage after it).
     #[arg(long, env = "QUIVER_MAX_PARTITIONS", default_value_t = Limits::default().max_partitions)]
     max_partitions: u32,
-    /// Most tasks of a stage that reads files (one per input split).
+    /// Most tasks of a stage that reads files (one per input split), or of a union.
     #[arg(long, env = "QUIVER_MAX_TASKS_PER_STAGE", default_value_t = Limits::default().max_tasks_per_stage)]
     max_tasks_per_stage: u32,
+    /// Most tasks of all the stages of one job together.
+    #[arg(long, env = "QUIVER_MAX_TASKS_PER_JOB", default_value_t = Limits::default().max_tasks_per_job)]
+    max_tasks_per_job: u32,
     /// Most rows per batch a job may ask for.
     #[arg(long, env = "QUIVER_MAX_BATCH_SIZE", default_value_t = Limits::default().max_batch_size)]
     max_batch_size: u32,
@@ -128,9 +131,24 @@ async fn main() -> anyhow::Result<()> {
     } else {
         AllowedRoots::new(&args.allowed_roots)?
     };
+    // The coordinator writes `_SUCCESS` into output directories: never into its own secrets or
+    // kernel interfaces.
+    let private: Vec<PathBuf> = [
+        &args.token_file,
+        &args.client_token_file,
+        &args.worker_token_file,
+        &args.tls.tls_key,
+        &args.tls.tls_cert,
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
+    let allowed_roots = allowed_roots.deny_private(&private);
     let limits = Limits {
         max_partitions: args.limits.max_partitions,
         max_tasks_per_stage: args.limits.max_tasks_per_stage,
+        max_tasks_per_job: args.limits.max_tasks_per_job,
         max_batch_size: args.limits.max_batch_size,
         max_plan_depth: args.limits.max_plan_depth,
         max_plan_nodes: args.limits.max_plan_nodes,

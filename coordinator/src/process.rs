@@ -163,14 +163,12 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator> {
     let admission = Arc::new(Admission {
         limits: config.scheduler.limits,
         max_worker_slots: config.max_worker_slots.max(1),
-        roots: config.allowed_roots.clone(),
+        roots: config.allowed_roots.clone().deny_private(&[]),
         dialer,
     });
-    let mut flight_tokens: Vec<_> = [Role::Worker, Role::Client]
-        .into_iter()
-        .filter_map(|r| config.tokens.digest(r))
-        .collect();
-    flight_tokens.dedup();
+    // Workers fetch shuffle data with their token; drivers fetch results with the ticket's
+    // grant as credential, so the client token never reaches a worker.
+    let flight_tokens: Vec<_> = config.tokens.digest(Role::Worker).into_iter().collect();
     let access = Arc::new(CoordinatorAccess {
         tokens: config.tokens.clone(),
     });
@@ -181,7 +179,8 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator> {
         admission,
         config.heartbeat_interval,
         flight_tokens,
-        config.scheduler.result_retention,
+        // An hour beyond the results' retention: a worker's clock may run ahead.
+        config.scheduler.result_retention + Duration::from_secs(3600),
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);

@@ -16,6 +16,10 @@ use crate::error::{CoordinatorError, Result};
 use crate::job::{Job, JobOptions, JobState, Stage, TaskState};
 use crate::stage_planner::{PlannerOptions, plan_stages};
 
+/// Fetch failures a task may have per allowed attempt before its job fails (a lost map output
+/// is recomputed, which takes a fetch failure or two per lost worker).
+const FETCH_FAILURES_PER_ATTEMPT: u32 = 4;
+
 /// Something the scheduler wants done outside itself.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
@@ -25,11 +29,13 @@ pub enum Action {
         task: Box<TaskDefinition>,
     },
     Cancel {
+        worker: WorkerId,
         address: String,
         attempts: Vec<TaskAttempt>,
     },
     /// Delete a job's shuffle files on a worker, except `keep` stages, after `delay`.
     RemoveJobData {
+        worker: WorkerId,
         address: String,
         job: JobId,
         keep: Vec<StageId>,
@@ -337,20 +343,6 @@ impl Scheduler {
         actions
     }
 
-    /// A launch never reached `worker` (nothing answers there): the attempt never started, so
-    /// unlike one lost while running it says nothing about the task.
-    pub fn launch_undelivered(&mut self, attempt: &TaskAttempt, worker: &WorkerId) {
-        if let Some(task) = self
-            .jobs
-            .get_mut(&attempt.job)
-            .and_then(|j| j.stages.get_mut(attempt.stage.0 as usize))
-            .and_then(|s| s.tasks.get_mut(attempt.partition as usize))
-            && task.is_running_attempt(worker, attempt.attempt)
-        {
-            task.drop_attempt(attempt.attempt);
-        }
-    }
-
     /// Whether `attempt` on `worker` is the one the coordinator expects a result from.
     pub fn is_current(&self, attempt: &TaskAttempt, worker: &WorkerId) -> bool {
         self.jobs
@@ -372,8 +364,9 @@ impl Scheduler {
         job.results_released = true;
         Ok(self
             .workers
-            .values()
-            .map(|w| Action::RemoveJobData {
+            .iter()
+            .map(|(worker, w)| Action::RemoveJobData {
+                worker: worker.clone(),
                 address: w.address.clone(),
                 job: id.clone(),
                 keep: vec![],
@@ -463,6 +456,7 @@ impl Scheduler {
                         && let Some(w) = self.workers.get(&other_worker)
                     {
                         actions.push(Action::Cancel {
+                            worker: other_worker.clone(),
                             address: w.address.clone(),
                             attempts: vec![TaskAttempt {
                                 attempt: other,
@@ -497,17 +491,33 @@ impl Scheduler {
                 fetch_failure,
             } => {
                 if let Some((lost_worker, stage, map_partition)) = fetch_failure {
-                    // The input is gone, not this task's fault: recompute the map output.
+                    task.fetch_failures += 1;
+                    let limit = max_attempts.saturating_mul(FETCH_FAILURES_PER_ATTEMPT);
+                    if task.fetch_failures >= limit {
+                        let error = format!(
+                            "stage {} partition {} could not fetch its input {} times; last: {message}",
+                            attempt.stage, attempt.partition, task.fetch_failures
+                        );
+                        task.drop_attempt(attempt.attempt);
+                        return self.finish_job(&attempt.job, JobState::Failed, Some(error));
+                    }
+                    // The input is gone, not this task's fault. Whatever else that worker held
+                    // is likely gone too (as Spark assumes): recompute all of its outputs this
+                    // job still needs now, not one fetch failure at a time.
                     task.drop_attempt(attempt.attempt);
-                    warn!(task = %attempt, %message, "fetch failed; recomputing map output");
-                    if let Some(map_task) = job
-                        .stages
-                        .get_mut(stage.0 as usize)
-                        .and_then(|s| s.tasks.get_mut(map_partition as usize))
-                        && matches!(&map_task.state, TaskState::Done { worker, .. } if *worker == lost_worker)
-                    {
-                        map_task.state = TaskState::Pending;
-                        job.stages[stage.0 as usize].finished = None;
+                    warn!(task = %attempt, %message, worker = %lost_worker, stage = %stage, map_partition, "fetch failed; recomputing the map outputs that worker held");
+                    let needed: Vec<bool> = (0..job.stages.len())
+                        .map(|i| output_still_needed(job, i))
+                        .collect();
+                    for (stage, needed) in job.stages.iter_mut().zip(needed) {
+                        for t in &mut stage.tasks {
+                            if needed
+                                && matches!(&t.state, TaskState::Done { worker, .. } if *worker == lost_worker)
+                            {
+                                t.state = TaskState::Pending;
+                                stage.finished = None;
+                            }
+                        }
                     }
                     return vec![];
                 }
@@ -591,6 +601,7 @@ impl Scheduler {
             if let Some(w) = self.workers.get(&worker) {
                 actions.push(Action::Cancel {
                     address: w.address.clone(),
+                    worker,
                     attempts,
                 });
             }
@@ -599,8 +610,9 @@ impl Scheduler {
         let collect_results = (state == JobState::Succeeded && job.sink == Sink::Collect)
             .then(|| job.final_stage().map(|s| s.id))
             .flatten();
-        for w in self.workers.values() {
+        for (worker, w) in &self.workers {
             actions.push(Action::RemoveJobData {
+                worker: worker.clone(),
                 address: w.address.clone(),
                 job: id.clone(),
                 keep: collect_results.into_iter().collect(),
@@ -608,6 +620,7 @@ impl Scheduler {
             });
             if collect_results.is_some() {
                 actions.push(Action::RemoveJobData {
+                    worker: worker.clone(),
                     address: w.address.clone(),
                     job: id.clone(),
                     keep: vec![],
@@ -704,6 +717,7 @@ impl Scheduler {
                     total_slots,
                     broadcast_threshold: job.options.broadcast_threshold,
                     max_tasks_per_stage: limits.max_tasks_per_stage,
+                    max_tasks_per_job: limits.max_tasks_per_job,
                 };
                 let planned = plan_stages(&job.plan, &job.sink, options).and_then(|stages| {
                     // What the planner made must be what every worker accepts.
@@ -830,7 +844,12 @@ impl Scheduler {
                     let TaskState::Running { worker, since, .. } = &task.state else {
                         continue;
                     };
-                    if task.backup.is_some() || since.elapsed() <= threshold {
+                    // A task that already lost a worker gets no backup: if it is what kills
+                    // workers, a backup would kill one more before the loss is noticed.
+                    if task.backup.is_some()
+                        || task.worker_losses > 0
+                        || since.elapsed() <= threshold
+                    {
                         continue;
                     }
                     let primary = worker.clone();

@@ -45,8 +45,10 @@ pub struct PlannerOptions {
     /// Broadcast a join's right side when its input is estimated at most this many bytes
     /// (`None`: never).
     pub broadcast_threshold: Option<u64>,
-    /// Most tasks a stage that reads files may have (one per split); more is an error.
+    /// Most tasks a stage that reads files (or a union) may have; more is an error.
     pub max_tasks_per_stage: u32,
+    /// Most tasks all stages together may have; more is an error.
+    pub max_tasks_per_job: u32,
 }
 
 /// One stage of a job, ready to schedule.
@@ -93,6 +95,9 @@ struct Planner {
     total_slots: u32,
     broadcast_threshold: Option<u64>,
     max_tasks_per_stage: u32,
+    max_tasks_per_job: u32,
+    /// Tasks of the stages added so far.
+    tasks: u64,
 }
 
 /// Plans the stages of `plan` writing into `sink`.
@@ -109,9 +114,11 @@ pub fn plan_stages(
         total_slots: options.total_slots.max(1),
         broadcast_threshold: options.broadcast_threshold,
         max_tasks_per_stage: options.max_tasks_per_stage.max(1),
+        max_tasks_per_job: options.max_tasks_per_job.max(1),
+        tasks: 0,
     };
     let (root, inputs, partitioning) = planner.build(plan)?;
-    planner.add_stage(root, StageOutput::from(sink.clone()), inputs, partitioning);
+    planner.add_stage(root, StageOutput::from(sink.clone()), inputs, partitioning)?;
     Ok(planner.stages)
 }
 
@@ -122,12 +129,20 @@ impl Planner {
         output: StageOutput,
         inputs: Vec<StageId>,
         partitioning: Partitioning,
-    ) -> StageId {
+    ) -> Result<StageId, PlanError> {
         let id = StageId(self.stages.len() as u32);
         let (partitions, splits) = match partitioning {
             Partitioning::Splits(s) => (s.len() as u32, s),
             Partitioning::Shuffle(n) => (n, vec![]),
         };
+        // Each stage is bounded on its own; this bounds how many of them a plan can stack.
+        self.tasks += u64::from(partitions);
+        quiver_plan::Limits::check(
+            "the tasks of all the job's stages",
+            self.tasks,
+            self.max_tasks_per_job,
+            "coordinator flag --max-tasks-per-job",
+        )?;
         self.stages.push(PlannedStage {
             id,
             plan,
@@ -136,7 +151,7 @@ impl Planner {
             partitions,
             splits,
         });
-        id
+        Ok(id)
     }
 
     /// Ends the current stage with a hash shuffle; returns the read side of it.
@@ -153,7 +168,7 @@ impl Planner {
             StageOutput::HashShuffle { keys, partitions },
             inputs,
             p,
-        );
+        )?;
         Ok((
             PlanNode::ShuffleRead { stage, schema },
             vec![stage],
@@ -207,7 +222,7 @@ impl Planner {
                 },
                 right_inputs,
                 right_partitioning,
-            );
+            )?;
             inputs.push(stage);
             let read = PlanNode::BroadcastRead { stage, schema };
             return Ok((join(left_plan, read), inputs, left_partitioning));
@@ -278,7 +293,7 @@ impl Planner {
             },
             inputs.clone(),
             p.clone(),
-        );
+        )?;
         // Stage 2: the input again, range-partitioned by boundaries from the sample.
         let mut range_inputs = inputs;
         range_inputs.push(sample_stage);
@@ -291,7 +306,7 @@ impl Planner {
             },
             range_inputs,
             p,
-        );
+        )?;
         // Stage 3 (the caller's): each range sorted.
         Ok((
             PlanNode::Sort {
@@ -317,6 +332,13 @@ impl Planner {
             plans.push(plan);
             stages.extend(input_stages);
             counts.push(p.count());
+            // All inputs run as one stage: bound their tasks together, as they are added.
+            quiver_plan::Limits::check(
+                format!("the tasks of a union of {} inputs", inputs.len()),
+                counts.iter().map(|&c| u64::from(c)).sum(),
+                self.max_tasks_per_stage,
+                "coordinator flag --max-tasks-per-stage",
+            )?;
             splits.extend(p.into_splits());
         }
         Ok((
@@ -631,10 +653,41 @@ fn check_split_count(scan: &ScanNode, count: u64, max_tasks: u32) -> Result<(), 
     )
 }
 
-/// Checks, when a job is submitted, that `scan` cannot need more than `max_tasks` splits however
-/// many slots the cluster has (splits are at most 128 MiB).
-pub fn check_scan_size(scan: &ScanNode, max_tasks: u32) -> Result<(), PlanError> {
-    check_split_count(scan, split_count(scan, MAX_SPLIT_BYTES), max_tasks)
+/// The fewest tasks the stage that `node` ends in can have, whatever the cluster: scans at
+/// the largest split size, a union the sum of its inputs, an exchange at least one.
+fn min_stage_tasks(node: &PlanNode) -> u64 {
+    match node {
+        PlanNode::Scan(scan) => split_count(scan, MAX_SPLIT_BYTES).max(1),
+        PlanNode::Union { inputs, .. } => inputs
+            .iter()
+            .fold(0u64, |n, i| n.saturating_add(min_stage_tasks(i))),
+        PlanNode::Filter { input, .. }
+        | PlanNode::Project { input, .. }
+        | PlanNode::Explode { input, .. }
+        | PlanNode::MapBatches { input, .. }
+        | PlanNode::FlatMap { input, .. } => min_stage_tasks(input),
+        _ => 1,
+    }
+}
+
+/// Checks, when a job is submitted, that no scan or union of `plan` can need more than
+/// `max_tasks` tasks in one stage, however many slots the cluster has.
+pub fn check_stage_sizes(plan: &PlanNode, max_tasks: u32) -> Result<(), PlanError> {
+    for node in plan.nodes() {
+        match node {
+            PlanNode::Scan(scan) => {
+                check_split_count(scan, split_count(scan, MAX_SPLIT_BYTES), max_tasks)?
+            }
+            PlanNode::Union { inputs, .. } => quiver_plan::Limits::check(
+                format!("the tasks of a union of {} inputs", inputs.len()),
+                min_stage_tasks(node),
+                max_tasks,
+                "coordinator flag --max-tasks-per-stage",
+            )?,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A rough size of what `node` produces: the bytes of the files it reads. Used only to choose

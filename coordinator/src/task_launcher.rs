@@ -2,15 +2,16 @@
 //! tests can use virtual workers; [`GrpcTaskLauncher`] is the real one.
 //!
 //! A worker obeys only calls that carry its session key as their bearer token (it chose the
-//! key and told only the coordinator, at registration), so the launcher keeps each worker
-//! address's key beside its channel.
+//! key and told only the coordinator, at registration), so the launcher keeps each worker's
+//! key beside its channel — by worker id, not by address: a registration naming another
+//! worker's address must not change what that worker is sent.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use quiver_net::{AuthChannel, CallCredentials, Dialer};
-use quiver_plan::{JobId, StageId, TaskAttempt, TaskDefinition};
+use quiver_plan::{JobId, StageId, TaskAttempt, TaskDefinition, WorkerId};
 use quiver_proto::MAX_MESSAGE_BYTES;
 use quiver_proto::v1 as pb;
 use quiver_proto::v1::worker_client::WorkerClient;
@@ -24,9 +25,18 @@ pub struct LaunchError {
 }
 
 impl From<tonic::Status> for LaunchError {
+    /// Codes the worker's service does not answer with mean the connection failed — nothing
+    /// listens, or the worker died while the call was under way (`Unknown`: "transport
+    /// error"), or it is frozen (`DeadlineExceeded`): the worker is gone, not just refusing.
     fn from(status: tonic::Status) -> Self {
         LaunchError {
-            unreachable: status.code() == tonic::Code::Unavailable,
+            unreachable: matches!(
+                status.code(),
+                tonic::Code::Unavailable
+                    | tonic::Code::Unknown
+                    | tonic::Code::Cancelled
+                    | tonic::Code::DeadlineExceeded
+            ),
             message: status.message().to_string(),
         }
     }
@@ -35,28 +45,47 @@ impl From<tonic::Status> for LaunchError {
 /// Sends instructions to workers.
 #[tonic::async_trait]
 pub trait TaskLauncher: Send + Sync + 'static {
-    /// A worker registered at `address` with `session_key`: calls to that address carry it
-    /// from now on.
-    fn worker_registered(&self, _address: &str, _session_key: &str) {}
-    /// Starts a task attempt on the worker at `address`.
-    async fn launch(&self, address: &str, task: &TaskDefinition) -> Result<(), LaunchError>;
+    /// `worker` registered at `address` with `session_key`: calls to it carry the key from now
+    /// on.
+    fn worker_registered(&self, _worker: &WorkerId, _address: &str, _session_key: &str) {}
+    /// Starts a task attempt on `worker`, at `address`.
+    async fn launch(
+        &self,
+        worker: &WorkerId,
+        address: &str,
+        task: &TaskDefinition,
+    ) -> Result<(), LaunchError>;
     /// Cancels running attempts.
-    async fn cancel(&self, address: &str, attempts: &[TaskAttempt]) -> Result<(), String>;
+    async fn cancel(
+        &self,
+        worker: &WorkerId,
+        address: &str,
+        attempts: &[TaskAttempt],
+    ) -> Result<(), String>;
     /// Deletes a job's shuffle files, except those of `keep` stages.
     async fn remove_job_data(
         &self,
+        worker: &WorkerId,
         address: &str,
         job: &JobId,
         keep: &[StageId],
     ) -> Result<(), String>;
 }
 
-/// The gRPC launcher: one lazily connected channel per worker address, with the session key
-/// of the worker registered there.
+/// How to reach one registered worker.
+struct WorkerLink {
+    address: String,
+    session_key: String,
+    /// Connected on first use.
+    channel: Option<AuthChannel>,
+}
+
+/// The gRPC launcher: one lazily connected channel per registered worker, carrying its
+/// session key.
 #[derive(Default)]
 pub struct GrpcTaskLauncher {
     dialer: Dialer,
-    channels: Mutex<HashMap<String, (String, Option<AuthChannel>)>>,
+    workers: Mutex<HashMap<WorkerId, WorkerLink>>,
 }
 
 impl GrpcTaskLauncher {
@@ -64,26 +93,30 @@ impl GrpcTaskLauncher {
     pub fn new(dialer: Dialer) -> Self {
         GrpcTaskLauncher {
             dialer,
-            channels: Mutex::default(),
+            workers: Mutex::default(),
         }
     }
 
-    fn client(&self, address: &str) -> Result<WorkerClient<AuthChannel>, String> {
-        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        let Some((key, channel)) = map.get_mut(address) else {
-            return Err(format!("no worker registered at {address}"));
+    fn client(
+        &self,
+        worker: &WorkerId,
+        address: &str,
+    ) -> Result<WorkerClient<AuthChannel>, String> {
+        let mut map = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(link) = map.get_mut(worker).filter(|l| l.address == address) else {
+            return Err(format!("worker {worker} is not registered at {address}"));
         };
-        let channel = match channel {
+        let channel = match &link.channel {
             Some(c) => c.clone(),
             None => {
+                let credentials =
+                    CallCredentials::bearer(Some(&link.session_key)).map_err(|e| e.to_string())?;
                 let c = self
                     .dialer
-                    .with_credentials(
-                        CallCredentials::bearer(Some(key)).map_err(|e| e.to_string())?,
-                    )
+                    .with_credentials(credentials)
                     .lazy(address, Some(Duration::from_secs(30)))
                     .map_err(|e| e.to_string())?;
-                *channel = Some(c.clone());
+                link.channel = Some(c.clone());
                 c
             }
         };
@@ -104,25 +137,38 @@ fn task_ref(a: &TaskAttempt) -> pb::TaskRef {
 
 #[tonic::async_trait]
 impl TaskLauncher for GrpcTaskLauncher {
-    fn worker_registered(&self, address: &str, session_key: &str) {
-        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(address) {
-            Some((key, _)) if key == session_key => {}
-            // A new worker at this address (or the first): a new channel with its key.
-            _ => {
-                map.insert(address.to_string(), (session_key.to_string(), None));
-            }
+    fn worker_registered(&self, worker: &WorkerId, address: &str, session_key: &str) {
+        let mut map = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        let unchanged = map
+            .get(worker)
+            .is_some_and(|l| l.address == address && l.session_key == session_key);
+        if !unchanged {
+            map.insert(
+                worker.clone(),
+                WorkerLink {
+                    address: address.to_string(),
+                    session_key: session_key.to_string(),
+                    channel: None,
+                },
+            );
         }
     }
 
-    async fn launch(&self, address: &str, task: &TaskDefinition) -> Result<(), LaunchError> {
+    async fn launch(
+        &self,
+        worker: &WorkerId,
+        address: &str,
+        task: &TaskDefinition,
+    ) -> Result<(), LaunchError> {
         let request = pb::LaunchTaskRequest {
             task: Some(task.into()),
         };
-        let mut client = self.client(address).map_err(|message| LaunchError {
-            unreachable: true,
-            message,
-        })?;
+        let mut client = self
+            .client(worker, address)
+            .map_err(|message| LaunchError {
+                unreachable: true,
+                message,
+            })?;
         client
             .launch_task(request)
             .await
@@ -130,11 +176,16 @@ impl TaskLauncher for GrpcTaskLauncher {
             .map_err(LaunchError::from)
     }
 
-    async fn cancel(&self, address: &str, attempts: &[TaskAttempt]) -> Result<(), String> {
+    async fn cancel(
+        &self,
+        worker: &WorkerId,
+        address: &str,
+        attempts: &[TaskAttempt],
+    ) -> Result<(), String> {
         let request = pb::CancelTasksRequest {
             tasks: attempts.iter().map(task_ref).collect(),
         };
-        self.client(address)?
+        self.client(worker, address)?
             .cancel_tasks(request)
             .await
             .map(|_| ())
@@ -143,6 +194,7 @@ impl TaskLauncher for GrpcTaskLauncher {
 
     async fn remove_job_data(
         &self,
+        worker: &WorkerId,
         address: &str,
         job: &JobId,
         keep: &[StageId],
@@ -151,7 +203,7 @@ impl TaskLauncher for GrpcTaskLauncher {
             job_id: job.0.clone(),
             keep_stages: keep.iter().map(|s| s.0).collect(),
         };
-        self.client(address)?
+        self.client(worker, address)?
             .remove_job_data(request)
             .await
             .map(|_| ())

@@ -35,9 +35,14 @@ pub struct WorkerEntry {
     pub session_key: TokenDigest,
 }
 
-/// A registration for a known worker id with another session key.
+/// Why a registration is refused.
 #[derive(Debug)]
-pub struct ImpersonationRefused;
+pub enum RegistrationRefused {
+    /// A known worker id with another session key.
+    Impersonation,
+    /// The address of a live worker with another id.
+    AddressTaken { holder: WorkerId },
+}
 
 /// All workers, alive or lost.
 #[derive(Default)]
@@ -47,8 +52,8 @@ pub struct WorkerRegistry {
 
 impl WorkerRegistry {
     /// Adds or refreshes a worker. A worker id already known is taken over only by a caller
-    /// with the same session key (the same process, registering again): anyone else gets
-    /// [`ImpersonationRefused`].
+    /// with the same session key (the same process, registering again), and an address only
+    /// from a worker that is no longer alive.
     pub fn register(
         &self,
         id: WorkerId,
@@ -57,7 +62,16 @@ impl WorkerRegistry {
         hostname: String,
         functions: Vec<String>,
         session_key: &str,
-    ) -> Result<(), ImpersonationRefused> {
+    ) -> Result<(), RegistrationRefused> {
+        if let Some(holder) = self
+            .workers
+            .iter()
+            .find(|w| w.key() != &id && w.address == address && w.liveness == Liveness::Alive)
+        {
+            return Err(RegistrationRefused::AddressTaken {
+                holder: holder.key().clone(),
+            });
+        }
         let entry = WorkerEntry {
             address,
             slots,
@@ -73,7 +87,7 @@ impl WorkerRegistry {
         match self.workers.entry(id) {
             Entry::Occupied(mut known) => {
                 if !known.get().session_key.matches(session_key) {
-                    return Err(ImpersonationRefused);
+                    return Err(RegistrationRefused::Impersonation);
                 }
                 let completed = known.get().tasks_completed;
                 known.insert(WorkerEntry {
@@ -115,6 +129,13 @@ impl WorkerRegistry {
         if let Some(mut w) = self.workers.get_mut(id) {
             w.tasks_completed += 1;
         }
+    }
+
+    /// Whether `id` is known and declared lost (not registered again since).
+    pub fn is_lost(&self, id: &WorkerId) -> bool {
+        self.workers
+            .get(id)
+            .is_some_and(|w| w.liveness == Liveness::Lost)
     }
 
     /// Declares one worker lost (it could not be reached); it must register again.

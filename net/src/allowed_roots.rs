@@ -53,12 +53,24 @@ impl AllowedRoots {
         })
     }
 
-    /// Also refuses everything under `dir` (which need not exist yet).
-    pub fn deny(mut self, dir: &Path) -> Self {
-        if let Ok(resolved) = resolve(dir) {
-            self.denied.push(resolved);
-        }
+    /// Also refuses everything under `path` (which need not exist yet; a relative path is
+    /// taken from the current directory).
+    pub fn deny(mut self, path: &Path) -> Self {
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        // A path that cannot be resolved is denied as written: never silently allowed.
+        self.denied.push(resolve(&absolute).unwrap_or(absolute));
         self
+    }
+
+    /// Also refuses the host's kernel interfaces (`/proc` holds every process's environment,
+    /// tokens included; `/dev` has endless files) and `private` files of this process (its
+    /// token file, TLS key and certificate).
+    pub fn deny_private(self, private: &[PathBuf]) -> Self {
+        ["/proc", "/sys", "/dev"]
+            .iter()
+            .map(Path::new)
+            .chain(private.iter().map(PathBuf::as_path))
+            .fold(self, |roots, p| roots.deny(p))
     }
 
     /// Whether any root restricts paths.
@@ -86,7 +98,7 @@ impl AllowedRoots {
         let resolved = resolve(p).map_err(refused)?;
         if let Some(d) = self.denied.iter().find(|d| resolved.starts_with(d)) {
             return Err(refused(format!(
-                "it lies in {}, a worker's private work directory",
+                "it lies in {}, which no job may read or write (a work directory, a secret or a kernel interface)",
                 d.display()
             )));
         }

@@ -228,6 +228,27 @@ impl ClusterTokens {
     }
 }
 
+/// The worker id that belongs to a worker's session key: a UUID made of the key's SHA-256
+/// digest. A worker cannot choose its id apart from its key, so nobody who does not hold a
+/// worker's key can register under its id, also not first, after a coordinator restart.
+pub fn worker_id_for(session_key: &str) -> String {
+    let d = digest::digest(&digest::SHA256, session_key.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d.as_ref()[..16]);
+    // RFC 9562 version 8 (custom) and the RFC variant, so that it is a well-formed UUID.
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = crate::hex(&b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
 /// A process's own token: `file` if given, else `QUIVER_TOKEN` from the environment.
 pub fn own_token(file: Option<&PathBuf>) -> Result<Option<Token>> {
     if let Some(path) = file {
@@ -275,6 +296,15 @@ mod tests {
         assert!(d.matches(t.expose()));
         assert!(!d.matches(&format!("{}x", t.expose())));
         assert!(!d.matches(""));
+    }
+
+    #[test]
+    fn worker_ids_follow_from_session_keys() {
+        let a = worker_id_for("key-one-key-one-key-one-key-one");
+        assert_eq!(a, worker_id_for("key-one-key-one-key-one-key-one"));
+        assert_ne!(a, worker_id_for("key-two-key-two-key-two-key-two"));
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "8", "version 8");
     }
 
     #[test]

@@ -41,11 +41,11 @@ pub mod tls_incoming;
 
 pub use allowed_roots::{AllowedRoots, PathRefused};
 pub use call_credentials::{AuthChannel, CallCredentials};
-pub use credentials::{ClusterTokens, Role, Token, TokenDigest};
+pub use credentials::{ClusterTokens, Role, Token, TokenDigest, worker_id_for};
 pub use dial::Dialer;
 pub use error::{NetError, Result};
 pub use guarded_listener::{ConnectionLimits, GuardedListener, GuardedStream};
-pub use read_grant::{GrantError, GrantKey};
+pub use read_grant::{GRANT_BEARER_PREFIX, GrantError, GrantKey, grant_bearer};
 pub use server_auth::{AccessPolicy, AuthLayer, Caller};
 pub use tls::TlsSettings;
 pub use tls_incoming::TlsIncoming;

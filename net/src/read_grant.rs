@@ -14,6 +14,16 @@ use ring::hmac;
 /// Bytes of a grant key.
 pub const GRANT_KEY_BYTES: usize = 32;
 
+/// What a bearer made of a grant starts with (see [`grant_bearer`]).
+pub const GRANT_BEARER_PREFIX: &str = "grant.";
+
+/// The bearer credential a driver presents to a worker when it fetches results: the signature
+/// of the grant in its ticket. A driver never sends its client token to a worker — a worker is
+/// trusted with data, not with the client API — and this proves as much as the grant does.
+pub fn grant_bearer(grant: &pb::ReadGrant) -> String {
+    format!("{GRANT_BEARER_PREFIX}{}", crate::hex(&grant.signature))
+}
+
 /// Why a grant is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GrantError {

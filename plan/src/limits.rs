@@ -34,8 +34,10 @@ pub const MAX_PLAN_DEPTH_CEILING: u32 = DECODER_NESTING + 1 - TASK_ENVELOPE_DEPT
 pub struct Limits {
     /// Partitions of a shuffle or repartition (and tasks of the stage that reads it).
     pub max_partitions: u32,
-    /// Tasks of a stage that reads files (one per input split).
+    /// Tasks of a stage that reads files (one per input split), or of a union.
     pub max_tasks_per_stage: u32,
+    /// Tasks of all stages of a job together.
+    pub max_tasks_per_job: u32,
     /// Rows per batch.
     pub max_batch_size: u32,
     /// Depth of a plan, in nested messages (see the module documentation).
@@ -49,6 +51,7 @@ impl Default for Limits {
         Limits {
             max_partitions: 10_000,
             max_tasks_per_stage: 100_000,
+            max_tasks_per_job: 1_000_000,
             max_batch_size: 1 << 20,
             max_plan_depth: MAX_PLAN_DEPTH_CEILING,
             max_plan_nodes: 100_000,
@@ -57,12 +60,14 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// These limits with every field at least 1 and the depth at most the ceiling.
+    /// These limits with every field at least 1, the batch size at least the default (so that
+    /// jobs without options run) and the depth at most the ceiling.
     pub fn sanitized(self) -> Self {
         Limits {
             max_partitions: self.max_partitions.max(1),
             max_tasks_per_stage: self.max_tasks_per_stage.max(1),
-            max_batch_size: self.max_batch_size.max(1),
+            max_tasks_per_job: self.max_tasks_per_job.max(1),
+            max_batch_size: self.max_batch_size.max(crate::DEFAULT_BATCH_SIZE as u32),
             max_plan_depth: self.max_plan_depth.clamp(1, MAX_PLAN_DEPTH_CEILING),
             max_plan_nodes: self.max_plan_nodes.max(1),
         }
@@ -181,6 +186,7 @@ impl From<&Limits> for pb::Limits {
         pb::Limits {
             max_partitions: l.max_partitions,
             max_tasks_per_stage: l.max_tasks_per_stage,
+            max_tasks_per_job: l.max_tasks_per_job,
             max_batch_size: l.max_batch_size,
             max_plan_depth: l.max_plan_depth,
             max_plan_nodes: l.max_plan_nodes,
@@ -196,6 +202,7 @@ impl From<&pb::Limits> for Limits {
         Limits {
             max_partitions: or(l.max_partitions, d.max_partitions),
             max_tasks_per_stage: or(l.max_tasks_per_stage, d.max_tasks_per_stage),
+            max_tasks_per_job: or(l.max_tasks_per_job, d.max_tasks_per_job),
             max_batch_size: or(l.max_batch_size, d.max_batch_size),
             max_plan_depth: or(l.max_plan_depth, d.max_plan_depth),
             max_plan_nodes: or(l.max_plan_nodes, d.max_plan_nodes),

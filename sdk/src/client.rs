@@ -84,7 +84,11 @@ impl Client {
             inner: CoordinatorClient::new(dialer.authenticate(channel))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            workers: Arc::new(PeerChannels::new(dialer)),
+            // Results are fetched with each ticket's grant as credential, never the client
+            // token: a worker is trusted with data, not with the client API.
+            workers: Arc::new(PeerChannels::new(
+                dialer.with_credentials(quiver_net::CallCredentials::none()),
+            )),
         })
     }
 

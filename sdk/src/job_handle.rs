@@ -261,7 +261,9 @@ impl JobHandle {
             };
             let ticket = pb::ShuffleTicket::decode(part.ticket.as_slice())
                 .map_err(|e| fetch_error(e.to_string()))?;
-            let stream = fetch_bucket(peers, &part.address, ticket)
+            // The ticket's grant is the credential: the client token never goes to a worker.
+            let bearer = ticket.grant.as_ref().map(quiver_net::grant_bearer);
+            let stream = fetch_bucket(peers, &part.address, ticket, bearer.as_deref())
                 .await
                 .map_err(fetch_error)?;
             let mut stream = Box::pin(stream);

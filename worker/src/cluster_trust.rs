@@ -4,17 +4,18 @@
 //!   the worker service (launch, cancel, remove job data) obeys only calls carrying it, so
 //!   only the coordinator commands this worker.
 //! - What the coordinator said at registration: the **grant key** that read grants in Flight
-//!   tickets must be signed with, the digests of the **tokens** whose holders may fetch data
-//!   (workers and clients; none on a cluster without tokens), and the **limits** every task
-//!   must keep to.
+//!   tickets must be signed with, the digest of the **worker token** whose holders may fetch
+//!   shuffle data (none on a cluster without tokens; drivers present a ticket's grant
+//!   instead), and the **limits** every task must keep to. Its id follows from its session
+//!   key (`quiver_net::worker_id_for`).
 //!
 //! [`WorkerAccess`] is the access policy built on it for the worker's gRPC port.
 
 use std::sync::RwLock;
 use std::time::Duration;
 
-use quiver_net::server_auth::{presented_secret, secret_in_authorization, token_needed};
-use quiver_net::{AccessPolicy, Caller, GrantError, GrantKey, Role, TokenDigest};
+use quiver_net::server_auth::{presented_secret, secret_in_authorization};
+use quiver_net::{AccessPolicy, Caller, GRANT_BEARER_PREFIX, GrantError, GrantKey, TokenDigest};
 use quiver_plan::Limits;
 use quiver_proto::v1 as pb;
 use tonic::Status;
@@ -79,6 +80,23 @@ impl ClusterTrust {
         Ok(())
     }
 
+    /// What the coordinator said at registration, waiting a little for it: a call may
+    /// overtake the registration's answer (the coordinator sends tasks as soon as it
+    /// registered the worker, and workers fetch from a worker that just joined).
+    async fn registered_or_wait(&self) -> Result<Registration, Status> {
+        let mut registered = self.registered.subscribe();
+        let _ = tokio::time::timeout(REGISTRATION_WAIT, registered.wait_for(|r| *r)).await;
+        self.registration().ok_or_else(|| {
+            Status::unavailable("this worker has not registered with its coordinator yet")
+        })
+    }
+
+    /// The limits tasks must keep to, as the coordinator set them (waiting a little for the
+    /// registration's answer).
+    pub async fn task_limits(&self) -> Result<Limits, Status> {
+        self.registered_or_wait().await.map(|r| r.limits)
+    }
+
     fn registration(&self) -> Option<Registration> {
         self.registration
             .read()
@@ -86,54 +104,21 @@ impl ClusterTrust {
             .clone()
     }
 
-    /// The limits tasks must keep to (the defaults until the coordinator said otherwise).
-    pub fn limits(&self) -> Limits {
-        self.registration().map(|r| r.limits).unwrap_or_default()
-    }
-
-    /// Admits the caller of a Flight fetch: its `authorization` header must hold a token of
-    /// this cluster (when it has tokens). Waits a little for the first registration, so a
-    /// fetch that races it is not refused.
-    pub async fn admit_fetcher(&self, authorization: Option<&str>) -> Result<(), Status> {
-        let mut registered = self.registered.subscribe();
-        let _ = tokio::time::timeout(REGISTRATION_WAIT, registered.wait_for(|r| *r)).await;
-        let Some(registration) = self.registration() else {
-            return Err(Status::unavailable(
-                "this worker has not registered with its coordinator yet",
-            ));
-        };
-        if registration.flight_tokens.is_empty() {
-            return Ok(());
-        }
-        let Some(secret) = authorization.and_then(secret_in_authorization) else {
-            return Err(token_needed("worker", Role::Client));
-        };
-        if registration
-            .flight_tokens
-            .iter()
-            .any(|d| d.matches(&secret))
-        {
-            Ok(())
-        } else {
-            Err(Status::unauthenticated(
-                "the token given is not accepted by this cluster; check --token-file / QUIVER_TOKEN",
-            ))
-        }
-    }
-
-    /// Checks that a ticket's grant is signed by the coordinator for `job` and `stage` and has
-    /// not expired (after [`ClusterTrust::admit_fetcher`]).
-    pub fn verify_grant(
+    /// Admits a Flight fetch of a ticket for `job` and `stage` with `grant`: the caller's
+    /// `authorization` must hold a token of this cluster (a worker's) or the ticket's own grant
+    /// (a driver's, see [`quiver_net::grant_bearer`]) — unless the cluster has no tokens — and
+    /// the grant must be signed by the coordinator for `job` and `stage` and unexpired. Waits a
+    /// little for the first registration, so a fetch that races it is not refused.
+    pub async fn admit_fetch(
         &self,
+        authorization: Option<&str>,
         grant: Option<&pb::ReadGrant>,
         job: &str,
         stage: u32,
     ) -> Result<(), Status> {
-        let Some(registration) = self.registration() else {
-            return Err(Status::unavailable(
-                "this worker has not registered with its coordinator yet",
-            ));
-        };
+        let registration = self.registered_or_wait().await?;
+        let presented = authorization.and_then(secret_in_authorization);
+        registration.check_fetcher(presented.as_deref(), grant)?;
         registration
             .grant_key
             .verify(grant, job, stage)
@@ -146,6 +131,41 @@ impl ClusterTrust {
     }
 }
 
+impl Registration {
+    /// Checks who fetches: a token of this cluster, or the grant of the ticket (`grant` is
+    /// `None` in the early check, before the ticket is read: any grant bearer passes then).
+    fn check_fetcher(
+        &self,
+        presented: Option<&str>,
+        grant: Option<&pb::ReadGrant>,
+    ) -> Result<(), Status> {
+        if self.flight_tokens.is_empty() {
+            return Ok(());
+        }
+        let Some(secret) = presented else {
+            return Err(Status::unauthenticated(
+                "fetching data from a worker needs the worker token (--token-file), or a result ticket's grant as bearer (what the SDK sends)",
+            ));
+        };
+        if let Some(signature) = secret.strip_prefix(GRANT_BEARER_PREFIX) {
+            return match grant {
+                Some(g) if quiver_net::hex(&g.signature) == signature => Ok(()),
+                Some(_) => Err(Status::permission_denied(
+                    "the bearer grant is not the ticket's grant",
+                )),
+                None => Ok(()),
+            };
+        }
+        if self.flight_tokens.iter().any(|d| d.matches(secret)) {
+            Ok(())
+        } else {
+            Err(Status::unauthenticated(
+                "the token given is not accepted by this cluster; check --token-file / QUIVER_TOKEN",
+            ))
+        }
+    }
+}
+
 impl Default for ClusterTrust {
     fn default() -> Self {
         Self::new()
@@ -153,9 +173,9 @@ impl Default for ClusterTrust {
 }
 
 /// Who may call what on a worker's port: the worker service only with the session key (only
-/// the coordinator has it); Flight `DoGet` to anyone as far as this layer goes, because the
-/// Flight service admits each fetch itself (a cluster token, [`ClusterTrust::admit_fetcher`],
-/// then a signed grant, [`ClusterTrust::verify_grant`]); anything else is refused.
+/// the coordinator has it); Flight `DoGet` with a token of the cluster or a grant bearer (the
+/// Flight service then checks the ticket's grant, [`ClusterTrust::admit_fetch`]); anything
+/// else is refused.
 pub struct WorkerAccess {
     pub trust: std::sync::Arc<ClusterTrust>,
 }
@@ -178,6 +198,11 @@ impl AccessPolicy for WorkerAccess {
             };
         }
         if path == FLIGHT_DO_GET {
+            // Refused here, before the ticket is read, when it can be; a fetch that races the
+            // first registration is checked by the handler once it is registered.
+            if let Some(registration) = self.trust.registration() {
+                registration.check_fetcher(presented_secret(headers).as_deref(), None)?;
+            }
             return Ok(Caller { role: None });
         }
         Err(Status::unimplemented(format!(

@@ -87,6 +87,11 @@ pub async fn run(args: WorkerArgs, functions: Arc<FunctionRegistry>) -> Result<(
         tls: args.tls.load()?,
         insecure: args.insecure,
         connections: args.listener.limits(),
+        private_files: [&args.token_file, &args.tls.tls_key, &args.tls.tls_cert]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect(),
         allowed_roots: if args.allowed_roots.is_empty() {
             AllowedRoots::anywhere()
         } else {

@@ -31,6 +31,9 @@ use crate::shuffle::shuffle_reader::PeerChannels;
 use crate::task_executor::TaskExecutor;
 use crate::worker_service::WorkerService;
 
+/// Largest Flight request a worker reads (a ticket is a few hundred bytes).
+const MAX_TICKET_BYTES: usize = 64 * 1024;
+
 /// How a worker is started.
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
@@ -60,8 +63,11 @@ pub struct WorkerConfig {
     pub insecure: bool,
     /// Bounds on the server's connections.
     pub connections: ConnectionLimits,
-    /// Where tasks may read and write (the work directory is always refused).
+    /// Where tasks may read and write (the work directory, `/proc`, `/sys`, `/dev` and
+    /// `private_files` are always refused).
     pub allowed_roots: AllowedRoots,
+    /// Files no task may read: the worker's token file, TLS key and certificate.
+    pub private_files: Vec<PathBuf>,
 }
 
 impl Default for WorkerConfig {
@@ -80,6 +86,7 @@ impl Default for WorkerConfig {
             insecure: false,
             connections: ConnectionLimits::default(),
             allowed_roots: AllowedRoots::anywhere(),
+            private_files: vec![],
         }
     }
 }
@@ -171,10 +178,11 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
         }
     });
     let address = format!("{}://{host}:{}", config.tls.scheme(), local.port());
-    let id = WorkerId::random();
+    let trust = Arc::new(ClusterTrust::new());
+    // The id follows from the session key, so that no one without the key can claim it.
+    let id = WorkerId(quiver_net::worker_id_for(trust.session_key()));
     let work_dir = config.work_dir.join(format!("worker-{}", id.short()));
     let slots = config.slots.max(1);
-    let trust = Arc::new(ClusterTrust::new());
     let credentials = CallCredentials::token(config.token.as_ref())?;
     // Other workers are fetched from with the worker token; the coordinator is also told who
     // this worker is (its session key) on every call.
@@ -197,7 +205,11 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
             work_dir.join("spill"),
             Arc::new(PeerChannels::new(peer_dialer)),
             // Other jobs' shuffle and spill files live in the work directory.
-            config.allowed_roots.clone().deny(&config.work_dir),
+            config
+                .allowed_roots
+                .clone()
+                .deny(&config.work_dir)
+                .deny_private(&config.private_files),
         )
         .map_err(|e| WorkerError::io("rayon pool", e))?,
     );
@@ -240,7 +252,8 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
         )
         .add_service(
             FlightServiceServer::new(ShuffleFlightService::new(store.clone(), trust))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                // A DoGet request is one small ticket: nothing bigger is buffered.
+                .max_decoding_message_size(MAX_TICKET_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .serve_with_incoming_shutdown(listener.into_incoming(), async move {

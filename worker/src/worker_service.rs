@@ -42,7 +42,8 @@ impl pb::worker_server::Worker for WorkerService {
         let task = TaskDefinition::try_from(&task)
             .map_err(|e| Status::invalid_argument(format!("LaunchTask: {e}")))?;
         self.trust
-            .limits()
+            .task_limits()
+            .await?
             .check_task(&task)
             .map_err(|e| Status::invalid_argument(format!("LaunchTask: {e}")))?;
         self.executor.launch(task);

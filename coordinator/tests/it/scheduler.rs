@@ -159,6 +159,47 @@ fn a_task_whose_workers_keep_dying_fails_its_job_instead_of_killing_more() {
 }
 
 #[test]
+fn a_fetch_that_keeps_failing_fails_the_job_instead_of_recomputing_forever() {
+    let (mut s, job, _) = setup(1, 8);
+    let maps = launches(&s.schedule());
+    let mut reduces = vec![];
+    for (w, t) in &maps {
+        reduces.extend(launches(&s.task_finished(&t.attempt, w, success(t))));
+        reduces.extend(launches(&s.schedule()));
+    }
+    let partition = reduces[0].1.attempt.partition;
+    let mut rounds = 0;
+    while s.job(&job).unwrap().state == JobState::Running {
+        rounds += 1;
+        assert!(rounds < 100, "the fetch failures never end the job");
+        // The reducer says map partition 0 cannot be fetched; the map task is recomputed (it
+        // succeeds) and the reducer tried again, which fails the same way.
+        let actions = s.schedule();
+        let mut pending = launches(&actions);
+        pending.append(&mut reduces);
+        for (w, t) in pending {
+            if t.attempt.stage.0 == 0 {
+                s.task_finished(&t.attempt, &w, success(&t));
+            } else if t.attempt.partition == partition {
+                let failure = TaskOutcome::Failure {
+                    message: "refused".into(),
+                    retryable: true,
+                    fetch_failure: Some((w.clone(), quiver_plan::StageId(0), 0)),
+                };
+                s.task_finished(&t.attempt, &w, failure);
+            }
+        }
+    }
+    let j = s.job(&job).unwrap();
+    assert_eq!(j.state, JobState::Failed);
+    let error = j.error.clone().unwrap();
+    assert!(
+        error.contains("could not fetch its input 16 times") && error.contains("refused"),
+        "{error}"
+    );
+}
+
+#[test]
 fn a_success_with_the_wrong_number_of_buckets_is_a_failure() {
     let (mut s, job, _) = setup(1, 1);
     let first = launches(&s.schedule());

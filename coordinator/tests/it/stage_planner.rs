@@ -13,6 +13,7 @@ fn options(shuffle_partitions: u32, total_slots: u32) -> PlannerOptions {
         total_slots,
         broadcast_threshold: Some(10 << 20),
         max_tasks_per_stage: quiver_plan::Limits::default().max_tasks_per_stage,
+        max_tasks_per_job: quiver_plan::Limits::default().max_tasks_per_job,
     }
 }
 
@@ -29,6 +30,41 @@ fn a_file_size_from_the_wire_cannot_make_billions_of_splits() {
     );
     // At u64::MAX the split arithmetic must not overflow either.
     assert!(plan_stages(&word_count_plan(&[u64::MAX]), &Sink::Collect, options(4, 2)).is_err());
+}
+
+#[test]
+fn a_union_of_many_scans_and_a_tower_of_shuffles_are_bounded_as_a_whole() {
+    // Each scan alone is within the limit; together, in one union stage, they are not.
+    let scan_of = |size: u64| match word_count_plan(&[size]) {
+        PlanNode::Aggregate { input, .. } => *input,
+        other => other,
+    };
+    let limits = quiver_plan::Limits::default();
+    let one = (128u64 << 20) * u64::from(limits.max_tasks_per_stage - 1);
+    let union = PlanNode::Union {
+        inputs: (0..4).map(|_| scan_of(one)).collect(),
+        partitions: vec![],
+    };
+    let err = plan_stages(&union, &Sink::Collect, options(4, 2))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("a union of 4 inputs") && err.contains("--max-tasks-per-stage"),
+        "{err}"
+    );
+    // Many shuffles of few partitions each, more tasks together than a job may have.
+    let mut tower = scan_of(100);
+    for _ in 0..120 {
+        tower = PlanNode::Repartition {
+            input: Box::new(tower),
+            partitions: limits.max_partitions,
+            keys: vec![],
+        };
+    }
+    let err = plan_stages(&tower, &Sink::Collect, options(4, 2))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--max-tasks-per-job"), "{err}");
 }
 
 pub fn word_count_plan(file_sizes: &[u64]) -> PlanNode {

@@ -237,7 +237,7 @@ async fn tokens_and_roles_are_enforced_on_every_port() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("requires a client token"), "{err}");
+    assert!(err.contains("needs the worker token"), "{err}");
     t.assert_still_exact().await;
 }
 
@@ -285,14 +285,20 @@ async fn forged_and_cross_job_tickets_are_refused() {
         .find(|r| r.bytes > 0)
         .expect("a non-empty result partition");
     let genuine = pb::ShuffleTicket::decode(part.ticket.as_slice()).unwrap();
-    let client = t.client_token.clone();
-    // The genuine ticket works, with the client token (and with the worker token).
+    // A driver presents the ticket's own grant (never its client token, which workers do not
+    // accept: a worker is trusted with data, not with the client API); workers their token.
+    let client = quiver_net::grant_bearer(genuine.grant.as_ref().unwrap());
     assert!(fetch(&part.address, Some(&client), &genuine).await.unwrap() > 0);
     assert!(
         fetch(&part.address, Some(&t.worker_token), &genuine)
             .await
             .is_ok()
     );
+    let client_token = t.client_token.clone();
+    let err = fetch(&part.address, Some(&client_token), &genuine)
+        .await
+        .unwrap_err();
+    assert!(err.contains("not accepted"), "{err}");
 
     let refused = |r: Result<usize, String>, what: &str| {
         let err = r.expect_err("refused");
@@ -304,9 +310,15 @@ async fn forged_and_cross_job_tickets_are_refused() {
         grant: other.grant.clone(),
         ..genuine.clone()
     };
+    let other_bearer = quiver_net::grant_bearer(other.grant.as_ref().unwrap());
     refused(
-        fetch(&part.address, Some(&client), &cross).await,
+        fetch(&part.address, Some(&other_bearer), &cross).await,
         "is for job",
+    );
+    // One job's grant as bearer for another job's ticket.
+    refused(
+        fetch(&part.address, Some(&other_bearer), &genuine).await,
+        "not the ticket's grant",
     );
     // The grant's job rewritten: the signature no longer matches.
     let mut rewritten = genuine.clone();
@@ -314,8 +326,9 @@ async fn forged_and_cross_job_tickets_are_refused() {
         g.job_id = other.job_id.clone();
     }
     rewritten.job_id = other.job_id.clone();
+    let worker = t.worker_token.clone();
     refused(
-        fetch(&part.address, Some(&client), &rewritten).await,
+        fetch(&part.address, Some(&worker), &rewritten).await,
         "not signed by this cluster",
     );
     // A made-up grant, a longer expiry, no grant at all.
@@ -324,7 +337,12 @@ async fn forged_and_cross_job_tickets_are_refused() {
         g.signature = vec![7; 32];
     }
     refused(
-        fetch(&part.address, Some(&client), &made_up).await,
+        fetch(
+            &part.address,
+            Some(&quiver_net::grant_bearer(made_up.grant.as_ref().unwrap())),
+            &made_up,
+        )
+        .await,
         "not signed by this cluster",
     );
     let mut extended = genuine.clone();
@@ -332,7 +350,7 @@ async fn forged_and_cross_job_tickets_are_refused() {
         g.expires_at_ms += 86_400_000;
     }
     refused(
-        fetch(&part.address, Some(&client), &extended).await,
+        fetch(&part.address, Some(&worker), &extended).await,
         "not signed by this cluster",
     );
     let bare = pb::ShuffleTicket {
@@ -348,7 +366,7 @@ async fn forged_and_cross_job_tickets_are_refused() {
         job_id: "../../etc".into(),
         ..genuine.clone()
     };
-    refused(fetch(&part.address, Some(&client), &path).await, "job id");
+    refused(fetch(&part.address, Some(&worker), &path).await, "job id");
     // A token of no role.
     refused(
         fetch(&part.address, Some("wrong-token-wrong-token"), &genuine).await,
@@ -377,7 +395,22 @@ async fn no_one_can_speak_for_a_real_worker() {
         })
         .await,
         Code::PermissionDenied,
-        "registered by another process",
+        "does not belong to the session key",
+    );
+    // A worker with its own key and id, at a real worker's address (to be sent its tasks).
+    let key = "d".repeat(64);
+    assert_code(
+        c.register_worker(pb::RegisterWorkerRequest {
+            worker_id: quiver_net::worker_id_for(&key),
+            address: victim.address.clone(),
+            slots: 1,
+            hostname: "attacker".into(),
+            functions: vec![],
+            session_key: key,
+        })
+        .await,
+        Code::AlreadyExists,
+        "registered by live worker",
     );
     // Heartbeats, reports and commits in its name, without its session key.
     assert_code(
@@ -611,7 +644,7 @@ async fn oversized_numbers_are_refused_before_they_size_anything() {
         coordinator(&t.cluster.url, Some(&worker_token))
             .await
             .register_worker(pb::RegisterWorkerRequest {
-                worker_id: quiver_plan::WorkerId::random().0,
+                worker_id: quiver_net::worker_id_for(&"c".repeat(64)),
                 address: "http://127.0.0.1:9".into(),
                 slots: 1 << 30,
                 hostname: "big".into(),

@@ -94,7 +94,8 @@ impl SortBuffer {
             return Ok(());
         }
         let bytes = batch_bytes(&batch) + batch.num_rows() * SORT_BYTES_PER_ROW;
-        if self.limit.is_none() && !self.memory.try_resize(self.memory.size() + bytes) {
+        // Top-k holds rows against the budget too: k comes from the job, and may be huge.
+        if !self.memory.try_resize(self.memory.size() + bytes) {
             self.spill_run()?;
             self.memory.resize(bytes);
         }
@@ -106,17 +107,20 @@ impl SortBuffer {
             let picks = self.sorted_picks(Some(k))?;
             let kept = self.gather(&picks)?;
             self.rows = kept.num_rows();
+            self.memory
+                .resize(batch_bytes(&kept) + kept.num_rows() * SORT_BYTES_PER_ROW);
             self.batches = vec![kept];
         }
         Ok(())
     }
 
-    /// Sorts what is buffered into a spill file and empties the buffer.
+    /// Sorts what is buffered (its first `limit` rows, with a limit) into a spill file and
+    /// empties the buffer.
     fn spill_run(&mut self) -> Result<()> {
         if self.rows == 0 {
             return Ok(());
         }
-        let picks = self.sorted_picks(None)?;
+        let picks = self.sorted_picks(self.limit)?;
         let mut writer = self.spill.create(&self.schema)?;
         for chunk in picks.chunks(8192) {
             writer.write(&self.gather(chunk)?)?;
@@ -183,7 +187,19 @@ impl SortBuffer {
                 self.functions.clone(),
                 batch_size,
             )?;
-            return Ok(Box::new(merge));
+            // Each run holds its own first `limit` rows; the merge's first `limit` are the
+            // answer.
+            let mut remaining = self.limit.unwrap_or(usize::MAX);
+            return Ok(Box::new(merge.map_while(move |batch| {
+                if remaining == 0 {
+                    return None;
+                }
+                Some(batch.map(|b| {
+                    let n = b.num_rows().min(remaining);
+                    remaining -= n;
+                    b.slice(0, n)
+                }))
+            })));
         }
         if self.rows == 0 {
             return Ok(Box::new(std::iter::empty()));
@@ -413,6 +429,15 @@ mod tests {
         limit: Option<u64>,
         batches: &[Vec<Option<Vec<u8>>>],
     ) -> Vec<Option<Vec<u8>>> {
+        sorted_within(order, limit, batches, 1 << 30)
+    }
+
+    fn sorted_within(
+        order: SortExpr,
+        limit: Option<u64>,
+        batches: &[Vec<Option<Vec<u8>>>],
+        memory: usize,
+    ) -> Vec<Option<Vec<u8>>> {
         let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Binary, true)]));
         let dir = tempfile::tempdir().unwrap();
         let mut buffer = SortBuffer::new(
@@ -420,7 +445,7 @@ mod tests {
             vec![order],
             limit,
             Arc::default(),
-            MemoryPool::unchecked(1 << 30).task().reservation(),
+            MemoryPool::unchecked(memory).task().reservation(),
             Arc::new(SpillDir::new(dir.path().to_path_buf(), "sort".into())),
         )
         .unwrap();
@@ -463,5 +488,14 @@ mod tests {
         expected.extend(descending);
         // desc() puts nulls first.
         assert_eq!(sorted(SortExpr::desc(col("k")), None, &batches), expected);
+        // A top-k larger than memory spills runs of its own first k rows and merges them.
+        assert_eq!(
+            sorted_within(SortExpr::asc(col("k")), Some(2000), &batches, 16 << 10),
+            all[..2000].to_vec()
+        );
+        assert_eq!(
+            sorted_within(SortExpr::asc(col("k")), Some(u64::MAX), &batches, 16 << 10),
+            all
+        );
     }
 }

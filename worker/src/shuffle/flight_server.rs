@@ -62,14 +62,18 @@ impl FlightService for ShuffleFlightService {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        // Who asks first: nothing of the ticket is looked at for a caller without a token.
-        self.trust.admit_fetcher(authorization.as_deref()).await?;
         let ticket = pb::ShuffleTicket::decode(request.into_inner().ticket)
             .map_err(|e| Status::invalid_argument(format!("malformed shuffle ticket: {e}")))?;
         let job = JobId::parse(&ticket.job_id)
             .map_err(|e| Status::invalid_argument(format!("shuffle ticket: {e}")))?;
         self.trust
-            .verify_grant(ticket.grant.as_ref(), &job.0, ticket.stage_id)?;
+            .admit_fetch(
+                authorization.as_deref(),
+                ticket.grant.as_ref(),
+                &job.0,
+                ticket.stage_id,
+            )
+            .await?;
         let store = self.store.clone();
         let stage = StageId(ticket.stage_id);
         // Reading and decoding a bucket is file I/O and CPU: keep it off the async threads.

@@ -55,11 +55,14 @@ impl PeerChannels {
 /// worker (its socket open, its process stopped) cannot hang a task forever.
 pub const FETCH_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Fetches one bucket of one map output over Flight.
+/// Fetches one bucket of one map output over Flight. `bearer` replaces the channel's own
+/// credential for this call (a driver presents the ticket's grant, see
+/// [`quiver_net::grant_bearer`]).
 pub async fn fetch_bucket(
     peers: &PeerChannels,
     address: &str,
     ticket: pb::ShuffleTicket,
+    bearer: Option<&str>,
 ) -> std::result::Result<
     impl futures::Stream<Item = std::result::Result<RecordBatch, String>> + use<>,
     String,
@@ -69,6 +72,11 @@ pub async fn fetch_bucket(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let mut client = FlightClient::new_from_inner(inner);
+    if let Some(b) = bearer {
+        client
+            .add_header("authorization", &format!("Bearer {b}"))
+            .map_err(|e| e.to_string())?;
+    }
     let request = client.do_get(Ticket {
         ticket: ticket.encode_to_vec().into(),
     });
@@ -171,7 +179,7 @@ async fn fetch_into(
         message,
     };
     let mut stream = Box::pin(
-        fetch_bucket(peers, &loc.address, ticket)
+        fetch_bucket(peers, &loc.address, ticket, None)
             .await
             .map_err(failed)?,
     );
