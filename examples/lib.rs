@@ -347,6 +347,19 @@ mod tests {
         }
     }
 
+    /// A `(word, count)` result as a map.
+    fn counts_of(batches: &[RecordBatch]) -> HashMap<String, i64> {
+        let mut got = HashMap::new();
+        for b in batches {
+            let w = b.column(0).as_string::<i32>();
+            let n = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
+            for i in 0..b.num_rows() {
+                got.insert(w.value(i).to_string(), n.value(i));
+            }
+        }
+        got
+    }
+
     fn word_counts(files: &[PathBuf]) -> HashMap<String, i64> {
         let mut expected: HashMap<String, i64> = HashMap::new();
         for f in files {
@@ -368,7 +381,6 @@ mod tests {
     /// with the exact word counts.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn panicking_and_flaky_functions_on_worker_processes() {
-        use quiver::arrow::array::Int64Array;
         let dir = std::env::temp_dir().join(format!("quiver-chaos-udf-{}", std::process::id()));
         let files = generate_corpus(&dir, 512 << 10, 3, 11, false).unwrap();
         let cluster = LocalCluster::builder().workers(0).start().await.unwrap();
@@ -420,14 +432,7 @@ mod tests {
             .group_by(["word"])
             .agg([count().alias("count")])
             .unwrap();
-        let mut got = HashMap::new();
-        for b in flaky.collect(&client).await.unwrap() {
-            let w = b.column(0).as_string::<i32>();
-            let n = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
-            for i in 0..b.num_rows() {
-                got.insert(w.value(i).to_string(), n.value(i));
-            }
-        }
+        let got = counts_of(&flaky.collect(&client).await.unwrap());
         assert!(marker.exists(), "the first call did not fail");
         assert_eq!(got, expected);
         for mut w in workers {
@@ -499,14 +504,7 @@ mod tests {
         // The survivors run a clean job exactly.
         files.sort();
         let expected = word_counts(&files);
-        let mut got = HashMap::new();
-        for b in job(&files).collect(&client).await.unwrap() {
-            let w = b.column(0).as_string::<i32>();
-            let n = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
-            for i in 0..b.num_rows() {
-                got.insert(w.value(i).to_string(), n.value(i));
-            }
-        }
+        let got = counts_of(&job(&files).collect(&client).await.unwrap());
         assert_eq!(got, expected);
         for mut w in workers {
             let _ = w.kill();
@@ -535,14 +533,7 @@ mod tests {
         let cluster = LocalCluster::start(2).await.unwrap();
         let client = cluster.client().await.unwrap();
         let batches = word_count(&files).unwrap().collect(&client).await.unwrap();
-        let mut got = HashMap::new();
-        for b in &batches {
-            let w = b.column(0).as_string::<i32>();
-            let n = b.column(1).as_any().downcast_ref::<Int64Array>().unwrap();
-            for i in 0..b.num_rows() {
-                got.insert(w.value(i).to_string(), n.value(i));
-            }
-        }
+        let got = counts_of(&batches);
         assert_eq!(got, expected);
         cluster.shutdown().await;
         std::fs::remove_dir_all(dir).unwrap();

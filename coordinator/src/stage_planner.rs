@@ -567,26 +567,8 @@ impl Planner {
             .total_bytes()
             .div_ceil(u64::from(self.total_slots) * SPLITS_PER_SLOT)
             .clamp(MIN_SPLIT_BYTES, MAX_SPLIT_BYTES);
-        let count = match scan.format {
-            SourceFormat::Text => scan
-                .files
-                .iter()
-                .fold(0u64, |n, f| n.saturating_add(f.size.div_ceil(target))),
-            SourceFormat::Parquet => scan
-                .files
-                .iter()
-                .fold(0u64, |n, f| n.saturating_add(u64::from(f.row_groups))),
-            SourceFormat::Csv => scan.files.len() as u64,
-        };
-        quiver_plan::Limits::check(
-            format!(
-                "the number of input splits (tasks) of a scan of {} files",
-                scan.files.len()
-            ),
-            count,
-            self.max_tasks_per_stage,
-            "coordinator flag --max-tasks-per-stage",
-        )?;
+        let count = split_count(scan, target);
+        check_split_count(scan, count, self.max_tasks_per_stage)?;
         let mut out = Vec::with_capacity(count as usize);
         match scan.format {
             SourceFormat::Text => {

@@ -69,6 +69,13 @@ fn certificates(
     Ok(certs)
 }
 
+/// A CA bundle's PEM, checked to hold certificates.
+fn read_ca(what: &'static str, path: &Path) -> Result<Vec<u8>> {
+    let pem = read(what, path)?;
+    certificates(what, path, &pem)?;
+    Ok(pem)
+}
+
 fn private_key(path: &Path, pem: &[u8]) -> Result<PrivateKeyDer<'static>> {
     PrivateKeyDer::from_pem_slice(pem).map_err(|e| NetError::BadPem {
         what: "TLS key",
@@ -108,19 +115,9 @@ impl TlsSettings {
             (Some(_), None) => return Err(NetError::Tls("--tls-cert needs --tls-key".into())),
             (None, Some(_)) => return Err(NetError::Tls("--tls-key needs --tls-cert".into())),
         };
-        let ca = ca
-            .map(|path| {
-                let pem = read("TLS CA", path)?;
-                certificates("TLS CA", path, &pem)?;
-                Ok::<_, NetError>(pem)
-            })
-            .transpose()?;
+        let ca = ca.map(|path| read_ca("TLS CA", path)).transpose()?;
         let client_ca = client_ca
-            .map(|path| {
-                let pem = read("TLS client CA", path)?;
-                certificates("TLS client CA", path, &pem)?;
-                Ok::<_, NetError>(pem)
-            })
+            .map(|path| read_ca("TLS client CA", path))
             .transpose()?;
         if client_ca.is_some() && identity.is_none() {
             return Err(NetError::Tls(

@@ -19,7 +19,7 @@ use quiver_proto::v1::coordinator_client::CoordinatorClient;
 use quiver_proto::v1::worker_client::WorkerClient;
 use tonic::Code;
 
-use crate::cluster::ProcessCluster;
+use crate::cluster::{ProcessCluster, http_get};
 use crate::corpus::{reference_counts, result_counts, write_corpus};
 use crate::wordcount::word_count;
 
@@ -113,24 +113,6 @@ impl Target {
     async fn workers(&self) -> Vec<pb::WorkerStatus> {
         self.cluster.client().await.list_workers().await.unwrap()
     }
-}
-
-/// A plain HTTP/1.1 GET with an optional `authorization` header; the status line and body.
-fn http_get(base: &str, path: &str, authorization: Option<&str>) -> String {
-    use std::io::{Read, Write};
-    let host = base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    let auth = authorization
-        .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

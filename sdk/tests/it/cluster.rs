@@ -243,3 +243,22 @@ pub async fn alive_workers(client: &Client) -> usize {
         .filter(|w| w.state == quiver_proto::v1::WorkerState::Alive as i32)
         .count()
 }
+
+/// A plain HTTP/1.1 GET with no client library (what any scraper does), with an optional
+/// `authorization` header; the status line, headers and body.
+pub fn http_get(base: &str, path: &str, authorization: Option<&str>) -> String {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}

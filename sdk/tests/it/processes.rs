@@ -5,7 +5,7 @@ use std::process::Command;
 
 use quiver::prelude::*;
 
-use crate::cluster::{ProcessCluster, binary};
+use crate::cluster::{ProcessCluster, binary, http_get};
 use crate::corpus::{reference_counts, result_counts, write_corpus};
 use crate::wordcount::word_count;
 
@@ -64,7 +64,7 @@ async fn word_count_across_real_processes_and_the_cli() {
     assert!(!ok && err.contains("unknown job"), "{err}");
 
     // The dashboard and Prometheus metrics, over plain HTTP.
-    let metrics = http_get(&cluster.dashboard, "/metrics");
+    let metrics = http_get(&cluster.dashboard, "/metrics", None);
     assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
     assert!(
         metrics.contains("quiver_workers{state=\"alive\"} 2"),
@@ -74,7 +74,7 @@ async fn word_count_across_real_processes_and_the_cli() {
         metrics.contains("quiver_jobs{state=\"succeeded\"} 1"),
         "{metrics}"
     );
-    let page = http_get(&cluster.dashboard, "/");
+    let page = http_get(&cluster.dashboard, "/", None);
     assert!(
         page.contains("Quiver coordinator") && page.contains(job.id()),
         "{page}"
@@ -92,19 +92,4 @@ async fn workers_register_again_by_themselves_when_the_coordinator_restarts() {
     let client = cluster.client().await;
     let got = result_counts(&word_count(&files).collect(&client).await.unwrap());
     assert_eq!(got, reference_counts(&files));
-}
-
-/// A plain HTTP/1.1 GET with no client library: what any scraper does.
-fn http_get(base: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let host = base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
 }
