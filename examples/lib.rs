@@ -347,6 +347,16 @@ mod tests {
         }
     }
 
+    /// Kills the worker processes, stops the cluster and removes the test's data.
+    async fn stop(workers: Vec<std::process::Child>, cluster: LocalCluster, dir: &Path) {
+        for mut w in workers {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        cluster.shutdown().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     /// A `(word, count)` result as a map.
     fn counts_of(batches: &[RecordBatch]) -> HashMap<String, i64> {
         let mut got = HashMap::new();
@@ -435,12 +445,7 @@ mod tests {
         let got = counts_of(&flaky.collect(&client).await.unwrap());
         assert!(marker.exists(), "the first call did not fail");
         assert_eq!(got, expected);
-        for mut w in workers {
-            let _ = w.kill();
-            let _ = w.wait();
-        }
-        cluster.shutdown().await;
-        std::fs::remove_dir_all(dir).unwrap();
+        stop(workers, cluster, &dir).await;
     }
 
     /// A task that kills every worker it runs on (a poison task) fails its job after its second
@@ -506,12 +511,7 @@ mod tests {
         let expected = word_counts(&files);
         let got = counts_of(&job(&files).collect(&client).await.unwrap());
         assert_eq!(got, expected);
-        for mut w in workers {
-            let _ = w.kill();
-            let _ = w.wait();
-        }
-        cluster.shutdown().await;
-        std::fs::remove_dir_all(dir).unwrap();
+        stop(workers, cluster, &dir).await;
     }
 
     /// The example's job on the generated corpus gives the counts of a plain reference.
