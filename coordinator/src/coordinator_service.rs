@@ -21,7 +21,7 @@ use crate::coordinator_state::CoordinatorState;
 use crate::error::CoordinatorError;
 use crate::job_status::{ResultGrants, job_status};
 use crate::scheduler::TaskOutcome;
-use crate::worker_registry::{Liveness, RegistrationRefused};
+use crate::worker_registry::{AddressTaken, Liveness};
 
 /// Watchers get at most one status update per this interval.
 const WATCH_THROTTLE: Duration = Duration::from_millis(100);
@@ -123,17 +123,10 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
                 r.functions.clone(),
                 &r.session_key,
             )
-            .map_err(|e| {
-                refused(match e {
-                    RegistrationRefused::Impersonation => {
-                        CoordinatorError::WorkerImpersonation(id.0.clone())
-                    }
-                    RegistrationRefused::AddressTaken { holder } => {
-                        CoordinatorError::AddressTaken {
-                            address: r.address.clone(),
-                            holder: holder.0,
-                        }
-                    }
+            .map_err(|AddressTaken { holder }| {
+                refused(CoordinatorError::AddressTaken {
+                    address: r.address.clone(),
+                    holder: holder.0,
                 })
             })?;
         info!(worker = %id, address = %r.address, slots = r.slots, "worker registered");

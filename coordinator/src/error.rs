@@ -27,7 +27,7 @@ pub enum CoordinatorError {
     #[error(transparent)]
     Path(#[from] quiver_net::PathRefused),
     /// A worker id that is not the one of the session key given (a worker's id follows from
-    /// its key), or that is registered by a process with another key.
+    /// its key, so no one can claim another worker's id).
     #[error(
         "worker id {0} does not belong to the session key given; a worker registers with the id its own key makes"
     )]

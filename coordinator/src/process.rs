@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use quiver_net::{
     AllowedRoots, AuthLayer, CallCredentials, ClusterTokens, ConnectionLimits, Dialer,
-    GuardedListener, NetError, Role, TlsSettings,
+    GuardedListener, Role, TlsSettings,
 };
 use quiver_proto::MAX_MESSAGE_BYTES;
 use quiver_proto::v1::coordinator_server::CoordinatorServer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::access::CoordinatorAccess;
 use crate::admission::Admission;
@@ -24,9 +24,6 @@ use crate::error::{CoordinatorError, Result};
 use crate::heartbeat_monitor;
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::task_launcher::GrpcTaskLauncher;
-
-/// Concurrent calls on one connection.
-const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
 /// How a coordinator is started.
 #[derive(Clone, Debug)]
@@ -76,22 +73,6 @@ impl Default for CoordinatorConfig {
     }
 }
 
-/// Refuses to expose a port without tokens beyond this host, unless told the network is
-/// trusted.
-fn check_exposure(config: &CoordinatorConfig, address: SocketAddr) -> Result<()> {
-    if config.tokens.required() || quiver_net::is_loopback(&address) {
-        return Ok(());
-    }
-    if config.insecure {
-        warn!(%address, "serving without a token on a non-loopback address (--insecure): anyone who can reach it can run jobs, read files and stop workers");
-        return Ok(());
-    }
-    Err(NetError::InsecureBind {
-        address: address.to_string(),
-    }
-    .into())
-}
-
 /// A started coordinator.
 pub struct RunningCoordinator {
     address: SocketAddr,
@@ -139,9 +120,10 @@ impl RunningCoordinator {
 
 /// Starts a coordinator inside the current tokio runtime.
 pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator> {
-    check_exposure(&config, config.bind)?;
+    let has_token = config.tokens.required();
+    quiver_net::check_exposure(has_token, config.insecure, config.bind)?;
     if let Some(d) = config.dashboard {
-        check_exposure(&config, d)?;
+        quiver_net::check_exposure(has_token, config.insecure, d)?;
     }
     if !config.tokens.required() {
         info!(
@@ -184,15 +166,9 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator> {
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let mut builder = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
-    if let Some(tls) = config.tls.grpc_server() {
-        builder = builder
-            .tls_config(tls)
-            .map_err(|e| NetError::Tls(e.to_string()))?;
-    }
-    let server = builder
+    let server = config
+        .tls
+        .grpc_server_builder()?
         .layer(AuthLayer::new(access.clone()))
         .add_service(service)
         .serve_with_incoming_shutdown(listener.into_incoming(), async move {
@@ -216,8 +192,7 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator> {
                 source,
             })?;
         let tls = config.tls.http_server()?;
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        info!(dashboard = %format!("{scheme}://{at}"), "dashboard and /metrics serving");
+        info!(dashboard = %format!("{}://{at}", config.tls.scheme()), "dashboard and /metrics serving");
         dashboard = Some(at);
         let access = crate::dashboard::DashboardAccess {
             policy: access,

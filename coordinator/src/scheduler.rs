@@ -302,10 +302,7 @@ impl Scheduler {
             if job.state != JobState::Running {
                 continue;
             }
-            let needed: Vec<bool> = (0..job.stages.len())
-                .map(|i| output_still_needed(job, i))
-                .collect();
-            for (stage, needed) in job.stages.iter_mut().zip(needed) {
+            for stage in &mut job.stages {
                 for (p, task) in stage.tasks.iter_mut().enumerate() {
                     for (worker, attempt) in task.running_attempts() {
                         if worker == *lost {
@@ -317,14 +314,9 @@ impl Scheduler {
                             }
                         }
                     }
-                    if matches!(&task.state, TaskState::Done { worker, .. } if worker == lost && needed)
-                    {
-                        info!(job = %job.id, stage = %stage.id, partition = p, worker = %lost, "output lost with its worker; recomputing");
-                        task.state = TaskState::Pending;
-                        stage.finished = None;
-                    }
                 }
             }
+            forget_outputs_of(job, lost);
         }
         let mut actions = Vec::new();
         for (job, stage, partition, losses) in poisoned {
@@ -506,19 +498,7 @@ impl Scheduler {
                     // job still needs now, not one fetch failure at a time.
                     task.drop_attempt(attempt.attempt);
                     warn!(task = %attempt, %message, worker = %lost_worker, stage = %stage, map_partition, "fetch failed; recomputing the map outputs that worker held");
-                    let needed: Vec<bool> = (0..job.stages.len())
-                        .map(|i| output_still_needed(job, i))
-                        .collect();
-                    for (stage, needed) in job.stages.iter_mut().zip(needed) {
-                        for t in &mut stage.tasks {
-                            if needed
-                                && matches!(&t.state, TaskState::Done { worker, .. } if *worker == lost_worker)
-                            {
-                                t.state = TaskState::Pending;
-                                stage.finished = None;
-                            }
-                        }
-                    }
+                    forget_outputs_of(job, &lost_worker);
                     return vec![];
                 }
                 task.failures += 1;
@@ -719,23 +699,24 @@ impl Scheduler {
                     max_tasks_per_stage: limits.max_tasks_per_stage,
                     max_tasks_per_job: limits.max_tasks_per_job,
                 };
-                let planned = plan_stages(&job.plan, &job.sink, options).and_then(|stages| {
+                let batch_size = job.options.batch_size;
+                let planned = plan_stages(&job.plan, &job.sink, options).and_then(|planned| {
+                    let stages: Vec<Stage> = planned.into_iter().map(Stage::new).collect();
                     // What the planner made must be what every worker accepts.
                     for stage in &stages {
-                        let task = crate::job::Stage::new(stage.clone()).task_definition(
+                        limits.check_task(&stage.task_definition(
                             &job.id,
                             0,
                             0,
                             &[],
-                            job.options.batch_size,
-                        );
-                        limits.check_task(&task)?;
+                            batch_size,
+                        ))?;
                     }
                     Ok(stages)
                 });
                 match planned {
                     Ok(stages) => {
-                        job.stages = stages.into_iter().map(Stage::new).collect();
+                        job.stages = stages;
                         job.state = JobState::Running;
                         job.started = Some(Instant::now());
                         info!(job = %job.id, stages = job.stages.len(), "job started");
@@ -913,6 +894,23 @@ fn note_worker_failure(
         warn!(worker = %worker, period = ?config.exclusion_period, "worker keeps failing tasks; excluding it");
         w.excluded_until = Some(now + config.exclusion_period);
         w.recent_failures.clear();
+    }
+}
+
+/// Marks every output `worker` held that `job` still needs as gone (its task pending again),
+/// so that it is recomputed: the worker was lost, or a fetch from it failed.
+fn forget_outputs_of(job: &mut Job, worker: &WorkerId) {
+    let needed: Vec<bool> = (0..job.stages.len())
+        .map(|i| output_still_needed(job, i))
+        .collect();
+    for (stage, needed) in job.stages.iter_mut().zip(needed) {
+        for (p, task) in stage.tasks.iter_mut().enumerate() {
+            if needed && matches!(&task.state, TaskState::Done { worker: w, .. } if w == worker) {
+                info!(job = %job.id, stage = %stage.id, partition = p, worker = %worker, "output lost with its worker; recomputing");
+                task.state = TaskState::Pending;
+                stage.finished = None;
+            }
+        }
     }
 }
 

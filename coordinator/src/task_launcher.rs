@@ -25,18 +25,10 @@ pub struct LaunchError {
 }
 
 impl From<tonic::Status> for LaunchError {
-    /// Codes the worker's service does not answer with mean the connection failed — nothing
-    /// listens, or the worker died while the call was under way (`Unknown`: "transport
-    /// error"), or it is frozen (`DeadlineExceeded`): the worker is gone, not just refusing.
     fn from(status: tonic::Status) -> Self {
         LaunchError {
-            unreachable: matches!(
-                status.code(),
-                tonic::Code::Unavailable
-                    | tonic::Code::Unknown
-                    | tonic::Code::Cancelled
-                    | tonic::Code::DeadlineExceeded
-            ),
+            // No answer from the worker's service: it is gone (or frozen), not just refusing.
+            unreachable: quiver_net::connection_failed(&status),
             message: status.message().to_string(),
         }
     }

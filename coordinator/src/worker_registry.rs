@@ -35,13 +35,10 @@ pub struct WorkerEntry {
     pub session_key: TokenDigest,
 }
 
-/// Why a registration is refused.
+/// A registration refused because a live worker with another id holds its address.
 #[derive(Debug)]
-pub enum RegistrationRefused {
-    /// A known worker id with another session key.
-    Impersonation,
-    /// The address of a live worker with another id.
-    AddressTaken { holder: WorkerId },
+pub struct AddressTaken {
+    pub holder: WorkerId,
 }
 
 /// All workers, alive or lost.
@@ -51,9 +48,8 @@ pub struct WorkerRegistry {
 }
 
 impl WorkerRegistry {
-    /// Adds or refreshes a worker. A worker id already known is taken over only by a caller
-    /// with the same session key (the same process, registering again), and an address only
-    /// from a worker that is no longer alive.
+    /// Adds or refreshes a worker (an id names one session key: admission checked that the id
+    /// follows from the key). An address is taken over only from a worker no longer alive.
     pub fn register(
         &self,
         id: WorkerId,
@@ -62,13 +58,13 @@ impl WorkerRegistry {
         hostname: String,
         functions: Vec<String>,
         session_key: &str,
-    ) -> Result<(), RegistrationRefused> {
+    ) -> Result<(), AddressTaken> {
         if let Some(holder) = self
             .workers
             .iter()
             .find(|w| w.key() != &id && w.address == address && w.liveness == Liveness::Alive)
         {
-            return Err(RegistrationRefused::AddressTaken {
+            return Err(AddressTaken {
                 holder: holder.key().clone(),
             });
         }
@@ -85,10 +81,8 @@ impl WorkerRegistry {
             session_key: TokenDigest::of(session_key),
         };
         match self.workers.entry(id) {
+            // The same worker again (its id follows from its key, checked on admission).
             Entry::Occupied(mut known) => {
-                if !known.get().session_key.matches(session_key) {
-                    return Err(RegistrationRefused::Impersonation);
-                }
                 let completed = known.get().tasks_completed;
                 known.insert(WorkerEntry {
                     tasks_completed: completed,

@@ -56,9 +56,36 @@ pub use tokio_rustls::server::TlsStream;
 /// The metadata key a worker's own calls carry its session key in.
 pub const WORKER_KEY_HEADER: &str = "quiver-worker-key";
 
-/// Whether `addr` is a loopback address, where a server may run without a token.
-pub fn is_loopback(addr: &std::net::SocketAddr) -> bool {
-    addr.ip().is_loopback()
+/// Refuses to serve `address` without a token beyond this host, unless `insecure` says the
+/// network is trusted (then warns). Every server process calls this before it binds.
+pub fn check_exposure(
+    has_token: bool,
+    insecure: bool,
+    address: std::net::SocketAddr,
+) -> Result<()> {
+    if has_token || address.ip().is_loopback() {
+        return Ok(());
+    }
+    if insecure {
+        tracing::warn!(%address, "serving without a token on a non-loopback address (--insecure): anyone who can reach it can run jobs, read files and stop workers");
+        return Ok(());
+    }
+    Err(NetError::InsecureBind {
+        address: address.to_string(),
+    })
+}
+
+/// Whether a failed call never got an answer from the peer's service — nothing listens, the
+/// connection broke mid-call (`Unknown`: "transport error"), or the peer is frozen — as
+/// opposed to the peer refusing the call.
+pub fn connection_failed(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable
+            | tonic::Code::Unknown
+            | tonic::Code::Cancelled
+            | tonic::Code::DeadlineExceeded
+    )
 }
 
 /// Hex of `bytes` (lowercase), for keys that travel in headers and text fields.

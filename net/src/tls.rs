@@ -18,6 +18,9 @@ use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 
 use crate::error::{NetError, Result};
 
+/// Concurrent calls one client connection may have open on a Quiver server.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+
 /// TLS material of one process (all of it optional).
 #[derive(Clone, Default)]
 pub struct TlsSettings {
@@ -159,6 +162,21 @@ impl TlsSettings {
             config = config.client_ca_root(Certificate::from_pem(ca));
         }
         Some(config)
+    }
+
+    /// A gRPC server builder as every Quiver server starts from: Nagle off, at most
+    /// [`MAX_STREAMS_PER_CONNECTION`] concurrent calls a connection, and TLS when this process
+    /// has a certificate.
+    pub fn grpc_server_builder(&self) -> Result<tonic::transport::Server> {
+        let builder = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION);
+        match self.grpc_server() {
+            Some(tls) => builder
+                .tls_config(tls)
+                .map_err(|e| NetError::Tls(e.to_string())),
+            None => Ok(builder),
+        }
     }
 
     /// The gRPC client's TLS configuration, if it can dial TLS. Presents this process's own

@@ -153,15 +153,10 @@ pub struct ClientArgs {
 }
 
 impl ClientArgs {
-    /// As [`ClientOptions`] (with `QUIVER_TOKEN` when no token file is given).
+    /// As [`ClientOptions`]: the environment's settings ([`ClientOptions::from_env`], which
+    /// also reads `QUIVER_TOKEN`), with the flags given on top.
     pub fn options(&self) -> ClientOptions {
-        let mut options = ClientOptions::new();
-        if let Some(t) = std::env::var("QUIVER_TOKEN")
-            .ok()
-            .filter(|t| !t.trim().is_empty())
-        {
-            options = options.token(t);
-        }
+        let mut options = ClientOptions::from_env();
         if let Some(f) = &self.token_file {
             options = options.token_file(f);
         }

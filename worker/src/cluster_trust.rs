@@ -11,13 +11,13 @@
 //!
 //! [`WorkerAccess`] is the access policy built on it for the worker's gRPC port.
 
-use std::sync::RwLock;
 use std::time::Duration;
 
 use quiver_net::server_auth::{presented_secret, secret_in_authorization};
 use quiver_net::{AccessPolicy, Caller, GRANT_BEARER_PREFIX, GrantError, GrantKey, TokenDigest};
 use quiver_plan::Limits;
 use quiver_proto::v1 as pb;
+use tokio::sync::watch;
 use tonic::Status;
 use tonic::codegen::http::HeaderMap;
 
@@ -35,8 +35,9 @@ struct Registration {
 /// The worker's session key and what its coordinator told it.
 pub struct ClusterTrust {
     session_key: String,
-    registration: RwLock<Option<Registration>>,
-    registered: tokio::sync::watch::Sender<bool>,
+    /// What the last registration's answer said; `None` before the first. A watch, so that a
+    /// call that overtakes the answer can wait for it.
+    registration: watch::Sender<Option<Registration>>,
 }
 
 impl ClusterTrust {
@@ -44,8 +45,7 @@ impl ClusterTrust {
     pub fn new() -> Self {
         ClusterTrust {
             session_key: quiver_net::hex(&quiver_net::random_bytes(32)),
-            registration: RwLock::new(None),
-            registered: tokio::sync::watch::channel(false).0,
+            registration: watch::channel(None).0,
         }
     }
 
@@ -71,12 +71,11 @@ impl ClusterTrust {
             .as_ref()
             .map(Limits::from)
             .unwrap_or_default();
-        *self.registration.write().unwrap_or_else(|p| p.into_inner()) = Some(Registration {
+        self.registration.send_replace(Some(Registration {
             grant_key,
             flight_tokens,
             limits,
-        });
-        self.registered.send_replace(true);
+        }));
         Ok(())
     }
 
@@ -84,8 +83,9 @@ impl ClusterTrust {
     /// overtake the registration's answer (the coordinator sends tasks as soon as it
     /// registered the worker, and workers fetch from a worker that just joined).
     async fn registered_or_wait(&self) -> Result<Registration, Status> {
-        let mut registered = self.registered.subscribe();
-        let _ = tokio::time::timeout(REGISTRATION_WAIT, registered.wait_for(|r| *r)).await;
+        let mut registration = self.registration.subscribe();
+        let _ =
+            tokio::time::timeout(REGISTRATION_WAIT, registration.wait_for(Option::is_some)).await;
         self.registration().ok_or_else(|| {
             Status::unavailable("this worker has not registered with its coordinator yet")
         })
@@ -98,10 +98,7 @@ impl ClusterTrust {
     }
 
     fn registration(&self) -> Option<Registration> {
-        self.registration
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.registration.borrow().clone()
     }
 
     /// Admits a Flight fetch of a ticket for `job` and `stage` with `grant`: the caller's

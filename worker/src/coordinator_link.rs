@@ -153,16 +153,10 @@ impl CoordinatorLink {
                     let first = unreachable_since.is_none();
                     let since = *unreachable_since.get_or_insert(now);
                     if first || (now - since).as_secs().is_multiple_of(10) {
-                        match e.code() {
-                            tonic::Code::Unavailable
-                            | tonic::Code::DeadlineExceeded
-                            | tonic::Code::Unknown
-                            | tonic::Code::Internal => {
-                                warn!(coordinator = %self.url, error = %e.message(), "coordinator unreachable; retrying")
-                            }
-                            code => {
-                                tracing::error!(coordinator = %self.url, ?code, error = %e.message(), "the coordinator refuses this worker; retrying")
-                            }
+                        if quiver_net::connection_failed(&e) {
+                            warn!(coordinator = %self.url, error = %e.message(), "coordinator unreachable; retrying")
+                        } else {
+                            tracing::error!(coordinator = %self.url, code = ?e.code(), error = %e.message(), "the coordinator refuses this worker; retrying")
                         }
                     }
                 }

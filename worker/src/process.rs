@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use quiver_net::{
-    AllowedRoots, AuthLayer, CallCredentials, ConnectionLimits, Dialer, GuardedListener, NetError,
+    AllowedRoots, AuthLayer, CallCredentials, ConnectionLimits, Dialer, GuardedListener,
     TlsSettings, Token,
 };
 use quiver_plan::WorkerId;
@@ -157,15 +157,7 @@ impl RunningWorker {
 
 /// Starts a worker inside the current tokio runtime.
 pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
-    if config.token.is_none() && !quiver_net::is_loopback(&config.bind) {
-        if !config.insecure {
-            return Err(NetError::InsecureBind {
-                address: config.bind.to_string(),
-            }
-            .into());
-        }
-        tracing::warn!(bind = %config.bind, "serving without a token on a non-loopback address (--insecure)");
-    }
+    quiver_net::check_exposure(config.token.is_some(), config.insecure, config.bind)?;
     let listener = GuardedListener::bind(config.bind, config.connections).await?;
     let local = listener
         .local_addr()
@@ -230,15 +222,9 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut server_shutdown = shutdown_rx.clone();
-    let mut builder = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .max_concurrent_streams(256);
-    if let Some(tls) = config.tls.grpc_server() {
-        builder = builder
-            .tls_config(tls)
-            .map_err(|e| NetError::Tls(e.to_string()))?;
-    }
-    let server = builder
+    let server = config
+        .tls
+        .grpc_server_builder()?
         .layer(AuthLayer::new(Arc::new(WorkerAccess {
             trust: trust.clone(),
         })))
