@@ -36,3 +36,4 @@ pub mod worker_registry;
 
 pub use error::{CoordinatorError, Result};
 pub use process::{CoordinatorConfig, RunningCoordinator, start};
+pub use scheduler::SchedulerConfig;

@@ -1,7 +1,7 @@
 //! Quiver's network edge, shared by every process: who may call (tokens and their roles), over
 //! what (TLS), how a server accepts connections without letting any caller exhaust it, how a
-//! client dials, the read grants the coordinator signs for shuffle and result data, and which
-//! paths of the host a request may name.
+//! client dials, the read grants the coordinator signs for shuffle and result data, how stored
+//! data is fetched from a worker, and which paths of the host a request may name.
 //!
 //! Nothing here knows jobs, plans or scheduling: the coordinator and the worker decide *which*
 //! role each of their RPCs needs ([`AccessPolicy`]); this crate only enforces it.
@@ -22,6 +22,8 @@
 //! - [`tls_incoming`] — [`TlsIncoming`]: TLS handshakes for HTTP/1.1 servers, each in its
 //!   own task.
 //! - [`read_grant`] — [`GrantKey`]: signs and verifies read grants.
+//! - [`flight_fetch`] — [`PeerChannels`] and [`fetch_bucket`]: reading one bucket of a stored
+//!   output from a worker over Arrow Flight (shuffle input, job results).
 //! - [`allowed_roots`] — [`AllowedRoots`]: which paths of this host a request may name as
 //!   input or output (`--allowed-root`).
 //! - [`flags`] — the security and network flags every binary shares, and duration parsing.
@@ -33,6 +35,7 @@ pub mod credentials;
 pub mod dial;
 pub mod error;
 pub mod flags;
+pub mod flight_fetch;
 pub mod guarded_listener;
 pub mod read_grant;
 pub mod server_auth;
@@ -44,6 +47,9 @@ pub use call_credentials::{AuthChannel, CallCredentials};
 pub use credentials::{ClusterTokens, Role, Token, TokenDigest, worker_id_for};
 pub use dial::Dialer;
 pub use error::{NetError, Result};
+pub use flight_fetch::{
+    FETCH_IDLE_TIMEOUT, PeerChannels, decode_ticket, encode_ticket, fetch_bucket,
+};
 pub use guarded_listener::{ConnectionLimits, GuardedListener, GuardedStream};
 pub use read_grant::{GRANT_BEARER_PREFIX, GrantError, GrantKey, grant_bearer};
 pub use server_auth::{AccessPolicy, AuthLayer, Caller};

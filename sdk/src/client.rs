@@ -3,12 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use quiver_net::{AuthChannel, Dialer};
+use quiver_net::{AuthChannel, Dialer, PeerChannels};
 use quiver_plan::Sink;
 use quiver_proto::MAX_MESSAGE_BYTES;
 use quiver_proto::v1 as pb;
 use quiver_proto::v1::coordinator_client::CoordinatorClient;
-use quiver_worker::shuffle::shuffle_reader::PeerChannels;
 
 use crate::client_options::ClientOptions;
 use crate::dataset::Dataset;

@@ -10,11 +10,11 @@ use quiver_plan::{
     AggregateExpr, AggregateMode, CsvOptions, Expr, JoinStrategy, JoinType, PlanNode, ScanNode,
     SchemaRef, Sink, SortExpr, SourceFormat,
 };
-use quiver_worker::io::source_listing;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::job_handle::JobProgress;
+use crate::source_listing;
 
 /// A distributed collection of rows with a known schema, described by the steps that make it.
 ///

@@ -1,7 +1,8 @@
 //! [`Error`]: everything the SDK can report to a driver.
 
 use quiver_plan::PlanError;
-use quiver_worker::WorkerError;
+
+use crate::source_listing::InputError;
 
 /// An SDK error: it says what failed and on which input, job or coordinator.
 #[derive(Debug, thiserror::Error)]
@@ -11,7 +12,7 @@ pub enum Error {
     Plan(#[from] PlanError),
     /// An input is missing, empty or unreadable.
     #[error(transparent)]
-    Input(#[from] WorkerError),
+    Input(#[from] InputError),
     /// The coordinator could not be reached.
     #[error("cannot reach the coordinator at {url}: {message}")]
     Connect {
@@ -52,12 +53,15 @@ pub enum Error {
         /// Why.
         message: String,
     },
-    /// Bad command-line flags (for example for [`crate::worker::run_worker`]).
+    /// Bad command-line flags (for example for `quiver::worker::run_worker`).
     #[error("{0}")]
     Usage(String),
     /// The local cluster could not start.
     #[error("local cluster: {0}")]
     Cluster(String),
+    /// This process could not start or run as a worker (`quiver::worker::run_worker`).
+    #[error("worker: {0}")]
+    Worker(String),
     /// The client's token or TLS settings cannot be used (a missing file, an `https://` URL
     /// without a CA, ...).
     #[error("client settings: {0}")]

@@ -5,10 +5,10 @@ use std::time::Duration;
 use arrow::record_batch::RecordBatch;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
+use quiver_net::fetch_bucket;
 use quiver_plan::proto_conversion::schema_from_bytes;
 use quiver_plan::{SchemaRef, StageOutput};
 use quiver_proto::v1 as pb;
-use quiver_worker::shuffle::shuffle_reader::fetch_bucket;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
@@ -263,7 +263,7 @@ impl JobHandle {
                 .map_err(|e| fetch_error(e.to_string()))?;
             // The ticket's grant is the credential: the client token never goes to a worker.
             let bearer = ticket.grant.as_ref().map(quiver_net::grant_bearer);
-            let stream = fetch_bucket(peers, &part.address, ticket, bearer.as_deref())
+            let stream = fetch_bucket(peers, &part.address, &ticket, bearer.as_deref())
                 .await
                 .map_err(fetch_error)?;
             let mut stream = Box::pin(stream);

@@ -9,8 +9,8 @@
 //!
 //! #[tokio::main]
 //! async fn main() -> quiver::Result<()> {
-//!     let cluster = LocalCluster::start(2).await?;
-//!     let client = cluster.client().await?;
+//!     // The token comes from QUIVER_TOKEN_FILE (or QUIVER_TOKEN); see `ClientOptions`.
+//!     let client = Client::connect("http://127.0.0.1:50050").await?;
 //!     let counts = Dataset::read_text(&["corpus.txt"])?
 //!         .select([words(col("line")).alias("word")])?
 //!         .explode("word")?
@@ -20,14 +20,19 @@
 //!     for batch in counts.collect(&client).await? {
 //!         println!("{} rows", batch.num_rows());
 //!     }
-//!     cluster.shutdown().await;
 //!     Ok(())
 //! }
 //! ```
 //!
-//! The same job runs unchanged on a real cluster: `Client::connect("http://host:50050")`
-//! (with the token in `QUIVER_TOKEN_FILE`, or [`Client::connect_with`] and
-//! [`ClientOptions`]; see `docs/security.md`).
+//! # Features
+//! By default the SDK is a client: it builds plans, talks to a coordinator over gRPC and
+//! fetches results from workers over Arrow Flight, and links neither the worker nor the
+//! coordinator. Two optional features add them:
+//! - `local-cluster` — `LocalCluster`, a coordinator and workers inside the driver's process
+//!   (`LocalCluster::start(2).await?.client().await?` instead of `Client::connect`), for
+//!   tests, examples and single-machine runs. It includes `worker`.
+//! - `worker` — `quiver::worker::run_worker` and `FunctionRegistry`: a binary of your own
+//!   that runs as a worker with your functions.
 //!
 //! # Layout
 //! - [`dataset`] — [`Dataset`] and [`GroupedDataset`], the plan-building API.
@@ -35,9 +40,14 @@
 //! - [`client_options`] — [`ClientOptions`] and [`ClientArgs`]: the token and TLS settings a
 //!   driver connects with.
 //! - [`job_handle`] — [`JobHandle`], [`JobProgress`]: following, waiting, fetching results.
-//! - [`local_cluster`] — [`LocalCluster`], a whole cluster in this process.
-//! - [`worker`] — the worker entry point for binaries with their own functions.
+//! - `local_cluster` — `LocalCluster`, a whole cluster in this process (feature
+//!   `local-cluster`).
+//! - `worker` — the worker entry point for binaries with their own functions (feature
+//!   `worker`).
 //! - [`error`] — [`Error`].
+//!
+//! Listing a source's files and reading their schemas when a dataset is built is done here, on
+//! the driver (`source_listing`, private); fetching results uses `quiver-net`'s Flight client.
 
 #![warn(missing_docs)]
 
@@ -46,7 +56,10 @@ pub mod client_options;
 pub mod dataset;
 pub mod error;
 pub mod job_handle;
+#[cfg(feature = "local-cluster")]
 pub mod local_cluster;
+mod source_listing;
+#[cfg(feature = "worker")]
 pub mod worker;
 
 pub use arrow;
@@ -55,11 +68,14 @@ pub use client_options::{ClientArgs, ClientOptions};
 pub use dataset::{Dataset, GroupedDataset, JoinOn};
 pub use error::{Error, Result};
 pub use job_handle::{JobHandle, JobProgress, JobState, StageProgress, StageState};
+#[cfg(feature = "local-cluster")]
 pub use local_cluster::{LocalCluster, LocalClusterBuilder};
 pub use quiver_plan::{
     CsvOptions, Expr, JoinStrategy, JoinType, ScalarValue, Sink, SortExpr, StageOutput,
 };
+#[cfg(feature = "worker")]
 pub use quiver_worker::FunctionRegistry;
+pub use source_listing::InputError;
 
 /// Expression and aggregate builders.
 pub mod functions {
@@ -73,10 +89,14 @@ pub mod functions {
 
 /// Everything a job usually needs: `use quiver::prelude::*;`.
 pub mod prelude {
+    #[cfg(feature = "worker")]
+    pub use crate::FunctionRegistry;
+    #[cfg(feature = "local-cluster")]
+    pub use crate::LocalCluster;
     pub use crate::functions::*;
     pub use crate::{
-        Client, Dataset, Expr, FunctionRegistry, JobHandle, JoinOn, JoinStrategy, JoinType,
-        LocalCluster, ScalarValue, Sink, SortExpr,
+        Client, Dataset, Expr, JobHandle, JoinOn, JoinStrategy, JoinType, ScalarValue, Sink,
+        SortExpr,
     };
     pub use arrow::record_batch::RecordBatch;
 }

@@ -1,6 +1,9 @@
 //! [`LocalCluster`]: a coordinator and N workers inside this process, on loopback ports,
 //! talking the same gRPC and Flight as a real cluster — with a random token of its own, so
 //! that other users of the machine cannot use it.
+//!
+//! Only with the `local-cluster` feature: it links the worker and the coordinator into the
+//! driver, which a driver of a real cluster does not need.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -79,7 +82,7 @@ impl LocalClusterBuilder {
             bind: ([127, 0, 0, 1], 0).into(),
             heartbeat_interval: self.heartbeat_interval,
             heartbeat_timeout: self.heartbeat_timeout,
-            scheduler: quiver_coordinator::scheduler::SchedulerConfig {
+            scheduler: quiver_coordinator::SchedulerConfig {
                 worker_wait_timeout: self.worker_wait_timeout,
                 ..Default::default()
             },
@@ -101,9 +104,9 @@ impl LocalClusterBuilder {
             slots_per_worker: slots,
             heartbeat_interval: self.heartbeat_interval,
             functions: self.functions.clone(),
-            memory_limit: self.memory_limit.unwrap_or_else(|| {
-                quiver_worker::memory::memory_pool::default_memory_limit() / self.workers.max(1)
-            }),
+            memory_limit: self
+                .memory_limit
+                .unwrap_or_else(|| quiver_worker::default_memory_limit() / self.workers.max(1)),
             work_dir: std::env::temp_dir().join(format!("quiver-local-{}", uuid::Uuid::new_v4())),
         };
         for _ in 0..self.workers {
@@ -190,7 +193,8 @@ impl LocalCluster {
             token: Some(self.token.clone()),
             ..WorkerConfig::default()
         })
-        .await?;
+        .await
+        .map_err(|e| Error::Cluster(e.to_string()))?;
         self.workers.push(Some(worker));
         Ok(self.workers.len() - 1)
     }

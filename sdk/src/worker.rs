@@ -2,6 +2,8 @@
 //! process as a Quiver worker with the same flags as `quiver-worker`. The same binary can be
 //! the driver too (choose the role from its arguments).
 //!
+//! Only with the `worker` feature (or `local-cluster`, which includes it).
+//!
 //! ```no_run
 //! use quiver::{FunctionRegistry, ScalarValue};
 //! use quiver::arrow::datatypes::DataType;
@@ -42,6 +44,8 @@ where
     T: Into<OsString> + Clone,
 {
     let args = WorkerArgs::try_parse_from(args).map_err(|e| Error::Usage(e.to_string()))?;
-    run(args, Arc::new(functions)).await?;
+    run(args, Arc::new(functions))
+        .await
+        .map_err(|e| Error::Worker(e.to_string()))?;
     Ok(())
 }

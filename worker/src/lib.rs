@@ -14,7 +14,7 @@
 //! - [`functions`] — the registry of user functions (row, batch and flat-map).
 //! - [`operators`] — expression evaluation, string kernels, hash aggregation, the pipeline.
 //! - [`memory`] — the memory budget (`--memory-limit`), reservations and spill files.
-//! - [`io`] — text/Parquet/CSV readers, input listing and schema inference, Parquet writer.
+//! - [`io`] — text/Parquet/CSV readers of input splits, the Parquet writer.
 //! - [`shuffle`] — hash partitioning, the shuffle writer and reader, the map output store and
 //!   the Flight server.
 //! - [`error`] — [`WorkerError`].
@@ -37,4 +37,5 @@ pub mod worker_service;
 
 pub use error::{Result, WorkerError};
 pub use functions::FunctionRegistry;
+pub use memory::memory_pool::default_memory_limit;
 pub use process::{RunningWorker, WorkerConfig, start};

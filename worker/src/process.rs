@@ -27,9 +27,9 @@ use crate::functions::FunctionRegistry;
 use crate::memory::memory_pool::MemoryPool;
 use crate::shuffle::flight_server::ShuffleFlightService;
 use crate::shuffle::map_output_store::MapOutputStore;
-use crate::shuffle::shuffle_reader::PeerChannels;
 use crate::task_executor::TaskExecutor;
 use crate::worker_service::WorkerService;
+use quiver_net::PeerChannels;
 
 /// Largest Flight request a worker reads (a ticket is a few hundred bytes).
 const MAX_TICKET_BYTES: usize = 64 * 1024;

@@ -25,8 +25,9 @@ use crate::memory::spill::SpillDir;
 use crate::operators::pipeline::{self, PipelineContext};
 use crate::shuffle::map_output_store::MapOutputStore;
 use crate::shuffle::range_partitioner::RangePartitioner;
-use crate::shuffle::shuffle_reader::{PeerChannels, ShuffleReadContext};
+use crate::shuffle::shuffle_reader::ShuffleReadContext;
 use crate::shuffle::shuffle_writer::{BucketRouting, ShuffleWriter};
+use quiver_net::PeerChannels;
 
 /// What a successful attempt produced.
 #[derive(Debug, Default)]

@@ -1,8 +1,7 @@
-//! File formats: reading task input splits, listing inputs and inferring their schemas (used by
-//! the SDK when a dataset is built), and writing Parquet output.
+//! File formats: reading task input splits and writing Parquet output. (Listing inputs and
+//! inferring their schemas is the driver's, in the SDK.)
 
 pub mod csv_reader;
 pub mod parquet_reader;
 pub mod parquet_writer;
-pub mod source_listing;
 pub mod text_reader;

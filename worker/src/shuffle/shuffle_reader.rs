@@ -4,93 +4,19 @@
 //! fetched by a tokio task with Flight `DoGet` and handed to the task's (rayon) thread through
 //! a bounded channel, so a slow consumer slows the fetch instead of buffering everything.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
-use arrow_flight::{FlightClient, Ticket, flight_service_client::FlightServiceClient};
 use futures::TryStreamExt;
-use prost::Message;
-use quiver_net::{AuthChannel, Dialer};
+use quiver_net::{PeerChannels, fetch_bucket};
 use quiver_plan::{JobId, MapOutputLocation, ShuffleInput, StageId, WorkerId};
-use quiver_proto::{MAX_MESSAGE_BYTES, v1 as pb};
+use quiver_proto::v1 as pb;
 
 use super::map_output_store::MapOutputStore;
 use crate::error::{Result, WorkerError};
 
 /// Batches in flight between a remote fetch and the reading task.
 const FETCH_CHANNEL_CAPACITY: usize = 8;
-
-/// Connections to other workers, one HTTP/2 channel per address, shared by all tasks. Each
-/// carries this process's token and uses its TLS settings.
-#[derive(Default)]
-pub struct PeerChannels {
-    dialer: Dialer,
-    channels: Mutex<HashMap<String, AuthChannel>>,
-}
-
-impl PeerChannels {
-    /// Channels dialed by `dialer`.
-    pub fn new(dialer: Dialer) -> Self {
-        PeerChannels {
-            dialer,
-            channels: Mutex::default(),
-        }
-    }
-
-    /// The channel to `address`, created on first use (connections are made lazily).
-    pub fn get(&self, address: &str) -> std::result::Result<AuthChannel, String> {
-        let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = map.get(address) {
-            return Ok(c.clone());
-        }
-        let channel = self.dialer.lazy(address, None).map_err(|e| e.to_string())?;
-        map.insert(address.to_string(), channel.clone());
-        Ok(channel)
-    }
-}
-
-/// A fetch that receives nothing for this long fails, naming the worker, so that a frozen
-/// worker (its socket open, its process stopped) cannot hang a task forever.
-pub const FETCH_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Fetches one bucket of one map output over Flight. `bearer` replaces the channel's own
-/// credential for this call (a driver presents the ticket's grant, see
-/// [`quiver_net::grant_bearer`]).
-pub async fn fetch_bucket(
-    peers: &PeerChannels,
-    address: &str,
-    ticket: pb::ShuffleTicket,
-    bearer: Option<&str>,
-) -> std::result::Result<
-    impl futures::Stream<Item = std::result::Result<RecordBatch, String>> + use<>,
-    String,
-> {
-    let channel = peers.get(address)?;
-    let inner = FlightServiceClient::new(channel)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let mut client = FlightClient::new_from_inner(inner);
-    if let Some(b) = bearer {
-        client
-            .add_header("authorization", &format!("Bearer {b}"))
-            .map_err(|e| e.to_string())?;
-    }
-    let request = client.do_get(Ticket {
-        ticket: ticket.encode_to_vec().into(),
-    });
-    let stream = tokio::time::timeout(FETCH_IDLE_TIMEOUT, request)
-        .await
-        .map_err(|_| format!("no answer within {FETCH_IDLE_TIMEOUT:?}"))?
-        .map_err(|e| e.to_string())?;
-    let stream = tokio_stream::StreamExt::timeout(stream, FETCH_IDLE_TIMEOUT);
-    Ok(futures::StreamExt::map(stream, |item| match item {
-        Ok(Ok(batch)) => Ok(batch),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no data for {FETCH_IDLE_TIMEOUT:?}")),
-    }))
-}
 
 /// What a reduce task needs to read its input.
 #[derive(Clone)]
@@ -179,7 +105,7 @@ async fn fetch_into(
         message,
     };
     let mut stream = Box::pin(
-        fetch_bucket(peers, &loc.address, ticket, None)
+        fetch_bucket(peers, &loc.address, &ticket, None)
             .await
             .map_err(failed)?,
     );
