@@ -1,8 +1,9 @@
 //! Conversions between the model of this crate and the generated `quiver-proto` messages.
 //!
-//! Encoding never fails. Decoding validates: a missing field, an unknown enum value or an
-//! undecodable schema becomes [`PlanError::MalformedProto`] naming the field, never a panic,
-//! because these messages come from peers.
+//! Encoding never fails. Decoding validates: a missing field, an enum left `Unspecified` or of
+//! an unknown value, or an undecodable schema becomes [`PlanError::MalformedProto`] naming the
+//! field, never a panic or a default, because these messages come from peers. Every enum is
+//! converted by an exhaustive `match` in each direction.
 
 use std::sync::Arc;
 
@@ -68,10 +69,155 @@ fn required<'a, T>(field: &'static str, value: &'a Option<T>) -> Result<&'a T> {
     value.as_ref().ok_or_else(|| PlanError::missing(field))
 }
 
-fn enum_value<T: TryFrom<i32>>(field: &'static str, value: i32) -> Result<T> {
+/// Decodes an enum field's number: a number this build does not know is an error naming the
+/// field. Callers `match` the result exhaustively and refuse `Unspecified` with
+/// [`unspecified`], so that a new variant does not compile until it is handled.
+pub fn enum_value<T: TryFrom<i32>>(field: &'static str, value: i32) -> Result<T> {
     T::try_from(value).map_err(|_| PlanError::MalformedProto {
         field,
         problem: format!("has unknown value {value}"),
+    })
+}
+
+/// The error for an enum field left at `Unspecified` (0, which is also what an absent field
+/// decodes to).
+pub fn unspecified(field: &'static str) -> PlanError {
+    PlanError::missing(field)
+}
+
+// ---- enums ------------------------------------------------------------------------------------
+
+fn binary_op_to_proto(op: BinaryOp) -> pb::BinaryOp {
+    match op {
+        BinaryOp::Add => pb::BinaryOp::Add,
+        BinaryOp::Sub => pb::BinaryOp::Sub,
+        BinaryOp::Mul => pb::BinaryOp::Mul,
+        BinaryOp::Div => pb::BinaryOp::Div,
+        BinaryOp::Mod => pb::BinaryOp::Mod,
+        BinaryOp::Eq => pb::BinaryOp::Eq,
+        BinaryOp::NotEq => pb::BinaryOp::NotEq,
+        BinaryOp::Lt => pb::BinaryOp::Lt,
+        BinaryOp::LtEq => pb::BinaryOp::LtEq,
+        BinaryOp::Gt => pb::BinaryOp::Gt,
+        BinaryOp::GtEq => pb::BinaryOp::GtEq,
+        BinaryOp::And => pb::BinaryOp::And,
+        BinaryOp::Or => pb::BinaryOp::Or,
+    }
+}
+
+fn binary_op_from_proto(field: &'static str, value: i32) -> Result<BinaryOp> {
+    Ok(match enum_value(field, value)? {
+        pb::BinaryOp::Unspecified => return Err(unspecified(field)),
+        pb::BinaryOp::Add => BinaryOp::Add,
+        pb::BinaryOp::Sub => BinaryOp::Sub,
+        pb::BinaryOp::Mul => BinaryOp::Mul,
+        pb::BinaryOp::Div => BinaryOp::Div,
+        pb::BinaryOp::Mod => BinaryOp::Mod,
+        pb::BinaryOp::Eq => BinaryOp::Eq,
+        pb::BinaryOp::NotEq => BinaryOp::NotEq,
+        pb::BinaryOp::Lt => BinaryOp::Lt,
+        pb::BinaryOp::LtEq => BinaryOp::LtEq,
+        pb::BinaryOp::Gt => BinaryOp::Gt,
+        pb::BinaryOp::GtEq => BinaryOp::GtEq,
+        pb::BinaryOp::And => BinaryOp::And,
+        pb::BinaryOp::Or => BinaryOp::Or,
+    })
+}
+
+fn aggregate_function_to_proto(f: AggregateFunction) -> pb::AggregateFunction {
+    match f {
+        AggregateFunction::Count => pb::AggregateFunction::Count,
+        AggregateFunction::Sum => pb::AggregateFunction::Sum,
+        AggregateFunction::Min => pb::AggregateFunction::Min,
+        AggregateFunction::Max => pb::AggregateFunction::Max,
+        AggregateFunction::Mean => pb::AggregateFunction::Mean,
+        AggregateFunction::CountDistinct => pb::AggregateFunction::CountDistinct,
+    }
+}
+
+fn aggregate_function_from_proto(field: &'static str, value: i32) -> Result<AggregateFunction> {
+    Ok(match enum_value(field, value)? {
+        pb::AggregateFunction::Unspecified => return Err(unspecified(field)),
+        pb::AggregateFunction::Count => AggregateFunction::Count,
+        pb::AggregateFunction::Sum => AggregateFunction::Sum,
+        pb::AggregateFunction::Min => AggregateFunction::Min,
+        pb::AggregateFunction::Max => AggregateFunction::Max,
+        pb::AggregateFunction::Mean => AggregateFunction::Mean,
+        pb::AggregateFunction::CountDistinct => AggregateFunction::CountDistinct,
+    })
+}
+
+fn source_format_to_proto(f: SourceFormat) -> pb::SourceFormat {
+    match f {
+        SourceFormat::Text => pb::SourceFormat::Text,
+        SourceFormat::Parquet => pb::SourceFormat::Parquet,
+        SourceFormat::Csv => pb::SourceFormat::Csv,
+    }
+}
+
+fn source_format_from_proto(field: &'static str, value: i32) -> Result<SourceFormat> {
+    Ok(match enum_value(field, value)? {
+        pb::SourceFormat::Unspecified => return Err(unspecified(field)),
+        pb::SourceFormat::Text => SourceFormat::Text,
+        pb::SourceFormat::Parquet => SourceFormat::Parquet,
+        pb::SourceFormat::Csv => SourceFormat::Csv,
+    })
+}
+
+fn aggregate_mode_to_proto(m: AggregateMode) -> pb::AggregateMode {
+    match m {
+        AggregateMode::Single => pb::AggregateMode::Single,
+        AggregateMode::Partial => pb::AggregateMode::Partial,
+        AggregateMode::Final => pb::AggregateMode::Final,
+    }
+}
+
+fn aggregate_mode_from_proto(field: &'static str, value: i32) -> Result<AggregateMode> {
+    Ok(match enum_value(field, value)? {
+        pb::AggregateMode::Unspecified => return Err(unspecified(field)),
+        pb::AggregateMode::Single => AggregateMode::Single,
+        pb::AggregateMode::Partial => AggregateMode::Partial,
+        pb::AggregateMode::Final => AggregateMode::Final,
+    })
+}
+
+fn join_type_to_proto(t: JoinType) -> pb::JoinType {
+    match t {
+        JoinType::Inner => pb::JoinType::Inner,
+        JoinType::Left => pb::JoinType::Left,
+        JoinType::Right => pb::JoinType::Right,
+        JoinType::Full => pb::JoinType::Full,
+        JoinType::LeftSemi => pb::JoinType::LeftSemi,
+        JoinType::LeftAnti => pb::JoinType::LeftAnti,
+    }
+}
+
+fn join_type_from_proto(field: &'static str, value: i32) -> Result<JoinType> {
+    Ok(match enum_value(field, value)? {
+        pb::JoinType::Unspecified => return Err(unspecified(field)),
+        pb::JoinType::Inner => JoinType::Inner,
+        pb::JoinType::Left => JoinType::Left,
+        pb::JoinType::Right => JoinType::Right,
+        pb::JoinType::Full => JoinType::Full,
+        pb::JoinType::LeftSemi => JoinType::LeftSemi,
+        pb::JoinType::LeftAnti => JoinType::LeftAnti,
+    })
+}
+
+fn join_strategy_to_proto(s: JoinStrategy) -> pb::JoinStrategy {
+    match s {
+        JoinStrategy::Auto => pb::JoinStrategy::Auto,
+        JoinStrategy::Shuffle => pb::JoinStrategy::Shuffle,
+        JoinStrategy::Broadcast => pb::JoinStrategy::Broadcast,
+    }
+}
+
+fn join_strategy_from_proto(field: &'static str, value: i32) -> Result<JoinStrategy> {
+    Ok(match enum_value(field, value)? {
+        pb::JoinStrategy::Unspecified => return Err(unspecified(field)),
+        pb::JoinStrategy::Auto => JoinStrategy::Auto,
+        pb::JoinStrategy::Shuffle => JoinStrategy::Shuffle,
+        pb::JoinStrategy::Broadcast => JoinStrategy::Broadcast,
     })
 }
 
@@ -105,22 +251,6 @@ impl TryFrom<&pb::ScalarValue> for ScalarValue {
     }
 }
 
-const BINARY_OPS: [(BinaryOp, pb::BinaryOp); 13] = [
-    (BinaryOp::Add, pb::BinaryOp::Add),
-    (BinaryOp::Sub, pb::BinaryOp::Sub),
-    (BinaryOp::Mul, pb::BinaryOp::Mul),
-    (BinaryOp::Div, pb::BinaryOp::Div),
-    (BinaryOp::Mod, pb::BinaryOp::Mod),
-    (BinaryOp::Eq, pb::BinaryOp::Eq),
-    (BinaryOp::NotEq, pb::BinaryOp::NotEq),
-    (BinaryOp::Lt, pb::BinaryOp::Lt),
-    (BinaryOp::LtEq, pb::BinaryOp::LtEq),
-    (BinaryOp::Gt, pb::BinaryOp::Gt),
-    (BinaryOp::GtEq, pb::BinaryOp::GtEq),
-    (BinaryOp::And, pb::BinaryOp::And),
-    (BinaryOp::Or, pb::BinaryOp::Or),
-];
-
 impl From<&Expr> for pb::Expr {
     fn from(e: &Expr) -> Self {
         use pb::expr::Kind;
@@ -129,10 +259,7 @@ impl From<&Expr> for pb::Expr {
             Expr::Literal(v) => Kind::Literal(v.into()),
             Expr::Binary { left, op, right } => Kind::Binary(Box::new(pb::BinaryExpr {
                 left: Some(Box::new(left.as_ref().into())),
-                op: BINARY_OPS
-                    .iter()
-                    .find(|(o, _)| o == op)
-                    .map_or(pb::BinaryOp::Unspecified, |(_, p)| *p) as i32,
+                op: binary_op_to_proto(*op) as i32,
                 right: Some(Box::new(right.as_ref().into())),
             })),
             Expr::Not(inner) => Kind::Not(Box::new(pb::NotExpr {
@@ -188,19 +315,11 @@ impl TryFrom<&pb::Expr> for Expr {
         Ok(match required("expr.kind", &e.kind)? {
             Kind::Column(c) => Expr::Column(c.clone()),
             Kind::Literal(v) => Expr::Literal(v.try_into()?),
-            Kind::Binary(b) => {
-                let op: pb::BinaryOp = enum_value("binary.op", b.op)?;
-                let op = BINARY_OPS
-                    .iter()
-                    .find(|(_, p)| *p == op)
-                    .map(|(o, _)| *o)
-                    .ok_or_else(|| PlanError::missing("binary.op"))?;
-                Expr::Binary {
-                    left: boxed_expr("binary.left", &b.left)?,
-                    op,
-                    right: boxed_expr("binary.right", &b.right)?,
-                }
-            }
+            Kind::Binary(b) => Expr::Binary {
+                left: boxed_expr("binary.left", &b.left)?,
+                op: binary_op_from_proto("binary.op", b.op)?,
+                right: boxed_expr("binary.right", &b.right)?,
+            },
             Kind::Not(n) => Expr::Not(boxed_expr("not.input", &n.input)?),
             Kind::Function(f) => Expr::Function {
                 function: ScalarFunction::from_name(&f.name)?,
@@ -249,26 +368,10 @@ fn exprs_from(exprs: &[pb::Expr]) -> Result<Vec<Expr>> {
     exprs.iter().map(Expr::try_from).collect()
 }
 
-const AGGREGATE_FUNCTIONS: [(AggregateFunction, pb::AggregateFunction); 6] = [
-    (
-        AggregateFunction::CountDistinct,
-        pb::AggregateFunction::CountDistinct,
-    ),
-    (AggregateFunction::Count, pb::AggregateFunction::Count),
-    (AggregateFunction::Sum, pb::AggregateFunction::Sum),
-    (AggregateFunction::Min, pb::AggregateFunction::Min),
-    (AggregateFunction::Max, pb::AggregateFunction::Max),
-    (AggregateFunction::Mean, pb::AggregateFunction::Mean),
-];
-
 impl From<&AggregateExpr> for pb::AggregateExpr {
     fn from(a: &AggregateExpr) -> Self {
         pb::AggregateExpr {
-            function: AGGREGATE_FUNCTIONS
-                .iter()
-                .find(|(f, _)| *f == a.function)
-                .map_or(pb::AggregateFunction::Unspecified, |(_, p)| *p)
-                as i32,
+            function: aggregate_function_to_proto(a.function) as i32,
             input: a.input.as_ref().map(Into::into),
             name: a.name.clone(),
         }
@@ -278,14 +381,8 @@ impl From<&AggregateExpr> for pb::AggregateExpr {
 impl TryFrom<&pb::AggregateExpr> for AggregateExpr {
     type Error = PlanError;
     fn try_from(a: &pb::AggregateExpr) -> Result<Self> {
-        let function: pb::AggregateFunction = enum_value("aggregate.function", a.function)?;
-        let function = AGGREGATE_FUNCTIONS
-            .iter()
-            .find(|(_, p)| *p == function)
-            .map(|(f, _)| *f)
-            .ok_or_else(|| PlanError::missing("aggregate.function"))?;
         Ok(AggregateExpr {
-            function,
+            function: aggregate_function_from_proto("aggregate.function", a.function)?,
             input: a.input.as_ref().map(Expr::try_from).transpose()?,
             name: a.name.clone(),
         })
@@ -293,38 +390,6 @@ impl TryFrom<&pb::AggregateExpr> for AggregateExpr {
 }
 
 // ---- plans ------------------------------------------------------------------------------------
-
-const JOIN_TYPES: [(JoinType, pb::JoinType); 6] = [
-    (JoinType::Inner, pb::JoinType::Inner),
-    (JoinType::Left, pb::JoinType::Left),
-    (JoinType::Right, pb::JoinType::Right),
-    (JoinType::Full, pb::JoinType::Full),
-    (JoinType::LeftSemi, pb::JoinType::LeftSemi),
-    (JoinType::LeftAnti, pb::JoinType::LeftAnti),
-];
-
-const JOIN_STRATEGIES: [(JoinStrategy, pb::JoinStrategy); 3] = [
-    (JoinStrategy::Auto, pb::JoinStrategy::Auto),
-    (JoinStrategy::Shuffle, pb::JoinStrategy::Shuffle),
-    (JoinStrategy::Broadcast, pb::JoinStrategy::Broadcast),
-];
-
-/// Looks `key` up in a table of pairs, in either direction.
-fn lookup<A: PartialEq + Copy, B: PartialEq + Copy>(table: &[(A, B)], key: A) -> Option<B> {
-    table.iter().find(|(a, _)| *a == key).map(|(_, b)| *b)
-}
-
-fn reverse_lookup<A: PartialEq + Copy, B: PartialEq + Copy>(
-    field: &'static str,
-    table: &[(A, B)],
-    key: B,
-) -> Result<A> {
-    table
-        .iter()
-        .find(|(_, b)| *b == key)
-        .map(|(a, _)| *a)
-        .ok_or_else(|| PlanError::missing(field))
-}
 
 impl From<&SortExpr> for pb::SortExpr {
     fn from(o: &SortExpr) -> Self {
@@ -351,29 +416,13 @@ fn sort_exprs_from(order: &[pb::SortExpr]) -> Result<Vec<SortExpr>> {
     order.iter().map(SortExpr::try_from).collect()
 }
 
-fn format_to_proto(f: SourceFormat) -> pb::SourceFormat {
-    match f {
-        SourceFormat::Text => pb::SourceFormat::Text,
-        SourceFormat::Parquet => pb::SourceFormat::Parquet,
-        SourceFormat::Csv => pb::SourceFormat::Csv,
-    }
-}
-
-fn mode_to_proto(m: AggregateMode) -> pb::AggregateMode {
-    match m {
-        AggregateMode::Single => pb::AggregateMode::Single,
-        AggregateMode::Partial => pb::AggregateMode::Partial,
-        AggregateMode::Final => pb::AggregateMode::Final,
-    }
-}
-
 impl From<&PlanNode> for pb::PlanNode {
     fn from(node: &PlanNode) -> Self {
         use pb::plan_node::Node;
         let input = |n: &PlanNode| Some(Box::new(pb::PlanNode::from(n)));
         let node = match node {
             PlanNode::Scan(s) => Node::Scan(pb::ScanNode {
-                format: format_to_proto(s.format) as i32,
+                format: source_format_to_proto(s.format) as i32,
                 files: s
                     .files
                     .iter()
@@ -413,7 +462,7 @@ impl From<&PlanNode> for pb::PlanNode {
                 input: input(i),
                 keys: keys.iter().map(Into::into).collect(),
                 aggregates: aggregates.iter().map(Into::into).collect(),
-                mode: mode_to_proto(*mode) as i32,
+                mode: aggregate_mode_to_proto(*mode) as i32,
             })),
             PlanNode::ShuffleRead { stage, schema } => Node::ShuffleRead(pb::ShuffleReadNode {
                 stage_id: stage.0,
@@ -462,8 +511,8 @@ impl From<&PlanNode> for pb::PlanNode {
                 right: input(right),
                 left_keys: left_keys.iter().map(Into::into).collect(),
                 right_keys: right_keys.iter().map(Into::into).collect(),
-                join_type: lookup(&JOIN_TYPES, *join_type).unwrap_or_default() as i32,
-                strategy: lookup(&JOIN_STRATEGIES, *strategy).unwrap_or_default() as i32,
+                join_type: join_type_to_proto(*join_type) as i32,
+                strategy: join_strategy_to_proto(*strategy) as i32,
             })),
             PlanNode::BroadcastRead { stage, schema } => {
                 Node::BroadcastRead(pb::BroadcastReadNode {
@@ -493,6 +542,17 @@ impl From<&PlanNode> for pb::PlanNode {
     }
 }
 
+/// CSV options; a delimiter must be one byte.
+fn csv_options_from_proto(c: &pb::CsvOptions) -> Result<CsvOptions> {
+    Ok(CsvOptions {
+        has_header: c.has_header,
+        delimiter: u8::try_from(c.delimiter).map_err(|_| PlanError::MalformedProto {
+            field: "scan.csv.delimiter",
+            problem: format!("is {}, not one byte", c.delimiter),
+        })?,
+    })
+}
+
 fn boxed_plan(field: &'static str, n: &Option<Box<pb::PlanNode>>) -> Result<Box<PlanNode>> {
     Ok(Box::new(PlanNode::try_from(required(field, n)?.as_ref())?))
 }
@@ -503,19 +563,11 @@ impl TryFrom<&pb::PlanNode> for PlanNode {
         use pb::plan_node::Node;
         Ok(match required("plan.node", &node.node)? {
             Node::Scan(s) => {
-                let format = match enum_value("scan.format", s.format)? {
-                    pb::SourceFormat::Text => SourceFormat::Text,
-                    pb::SourceFormat::Parquet => SourceFormat::Parquet,
-                    pb::SourceFormat::Csv => SourceFormat::Csv,
-                    pb::SourceFormat::Unspecified => return Err(PlanError::missing("scan.format")),
-                };
+                let format = source_format_from_proto("scan.format", s.format)?;
                 let csv = s
                     .csv
                     .as_ref()
-                    .map_or_else(CsvOptions::default, |c| CsvOptions {
-                        has_header: c.has_header,
-                        delimiter: u8::try_from(c.delimiter).unwrap_or(b','),
-                    });
+                    .map_or(Ok(CsvOptions::default()), csv_options_from_proto)?;
                 PlanNode::Scan(ScanNode {
                     format,
                     files: s
@@ -551,14 +603,7 @@ impl TryFrom<&pb::PlanNode> for PlanNode {
                     .iter()
                     .map(AggregateExpr::try_from)
                     .collect::<Result<_>>()?,
-                mode: match enum_value("aggregate.mode", a.mode)? {
-                    pb::AggregateMode::Single => AggregateMode::Single,
-                    pb::AggregateMode::Partial => AggregateMode::Partial,
-                    pb::AggregateMode::Final => AggregateMode::Final,
-                    pb::AggregateMode::Unspecified => {
-                        return Err(PlanError::missing("aggregate.mode"));
-                    }
-                },
+                mode: aggregate_mode_from_proto("aggregate.mode", a.mode)?,
             },
             Node::ShuffleRead(r) => PlanNode::ShuffleRead {
                 stage: StageId(r.stage_id),
@@ -588,16 +633,8 @@ impl TryFrom<&pb::PlanNode> for PlanNode {
                 right: boxed_plan("join.right", &j.right)?,
                 left_keys: exprs_from(&j.left_keys)?,
                 right_keys: exprs_from(&j.right_keys)?,
-                join_type: reverse_lookup(
-                    "join.join_type",
-                    &JOIN_TYPES,
-                    enum_value("join.join_type", j.join_type)?,
-                )?,
-                strategy: reverse_lookup(
-                    "join.strategy",
-                    &JOIN_STRATEGIES,
-                    enum_value("join.strategy", j.strategy)?,
-                )?,
+                join_type: join_type_from_proto("join.join_type", j.join_type)?,
+                strategy: join_strategy_from_proto("join.strategy", j.strategy)?,
             },
             Node::BroadcastRead(r) => PlanNode::BroadcastRead {
                 stage: StageId(r.stage_id),
@@ -831,6 +868,71 @@ impl TryFrom<&pb::TaskDefinition> for TaskDefinition {
     }
 }
 
+/// Checks of an enum's wire conversion, for the tests of each kind of message.
+#[cfg(test)]
+pub(crate) mod enum_checks {
+    use crate::error::Result;
+
+    /// `LtEq` as the proto spells it: `LT_EQ`.
+    fn screaming_snake(name: &str) -> String {
+        let mut out = String::new();
+        for (i, c) in name.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_uppercase());
+        }
+        out
+    }
+
+    /// Checks that `all` (every variant of a model enum) and the proto enum whose values are
+    /// `proto_name` maps to names (`None` for a number the proto does not define) correspond
+    /// one to one, by name: each variant encodes to the proto value of its own name
+    /// (`{prefix}{NAME}`) and decodes back to itself, every proto value but `Unspecified` is
+    /// some variant's, and decoding `Unspecified` or an unknown number is an error naming
+    /// `field`.
+    pub(crate) fn check_enum<T: Copy + std::fmt::Debug + PartialEq>(
+        all: &[T],
+        prefix: &str,
+        field: &'static str,
+        encode: impl Fn(T) -> i32,
+        decode: impl Fn(&'static str, i32) -> Result<T>,
+        proto_name: impl Fn(i32) -> Option<&'static str>,
+    ) {
+        let mut numbers = Vec::new();
+        for &v in all {
+            let n = encode(v);
+            let expected = format!("{prefix}{}", screaming_snake(&format!("{v:?}")));
+            assert_eq!(
+                proto_name(n),
+                Some(expected.as_str()),
+                "{v:?} encodes as {n}"
+            );
+            assert_eq!(decode(field, n).unwrap(), v, "{v:?} decodes back");
+            numbers.push(n);
+        }
+        let defined: Vec<i32> = (1..1000).filter(|&n| proto_name(n).is_some()).collect();
+        numbers.sort_unstable();
+        assert_eq!(
+            numbers, defined,
+            "every proto value of {prefix}* is a variant's, once"
+        );
+        assert_eq!(proto_name(0), Some(format!("{prefix}UNSPECIFIED").as_str()));
+        let err = decode(field, 0).unwrap_err().to_string();
+        assert!(err.contains(field) && err.contains("missing"), "{err}");
+        let err = decode(field, 1000).unwrap_err().to_string();
+        assert!(
+            err.contains(field) && err.contains("unknown value 1000"),
+            "{err}"
+        );
+        let err = decode(field, -1).unwrap_err().to_string();
+        assert!(
+            err.contains(field) && err.contains("unknown value -1"),
+            "{err}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -932,5 +1034,171 @@ mod tests {
                 .to_string()
                 .contains("'nope'")
         );
+    }
+
+    use super::enum_checks::check_enum;
+
+    /// Every variant of `$t`, through a `match` that stops compiling when one is added.
+    macro_rules! all_variants {
+        ($t:ident: $($v:ident),+ $(,)?) => {{
+            let all = [$($t::$v),+];
+            for v in all {
+                match v {
+                    $($t::$v)|+ => {}
+                }
+            }
+            all
+        }};
+    }
+
+    #[test]
+    fn binary_ops_cross_the_wire_one_to_one() {
+        let all = all_variants!(BinaryOp: Add, Sub, Mul, Div, Mod, Eq, NotEq, Lt, LtEq, Gt, GtEq, And, Or);
+        check_enum(
+            &all,
+            "BINARY_OP_",
+            "binary.op",
+            |v| binary_op_to_proto(v) as i32,
+            binary_op_from_proto,
+            |n| pb::BinaryOp::try_from(n).ok().map(|p| p.as_str_name()),
+        );
+    }
+
+    #[test]
+    fn aggregate_functions_cross_the_wire_one_to_one() {
+        let all = all_variants!(AggregateFunction: Count, Sum, Min, Max, Mean, CountDistinct);
+        check_enum(
+            &all,
+            "AGGREGATE_FUNCTION_",
+            "aggregate.function",
+            |v| aggregate_function_to_proto(v) as i32,
+            aggregate_function_from_proto,
+            |n| {
+                pb::AggregateFunction::try_from(n)
+                    .ok()
+                    .map(|p| p.as_str_name())
+            },
+        );
+    }
+
+    #[test]
+    fn source_formats_cross_the_wire_one_to_one() {
+        let all = all_variants!(SourceFormat: Text, Parquet, Csv);
+        check_enum(
+            &all,
+            "SOURCE_FORMAT_",
+            "scan.format",
+            |v| source_format_to_proto(v) as i32,
+            source_format_from_proto,
+            |n| pb::SourceFormat::try_from(n).ok().map(|p| p.as_str_name()),
+        );
+    }
+
+    #[test]
+    fn aggregate_modes_cross_the_wire_one_to_one() {
+        let all = all_variants!(AggregateMode: Single, Partial, Final);
+        check_enum(
+            &all,
+            "AGGREGATE_MODE_",
+            "aggregate.mode",
+            |v| aggregate_mode_to_proto(v) as i32,
+            aggregate_mode_from_proto,
+            |n| pb::AggregateMode::try_from(n).ok().map(|p| p.as_str_name()),
+        );
+    }
+
+    #[test]
+    fn join_types_cross_the_wire_one_to_one() {
+        let all = all_variants!(JoinType: Inner, Left, Right, Full, LeftSemi, LeftAnti);
+        check_enum(
+            &all,
+            "JOIN_TYPE_",
+            "join.join_type",
+            |v| join_type_to_proto(v) as i32,
+            join_type_from_proto,
+            |n| pb::JoinType::try_from(n).ok().map(|p| p.as_str_name()),
+        );
+    }
+
+    #[test]
+    fn join_strategies_cross_the_wire_one_to_one() {
+        let all = all_variants!(JoinStrategy: Auto, Shuffle, Broadcast);
+        check_enum(
+            &all,
+            "JOIN_STRATEGY_",
+            "join.strategy",
+            |v| join_strategy_to_proto(v) as i32,
+            join_strategy_from_proto,
+            |n| pb::JoinStrategy::try_from(n).ok().map(|p| p.as_str_name()),
+        );
+    }
+
+    /// A scan node of one CSV file with `csv`.
+    fn csv_scan(csv: pb::CsvOptions) -> pb::PlanNode {
+        let schema = Schema::new(vec![Field::new("a", DataType::Int64, true)]);
+        pb::PlanNode {
+            node: Some(pb::plan_node::Node::Scan(pb::ScanNode {
+                format: pb::SourceFormat::Csv as i32,
+                files: vec![],
+                schema: schema_to_bytes(&schema),
+                csv: Some(csv),
+            })),
+        }
+    }
+
+    #[test]
+    fn a_csv_delimiter_must_be_one_byte() {
+        for (delimiter, byte) in [(u32::from(b'|'), b'|'), (0, 0), (255, 255)] {
+            let scan = PlanNode::try_from(&csv_scan(pb::CsvOptions {
+                has_header: true,
+                delimiter,
+            }))
+            .unwrap();
+            let PlanNode::Scan(s) = scan else {
+                panic!("not a scan: {scan:?}")
+            };
+            assert_eq!(s.csv.delimiter, byte);
+            assert!(s.csv.has_header);
+        }
+        for delimiter in [256, 0x1_002c, u32::MAX] {
+            let err = PlanNode::try_from(&csv_scan(pb::CsvOptions {
+                has_header: false,
+                delimiter,
+            }))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("scan.csv.delimiter") && err.contains(&delimiter.to_string()),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unspecified_enum_inside_a_plan_is_refused_by_name() {
+        let mut node = pb::PlanNode::from(&PlanNode::Join {
+            left: Box::new(PlanNode::Scan(ScanNode {
+                format: SourceFormat::Text,
+                files: vec![],
+                schema: ScanNode::text_schema(),
+                csv: CsvOptions::default(),
+            })),
+            right: Box::new(PlanNode::Scan(ScanNode {
+                format: SourceFormat::Text,
+                files: vec![],
+                schema: ScanNode::text_schema(),
+                csv: CsvOptions::default(),
+            })),
+            left_keys: vec![col("line")],
+            right_keys: vec![col("line")],
+            join_type: JoinType::Inner,
+            strategy: JoinStrategy::Auto,
+        });
+        let Some(pb::plan_node::Node::Join(j)) = node.node.as_mut() else {
+            panic!("not a join")
+        };
+        j.strategy = 0;
+        let err = PlanNode::try_from(&node).unwrap_err().to_string();
+        assert!(err.contains("join.strategy is missing"), "{err}");
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use arrow::record_batch::RecordBatch;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
-use quiver_plan::proto_conversion::schema_from_bytes;
+use quiver_plan::proto_conversion::{enum_value, schema_from_bytes, unspecified};
 use quiver_plan::{SchemaRef, StageOutput};
 use quiver_proto::v1 as pb;
 use quiver_worker::shuffle::shuffle_reader::fetch_bucket;
@@ -114,12 +114,13 @@ impl JobProgress {
 impl TryFrom<pb::JobStatus> for JobProgress {
     type Error = Error;
     fn try_from(s: pb::JobStatus) -> Result<Self> {
-        let state = match pb::JobState::try_from(s.state) {
-            Ok(pb::JobState::Queued) | Ok(pb::JobState::Unspecified) | Err(_) => JobState::Queued,
-            Ok(pb::JobState::Running) => JobState::Running,
-            Ok(pb::JobState::Succeeded) => JobState::Succeeded,
-            Ok(pb::JobState::Failed) => JobState::Failed,
-            Ok(pb::JobState::Cancelled) => JobState::Cancelled,
+        let state = match enum_value("job.state", s.state)? {
+            pb::JobState::Unspecified => return Err(unspecified("job.state").into()),
+            pb::JobState::Queued => JobState::Queued,
+            pb::JobState::Running => JobState::Running,
+            pb::JobState::Succeeded => JobState::Succeeded,
+            pb::JobState::Failed => JobState::Failed,
+            pb::JobState::Cancelled => JobState::Cancelled,
         };
         let stages = s
             .stages
@@ -135,11 +136,14 @@ impl TryFrom<pb::JobStatus> for JobProgress {
                         .transpose()?
                         .unwrap_or(StageOutput::Collect),
                     description: st.description.clone(),
-                    state: match pb::StageState::try_from(st.state) {
-                        Ok(pb::StageState::Running) => StageState::Running,
-                        Ok(pb::StageState::Complete) => StageState::Complete,
-                        Ok(pb::StageState::Failed) => StageState::Failed,
-                        _ => StageState::Waiting,
+                    state: match enum_value("stage.state", st.state)? {
+                        pb::StageState::Unspecified => {
+                            return Err(unspecified("stage.state").into());
+                        }
+                        pb::StageState::Waiting => StageState::Waiting,
+                        pb::StageState::Running => StageState::Running,
+                        pb::StageState::Complete => StageState::Complete,
+                        pb::StageState::Failed => StageState::Failed,
                     },
                     tasks_total: st.partitions,
                     tasks_done: st.tasks_done,
