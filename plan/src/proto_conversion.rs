@@ -859,11 +859,8 @@ impl TryFrom<&pb::TaskDefinition> for TaskDefinition {
                     grant: i.grant.as_ref().map(ReadGrant::from),
                 })
                 .collect(),
-            batch_size: if t.batch_size == 0 {
-                crate::DEFAULT_BATCH_SIZE
-            } else {
-                t.batch_size as usize
-            },
+            // As the coordinator resolved it; `Limits::check_task` refuses 0.
+            batch_size: t.batch_size as usize,
         })
     }
 }
@@ -1200,5 +1197,41 @@ mod tests {
         j.strategy = 0;
         let err = PlanNode::try_from(&node).unwrap_err().to_string();
         assert!(err.contains("join.strategy is missing"), "{err}");
+    }
+
+    #[test]
+    fn a_task_carries_its_batch_size_as_resolved() {
+        let task = TaskDefinition {
+            attempt: TaskAttempt {
+                job: JobId::parse("3f2b8c1e-5d4a-4e2f-9b7c-0a1d2e3f4a5b").unwrap(),
+                stage: StageId(2),
+                partition: 3,
+                attempt: 1,
+            },
+            plan: PlanNode::ShuffleRead {
+                stage: StageId(1),
+                schema: ScanNode::text_schema(),
+            },
+            output: StageOutput::Collect,
+            splits: vec![],
+            inputs: vec![],
+            batch_size: 97,
+        };
+        let wire = pb::TaskDefinition::from(&task);
+        assert_eq!(wire.batch_size, 97);
+        let back = TaskDefinition::try_from(&wire).unwrap();
+        assert_eq!(back.batch_size, 97);
+        // 0 is not "the default" any more: it decodes as 0, which the limits refuse.
+        let zero = TaskDefinition::try_from(&pb::TaskDefinition {
+            batch_size: 0,
+            ..wire
+        })
+        .unwrap();
+        assert_eq!(zero.batch_size, 0);
+        let err = crate::Limits::default().check_task(&zero).unwrap_err();
+        assert!(
+            err.to_string().contains("batch_size must be at least 1"),
+            "{err}"
+        );
     }
 }

@@ -558,11 +558,11 @@ async fn oversized_numbers_are_refused_before_they_size_anything() {
     // Partitions and batch sizes that would size allocations.
     for options in [
         pb::JobOptions {
-            shuffle_partitions: u32::MAX,
+            shuffle_partitions: Some(u32::MAX),
             ..Default::default()
         },
         pb::JobOptions {
-            batch_size: u32::MAX,
+            batch_size: Some(u32::MAX),
             ..Default::default()
         },
     ] {

@@ -1,10 +1,110 @@
 //! What crosses the wire between a driver and the coordinator means the same on both sides:
-//! job and stage states from the coordinator's `JobStatus` to the SDK's `JobProgress`.
+//! job options from the SDK's `JobOptions` to the coordinator's resolved ones, and job and
+//! stage states from the coordinator's `JobStatus` to the SDK's `JobProgress`.
 
 use quiver::arrow::datatypes::{DataType, Field, Schema};
-use quiver::{JobProgress, JobState, StageState};
+use quiver::{JobOptions, JobProgress, JobState, StageState};
+use quiver_coordinator::admission::Admission;
 use quiver_plan::proto_conversion::schema_to_bytes;
 use quiver_proto::v1 as pb;
+
+/// The coordinator's options for a job the SDK submitted with `options`.
+fn resolved(options: JobOptions) -> quiver_coordinator::job::JobOptions {
+    Admission::default()
+        .job_options(Some(&pb::JobOptions::from(&options)))
+        .unwrap()
+}
+
+#[test]
+fn broadcast_threshold_keeps_its_meaning() {
+    let default = resolved(JobOptions {
+        broadcast_threshold: None,
+        ..Default::default()
+    });
+    assert_eq!(default.broadcast_threshold, Some(10 * 1024 * 1024));
+    let never = resolved(JobOptions {
+        broadcast_threshold: Some(0),
+        ..Default::default()
+    });
+    assert_eq!(never.broadcast_threshold, None, "Some(0) means never");
+    for n in [1, 4096, 10 * 1024 * 1024 + 1, u64::MAX] {
+        let set = resolved(JobOptions {
+            broadcast_threshold: Some(n),
+            ..Default::default()
+        });
+        assert_eq!(set.broadcast_threshold, Some(n));
+    }
+    // On the wire: absent for the default, present (0 included) otherwise.
+    assert_eq!(
+        pb::JobOptions::from(&JobOptions::default()).broadcast_threshold,
+        None
+    );
+    let wire = pb::JobOptions::from(&JobOptions {
+        broadcast_threshold: Some(0),
+        ..Default::default()
+    });
+    assert_eq!(wire.broadcast_threshold, Some(0));
+}
+
+#[test]
+fn batch_size_and_partitions_keep_their_meaning() {
+    let default = resolved(JobOptions::default());
+    assert_eq!(default.batch_size, 8192);
+    assert_eq!(
+        default.shuffle_partitions, None,
+        "decided when the job starts"
+    );
+    let set = resolved(JobOptions {
+        shuffle_partitions: 7,
+        batch_size: 97,
+        broadcast_threshold: None,
+    });
+    assert_eq!(set.batch_size, 97);
+    assert_eq!(set.shuffle_partitions, Some(7));
+    // The SDK's 0 ("the default") is left out of the request, never sent as 0.
+    let wire = pb::JobOptions::from(&JobOptions::default());
+    assert_eq!(wire.batch_size, None);
+    assert_eq!(wire.shuffle_partitions, None);
+    // A job without options at all gets the same defaults.
+    let none = Admission::default().job_options(None).unwrap();
+    assert_eq!(none.batch_size, 8192);
+    assert_eq!(none.shuffle_partitions, None);
+    assert_eq!(none.broadcast_threshold, Some(10 * 1024 * 1024));
+}
+
+#[test]
+fn present_options_out_of_range_are_refused() {
+    let admission = Admission::default();
+    for (options, expected) in [
+        (
+            pb::JobOptions {
+                batch_size: Some(0),
+                ..Default::default()
+            },
+            "batch_size (rows per batch) must be at least 1",
+        ),
+        (
+            pb::JobOptions {
+                shuffle_partitions: Some(0),
+                ..Default::default()
+            },
+            "shuffle_partitions must be at least 1",
+        ),
+        (
+            pb::JobOptions {
+                batch_size: Some(u32::MAX),
+                ..Default::default()
+            },
+            "4294967295, over the limit",
+        ),
+    ] {
+        let err = admission
+            .job_options(Some(&options))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "expected {expected:?} in {err}");
+    }
+}
 
 /// A job status in `state` with one stage in `stage_state`.
 fn status(state: i32, stage_state: i32) -> pb::JobStatus {
