@@ -818,6 +818,20 @@ impl From<&pb::ReadGrant> for ReadGrant {
     }
 }
 
+/// The bytes of the Arrow Flight `Ticket` that asks a worker for `ticket`'s bucket. A Flight
+/// ticket is opaque bytes by protocol; this is the one place that encodes a [`pb::ShuffleTicket`]
+/// into one, and [`flight_ticket_from_bytes`] the one place that decodes it.
+pub fn flight_ticket_bytes(ticket: &pb::ShuffleTicket) -> Vec<u8> {
+    prost::Message::encode_to_vec(ticket)
+}
+
+/// Decodes the bytes of a Flight `Ticket` written by [`flight_ticket_bytes`].
+pub fn flight_ticket_from_bytes(
+    bytes: &[u8],
+) -> std::result::Result<pb::ShuffleTicket, prost::DecodeError> {
+    <pb::ShuffleTicket as prost::Message>::decode(bytes)
+}
+
 /// Decodes a task definition. The job id must be a UUID (it names directories on the
 /// worker); limits on sizes are checked separately, by [`crate::limits::Limits::check_task`].
 impl TryFrom<&pb::TaskDefinition> for TaskDefinition {
@@ -1233,5 +1247,24 @@ mod tests {
             err.to_string().contains("batch_size must be at least 1"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_shuffle_ticket_survives_the_flight_ticket_bytes() {
+        let ticket = pb::ShuffleTicket {
+            job_id: "3f2b8c1e-5d4a-4e2f-9b7c-0a1d2e3f4a5b".into(),
+            stage_id: 4,
+            map_partition: 7,
+            bucket: 2,
+            grant: Some(pb::ReadGrant {
+                job_id: "3f2b8c1e-5d4a-4e2f-9b7c-0a1d2e3f4a5b".into(),
+                stage_id: 4,
+                expires_at_ms: 123,
+                signature: vec![1, 2, 3],
+            }),
+        };
+        let bytes = flight_ticket_bytes(&ticket);
+        assert_eq!(flight_ticket_from_bytes(&bytes).unwrap(), ticket);
+        assert!(flight_ticket_from_bytes(&[0xff, 0xff, 0xff]).is_err());
     }
 }

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
 use futures::{Stream, StreamExt, TryStreamExt};
-use prost::Message;
 use quiver_plan::proto_conversion::{enum_value, schema_from_bytes, unspecified};
 use quiver_plan::{SchemaRef, StageOutput};
 use quiver_proto::v1 as pb;
@@ -263,8 +262,9 @@ impl JobHandle {
                 address: part.address.clone(),
                 message,
             };
-            let ticket = pb::ShuffleTicket::decode(part.ticket.as_slice())
-                .map_err(|e| fetch_error(e.to_string()))?;
+            let ticket = part
+                .ticket
+                .ok_or_else(|| fetch_error("the result partition has no ticket".into()))?;
             // The ticket's grant is the credential: the client token never goes to a worker.
             let bearer = ticket.grant.as_ref().map(quiver_net::grant_bearer);
             let stream = fetch_bucket(peers, &part.address, ticket, bearer.as_deref())

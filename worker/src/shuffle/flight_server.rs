@@ -14,9 +14,8 @@ use arrow_flight::{
 };
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use prost::Message;
+use quiver_plan::proto_conversion::flight_ticket_from_bytes;
 use quiver_plan::{JobId, StageId};
-use quiver_proto::v1 as pb;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::map_output_store::{MapOutputStore, decode_ipc_stream};
@@ -62,7 +61,7 @@ impl FlightService for ShuffleFlightService {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let ticket = pb::ShuffleTicket::decode(request.into_inner().ticket)
+        let ticket = flight_ticket_from_bytes(&request.into_inner().ticket)
             .map_err(|e| Status::invalid_argument(format!("malformed shuffle ticket: {e}")))?;
         let job = JobId::parse(&ticket.job_id)
             .map_err(|e| Status::invalid_argument(format!("shuffle ticket: {e}")))?;

@@ -11,8 +11,8 @@ use std::time::Duration;
 use arrow::record_batch::RecordBatch;
 use arrow_flight::{FlightClient, Ticket, flight_service_client::FlightServiceClient};
 use futures::TryStreamExt;
-use prost::Message;
 use quiver_net::{AuthChannel, Dialer};
+use quiver_plan::proto_conversion::flight_ticket_bytes;
 use quiver_plan::{JobId, MapOutputLocation, ShuffleInput, StageId, WorkerId};
 use quiver_proto::{MAX_MESSAGE_BYTES, v1 as pb};
 
@@ -78,7 +78,7 @@ pub async fn fetch_bucket(
             .map_err(|e| e.to_string())?;
     }
     let request = client.do_get(Ticket {
-        ticket: ticket.encode_to_vec().into(),
+        ticket: flight_ticket_bytes(&ticket).into(),
     });
     let stream = tokio::time::timeout(FETCH_IDLE_TIMEOUT, request)
         .await
