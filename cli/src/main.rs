@@ -172,12 +172,16 @@ fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
 
+/// A worker's state as shown; a coordinator never sends an unspecified or unknown one, and
+/// the CLI shows it as such rather than guessing.
 fn worker_state(state: i32) -> &'static str {
-    match quiver_proto::v1::WorkerState::try_from(state) {
-        Ok(quiver_proto::v1::WorkerState::Alive) => "alive",
-        Ok(quiver_proto::v1::WorkerState::Lost) => "lost",
-        Ok(quiver_proto::v1::WorkerState::Draining) => "draining",
-        _ => "unknown",
+    use quiver_proto::v1::WorkerState;
+    match WorkerState::try_from(state) {
+        Ok(WorkerState::Alive) => "alive",
+        Ok(WorkerState::Lost) => "lost",
+        Ok(WorkerState::Draining) => "draining",
+        Ok(WorkerState::Unspecified) => "unspecified",
+        Err(_) => "unknown",
     }
 }
 

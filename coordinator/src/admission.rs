@@ -117,21 +117,38 @@ impl Admission {
         if let Sink::WriteParquet { directory } = sink {
             self.roots.check(directory, "output directory")?;
         }
+        self.job_options(options)
+    }
+
+    /// Resolves a job's options: the one place where an option the job left out becomes the
+    /// coordinator's default ([`JobOptions::default`]), and where one it set is checked.
+    pub fn job_options(&self, options: Option<&pb::JobOptions>) -> Result<JobOptions> {
+        let defaults = JobOptions::default();
         let Some(o) = options else {
-            return Ok(JobOptions::default());
+            return Ok(defaults);
         };
-        if o.shuffle_partitions > 0 {
+        if let Some(n) = o.shuffle_partitions {
             self.limits
-                .check_partitions("shuffle_partitions", u64::from(o.shuffle_partitions))?;
+                .check_partitions("shuffle_partitions", u64::from(n))?;
         }
-        self.limits.check_batch_size(u64::from(o.batch_size))?;
+        let batch_size = match o.batch_size {
+            None => defaults.batch_size,
+            Some(0) => {
+                return Err(refused(
+                    "batch_size (rows per batch) must be at least 1".into(),
+                ));
+            }
+            Some(n) => n,
+        };
+        self.limits.check_batch_size(u64::from(batch_size))?;
         Ok(JobOptions {
-            shuffle_partitions: o.shuffle_partitions,
-            batch_size: o.batch_size,
+            shuffle_partitions: o.shuffle_partitions.or(defaults.shuffle_partitions),
+            batch_size,
             broadcast_threshold: match o.broadcast_threshold {
-                0 => Some(crate::stage_planner::DEFAULT_BROADCAST_THRESHOLD),
-                t if t < 0 => None,
-                t => Some(t as u64),
+                None => defaults.broadcast_threshold,
+                // 0: never broadcast by size.
+                Some(0) => None,
+                Some(t) => Some(t),
             },
         })
     }

@@ -402,9 +402,12 @@ fn task_attempt(job: JobId, stage_id: u32, partition: u32, attempt: u32) -> Task
     }
 }
 
+/// Whether a status `job_status` wrote is final (it never writes an unspecified state).
 fn terminal(status: &pb::JobStatus) -> bool {
-    matches!(
-        pb::JobState::try_from(status.state),
-        Ok(pb::JobState::Succeeded | pb::JobState::Failed | pb::JobState::Cancelled)
-    )
+    match pb::JobState::try_from(status.state) {
+        Ok(pb::JobState::Succeeded | pb::JobState::Failed | pb::JobState::Cancelled) => true,
+        Ok(pb::JobState::Queued | pb::JobState::Running | pb::JobState::Unspecified) | Err(_) => {
+            false
+        }
+    }
 }

@@ -185,8 +185,8 @@ impl Stage {
         self.tasks.iter().all(Task::is_done)
     }
 
-    /// What a worker needs to run attempt `attempt` of partition `partition` (`batch_size`
-    /// 0 means the default).
+    /// What a worker needs to run attempt `attempt` of partition `partition`, in batches of
+    /// `batch_size` rows (the job's, as admission resolved it).
     pub fn task_definition(
         &self,
         job: &JobId,
@@ -206,19 +206,19 @@ impl Stage {
             output: self.output.clone(),
             splits: self.splits.get(partition).cloned().unwrap_or_default(),
             inputs: inputs.to_vec(),
-            batch_size: if batch_size > 0 {
-                batch_size as usize
-            } else {
-                quiver_plan::DEFAULT_BATCH_SIZE
-            },
+            batch_size: batch_size as usize,
         }
     }
 }
 
-/// Tuning a job may set; zeros mean "the default".
+/// A job's tuning, resolved: what the job set, or the coordinator's default where it set
+/// nothing (`Admission::job_options` resolves; [`JobOptions::default`] is the defaults).
 #[derive(Clone, Copy, Debug)]
 pub struct JobOptions {
-    pub shuffle_partitions: u32,
+    /// Partitions of every shuffle; `None`: twice the cluster's total slots when the job
+    /// starts (the scheduler resolves it then).
+    pub shuffle_partitions: Option<u32>,
+    /// Rows per batch, at least 1.
     pub batch_size: u32,
     /// Broadcast a join's right side estimated at most this many bytes; `None`: never.
     pub broadcast_threshold: Option<u64>,
@@ -227,8 +227,8 @@ pub struct JobOptions {
 impl Default for JobOptions {
     fn default() -> Self {
         JobOptions {
-            shuffle_partitions: 0,
-            batch_size: 0,
+            shuffle_partitions: None,
+            batch_size: quiver_plan::DEFAULT_BATCH_SIZE as u32,
             broadcast_threshold: Some(crate::stage_planner::DEFAULT_BROADCAST_THRESHOLD),
         }
     }

@@ -2,7 +2,6 @@
 
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use prost::Message;
 use quiver_net::GrantKey;
 use quiver_plan::Sink;
 use quiver_plan::proto_conversion::schema_to_bytes;
@@ -93,14 +92,13 @@ pub fn job_status(job: &Job, grants: Option<&ResultGrants<'_>>) -> pb::JobStatus
                         partition: p as u32,
                         worker_id: worker.0.clone(),
                         address: address.clone(),
-                        ticket: pb::ShuffleTicket {
+                        ticket: Some(pb::ShuffleTicket {
                             job_id: job.id.0.clone(),
                             stage_id: stage.id.0,
                             map_partition: p as u32,
                             bucket: 0,
                             grant: Some(grant.clone()),
-                        }
-                        .encode_to_vec(),
+                        }),
                         bytes: total(bucket_bytes.iter().copied()),
                     }),
                     _ => None,

@@ -687,11 +687,10 @@ impl Scheduler {
             }
             if job.state == JobState::Queued {
                 let limits = self.config.limits;
-                let partitions = if job.options.shuffle_partitions > 0 {
-                    job.options.shuffle_partitions
-                } else {
-                    total_slots.saturating_mul(2).min(limits.max_partitions)
-                };
+                let partitions = job
+                    .options
+                    .shuffle_partitions
+                    .unwrap_or_else(|| total_slots.saturating_mul(2).min(limits.max_partitions));
                 let options = PlannerOptions {
                     shuffle_partitions: partitions,
                     total_slots,

@@ -97,3 +97,27 @@ pub async fn fetch_bucket(
         Err(_) => Err(format!("no data for {FETCH_IDLE_TIMEOUT:?}")),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shuffle_ticket_survives_the_flight_ticket_bytes() {
+        let ticket = pb::ShuffleTicket {
+            job_id: "3f2b8c1e-5d4a-4e2f-9b7c-0a1d2e3f4a5b".into(),
+            stage_id: 4,
+            map_partition: 7,
+            bucket: 2,
+            grant: Some(pb::ReadGrant {
+                job_id: "3f2b8c1e-5d4a-4e2f-9b7c-0a1d2e3f4a5b".into(),
+                stage_id: 4,
+                expires_at_ms: 123,
+                signature: vec![1, 2, 3],
+            }),
+        };
+        let bytes = encode_ticket(&ticket).ticket;
+        assert_eq!(decode_ticket(&bytes).expect("decodes"), ticket);
+        assert!(decode_ticket(&[0xff, 0xff, 0xff]).is_err());
+    }
+}

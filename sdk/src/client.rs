@@ -17,16 +17,30 @@ use crate::job_handle::{JobHandle, JobProgress};
 /// How long [`Client::connect`] waits for the coordinator to answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Options a job may set.
+/// Options a job may set. What is left at its default here is left out of the request, and
+/// the coordinator chooses.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct JobOptions {
-    /// Reduce-side partitions of every shuffle; 0 means twice the cluster's total slots.
+    /// Reduce-side partitions of every shuffle; 0 (the default) means twice the cluster's
+    /// total slots.
     pub shuffle_partitions: u32,
-    /// Rows per batch inside tasks; 0 means 8192.
+    /// Rows per batch inside tasks; 0 (the default) means 8192.
     pub batch_size: u32,
     /// Joins whose right side reads at most this many bytes of input broadcast it instead of
     /// shuffling both sides. `None`: the default, 10 MiB; `Some(0)`: never broadcast.
     pub broadcast_threshold: Option<u64>,
+}
+
+impl From<&JobOptions> for pb::JobOptions {
+    fn from(o: &JobOptions) -> Self {
+        let set = |n: u32| (n > 0).then_some(n);
+        pb::JobOptions {
+            shuffle_partitions: set(o.shuffle_partitions),
+            batch_size: set(o.batch_size),
+            // The same meaning on the wire: absent for the default, 0 for never.
+            broadcast_threshold: o.broadcast_threshold,
+        }
+    }
 }
 
 /// A connection to a coordinator. Cheap to clone.
@@ -122,15 +136,7 @@ impl Client {
             name: name.to_string(),
             plan: Some(dataset.plan().into()),
             sink: Some((&sink).into()),
-            options: Some(pb::JobOptions {
-                shuffle_partitions: options.shuffle_partitions,
-                batch_size: options.batch_size,
-                broadcast_threshold: match options.broadcast_threshold {
-                    None => 0,
-                    Some(0) => -1,
-                    Some(n) => i64::try_from(n).unwrap_or(i64::MAX),
-                },
-            }),
+            options: Some((&options).into()),
         };
         let id = self
             .grpc()

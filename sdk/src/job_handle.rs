@@ -4,9 +4,8 @@ use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
 use futures::{Stream, StreamExt, TryStreamExt};
-use prost::Message;
 use quiver_net::fetch_bucket;
-use quiver_plan::proto_conversion::schema_from_bytes;
+use quiver_plan::proto_conversion::{enum_value, schema_from_bytes, unspecified};
 use quiver_plan::{SchemaRef, StageOutput};
 use quiver_proto::v1 as pb;
 
@@ -114,12 +113,13 @@ impl JobProgress {
 impl TryFrom<pb::JobStatus> for JobProgress {
     type Error = Error;
     fn try_from(s: pb::JobStatus) -> Result<Self> {
-        let state = match pb::JobState::try_from(s.state) {
-            Ok(pb::JobState::Queued) | Ok(pb::JobState::Unspecified) | Err(_) => JobState::Queued,
-            Ok(pb::JobState::Running) => JobState::Running,
-            Ok(pb::JobState::Succeeded) => JobState::Succeeded,
-            Ok(pb::JobState::Failed) => JobState::Failed,
-            Ok(pb::JobState::Cancelled) => JobState::Cancelled,
+        let state = match enum_value("job.state", s.state)? {
+            pb::JobState::Unspecified => return Err(unspecified("job.state").into()),
+            pb::JobState::Queued => JobState::Queued,
+            pb::JobState::Running => JobState::Running,
+            pb::JobState::Succeeded => JobState::Succeeded,
+            pb::JobState::Failed => JobState::Failed,
+            pb::JobState::Cancelled => JobState::Cancelled,
         };
         let stages = s
             .stages
@@ -135,11 +135,14 @@ impl TryFrom<pb::JobStatus> for JobProgress {
                         .transpose()?
                         .unwrap_or(StageOutput::Collect),
                     description: st.description.clone(),
-                    state: match pb::StageState::try_from(st.state) {
-                        Ok(pb::StageState::Running) => StageState::Running,
-                        Ok(pb::StageState::Complete) => StageState::Complete,
-                        Ok(pb::StageState::Failed) => StageState::Failed,
-                        _ => StageState::Waiting,
+                    state: match enum_value("stage.state", st.state)? {
+                        pb::StageState::Unspecified => {
+                            return Err(unspecified("stage.state").into());
+                        }
+                        pb::StageState::Waiting => StageState::Waiting,
+                        pb::StageState::Running => StageState::Running,
+                        pb::StageState::Complete => StageState::Complete,
+                        pb::StageState::Failed => StageState::Failed,
                     },
                     tasks_total: st.partitions,
                     tasks_done: st.tasks_done,
@@ -259,8 +262,9 @@ impl JobHandle {
                 address: part.address.clone(),
                 message,
             };
-            let ticket = pb::ShuffleTicket::decode(part.ticket.as_slice())
-                .map_err(|e| fetch_error(e.to_string()))?;
+            let ticket = part
+                .ticket
+                .ok_or_else(|| fetch_error("the result partition has no ticket".into()))?;
             // The ticket's grant is the credential: the client token never goes to a worker.
             let bearer = ticket.grant.as_ref().map(quiver_net::grant_bearer);
             let stream = fetch_bucket(peers, &part.address, &ticket, bearer.as_deref())

@@ -266,7 +266,7 @@ async fn forged_and_cross_job_tickets_are_refused() {
         .iter()
         .find(|r| r.bytes > 0)
         .expect("a non-empty result partition");
-    let genuine = pb::ShuffleTicket::decode(part.ticket.as_slice()).unwrap();
+    let genuine = part.ticket.clone().unwrap();
     // A driver presents the ticket's own grant (never its client token, which workers do not
     // accept: a worker is trusted with data, not with the client API); workers their token.
     let client = quiver_net::grant_bearer(genuine.grant.as_ref().unwrap());
@@ -287,7 +287,7 @@ async fn forged_and_cross_job_tickets_are_refused() {
         assert!(err.contains(what), "expected {what:?} in {err}");
     };
     // Another job's grant on this job's data.
-    let other = pb::ShuffleTicket::decode(results_b[0].ticket.as_slice()).unwrap();
+    let other = results_b[0].ticket.clone().unwrap();
     let cross = pb::ShuffleTicket {
         grant: other.grant.clone(),
         ..genuine.clone()
@@ -558,11 +558,11 @@ async fn oversized_numbers_are_refused_before_they_size_anything() {
     // Partitions and batch sizes that would size allocations.
     for options in [
         pb::JobOptions {
-            shuffle_partitions: u32::MAX,
+            shuffle_partitions: Some(u32::MAX),
             ..Default::default()
         },
         pb::JobOptions {
-            batch_size: u32::MAX,
+            batch_size: Some(u32::MAX),
             ..Default::default()
         },
     ] {

@@ -15,4 +15,5 @@ mod sorting;
 mod spilling;
 mod tls;
 mod user_functions;
+mod wire;
 mod wordcount;

@@ -1,0 +1,257 @@
+//! Wire conversion of what the coordinator sends and signs: sinks, stage outputs, task
+//! definitions (splits, shuffle inputs), read grants, and the bytes of a Flight ticket. Plans
+//! and expressions are converted by [`super::plan`] and [`super::expr`].
+
+use quiver_proto::v1 as pb;
+
+use super::expr::{exprs_from, sort_exprs_from};
+use super::required;
+use crate::error::{PlanError, Result};
+use crate::ids::{JobId, StageId, TaskAttempt, WorkerId};
+use crate::stage::{
+    FileSplit, MapOutputLocation, ReadGrant, ShuffleInput, Sink, StageOutput, TaskDefinition,
+};
+
+impl From<&Sink> for pb::Sink {
+    fn from(s: &Sink) -> Self {
+        use pb::sink::Kind;
+        let kind = match s {
+            Sink::Collect => Kind::Collect(pb::CollectSink {}),
+            Sink::WriteParquet { directory } => Kind::WriteParquet(pb::WriteParquetSink {
+                directory: directory.clone(),
+            }),
+        };
+        pb::Sink { kind: Some(kind) }
+    }
+}
+
+impl TryFrom<&pb::Sink> for Sink {
+    type Error = PlanError;
+    fn try_from(s: &pb::Sink) -> Result<Self> {
+        use pb::sink::Kind;
+        Ok(match required("sink.kind", &s.kind)? {
+            Kind::Collect(_) => Sink::Collect,
+            Kind::WriteParquet(w) => Sink::WriteParquet {
+                directory: w.directory.clone(),
+            },
+        })
+    }
+}
+
+impl From<&StageOutput> for pb::StageOutput {
+    fn from(o: &StageOutput) -> Self {
+        use pb::stage_output::Kind;
+        let kind = match o {
+            StageOutput::HashShuffle { keys, partitions } => {
+                Kind::HashShuffle(pb::HashShuffleOutput {
+                    keys: keys.iter().map(Into::into).collect(),
+                    partitions: *partitions,
+                })
+            }
+            StageOutput::RangeShuffle {
+                order,
+                partitions,
+                sample,
+            } => Kind::RangeShuffle(pb::RangeShuffleOutput {
+                order: order.iter().map(Into::into).collect(),
+                partitions: *partitions,
+                sample_stage: sample.0,
+            }),
+            StageOutput::Collect => Kind::Collect(pb::CollectSink {}),
+            StageOutput::WriteParquet { directory } => Kind::WriteParquet(pb::WriteParquetSink {
+                directory: directory.clone(),
+            }),
+        };
+        pb::StageOutput { kind: Some(kind) }
+    }
+}
+
+impl TryFrom<&pb::StageOutput> for StageOutput {
+    type Error = PlanError;
+    fn try_from(o: &pb::StageOutput) -> Result<Self> {
+        use pb::stage_output::Kind;
+        Ok(match required("output.kind", &o.kind)? {
+            Kind::HashShuffle(h) => {
+                if h.partitions == 0 {
+                    return Err(PlanError::MalformedProto {
+                        field: "hash_shuffle.partitions",
+                        problem: "is 0".into(),
+                    });
+                }
+                StageOutput::HashShuffle {
+                    keys: exprs_from(&h.keys)?,
+                    partitions: h.partitions,
+                }
+            }
+            Kind::RangeShuffle(r) => {
+                if r.partitions == 0 {
+                    return Err(PlanError::MalformedProto {
+                        field: "range_shuffle.partitions",
+                        problem: "is 0".into(),
+                    });
+                }
+                StageOutput::RangeShuffle {
+                    order: sort_exprs_from(&r.order)?,
+                    partitions: r.partitions,
+                    sample: StageId(r.sample_stage),
+                }
+            }
+            Kind::Collect(_) => StageOutput::Collect,
+            Kind::WriteParquet(w) => StageOutput::WriteParquet {
+                directory: w.directory.clone(),
+            },
+        })
+    }
+}
+
+impl From<&TaskDefinition> for pb::TaskDefinition {
+    fn from(t: &TaskDefinition) -> Self {
+        pb::TaskDefinition {
+            job_id: t.attempt.job.0.clone(),
+            stage_id: t.attempt.stage.0,
+            partition: t.attempt.partition,
+            attempt: t.attempt.attempt,
+            plan: Some((&t.plan).into()),
+            output: Some((&t.output).into()),
+            splits: t
+                .splits
+                .iter()
+                .map(|s| pb::FileSplit {
+                    path: s.path.clone(),
+                    start: s.start,
+                    end: s.end,
+                    row_groups: s.row_groups.clone(),
+                })
+                .collect(),
+            inputs: t
+                .inputs
+                .iter()
+                .map(|i| pb::ShuffleInput {
+                    stage_id: i.stage.0,
+                    locations: i
+                        .locations
+                        .iter()
+                        .map(|l| pb::MapOutputLocation {
+                            map_partition: l.map_partition,
+                            worker_id: l.worker.0.clone(),
+                            address: l.address.clone(),
+                        })
+                        .collect(),
+                    grant: i.grant.as_ref().map(pb::ReadGrant::from),
+                })
+                .collect(),
+            batch_size: u32::try_from(t.batch_size).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+impl From<&ReadGrant> for pb::ReadGrant {
+    fn from(g: &ReadGrant) -> Self {
+        pb::ReadGrant {
+            job_id: g.job.clone(),
+            stage_id: g.stage.0,
+            expires_at_ms: g.expires_at_ms,
+            signature: g.signature.clone(),
+        }
+    }
+}
+
+impl From<&pb::ReadGrant> for ReadGrant {
+    fn from(g: &pb::ReadGrant) -> Self {
+        ReadGrant {
+            job: g.job_id.clone(),
+            stage: StageId(g.stage_id),
+            expires_at_ms: g.expires_at_ms,
+            signature: g.signature.clone(),
+        }
+    }
+}
+
+/// Decodes a task definition. The job id must be a UUID (it names directories on the
+/// worker); limits on sizes are checked separately, by [`crate::limits::Limits::check_task`].
+impl TryFrom<&pb::TaskDefinition> for TaskDefinition {
+    type Error = PlanError;
+    fn try_from(t: &pb::TaskDefinition) -> Result<Self> {
+        Ok(TaskDefinition {
+            attempt: TaskAttempt {
+                job: JobId::parse(&t.job_id)?,
+                stage: StageId(t.stage_id),
+                partition: t.partition,
+                attempt: t.attempt,
+            },
+            plan: required("task.plan", &t.plan)?.try_into()?,
+            output: required("task.output", &t.output)?.try_into()?,
+            splits: t
+                .splits
+                .iter()
+                .map(|s| FileSplit {
+                    path: s.path.clone(),
+                    start: s.start,
+                    end: s.end,
+                    row_groups: s.row_groups.clone(),
+                })
+                .collect(),
+            inputs: t
+                .inputs
+                .iter()
+                .map(|i| ShuffleInput {
+                    stage: StageId(i.stage_id),
+                    locations: i
+                        .locations
+                        .iter()
+                        .map(|l| MapOutputLocation {
+                            map_partition: l.map_partition,
+                            worker: WorkerId(l.worker_id.clone()),
+                            address: l.address.clone(),
+                        })
+                        .collect(),
+                    grant: i.grant.as_ref().map(ReadGrant::from),
+                })
+                .collect(),
+            // As the coordinator resolved it; `Limits::check_task` refuses 0.
+            batch_size: t.batch_size as usize,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{PlanNode, ScanNode};
+
+    #[test]
+    fn a_task_carries_its_batch_size_as_resolved() {
+        let task = TaskDefinition {
+            attempt: TaskAttempt {
+                job: JobId::parse("3f2b8c1e-5d4a-4e2f-9b7c-0a1d2e3f4a5b").unwrap(),
+                stage: StageId(2),
+                partition: 3,
+                attempt: 1,
+            },
+            plan: PlanNode::ShuffleRead {
+                stage: StageId(1),
+                schema: ScanNode::text_schema(),
+            },
+            output: StageOutput::Collect,
+            splits: vec![],
+            inputs: vec![],
+            batch_size: 97,
+        };
+        let wire = pb::TaskDefinition::from(&task);
+        assert_eq!(wire.batch_size, 97);
+        let back = TaskDefinition::try_from(&wire).unwrap();
+        assert_eq!(back.batch_size, 97);
+        // 0 is not "the default" any more: it decodes as 0, which the limits refuse.
+        let zero = TaskDefinition::try_from(&pb::TaskDefinition {
+            batch_size: 0,
+            ..wire
+        })
+        .unwrap();
+        assert_eq!(zero.batch_size, 0);
+        let err = crate::Limits::default().check_task(&zero).unwrap_err();
+        assert!(
+            err.to_string().contains("batch_size must be at least 1"),
+            "{err}"
+        );
+    }
+}
