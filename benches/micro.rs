@@ -18,7 +18,9 @@ use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterio
 use quiver_examples::jobs::{terasort, tpch};
 use quiver_plan::aggregate::{count, sum};
 use quiver_plan::expr::col;
-use quiver_plan::{AggregateExpr, AggregateMode, Expr, JoinType, PlanNode, SortExpr, StageId};
+use quiver_plan::{
+    AggregateExpr, AggregateMode, Expr, JoinType, PlanNode, SortExpr, StageId, StageRead,
+};
 use quiver_worker::memory::memory_pool::{MemoryPool, MemoryReservation};
 use quiver_worker::memory::spill::SpillDir;
 use quiver_worker::operators::hash_aggregate::HashAggregate;
@@ -119,13 +121,14 @@ fn aggregate_once(
 ) -> usize {
     let schema = batches[0].schema();
     let node = PlanNode::Aggregate {
-        input: Box::new(PlanNode::ShuffleRead {
+        input: Box::new(PlanNode::StageRead(StageRead::Shuffle {
             stage: StageId(0),
             schema: schema.clone(),
-        }),
+        })),
         keys: keys.clone(),
         aggregates: aggregates.clone(),
         mode: AggregateMode::Partial,
+        filter: None,
     };
     let mut aggregate = HashAggregate::new(
         &schema,

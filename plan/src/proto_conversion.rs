@@ -16,7 +16,9 @@ use crate::error::{PlanError, Result};
 use crate::expr::{BinaryOp, Expr, ScalarFunction, ScalarValue};
 use crate::ids::{JobId, StageId, TaskAttempt, WorkerId};
 use crate::join::{JoinStrategy, JoinType};
-use crate::plan::{AggregateMode, CsvOptions, InputFile, PlanNode, ScanNode, SourceFormat};
+use crate::plan::{
+    AggregateMode, CsvOptions, InputFile, PlanNode, ScanNode, SourceFormat, StageRead,
+};
 use crate::sort::SortExpr;
 use crate::stage::{
     FileSplit, MapOutputLocation, ReadGrant, ShuffleInput, Sink, StageOutput, TaskDefinition,
@@ -409,16 +411,20 @@ impl From<&PlanNode> for pb::PlanNode {
                 keys,
                 aggregates,
                 mode,
+                filter,
             } => Node::Aggregate(Box::new(pb::AggregateNode {
                 input: input(i),
                 keys: keys.iter().map(Into::into).collect(),
                 aggregates: aggregates.iter().map(Into::into).collect(),
                 mode: mode_to_proto(*mode) as i32,
+                filter: filter.as_ref().map(Into::into),
             })),
-            PlanNode::ShuffleRead { stage, schema } => Node::ShuffleRead(pb::ShuffleReadNode {
-                stage_id: stage.0,
-                schema: schema_to_bytes(schema),
-            }),
+            PlanNode::StageRead(StageRead::Shuffle { stage, schema }) => {
+                Node::ShuffleRead(pb::ShuffleReadNode {
+                    stage_id: stage.0,
+                    schema: schema_to_bytes(schema),
+                })
+            }
             PlanNode::MapBatches {
                 input: i,
                 function,
@@ -465,7 +471,7 @@ impl From<&PlanNode> for pb::PlanNode {
                 join_type: lookup(&JOIN_TYPES, *join_type).unwrap_or_default() as i32,
                 strategy: lookup(&JOIN_STRATEGIES, *strategy).unwrap_or_default() as i32,
             })),
-            PlanNode::BroadcastRead { stage, schema } => {
+            PlanNode::StageRead(StageRead::Broadcast { stage, schema }) => {
                 Node::BroadcastRead(pb::BroadcastReadNode {
                     stage_id: stage.0,
                     schema: schema_to_bytes(schema),
@@ -559,11 +565,12 @@ impl TryFrom<&pb::PlanNode> for PlanNode {
                         return Err(PlanError::missing("aggregate.mode"));
                     }
                 },
+                filter: a.filter.as_ref().map(Expr::try_from).transpose()?,
             },
-            Node::ShuffleRead(r) => PlanNode::ShuffleRead {
+            Node::ShuffleRead(r) => PlanNode::StageRead(StageRead::Shuffle {
                 stage: StageId(r.stage_id),
                 schema: schema_from_bytes(&r.schema)?,
-            },
+            }),
             Node::MapBatches(m) => PlanNode::MapBatches {
                 input: boxed_plan("map_batches.input", &m.input)?,
                 function: m.function.clone(),
@@ -599,10 +606,10 @@ impl TryFrom<&pb::PlanNode> for PlanNode {
                     enum_value("join.strategy", j.strategy)?,
                 )?,
             },
-            Node::BroadcastRead(r) => PlanNode::BroadcastRead {
+            Node::BroadcastRead(r) => PlanNode::StageRead(StageRead::Broadcast {
                 stage: StageId(r.stage_id),
                 schema: schema_from_bytes(&r.schema)?,
-            },
+            }),
             Node::Sort(o) => PlanNode::Sort {
                 input: boxed_plan("sort.input", &o.input)?,
                 order: sort_exprs_from(&o.order)?,
@@ -880,6 +887,7 @@ mod tests {
             keys: vec![col("w")],
             aggregates: vec![count(), mean(col("a")).alias("m")],
             mode: AggregateMode::Single,
+            filter: None,
         };
         let back = PlanNode::try_from(&pb::PlanNode::from(&plan)).unwrap();
         assert_eq!(back, plan);

@@ -11,7 +11,7 @@ use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
 use arrow::compute::take;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use quiver_plan::{AggregateMode, FileSplit, PlanNode, ShuffleInput, SourceFormat};
+use quiver_plan::{FileSplit, PlanNode, ShuffleInput, SourceFormat, StageRead};
 
 use super::expr_eval::{evaluate, filter, predicate_mask};
 use super::hash_aggregate::HashAggregate;
@@ -110,10 +110,10 @@ pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
                 opened.unwrap_or_else(|e| Box::new(std::iter::once(Err(e))))
             }))
         }
-        PlanNode::ShuffleRead { stage, .. } => {
+        PlanNode::StageRead(StageRead::Shuffle { stage, .. }) => {
             read_shuffle(&ctx.shuffle, shuffle_input(ctx, stage)?)
         }
-        PlanNode::BroadcastRead { stage, .. } => read_broadcast(*stage, ctx)?,
+        PlanNode::StageRead(StageRead::Broadcast { stage, .. }) => read_broadcast(*stage, ctx)?,
         PlanNode::Join {
             left,
             right,
@@ -289,6 +289,7 @@ pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
             keys,
             aggregates,
             mode,
+            filter,
         } => {
             let input_schema = input.schema()?;
             let output_schema = node.schema()?;
@@ -302,19 +303,8 @@ pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
                 ctx.memory.reservation(),
                 ctx.spill.clone(),
             )?;
-            // A filter right below a partial aggregation is fused into it: the aggregation
-            // skips the rows the predicate drops instead of a filter copying the rest out
-            // (TPC-H Q1 keeps 98% of its rows, and copying them was a tenth of its time).
-            let (mut source, fused_filter) = match (&**input, mode) {
-                (
-                    PlanNode::Filter {
-                        input: below,
-                        predicate,
-                    },
-                    AggregateMode::Partial,
-                ) => (build(below, ctx)?, Some(predicate.clone())),
-                _ => (build(input, ctx)?, None),
-            };
+            // A filter the planner fused into the aggregation: rows it drops are skipped.
+            let (mut source, fused_filter) = (build(input, ctx)?, filter.clone());
             let ctx2 = ctx.clone();
             let batch_size = ctx.batch_size;
             // Pulls the whole input (passing on what a partial aggregation emits early to
