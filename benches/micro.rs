@@ -21,12 +21,12 @@ use quiver_plan::expr::col;
 use quiver_plan::{
     AggregateExpr, AggregateMode, Expr, JoinType, PlanNode, SortExpr, StageId, StageRead,
 };
+use quiver_worker::expr::text_functions::{lower, words};
 use quiver_worker::memory::memory_pool::{MemoryPool, MemoryReservation};
 use quiver_worker::memory::spill::SpillDir;
 use quiver_worker::operators::hash_aggregate::HashAggregate;
 use quiver_worker::operators::hash_join::{HashJoinStream, JoinInput, JoinSpec};
 use quiver_worker::operators::sort::SortBuffer;
-use quiver_worker::operators::text_functions::{lower, words};
 use quiver_worker::shuffle::hash_partitioner::HashPartitioner;
 use quiver_worker::shuffle::map_output_store::decode_ipc_stream;
 use quiver_worker::shuffle::shuffle_writer::{BucketRouting, ShuffleWriter};

@@ -18,9 +18,9 @@ use arrow::record_batch::RecordBatch;
 use quiver_plan::{AggregateExpr, AggregateFunction, AggregateMode, Expr};
 
 use super::accumulators::Accumulator;
-use super::expr_eval::evaluate;
 use super::group_keys::GroupKeys;
 use crate::error::Result;
+use crate::expr::expr_eval::evaluate;
 use crate::functions::FunctionRegistry;
 use crate::memory::memory_pool::MemoryReservation;
 use crate::memory::spill::{SpillDir, SpillRun, SpillWriter};

@@ -21,9 +21,9 @@ use arrow::row::{RowConverter, Rows, SortField};
 use quiver_plan::join::{JoinLayout, coerced_keys, join_key_types, join_layout};
 use quiver_plan::{Expr, JoinType};
 
-use super::expr_eval::evaluate;
 use super::group_keys::ByteInterner;
 use crate::error::Result;
+use crate::expr::expr_eval::evaluate;
 use crate::functions::FunctionRegistry;
 use crate::memory::memory_pool::{MemoryReservation, batch_bytes};
 use crate::memory::spill::{SpillDir, SpillRun, SpillWriter};

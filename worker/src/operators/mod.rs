@@ -1,7 +1,6 @@
 //! Operators over Arrow batches and the pipeline that chains them for one task.
 
 pub mod accumulators;
-pub mod expr_eval;
 pub mod group_keys;
 pub mod hash_aggregate;
 pub mod hash_join;
@@ -9,4 +8,3 @@ pub mod packed_keys;
 pub mod pipeline;
 pub mod sample;
 pub mod sort;
-pub mod text_functions;

@@ -13,12 +13,12 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use quiver_plan::{FileSplit, PlanNode, ShuffleInput, SourceFormat, StageRead};
 
-use super::expr_eval::{evaluate, filter, predicate_mask};
 use super::hash_aggregate::HashAggregate;
 use super::hash_join::{HashJoinStream, JoinSpec};
 use super::sample::RowSampler;
 use super::sort::SortBuffer;
 use crate::error::{Result, WorkerError};
+use crate::expr::expr_eval::{evaluate, filter, predicate_mask};
 use crate::functions::FunctionRegistry;
 use crate::io::{csv_reader, parquet_reader, text_reader::TextSplitReader};
 use crate::memory::memory_pool::TaskMemory;

@@ -15,13 +15,13 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch};
-use arrow::compute::{SortOptions, interleave_record_batch};
+use arrow::compute::interleave_record_batch;
 use arrow::datatypes::SchemaRef;
-use arrow::row::{RowConverter, Rows, SortField};
+use arrow::row::{RowConverter, Rows};
 use quiver_plan::SortExpr;
 
-use super::expr_eval::evaluate;
 use crate::error::Result;
+use crate::expr::sort_keys::{sort_fields, sort_key_columns};
 use crate::functions::FunctionRegistry;
 use crate::memory::memory_pool::{MemoryReservation, batch_bytes};
 use crate::memory::spill::{SpillDir, SpillRun};
@@ -45,23 +45,6 @@ pub struct SortBuffer {
     memory: MemoryReservation,
     spill: Arc<SpillDir>,
     runs: Vec<SpillRun>,
-}
-
-/// The row-format fields of a sort order over `schema`.
-pub fn sort_fields(order: &[SortExpr], schema: &SchemaRef) -> Result<Vec<SortField>> {
-    order
-        .iter()
-        .map(|o| {
-            let t = o.expr.data_type(schema, "sort")?;
-            Ok(SortField::new_with_options(
-                t,
-                SortOptions {
-                    descending: o.descending,
-                    nulls_first: o.nulls_first,
-                },
-            ))
-        })
-        .collect()
 }
 
 impl SortBuffer {
@@ -213,18 +196,6 @@ impl SortBuffer {
             (!chunk.is_empty()).then(|| self.gather(chunk))
         })))
     }
-}
-
-/// The sort key columns of `batch`, in `order`'s order.
-fn sort_key_columns(
-    order: &[SortExpr],
-    batch: &RecordBatch,
-    functions: &FunctionRegistry,
-) -> Result<Vec<ArrayRef>> {
-    order
-        .iter()
-        .map(|o| evaluate(&o.expr, batch, functions))
-        .collect()
 }
 
 /// The first 8 bytes of a row-format key as a big-endian number (zero-padded): ordering by

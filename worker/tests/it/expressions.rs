@@ -11,7 +11,7 @@ use quiver_plan::expr::{
 };
 use quiver_plan::{Expr, PlanNode, StageId, StageRead};
 use quiver_worker::FunctionRegistry;
-use quiver_worker::operators::expr_eval::evaluate;
+use quiver_worker::expr::expr_eval::evaluate;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
