@@ -413,11 +413,7 @@ pub struct JoinSpec {
 
 impl JoinSpec {
     fn check_cancelled(&self) -> Result<()> {
-        if self.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
-            Err(crate::error::WorkerError::Cancelled)
-        } else {
-            Ok(())
-        }
+        super::batch_stream::check_cancelled(&self.cancelled)
     }
 
     /// The common key types and each side's keys cast to them.

@@ -1,4 +1,5 @@
-//! [`SortBuffer`]: sorts one task's rows, or keeps only its first `limit` rows (top-k).
+//! [`SortBuffer`]: sorts one task's rows, or keeps only its first `limit` rows (top-k);
+//! [`sort_stream`] runs one over its input stream.
 //!
 //! Rows are compared through Arrow's row format, whose byte order is exactly the requested
 //! order (ascending or descending, nulls first or last, per key). The sort itself orders
@@ -13,6 +14,7 @@
 //! end the runs are merged, reading one batch of each at a time (an external merge sort).
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::compute::interleave_record_batch;
@@ -20,6 +22,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, Rows};
 use quiver_plan::SortExpr;
 
+use super::batch_stream::{BatchIter, check_cancelled, deferred};
 use crate::error::Result;
 use crate::expr::sort_keys::{sort_fields, sort_key_columns};
 use crate::functions::FunctionRegistry;
@@ -196,6 +199,23 @@ impl SortBuffer {
             (!chunk.is_empty()).then(|| self.gather(chunk))
         })))
     }
+}
+
+/// Sorts all of `input` with `sort` when the first batch is asked for, then yields the sorted
+/// rows in batches of at most `batch_size` rows.
+pub fn sort_stream(
+    mut sort: SortBuffer,
+    input: BatchIter,
+    batch_size: usize,
+    cancelled: Arc<AtomicBool>,
+) -> BatchIter {
+    deferred(move || {
+        for b in input {
+            check_cancelled(&cancelled)?;
+            sort.push(b?)?;
+        }
+        sort.finish(batch_size)
+    })
 }
 
 /// The first 8 bytes of a row-format key as a big-endian number (zero-padded): ordering by
