@@ -18,13 +18,15 @@ use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterio
 use quiver_examples::jobs::{terasort, tpch};
 use quiver_plan::aggregate::{count, sum};
 use quiver_plan::expr::col;
-use quiver_plan::{AggregateExpr, AggregateMode, Expr, JoinType, PlanNode, SortExpr, StageId};
+use quiver_plan::{
+    AggregateExpr, AggregateMode, Expr, JoinType, PlanNode, SortExpr, StageId, StageRead,
+};
+use quiver_worker::expr::text_functions::{lower, words};
 use quiver_worker::memory::memory_pool::{MemoryPool, MemoryReservation};
 use quiver_worker::memory::spill::SpillDir;
 use quiver_worker::operators::hash_aggregate::HashAggregate;
 use quiver_worker::operators::hash_join::{HashJoinStream, JoinInput, JoinSpec};
 use quiver_worker::operators::sort::SortBuffer;
-use quiver_worker::operators::text_functions::{lower, words};
 use quiver_worker::shuffle::hash_partitioner::HashPartitioner;
 use quiver_worker::shuffle::map_output_store::decode_ipc_stream;
 use quiver_worker::shuffle::shuffle_writer::{BucketRouting, ShuffleWriter};
@@ -119,13 +121,14 @@ fn aggregate_once(
 ) -> usize {
     let schema = batches[0].schema();
     let node = PlanNode::Aggregate {
-        input: Box::new(PlanNode::ShuffleRead {
+        input: Box::new(PlanNode::StageRead(StageRead::Shuffle {
             stage: StageId(0),
             schema: schema.clone(),
-        }),
+        })),
         keys: keys.clone(),
         aggregates: aggregates.clone(),
         mode: AggregateMode::Partial,
+        filter: None,
     };
     let mut aggregate = HashAggregate::new(
         &schema,

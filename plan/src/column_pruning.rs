@@ -7,11 +7,12 @@
 //! names may be renamed), everything below is kept.
 
 use std::collections::BTreeSet;
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use arrow::datatypes::Schema;
 
-use crate::plan::{PlanNode, SourceFormat};
+use crate::plan::{PlanNode, ScanNode, SourceFormat};
 
 /// Column names needed from a node's output; `None` means all of them.
 type Needed = Option<BTreeSet<String>>;
@@ -34,124 +35,48 @@ fn names<'a>(exprs: impl IntoIterator<Item = &'a crate::expr::Expr>) -> BTreeSet
 
 /// `plan` with every Parquet scan narrowed to the columns used above it.
 pub fn prune_scan_columns(plan: &PlanNode) -> PlanNode {
-    prune(plan, None)
+    prune(plan.clone(), None)
 }
 
-fn prune(node: &PlanNode, needed: Needed) -> PlanNode {
-    let boxed = |n: &PlanNode, needed: Needed| Box::new(prune(n, needed));
-    match node {
-        PlanNode::Scan(scan) => {
-            let mut scan = scan.clone();
-            if let (SourceFormat::Parquet, Some(needed)) = (scan.format, &needed) {
-                let mut fields: Vec<_> = scan
-                    .schema
-                    .fields()
-                    .iter()
-                    .filter(|f| needed.contains(f.name()))
-                    .cloned()
-                    .collect();
-                if fields.is_empty() {
-                    // Nothing is read but the row count: keep the first column.
-                    fields.extend(scan.schema.fields().first().cloned());
-                }
-                scan.schema = Arc::new(Schema::new(fields));
-            }
-            PlanNode::Scan(scan)
+fn prune(node: PlanNode, needed: Needed) -> PlanNode {
+    let below = match &node {
+        PlanNode::Scan(scan) => return PlanNode::Scan(narrow(scan.clone(), needed)),
+        PlanNode::Project { exprs, .. } => Some(names(exprs)),
+        PlanNode::Filter { predicate, .. } => with(&needed, names([predicate])),
+        PlanNode::Explode { column, .. } => with(&needed, [column.clone()]),
+        // Aggregations use only their own expressions.
+        PlanNode::Aggregate { .. } => Some(names(node.exprs())),
+        PlanNode::Limit { .. } | PlanNode::Sample { .. } => needed,
+        PlanNode::Repartition { .. } | PlanNode::Sort { .. } => with(&needed, names(node.exprs())),
+        PlanNode::Join { .. }
+        | PlanNode::Union { .. }
+        | PlanNode::MapBatches { .. }
+        | PlanNode::FlatMap { .. }
+        | PlanNode::StageRead(_) => None,
+    };
+    let rewritten: Result<PlanNode, Infallible> =
+        node.map_children(|child| Ok(prune(child, below.clone())));
+    let Ok(rewritten) = rewritten;
+    rewritten
+}
+
+/// `scan` reading only the `needed` columns, when it is Parquet and they are known.
+fn narrow(mut scan: ScanNode, needed: Needed) -> ScanNode {
+    if let (SourceFormat::Parquet, Some(needed)) = (scan.format, &needed) {
+        let mut fields: Vec<_> = scan
+            .schema
+            .fields()
+            .iter()
+            .filter(|f| needed.contains(f.name()))
+            .cloned()
+            .collect();
+        if fields.is_empty() {
+            // Nothing is read but the row count: keep the first column.
+            fields.extend(scan.schema.fields().first().cloned());
         }
-        PlanNode::Project { input, exprs } => PlanNode::Project {
-            input: boxed(input, Some(names(exprs))),
-            exprs: exprs.clone(),
-        },
-        PlanNode::Filter { input, predicate } => PlanNode::Filter {
-            input: boxed(input, with(&needed, names([predicate]))),
-            predicate: predicate.clone(),
-        },
-        PlanNode::Explode { input, column } => PlanNode::Explode {
-            input: boxed(input, with(&needed, [column.clone()])),
-            column: column.clone(),
-        },
-        PlanNode::Aggregate {
-            input,
-            keys,
-            aggregates,
-            mode,
-        } => PlanNode::Aggregate {
-            input: boxed(
-                input,
-                Some(names(
-                    keys.iter()
-                        .chain(aggregates.iter().filter_map(|a| a.input.as_ref())),
-                )),
-            ),
-            keys: keys.clone(),
-            aggregates: aggregates.clone(),
-            mode: *mode,
-        },
-        PlanNode::Limit { input, n } => PlanNode::Limit {
-            input: boxed(input, needed),
-            n: *n,
-        },
-        PlanNode::Sample { input, rows } => PlanNode::Sample {
-            input: boxed(input, needed),
-            rows: *rows,
-        },
-        PlanNode::Repartition {
-            input,
-            partitions,
-            keys,
-        } => PlanNode::Repartition {
-            input: boxed(input, with(&needed, names(keys))),
-            partitions: *partitions,
-            keys: keys.clone(),
-        },
-        PlanNode::Sort {
-            input,
-            order,
-            limit,
-        } => PlanNode::Sort {
-            input: boxed(input, with(&needed, names(order.iter().map(|o| &o.expr)))),
-            order: order.clone(),
-            limit: *limit,
-        },
-        PlanNode::Join {
-            left,
-            right,
-            left_keys,
-            right_keys,
-            join_type,
-            strategy,
-        } => PlanNode::Join {
-            left: boxed(left, None),
-            right: boxed(right, None),
-            left_keys: left_keys.clone(),
-            right_keys: right_keys.clone(),
-            join_type: *join_type,
-            strategy: *strategy,
-        },
-        PlanNode::Union { inputs, partitions } => PlanNode::Union {
-            inputs: inputs.iter().map(|i| prune(i, None)).collect(),
-            partitions: partitions.clone(),
-        },
-        PlanNode::MapBatches {
-            input,
-            function,
-            schema,
-        } => PlanNode::MapBatches {
-            input: boxed(input, None),
-            function: function.clone(),
-            schema: schema.clone(),
-        },
-        PlanNode::FlatMap {
-            input,
-            function,
-            schema,
-        } => PlanNode::FlatMap {
-            input: boxed(input, None),
-            function: function.clone(),
-            schema: schema.clone(),
-        },
-        PlanNode::ShuffleRead { .. } | PlanNode::BroadcastRead { .. } => node.clone(),
+        scan.schema = Arc::new(Schema::new(fields));
     }
+    scan
 }
 
 #[cfg(test)]
@@ -159,7 +84,7 @@ mod tests {
     use super::*;
     use crate::aggregate::sum;
     use crate::expr::{col, lit};
-    use crate::plan::{AggregateMode, CsvOptions, ScanNode};
+    use crate::plan::{AggregateMode, CsvOptions};
     use arrow::datatypes::{DataType, Field};
 
     #[test]
@@ -183,6 +108,7 @@ mod tests {
             keys: vec![col("c")],
             aggregates: vec![sum(col("a"))],
             mode: AggregateMode::Single,
+            filter: None,
         };
         let pruned = prune_scan_columns(&plan);
         assert_eq!(pruned.schema().unwrap(), plan.schema().unwrap());

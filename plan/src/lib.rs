@@ -12,7 +12,8 @@
 //! - [`column_pruning`] — narrows Parquet scans to the columns a plan uses.
 //! - [`join`] — join types and strategies, join key typing and the join's output columns.
 //! - [`sort`] — sort keys and their order options.
-//! - [`plan`] — the plan tree (`PlanNode`) and schema inference with validation.
+//! - [`plan`] — the plan tree (`PlanNode`), the stage-plan-only reads (`StageRead`), walking
+//!   and rewriting trees (`PlanNode::map_children`), schema inference with validation.
 //! - [`stage`] — what the coordinator sends a worker: stage outputs, splits, task definitions.
 //! - [`limits`] — [`Limits`]: bounds on partitions, tasks, batch sizes and plan size and
 //!   depth, checked before any number from the wire sizes anything.
@@ -41,7 +42,7 @@ pub use expr::{BinaryOp, Expr, ScalarFunction, ScalarValue};
 pub use ids::{JobId, StageId, TaskAttempt, WorkerId};
 pub use join::{JoinStrategy, JoinType};
 pub use limits::Limits;
-pub use plan::{AggregateMode, CsvOptions, InputFile, PlanNode, ScanNode, SourceFormat};
+pub use plan::{AggregateMode, CsvOptions, InputFile, PlanNode, ScanNode, SourceFormat, StageRead};
 pub use sort::SortExpr;
 pub use stage::{
     FileSplit, MapOutputLocation, ReadGrant, ShuffleInput, Sink, StageOutput, TaskDefinition,

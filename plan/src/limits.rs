@@ -211,33 +211,11 @@ impl From<&pb::Limits> for Limits {
     }
 }
 
-/// The expressions held by one plan node (not its children's).
-fn node_exprs(node: &PlanNode) -> Vec<&Expr> {
-    match node {
-        PlanNode::Filter { predicate, .. } => vec![predicate],
-        PlanNode::Project { exprs, .. } => exprs.iter().collect(),
-        PlanNode::Aggregate {
-            keys, aggregates, ..
-        } => keys
-            .iter()
-            .chain(aggregates.iter().filter_map(|a| a.input.as_ref()))
-            .collect(),
-        PlanNode::Repartition { keys, .. } => keys.iter().collect(),
-        PlanNode::Join {
-            left_keys,
-            right_keys,
-            ..
-        } => left_keys.iter().chain(right_keys).collect(),
-        PlanNode::Sort { order, .. } => order.iter().map(|o| &o.expr).collect(),
-        _ => vec![],
-    }
-}
-
 /// Plan steps and expressions in `plan`.
 pub fn count_nodes(plan: &PlanNode) -> u64 {
     plan.nodes()
         .into_iter()
-        .map(|node| 1 + node_exprs(node).into_iter().map(count_exprs).sum::<u64>())
+        .map(|node| 1 + node.exprs().into_iter().map(count_exprs).sum::<u64>())
         .sum()
 }
 
@@ -301,45 +279,31 @@ fn aggregate_depth(a: &AggregateExpr) -> u32 {
 
 /// How many messages deep `plan` is encoded, counting its own `PlanNode` message.
 pub fn plan_depth(plan: &PlanNode) -> u32 {
-    let exprs = |es: &[Expr]| es.iter().map(expr_depth).max().unwrap_or(0);
+    let exprs = |es: &mut dyn Iterator<Item = &Expr>| es.map(expr_depth).max().unwrap_or(0);
     // The node message's own fields, below it.
-    let inner = match plan {
+    let own = match plan {
         // ScanNode -> InputFile / CsvOptions.
         PlanNode::Scan(_) => 1,
-        PlanNode::ShuffleRead { .. } | PlanNode::BroadcastRead { .. } => 0,
-        PlanNode::Filter { input, predicate } => plan_depth(input).max(expr_depth(predicate)),
-        PlanNode::Project { input, exprs: es } => plan_depth(input).max(exprs(es)),
-        PlanNode::Explode { input, .. }
-        | PlanNode::MapBatches { input, .. }
-        | PlanNode::FlatMap { input, .. }
-        | PlanNode::Limit { input, .. }
-        | PlanNode::Sample { input, .. } => plan_depth(input),
+        // AggregateNode -> AggregateExpr -> Expr.
         PlanNode::Aggregate {
-            input,
             keys,
             aggregates,
+            filter,
             ..
-        } => plan_depth(input)
-            .max(exprs(keys))
+        } => exprs(&mut keys.iter().chain(filter))
             .max(aggregates.iter().map(aggregate_depth).max().unwrap_or(0)),
-        PlanNode::Repartition { input, keys, .. } => plan_depth(input).max(exprs(keys)),
-        PlanNode::Join {
-            left,
-            right,
-            left_keys,
-            right_keys,
-            ..
-        } => plan_depth(left)
-            .max(plan_depth(right))
-            .max(exprs(left_keys))
-            .max(exprs(right_keys)),
-        PlanNode::Sort { input, order, .. } => {
-            plan_depth(input).max(order.iter().map(sort_expr_depth).max().unwrap_or(0))
-        }
-        PlanNode::Union { inputs, .. } => inputs.iter().map(plan_depth).max().unwrap_or(0),
+        // SortNode -> SortExpr -> Expr.
+        PlanNode::Sort { order, .. } => order.iter().map(sort_expr_depth).max().unwrap_or(0),
+        other => exprs(&mut other.exprs().into_iter()),
     };
+    let inputs = plan
+        .children()
+        .into_iter()
+        .map(plan_depth)
+        .max()
+        .unwrap_or(0);
     // PlanNode -> the node message -> its fields.
-    2 + inner
+    2 + own.max(inputs)
 }
 
 /// How many messages deep a stage output is encoded below the task (`StageOutput` included).

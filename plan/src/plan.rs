@@ -1,20 +1,36 @@
-//! The plan tree and its schema inference.
+//! The plan tree, and the one way passes walk and rewrite it.
 //!
-//! A [`PlanNode`] tree describes both what a user asked for (the logical plan the SDK submits)
-//! and what one stage runs (the coordinator replaces each exchange by a
-//! [`PlanNode::ShuffleRead`] and splits aggregations into partial and final steps).
-//! [`PlanNode::schema`] validates a tree bottom-up and names the first thing that is wrong.
+//! A [`PlanNode`] tree is either a *logical plan* (what a user asked for, as the SDK submits
+//! it) or a *stage plan* (what one stage of a job runs, as the coordinator's planner makes
+//! it). Most nodes mean the same in both. A few exist only in stage plans, and a submitted
+//! plan holding one is refused ([`PlanNode::check_submittable`]):
+//! - [`PlanNode::StageRead`] — reading an upstream stage's output ([`StageRead`]);
+//! - [`PlanNode::Sample`] — a sort's key sample;
+//! - [`PlanNode::Aggregate`] in [`AggregateMode::Partial`] or [`AggregateMode::Final`], and
+//!   its pre-aggregation `filter`;
+//! - a [`PlanNode::Union`] with task counts.
+//!
+//! Passes walk a tree with [`PlanNode::children`] / [`PlanNode::nodes`] and rewrite it with
+//! [`PlanNode::map_children`], which keeps every field but the inputs.
+//!
+//! # Layout
+//! - this file — the node types, walking and rewriting, what a submitted plan may hold.
+//! - [`schema`](self::schema) — schema inference with validation ([`PlanNode::schema`]).
+//! - [`describe`](self::describe) — one-line labels and the stage descriptions that drivers
+//!   see ([`PlanNode::label`], [`PlanNode::describe`]).
 
-use std::collections::HashSet;
+mod describe;
+mod schema;
+
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use crate::aggregate::{AggregateExpr, AggregateFunction};
+use crate::aggregate::AggregateExpr;
 use crate::error::{PlanError, Result};
-use crate::expr::{Expr, column_field};
+use crate::expr::Expr;
 use crate::ids::StageId;
-use crate::join::{JoinStrategy, JoinType, join_layout};
+use crate::join::{JoinStrategy, JoinType};
 use crate::sort::SortExpr;
 
 /// The file format of a source.
@@ -89,14 +105,45 @@ impl ScanNode {
 }
 
 /// Whether an aggregation node is the whole aggregation or one of its two halves.
+///
+/// A submitted plan holds only [`AggregateMode::Single`]; the planner splits each into a
+/// partial and a final step, which exist only in stage plans.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AggregateMode {
     /// As the user wrote it; only valid in a logical plan.
     Single,
-    /// Map side: group keys + partial states.
+    /// Stage plans only. Map side: group keys + partial states.
     Partial,
-    /// Reduce side: merges partial states into final values.
+    /// Stage plans only. Reduce side: merges partial states into final values.
     Final,
+}
+
+/// A read of an upstream stage's output. Stage plans only: the planner puts one where it cut
+/// the plan at an exchange, and it names a stage of the job being run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StageRead {
+    /// This task's bucket (the one numbered as the task's partition) of every map output of
+    /// `stage`.
+    Shuffle { stage: StageId, schema: SchemaRef },
+    /// Every map output of `stage`, whole (bucket 0 of a one-bucket stage): the broadcast
+    /// side of a join.
+    Broadcast { stage: StageId, schema: SchemaRef },
+}
+
+impl StageRead {
+    /// The stage read from.
+    pub fn stage(&self) -> StageId {
+        match self {
+            StageRead::Shuffle { stage, .. } | StageRead::Broadcast { stage, .. } => *stage,
+        }
+    }
+
+    /// The schema of the rows read (that stage's output schema).
+    pub fn schema(&self) -> &SchemaRef {
+        match self {
+            StageRead::Shuffle { schema, .. } | StageRead::Broadcast { schema, .. } => schema,
+        }
+    }
 }
 
 /// A node of a plan tree.
@@ -117,17 +164,19 @@ pub enum PlanNode {
         input: Box<PlanNode>,
         column: String,
     },
+    /// Groups by `keys` and computes `aggregates` (see [`AggregateMode`] for the modes).
     Aggregate {
         input: Box<PlanNode>,
         keys: Vec<Expr>,
         aggregates: Vec<AggregateExpr>,
         mode: AggregateMode,
+        /// Stage plans only, partial mode only: rows for which this predicate is not true are
+        /// skipped before they are aggregated. The planner fuses a filter right below a partial
+        /// aggregation into it, so that the rows it keeps are not copied out first.
+        filter: Option<Expr>,
     },
-    /// This task's bucket of every map output of `stage`.
-    ShuffleRead {
-        stage: StageId,
-        schema: SchemaRef,
-    },
+    /// Stage plans only: an upstream stage's output.
+    StageRead(StageRead),
     /// A user batch function: each input batch becomes one output batch of `schema`.
     MapBatches {
         input: Box<PlanNode>,
@@ -162,11 +211,6 @@ pub enum PlanNode {
         join_type: JoinType,
         strategy: JoinStrategy,
     },
-    /// Every map output of `stage`, whole: the broadcast side of a join, or a sort's sample.
-    BroadcastRead {
-        stage: StageId,
-        schema: SchemaRef,
-    },
     /// In a submitted plan, a global sort (of the first `limit` rows only, when set). In a
     /// stage, a sort of this task's rows.
     Sort {
@@ -174,7 +218,8 @@ pub enum PlanNode {
         order: Vec<SortExpr>,
         limit: Option<u64>,
     },
-    /// A deterministic sample of at most `rows` rows of this task's input (sort planning).
+    /// Stage plans only: a deterministic sample of at most `rows` rows of this task's input
+    /// (sort planning).
     Sample {
         input: Box<PlanNode>,
         rows: u32,
@@ -189,12 +234,11 @@ pub enum PlanNode {
 }
 
 impl PlanNode {
-    /// The node's inputs: none for sources, two for a join, any number for a union.
+    /// The node's inputs, in order: none for sources, two for a join (left, right), any
+    /// number for a union.
     pub fn children(&self) -> Vec<&PlanNode> {
         match self {
-            PlanNode::Scan(_) | PlanNode::ShuffleRead { .. } | PlanNode::BroadcastRead { .. } => {
-                vec![]
-            }
+            PlanNode::Scan(_) | PlanNode::StageRead(_) => vec![],
             PlanNode::Filter { input, .. }
             | PlanNode::Project { input, .. }
             | PlanNode::Explode { input, .. }
@@ -210,18 +254,95 @@ impl PlanNode {
         }
     }
 
+    /// The node's inputs, mutably, in the order of [`PlanNode::children`].
+    fn children_mut(&mut self) -> Vec<&mut PlanNode> {
+        match self {
+            PlanNode::Scan(_) | PlanNode::StageRead(_) => vec![],
+            PlanNode::Filter { input, .. }
+            | PlanNode::Project { input, .. }
+            | PlanNode::Explode { input, .. }
+            | PlanNode::Aggregate { input, .. }
+            | PlanNode::MapBatches { input, .. }
+            | PlanNode::FlatMap { input, .. }
+            | PlanNode::Limit { input, .. }
+            | PlanNode::Repartition { input, .. }
+            | PlanNode::Sort { input, .. }
+            | PlanNode::Sample { input, .. } => vec![input],
+            PlanNode::Join { left, right, .. } => vec![left, right],
+            PlanNode::Union { inputs, .. } => inputs.iter_mut().collect(),
+        }
+    }
+
+    /// This node with every input replaced by what `f` makes of it, every other field kept.
+    /// `f` sees the inputs in the order of [`PlanNode::children`]; the first error it returns
+    /// is returned. Passes rewrite trees with this rather than rebuilding nodes by hand.
+    pub fn map_children<E>(
+        mut self,
+        mut f: impl FnMut(PlanNode) -> std::result::Result<PlanNode, E>,
+    ) -> std::result::Result<PlanNode, E> {
+        for child in self.children_mut() {
+            // An empty union allocates nothing: a placeholder while `f` owns the child.
+            let taken = std::mem::replace(
+                child,
+                PlanNode::Union {
+                    inputs: Vec::new(),
+                    partitions: Vec::new(),
+                },
+            );
+            *child = f(taken)?;
+        }
+        Ok(self)
+    }
+
+    /// The expressions the node itself holds (not its inputs'): predicates, projections,
+    /// keys, aggregate inputs, sort keys.
+    pub fn exprs(&self) -> Vec<&Expr> {
+        match self {
+            PlanNode::Filter { predicate, .. } => vec![predicate],
+            PlanNode::Project { exprs, .. } => exprs.iter().collect(),
+            PlanNode::Aggregate {
+                keys,
+                aggregates,
+                filter,
+                ..
+            } => keys
+                .iter()
+                .chain(aggregates.iter().filter_map(|a| a.input.as_ref()))
+                .chain(filter)
+                .collect(),
+            PlanNode::Repartition { keys, .. } => keys.iter().collect(),
+            PlanNode::Join {
+                left_keys,
+                right_keys,
+                ..
+            } => left_keys.iter().chain(right_keys).collect(),
+            PlanNode::Sort { order, .. } => order.iter().map(|o| &o.expr).collect(),
+            PlanNode::Scan(_)
+            | PlanNode::StageRead(_)
+            | PlanNode::Explode { .. }
+            | PlanNode::MapBatches { .. }
+            | PlanNode::FlatMap { .. }
+            | PlanNode::Limit { .. }
+            | PlanNode::Sample { .. }
+            | PlanNode::Union { .. } => vec![],
+        }
+    }
+
     /// Checks that a plan a client submitted holds only what a client may write: no shuffle or
     /// broadcast reads, samples or split aggregations (the planner makes those, and they refer
     /// to stages of a job that does not exist yet), and unions without task counts.
     pub fn check_submittable(&self) -> Result<()> {
         for node in self.nodes() {
             let planner_only = match node {
-                PlanNode::ShuffleRead { .. } => Some("shuffle_read"),
-                PlanNode::BroadcastRead { .. } => Some("broadcast_read"),
+                PlanNode::StageRead(StageRead::Shuffle { .. }) => Some("shuffle_read"),
+                PlanNode::StageRead(StageRead::Broadcast { .. }) => Some("broadcast_read"),
                 PlanNode::Sample { .. } => Some("sample"),
                 PlanNode::Aggregate { mode, .. } if *mode != AggregateMode::Single => {
                     Some("a partial or final aggregation")
                 }
+                PlanNode::Aggregate {
+                    filter: Some(_), ..
+                } => Some("an aggregation with a fused filter"),
                 PlanNode::Union { partitions, .. } if !partitions.is_empty() => {
                     Some("a union with task counts")
                 }
@@ -251,498 +372,15 @@ impl PlanNode {
     pub fn user_functions(&self) -> Vec<String> {
         let mut out = Vec::new();
         for n in self.nodes() {
-            match n {
-                PlanNode::Filter { predicate, .. } => predicate.user_functions(&mut out),
-                PlanNode::Project { exprs, .. } => {
-                    exprs.iter().for_each(|e| e.user_functions(&mut out))
-                }
-                PlanNode::Aggregate {
-                    keys, aggregates, ..
-                } => {
-                    keys.iter().for_each(|e| e.user_functions(&mut out));
-                    for a in aggregates {
-                        if let Some(e) = &a.input {
-                            e.user_functions(&mut out);
-                        }
-                    }
-                }
-                PlanNode::MapBatches { function, .. } | PlanNode::FlatMap { function, .. } => {
-                    out.push(function.clone())
-                }
-                PlanNode::Repartition { keys, .. } => {
-                    keys.iter().for_each(|e| e.user_functions(&mut out))
-                }
-                PlanNode::Join {
-                    left_keys,
-                    right_keys,
-                    ..
-                } => left_keys
-                    .iter()
-                    .chain(right_keys)
-                    .for_each(|e| e.user_functions(&mut out)),
-                PlanNode::Sort { order, .. } => {
-                    order.iter().for_each(|o| o.expr.user_functions(&mut out))
-                }
-                PlanNode::Scan(_)
-                | PlanNode::Explode { .. }
-                | PlanNode::ShuffleRead { .. }
-                | PlanNode::BroadcastRead { .. }
-                | PlanNode::Sample { .. }
-                | PlanNode::Union { .. }
-                | PlanNode::Limit { .. } => {}
+            n.exprs()
+                .into_iter()
+                .for_each(|e| e.user_functions(&mut out));
+            if let PlanNode::MapBatches { function, .. } | PlanNode::FlatMap { function, .. } = n {
+                out.push(function.clone());
             }
         }
         out.sort();
         out.dedup();
         out
-    }
-
-    /// A one-line name of the node, for stage descriptions and logs.
-    pub fn label(&self) -> String {
-        match self {
-            PlanNode::Scan(s) => format!(
-                "scan {:?} ({} file{})",
-                s.format,
-                s.files.len(),
-                if s.files.len() == 1 { "" } else { "s" }
-            )
-            .to_lowercase(),
-            PlanNode::Filter { predicate, .. } => format!("filter {predicate}"),
-            PlanNode::Project { exprs, .. } => format!(
-                "select {}",
-                exprs
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            PlanNode::Explode { column, .. } => format!("explode {column}"),
-            PlanNode::Aggregate {
-                keys,
-                aggregates,
-                mode,
-                ..
-            } => format!(
-                "{} aggregate by [{}] [{}]",
-                match mode {
-                    AggregateMode::Single => "",
-                    AggregateMode::Partial => "partial",
-                    AggregateMode::Final => "final",
-                },
-                keys.iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                aggregates
-                    .iter()
-                    .map(|a| a.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-            .trim_start()
-            .to_string(),
-            PlanNode::ShuffleRead { stage, .. } => format!("shuffle read from stage {stage}"),
-            PlanNode::MapBatches { function, .. } => format!("map_batches {function}"),
-            PlanNode::FlatMap { function, .. } => format!("flat_map {function}"),
-            PlanNode::Limit { n, .. } => format!("limit {n}"),
-            PlanNode::Repartition {
-                partitions, keys, ..
-            } => format!(
-                "repartition into {partitions} by [{}]",
-                keys.iter()
-                    .map(|k| k.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            PlanNode::Join {
-                left_keys,
-                right_keys,
-                join_type,
-                ..
-            } => format!(
-                "{join_type} join on {}",
-                left_keys
-                    .iter()
-                    .zip(right_keys)
-                    .map(|(l, r)| format!("{l} = {r}"))
-                    .collect::<Vec<_>>()
-                    .join(" and ")
-            ),
-            PlanNode::BroadcastRead { stage, .. } => format!("broadcast read from stage {stage}"),
-            PlanNode::Sort { order, limit, .. } => format!(
-                "sort by [{}]{}",
-                order
-                    .iter()
-                    .map(|o| o.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                limit.map(|n| format!(" limit {n}")).unwrap_or_default()
-            ),
-            PlanNode::Sample { rows, .. } => format!("sample {rows} rows"),
-            PlanNode::Union { inputs, .. } => format!("union of {}", inputs.len()),
-        }
-    }
-
-    /// The pipeline from the leaves up to this node, as labels joined by " -> "; the inputs
-    /// of a join or union are shown in parentheses.
-    pub fn describe(&self) -> String {
-        match self.children().as_slice() {
-            [] => self.label(),
-            [one] => format!("{} -> {}", one.describe(), self.label()),
-            many => format!(
-                "({}) -> {}",
-                many.iter()
-                    .map(|c| c.describe())
-                    .collect::<Vec<_>>()
-                    .join(" | "),
-                self.label()
-            ),
-        }
-    }
-
-    /// Validates the tree and returns the schema of its output.
-    pub fn schema(&self) -> Result<SchemaRef> {
-        match self {
-            PlanNode::Scan(scan) => Ok(scan.schema.clone()),
-            PlanNode::ShuffleRead { schema, .. } => Ok(schema.clone()),
-            PlanNode::MapBatches { input, schema, .. }
-            | PlanNode::FlatMap { input, schema, .. } => {
-                input.schema()?;
-                Ok(schema.clone())
-            }
-            PlanNode::Limit { input, .. } => input.schema(),
-            PlanNode::Repartition {
-                input,
-                partitions,
-                keys,
-            } => {
-                let schema = input.schema()?;
-                if *partitions == 0 {
-                    return Err(PlanError::InvalidPlan(
-                        "repartition into 0 partitions".into(),
-                    ));
-                }
-                for k in keys {
-                    k.data_type(&schema, "repartition")?;
-                }
-                Ok(schema)
-            }
-            PlanNode::Filter { input, predicate } => {
-                let schema = input.schema()?;
-                let t = predicate.data_type(&schema, "filter")?;
-                if !matches!(t, DataType::Boolean | DataType::Null) {
-                    return Err(PlanError::expected_type(
-                        predicate,
-                        "a boolean predicate",
-                        &t,
-                    ));
-                }
-                Ok(schema)
-            }
-            PlanNode::Project { input, exprs } => {
-                let schema = input.schema()?;
-                let fields = exprs
-                    .iter()
-                    .map(|e| e.to_field(&schema, "select"))
-                    .collect::<Result<Vec<_>>>()?;
-                unique_names(&fields, "select")?;
-                Ok(Arc::new(Schema::new(fields)))
-            }
-            PlanNode::Explode { input, column } => {
-                let schema = input.schema()?;
-                let field = column_field(&schema, column, "explode")?;
-                let element = match field.data_type() {
-                    DataType::List(f) | DataType::LargeList(f) => f.data_type().clone(),
-                    other => {
-                        return Err(PlanError::TypeMismatch {
-                            expr: format!("explode({column})"),
-                            message: format!("expected a list column, got {other}"),
-                        });
-                    }
-                };
-                let fields = schema
-                    .fields()
-                    .iter()
-                    .map(|f| {
-                        if f.name() == column {
-                            Arc::new(Field::new(column, element.clone(), true))
-                        } else {
-                            f.clone()
-                        }
-                    })
-                    .collect::<Vec<_>>();
-                Ok(Arc::new(Schema::new(fields)))
-            }
-            PlanNode::Aggregate {
-                input,
-                keys,
-                aggregates,
-                mode,
-            } => {
-                let schema = input.schema()?;
-                aggregate_schema(&schema, keys, aggregates, *mode)
-            }
-            PlanNode::Join {
-                left,
-                right,
-                left_keys,
-                right_keys,
-                join_type,
-                strategy,
-            } => {
-                let (l, r) = (left.schema()?, right.schema()?);
-                if *strategy == JoinStrategy::Broadcast && join_type.keeps_unmatched_right() {
-                    return Err(PlanError::InvalidPlan(format!(
-                        "a {join_type} join cannot broadcast its right side (its unmatched rows \
-                         would be output by every task); use the shuffle strategy"
-                    )));
-                }
-                Ok(join_layout(&l, &r, left_keys, right_keys, *join_type)?.schema)
-            }
-            PlanNode::BroadcastRead { schema, .. } => Ok(schema.clone()),
-            PlanNode::Sort { input, order, .. } => {
-                let schema = input.schema()?;
-                if order.is_empty() {
-                    return Err(PlanError::InvalidPlan(
-                        "a sort needs at least one key".into(),
-                    ));
-                }
-                for o in order {
-                    o.validate(&schema)?;
-                }
-                Ok(schema)
-            }
-            PlanNode::Sample { input, .. } => input.schema(),
-            PlanNode::Union { inputs, partitions } => union_schema(inputs, partitions),
-        }
-    }
-}
-
-/// The schema of a union: the first input's, with a column nullable where any input's is.
-fn union_schema(inputs: &[PlanNode], partitions: &[u32]) -> Result<SchemaRef> {
-    let Some((first, rest)) = inputs.split_first() else {
-        return Err(PlanError::InvalidPlan(
-            "a union needs at least one input".into(),
-        ));
-    };
-    if !partitions.is_empty() && partitions.len() != inputs.len() {
-        return Err(PlanError::InvalidPlan(format!(
-            "a union of {} inputs has {} partition counts",
-            inputs.len(),
-            partitions.len()
-        )));
-    }
-    let first = first.schema()?;
-    let mut fields: Vec<Field> = first.fields().iter().map(|f| f.as_ref().clone()).collect();
-    for (i, input) in rest.iter().enumerate() {
-        let schema = input.schema()?;
-        let names = |s: &Schema| {
-            s.fields()
-                .iter()
-                .map(|f| format!("{}: {}", f.name(), f.data_type()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let same = schema.fields().len() == fields.len()
-            && schema
-                .fields()
-                .iter()
-                .zip(&fields)
-                .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
-        if !same {
-            return Err(PlanError::InvalidPlan(format!(
-                "union input {} has columns ({}) but input 0 has ({})",
-                i + 1,
-                names(&schema),
-                names(&first)
-            )));
-        }
-        for (f, g) in fields.iter_mut().zip(schema.fields()) {
-            if g.is_nullable() {
-                *f = f.clone().with_nullable(true);
-            }
-        }
-    }
-    Ok(Arc::new(Schema::new(fields)))
-}
-
-/// Output schema of an aggregation node over `input`.
-fn aggregate_schema(
-    input: &Schema,
-    keys: &[Expr],
-    aggregates: &[AggregateExpr],
-    mode: AggregateMode,
-) -> Result<SchemaRef> {
-    let mut fields = keys
-        .iter()
-        .map(|k| k.to_field(input, "group_by"))
-        .collect::<Result<Vec<_>>>()?;
-    let distinct: Vec<_> = aggregates
-        .iter()
-        .filter(|a| a.function == AggregateFunction::CountDistinct)
-        .collect();
-    if let Some(first) = distinct.first() {
-        if mode != AggregateMode::Single {
-            return Err(PlanError::InvalidPlan(format!(
-                "{first} must be planned as two aggregations"
-            )));
-        }
-        if let Some(other) = aggregates.iter().find(|a| a.input != first.input) {
-            return Err(PlanError::type_mismatch(
-                other,
-                format!(
-                    "count_distinct cannot be mixed with other aggregates or inputs in one agg \
-                     (here with {first}); aggregate separately and join on the keys"
-                ),
-            ));
-        }
-    }
-    match mode {
-        AggregateMode::Single => {
-            for a in aggregates {
-                fields.push(Field::new(a.name.clone(), a.output_type(input)?, true));
-            }
-        }
-        AggregateMode::Partial => {
-            for a in aggregates {
-                fields.extend(a.state_fields(input)?);
-            }
-        }
-        AggregateMode::Final => {
-            // The input is the partial step's output: keys, then state columns. The state
-            // columns carry the final types already, except mean (sum + count -> Float64).
-            let mut state = keys.len();
-            for a in aggregates {
-                let width = if a.function == crate::AggregateFunction::Mean {
-                    2
-                } else {
-                    1
-                };
-                let first = input.fields().get(state).ok_or_else(|| {
-                    PlanError::InvalidPlan(format!(
-                        "final aggregate {a} has no partial state column at {state}"
-                    ))
-                })?;
-                let t = if width == 2 {
-                    DataType::Float64
-                } else {
-                    first.data_type().clone()
-                };
-                fields.push(Field::new(a.name.clone(), t, true));
-                state += width;
-            }
-        }
-    }
-    unique_names(&fields, "group_by/agg")?;
-    Ok(Arc::new(Schema::new(fields)))
-}
-
-fn unique_names(fields: &[Field], context: &str) -> Result<()> {
-    let mut seen = HashSet::new();
-    for f in fields {
-        if !seen.insert(f.name().as_str()) {
-            return Err(PlanError::DuplicateColumn {
-                name: f.name().clone(),
-                context: context.to_string(),
-            });
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::aggregate::{count, mean, sum};
-    use crate::expr::{col, lit, lower, words};
-
-    fn text() -> PlanNode {
-        PlanNode::Scan(ScanNode {
-            format: SourceFormat::Text,
-            files: vec![],
-            schema: ScanNode::text_schema(),
-            csv: CsvOptions::default(),
-        })
-    }
-
-    fn word_count() -> PlanNode {
-        let words = PlanNode::Project {
-            input: Box::new(text()),
-            exprs: vec![words(col("line")).alias("word")],
-        };
-        let exploded = PlanNode::Explode {
-            input: Box::new(words),
-            column: "word".into(),
-        };
-        let lowered = PlanNode::Project {
-            input: Box::new(exploded),
-            exprs: vec![lower(col("word")).alias("word")],
-        };
-        PlanNode::Aggregate {
-            input: Box::new(lowered),
-            keys: vec![col("word")],
-            aggregates: vec![count().alias("count")],
-            mode: AggregateMode::Single,
-        }
-    }
-
-    #[test]
-    fn word_count_schema() {
-        let s = word_count().schema().unwrap();
-        assert_eq!(s.field(0).name(), "word");
-        assert_eq!(s.field(0).data_type(), &DataType::Utf8);
-        assert_eq!(s.field(1).name(), "count");
-        assert_eq!(s.field(1).data_type(), &DataType::Int64);
-    }
-
-    #[test]
-    fn partial_then_final_gives_the_single_schema() {
-        let input = PlanNode::Project {
-            input: Box::new(text()),
-            exprs: vec![col("line"), lit(2).alias("x")],
-        };
-        let aggs = vec![sum(col("x")).alias("s"), mean(col("x")).alias("m"), count()];
-        let partial = PlanNode::Aggregate {
-            input: Box::new(input.clone()),
-            keys: vec![col("line")],
-            aggregates: aggs.clone(),
-            mode: AggregateMode::Partial,
-        };
-        let partial_schema = partial.schema().unwrap();
-        assert_eq!(partial_schema.fields().len(), 5);
-        let fin = PlanNode::Aggregate {
-            input: Box::new(PlanNode::ShuffleRead {
-                stage: StageId(0),
-                schema: partial_schema,
-            }),
-            keys: vec![col("line")],
-            aggregates: aggs.clone(),
-            mode: AggregateMode::Final,
-        };
-        let single = PlanNode::Aggregate {
-            input: Box::new(input),
-            keys: vec![col("line")],
-            aggregates: aggs,
-            mode: AggregateMode::Single,
-        };
-        assert_eq!(fin.schema().unwrap(), single.schema().unwrap());
-    }
-
-    #[test]
-    fn explode_needs_a_list() {
-        let bad = PlanNode::Explode {
-            input: Box::new(text()),
-            column: "line".into(),
-        };
-        assert!(bad.schema().unwrap_err().to_string().contains("list"));
-    }
-
-    #[test]
-    fn filter_needs_a_boolean() {
-        let bad = PlanNode::Filter {
-            input: Box::new(text()),
-            predicate: col("line"),
-        };
-        assert!(bad.schema().is_err());
     }
 }

@@ -324,6 +324,7 @@ impl Dataset {
             keys: vec![],
             aggregates: vec![count().alias("count")],
             mode: AggregateMode::Single,
+            filter: None,
         })?;
         let batches = counted.collect(client).await?;
         let total = batches
@@ -432,6 +433,7 @@ impl GroupedDataset {
             keys: self.keys,
             aggregates,
             mode: AggregateMode::Single,
+            filter: None,
         })
     }
 }

@@ -12,12 +12,19 @@
 //! - [`coordinator_link`] — registration, heartbeats, task reports and output commits.
 //! - [`task_executor`] — runs task attempts on rayon, catches panics, writes outputs.
 //! - [`functions`] — the registry of user functions (row, batch and flat-map).
-//! - [`operators`] — expression evaluation, string kernels, hash aggregation, the pipeline.
+//! - [`operators`] — the operators (one file each) and the pipeline that chains them.
+//! - [`shuffle`] — hash and range partitioning, the shuffle writer and reader, the map output
+//!   store and the Flight server (the Flight client is `quiver-net`'s).
+//! - [`expr`] — expression evaluation, string kernels and sort keys, used by both the
+//!   operators and the shuffle.
 //! - [`memory`] — the memory budget (`--memory-limit`), reservations and spill files.
 //! - [`io`] — text/Parquet/CSV readers of input splits, the Parquet writer.
-//! - [`shuffle`] — hash partitioning, the shuffle writer and reader, the map output store and
-//!   the Flight server.
 //! - [`error`] — [`WorkerError`].
+//!
+//! Layering, from the bottom: `error`, `functions`, `memory`, `io` and [`expr`]; then
+//! [`shuffle`]; then [`operators`] (which reads shuffle buckets, and partitions its spills as
+//! the shuffle does); then `task_executor` and the services. Nothing in `shuffle` uses
+//! `operators`.
 //!
 //! Nothing here depends on the coordinator crate: the two share only `quiver-proto` and
 //! `quiver-plan`.
@@ -26,6 +33,7 @@ pub mod cluster_trust;
 pub mod command_line;
 pub mod coordinator_link;
 pub mod error;
+pub mod expr;
 pub mod functions;
 pub mod io;
 pub mod memory;

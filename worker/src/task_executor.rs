@@ -191,10 +191,10 @@ impl TaskExecutor {
             inputs: task.inputs.clone(),
             batch_size: task.batch_size,
             cancelled: cancelled.clone(),
+            partition: attempt.partition,
             shuffle: ShuffleReadContext {
                 job: attempt.job.clone(),
                 this_worker: self.worker_id.clone(),
-                bucket: attempt.partition,
                 store: self.store.clone(),
                 peers: self.peers.clone(),
                 runtime: self.runtime.clone(),

@@ -1,10 +1,10 @@
 use quiver_coordinator::stage_planner::{PlannerOptions, plan_stages};
 use quiver_plan::aggregate::{count, count_distinct};
-use quiver_plan::expr::{col, lower, words};
+use quiver_plan::expr::{col, lit, lower, words};
 use quiver_plan::sort::desc;
 use quiver_plan::{
     AggregateMode, CsvOptions, InputFile, JoinStrategy, JoinType, PlanNode, ScanNode, Sink,
-    SourceFormat, StageId, StageOutput,
+    SourceFormat, StageId, StageOutput, StageRead,
 };
 
 fn options(shuffle_partitions: u32, total_slots: u32) -> PlannerOptions {
@@ -99,6 +99,7 @@ pub fn word_count_plan(file_sizes: &[u64]) -> PlanNode {
         keys: vec![col("word")],
         aggregates: vec![count().alias("count")],
         mode: AggregateMode::Single,
+        filter: None,
     }
 }
 
@@ -134,10 +135,10 @@ fn word_count_is_a_map_and_a_reduce_stage_joined_by_a_hash_shuffle() {
         } => {
             assert!(matches!(
                 input.as_ref(),
-                PlanNode::ShuffleRead {
+                PlanNode::StageRead(StageRead::Shuffle {
                     stage: StageId(0),
                     ..
-                }
+                })
             ));
         }
         other => panic!("unexpected reduce plan {other:?}"),
@@ -169,6 +170,7 @@ fn a_global_aggregate_reduces_into_one_partition() {
         keys: vec![],
         aggregates: vec![count()],
         mode: AggregateMode::Single,
+        filter: None,
     };
     let stages = plan_stages(&global, &Sink::Collect, options(8, 2)).unwrap();
     assert_eq!(stages[1].partitions, 1);
@@ -216,7 +218,7 @@ fn a_small_right_side_is_broadcast_and_a_large_one_shuffled() {
             .plan
             .nodes()
             .iter()
-            .any(|n| matches!(n, PlanNode::BroadcastRead { .. }))
+            .any(|n| matches!(n, PlanNode::StageRead(StageRead::Broadcast { .. })))
     );
 
     // A right join keeps unmatched right rows, which must be seen by one task only.
@@ -307,9 +309,92 @@ fn a_union_runs_every_input_in_one_stage_and_count_distinct_is_two_aggregations(
         keys: vec![],
         aggregates: vec![count_distinct(col("a")).alias("n")],
         mode: AggregateMode::Single,
+        filter: None,
     };
     let stages = plan_stages(&distinct, &Sink::Collect, options(6, 2)).unwrap();
     assert_eq!(stages.len(), 3);
     assert_eq!(stages[2].partitions, 1);
     assert_eq!(stages[2].plan.schema().unwrap(), distinct.schema().unwrap());
+}
+
+#[test]
+fn a_filter_right_below_an_aggregation_is_fused_into_its_partial_step() {
+    let PlanNode::Aggregate {
+        input, aggregates, ..
+    } = word_count_plan(&[10])
+    else {
+        unreachable!()
+    };
+    let filtered = |input: PlanNode| PlanNode::Filter {
+        input: Box::new(input),
+        predicate: col("word").not_eq(lit("the")),
+    };
+    let aggregate = |input: PlanNode| PlanNode::Aggregate {
+        input: Box::new(input),
+        keys: vec![col("word")],
+        aggregates: aggregates.clone(),
+        mode: AggregateMode::Single,
+        filter: None,
+    };
+    let stages = plan_stages(
+        &aggregate(filtered(*input.clone())),
+        &Sink::Collect,
+        options(4, 2),
+    )
+    .unwrap();
+    // The filter is gone from the map stage: the partial aggregation holds its predicate,
+    // over the filter's input, and the stage's description says so.
+    let PlanNode::Aggregate {
+        input: below,
+        mode: AggregateMode::Partial,
+        filter: Some(predicate),
+        ..
+    } = &stages[0].plan
+    else {
+        panic!("not a fused partial aggregation: {:?}", stages[0].plan)
+    };
+    assert_eq!(predicate, &col("word").not_eq(lit("the")));
+    assert_eq!(below.as_ref(), input.as_ref());
+    assert!(
+        stages[0]
+            .plan
+            .nodes()
+            .iter()
+            .all(|n| !matches!(n, PlanNode::Filter { .. }))
+    );
+    assert_eq!(
+        stages[0].plan.describe(),
+        "scan text (1 file) -> select words(line) AS word -> explode word -> \
+         select lower(word) AS word -> partial aggregate by [word] [count(*) AS count] \
+         where (word != 'the')"
+    );
+    assert!(matches!(
+        &stages[1].plan,
+        PlanNode::Aggregate {
+            mode: AggregateMode::Final,
+            filter: None,
+            ..
+        }
+    ));
+    // A filter with a step between it and the aggregation stays where it is.
+    let apart = aggregate(PlanNode::Project {
+        input: Box::new(filtered(*input)),
+        exprs: vec![col("word")],
+    });
+    let stages = plan_stages(&apart, &Sink::Collect, options(4, 2)).unwrap();
+    assert!(matches!(
+        &stages[0].plan,
+        PlanNode::Aggregate {
+            mode: AggregateMode::Partial,
+            filter: None,
+            ..
+        }
+    ));
+    assert!(
+        stages[0]
+            .plan
+            .nodes()
+            .iter()
+            .any(|n| matches!(n, PlanNode::Filter { .. }))
+    );
 }

@@ -8,9 +8,12 @@ use super::expr::{exprs_from, sort_exprs_from};
 use super::{enum_value, required, schema_from_bytes, schema_to_bytes, unspecified};
 use crate::aggregate::AggregateExpr;
 use crate::error::{PlanError, Result};
+use crate::expr::Expr;
 use crate::ids::StageId;
 use crate::join::{JoinStrategy, JoinType};
-use crate::plan::{AggregateMode, CsvOptions, InputFile, PlanNode, ScanNode, SourceFormat};
+use crate::plan::{
+    AggregateMode, CsvOptions, InputFile, PlanNode, ScanNode, SourceFormat, StageRead,
+};
 
 fn source_format_to_proto(f: SourceFormat) -> pb::SourceFormat {
     match f {
@@ -128,16 +131,20 @@ impl From<&PlanNode> for pb::PlanNode {
                 keys,
                 aggregates,
                 mode,
+                filter,
             } => Node::Aggregate(Box::new(pb::AggregateNode {
                 input: input(i),
                 keys: keys.iter().map(Into::into).collect(),
                 aggregates: aggregates.iter().map(Into::into).collect(),
                 mode: aggregate_mode_to_proto(*mode) as i32,
+                filter: filter.as_ref().map(Into::into),
             })),
-            PlanNode::ShuffleRead { stage, schema } => Node::ShuffleRead(pb::ShuffleReadNode {
-                stage_id: stage.0,
-                schema: schema_to_bytes(schema),
-            }),
+            PlanNode::StageRead(StageRead::Shuffle { stage, schema }) => {
+                Node::ShuffleRead(pb::ShuffleReadNode {
+                    stage_id: stage.0,
+                    schema: schema_to_bytes(schema),
+                })
+            }
             PlanNode::MapBatches {
                 input: i,
                 function,
@@ -184,7 +191,7 @@ impl From<&PlanNode> for pb::PlanNode {
                 join_type: join_type_to_proto(*join_type) as i32,
                 strategy: join_strategy_to_proto(*strategy) as i32,
             })),
-            PlanNode::BroadcastRead { stage, schema } => {
+            PlanNode::StageRead(StageRead::Broadcast { stage, schema }) => {
                 Node::BroadcastRead(pb::BroadcastReadNode {
                     stage_id: stage.0,
                     schema: schema_to_bytes(schema),
@@ -274,11 +281,12 @@ impl TryFrom<&pb::PlanNode> for PlanNode {
                     .map(AggregateExpr::try_from)
                     .collect::<Result<_>>()?,
                 mode: aggregate_mode_from_proto("aggregate.mode", a.mode)?,
+                filter: a.filter.as_ref().map(Expr::try_from).transpose()?,
             },
-            Node::ShuffleRead(r) => PlanNode::ShuffleRead {
+            Node::ShuffleRead(r) => PlanNode::StageRead(StageRead::Shuffle {
                 stage: StageId(r.stage_id),
                 schema: schema_from_bytes(&r.schema)?,
-            },
+            }),
             Node::MapBatches(m) => PlanNode::MapBatches {
                 input: boxed_plan("map_batches.input", &m.input)?,
                 function: m.function.clone(),
@@ -306,10 +314,10 @@ impl TryFrom<&pb::PlanNode> for PlanNode {
                 join_type: join_type_from_proto("join.join_type", j.join_type)?,
                 strategy: join_strategy_from_proto("join.strategy", j.strategy)?,
             },
-            Node::BroadcastRead(r) => PlanNode::BroadcastRead {
+            Node::BroadcastRead(r) => PlanNode::StageRead(StageRead::Broadcast {
                 stage: StageId(r.stage_id),
                 schema: schema_from_bytes(&r.schema)?,
-            },
+            }),
             Node::Sort(o) => PlanNode::Sort {
                 input: boxed_plan("sort.input", &o.input)?,
                 order: sort_exprs_from(&o.order)?,
@@ -337,7 +345,7 @@ mod tests {
 
     use super::*;
     use crate::aggregate::{count, mean};
-    use crate::expr::{Expr, col, lit, lower, words};
+    use crate::expr::{col, lit, lower, words};
     use crate::proto_conversion::enum_checks::{all_variants, check_enum};
     use arrow::datatypes::{DataType, Field, Schema};
 
@@ -383,6 +391,7 @@ mod tests {
             keys: vec![col("w")],
             aggregates: vec![count(), mean(col("a")).alias("m")],
             mode: AggregateMode::Single,
+            filter: None,
         };
         let back = PlanNode::try_from(&pb::PlanNode::from(&plan)).unwrap();
         assert_eq!(back, plan);

@@ -228,10 +228,10 @@ mod tests {
                 partition: 3,
                 attempt: 1,
             },
-            plan: PlanNode::ShuffleRead {
+            plan: PlanNode::StageRead(crate::plan::StageRead::Shuffle {
                 stage: StageId(1),
                 schema: ScanNode::text_schema(),
-            },
+            }),
             output: StageOutput::Collect,
             splits: vec![],
             inputs: vec![],

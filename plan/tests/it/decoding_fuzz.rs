@@ -223,14 +223,22 @@ fn plan() -> impl Strategy<Value = pb::PlanNode> {
             (input(), name()).prop_map(|(input, column)| Node::Explode(Box::new(
                 pb::ExplodeNode { input, column }
             ))),
-            (input(), vec(expr(), 0..3), vec(aggregate, 0..3), -1i32..5).prop_map(
-                |(input, keys, aggregates, mode)| Node::Aggregate(Box::new(pb::AggregateNode {
-                    input,
-                    keys,
-                    aggregates,
-                    mode,
-                }))
-            ),
+            (
+                input(),
+                vec(expr(), 0..3),
+                vec(aggregate, 0..3),
+                -1i32..5,
+                option::of(expr())
+            )
+                .prop_map(|(input, keys, aggregates, mode, filter)| {
+                    Node::Aggregate(Box::new(pb::AggregateNode {
+                        input,
+                        keys,
+                        aggregates,
+                        mode,
+                        filter,
+                    }))
+                }),
             (input(), name(), schema_bytes(), any::<bool>()).prop_map(
                 |(input, function, schema, flat)| {
                     let node = Box::new(pb::UserFunctionNode {

@@ -1,7 +1,7 @@
 //! `Limits::check_plan`'s depth against prost's decoder: a plan at the ceiling still decodes as
 //! a worker's `LaunchTaskRequest`, one level deeper does not, and is refused before it could be
 //! sent. Checked for every way a plan grows deep: chained steps, nested expressions of each
-//! kind, expressions under aggregates and sorts, joins and unions.
+//! kind, expressions under aggregates (and their fused filters) and sorts, joins and unions.
 
 use std::sync::Arc;
 
@@ -165,6 +165,16 @@ fn the_depth_ceiling_is_exactly_what_a_worker_decodes() {
         keys: vec![col("s")],
         aggregates: vec![sum((0..n).fold(col("a"), |e, _| e + lit(1))).alias("t")],
         mode: quiver_plan::AggregateMode::Single,
+        filter: None,
+    });
+    check_boundary("expression in a partial aggregate's fused filter", |n| {
+        PlanNode::Aggregate {
+            input: Box::new(scan()),
+            keys: vec![col("s")],
+            aggregates: vec![sum(col("a")).alias("t")],
+            mode: quiver_plan::AggregateMode::Partial,
+            filter: Some((0..n).fold(col("a"), |e, _| e + lit(1)).gt(lit(0))),
+        }
     });
     check_boundary("expression under a sort", |n| PlanNode::Sort {
         input: Box::new(scan()),

@@ -1,6 +1,6 @@
 //! [`HashAggregate`]: group-by with aggregates, in any of the three modes (single, partial
 //! before a shuffle, final after it). It consumes its whole input, then emits one row per
-//! group in batches.
+//! group in batches; [`aggregate_stream`] runs one over its input stream.
 //!
 //! The groups are held against the task's memory budget. When the budget refuses more:
 //! - a partial aggregation emits what it has and starts over: the final step merges
@@ -9,7 +9,9 @@
 //!   partitioned by a hash of the key, and starts over. At the end the groups in memory are
 //!   spilled too, and each spill partition (a fraction of the keys) is aggregated on its own.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use arrow::array::{ArrayRef, BooleanArray};
 use arrow::compute::{cast, filter_record_batch};
@@ -18,9 +20,10 @@ use arrow::record_batch::RecordBatch;
 use quiver_plan::{AggregateExpr, AggregateFunction, AggregateMode, Expr};
 
 use super::accumulators::Accumulator;
-use super::expr_eval::evaluate;
+use super::batch_stream::{BatchIter, check_cancelled};
 use super::group_keys::GroupKeys;
 use crate::error::Result;
+use crate::expr::expr_eval::{evaluate, predicate_mask};
 use crate::functions::FunctionRegistry;
 use crate::memory::memory_pool::MemoryReservation;
 use crate::memory::spill::{SpillDir, SpillRun, SpillWriter};
@@ -410,4 +413,56 @@ impl FinalTemplate {
         }
         partition.take_output(batch_size)
     }
+}
+
+/// Aggregates all of `input` with `aggregate`, passing on at once what a partial aggregation
+/// emits early to stay within its memory, then yields the groups in batches of at most
+/// `batch_size` rows. With a `filter` (one the planner fused into a partial aggregation), the
+/// rows for which it is not true are skipped, not copied out.
+pub fn aggregate_stream(
+    aggregate: HashAggregate,
+    mut input: BatchIter,
+    filter: Option<Expr>,
+    functions: Arc<FunctionRegistry>,
+    batch_size: usize,
+    cancelled: Arc<AtomicBool>,
+) -> BatchIter {
+    let mut aggregate = Some(aggregate);
+    let mut pending: VecDeque<RecordBatch> = VecDeque::new();
+    let mut output: Option<AggregateOutput> = None;
+    Box::new(std::iter::from_fn(move || {
+        loop {
+            if let Some(b) = pending.pop_front() {
+                return Some(Ok(b));
+            }
+            if let Some(out) = output.as_mut() {
+                return out.next();
+            }
+            let agg = aggregate.as_mut()?;
+            match input.next() {
+                Some(b) => {
+                    let step = check_cancelled(&cancelled)
+                        .and(b)
+                        .and_then(|b| match &filter {
+                            Some(predicate) => {
+                                let mask = predicate_mask(&b, predicate, &functions)?;
+                                agg.push_selected(&b, &mask)
+                            }
+                            None => agg.push(&b),
+                        });
+                    match step {
+                        Ok(early) => pending.extend(early),
+                        Err(e) => {
+                            aggregate = None;
+                            return Some(Err(e));
+                        }
+                    }
+                }
+                None => match aggregate.take()?.finish(batch_size) {
+                    Ok(out) => output = Some(out),
+                    Err(e) => return Some(Err(e)),
+                },
+            }
+        }
+    }))
 }

@@ -21,9 +21,9 @@ use arrow::row::{RowConverter, Rows, SortField};
 use quiver_plan::join::{JoinLayout, coerced_keys, join_key_types, join_layout};
 use quiver_plan::{Expr, JoinType};
 
-use super::expr_eval::evaluate;
 use super::group_keys::ByteInterner;
 use crate::error::Result;
+use crate::expr::expr_eval::evaluate;
 use crate::functions::FunctionRegistry;
 use crate::memory::memory_pool::{MemoryReservation, batch_bytes};
 use crate::memory::spill::{SpillDir, SpillRun, SpillWriter};
@@ -413,11 +413,7 @@ pub struct JoinSpec {
 
 impl JoinSpec {
     fn check_cancelled(&self) -> Result<()> {
-        if self.cancelled.load(std::sync::atomic::Ordering::Relaxed) {
-            Err(crate::error::WorkerError::Cancelled)
-        } else {
-            Ok(())
-        }
+        super::batch_stream::check_cancelled(&self.cancelled)
     }
 
     /// The common key types and each side's keys cast to them.

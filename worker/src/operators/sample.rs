@@ -5,11 +5,16 @@
 //! the `k` rows with the smallest priorities are kept ("bottom-k" sampling). Determinism
 //! matters: a global sort's range boundaries come from the sample, and a sample task that is
 //! rerun after a failure must give the boundaries the other tasks already used.
+//! [`sample_stream`] runs a sampler over its input stream.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
 use arrow::datatypes::SchemaRef;
 
+use super::batch_stream::{BatchIter, check_cancelled, deferred};
 use crate::error::Result;
 
 /// SplitMix64: a fast, well-mixed hash of a 64-bit counter.
@@ -96,6 +101,22 @@ impl RowSampler {
         }
         Ok(self.kept)
     }
+}
+
+/// Samples all of `input` with `sampler` when the first batch is asked for, then yields the
+/// sample.
+pub fn sample_stream(
+    mut sampler: RowSampler,
+    input: BatchIter,
+    cancelled: Arc<AtomicBool>,
+) -> BatchIter {
+    deferred(move || {
+        for b in input {
+            check_cancelled(&cancelled)?;
+            sampler.push(&b?)?;
+        }
+        Ok(Box::new(sampler.finish()?.into_iter().map(Ok)))
+    })
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! [`SortBuffer`]: sorts one task's rows, or keeps only its first `limit` rows (top-k).
+//! [`SortBuffer`]: sorts one task's rows, or keeps only its first `limit` rows (top-k);
+//! [`sort_stream`] runs one over its input stream.
 //!
 //! Rows are compared through Arrow's row format, whose byte order is exactly the requested
 //! order (ascending or descending, nulls first or last, per key). The sort itself orders
@@ -13,15 +14,17 @@
 //! end the runs are merged, reading one batch of each at a time (an external merge sort).
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use arrow::array::{ArrayRef, RecordBatch};
-use arrow::compute::{SortOptions, interleave_record_batch};
+use arrow::compute::interleave_record_batch;
 use arrow::datatypes::SchemaRef;
-use arrow::row::{RowConverter, Rows, SortField};
+use arrow::row::{RowConverter, Rows};
 use quiver_plan::SortExpr;
 
-use super::expr_eval::evaluate;
+use super::batch_stream::{BatchIter, check_cancelled, deferred};
 use crate::error::Result;
+use crate::expr::sort_keys::{sort_fields, sort_key_columns};
 use crate::functions::FunctionRegistry;
 use crate::memory::memory_pool::{MemoryReservation, batch_bytes};
 use crate::memory::spill::{SpillDir, SpillRun};
@@ -45,23 +48,6 @@ pub struct SortBuffer {
     memory: MemoryReservation,
     spill: Arc<SpillDir>,
     runs: Vec<SpillRun>,
-}
-
-/// The row-format fields of a sort order over `schema`.
-pub fn sort_fields(order: &[SortExpr], schema: &SchemaRef) -> Result<Vec<SortField>> {
-    order
-        .iter()
-        .map(|o| {
-            let t = o.expr.data_type(schema, "sort")?;
-            Ok(SortField::new_with_options(
-                t,
-                SortOptions {
-                    descending: o.descending,
-                    nulls_first: o.nulls_first,
-                },
-            ))
-        })
-        .collect()
 }
 
 impl SortBuffer {
@@ -215,16 +201,21 @@ impl SortBuffer {
     }
 }
 
-/// The sort key columns of `batch`, in `order`'s order.
-fn sort_key_columns(
-    order: &[SortExpr],
-    batch: &RecordBatch,
-    functions: &FunctionRegistry,
-) -> Result<Vec<ArrayRef>> {
-    order
-        .iter()
-        .map(|o| evaluate(&o.expr, batch, functions))
-        .collect()
+/// Sorts all of `input` with `sort` when the first batch is asked for, then yields the sorted
+/// rows in batches of at most `batch_size` rows.
+pub fn sort_stream(
+    mut sort: SortBuffer,
+    input: BatchIter,
+    batch_size: usize,
+    cancelled: Arc<AtomicBool>,
+) -> BatchIter {
+    deferred(move || {
+        for b in input {
+            check_cancelled(&cancelled)?;
+            sort.push(b?)?;
+        }
+        sort.finish(batch_size)
+    })
 }
 
 /// The first 8 bytes of a row-format key as a big-endian number (zero-padded): ordering by

@@ -17,9 +17,8 @@ use arrow::row::{OwnedRow, RowConverter};
 use quiver_plan::SortExpr;
 
 use crate::error::Result;
+use crate::expr::sort_keys::{sort_fields, sort_key_columns};
 use crate::functions::FunctionRegistry;
-use crate::operators::expr_eval::evaluate;
-use crate::operators::sort::sort_fields;
 
 /// Range partitioning of one map task's rows.
 pub struct RangePartitioner {
@@ -79,11 +78,7 @@ impl RangePartitioner {
     /// Writes the bucket of every row of `batch` into `out`.
     pub fn partition(&mut self, batch: &RecordBatch, out: &mut Vec<u32>) -> Result<()> {
         out.clear();
-        let keys = self
-            .order
-            .iter()
-            .map(|o| evaluate(&o.expr, batch, &self.functions))
-            .collect::<Result<Vec<ArrayRef>>>()?;
+        let keys = sort_key_columns(&self.order, batch, &self.functions)?;
         let rows = self.converter.convert_columns(&keys)?;
         for row in rows.iter() {
             let first = self.boundaries.partition_point(|b| b.row() < row);

@@ -18,23 +18,15 @@ use crate::error::{Result, WorkerError};
 /// Batches in flight between a remote fetch and the reading task.
 const FETCH_CHANNEL_CAPACITY: usize = 8;
 
-/// What a reduce task needs to read its input.
+/// What a task needs to read map outputs: where they are (this worker's store, or other
+/// workers reached through `peers` on `runtime`). Which bucket it reads is the caller's to say.
 #[derive(Clone)]
 pub struct ShuffleReadContext {
     pub job: JobId,
     pub this_worker: WorkerId,
-    pub bucket: u32,
     pub store: Arc<MapOutputStore>,
     pub peers: Arc<PeerChannels>,
     pub runtime: tokio::runtime::Handle,
-}
-
-/// This task's bucket of every map output of `input`, as one iterator of batches.
-pub fn read_shuffle(
-    ctx: &ShuffleReadContext,
-    input: &ShuffleInput,
-) -> Box<dyn Iterator<Item = Result<RecordBatch>> + Send> {
-    read_bucket(ctx, input, ctx.bucket)
 }
 
 /// Bucket `bucket` of every map output of `input` (bucket 0 of a one-bucket stage is all of

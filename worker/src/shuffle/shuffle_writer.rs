@@ -26,10 +26,10 @@ use super::hash_partitioner::HashPartitioner;
 use super::map_output_store::MapOutput;
 use super::range_partitioner::RangePartitioner;
 use crate::error::{Result, WorkerError};
+use crate::expr::expr_eval::evaluate;
 use crate::functions::FunctionRegistry;
 use crate::memory::memory_pool::{MemoryReservation, batch_bytes};
 use crate::memory::spill::{SpillDir, SpillFile};
-use crate::operators::expr_eval::evaluate;
 use std::sync::Arc;
 
 /// How rows are assigned to buckets.

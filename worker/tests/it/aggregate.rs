@@ -8,11 +8,11 @@ use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
 use arrow::record_batch::RecordBatch;
 use quiver_plan::aggregate::{count, count_of, max, mean, min, sum};
 use quiver_plan::expr::col;
-use quiver_plan::{AggregateMode, PlanNode, StageId};
+use quiver_plan::{AggregateMode, PlanNode, StageId, StageRead};
 use quiver_worker::FunctionRegistry;
+use quiver_worker::expr::expr_eval::{evaluate, filter};
 use quiver_worker::memory::memory_pool::MemoryPool;
 use quiver_worker::memory::spill::SpillDir;
-use quiver_worker::operators::expr_eval::{evaluate, filter};
 use quiver_worker::operators::hash_aggregate::HashAggregate;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -89,25 +89,27 @@ fn partial_then_final_matches_reference() {
         max(col("i")).alias("hi"),
         mean(col("f")).alias("m"),
     ];
-    let scan = PlanNode::ShuffleRead {
+    let scan = PlanNode::StageRead(StageRead::Shuffle {
         stage: StageId(0),
         schema: schema.clone(),
-    };
+    });
     let partial_node = PlanNode::Aggregate {
         input: Box::new(scan.clone()),
         keys: vec![col("k")],
         aggregates: aggs.clone(),
         mode: AggregateMode::Partial,
+        filter: None,
     };
     let partial_schema = partial_node.schema().unwrap();
     let final_node = PlanNode::Aggregate {
-        input: Box::new(PlanNode::ShuffleRead {
+        input: Box::new(PlanNode::StageRead(StageRead::Shuffle {
             stage: StageId(0),
             schema: partial_schema.clone(),
-        }),
+        })),
         keys: vec![col("k")],
         aggregates: aggs.clone(),
         mode: AggregateMode::Final,
+        filter: None,
     };
     let pool = MemoryPool::new(64 << 20, 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -297,13 +299,14 @@ fn fused_filter_counts_only_selected_rows() {
     ]));
     let aggs = vec![count().alias("n"), sum(col("v")).alias("s")];
     let node = PlanNode::Aggregate {
-        input: Box::new(PlanNode::ShuffleRead {
+        input: Box::new(PlanNode::StageRead(StageRead::Shuffle {
             stage: StageId(0),
             schema: schema.clone(),
-        }),
+        })),
         keys: vec![col("k")],
         aggregates: aggs.clone(),
         mode: AggregateMode::Partial,
+        filter: None,
     };
     let pool = MemoryPool::new(64 << 20, 1).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -379,13 +382,14 @@ fn aggregate_ints(
     )
     .unwrap();
     let node = PlanNode::Aggregate {
-        input: Box::new(PlanNode::ShuffleRead {
+        input: Box::new(PlanNode::StageRead(StageRead::Shuffle {
             stage: StageId(0),
             schema: schema.clone(),
-        }),
+        })),
         keys: vec![],
         aggregates: vec![aggregate.clone()],
         mode: AggregateMode::Single,
+        filter: None,
     };
     let pool = MemoryPool::new(64 << 20, 1).unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -9,9 +9,9 @@ use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
 use quiver_plan::expr::{
     coalesce, col, contains, ends_with, lit, month, regexp_like, starts_with, substring, when, year,
 };
-use quiver_plan::{Expr, PlanNode, StageId};
+use quiver_plan::{Expr, PlanNode, StageId, StageRead};
 use quiver_worker::FunctionRegistry;
-use quiver_worker::operators::expr_eval::evaluate;
+use quiver_worker::expr::expr_eval::evaluate;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -63,10 +63,10 @@ fn batch(rows: usize, seed: u64) -> RecordBatch {
 
 fn eval(e: &Expr, b: &RecordBatch) -> ArrayRef {
     // Validation and evaluation must agree on the type.
-    let plan = PlanNode::ShuffleRead {
+    let plan = PlanNode::StageRead(StageRead::Shuffle {
         stage: StageId(0),
         schema: b.schema(),
-    };
+    });
     let declared = e.data_type(&plan.schema().unwrap(), "test").unwrap();
     let out = evaluate(e, b, &FunctionRegistry::default()).unwrap();
     assert_eq!(out.data_type(), &declared, "{e}");

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod aggregate;
+mod cancellation;
 mod expressions;
 mod parquet_checksums;
 mod shuffle;

@@ -95,6 +95,7 @@ fn a_final_aggregation_over_budget_spills_and_merges_every_key_once() {
         keys: vec![col("k")],
         aggregates: aggs.clone(),
         mode: AggregateMode::Single,
+        filter: None,
     };
     let mut agg = HashAggregate::new(
         &schema(),

@@ -1,0 +1,52 @@
+//! The stage-read sources: what a stage reads of an upstream stage's output — this task's
+//! bucket of every map output (after a shuffle), or all of it (a broadcast). The bytes come
+//! through [`crate::shuffle::shuffle_reader`]; this picks the input locations and the bucket.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use quiver_plan::{PlanError, ShuffleInput, StageId, StageRead};
+
+use super::batch_stream::{BatchIter, check_cancelled};
+use crate::error::{Result, WorkerError};
+use crate::shuffle::shuffle_reader::{ShuffleReadContext, read_bucket};
+
+/// The shuffle input of `stage` among this task's `inputs`.
+fn shuffle_input(inputs: &[ShuffleInput], stage: StageId) -> Result<&ShuffleInput> {
+    inputs.iter().find(|i| i.stage == stage).ok_or_else(|| {
+        WorkerError::Plan(PlanError::InvalidPlan(format!(
+            "task has no shuffle input locations for stage {stage}"
+        )))
+    })
+}
+
+/// All output of `stage` (bucket 0 of every map task): a broadcast join side or a sample.
+pub fn read_broadcast(
+    shuffle: &ShuffleReadContext,
+    inputs: &[ShuffleInput],
+    stage: StageId,
+) -> Result<BatchIter> {
+    Ok(read_bucket(shuffle, shuffle_input(inputs, stage)?, 0))
+}
+
+/// What `read` reads for the task of partition `partition`: its bucket of a shuffle, or the
+/// whole output of a broadcast.
+pub fn stage_read(
+    read: &StageRead,
+    shuffle: &ShuffleReadContext,
+    inputs: &[ShuffleInput],
+    partition: u32,
+    cancelled: Arc<AtomicBool>,
+) -> Result<BatchIter> {
+    let batches = match read {
+        StageRead::Shuffle { stage, .. } => {
+            read_bucket(shuffle, shuffle_input(inputs, *stage)?, partition)
+        }
+        StageRead::Broadcast { stage, .. } => read_broadcast(shuffle, inputs, *stage)?,
+    };
+    Ok(Box::new(batches.map(move |b| {
+        let b = b?;
+        check_cancelled(&cancelled)?;
+        Ok(b)
+    })))
+}
