@@ -53,7 +53,7 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     slots: usize,
     /// Each worker's memory limit (bytes, or with K/M/G).
-    #[arg(long, default_value = "2G", value_parser = quiver_worker::memory::memory_pool::parse_bytes)]
+    #[arg(long, default_value = "2G", value_parser = quiver_worker::parse_bytes)]
     memory_limit: usize,
     /// Directory for suite.json and suite.md.
     #[arg(long, default_value = "target/bench-results")]

@@ -4,6 +4,7 @@ use quiver_plan::{JobId, PlanError};
 
 /// A refused request or a failed start.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // each variant's `#[error]` message says what it means
 pub enum CoordinatorError {
     #[error("invalid plan: {0}")]
     Plan(#[from] PlanError),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use quiver_coordinator::CoordinatorConfig;
-use quiver_coordinator::scheduler::SchedulerConfig;
+use quiver_coordinator::SchedulerConfig;
 use quiver_net::credentials::own_token;
 use quiver_net::flags::{ListenerArgs, TlsArgs, parse_duration};
 use quiver_net::{AllowedRoots, ClusterTokens, Token};

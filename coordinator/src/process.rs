@@ -34,6 +34,7 @@ pub struct CoordinatorConfig {
     pub heartbeat_interval: Duration,
     /// Silence after which a worker is declared lost.
     pub heartbeat_timeout: Duration,
+    /// Retries, exclusions, speculation, limits and retention.
     pub scheduler: SchedulerConfig,
     /// Where to serve the dashboard and `/metrics` (none: not served).
     pub dashboard: Option<SocketAddr>,

@@ -66,6 +66,7 @@ pub enum TaskOutcome {
 /// Scheduler settings.
 #[derive(Clone, Debug)]
 pub struct SchedulerConfig {
+    /// Attempts a task may make (failures that a retry can help) before its job fails.
     pub max_task_attempts: u32,
     /// A job fails when one of its tasks was running on a worker that was lost this many
     /// times: the task is probably what kills them.
@@ -89,7 +90,9 @@ pub struct SchedulerConfig {
     /// A worker on which this many task attempts failed (retryable failures) within
     /// `exclusion_window` gets no tasks for `exclusion_period`.
     pub exclude_after_failures: u32,
+    /// See `exclude_after_failures`.
     pub exclusion_window: Duration,
+    /// See `exclude_after_failures`.
     pub exclusion_period: Duration,
 }
 

@@ -64,8 +64,10 @@ pub struct WorkerArgs {
         value_delimiter = ','
     )]
     pub allowed_roots: Vec<PathBuf>,
+    /// TLS for the worker's port and its calls to peers (`--tls-cert`, ...).
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// Connection limits of the worker's port (`--max-connections`, ...).
     #[command(flatten)]
     pub listener: ListenerArgs,
 }

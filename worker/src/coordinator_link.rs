@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use quiver_net::{AuthChannel, Dialer};
-use quiver_plan::WorkerId;
 use quiver_proto::MAX_MESSAGE_BYTES;
 use quiver_proto::v1 as pb;
 use quiver_proto::v1::coordinator_client::CoordinatorClient;
@@ -67,11 +66,6 @@ impl CoordinatorLink {
             draining: AtomicBool::new(false),
             released: AtomicBool::new(false),
         })
-    }
-
-    /// This worker's id.
-    pub fn worker_id(&self) -> WorkerId {
-        WorkerId(self.registration.worker_id.clone())
     }
 
     /// Whether the last exchange with the coordinator found this worker registered.

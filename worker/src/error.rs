@@ -6,6 +6,7 @@ use quiver_plan::{PlanError, StageId, WorkerId};
 
 /// A task or service failure, naming the file, worker or stage involved.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // each variant's `#[error]` message says what it means
 pub enum WorkerError {
     #[error("{path}: {source}")]
     Io {

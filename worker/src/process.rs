@@ -48,6 +48,7 @@ pub struct WorkerConfig {
     /// Host name or IP other processes use to reach this worker; defaults to the bind IP
     /// (or 127.0.0.1 when binding all interfaces).
     pub advertise_host: Option<String>,
+    /// How often the worker heartbeats to the coordinator.
     pub heartbeat_interval: Duration,
     /// The user functions this worker can run (advertised to the coordinator).
     pub functions: Arc<FunctionRegistry>,

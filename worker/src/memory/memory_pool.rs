@@ -54,6 +54,7 @@ impl MemoryPool {
 
     /// A pool of `limit` bytes for one task, without the minimum share: for tests that need
     /// operators to spill on small data.
+    #[cfg(any(test, feature = "internals"))]
     pub fn unchecked(limit: usize) -> Arc<Self> {
         Arc::new(MemoryPool {
             limit,
@@ -62,18 +63,9 @@ impl MemoryPool {
         })
     }
 
-    /// The worker's whole budget.
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
-    /// One task's share.
-    pub fn per_task(&self) -> usize {
-        self.per_task
-    }
-
     /// Bytes reserved now, over all tasks.
-    pub fn used(&self) -> usize {
+    #[cfg(test)]
+    fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }
 
@@ -100,11 +92,6 @@ impl TaskMemory {
             task: self.clone(),
             bytes: 0,
         }
-    }
-
-    /// The task's share in bytes.
-    pub fn share(&self) -> usize {
-        self.pool.per_task
     }
 }
 

@@ -85,15 +85,6 @@ impl SpillDir {
             spilled: self.spilled.clone(),
         })
     }
-
-    /// Writes `batches` as one run.
-    pub fn spill(&self, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<SpillRun> {
-        let mut w = self.create(schema)?;
-        for b in batches {
-            w.write(b)?;
-        }
-        w.finish()
-    }
 }
 
 /// A file in a spill directory, deleted when dropped.
@@ -141,11 +132,7 @@ impl SpillWriter {
             .map_err(|e| WorkerError::io(path, e))?
             .len();
         self.spilled.fetch_add(bytes, Ordering::Relaxed);
-        Ok(SpillRun {
-            file: self.file,
-            rows: self.rows,
-            bytes,
-        })
+        Ok(SpillRun { file: self.file })
     }
 }
 
@@ -153,21 +140,9 @@ impl SpillWriter {
 #[derive(Debug)]
 pub struct SpillRun {
     file: SpillFile,
-    rows: u64,
-    bytes: u64,
 }
 
 impl SpillRun {
-    /// Rows in the run.
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
-    /// Bytes on disk.
-    pub fn bytes(&self) -> u64 {
-        self.bytes
-    }
-
     /// The run's batches, read back one at a time.
     pub fn read(&self) -> Result<impl Iterator<Item = Result<RecordBatch>> + Send + use<>> {
         let path = self.file.path();

@@ -95,6 +95,8 @@ impl ByteInterner {
     }
 
     /// Whether no key was interned.
+    /// (Exported, beside `len`, only where the module is: feature `internals`.)
+    #[cfg(feature = "internals")]
     pub fn is_empty(&self) -> bool {
         self.hashes.is_empty()
     }
@@ -227,6 +229,8 @@ impl GroupKeys {
     }
 
     /// Whether no group exists yet.
+    /// (Exported, beside `len`, only where the module is: feature `internals`.)
+    #[cfg(feature = "internals")]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

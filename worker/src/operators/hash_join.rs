@@ -172,11 +172,6 @@ impl HashJoin {
         })
     }
 
-    /// The output schema.
-    pub fn schema(&self) -> &SchemaRef {
-        &self.layout.schema
-    }
-
     /// Key columns of `batch` and which rows have a NULL key.
     fn key_rows(
         &self,

@@ -75,6 +75,8 @@ impl PackedKeys {
     }
 
     /// Whether no group exists yet.
+    /// (Exported, beside `len`, only where the module is: feature `internals`.)
+    #[cfg(feature = "internals")]
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }

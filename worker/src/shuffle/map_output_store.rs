@@ -53,11 +53,6 @@ impl MapOutputStore {
         }
     }
 
-    /// The directory this store writes under.
-    pub fn root(&self) -> &PathBuf {
-        &self.root
-    }
-
     /// Data and index file paths for one attempt.
     pub fn paths_for(&self, t: &TaskAttempt) -> (PathBuf, PathBuf) {
         let dir = self.root.join(&t.job.0).join(format!("stage-{}", t.stage));
