@@ -184,28 +184,28 @@ impl Limits {
 impl From<&Limits> for pb::Limits {
     fn from(l: &Limits) -> Self {
         pb::Limits {
-            max_partitions: l.max_partitions,
-            max_tasks_per_stage: l.max_tasks_per_stage,
-            max_tasks_per_job: l.max_tasks_per_job,
-            max_batch_size: l.max_batch_size,
-            max_plan_depth: l.max_plan_depth,
-            max_plan_nodes: l.max_plan_nodes,
+            max_partitions: Some(l.max_partitions),
+            max_tasks_per_stage: Some(l.max_tasks_per_stage),
+            max_tasks_per_job: Some(l.max_tasks_per_job),
+            max_batch_size: Some(l.max_batch_size),
+            max_plan_depth: Some(l.max_plan_depth),
+            max_plan_nodes: Some(l.max_plan_nodes),
         }
     }
 }
 
 impl From<&pb::Limits> for Limits {
-    /// A coordinator's limits as its worker takes them: a field left at 0 means the default.
+    /// A coordinator's limits as its worker takes them: an absent field is the default, and
+    /// every bound is raised to its smallest sane value.
     fn from(l: &pb::Limits) -> Self {
         let d = Limits::default();
-        let or = |v: u32, default: u32| if v == 0 { default } else { v };
         Limits {
-            max_partitions: or(l.max_partitions, d.max_partitions),
-            max_tasks_per_stage: or(l.max_tasks_per_stage, d.max_tasks_per_stage),
-            max_tasks_per_job: or(l.max_tasks_per_job, d.max_tasks_per_job),
-            max_batch_size: or(l.max_batch_size, d.max_batch_size),
-            max_plan_depth: or(l.max_plan_depth, d.max_plan_depth),
-            max_plan_nodes: or(l.max_plan_nodes, d.max_plan_nodes),
+            max_partitions: l.max_partitions.unwrap_or(d.max_partitions),
+            max_tasks_per_stage: l.max_tasks_per_stage.unwrap_or(d.max_tasks_per_stage),
+            max_tasks_per_job: l.max_tasks_per_job.unwrap_or(d.max_tasks_per_job),
+            max_batch_size: l.max_batch_size.unwrap_or(d.max_batch_size),
+            max_plan_depth: l.max_plan_depth.unwrap_or(d.max_plan_depth),
+            max_plan_nodes: l.max_plan_nodes.unwrap_or(d.max_plan_nodes),
         }
         .sanitized()
     }
@@ -314,5 +314,37 @@ pub fn stage_output_depth(output: &StageOutput) -> u32 {
             2 + order.iter().map(sort_expr_depth).max().unwrap_or(0)
         }
         StageOutput::Collect | StageOutput::WriteParquet { .. } => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_keep_their_meaning_on_the_wire() {
+        // Absent fields are the defaults.
+        assert_eq!(Limits::from(&pb::Limits::default()), Limits::default());
+        // Present fields are taken as they are...
+        let set = Limits {
+            max_partitions: 7,
+            max_tasks_per_stage: 70,
+            max_tasks_per_job: 700,
+            max_batch_size: 9000,
+            max_plan_depth: 20,
+            max_plan_nodes: 300,
+        };
+        assert_eq!(Limits::from(&pb::Limits::from(&set)), set);
+        // ...raised to the smallest sane bound where they are below it: a present 0 is not
+        // "the default", it is the tightest limit there is.
+        let zero = pb::Limits {
+            max_partitions: Some(0),
+            max_batch_size: Some(0),
+            ..Default::default()
+        };
+        let got = Limits::from(&zero);
+        assert_eq!(got.max_partitions, 1);
+        assert_eq!(got.max_batch_size, 8192);
+        assert_eq!(got.max_plan_nodes, Limits::default().max_plan_nodes);
     }
 }

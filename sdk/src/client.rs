@@ -21,11 +21,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// the coordinator chooses.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct JobOptions {
-    /// Reduce-side partitions of every shuffle; 0 (the default) means twice the cluster's
-    /// total slots.
-    pub shuffle_partitions: u32,
-    /// Rows per batch inside tasks; 0 (the default) means 8192.
-    pub batch_size: u32,
+    /// Reduce-side partitions of every shuffle. `None`: twice the cluster's total slots when
+    /// the job starts.
+    pub shuffle_partitions: Option<u32>,
+    /// Rows per batch inside tasks. `None`: the coordinator's default, 8192.
+    pub batch_size: Option<u32>,
     /// Joins whose right side reads at most this many bytes of input broadcast it instead of
     /// shuffling both sides. `None`: the default, 10 MiB; `Some(0)`: never broadcast.
     pub broadcast_threshold: Option<u64>,
@@ -33,11 +33,11 @@ pub struct JobOptions {
 
 impl From<&JobOptions> for pb::JobOptions {
     fn from(o: &JobOptions) -> Self {
-        let set = |n: u32| (n > 0).then_some(n);
+        // The same meaning on the wire: absent for the default (and for the threshold, 0
+        // for never).
         pb::JobOptions {
-            shuffle_partitions: set(o.shuffle_partitions),
-            batch_size: set(o.batch_size),
-            // The same meaning on the wire: absent for the default, 0 for never.
+            shuffle_partitions: o.shuffle_partitions,
+            batch_size: o.batch_size,
             broadcast_threshold: o.broadcast_threshold,
         }
     }
@@ -50,6 +50,8 @@ pub struct Client {
     inner: CoordinatorClient<AuthChannel>,
     /// Connections to workers, for fetching results (same token and TLS settings).
     workers: Arc<PeerChannels>,
+    /// How long a job handle keeps reconnecting to a lost coordinator.
+    reconnect_timeout: Duration,
 }
 
 impl std::fmt::Debug for Client {
@@ -102,6 +104,7 @@ impl Client {
             workers: Arc::new(PeerChannels::new(
                 dialer.with_credentials(quiver_net::CallCredentials::none()),
             )),
+            reconnect_timeout: options.reconnect_timeout_or_default(),
         })
     }
 
@@ -112,6 +115,10 @@ impl Client {
 
     pub(crate) fn grpc(&self) -> CoordinatorClient<AuthChannel> {
         self.inner.clone()
+    }
+
+    pub(crate) fn reconnect_timeout(&self) -> Duration {
+        self.reconnect_timeout
     }
 
     pub(crate) fn workers(&self) -> &PeerChannels {

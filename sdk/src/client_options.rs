@@ -1,14 +1,16 @@
 //! [`ClientOptions`]: what a driver presents to a cluster (its token) and how it checks whom
-//! it talks to (TLS), and [`ClientArgs`], the same as command-line flags for your own
-//! drivers.
+//! it talks to (TLS), how long it rides out a lost coordinator, and [`ClientArgs`], the same
+//! as command-line flags for your own drivers.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use quiver_net::flags::parse_duration;
 use quiver_net::{CallCredentials, Dialer, TlsSettings, Token};
 
 use crate::error::{Error, Result};
 
-/// A driver's credentials and TLS settings.
+/// A driver's credentials, TLS settings and reconnect timeout.
 ///
 /// ```
 /// # fn run() -> quiver::Result<()> {
@@ -24,7 +26,12 @@ pub struct ClientOptions {
     token_file: Option<PathBuf>,
     tls_ca: Option<PathBuf>,
     tls_identity: Option<(PathBuf, PathBuf)>,
+    reconnect_timeout: Option<Duration>,
 }
+
+/// How long a [`crate::JobHandle`] keeps reconnecting to a coordinator it lost, unless the
+/// options say otherwise.
+pub const DEFAULT_RECONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for ClientOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -33,6 +40,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("token_file", &self.token_file)
             .field("tls_ca", &self.tls_ca)
             .field("tls_identity", &self.tls_identity)
+            .field("reconnect_timeout", &self.reconnect_timeout_or_default())
             .finish()
     }
 }
@@ -51,7 +59,8 @@ impl ClientOptions {
 
     /// The settings the environment gives, as every Quiver binary reads them:
     /// `QUIVER_TOKEN_FILE` (or `QUIVER_TOKEN`, the token itself), `QUIVER_TLS_CA`, and
-    /// `QUIVER_TLS_CERT` with `QUIVER_TLS_KEY` for mutual TLS.
+    /// `QUIVER_TLS_CERT` with `QUIVER_TLS_KEY` for mutual TLS, and
+    /// `QUIVER_RECONNECT_TIMEOUT` (e.g. `90s`; an unreadable value is ignored with a warning).
     pub fn from_env() -> Self {
         let mut options = ClientOptions {
             token: std::env::var("QUIVER_TOKEN")
@@ -60,6 +69,16 @@ impl ClientOptions {
             token_file: env_path("QUIVER_TOKEN_FILE"),
             tls_ca: env_path("QUIVER_TLS_CA"),
             tls_identity: None,
+            reconnect_timeout: std::env::var("QUIVER_RECONNECT_TIMEOUT")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .and_then(|v| match parse_duration(&v) {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        tracing::warn!("QUIVER_RECONNECT_TIMEOUT={v:?} is ignored: {e}");
+                        None
+                    }
+                }),
         };
         if let (Some(cert), Some(key)) = (env_path("QUIVER_TLS_CERT"), env_path("QUIVER_TLS_KEY")) {
             options.tls_identity = Some((cert, key));
@@ -91,6 +110,20 @@ impl ClientOptions {
     pub fn tls_identity(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
         self.tls_identity = Some((cert.into(), key.into()));
         self
+    }
+
+    /// How long a job handle keeps trying to reconnect when the connection to the
+    /// coordinator breaks while it follows a job (default [`DEFAULT_RECONNECT_TIMEOUT`]; zero:
+    /// fail at once). A coordinator restarting with its state dir, or a network blip, is
+    /// then not the driver's failure.
+    pub fn reconnect_timeout(mut self, timeout: Duration) -> Self {
+        self.reconnect_timeout = Some(timeout);
+        self
+    }
+
+    /// The reconnect timeout in effect.
+    pub(crate) fn reconnect_timeout_or_default(&self) -> Duration {
+        self.reconnect_timeout.unwrap_or(DEFAULT_RECONNECT_TIMEOUT)
     }
 
     /// The token these options present, read from its file if one was given.
@@ -150,6 +183,10 @@ pub struct ClientArgs {
     /// The private key of --tls-cert (PEM).
     #[arg(long, env = "QUIVER_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// How long to keep reconnecting to a coordinator lost while following a job (e.g.
+    /// `60s`, the default; `0s` fails at once).
+    #[arg(long, env = "QUIVER_RECONNECT_TIMEOUT", value_parser = parse_duration)]
+    pub reconnect_timeout: Option<Duration>,
 }
 
 impl ClientArgs {
@@ -165,6 +202,9 @@ impl ClientArgs {
         }
         if let (Some(c), Some(k)) = (&self.tls_cert, &self.tls_key) {
             options = options.tls_identity(c, k);
+        }
+        if let Some(t) = self.reconnect_timeout {
+            options = options.reconnect_timeout(t);
         }
         options
     }

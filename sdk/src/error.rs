@@ -37,6 +37,15 @@ pub enum Error {
         /// The failing task's own error.
         message: String,
     },
+    /// The coordinator came back after the connection broke, but no longer knows the job
+    /// (it restarted without the job's state).
+    #[error("job {job} was lost: the coordinator at {url} restarted and does not know it")]
+    JobLost {
+        /// The job id.
+        job: String,
+        /// The coordinator URL.
+        url: String,
+    },
     /// The job was cancelled.
     #[error("job {job} was cancelled")]
     JobCancelled {

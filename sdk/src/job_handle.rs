@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt};
 use quiver_net::fetch_bucket;
-use quiver_plan::proto_conversion::{enum_value, schema_from_bytes, unspecified};
+use quiver_plan::proto_conversion::{enum_value, required, schema_from_bytes, unspecified};
 use quiver_plan::{SchemaRef, StageOutput};
 use quiver_proto::v1 as pb;
 
@@ -128,12 +128,7 @@ impl TryFrom<pb::JobStatus> for JobProgress {
                 Ok(StageProgress {
                     id: st.stage_id,
                     inputs: st.input_stages.clone(),
-                    output: st
-                        .output
-                        .as_ref()
-                        .map(StageOutput::try_from)
-                        .transpose()?
-                        .unwrap_or(StageOutput::Collect),
+                    output: required("stage.output", &st.output)?.try_into()?,
                     description: st.description.clone(),
                     state: match enum_value("stage.state", st.state)? {
                         pb::StageState::Unspecified => {
@@ -200,19 +195,33 @@ impl JobHandle {
     }
 
     /// Progress updates until the job finishes (the last item is the final state).
+    ///
+    /// When the connection to the coordinator breaks — it restarted, or the network failed —
+    /// the stream reconnects with backoff for up to the client's reconnect timeout
+    /// ([`crate::ClientOptions::reconnect_timeout`], 60 s by default) and goes on from the
+    /// job's current state. It ends with an error if the coordinator cannot be reached in
+    /// that time, or if it answers but no longer knows the job.
     pub async fn progress(&self) -> Result<impl Stream<Item = Result<JobProgress>> + use<>> {
-        let stream = self
+        let first = self.watch().await.map_err(|e| Error::rpc("WatchJob", e))?;
+        let follower = ProgressFollower {
+            handle: self.clone(),
+            stream: Some(first),
+            finished: false,
+        };
+        Ok(futures::stream::unfold(follower, |mut f| async move {
+            f.next().await.map(|item| (item, f))
+        }))
+    }
+
+    async fn watch(&self) -> std::result::Result<tonic::Streaming<pb::JobStatus>, tonic::Status> {
+        Ok(self
             .client
             .grpc()
             .watch_job(pb::WatchJobRequest {
                 job_id: self.id.clone(),
             })
-            .await
-            .map_err(|e| Error::rpc("WatchJob", e))?
-            .into_inner();
-        Ok(stream
-            .map_err(|e| Error::rpc("WatchJob", e))
-            .and_then(|s| async move { JobProgress::try_from(s) }))
+            .await?
+            .into_inner())
     }
 
     /// Waits for the job to finish; an error if it failed or was cancelled.
@@ -299,5 +308,95 @@ impl JobHandle {
             .map_err(|e| Error::rpc("CancelJob", e))?
             .into_inner()
             .cancelled)
+    }
+}
+
+/// Follows one job's `WatchJob` stream across broken connections (see [`JobHandle::progress`]).
+struct ProgressFollower {
+    handle: JobHandle,
+    /// The open stream; `None` after the connection broke.
+    stream: Option<tonic::Streaming<pb::JobStatus>>,
+    /// The job ended, or following it failed: nothing more comes.
+    finished: bool,
+}
+
+/// The first pause before reconnecting, doubled after each failed try up to
+/// [`RECONNECT_BACKOFF_MAX`].
+const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(100);
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+impl ProgressFollower {
+    async fn next(&mut self) -> Option<Result<JobProgress>> {
+        if self.finished {
+            return None;
+        }
+        loop {
+            let stream = match &mut self.stream {
+                Some(s) => s,
+                None => match self.reconnect().await {
+                    Ok(s) => self.stream.insert(s),
+                    Err(e) => {
+                        self.finished = true;
+                        return Some(Err(e));
+                    }
+                },
+            };
+            match stream.message().await {
+                Ok(Some(status)) => {
+                    let progress = JobProgress::try_from(status);
+                    self.finished = progress.as_ref().map_or(true, |p| p.state.is_terminal());
+                    return Some(progress);
+                }
+                // The coordinator ends the stream when the job ends; ending it before that means
+                // it is going away (a restart): follow the job on the next connection.
+                Ok(None) => {
+                    tokio::time::sleep(RECONNECT_BACKOFF_MIN).await;
+                    self.stream = None;
+                }
+                Err(status) if quiver_net::connection_failed(&status) => {
+                    tracing::warn!(job = %self.handle.id, error = %status.message(), "lost the coordinator; reconnecting");
+                    self.stream = None;
+                }
+                Err(status) => {
+                    self.finished = true;
+                    return Some(Err(Error::rpc("WatchJob", status)));
+                }
+            }
+        }
+    }
+
+    /// Opens a new `WatchJob` stream, retrying with backoff while the coordinator cannot be
+    /// reached, for up to the client's reconnect timeout.
+    async fn reconnect(&self) -> Result<tonic::Streaming<pb::JobStatus>> {
+        let client = &self.handle.client;
+        let timeout = client.reconnect_timeout();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut backoff = RECONNECT_BACKOFF_MIN;
+        loop {
+            let last_error = match self.handle.watch().await {
+                Ok(stream) => return Ok(stream),
+                Err(status) if status.code() == tonic::Code::NotFound => {
+                    return Err(Error::JobLost {
+                        job: self.handle.id.clone(),
+                        url: client.url().to_string(),
+                    });
+                }
+                Err(status) if quiver_net::connection_failed(&status) => status,
+                Err(status) => return Err(Error::rpc("WatchJob", status)),
+            };
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(Error::Connect {
+                    url: client.url().to_string(),
+                    message: format!(
+                        "lost while following job {} and not back within {timeout:?}: {}",
+                        self.handle.id,
+                        last_error.message()
+                    ),
+                });
+            }
+            tokio::time::sleep(backoff.min(deadline - now)).await;
+            backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
+        }
     }
 }

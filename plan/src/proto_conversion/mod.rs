@@ -46,7 +46,8 @@ pub fn schema_from_bytes(bytes: &[u8]) -> Result<SchemaRef> {
         })
 }
 
-fn required<'a, T>(field: &'static str, value: &'a Option<T>) -> Result<&'a T> {
+/// The value of a message field a peer must send, or the error naming it.
+pub fn required<'a, T>(field: &'static str, value: &'a Option<T>) -> Result<&'a T> {
     value.as_ref().ok_or_else(|| PlanError::missing(field))
 }
 

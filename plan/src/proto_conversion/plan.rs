@@ -241,10 +241,7 @@ impl TryFrom<&pb::PlanNode> for PlanNode {
         Ok(match required("plan.node", &node.node)? {
             Node::Scan(s) => {
                 let format = source_format_from_proto("scan.format", s.format)?;
-                let csv = s
-                    .csv
-                    .as_ref()
-                    .map_or(Ok(CsvOptions::default()), csv_options_from_proto)?;
+                let csv = csv_options_from_proto(required("scan.csv", &s.csv)?)?;
                 PlanNode::Scan(ScanNode {
                     format,
                     files: s

@@ -645,7 +645,7 @@ async fn oversized_numbers_are_refused_before_they_size_anything() {
             Sink::Collect,
             "too many partitions",
             JobOptions {
-                shuffle_partitions: 1_000_000,
+                shuffle_partitions: Some(1_000_000),
                 ..Default::default()
             },
         )

@@ -145,10 +145,20 @@ impl ProcessCluster {
         self.workers.len() - 1
     }
 
-    /// Kills the coordinator (SIGKILL) and starts a new one on the same address.
-    pub fn restart_coordinator(&mut self) {
+    /// kill -9 of the coordinator (and nothing else).
+    pub fn kill_coordinator(&mut self) {
         let _ = self.coordinator.kill();
         let _ = self.coordinator.wait();
+    }
+
+    /// Kills the coordinator (SIGKILL) and starts a new one on the same address.
+    pub fn restart_coordinator(&mut self) {
+        self.kill_coordinator();
+        self.start_coordinator_again();
+    }
+
+    /// Starts a coordinator again on the address of the one that was killed.
+    pub fn start_coordinator_again(&mut self) {
         let bind = self.url.trim_start_matches("http://").to_string();
         let (child, url, dashboard) = spawn_coordinator(&bind, &self.coordinator_args);
         assert_eq!(url, self.url);
@@ -190,7 +200,12 @@ impl ProcessCluster {
 
     /// A client of the coordinator.
     pub async fn client(&self) -> Client {
-        Client::connect_with(&self.url, self.client_options.clone())
+        self.client_with(self.client_options.clone()).await
+    }
+
+    /// A client of the coordinator with `options` (they must carry the cluster's credentials).
+    pub async fn client_with(&self, options: ClientOptions) -> Client {
+        Client::connect_with(&self.url, options)
             .await
             .expect("coordinator answers")
     }

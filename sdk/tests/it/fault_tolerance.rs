@@ -49,8 +49,8 @@ async fn chaos_cluster(workers: usize) -> ProcessCluster {
 }
 
 const CHAOS_OPTIONS: JobOptions = JobOptions {
-    shuffle_partitions: 12,
-    batch_size: 32,
+    shuffle_partitions: Some(12),
+    batch_size: Some(32),
     broadcast_threshold: None,
 };
 
@@ -142,8 +142,8 @@ async fn busy_workers_keep_heartbeating_and_are_never_declared_lost() {
         .unwrap();
     let client = cluster.client().await.unwrap();
     let options = JobOptions {
-        shuffle_partitions: 2,
-        batch_size: 8,
+        shuffle_partitions: Some(2),
+        batch_size: Some(8),
         broadcast_threshold: None,
     };
     let job = client
@@ -358,8 +358,8 @@ async fn shuffle_files_are_removed_when_a_job_ends() {
 
     // A cancelled job: everything goes.
     let options = JobOptions {
-        shuffle_partitions: 4,
-        batch_size: 16,
+        shuffle_partitions: Some(4),
+        batch_size: Some(16),
         broadcast_threshold: None,
     };
     let cancelled = client
@@ -384,8 +384,8 @@ async fn one_worker_then_two_more_join_mid_job_then_the_first_is_killed() {
     let mut cluster = chaos_cluster(1).await;
     let client = cluster.client().await;
     let options = JobOptions {
-        shuffle_partitions: 12,
-        batch_size: 8,
+        shuffle_partitions: Some(12),
+        batch_size: Some(8),
         broadcast_threshold: None,
     };
     let job = client

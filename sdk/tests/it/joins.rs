@@ -183,8 +183,8 @@ const ALL_TYPES: [JoinType; 6] = [
 
 fn options() -> JobOptions {
     JobOptions {
-        shuffle_partitions: 5,
-        batch_size: 97,
+        shuffle_partitions: Some(5),
+        batch_size: Some(97),
         broadcast_threshold: None,
     }
 }

@@ -2,7 +2,9 @@
 //! and the CLI against them.
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
+use quiver::ClientOptions;
 use quiver::prelude::*;
 
 use crate::cluster::{ProcessCluster, binary, http_get};
@@ -92,4 +94,80 @@ async fn workers_register_again_by_themselves_when_the_coordinator_restarts() {
     let client = cluster.client().await;
     let got = result_counts(&word_count(&files).collect(&client).await.unwrap());
     assert_eq!(got, reference_counts(&files));
+}
+
+/// A driver following a job rides out a broken connection: it reconnects to the coordinator
+/// when it comes back, and says plainly that the job is gone when the new coordinator does not
+/// know it (its state is not durable yet), instead of failing at once with a TCP error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_reconnects_to_a_restarted_coordinator_and_names_a_lost_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_corpus(dir.path(), 1, 50, 3);
+    // No workers: the job stays queued while the coordinator goes away.
+    let mut cluster = ProcessCluster::start(0).await;
+    let client = cluster.client().await;
+    let job = client
+        .submit(&word_count(&files), Sink::Collect)
+        .await
+        .unwrap();
+    let waiting = tokio::spawn(async move { job.wait().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.kill_coordinator();
+    let down = Instant::now();
+    // Down for a second: the driver keeps trying instead of failing.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the driver gave up while the coordinator was down"
+    );
+    cluster.start_coordinator_again();
+    let err = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("the driver reconnects within seconds")
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(&err, quiver::Error::JobLost { url, .. } if *url == cluster.url),
+        "{err}"
+    );
+    assert!(down.elapsed() >= Duration::from_secs(1));
+}
+
+/// With the coordinator gone for good, the driver fails once its reconnect timeout is over,
+/// naming the coordinator and the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_gives_up_on_a_dead_coordinator_after_its_reconnect_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_corpus(dir.path(), 1, 50, 3);
+    let mut cluster = ProcessCluster::start(0).await;
+    let client = cluster
+        .client_with(ClientOptions::new().reconnect_timeout(Duration::from_millis(1500)))
+        .await;
+    let job = client
+        .submit(&word_count(&files), Sink::Collect)
+        .await
+        .unwrap();
+    let id = job.id().to_string();
+    let waiting = tokio::spawn(async move { job.wait().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.kill_coordinator();
+    let down = Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("the driver gives up after its timeout")
+        .unwrap()
+        .unwrap_err();
+    let waited = down.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1400) && waited < Duration::from_secs(10),
+        "gave up after {waited:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        matches!(err, quiver::Error::Connect { .. })
+            && message.contains(&cluster.url)
+            && message.contains(&id)
+            && message.contains("not back within"),
+        "{message}"
+    );
 }

@@ -113,8 +113,8 @@ fn key_sequence(batches: &[RecordBatch]) -> Vec<(Option<i64>, Option<String>)> {
 
 fn options() -> JobOptions {
     JobOptions {
-        shuffle_partitions: 4,
-        batch_size: 128,
+        shuffle_partitions: Some(4),
+        batch_size: Some(128),
         broadcast_threshold: None,
     }
 }

@@ -30,8 +30,8 @@ async fn small_memory_cluster() -> LocalCluster {
 
 fn options() -> JobOptions {
     JobOptions {
-        shuffle_partitions: 2,
-        batch_size: 4096,
+        shuffle_partitions: Some(2),
+        batch_size: Some(4096),
         broadcast_threshold: Some(0),
     }
 }

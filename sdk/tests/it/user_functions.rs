@@ -281,8 +281,8 @@ async fn retried_attempts_leave_exactly_one_parquet_file_per_partition() {
         .unwrap();
     let out = dir.path().join("out");
     let options = quiver::JobOptions {
-        shuffle_partitions: 3,
-        batch_size: 0,
+        shuffle_partitions: Some(3),
+        batch_size: None,
         broadcast_threshold: None,
     };
     let sink = Sink::WriteParquet {

@@ -55,8 +55,8 @@ fn batch_size_and_partitions_keep_their_meaning() {
         "decided when the job starts"
     );
     let set = resolved(JobOptions {
-        shuffle_partitions: 7,
-        batch_size: 97,
+        shuffle_partitions: Some(7),
+        batch_size: Some(97),
         broadcast_threshold: None,
     });
     assert_eq!(set.batch_size, 97);

@@ -24,8 +24,8 @@ async fn word_count_is_exact_on_one_and_three_workers() {
         let cluster = cluster::local(workers).await;
         let client = cluster.client().await.unwrap();
         let options = JobOptions {
-            shuffle_partitions: 5,
-            batch_size: 333,
+            shuffle_partitions: Some(5),
+            batch_size: Some(333),
             broadcast_threshold: None,
         };
         let job = client
@@ -88,8 +88,8 @@ async fn a_worker_that_joins_mid_job_is_registered_and_gets_tasks() {
     let mut cluster = cluster::local(1).await;
     let client = cluster.client().await.unwrap();
     let options = JobOptions {
-        shuffle_partitions: 4,
-        batch_size: 64,
+        shuffle_partitions: Some(4),
+        batch_size: Some(64),
         broadcast_threshold: None,
     };
     let job = client
