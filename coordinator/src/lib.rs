@@ -7,13 +7,22 @@
 //! - [`admission`] — the checks a request passes before it changes state: limits on every
 //!   number, UUID ids, paths under the allowed roots.
 //! - [`coordinator_service`] — the gRPC `Coordinator` service (decode, check, call, encode).
-//! - [`coordinator_state`] — the scheduler behind its lock, and the dispatch of its actions.
-//! - [`scheduler`] — the core state machine — events in, [`scheduler::Action`]s out; no I/O.
+//! - [`coordinator_state`] — the scheduler behind its lock, the clock, workers' session keys,
+//!   and the dispatch of its actions; [`coordinator_state::CoordinatorState::handle`] is how
+//!   an event gets in.
+//! - [`event`] — [`event::Event`]s as plain data, the [`event::Timestamp`] that comes with each,
+//!   and the [`event::Outcome`] of handling one.
+//! - [`scheduler`] — the core state machine — [`scheduler::Scheduler::handle`]: an event and
+//!   the time in, [`scheduler::Action`]s and a reply out; no I/O, no clocks.
+//! - [`worker_registry`] — the one owner of worker state (liveness, heartbeats, draining,
+//!   exclusions), inside the scheduler.
+//! - [`placement`] — which worker's free slot a task gets; [`speculation`] — backups of
+//!   stragglers; [`scheduler_config`] — their settings.
 //! - [`dashboard`] — the HTML page and Prometheus `/metrics`, read-only.
 //! - [`job`] — job, stage and task state.
 //! - [`stage_planner`] — cutting a plan into stages at exchanges; input splits.
 //! - [`job_status`] — encoding a job as the `JobStatus` drivers see.
-//! - [`worker_registry`] and [`heartbeat_monitor`] — worker liveness.
+//! - [`heartbeat_monitor`] — the timer that sends the scheduler its ticks.
 //! - [`task_launcher`] — how instructions reach workers (a trait, and its gRPC implementation).
 //! - [`error`] — [`CoordinatorError`].
 //!
