@@ -19,7 +19,8 @@ pub struct SchedulerConfig {
     pub result_retention: Duration,
     /// How long a job waits while no worker is registered before it fails.
     pub worker_wait_timeout: Duration,
-    /// A worker silent for longer than this is declared lost at the next [`Event::Tick`].
+    /// A worker silent for longer than this is declared lost at the next
+    /// [`Event::Tick`](crate::event::Event::Tick).
     /// `process::start` sets it from `CoordinatorConfig::heartbeat_timeout`.
     pub heartbeat_timeout: Duration,
     /// Speculative execution: a backup attempt for a task running far longer than the
