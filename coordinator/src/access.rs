@@ -3,7 +3,7 @@
 //! list workers. A method not named here is refused.
 //!
 //! This decides by role only. That a worker call comes from the worker it names is checked by
-//! the handlers (the worker's session key), since only they know the registry.
+//! the handlers (the worker's session key), since only they know the registered keys.
 
 use quiver_net::server_auth::{presented_secret, token_needed, token_refused};
 use quiver_net::{AccessPolicy, Caller, ClusterTokens, Role};

@@ -14,13 +14,13 @@ use quiver_plan::{JobId, PlanNode, Sink, StageId, TaskAttempt, WorkerId};
 use quiver_proto::v1 as pb;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
-use tracing::info;
 
 use crate::admission::{Admission, bounded_message};
 use crate::coordinator_state::CoordinatorState;
 use crate::error::CoordinatorError;
+use crate::event::{Event, FetchFailure, TaskOutcome};
 use crate::job_status::{ResultGrants, job_status};
-use crate::scheduler::TaskOutcome;
+use crate::scheduler::Reply;
 use crate::worker_registry::{AddressTaken, Liveness};
 
 /// Watchers get at most one status update per this interval.
@@ -63,10 +63,11 @@ impl CoordinatorService {
             key: &self.state.grant_key,
             valid_for: self.result_grant_validity,
         };
+        let now = self.state.now();
         self.state
             .scheduler()
             .job(&id)
-            .map(|job| job_status(job, Some(&grants)))
+            .map(|job| job_status(job, Some(&grants), now))
             .ok_or_else(|| Status::not_found(format!("unknown job {id}")))
     }
 
@@ -78,7 +79,7 @@ impl CoordinatorService {
             .get(WORKER_KEY_HEADER)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        match self.state.registry.verify_key(id, presented) {
+        match self.state.session_keys.verify(id, presented) {
             None => Ok(false),
             Some(true) => Ok(true),
             Some(false) => Err(Status::permission_denied(format!(
@@ -90,6 +91,14 @@ impl CoordinatorService {
 
 fn invalid(what: &str, e: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{what}: {e}"))
+}
+
+/// The scheduler answered an event with a reply of another kind: a bug, not the caller's
+/// fault.
+fn unexpected(method: &str, reply: &Reply) -> Status {
+    Status::internal(format!(
+        "{method}: unexpected answer from the scheduler: {reply:?}"
+    ))
 }
 
 fn refused(e: CoordinatorError) -> Status {
@@ -113,31 +122,23 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
     ) -> Result<Response<pb::RegisterWorkerResponse>, Status> {
         let r = request.into_inner();
         let id = self.admission.check_registration(&r).map_err(refused)?;
-        self.state
-            .registry
-            .register(
-                id.clone(),
-                r.address.clone(),
-                r.slots,
-                r.hostname,
-                r.functions.clone(),
-                &r.session_key,
-            )
-            .map_err(|AddressTaken { holder }| {
-                refused(CoordinatorError::AddressTaken {
-                    address: r.address.clone(),
+        let event = Event::WorkerRegistered {
+            worker: id,
+            address: r.address.clone(),
+            slots: r.slots,
+            hostname: r.hostname,
+            functions: r.functions,
+        };
+        match self.state.register_worker(event, &r.session_key) {
+            Reply::Registered(Ok(())) => {}
+            Reply::Registered(Err(AddressTaken { holder })) => {
+                return Err(refused(CoordinatorError::AddressTaken {
+                    address: r.address,
                     holder: holder.0,
-                })
-            })?;
-        info!(worker = %id, address = %r.address, slots = r.slots, "worker registered");
-        self.state
-            .launcher
-            .worker_registered(&id, &r.address, &r.session_key);
-        self.state.apply(|s| {
-            s.worker_registered(id.clone(), r.address, r.slots);
-            s.set_worker_functions(&id, r.functions);
-            ((), vec![])
-        });
+                }));
+            }
+            other => return Err(unexpected("RegisterWorker", &other)),
+        }
         Ok(Response::new(pb::RegisterWorkerResponse {
             heartbeat_interval_ms: self.heartbeat_interval.as_millis() as u64,
             grant_key: self.state.grant_key.to_bytes(),
@@ -157,15 +158,24 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         let id = worker_id(&request.get_ref().worker_id)?;
         let known = self.authenticate_worker(&request, &id)?;
         let r = request.into_inner();
-        let registered = known
-            && self
-                .state
-                .registry
-                .heartbeat(&id, r.running_tasks, r.draining);
-        // Only a draining worker is asked about (it must also stop getting tasks).
-        let release = registered
-            && r.draining
-            && self.state.apply(|s| (s.worker_draining(&id, true), vec![]));
+        if !known {
+            return Ok(Response::new(pb::HeartbeatResponse {
+                registered: false,
+                release: false,
+            }));
+        }
+        let event = Event::Heartbeat {
+            worker: id,
+            running_tasks: r.running_tasks,
+            draining: r.draining,
+        };
+        let (registered, release) = match self.state.handle(event) {
+            Reply::Heartbeat {
+                registered,
+                release,
+            } => (registered, release),
+            other => return Err(unexpected("Heartbeat", &other)),
+        };
         Ok(Response::new(pb::HeartbeatResponse {
             registered,
             release,
@@ -191,25 +201,24 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             Some(pb::task_result::Outcome::Failure(f)) => TaskOutcome::Failure {
                 message: bounded_message(f.message),
                 retryable: f.retryable,
-                fetch_failure: f.fetch_failure.map(|ff| {
-                    (
-                        WorkerId(ff.worker_id),
-                        StageId(ff.stage_id),
-                        ff.map_partition,
-                    )
+                fetch_failure: f.fetch_failure.map(|ff| FetchFailure {
+                    worker: WorkerId(ff.worker_id),
+                    stage: StageId(ff.stage_id),
+                    map_partition: ff.map_partition,
                 }),
             },
             None => return Err(Status::invalid_argument("TaskResult: outcome is missing")),
         };
-        let expected = known && self.state.scheduler().is_current(&attempt, &worker);
         let succeeded = matches!(outcome, TaskOutcome::Success { .. });
-        if expected && succeeded {
-            self.state.registry.task_completed(&worker);
-        }
-        if known {
-            self.state
-                .apply(|s| ((), s.task_finished(&attempt, &worker, outcome)));
-        }
+        let expected = known
+            && match self.state.handle(Event::TaskFinished {
+                worker,
+                attempt,
+                outcome,
+            }) {
+                Reply::TaskReported { expected } => expected,
+                other => return Err(unexpected("ReportTask", &other)),
+            };
         Ok(Response::new(pb::ReportTaskResponse {
             drop_output: !expected && succeeded,
         }))
@@ -223,7 +232,11 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         let known = self.authenticate_worker(&request, &worker)?;
         let r = request.into_inner();
         let attempt = task_attempt(job_id(&r.job_id)?, r.stage_id, r.partition, r.attempt);
-        let allowed = known && self.state.scheduler().ask_commit(&attempt, &worker);
+        let allowed = known
+            && match self.state.handle(Event::CommitAsked { worker, attempt }) {
+                Reply::CommitAllowed(allowed) => allowed,
+                other => return Err(unexpected("AskCommit", &other)),
+            };
         Ok(Response::new(pb::AskCommitResponse { allowed }))
     }
 
@@ -261,10 +274,17 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         } else {
             r.name.chars().take(256).collect()
         };
-        info!(job = %id, name = %name, "job submitted");
-        self.state
-            .apply(|s| (s.submit(id.clone(), name, plan, sink, options), vec![]))
-            .map_err(|e| invalid("SubmitJob", e))?;
+        let event = Event::JobSubmitted {
+            job: id.clone(),
+            name,
+            plan,
+            sink,
+            options,
+        };
+        match self.state.handle(event) {
+            Reply::Submitted(submitted) => submitted.map_err(|e| invalid("SubmitJob", e))?,
+            other => return Err(unexpected("SubmitJob", &other)),
+        }
         Ok(Response::new(pb::SubmitJobResponse { job_id: id.0 }))
     }
 
@@ -294,10 +314,11 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
                     key: &state.grant_key,
                     valid_for,
                 };
+                let at = state.now();
                 let Some(now) = state
                     .scheduler()
                     .job(&JobId(id.clone()))
-                    .map(|job| job_status(job, Some(&grants)))
+                    .map(|job| job_status(job, Some(&grants), at))
                 else {
                     return;
                 };
@@ -325,11 +346,12 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         _: Request<pb::ListJobsRequest>,
     ) -> Result<Response<pb::ListJobsResponse>, Status> {
         // Without result tickets: listing jobs is not fetching their results.
+        let now = self.state.now();
         let jobs = self
             .state
             .scheduler()
             .jobs()
-            .map(|job| job_status(job, None))
+            .map(|job| job_status(job, None, now))
             .collect();
         Ok(Response::new(pb::ListJobsResponse { jobs }))
     }
@@ -339,13 +361,12 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         request: Request<pb::CancelJobRequest>,
     ) -> Result<Response<pb::CancelJobResponse>, Status> {
         let id = job_id(&request.into_inner().job_id)?;
-        let cancelled = self
-            .state
-            .apply(|s| match s.cancel(&id) {
-                Ok((cancelled, actions)) => (Ok(cancelled), actions),
-                Err(e) => (Err(e), vec![]),
-            })
-            .map_err(|e| Status::not_found(e.to_string()))?;
+        let cancelled = match self.state.handle(Event::JobCancelled { job: id }) {
+            Reply::Cancelled(cancelled) => {
+                cancelled.map_err(|e| Status::not_found(e.to_string()))?
+            }
+            other => return Err(unexpected("CancelJob", &other)),
+        };
         Ok(Response::new(pb::CancelJobResponse { cancelled }))
     }
 
@@ -354,12 +375,10 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         request: Request<pb::ReleaseResultsRequest>,
     ) -> Result<Response<pb::ReleaseResultsResponse>, Status> {
         let id = job_id(&request.into_inner().job_id)?;
-        self.state
-            .apply(|s| match s.release_results(&id) {
-                Ok(actions) => (Ok(()), actions),
-                Err(e) => (Err(e), vec![]),
-            })
-            .map_err(|e| Status::not_found(e.to_string()))?;
+        match self.state.handle(Event::ResultsReleased { job: id }) {
+            Reply::Released(released) => released.map_err(|e| Status::not_found(e.to_string()))?,
+            other => return Err(unexpected("ReleaseResults", &other)),
+        }
         Ok(Response::new(pb::ReleaseResultsResponse {}))
     }
 
@@ -367,9 +386,11 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         &self,
         _: Request<pb::ListWorkersRequest>,
     ) -> Result<Response<pb::ListWorkersResponse>, Status> {
+        let now = self.state.now();
         let workers = self
             .state
-            .registry
+            .scheduler()
+            .workers()
             .snapshot()
             .into_iter()
             .map(|(id, w)| pb::WorkerStatus {
@@ -383,7 +404,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
                     (Liveness::Alive, true) => pb::WorkerState::Draining,
                     (Liveness::Alive, false) => pb::WorkerState::Alive,
                 } as i32,
-                last_heartbeat_ms_ago: w.last_heartbeat.elapsed().as_millis() as u64,
+                last_heartbeat_ms_ago: now.since(w.last_heartbeat).as_millis() as u64,
                 hostname: w.hostname,
                 tasks_completed: w.tasks_completed,
                 functions: w.functions,

@@ -1,25 +1,73 @@
-//! [`CoordinatorState`]: the scheduler behind a lock, the worker registry, and the dispatch of
-//! the scheduler's actions to workers. Every change goes through [`CoordinatorState::apply`],
-//! which also schedules, announces the change to job watchers, and carries out the actions
-//! outside the lock.
+//! [`CoordinatorState`]: the scheduler behind a lock, the clock, the workers' session keys,
+//! and the dispatch of the scheduler's actions to workers. Every change goes through
+//! [`CoordinatorState::handle`]: it reads the clock under the lock (so events are handled in
+//! time order), hands the event to [`Scheduler::handle`], announces the change to job
+//! watchers, and carries out the actions outside the lock.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use quiver_net::GrantKey;
+use dashmap::DashMap;
+use quiver_net::{GrantKey, TokenDigest};
 use quiver_plan::{ReadGrant, TaskAttempt, TaskDefinition, WorkerId};
 use tokio::sync::watch;
 use tracing::warn;
 
-use crate::scheduler::{Action, Scheduler, TaskOutcome};
+use crate::event::{Event, TaskOutcome, Timestamp};
+use crate::scheduler::{Action, Reply, Scheduler};
 use crate::task_launcher::TaskLauncher;
-use crate::worker_registry::WorkerRegistry;
+
+/// The coordinator's clock: monotonic time since it started, with the wall-clock time for
+/// display. The only place the coordinator reads the time for the scheduler.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    origin: Instant,
+    origin_wall_ms: u64,
+}
+
+impl Clock {
+    /// A clock starting now.
+    pub fn start() -> Self {
+        Clock {
+            origin: Instant::now(),
+            origin_wall_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+
+    /// The time now.
+    pub fn now(&self) -> Timestamp {
+        Timestamp {
+            monotonic: Duration::ZERO,
+            wall_ms: self.origin_wall_ms,
+        } + self.origin.elapsed()
+    }
+}
+
+/// The digest of the session key each registered worker (alive or lost) registered with: its
+/// later calls must carry the key. Authentication, checked before an event is made — not
+/// scheduler state. A concurrent map, so that checking a heartbeat's key never waits on the
+/// scheduler's lock.
+#[derive(Default)]
+pub struct SessionKeys {
+    keys: DashMap<WorkerId, TokenDigest>,
+}
+
+impl SessionKeys {
+    /// Whether `presented` is the session key worker `id` registered with. An unknown worker
+    /// has no key to match: `None`.
+    pub fn verify(&self, id: &WorkerId, presented: &str) -> Option<bool> {
+        self.keys.get(id).map(|k| k.matches(presented))
+    }
+}
 
 /// Shared state of a running coordinator.
 pub struct CoordinatorState {
     // A std mutex: every critical section is short, synchronous bookkeeping; no await inside.
     scheduler: Mutex<Scheduler>,
-    pub registry: WorkerRegistry,
+    clock: Clock,
+    pub session_keys: SessionKeys,
     pub launcher: Arc<dyn TaskLauncher>,
     /// Signs the read grants in tasks and result tickets; given to workers at registration.
     pub grant_key: GrantKey,
@@ -35,7 +83,8 @@ impl CoordinatorState {
     pub fn new(scheduler: Scheduler, launcher: Arc<dyn TaskLauncher>) -> Arc<Self> {
         Arc::new(CoordinatorState {
             scheduler: Mutex::new(scheduler),
-            registry: WorkerRegistry::default(),
+            clock: Clock::start(),
+            session_keys: SessionKeys::default(),
             launcher,
             grant_key: GrantKey::random(),
             changes: watch::channel(0).0,
@@ -64,47 +113,64 @@ impl CoordinatorState {
         self.changes.subscribe()
     }
 
-    /// Applies an event to the scheduler, schedules, and carries out the resulting actions.
-    pub fn apply<R>(self: &Arc<Self>, event: impl FnOnce(&mut Scheduler) -> (R, Vec<Action>)) -> R {
-        let (result, actions) = {
+    /// The time now, on the clock events are stamped with.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Hands `event` to the scheduler (stamped with the time now), carries out the resulting
+    /// actions, and returns the scheduler's answer.
+    pub fn handle(self: &Arc<Self>, event: Event) -> Reply {
+        self.handle_with_key(event, None)
+    }
+
+    /// [`CoordinatorState::handle`] for a worker's registration: once the scheduler accepts
+    /// it, and before any task is launched there, the worker's session key is recorded (for
+    /// its calls to us) and given to the launcher (for our calls to it).
+    pub fn register_worker(self: &Arc<Self>, event: Event, session_key: &str) -> Reply {
+        self.handle_with_key(event, Some(session_key))
+    }
+
+    fn handle_with_key(self: &Arc<Self>, event: Event, session_key: Option<&str>) -> Reply {
+        let registering = match (&event, session_key) {
+            (
+                Event::WorkerRegistered {
+                    worker, address, ..
+                },
+                Some(key),
+            ) => Some((worker.clone(), address.clone(), key)),
+            _ => None,
+        };
+        let (reply, actions, changed) = {
             let mut scheduler = self.scheduler();
-            let (result, mut actions) = event(&mut scheduler);
-            actions.extend(scheduler.schedule());
+            let now = self.clock.now();
+            let mut outcome = scheduler.handle(event, now);
+            if let (Some((worker, address, key)), Reply::Registered(Ok(()))) =
+                (&registering, &outcome.reply)
+            {
+                self.session_keys
+                    .keys
+                    .insert(worker.clone(), TokenDigest::of(key));
+                self.launcher.worker_registered(worker, address, key);
+            }
             // A succeeded job's output is marked complete before anyone can see it succeeded
             // (the lock is still held): a driver told "succeeded" finds `_SUCCESS` in place.
-            actions.retain(|a| match a {
+            outcome.actions.retain(|a| match a {
                 Action::CommitOutput { directory, job } => {
                     commit_output(directory, job);
                     false
                 }
                 _ => true,
             });
-            (result, actions)
+            (outcome.reply, outcome.actions, outcome.changed)
         };
-        self.changes.send_modify(|v| *v += 1);
+        if changed {
+            self.changes.send_modify(|v| *v += 1);
+        }
         for action in actions {
             self.dispatch(action);
         }
-        result
-    }
-
-    /// Tells the scheduler that `worker`, which the registry declared lost, is gone — unless it
-    /// registered again in the meantime: the check and the event happen under the scheduler's
-    /// lock, which a registration also takes, so the two never end up disagreeing.
-    pub fn worker_lost(self: &Arc<Self>, worker: &WorkerId) {
-        self.apply(|s| {
-            if self.registry.is_lost(worker) {
-                ((), s.worker_lost(worker))
-            } else {
-                ((), vec![])
-            }
-        });
-    }
-
-    /// Re-runs the scheduler with no event: time-based decisions (a job that waited too long
-    /// for a worker) happen here. Called by the heartbeat monitor's timer.
-    pub fn tick(self: &Arc<Self>) {
-        self.apply(|_| ((), vec![]));
+        reply
     }
 
     fn dispatch(self: &Arc<Self>, action: Action) {
@@ -126,8 +192,7 @@ impl CoordinatorState {
                             // The attempt counts as lost with it: whether the launch never
                             // arrived or the task brought the worker down before it could
                             // answer cannot be told apart here.
-                            this.registry.mark_lost(&worker);
-                            this.worker_lost(&worker);
+                            this.handle(Event::WorkerUnreachable { worker });
                         } else {
                             let outcome = TaskOutcome::Failure {
                                 message: format!(
@@ -137,7 +202,11 @@ impl CoordinatorState {
                                 retryable: true,
                                 fetch_failure: None,
                             };
-                            this.apply(|s| ((), s.task_finished(&attempt, &worker, outcome)));
+                            this.handle(Event::TaskFinished {
+                                worker,
+                                attempt,
+                                outcome,
+                            });
                         }
                     }
                 }

@@ -158,7 +158,7 @@ fn esc(s: &str) -> String {
 
 async fn metrics(State(state): State<Arc<CoordinatorState>>) -> impl IntoResponse {
     let mut out = String::new();
-    let workers = state.registry.snapshot();
+    let workers = state.scheduler().workers().snapshot();
     let _ = writeln!(
         out,
         "# HELP quiver_workers Registered workers by state.\n# TYPE quiver_workers gauge"
@@ -227,7 +227,9 @@ async fn page(State(state): State<Arc<CoordinatorState>>) -> Html<String> {
          <h1>Quiver coordinator</h1><h2>Workers</h2><table><tr><th>worker</th><th>address</th><th>state</th>\
          <th>slots</th><th>running</th><th>completed</th><th>last heartbeat</th><th>functions</th></tr>",
     );
-    for (id, w) in state.registry.snapshot() {
+    let now = state.now();
+    let workers = state.scheduler().workers().snapshot();
+    for (id, w) in workers {
         let _ = write!(
             html,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ms ago</td><td>{}</td></tr>",
@@ -237,7 +239,7 @@ async fn page(State(state): State<Arc<CoordinatorState>>) -> Html<String> {
             w.slots,
             w.running_tasks,
             w.tasks_completed,
-            w.last_heartbeat.elapsed().as_millis(),
+            now.since(w.last_heartbeat).as_millis(),
             esc(&w.functions.join(", "))
         );
     }

@@ -1,16 +1,16 @@
-//! The heartbeat monitor: a timer task that declares workers lost when they have been silent
-//! longer than the timeout, and tells the scheduler. Each tick also lets the scheduler make
-//! its time-based decisions.
+//! The heartbeat monitor: a timer task that sends the scheduler an [`Event::Tick`] a few
+//! times per heartbeat timeout. The scheduler decides on each tick which workers were silent
+//! too long (and are lost), and makes its other time-based decisions.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tracing::warn;
 
 use crate::coordinator_state::CoordinatorState;
+use crate::event::Event;
 
-/// Checks liveness every quarter of `timeout` until `shutdown` flips to true.
+/// Ticks every quarter of `timeout` until `shutdown` flips to true.
 pub async fn run(
     state: Arc<CoordinatorState>,
     timeout: Duration,
@@ -22,10 +22,6 @@ pub async fn run(
             _ = ticker.tick() => {}
             _ = shutdown.changed() => return,
         }
-        for worker in state.registry.expire(timeout) {
-            warn!(worker = %worker, timeout_s = timeout.as_secs_f64(), "worker missed its heartbeats; declaring it lost");
-            state.worker_lost(&worker);
-        }
-        state.tick();
+        state.handle(Event::Tick);
     }
 }

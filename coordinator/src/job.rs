@@ -1,11 +1,12 @@
 //! The state of one job: its stages, their tasks, and each task's attempts.
 
-use std::time::{Instant, SystemTime};
-
 use quiver_plan::{
-    FileSplit, JobId, PlanNode, SchemaRef, ShuffleInput, Sink, StageId, StageOutput, TaskAttempt,
-    TaskDefinition, WorkerId,
+    FileSplit, JobId, MapOutputLocation, PlanNode, SchemaRef, ShuffleInput, Sink, StageId,
+    StageOutput, TaskAttempt, TaskDefinition, WorkerId,
 };
+use tracing::info;
+
+use crate::event::Timestamp;
 
 /// Where a job is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +36,7 @@ pub enum TaskState {
     Running {
         worker: WorkerId,
         attempt: u32,
-        since: Instant,
+        since: Timestamp,
     },
     Done {
         worker: WorkerId,
@@ -79,7 +80,7 @@ pub struct Task {
 pub struct BackupAttempt {
     pub worker: WorkerId,
     pub attempt: u32,
-    pub since: Instant,
+    pub since: Timestamp,
 }
 
 impl Task {
@@ -161,8 +162,8 @@ pub struct Stage {
     pub inputs: Vec<StageId>,
     pub splits: Vec<Vec<FileSplit>>,
     pub tasks: Vec<Task>,
-    pub started: Option<Instant>,
-    pub finished: Option<Instant>,
+    pub started: Option<Timestamp>,
+    pub finished: Option<Timestamp>,
 }
 
 impl Stage {
@@ -213,7 +214,7 @@ impl Stage {
 
 /// A job's tuning, resolved: what the job set, or the coordinator's default where it set
 /// nothing (`Admission::job_options` resolves; [`JobOptions::default`] is the defaults).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JobOptions {
     /// Partitions of every shuffle; `None`: twice the cluster's total slots when the job
     /// starts (the scheduler resolves it then).
@@ -247,13 +248,13 @@ pub struct Job {
     pub result_schema: SchemaRef,
     /// Empty until the job starts (stages are sized by the cluster at that moment).
     pub stages: Vec<Stage>,
-    pub submitted_at: SystemTime,
-    pub submitted: Instant,
-    pub started: Option<Instant>,
-    pub finished: Option<Instant>,
+    /// When it was submitted (its wall-clock part is what drivers see).
+    pub submitted: Timestamp,
+    pub started: Option<Timestamp>,
+    pub finished: Option<Timestamp>,
     pub waiting_reason: Option<String>,
     /// Since when the job has been waiting for a worker, if it is.
-    pub waiting_since: Option<Instant>,
+    pub waiting_since: Option<Timestamp>,
     /// User functions the job calls; only workers that have them all run its tasks.
     pub required_functions: Vec<String>,
     /// The driver fetched the results of this collect job; workers may delete them.
@@ -264,5 +265,63 @@ impl Job {
     /// The stage that writes the job's sink.
     pub fn final_stage(&self) -> Option<&Stage> {
         self.stages.last()
+    }
+
+    /// Whether stage `i`'s outputs are still read by a stage that has not finished (or are
+    /// the results of a collect job).
+    pub fn output_still_needed(&self, i: usize) -> bool {
+        let id = self.stages[i].id;
+        let is_final = i + 1 == self.stages.len();
+        if is_final {
+            return self.sink == Sink::Collect;
+        }
+        self.stages
+            .iter()
+            .any(|s| s.inputs.contains(&id) && !s.is_complete())
+    }
+
+    /// Marks every output `worker` held that this job still needs as gone (its task pending
+    /// again), so that it is recomputed: the worker was lost, or a fetch from it failed.
+    pub fn forget_outputs_of(&mut self, worker: &WorkerId) {
+        let needed: Vec<bool> = (0..self.stages.len())
+            .map(|i| self.output_still_needed(i))
+            .collect();
+        for (stage, needed) in self.stages.iter_mut().zip(needed) {
+            for (p, task) in stage.tasks.iter_mut().enumerate() {
+                if needed && matches!(&task.state, TaskState::Done { worker: w, .. } if w == worker)
+                {
+                    info!(job = %self.id, stage = %stage.id, partition = p, worker = %worker, "output lost with its worker; recomputing");
+                    task.state = TaskState::Pending;
+                    stage.finished = None;
+                }
+            }
+        }
+    }
+
+    /// Where every map output that stage `s` reads lives.
+    pub fn shuffle_inputs(&self, s: usize) -> Vec<ShuffleInput> {
+        self.stages[s]
+            .inputs
+            .iter()
+            .map(|input| ShuffleInput {
+                stage: *input,
+                locations: self.stages[input.0 as usize]
+                    .tasks
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(p, t)| match &t.state {
+                        TaskState::Done {
+                            worker, address, ..
+                        } => Some(MapOutputLocation {
+                            map_partition: p as u32,
+                            worker: worker.clone(),
+                            address: address.clone(),
+                        }),
+                        _ => None,
+                    })
+                    .collect(),
+                grant: None,
+            })
+            .collect()
     }
 }

@@ -1,12 +1,13 @@
 //! Encodes a [`Job`] as the `JobStatus` message that drivers and the CLI see.
 
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::Duration;
 
 use quiver_net::GrantKey;
 use quiver_plan::Sink;
 use quiver_plan::proto_conversion::schema_to_bytes;
 use quiver_proto::v1 as pb;
 
+use crate::event::Timestamp;
 use crate::job::{Job, JobState, Stage, TaskState};
 
 fn job_state(s: JobState) -> pb::JobState {
@@ -19,12 +20,10 @@ fn job_state(s: JobState) -> pb::JobState {
     }
 }
 
-fn millis_between(from: Option<Instant>, to: Option<Instant>) -> u64 {
+/// Milliseconds from `from` to `to`, or to `now` while `to` has not come.
+fn millis_between(from: Option<Timestamp>, to: Option<Timestamp>, now: Timestamp) -> u64 {
     match from {
-        Some(f) => to
-            .unwrap_or_else(Instant::now)
-            .duration_since(f)
-            .as_millis() as u64,
+        Some(f) => to.unwrap_or(now).since(f).as_millis() as u64,
         None => 0,
     }
 }
@@ -35,7 +34,7 @@ fn total(figures: impl Iterator<Item = u64>) -> u64 {
     figures.fold(0, u64::saturating_add)
 }
 
-fn stage_status(job: &Job, stage: &Stage) -> pb::StageStatus {
+fn stage_status(job: &Job, stage: &Stage, now: Timestamp) -> pb::StageStatus {
     let state = if stage.is_complete() {
         pb::StageState::Complete
     } else if job.state == JobState::Failed {
@@ -60,7 +59,7 @@ fn stage_status(job: &Job, stage: &Stage) -> pb::StageStatus {
         rows_out: total(stage.tasks.iter().map(|t| t.rows_out)),
         bytes_out: total(stage.tasks.iter().map(|t| t.bytes_out)),
         spilled_bytes: total(stage.tasks.iter().map(|t| t.spilled_bytes)),
-        elapsed_ms: millis_between(stage.started, stage.finished),
+        elapsed_ms: millis_between(stage.started, stage.finished, now),
         output: Some((&stage.output).into()),
     }
 }
@@ -72,9 +71,9 @@ pub struct ResultGrants<'a> {
     pub valid_for: Duration,
 }
 
-/// The status of `job`. With `grants`, once a collect job succeeded, it says where each result
-/// partition is, with a signed ticket to fetch it.
-pub fn job_status(job: &Job, grants: Option<&ResultGrants<'_>>) -> pb::JobStatus {
+/// The status of `job` at `now`. With `grants`, once a collect job succeeded, it says where
+/// each result partition is, with a signed ticket to fetch it.
+pub fn job_status(job: &Job, grants: Option<&ResultGrants<'_>>, now: Timestamp) -> pb::JobStatus {
     let results = match (&job.sink, job.state, job.final_stage(), grants) {
         (Sink::Collect, JobState::Succeeded, Some(stage), Some(grants)) => {
             let grant = grants.key.sign(&job.id.0, stage.id.0, grants.valid_for);
@@ -112,14 +111,15 @@ pub fn job_status(job: &Job, grants: Option<&ResultGrants<'_>>) -> pb::JobStatus
         name: job.name.clone(),
         state: job_state(job.state) as i32,
         error: job.error.clone().unwrap_or_default(),
-        stages: job.stages.iter().map(|s| stage_status(job, s)).collect(),
+        stages: job
+            .stages
+            .iter()
+            .map(|s| stage_status(job, s, now))
+            .collect(),
         results,
         result_schema: schema_to_bytes(&job.result_schema),
-        submitted_at_ms: job
-            .submitted_at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-        elapsed_ms: millis_between(Some(job.submitted), job.finished),
+        submitted_at_ms: job.submitted.wall_ms,
+        elapsed_ms: millis_between(Some(job.submitted), job.finished, now),
         waiting_reason: job.waiting_reason.clone().unwrap_or_default(),
     }
 }

@@ -2,18 +2,27 @@
 //! API.
 //!
 //! # Layout
-//! - `process` — wiring — bind, serve, run the heartbeat monitor; [[`start`]].
+//! - `process` — wiring — bind, serve, run the heartbeat monitor; [`start`].
 //! - `access` — which role (client or worker token) may call which method.
 //! - `admission` — the checks a request passes before it changes state: limits on every
 //!   number, UUID ids, paths under the allowed roots.
 //! - `coordinator_service` — the gRPC `Coordinator` service (decode, check, call, encode).
-//! - `coordinator_state` — the scheduler behind its lock, and the dispatch of its actions.
-//! - `scheduler` — the core state machine — events in, `Action`s out; no I/O.
+//! - `coordinator_state` — the scheduler behind its lock, the clock, workers' session keys,
+//!   and the dispatch of its actions; `coordinator_state::CoordinatorState::handle` is how
+//!   an event gets in.
+//! - `event` — `event::Event`s as plain data, the `event::Timestamp` that comes with each,
+//!   and the `event::Outcome` of handling one.
+//! - `scheduler` — the core state machine — `scheduler::Scheduler::handle`: an event and
+//!   the time in, `scheduler::Action`s and a reply out; no I/O, no clocks.
+//! - `worker_registry` — the one owner of worker state (liveness, heartbeats, draining,
+//!   exclusions), inside the scheduler.
+//! - `placement` — which worker's free slot a task gets; `speculation` — backups of
+//!   stragglers; `scheduler_config` — their settings.
 //! - `dashboard` — the HTML page and Prometheus `/metrics`, read-only.
 //! - `job` — job, stage and task state.
 //! - `stage_planner` — cutting a plan into stages at exchanges; input splits.
 //! - `job_status` — encoding a job as the `JobStatus` drivers see.
-//! - `worker_registry` and `heartbeat_monitor` — worker liveness.
+//! - `heartbeat_monitor` — the timer that sends the scheduler its ticks.
 //! - `task_launcher` — how instructions reach workers (a trait, and its gRPC implementation).
 //! - `error` — [`CoordinatorError`].
 //!
@@ -21,8 +30,9 @@
 //! The coordinator as a component: [`start`] with a [`CoordinatorConfig`] and
 //! [`SchedulerConfig`] (an in-process coordinator, as `LocalCluster` and the binary use),
 //! [`RunningCoordinator`] and [`CoordinatorError`]. Everything else is `pub(crate)`. The
-//! feature `internals` makes `admission`, `job`, `scheduler` and `stage_planner` public for
-//! integration tests; they are not a stable API.
+//! feature `internals` makes `admission`, `event`, `job`, `placement`, `scheduler`,
+//! `stage_planner` and `worker_registry` public for integration tests (this crate's, and the
+//! SDK's test of job options on both sides of the wire); they are not a stable API.
 //!
 //! The coordinator never carries bulk data and never depends on the worker crate.
 
@@ -36,19 +46,27 @@ mod error;
 mod heartbeat_monitor;
 mod job_status;
 mod process;
+mod scheduler_config;
+mod speculation;
 mod task_launcher;
-mod worker_registry;
 
-// Internal, public only for tests (feature `internals`): this crate's, and the SDK's test of
-// what job options mean on both sides of the wire.
+// Internal, public only for integration tests (feature `internals`).
 #[cfg(feature = "internals")]
 pub mod admission;
 #[cfg(not(feature = "internals"))]
 mod admission;
 #[cfg(feature = "internals")]
+pub mod event;
+#[cfg(not(feature = "internals"))]
+mod event;
+#[cfg(feature = "internals")]
 pub mod job;
 #[cfg(not(feature = "internals"))]
 mod job;
+#[cfg(feature = "internals")]
+pub mod placement;
+#[cfg(not(feature = "internals"))]
+mod placement;
 #[cfg(feature = "internals")]
 pub mod scheduler;
 #[cfg(not(feature = "internals"))]
@@ -57,7 +75,11 @@ mod scheduler;
 pub mod stage_planner;
 #[cfg(not(feature = "internals"))]
 mod stage_planner;
+#[cfg(feature = "internals")]
+pub mod worker_registry;
+#[cfg(not(feature = "internals"))]
+mod worker_registry;
 
 pub use error::{CoordinatorError, Result};
 pub use process::{CoordinatorConfig, RunningCoordinator, start};
-pub use scheduler::SchedulerConfig;
+pub use scheduler_config::SchedulerConfig;

@@ -139,10 +139,12 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator> {
             source,
         })?;
     let dialer = Dialer::new(config.tls.clone(), CallCredentials::none());
-    let state = CoordinatorState::new(
-        Scheduler::new(config.scheduler.clone()),
-        Arc::new(GrpcTaskLauncher::new(dialer.clone())),
-    );
+    // The heartbeat timeout is the coordinator's setting; the scheduler applies it.
+    let scheduler = Scheduler::new(SchedulerConfig {
+        heartbeat_timeout: config.heartbeat_timeout,
+        ..config.scheduler.clone()
+    });
+    let state = CoordinatorState::new(scheduler, Arc::new(GrpcTaskLauncher::new(dialer.clone())));
     let admission = Arc::new(Admission {
         limits: config.scheduler.limits,
         max_worker_slots: config.max_worker_slots.max(1),

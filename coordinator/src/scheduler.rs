@@ -1,20 +1,31 @@
-//! [`Scheduler`]: the coordinator's core. It takes events (a job submitted, a worker joined
-//! or was lost, a task finished) and returns [`Action`]s (launch this task there, cancel those,
-//! remove that job's files). It does no I/O and knows nothing of gRPC, so it is tested with
-//! plain function calls.
+//! [`Scheduler`]: the coordinator's core state machine. Events in ([`Scheduler::handle`] with
+//! an [`Event`] and the time it happened), [`Action`]s and a [`Reply`] out.
+//!
+//! It owns: the jobs (life cycle, stages, tasks and their attempts), the workers (through the
+//! [`WorkerRegistry`]: liveness, heartbeats, draining, exclusions), the decisions made on them
+//! — who is lost, which stage is runnable, which task runs where ([`crate::placement`]), which
+//! straggler gets a backup ([`crate::speculation`]) — and the call into stage planning.
+//!
+//! It must not touch: I/O of any kind (files, network, gRPC/tonic types), clocks (time comes in
+//! with each event: no `Instant::now()` or `SystemTime::now()` here or in the modules it owns),
+//! randomness (ids come in with events), threads or locks. Whatever should happen outside is
+//! an [`Action`], carried out by `coordinator_state`. So it is tested with plain calls and a
+//! virtual clock, and the same events in give the same state and actions out.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use quiver_plan::{
-    JobId, MapOutputLocation, PlanNode, ShuffleInput, Sink, StageId, TaskAttempt, TaskDefinition,
-    WorkerId,
-};
+use quiver_plan::{JobId, PlanNode, Sink, StageId, TaskAttempt, TaskDefinition, WorkerId};
 use tracing::{info, warn};
 
 use crate::error::{CoordinatorError, Result};
+pub use crate::event::{Event, FetchFailure, Outcome, Reply, TaskOutcome, Timestamp};
 use crate::job::{Job, JobOptions, JobState, Stage, TaskState};
+use crate::placement::{Constraints, FreeSlots};
+pub use crate::scheduler_config::SchedulerConfig;
+use crate::speculation::speculate;
 use crate::stage_planner::{PlannerOptions, plan_stages};
+use crate::worker_registry::{Registration, WorkerRegistry};
 
 /// Fetch failures a task may have per allowed attempt before its job fails (a lost map output
 /// is recomputed, which takes a fetch failure or two per lost worker).
@@ -45,99 +56,14 @@ pub enum Action {
     CommitOutput { directory: String, job: JobId },
 }
 
-/// How a task attempt ended, as reported by its worker.
-#[derive(Clone, Debug)]
-pub enum TaskOutcome {
-    Success {
-        bucket_bytes: Vec<u64>,
-        rows_out: u64,
-        bytes_out: u64,
-        elapsed_ms: u64,
-        spilled_bytes: u64,
-    },
-    Failure {
-        message: String,
-        retryable: bool,
-        /// The map output that could not be fetched: (worker, stage, map partition).
-        fetch_failure: Option<(WorkerId, StageId, u32)>,
-    },
-}
-
-/// Scheduler settings.
-#[derive(Clone, Debug)]
-pub struct SchedulerConfig {
-    /// Attempts a task may make (failures that a retry can help) before its job fails.
-    pub max_task_attempts: u32,
-    /// A job fails when one of its tasks was running on a worker that was lost this many
-    /// times: the task is probably what kills them.
-    pub max_worker_losses: u32,
-    /// Bounds on partitions, tasks and plans (also given to every worker).
-    pub limits: quiver_plan::Limits,
-    /// How long a collect job's results stay on the workers after it succeeded.
-    pub result_retention: Duration,
-    /// How long a job waits while no worker is registered before it fails.
-    pub worker_wait_timeout: Duration,
-    /// Speculative execution: a backup attempt for a task running far longer than the
-    /// finished tasks of its stage.
-    pub speculation: bool,
-    /// A task is slow when it has run this many times the median of its stage's finished
-    /// tasks ...
-    pub speculation_multiplier: f64,
-    /// ... and at least this long ...
-    pub speculation_min_runtime: Duration,
-    /// ... once this fraction of the stage's tasks has finished.
-    pub speculation_quantile: f64,
-    /// A worker on which this many task attempts failed (retryable failures) within
-    /// `exclusion_window` gets no tasks for `exclusion_period`.
-    pub exclude_after_failures: u32,
-    /// See `exclude_after_failures`.
-    pub exclusion_window: Duration,
-    /// See `exclude_after_failures`.
-    pub exclusion_period: Duration,
-}
-
-impl Default for SchedulerConfig {
-    fn default() -> Self {
-        SchedulerConfig {
-            max_task_attempts: 4,
-            max_worker_losses: 2,
-            limits: quiver_plan::Limits::default(),
-            result_retention: Duration::from_secs(600),
-            worker_wait_timeout: Duration::from_secs(300),
-            speculation: true,
-            speculation_multiplier: 1.5,
-            speculation_min_runtime: Duration::from_secs(1),
-            speculation_quantile: 0.75,
-            exclude_after_failures: 3,
-            exclusion_window: Duration::from_secs(60),
-            exclusion_period: Duration::from_secs(60),
-        }
-    }
-}
-
-/// A registered worker as the scheduler sees it.
-#[derive(Clone, Debug)]
-pub struct WorkerSlots {
-    pub address: String,
-    pub slots: u32,
-    /// Shutting down gracefully: it gets no new tasks.
-    pub draining: bool,
-    /// When recent task attempts failed here.
-    pub recent_failures: Vec<Instant>,
-    /// Gets no tasks until then: too many of its attempts failed.
-    pub excluded_until: Option<Instant>,
-    /// The user functions it has.
-    pub functions: std::collections::HashSet<String>,
-}
-
-/// Jobs, their tasks, and which worker runs what.
+/// Jobs, their tasks, the workers, and which worker runs what.
 #[derive(Default)]
 pub struct Scheduler {
     config: SchedulerConfig,
     jobs: HashMap<JobId, Job>,
     /// Submission order: earlier jobs get free slots first.
     order: Vec<JobId>,
-    workers: HashMap<WorkerId, WorkerSlots>,
+    workers: WorkerRegistry,
 }
 
 impl Scheduler {
@@ -149,6 +75,106 @@ impl Scheduler {
         }
     }
 
+    /// Applies `event`, which happened at `now`, then places what can run. The one way the
+    /// scheduler's state changes.
+    pub fn handle(&mut self, event: Event, now: Timestamp) -> Outcome {
+        let mut actions = Vec::new();
+        let mut schedule = true;
+        let reply = match event {
+            Event::WorkerRegistered {
+                worker,
+                address,
+                slots,
+                hostname,
+                functions,
+            } => {
+                let registration = Registration {
+                    id: worker.clone(),
+                    address: address.clone(),
+                    slots,
+                    hostname,
+                    functions,
+                };
+                let registered = self.workers.register(registration, now);
+                match &registered {
+                    Ok(()) => info!(%worker, %address, slots, "worker registered"),
+                    Err(_) => schedule = false,
+                }
+                Reply::Registered(registered)
+            }
+            Event::Heartbeat {
+                worker,
+                running_tasks,
+                draining,
+            } => {
+                let registered = self
+                    .workers
+                    .heartbeat(&worker, running_tasks, draining, now);
+                // Only a draining worker is asked about (it must also stop getting tasks).
+                schedule = registered && draining;
+                let release = schedule && !self.needs_worker(&worker, now);
+                Reply::Heartbeat {
+                    registered,
+                    release,
+                }
+            }
+            Event::WorkerUnreachable { worker } => {
+                if self.workers.mark_lost(&worker) {
+                    actions = self.worker_lost(&worker, now);
+                }
+                Reply::None
+            }
+            Event::JobSubmitted {
+                job,
+                name,
+                plan,
+                sink,
+                options,
+            } => Reply::Submitted(self.submit(job, name, plan, sink, options, now)),
+            Event::JobCancelled { job } => {
+                Reply::Cancelled(self.cancel(&job, now).map(|(c, a)| {
+                    actions = a;
+                    c
+                }))
+            }
+            Event::ResultsReleased { job } => {
+                Reply::Released(self.release_results(&job).map(|a| actions = a))
+            }
+            Event::TaskFinished {
+                worker,
+                attempt,
+                outcome,
+            } => {
+                let expected = self.is_current(&attempt, &worker);
+                if expected && matches!(outcome, TaskOutcome::Success { .. }) {
+                    self.workers.task_completed(&worker);
+                }
+                actions = self.task_finished(&attempt, &worker, outcome, now);
+                Reply::TaskReported { expected }
+            }
+            Event::CommitAsked { worker, attempt } => {
+                schedule = false;
+                Reply::CommitAllowed(self.ask_commit(&attempt, &worker))
+            }
+            Event::Tick => {
+                let timeout = self.config.heartbeat_timeout;
+                for worker in self.workers.expire(timeout, now) {
+                    warn!(%worker, timeout_s = timeout.as_secs_f64(), "worker missed its heartbeats; declaring it lost");
+                    actions.extend(self.worker_lost(&worker, now));
+                }
+                Reply::None
+            }
+        };
+        if schedule {
+            actions.extend(self.schedule(now));
+        }
+        Outcome {
+            actions,
+            reply,
+            changed: schedule,
+        }
+    }
+
     /// A job, by id.
     pub fn job(&self, id: &JobId) -> Option<&Job> {
         self.jobs.get(id)
@@ -157,6 +183,11 @@ impl Scheduler {
     /// Every job, in submission order.
     pub fn jobs(&self) -> impl Iterator<Item = &Job> {
         self.order.iter().filter_map(|id| self.jobs.get(id))
+    }
+
+    /// Every worker that registered, alive or lost.
+    pub fn workers(&self) -> &WorkerRegistry {
+        &self.workers
     }
 
     /// Tasks running now per worker.
@@ -176,34 +207,38 @@ impl Scheduler {
         running
     }
 
-    fn total_slots(&self) -> u32 {
-        self.workers
-            .values()
-            .fold(0u32, |n, w| n.saturating_add(w.slots))
+    /// Whether `attempt` on `worker` is the one the coordinator expects a result from.
+    pub fn is_current(&self, attempt: &TaskAttempt, worker: &WorkerId) -> bool {
+        self.jobs
+            .get(&attempt.job)
+            .and_then(|j| j.stages.get(attempt.stage.0 as usize))
+            .and_then(|s| s.tasks.get(attempt.partition as usize))
+            .is_some_and(|t| t.is_running_attempt(worker, attempt.attempt))
+    }
+
+    /// Whether `worker` is excluded from scheduling at `now`.
+    #[cfg(any(test, feature = "internals"))]
+    pub fn is_excluded(&self, worker: &WorkerId, now: Timestamp) -> bool {
+        self.workers.get(worker).is_some_and(|w| w.is_excluded(now))
     }
 
     /// Accepts a job; it starts when a worker is free.
-    pub fn submit(
+    fn submit(
         &mut self,
         id: JobId,
         name: String,
         plan: PlanNode,
         sink: Sink,
         options: JobOptions,
+        now: Timestamp,
     ) -> Result<()> {
         let result_schema = plan.schema()?;
         let required_functions = plan.user_functions();
         if !required_functions.is_empty()
-            && !self.workers.is_empty()
-            && eligible_workers(&self.workers, &required_functions).is_empty()
+            && !self.workers.none_alive()
+            && self.workers.eligible(&required_functions).is_empty()
         {
-            let mut available: Vec<String> = self
-                .workers
-                .values()
-                .flat_map(|w| w.functions.iter().cloned())
-                .collect();
-            available.sort();
-            available.dedup();
+            let available = self.workers.available_functions();
             return Err(CoordinatorError::MissingFunctions {
                 missing: required_functions
                     .into_iter()
@@ -212,7 +247,7 @@ impl Scheduler {
                 available,
             });
         }
-        let now = Instant::now();
+        info!(job = %id, name = %name, "job submitted");
         self.order.push(id.clone());
         self.jobs.insert(
             id.clone(),
@@ -226,7 +261,6 @@ impl Scheduler {
                 options,
                 result_schema,
                 stages: vec![],
-                submitted_at: SystemTime::now(),
                 submitted: now,
                 started: None,
                 finished: None,
@@ -239,66 +273,34 @@ impl Scheduler {
         Ok(())
     }
 
-    /// A worker registered (or registered again).
-    pub fn worker_registered(&mut self, id: WorkerId, address: String, slots: u32) {
-        self.workers.insert(
-            id,
-            WorkerSlots {
-                address,
-                slots,
-                draining: false,
-                recent_failures: vec![],
-                excluded_until: None,
-                functions: Default::default(),
-            },
-        );
-    }
-
-    /// Records the user functions a registered worker has.
-    pub fn set_worker_functions(&mut self, id: &WorkerId, functions: Vec<String>) {
-        if let Some(w) = self.workers.get_mut(id) {
-            w.functions = functions.into_iter().collect();
-        }
-    }
-
-    /// A worker said it is draining: it gets no new tasks. Returns whether it may exit now:
-    /// no attempt runs there and no unfinished job needs the outputs it holds.
-    pub fn worker_draining(&mut self, id: &WorkerId, draining: bool) -> bool {
-        if let Some(w) = self.workers.get_mut(id) {
-            w.draining = draining;
-        }
-        draining && !self.needs_worker(id)
-    }
-
-    fn needs_worker(&self, id: &WorkerId) -> bool {
+    /// Whether a draining worker must stay: an attempt runs there, or an unfinished job needs
+    /// the outputs it holds, or a collect job's unfetched results are there.
+    fn needs_worker(&self, id: &WorkerId, now: Timestamp) -> bool {
         let retention = self.config.result_retention;
+        let done_here = |t: &crate::job::Task| matches!(&t.state, TaskState::Done { worker, .. } if worker == id);
         self.jobs.values().any(|job| {
             let unfetched_results = job.state == JobState::Succeeded
                 && job.sink == Sink::Collect
                 && !job.results_released
-                && job.finished.is_some_and(|f| f.elapsed() < retention)
-                && job.final_stage().is_some_and(|s| {
-                    s.tasks
-                        .iter()
-                        .any(|t| matches!(&t.state, TaskState::Done { worker, .. } if worker == id))
-                });
+                && job.finished.is_some_and(|f| now.since(f) < retention)
+                && job
+                    .final_stage()
+                    .is_some_and(|s| s.tasks.iter().any(done_here));
             unfetched_results
                 || !job.state.is_terminal()
                     && job.stages.iter().enumerate().any(|(i, stage)| {
                         stage.tasks.iter().any(|t| {
-                        t.running_attempts().iter().any(|(w, _)| w == id)
-                            || (matches!(&t.state, TaskState::Done { worker, .. } if worker == id)
-                                && output_still_needed(job, i))
-                    })
+                            t.running_attempts().iter().any(|(w, _)| w == id)
+                                || (done_here(t) && job.output_still_needed(i))
+                        })
                     })
         })
     }
 
-    /// A worker stopped heartbeating: its running tasks go back to pending, and its map outputs
+    /// A worker was declared lost: its running tasks go back to pending, and its map outputs
     /// that are still needed are recomputed. A task whose attempts were running on lost
     /// workers `max_worker_losses` times fails its job (a poison task).
-    pub fn worker_lost(&mut self, lost: &WorkerId) -> Vec<Action> {
-        self.workers.remove(lost);
+    fn worker_lost(&mut self, lost: &WorkerId, now: Timestamp) -> Vec<Action> {
         let max_losses = self.config.max_worker_losses.max(1);
         let mut poisoned = Vec::new();
         for job in self.jobs.values_mut() {
@@ -319,7 +321,7 @@ impl Scheduler {
                     }
                 }
             }
-            forget_outputs_of(job, lost);
+            job.forget_outputs_of(lost);
         }
         let mut actions = Vec::new();
         for (job, stage, partition, losses) in poisoned {
@@ -332,23 +334,14 @@ impl Scheduler {
                     "stage {stage} partition {partition}: worker lost while running it {losses} times; the task is probably what brings its workers down (memory, a crash in a user function), so it is not tried again"
                 );
                 warn!(job = %job, %error, "failing job");
-                actions.extend(self.finish_job(&job, JobState::Failed, Some(error)));
+                actions.extend(self.finish_job(&job, JobState::Failed, Some(error), now));
             }
         }
         actions
     }
 
-    /// Whether `attempt` on `worker` is the one the coordinator expects a result from.
-    pub fn is_current(&self, attempt: &TaskAttempt, worker: &WorkerId) -> bool {
-        self.jobs
-            .get(&attempt.job)
-            .and_then(|j| j.stages.get(attempt.stage.0 as usize))
-            .and_then(|s| s.tasks.get(attempt.partition as usize))
-            .is_some_and(|t| t.is_running_attempt(worker, attempt.attempt))
-    }
-
     /// The driver fetched a collect job's results: delete them from the workers now.
-    pub fn release_results(&mut self, id: &JobId) -> Result<Vec<Action>> {
+    fn release_results(&mut self, id: &JobId) -> Result<Vec<Action>> {
         let job = self
             .jobs
             .get_mut(id)
@@ -359,7 +352,7 @@ impl Scheduler {
         job.results_released = true;
         Ok(self
             .workers
-            .iter()
+            .alive()
             .map(|(worker, w)| Action::RemoveJobData {
                 worker: worker.clone(),
                 address: w.address.clone(),
@@ -372,7 +365,7 @@ impl Scheduler {
 
     /// Whether `attempt`, running on `worker`, may commit its file output (the first attempt
     /// to ask wins).
-    pub fn ask_commit(&mut self, attempt: &TaskAttempt, worker: &WorkerId) -> bool {
+    fn ask_commit(&mut self, attempt: &TaskAttempt, worker: &WorkerId) -> bool {
         let Some(task) = self
             .jobs
             .get_mut(&attempt.job)
@@ -394,11 +387,12 @@ impl Scheduler {
     }
 
     /// A task attempt ended on `worker` (reachable at `address`).
-    pub fn task_finished(
+    fn task_finished(
         &mut self,
         attempt: &TaskAttempt,
         worker: &WorkerId,
         outcome: TaskOutcome,
+        now: Timestamp,
     ) -> Vec<Action> {
         let max_attempts = self.config.max_task_attempts;
         let Some(job) = self.jobs.get_mut(&attempt.job) else {
@@ -409,9 +403,9 @@ impl Scheduler {
         }
         let address = self
             .workers
-            .get(worker)
-            .map(|w| w.address.clone())
-            .unwrap_or_default();
+            .alive_address(worker)
+            .unwrap_or_default()
+            .to_string();
         let Some(stage) = job.stages.get_mut(attempt.stage.0 as usize) else {
             return vec![];
         };
@@ -448,11 +442,11 @@ impl Scheduler {
                 let mut actions = Vec::new();
                 for (other_worker, other) in task.running_attempts() {
                     if other != attempt.attempt
-                        && let Some(w) = self.workers.get(&other_worker)
+                        && let Some(address) = self.workers.alive_address(&other_worker)
                     {
                         actions.push(Action::Cancel {
                             worker: other_worker.clone(),
-                            address: w.address.clone(),
+                            address: address.to_string(),
                             attempts: vec![TaskAttempt {
                                 attempt: other,
                                 ..attempt.clone()
@@ -473,10 +467,10 @@ impl Scheduler {
                 task.elapsed_ms = elapsed_ms;
                 let stage = &mut job.stages[attempt.stage.0 as usize];
                 if stage.is_complete() {
-                    stage.finished = Some(Instant::now());
+                    stage.finished = Some(now);
                 }
                 if job.stages.iter().all(Stage::is_complete) {
-                    actions.extend(self.finish_job(&attempt.job, JobState::Succeeded, None));
+                    actions.extend(self.finish_job(&attempt.job, JobState::Succeeded, None, now));
                 }
                 actions
             }
@@ -485,7 +479,12 @@ impl Scheduler {
                 retryable,
                 fetch_failure,
             } => {
-                if let Some((lost_worker, stage, map_partition)) = fetch_failure {
+                if let Some(FetchFailure {
+                    worker: lost_worker,
+                    stage,
+                    map_partition,
+                }) = fetch_failure
+                {
                     task.fetch_failures += 1;
                     let limit = max_attempts.saturating_mul(FETCH_FAILURES_PER_ATTEMPT);
                     if task.fetch_failures >= limit {
@@ -494,20 +493,21 @@ impl Scheduler {
                             attempt.stage, attempt.partition, task.fetch_failures
                         );
                         task.drop_attempt(attempt.attempt);
-                        return self.finish_job(&attempt.job, JobState::Failed, Some(error));
+                        return self.finish_job(&attempt.job, JobState::Failed, Some(error), now);
                     }
                     // The input is gone, not this task's fault. Whatever else that worker held
                     // is likely gone too (as Spark assumes): recompute all of its outputs this
                     // job still needs now, not one fetch failure at a time.
                     task.drop_attempt(attempt.attempt);
                     warn!(task = %attempt, %message, worker = %lost_worker, stage = %stage, map_partition, "fetch failed; recomputing the map outputs that worker held");
-                    forget_outputs_of(job, &lost_worker);
+                    job.forget_outputs_of(&lost_worker);
                     return vec![];
                 }
                 task.failures += 1;
                 task.failed_on.push(worker.clone());
                 if retryable {
-                    note_worker_failure(&mut self.workers, &self.config, worker);
+                    self.workers
+                        .note_failure(worker, &self.config.exclusion_policy(), now);
                 }
                 if retryable && task.failures < max_attempts {
                     warn!(task = %attempt, %message, "task failed; will retry");
@@ -525,21 +525,13 @@ impl Scheduler {
                     message
                 );
                 task.state = TaskState::Pending;
-                self.finish_job(&attempt.job, JobState::Failed, Some(error))
+                self.finish_job(&attempt.job, JobState::Failed, Some(error), now)
             }
         }
     }
 
-    /// Whether `worker` is excluded from scheduling now.
-    pub fn is_excluded(&self, worker: &WorkerId) -> bool {
-        self.workers
-            .get(worker)
-            .and_then(|w| w.excluded_until)
-            .is_some_and(|until| Instant::now() < until)
-    }
-
     /// Cancels a job. Returns false if it had already finished.
-    pub fn cancel(&mut self, id: &JobId) -> Result<(bool, Vec<Action>)> {
+    fn cancel(&mut self, id: &JobId, now: Timestamp) -> Result<(bool, Vec<Action>)> {
         let job = self
             .jobs
             .get(id)
@@ -549,17 +541,28 @@ impl Scheduler {
         }
         Ok((
             true,
-            self.finish_job(id, JobState::Cancelled, Some("cancelled by request".into())),
+            self.finish_job(
+                id,
+                JobState::Cancelled,
+                Some("cancelled by request".into()),
+                now,
+            ),
         ))
     }
 
-    fn finish_job(&mut self, id: &JobId, state: JobState, error: Option<String>) -> Vec<Action> {
+    fn finish_job(
+        &mut self,
+        id: &JobId,
+        state: JobState,
+        error: Option<String>,
+        now: Timestamp,
+    ) -> Vec<Action> {
         let Some(job) = self.jobs.get_mut(id) else {
             return vec![];
         };
         job.state = state;
         job.error = error;
-        job.finished = Some(Instant::now());
+        job.finished = Some(now);
         info!(job = %id, state = ?state, error = job.error.as_deref().unwrap_or(""), "job finished");
         let mut actions = Vec::new();
         // Stop what still runs.
@@ -581,9 +584,9 @@ impl Scheduler {
             }
         }
         for (worker, attempts) in running {
-            if let Some(w) = self.workers.get(&worker) {
+            if let Some(address) = self.workers.alive_address(&worker) {
                 actions.push(Action::Cancel {
-                    address: w.address.clone(),
+                    address: address.to_string(),
                     worker,
                     attempts,
                 });
@@ -593,7 +596,7 @@ impl Scheduler {
         let collect_results = (state == JobState::Succeeded && job.sink == Sink::Collect)
             .then(|| job.final_stage().map(|s| s.id))
             .flatten();
-        for (worker, w) in &self.workers {
+        for (worker, w) in self.workers.alive() {
             actions.push(Action::RemoveJobData {
                 worker: worker.clone(),
                 address: w.address.clone(),
@@ -620,115 +623,31 @@ impl Scheduler {
         actions
     }
 
-    /// Places pending tasks of runnable stages onto free slots, oldest job first.
-    pub fn schedule(&mut self) -> Vec<Action> {
-        let mut actions = Vec::new();
-        // A job waits while no registered worker can run it (none at all, or none with its
-        // functions); after `worker_wait_timeout` it fails, saying why.
-        let timeout = self.config.worker_wait_timeout;
-        let mut expired = Vec::new();
-        for job in self.jobs.values_mut() {
-            if !matches!(job.state, JobState::Queued | JobState::Running) {
-                continue;
-            }
-            if eligible_workers(&self.workers, &job.required_functions).is_empty() {
-                job.waiting_reason = Some(if self.workers.is_empty() {
-                    "waiting for a worker to register".into()
-                } else {
-                    format!(
-                        "waiting for a worker with user function(s) {}",
-                        job.required_functions.join(", ")
-                    )
-                });
-                let since = *job.waiting_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= timeout {
-                    expired.push((
-                        job.id.clone(),
-                        job.waiting_reason.clone().unwrap_or_default(),
-                    ));
-                }
-            } else {
-                job.waiting_since = None;
-            }
-        }
-        for (id, reason) in expired {
-            let error = format!(
-                "no worker that can run this job registered within {} s ({reason}); start one with `quiver-worker --coordinator <this coordinator's URL>`, or your own worker binary for user functions",
-                timeout.as_secs_f64()
-            );
-            actions.extend(self.finish_job(&id, JobState::Failed, Some(error)));
-        }
-        if self.workers.is_empty() {
+    /// Places pending tasks of runnable stages onto free slots, oldest job first, then backups
+    /// of stragglers on what is left.
+    fn schedule(&mut self, now: Timestamp) -> Vec<Action> {
+        let mut actions = self.expire_waiting_jobs(now);
+        if self.workers.none_alive() {
             return actions;
         }
-        let running = self.running_per_worker();
-        // Excluded workers get nothing, unless every worker is excluded: then waiting would
-        // only stall every job, so exclusion is ignored.
-        let all_excluded = self.workers.keys().all(|w| self.is_excluded(w));
-        let mut free: Vec<(WorkerId, String, u32)> = self
-            .workers
-            .iter()
-            .map(|(id, w)| {
-                let used = running.get(id).copied().unwrap_or(0);
-                let free = if w.draining || (!all_excluded && self.is_excluded(id)) {
-                    0
-                } else {
-                    w.slots.saturating_sub(used)
-                };
-                (id.clone(), w.address.clone(), free)
-            })
-            .collect();
-        let total_slots = self.total_slots();
+        let mut free = FreeSlots::of(&self.workers, &self.running_per_worker(), now);
+        let total_slots = self.workers.total_slots();
+        let limits = self.config.limits;
         let order = self.order.clone();
-        for id in order {
-            let Some(job) = self.jobs.get_mut(&id) else {
+        for id in &order {
+            let Some(job) = self.jobs.get_mut(id) else {
                 continue;
             };
-            let eligible = eligible_workers(&self.workers, &job.required_functions);
+            let eligible = self.workers.eligible(&job.required_functions);
             if eligible.is_empty() {
                 continue;
             }
-            if job.state == JobState::Queued {
-                let limits = self.config.limits;
-                let partitions = job
-                    .options
-                    .shuffle_partitions
-                    .unwrap_or_else(|| total_slots.saturating_mul(2).min(limits.max_partitions));
-                let options = PlannerOptions {
-                    shuffle_partitions: partitions,
-                    total_slots,
-                    broadcast_threshold: job.options.broadcast_threshold,
-                    max_tasks_per_stage: limits.max_tasks_per_stage,
-                    max_tasks_per_job: limits.max_tasks_per_job,
-                };
-                let batch_size = job.options.batch_size;
-                let planned = plan_stages(&job.plan, &job.sink, options).and_then(|planned| {
-                    let stages: Vec<Stage> = planned.into_iter().map(Stage::new).collect();
-                    // What the planner made must be what every worker accepts.
-                    for stage in &stages {
-                        limits.check_task(&stage.task_definition(
-                            &job.id,
-                            0,
-                            0,
-                            &[],
-                            batch_size,
-                        ))?;
-                    }
-                    Ok(stages)
-                });
-                match planned {
-                    Ok(stages) => {
-                        job.stages = stages;
-                        job.state = JobState::Running;
-                        job.started = Some(Instant::now());
-                        info!(job = %job.id, stages = job.stages.len(), "job started");
-                    }
-                    Err(e) => {
-                        let err = format!("planning failed: {e}");
-                        actions.extend(self.finish_job(&id, JobState::Failed, Some(err)));
-                        continue;
-                    }
-                }
+            if job.state == JobState::Queued
+                && let Err(e) = start_job(job, total_slots, limits, now)
+            {
+                let err = format!("planning failed: {e}");
+                actions.extend(self.finish_job(id, JobState::Failed, Some(err), now));
+                continue;
             }
             if job.state != JobState::Running {
                 continue;
@@ -740,218 +659,123 @@ impl Scheduler {
                 if !runnable || complete[s] {
                     continue;
                 }
-                let inputs = shuffle_inputs(job, s);
+                let inputs = job.shuffle_inputs(s);
                 let stage = &mut job.stages[s];
                 let mut placed = Vec::new();
                 for (p, task) in stage.tasks.iter_mut().enumerate() {
                     if task.state != TaskState::Pending {
                         continue;
                     }
-                    // Most free slots first; a worker this task failed on only as a last resort.
-                    let Some(slot) = free
-                        .iter_mut()
-                        .filter(|(w, _, n)| *n > 0 && eligible.contains(w))
-                        .max_by_key(|(w, _, n)| (!task.failed_on.contains(w), *n))
-                    else {
+                    // A worker this task failed on only as a last resort.
+                    let Some(slot) = free.take(Constraints {
+                        eligible: &eligible,
+                        avoid: &task.failed_on,
+                        not_on: None,
+                    }) else {
                         break;
                     };
-                    slot.2 -= 1;
                     let attempt = task.attempts;
                     task.attempts += 1;
                     task.state = TaskState::Running {
-                        worker: slot.0.clone(),
+                        worker: slot.worker.clone(),
                         attempt,
-                        since: Instant::now(),
+                        since: now,
                     };
-                    placed.push((p, attempt, slot.0.clone(), slot.1.clone()));
+                    placed.push((p, attempt, slot));
                 }
                 if !placed.is_empty() {
-                    stage.started.get_or_insert_with(Instant::now);
+                    stage.started.get_or_insert(now);
                 }
-                for (p, attempt, worker, address) in placed {
+                for (p, attempt, slot) in placed {
                     let task =
                         stage.task_definition(&job.id, p, attempt, &inputs, job.options.batch_size);
                     actions.push(Action::Launch {
-                        worker,
-                        address,
+                        worker: slot.worker,
+                        address: slot.address,
                         task: Box::new(task),
                     });
                 }
             }
         }
         if self.config.speculation {
-            self.speculate(&mut free, &mut actions);
+            let policy = self.config.speculation_policy();
+            for id in &order {
+                if let Some(job) = self.jobs.get_mut(id) {
+                    let eligible = self.workers.eligible(&job.required_functions);
+                    actions.extend(speculate(job, &eligible, &mut free, &policy, now));
+                }
+            }
         }
         actions
     }
 
-    /// Launches backup attempts of slow tasks on the slots left over after pending work.
-    fn speculate(&mut self, free: &mut [(WorkerId, String, u32)], actions: &mut Vec<Action>) {
-        let config = self.config.clone();
-        for id in &self.order {
-            let Some(job) = self.jobs.get_mut(id) else {
-                continue;
-            };
-            if job.state != JobState::Running {
+    /// A job waits while no registered worker can run it (none at all, or none with its
+    /// functions); after `worker_wait_timeout` it fails, saying why.
+    fn expire_waiting_jobs(&mut self, now: Timestamp) -> Vec<Action> {
+        let timeout = self.config.worker_wait_timeout;
+        let mut expired = Vec::new();
+        for job in self.jobs.values_mut() {
+            if !matches!(job.state, JobState::Queued | JobState::Running) {
                 continue;
             }
-            let batch_size = job.options.batch_size;
-            let eligible = eligible_workers(&self.workers, &job.required_functions);
-            for s in 0..job.stages.len() {
-                let stage = &job.stages[s];
-                let mut finished: Vec<u64> = stage
-                    .tasks
-                    .iter()
-                    .filter(|t| t.is_done())
-                    .map(|t| t.elapsed_ms)
-                    .collect();
-                let total = stage.tasks.len();
-                if finished.is_empty()
-                    || finished.len() == total
-                    || (finished.len() as f64) < config.speculation_quantile * total as f64
-                {
-                    continue;
+            if self.workers.eligible(&job.required_functions).is_empty() {
+                let reason = if self.workers.none_alive() {
+                    "waiting for a worker to register".into()
+                } else {
+                    format!(
+                        "waiting for a worker with user function(s) {}",
+                        job.required_functions.join(", ")
+                    )
+                };
+                job.waiting_reason = Some(reason.clone());
+                let since = *job.waiting_since.get_or_insert(now);
+                if now.since(since) >= timeout {
+                    expired.push((job.id.clone(), reason));
                 }
-                finished.sort_unstable();
-                let median = Duration::from_millis(finished[finished.len() / 2]);
-                // Reported run times are a worker's word: no overflow, however large.
-                let threshold = Duration::try_from_secs_f64(
-                    median.as_secs_f64() * config.speculation_multiplier,
-                )
-                .unwrap_or(Duration::MAX)
-                .max(config.speculation_min_runtime);
-                let inputs = shuffle_inputs(job, s);
-                let stage = &mut job.stages[s];
-                let mut placed = Vec::new();
-                for (p, task) in stage.tasks.iter_mut().enumerate() {
-                    let TaskState::Running { worker, since, .. } = &task.state else {
-                        continue;
-                    };
-                    // A task that already lost a worker gets no backup: if it is what kills
-                    // workers, a backup would kill one more before the loss is noticed.
-                    if task.backup.is_some()
-                        || task.worker_losses > 0
-                        || since.elapsed() <= threshold
-                    {
-                        continue;
-                    }
-                    let primary = worker.clone();
-                    let Some(slot) = free
-                        .iter_mut()
-                        .filter(|(w, _, n)| *n > 0 && *w != primary && eligible.contains(w))
-                        .max_by_key(|(_, _, n)| *n)
-                    else {
-                        break;
-                    };
-                    slot.2 -= 1;
-                    let attempt = task.attempts;
-                    task.attempts += 1;
-                    task.backup = Some(crate::job::BackupAttempt {
-                        worker: slot.0.clone(),
-                        attempt,
-                        since: Instant::now(),
-                    });
-                    placed.push((p, attempt, slot.0.clone(), slot.1.clone()));
-                }
-                for (p, attempt, worker, address) in placed {
-                    info!(job = %id, stage = %stage.id, partition = p, attempt, "speculating: backup attempt for a slow task");
-                    actions.push(Action::Launch {
-                        worker,
-                        address,
-                        task: Box::new(stage.task_definition(id, p, attempt, &inputs, batch_size)),
-                    });
-                }
+            } else {
+                job.waiting_since = None;
             }
         }
+        let mut actions = Vec::new();
+        for (id, reason) in expired {
+            let error = format!(
+                "no worker that can run this job registered within {} s ({reason}); start one with `quiver-worker --coordinator <this coordinator's URL>`, or your own worker binary for user functions",
+                timeout.as_secs_f64()
+            );
+            actions.extend(self.finish_job(&id, JobState::Failed, Some(error), now));
+        }
+        actions
     }
 }
 
-/// The workers that have every one of `functions`.
-fn eligible_workers(
-    workers: &HashMap<WorkerId, WorkerSlots>,
-    functions: &[String],
-) -> std::collections::HashSet<WorkerId> {
-    workers
-        .iter()
-        .filter(|(_, w)| functions.iter().all(|f| w.functions.contains(f)))
-        .map(|(id, _)| id.clone())
-        .collect()
-}
-
-/// Counts a failed attempt against `worker`, excluding it for a while when they pile up.
-fn note_worker_failure(
-    workers: &mut HashMap<WorkerId, WorkerSlots>,
-    config: &SchedulerConfig,
-    worker: &WorkerId,
-) {
-    let Some(w) = workers.get_mut(worker) else {
-        return;
+/// Cuts a queued job's plan into stages for a cluster of `total_slots` and starts it at `now`.
+fn start_job(
+    job: &mut Job,
+    total_slots: u32,
+    limits: quiver_plan::Limits,
+    now: Timestamp,
+) -> std::result::Result<(), quiver_plan::PlanError> {
+    let partitions = job
+        .options
+        .shuffle_partitions
+        .unwrap_or_else(|| total_slots.saturating_mul(2).min(limits.max_partitions));
+    let options = PlannerOptions {
+        shuffle_partitions: partitions,
+        total_slots,
+        broadcast_threshold: job.options.broadcast_threshold,
+        max_tasks_per_stage: limits.max_tasks_per_stage,
+        max_tasks_per_job: limits.max_tasks_per_job,
     };
-    let now = Instant::now();
-    w.recent_failures
-        .retain(|t| now.duration_since(*t) < config.exclusion_window);
-    w.recent_failures.push(now);
-    let limit = config.exclude_after_failures as usize;
-    if limit > 0 && w.recent_failures.len() >= limit {
-        warn!(worker = %worker, period = ?config.exclusion_period, "worker keeps failing tasks; excluding it");
-        w.excluded_until = Some(now + config.exclusion_period);
-        w.recent_failures.clear();
+    let batch_size = job.options.batch_size;
+    let planned = plan_stages(&job.plan, &job.sink, options)?;
+    let stages: Vec<Stage> = planned.into_iter().map(Stage::new).collect();
+    // What the planner made must be what every worker accepts.
+    for stage in &stages {
+        limits.check_task(&stage.task_definition(&job.id, 0, 0, &[], batch_size))?;
     }
-}
-
-/// Marks every output `worker` held that `job` still needs as gone (its task pending again),
-/// so that it is recomputed: the worker was lost, or a fetch from it failed.
-fn forget_outputs_of(job: &mut Job, worker: &WorkerId) {
-    let needed: Vec<bool> = (0..job.stages.len())
-        .map(|i| output_still_needed(job, i))
-        .collect();
-    for (stage, needed) in job.stages.iter_mut().zip(needed) {
-        for (p, task) in stage.tasks.iter_mut().enumerate() {
-            if needed && matches!(&task.state, TaskState::Done { worker: w, .. } if w == worker) {
-                info!(job = %job.id, stage = %stage.id, partition = p, worker = %worker, "output lost with its worker; recomputing");
-                task.state = TaskState::Pending;
-                stage.finished = None;
-            }
-        }
-    }
-}
-
-/// Whether stage `i`'s outputs are still read by a stage that has not finished (or are the
-/// results of a collect job that has not finished).
-fn output_still_needed(job: &Job, i: usize) -> bool {
-    let id = job.stages[i].id;
-    let is_final = i + 1 == job.stages.len();
-    if is_final {
-        return job.sink == Sink::Collect;
-    }
-    job.stages
-        .iter()
-        .any(|s| s.inputs.contains(&id) && !s.is_complete())
-}
-
-/// Where every map output that stage `s` reads lives.
-fn shuffle_inputs(job: &Job, s: usize) -> Vec<ShuffleInput> {
-    job.stages[s]
-        .inputs
-        .iter()
-        .map(|input| ShuffleInput {
-            stage: *input,
-            locations: job.stages[input.0 as usize]
-                .tasks
-                .iter()
-                .enumerate()
-                .filter_map(|(p, t)| match &t.state {
-                    TaskState::Done {
-                        worker, address, ..
-                    } => Some(MapOutputLocation {
-                        map_partition: p as u32,
-                        worker: worker.clone(),
-                        address: address.clone(),
-                    }),
-                    _ => None,
-                })
-                .collect(),
-            grant: None,
-        })
-        .collect()
+    job.stages = stages;
+    job.state = JobState::Running;
+    job.started = Some(now);
+    info!(job = %job.id, stages = job.stages.len(), "job started");
+    Ok(())
 }

@@ -1,14 +1,18 @@
-//! [`WorkerRegistry`]: every worker that registered, and when it was last heard from.
+//! [`WorkerRegistry`]: every worker that registered, alive or lost — the one owner of worker
+//! state: address, slots, liveness, draining, last heartbeat, the tasks it reported, its recent
+//! failures and exclusion. The scheduler owns it and changes it only while handling an event;
+//! everyone else reads it through the scheduler.
 //!
-//! A concurrent map, so that heartbeats (the most frequent RPC) never wait on the scheduler's
-//! lock.
+//! Not here: a worker's session key, which authenticates its calls before any event is made
+//! (see `coordinator_state::SessionKeys`).
 
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
 
-use dashmap::DashMap;
-use dashmap::mapref::entry::Entry;
-use quiver_net::TokenDigest;
 use quiver_plan::WorkerId;
+use tracing::warn;
+
+use crate::event::Timestamp;
 
 /// Whether a worker is believed to be up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,93 +27,119 @@ pub struct WorkerEntry {
     pub address: String,
     pub slots: u32,
     pub hostname: String,
-    pub last_heartbeat: Instant,
+    pub last_heartbeat: Timestamp,
+    /// Tasks running there, as the worker last reported.
     pub running_tasks: u32,
+    /// Task attempts it finished successfully that the coordinator expected.
     pub tasks_completed: u64,
     pub liveness: Liveness,
     /// Shutting down gracefully: no new tasks.
     pub draining: bool,
-    /// The user functions it has.
+    /// The user functions it has, as it listed them.
     pub functions: Vec<String>,
-    /// The digest of the session key it registered with: its later calls must carry the key.
-    pub session_key: TokenDigest,
+    function_set: HashSet<String>,
+    /// When recent task attempts failed here.
+    pub recent_failures: Vec<Timestamp>,
+    /// Gets no tasks until then: too many of its attempts failed.
+    pub excluded_until: Option<Timestamp>,
+}
+
+impl WorkerEntry {
+    /// Whether it is alive (draining or not).
+    pub fn is_alive(&self) -> bool {
+        self.liveness == Liveness::Alive
+    }
+
+    /// Whether it has every one of `functions`.
+    pub fn has_functions(&self, functions: &[String]) -> bool {
+        functions.iter().all(|f| self.function_set.contains(f))
+    }
+
+    /// Whether it is excluded from scheduling at `now`.
+    pub fn is_excluded(&self, now: Timestamp) -> bool {
+        self.excluded_until
+            .is_some_and(|until| now.is_before(until))
+    }
 }
 
 /// A registration refused because a live worker with another id holds its address.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddressTaken {
     pub holder: WorkerId,
 }
 
-/// All workers, alive or lost.
-#[derive(Default)]
+/// How failures exclude a worker.
+#[derive(Clone, Copy, Debug)]
+pub struct ExclusionPolicy {
+    /// This many retryable failures within `window` exclude a worker for `period`; 0: never.
+    pub after_failures: u32,
+    pub window: Duration,
+    pub period: Duration,
+}
+
+/// All workers, alive or lost, by id.
+#[derive(Clone, Debug, Default)]
 pub struct WorkerRegistry {
-    workers: DashMap<WorkerId, WorkerEntry>,
+    workers: BTreeMap<WorkerId, WorkerEntry>,
+}
+
+/// A registration, as the registry records it.
+pub struct Registration {
+    pub id: WorkerId,
+    pub address: String,
+    pub slots: u32,
+    pub hostname: String,
+    pub functions: Vec<String>,
 }
 
 impl WorkerRegistry {
-    /// Adds or refreshes a worker (an id names one session key: admission checked that the id
-    /// follows from the key). An address is taken over only from a worker no longer alive.
-    pub fn register(
-        &self,
-        id: WorkerId,
-        address: String,
-        slots: u32,
-        hostname: String,
-        functions: Vec<String>,
-        session_key: &str,
-    ) -> Result<(), AddressTaken> {
-        if let Some(holder) = self
+    /// Adds or refreshes a worker, alive as of `now` (an id names one session key: admission
+    /// checked that the id follows from the key). An address is taken over only from a worker
+    /// no longer alive. A worker registering again keeps its count of completed tasks and
+    /// starts afresh otherwise (not draining, not excluded).
+    pub fn register(&mut self, r: Registration, now: Timestamp) -> Result<(), AddressTaken> {
+        if let Some((holder, _)) = self
             .workers
             .iter()
-            .find(|w| w.key() != &id && w.address == address && w.liveness == Liveness::Alive)
+            .find(|(id, w)| **id != r.id && w.address == r.address && w.is_alive())
         {
             return Err(AddressTaken {
-                holder: holder.key().clone(),
+                holder: holder.clone(),
             });
         }
-        let entry = WorkerEntry {
-            address,
-            slots,
-            hostname,
-            last_heartbeat: Instant::now(),
-            running_tasks: 0,
-            tasks_completed: 0,
-            draining: false,
-            functions,
-            liveness: Liveness::Alive,
-            session_key: TokenDigest::of(session_key),
-        };
-        match self.workers.entry(id) {
-            // The same worker again (its id follows from its key, checked on admission).
-            Entry::Occupied(mut known) => {
-                let completed = known.get().tasks_completed;
-                known.insert(WorkerEntry {
-                    tasks_completed: completed,
-                    ..entry
-                });
-            }
-            Entry::Vacant(v) => {
-                v.insert(entry);
-            }
-        }
+        let tasks_completed = self.workers.get(&r.id).map_or(0, |w| w.tasks_completed);
+        self.workers.insert(
+            r.id,
+            WorkerEntry {
+                address: r.address,
+                slots: r.slots,
+                hostname: r.hostname,
+                last_heartbeat: now,
+                running_tasks: 0,
+                tasks_completed,
+                liveness: Liveness::Alive,
+                draining: false,
+                function_set: r.functions.iter().cloned().collect(),
+                functions: r.functions,
+                recent_failures: vec![],
+                excluded_until: None,
+            },
+        );
         Ok(())
     }
 
-    /// Whether `presented` is the session key worker `id` registered with. An unknown worker
-    /// has no key to match: `None`.
-    pub fn verify_key(&self, id: &WorkerId, presented: &str) -> Option<bool> {
-        self.workers
-            .get(id)
-            .map(|w| w.session_key.matches(presented))
-    }
-
-    /// Records a heartbeat. False if the worker is unknown or was declared lost: it must
-    /// register again.
-    pub fn heartbeat(&self, id: &WorkerId, running_tasks: u32, draining: bool) -> bool {
+    /// Records a heartbeat at `now`. False if the worker is unknown or was declared lost: it
+    /// must register again.
+    pub fn heartbeat(
+        &mut self,
+        id: &WorkerId,
+        running_tasks: u32,
+        draining: bool,
+        now: Timestamp,
+    ) -> bool {
         match self.workers.get_mut(id) {
-            Some(mut w) if w.liveness == Liveness::Alive => {
-                w.last_heartbeat = Instant::now();
+            Some(w) if w.is_alive() => {
+                w.last_heartbeat = now;
                 w.running_tasks = running_tasks;
                 w.draining = draining;
                 true
@@ -119,45 +149,107 @@ impl WorkerRegistry {
     }
 
     /// Counts a task attempt the worker finished successfully.
-    pub fn task_completed(&self, id: &WorkerId) {
-        if let Some(mut w) = self.workers.get_mut(id) {
+    pub fn task_completed(&mut self, id: &WorkerId) {
+        if let Some(w) = self.workers.get_mut(id) {
             w.tasks_completed += 1;
         }
     }
 
-    /// Whether `id` is known and declared lost (not registered again since).
-    pub fn is_lost(&self, id: &WorkerId) -> bool {
-        self.workers
-            .get(id)
-            .is_some_and(|w| w.liveness == Liveness::Lost)
-    }
-
-    /// Declares one worker lost (it could not be reached); it must register again.
-    pub fn mark_lost(&self, id: &WorkerId) {
-        if let Some(mut w) = self.workers.get_mut(id) {
-            w.liveness = Liveness::Lost;
+    /// Declares `id` lost; false if it was not alive.
+    pub fn mark_lost(&mut self, id: &WorkerId) -> bool {
+        match self.workers.get_mut(id) {
+            Some(w) if w.is_alive() => {
+                w.liveness = Liveness::Lost;
+                true
+            }
+            _ => false,
         }
     }
 
-    /// Marks every alive worker silent for longer than `timeout` as lost and returns them.
-    pub fn expire(&self, timeout: Duration) -> Vec<WorkerId> {
-        let now = Instant::now();
+    /// Marks every alive worker silent for longer than `timeout` at `now` as lost and returns
+    /// them.
+    pub fn expire(&mut self, timeout: Duration, now: Timestamp) -> Vec<WorkerId> {
         let mut lost = Vec::new();
-        for mut w in self.workers.iter_mut() {
-            if w.liveness == Liveness::Alive && now.duration_since(w.last_heartbeat) > timeout {
+        for (id, w) in &mut self.workers {
+            if w.is_alive() && now.since(w.last_heartbeat) > timeout {
                 w.liveness = Liveness::Lost;
-                lost.push(w.key().clone());
+                lost.push(id.clone());
             }
         }
         lost
     }
 
-    /// Every worker, sorted by address.
+    /// Counts a failed attempt against `id` at `now`, excluding it for a while when they pile
+    /// up.
+    pub fn note_failure(&mut self, id: &WorkerId, policy: &ExclusionPolicy, now: Timestamp) {
+        let Some(w) = self.workers.get_mut(id) else {
+            return;
+        };
+        w.recent_failures.retain(|t| now.since(*t) < policy.window);
+        w.recent_failures.push(now);
+        let limit = policy.after_failures as usize;
+        if limit > 0 && w.recent_failures.len() >= limit {
+            warn!(worker = %id, period = ?policy.period, "worker keeps failing tasks; excluding it");
+            w.excluded_until = Some(now + policy.period);
+            w.recent_failures.clear();
+        }
+    }
+
+    /// One worker, alive or lost.
+    #[cfg(any(test, feature = "internals"))]
+    pub fn get(&self, id: &WorkerId) -> Option<&WorkerEntry> {
+        self.workers.get(id)
+    }
+
+    /// The address of `id` if it is alive.
+    pub fn alive_address(&self, id: &WorkerId) -> Option<&str> {
+        self.workers
+            .get(id)
+            .filter(|w| w.is_alive())
+            .map(|w| w.address.as_str())
+    }
+
+    /// Every alive worker (draining ones too), by id.
+    pub fn alive(&self) -> impl Iterator<Item = (&WorkerId, &WorkerEntry)> {
+        self.workers.iter().filter(|(_, w)| w.is_alive())
+    }
+
+    /// Whether no worker is alive.
+    pub fn none_alive(&self) -> bool {
+        self.alive().next().is_none()
+    }
+
+    /// The slots of every alive worker.
+    pub fn total_slots(&self) -> u32 {
+        self.alive()
+            .fold(0u32, |n, (_, w)| n.saturating_add(w.slots))
+    }
+
+    /// The alive workers that have every one of `functions`.
+    pub fn eligible(&self, functions: &[String]) -> HashSet<WorkerId> {
+        self.alive()
+            .filter(|(_, w)| w.has_functions(functions))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// The functions of every alive worker, sorted, without duplicates.
+    pub fn available_functions(&self) -> Vec<String> {
+        let mut available: Vec<String> = self
+            .alive()
+            .flat_map(|(_, w)| w.functions.iter().cloned())
+            .collect();
+        available.sort();
+        available.dedup();
+        available
+    }
+
+    /// Every worker, alive or lost, sorted by address.
     pub fn snapshot(&self) -> Vec<(WorkerId, WorkerEntry)> {
         let mut all: Vec<_> = self
             .workers
             .iter()
-            .map(|w| (w.key().clone(), w.value().clone()))
+            .map(|(id, w)| (id.clone(), w.clone()))
             .collect();
         all.sort_by(|a, b| a.1.address.cmp(&b.1.address));
         all

@@ -1,8 +1,132 @@
+//! The scheduler driven by events on a virtual clock: workers are plain ids that "run" tasks
+//! when the test reports their outcomes, and time passes only when a test advances it.
+
+use std::time::Duration;
+
+use quiver_coordinator::event::{Event, FetchFailure, TaskOutcome, Timestamp};
 use quiver_coordinator::job::JobState;
-use quiver_coordinator::scheduler::{Action, Scheduler, SchedulerConfig, TaskOutcome};
-use quiver_plan::{JobId, Sink, TaskAttempt, TaskDefinition, WorkerId};
+use quiver_coordinator::scheduler::{Action, Outcome, Reply, Scheduler, SchedulerConfig};
+use quiver_coordinator::worker_registry::{AddressTaken, Liveness};
+use quiver_plan::{JobId, PlanNode, Sink, StageId, TaskAttempt, TaskDefinition, WorkerId};
 
 use crate::stage_planner::word_count_plan;
+
+/// A scheduler and a virtual clock.
+struct Sim {
+    s: Scheduler,
+    now: Timestamp,
+}
+
+impl Sim {
+    fn new(config: SchedulerConfig) -> Self {
+        Sim {
+            s: Scheduler::new(config),
+            now: Timestamp::from_millis(1_000),
+        }
+    }
+
+    fn send(&mut self, event: Event) -> Outcome {
+        self.s.handle(event, self.now)
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now = self.now + d;
+    }
+
+    fn register(&mut self, worker: &WorkerId, slots: u32) -> Vec<Action> {
+        let outcome = self.send(Event::WorkerRegistered {
+            worker: worker.clone(),
+            address: format!("http://{}", worker.0),
+            slots,
+            hostname: "host".into(),
+            functions: vec![],
+        });
+        assert!(matches!(outcome.reply, Reply::Registered(Ok(()))));
+        outcome.actions
+    }
+
+    fn submit(&mut self, job: &JobId, plan: PlanNode) -> Vec<Action> {
+        let outcome = self.send(Event::JobSubmitted {
+            job: job.clone(),
+            name: "wc".into(),
+            plan,
+            sink: Sink::Collect,
+            options: Default::default(),
+        });
+        assert!(matches!(outcome.reply, Reply::Submitted(Ok(()))));
+        outcome.actions
+    }
+
+    fn finish(
+        &mut self,
+        worker: &WorkerId,
+        task: &TaskDefinition,
+        outcome: TaskOutcome,
+    ) -> Vec<Action> {
+        self.report(worker, &task.attempt, outcome).0
+    }
+
+    /// Reports an attempt's outcome; the actions, and whether the attempt was expected.
+    fn report(
+        &mut self,
+        worker: &WorkerId,
+        attempt: &TaskAttempt,
+        outcome: TaskOutcome,
+    ) -> (Vec<Action>, bool) {
+        let out = self.send(Event::TaskFinished {
+            worker: worker.clone(),
+            attempt: attempt.clone(),
+            outcome,
+        });
+        match out.reply {
+            Reply::TaskReported { expected } => (out.actions, expected),
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+
+    /// A heartbeat: (registered, release).
+    fn heartbeat(&mut self, worker: &WorkerId, draining: bool) -> (bool, bool) {
+        match self
+            .send(Event::Heartbeat {
+                worker: worker.clone(),
+                running_tasks: 0,
+                draining,
+            })
+            .reply
+        {
+            Reply::Heartbeat {
+                registered,
+                release,
+            } => (registered, release),
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+
+    fn tick(&mut self) -> Vec<Action> {
+        self.send(Event::Tick).actions
+    }
+
+    fn commit(&mut self, worker: &WorkerId, attempt: &TaskAttempt) -> bool {
+        match self
+            .send(Event::CommitAsked {
+                worker: worker.clone(),
+                attempt: attempt.clone(),
+            })
+            .reply
+        {
+            Reply::CommitAllowed(allowed) => allowed,
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+
+    fn state(&self, job: &JobId) -> JobState {
+        self.s.job(job).unwrap().state
+    }
+
+    fn liveness(&self, worker: &WorkerId) -> Liveness {
+        self.s.workers().get(worker).unwrap().liveness
+    }
+}
 
 fn launches(actions: &[Action]) -> Vec<(WorkerId, TaskDefinition)> {
     actions
@@ -14,13 +138,24 @@ fn launches(actions: &[Action]) -> Vec<(WorkerId, TaskDefinition)> {
         .collect()
 }
 
+fn map_launches(actions: &[Action]) -> Vec<(WorkerId, TaskDefinition)> {
+    launches(actions)
+        .into_iter()
+        .filter(|(_, t)| t.attempt.stage.0 == 0)
+        .collect()
+}
+
 /// A successful result of `task`, with one size per bucket its stage writes.
 fn success(task: &TaskDefinition) -> TaskOutcome {
+    success_in(task, 1)
+}
+
+fn success_in(task: &TaskDefinition, elapsed_ms: u64) -> TaskOutcome {
     TaskOutcome::Success {
         bucket_bytes: vec![1; task.output.buckets() as usize],
         rows_out: 3,
         bytes_out: 3,
-        elapsed_ms: 1,
+        elapsed_ms,
         spilled_bytes: 0,
     }
 }
@@ -33,30 +168,41 @@ fn failure(retryable: bool) -> TaskOutcome {
     }
 }
 
-fn setup(workers: usize, slots: u32) -> (Scheduler, JobId, Vec<WorkerId>) {
-    let mut s = Scheduler::new(SchedulerConfig::default());
-    let ids: Vec<WorkerId> = (0..workers).map(|i| WorkerId(format!("w{i}"))).collect();
-    for (i, w) in ids.iter().enumerate() {
-        s.worker_registered(w.clone(), format!("http://w{i}"), slots);
-    }
-    let job = JobId("j".into());
-    s.submit(
-        job.clone(),
-        "wc".into(),
-        word_count_plan(&[10, 10, 10]),
-        Sink::Collect,
-        Default::default(),
-    )
-    .unwrap();
-    (s, job, ids)
+fn worker_ids(n: usize) -> Vec<WorkerId> {
+    (0..n).map(|i| WorkerId(format!("w{i}"))).collect()
 }
 
-fn run_to_completion(s: &mut Scheduler, mut pending: Vec<(WorkerId, TaskDefinition)>) {
+/// `workers` workers of `slots` slots, and a word count over three files submitted: the
+/// launches that submitting it gave.
+fn setup(
+    workers: usize,
+    slots: u32,
+) -> (Sim, JobId, Vec<WorkerId>, Vec<(WorkerId, TaskDefinition)>) {
+    setup_with(SchedulerConfig::default(), workers, slots, &[10, 10, 10])
+}
+
+fn setup_with(
+    config: SchedulerConfig,
+    workers: usize,
+    slots: u32,
+    files: &[u64],
+) -> (Sim, JobId, Vec<WorkerId>, Vec<(WorkerId, TaskDefinition)>) {
+    let mut sim = Sim::new(config);
+    let ids = worker_ids(workers);
+    for w in &ids {
+        assert!(sim.register(w, slots).is_empty(), "nothing to run yet");
+    }
+    let job = JobId("j".into());
+    let first = launches(&sim.submit(&job, word_count_plan(files)));
+    (sim, job, ids, first)
+}
+
+/// Reports success for every launched attempt, and for those it launches, until none is left.
+fn run_to_completion(sim: &mut Sim, mut pending: Vec<(WorkerId, TaskDefinition)>) {
     let mut rounds = 0;
     while let Some((w, t)) = pending.pop() {
-        let actions = s.task_finished(&t.attempt, &w, success(&t));
+        let actions = sim.finish(&w, &t, success(&t));
         pending.extend(launches(&actions));
-        pending.extend(launches(&s.schedule()));
         rounds += 1;
         assert!(rounds < 1000);
     }
@@ -64,25 +210,22 @@ fn run_to_completion(s: &mut Scheduler, mut pending: Vec<(WorkerId, TaskDefiniti
 
 #[test]
 fn a_job_runs_its_stages_in_order_within_the_slots() {
-    let (mut s, job, _) = setup(2, 1);
-    let first = launches(&s.schedule());
+    let (mut sim, job, _, first) = setup(2, 1);
     // Two slots: two of the three map tasks start; no reduce task yet.
     assert_eq!(first.len(), 2);
     assert!(first.iter().all(|(_, t)| t.attempt.stage.0 == 0));
     assert_ne!(first[0].0, first[1].0, "spread over both workers");
-    run_to_completion(&mut s, first);
-    assert_eq!(s.job(&job).unwrap().state, JobState::Succeeded);
+    run_to_completion(&mut sim, first);
+    assert_eq!(sim.state(&job), JobState::Succeeded);
 }
 
 #[test]
 fn reduce_tasks_get_every_map_output_location() {
-    let (mut s, job, _) = setup(1, 8);
-    let maps = launches(&s.schedule());
+    let (mut sim, job, _, maps) = setup(1, 8);
     assert_eq!(maps.len(), 3);
     let mut reduces = vec![];
     for (w, t) in &maps {
-        reduces.extend(launches(&s.task_finished(&t.attempt, w, success(t))));
-        reduces.extend(launches(&s.schedule()));
+        reduces.extend(launches(&sim.finish(w, t, success(t))));
     }
     // 8 slots: 2 x 8 = 16 reduce partitions, 8 of which start at once.
     assert_eq!(reduces.len(), 8);
@@ -96,46 +239,165 @@ fn reduce_tasks_get_every_map_output_location() {
         parts.sort();
         assert_eq!(parts, vec![0, 1, 2]);
     }
-    assert_eq!(s.job(&job).unwrap().state, JobState::Running);
+    assert_eq!(sim.state(&job), JobState::Running);
 }
 
 #[test]
-fn a_lost_workers_tasks_run_elsewhere() {
-    let (mut s, job, ids) = setup(2, 4);
-    let first = launches(&s.schedule());
+fn a_worker_silent_past_the_heartbeat_timeout_is_lost_and_its_tasks_run_elsewhere() {
+    let (mut sim, job, ids, first) = setup(2, 4);
     assert_eq!(first.len(), 3);
-    s.worker_lost(&ids[0]);
-    let again = launches(&s.schedule());
+    // Both heartbeat for 4 s; then only w1 does. The timeout is 5 s.
+    for _ in 0..4 {
+        sim.advance(Duration::from_secs(1));
+        assert_eq!(sim.heartbeat(&ids[0], false), (true, false));
+        assert_eq!(sim.heartbeat(&ids[1], false), (true, false));
+        assert!(sim.tick().is_empty());
+    }
+    for _ in 0..5 {
+        sim.advance(Duration::from_secs(1));
+        sim.heartbeat(&ids[1], false);
+        assert!(
+            launches(&sim.tick()).is_empty(),
+            "w0 is silent for 5 s: not yet lost"
+        );
+    }
+    assert_eq!(sim.liveness(&ids[0]), Liveness::Alive);
+    sim.advance(Duration::from_millis(1));
+    let again = launches(&sim.tick());
+    assert_eq!(sim.liveness(&ids[0]), Liveness::Lost);
+    assert_eq!(sim.liveness(&ids[1]), Liveness::Alive);
     let lost_count = first.iter().filter(|(w, _)| *w == ids[0]).count();
+    assert!(lost_count > 0);
     assert_eq!(again.len(), lost_count);
     assert!(
         again
             .iter()
             .all(|(w, t)| *w == ids[1] && t.attempt.attempt == 1)
     );
-    // A late result from the lost worker's attempt is ignored.
-    if let Some((w, t)) = first.iter().find(|(w, _)| *w == ids[0]) {
-        assert!(s.task_finished(&t.attempt, w, success(t)).is_empty());
-    }
+    // A late result from the lost worker's attempt is ignored, and so are its heartbeats: it
+    // must register again.
+    let (w, t) = first.iter().find(|(w, _)| *w == ids[0]).unwrap();
+    let (actions, expected) = sim.report(w, &t.attempt, success(t));
+    assert!(actions.is_empty() && !expected);
+    assert_eq!(sim.heartbeat(&ids[0], false), (false, false));
     let survivors: Vec<_> = first
         .into_iter()
         .filter(|(w, _)| *w == ids[1])
         .chain(again)
         .collect();
-    run_to_completion(&mut s, survivors);
-    assert_eq!(s.job(&job).unwrap().state, JobState::Succeeded);
+    run_to_completion(&mut sim, survivors);
+    assert_eq!(sim.state(&job), JobState::Succeeded);
+}
+
+#[test]
+fn a_lost_worker_that_registers_again_gets_tasks_and_keeps_its_count() {
+    let (mut sim, _, ids, first) = setup(1, 8);
+    let (w, t) = &first[0];
+    let (_, expected) = sim.report(w, &t.attempt, success(t));
+    assert!(expected);
+    assert_eq!(sim.s.workers().get(w).unwrap().tasks_completed, 1);
+    sim.advance(Duration::from_secs(6));
+    assert!(sim.tick().is_empty(), "no worker left to run anything");
+    assert_eq!(sim.liveness(&ids[0]), Liveness::Lost);
+    // Its finished map output is gone with it; every map task runs again once it is back.
+    let again = launches(&sim.register(&ids[0], 8));
+    assert_eq!(sim.liveness(&ids[0]), Liveness::Alive);
+    assert_eq!(again.len(), 3);
+    assert!(
+        again
+            .iter()
+            .all(|(w, t)| *w == ids[0] && t.attempt.stage.0 == 0)
+    );
+    assert_eq!(sim.s.workers().get(w).unwrap().tasks_completed, 1);
+}
+
+#[test]
+fn a_registration_may_not_take_a_live_workers_address() {
+    let mut sim = Sim::new(SchedulerConfig::default());
+    let ids = worker_ids(2);
+    sim.register(&ids[0], 1);
+    let taken = |sim: &mut Sim| {
+        sim.send(Event::WorkerRegistered {
+            worker: ids[1].clone(),
+            address: "http://w0".into(),
+            slots: 1,
+            hostname: "h".into(),
+            functions: vec![],
+        })
+        .reply
+    };
+    match taken(&mut sim) {
+        Reply::Registered(Err(AddressTaken { holder })) => assert_eq!(holder, ids[0]),
+        other => panic!("{other:?}"),
+    }
+    assert!(sim.s.workers().get(&ids[1]).is_none());
+    // Once the holder is lost, the address is free.
+    sim.advance(Duration::from_secs(6));
+    sim.tick();
+    assert!(matches!(taken(&mut sim), Reply::Registered(Ok(()))));
+    assert_eq!(sim.s.workers().get(&ids[1]).unwrap().address, "http://w0");
+}
+
+#[test]
+fn a_heartbeat_from_an_unknown_worker_asks_it_to_register() {
+    let mut sim = Sim::new(SchedulerConfig::default());
+    let outcome = sim.send(Event::Heartbeat {
+        worker: WorkerId("nobody".into()),
+        running_tasks: 2,
+        draining: false,
+    });
+    assert!(matches!(
+        outcome.reply,
+        Reply::Heartbeat {
+            registered: false,
+            release: false
+        }
+    ));
+    assert!(sim.s.workers().get(&WorkerId("nobody".into())).is_none());
+}
+
+#[test]
+fn a_heartbeat_records_what_the_worker_reports() {
+    let mut sim = Sim::new(SchedulerConfig::default());
+    let w = WorkerId("w".into());
+    sim.register(&w, 4);
+    sim.advance(Duration::from_millis(1500));
+    sim.send(Event::Heartbeat {
+        worker: w.clone(),
+        running_tasks: 3,
+        draining: false,
+    });
+    let entry = sim.s.workers().get(&w).unwrap();
+    assert_eq!(entry.running_tasks, 3);
+    assert_eq!(entry.last_heartbeat, sim.now);
+    assert!(!entry.draining);
+}
+
+#[test]
+fn an_unreachable_worker_is_lost_at_once() {
+    let (mut sim, _, ids, first) = setup(2, 4);
+    let on_w0 = first.iter().filter(|(w, _)| *w == ids[0]).count();
+    let again = launches(
+        &sim.send(Event::WorkerUnreachable {
+            worker: ids[0].clone(),
+        })
+        .actions,
+    );
+    assert_eq!(sim.liveness(&ids[0]), Liveness::Lost);
+    assert_eq!(again.len(), on_w0);
+    assert!(again.iter().all(|(w, _)| *w == ids[1]));
 }
 
 #[test]
 fn a_task_whose_workers_keep_dying_fails_its_job_instead_of_killing_more() {
-    let (mut s, job, ids) = setup(3, 1);
-    let first = launches(&s.schedule());
+    let (mut sim, job, _, first) = setup(3, 1);
     let (victim_worker, victim) = first[0].clone();
     // The first loss is forgiven: the task runs again, elsewhere.
-    let actions = s.worker_lost(&victim_worker);
-    assert!(actions.is_empty());
-    s.worker_registered(WorkerId("w3".into()), "http://w3".into(), 1);
-    let again = launches(&s.schedule());
+    let lost = sim.send(Event::WorkerUnreachable {
+        worker: victim_worker.clone(),
+    });
+    assert!(launches(&lost.actions).is_empty(), "no free slot yet");
+    let again = launches(&sim.register(&WorkerId("w3".into()), 1));
     let (second_worker, retry) = again
         .iter()
         .find(|(_, t)| t.attempt.partition == victim.attempt.partition)
@@ -143,8 +405,13 @@ fn a_task_whose_workers_keep_dying_fails_its_job_instead_of_killing_more() {
         .expect("the task runs again");
     assert_ne!(second_worker, victim_worker);
     // Its second worker dies too: the job fails, naming the task, and nothing relaunches it.
-    s.worker_lost(&second_worker);
-    let j = s.job(&job).unwrap();
+    let actions = sim
+        .send(Event::WorkerUnreachable {
+            worker: second_worker,
+        })
+        .actions;
+    assert!(launches(&actions).is_empty());
+    let j = sim.s.job(&job).unwrap();
     assert_eq!(j.state, JobState::Failed);
     let error = j.error.clone().unwrap();
     assert!(
@@ -154,43 +421,43 @@ fn a_task_whose_workers_keep_dying_fails_its_job_instead_of_killing_more() {
         )),
         "{error}"
     );
-    assert!(launches(&s.schedule()).is_empty());
-    let _ = ids;
+    assert!(launches(&sim.tick()).is_empty());
 }
 
 #[test]
 fn a_fetch_that_keeps_failing_fails_the_job_instead_of_recomputing_forever() {
-    let (mut s, job, _) = setup(1, 8);
-    let maps = launches(&s.schedule());
-    let mut reduces = vec![];
+    let (mut sim, job, _, maps) = setup(1, 8);
+    let mut pending = vec![];
     for (w, t) in &maps {
-        reduces.extend(launches(&s.task_finished(&t.attempt, w, success(t))));
-        reduces.extend(launches(&s.schedule()));
+        pending.extend(launches(&sim.finish(w, t, success(t))));
     }
-    let partition = reduces[0].1.attempt.partition;
+    let partition = pending[0].1.attempt.partition;
     let mut rounds = 0;
-    while s.job(&job).unwrap().state == JobState::Running {
+    while sim.state(&job) == JobState::Running {
         rounds += 1;
         assert!(rounds < 100, "the fetch failures never end the job");
         // The reducer says map partition 0 cannot be fetched; the map task is recomputed (it
-        // succeeds) and the reducer tried again, which fails the same way.
-        let actions = s.schedule();
-        let mut pending = launches(&actions);
-        pending.append(&mut reduces);
-        for (w, t) in pending {
-            if t.attempt.stage.0 == 0 {
-                s.task_finished(&t.attempt, &w, success(&t));
-            } else if t.attempt.partition == partition {
-                let failure = TaskOutcome::Failure {
-                    message: "refused".into(),
-                    retryable: true,
-                    fetch_failure: Some((w.clone(), quiver_plan::StageId(0), 0)),
-                };
-                s.task_finished(&t.attempt, &w, failure);
+        // succeeds) and the reducer tried again, which fails the same way. Other reducers
+        // never finish.
+        let (w, t) = pending.remove(0);
+        let outcome = if t.attempt.stage.0 == 0 {
+            success(&t)
+        } else if t.attempt.partition == partition {
+            TaskOutcome::Failure {
+                message: "refused".into(),
+                retryable: true,
+                fetch_failure: Some(FetchFailure {
+                    worker: w.clone(),
+                    stage: StageId(0),
+                    map_partition: 0,
+                }),
             }
-        }
+        } else {
+            continue;
+        };
+        pending.extend(launches(&sim.finish(&w, &t, outcome)));
     }
-    let j = s.job(&job).unwrap();
+    let j = sim.s.job(&job).unwrap();
     assert_eq!(j.state, JobState::Failed);
     let error = j.error.clone().unwrap();
     assert!(
@@ -201,8 +468,7 @@ fn a_fetch_that_keeps_failing_fails_the_job_instead_of_recomputing_forever() {
 
 #[test]
 fn a_success_with_the_wrong_number_of_buckets_is_a_failure() {
-    let (mut s, job, _) = setup(1, 1);
-    let first = launches(&s.schedule());
+    let (mut sim, job, _, first) = setup(1, 1);
     let (w, t) = &first[0];
     let bogus = TaskOutcome::Success {
         bucket_bytes: vec![1; 1_000],
@@ -211,28 +477,25 @@ fn a_success_with_the_wrong_number_of_buckets_is_a_failure() {
         elapsed_ms: 1,
         spilled_bytes: 0,
     };
-    s.task_finished(&t.attempt, w, bogus);
-    let task = &s.job(&job).unwrap().stages[0].tasks[t.attempt.partition as usize];
+    sim.finish(w, t, bogus);
+    let task = &sim.s.job(&job).unwrap().stages[0].tasks[t.attempt.partition as usize];
     assert!(!task.is_done());
     assert_eq!(task.failures, 1);
 }
 
 #[test]
 fn retryable_failures_retry_on_another_worker_then_fail_the_job() {
-    let (mut s, job, ids) = setup(2, 4);
-    let first = launches(&s.schedule());
+    let (mut sim, job, _, first) = setup(2, 4);
     let (w, t) = first[0].clone();
-    s.task_finished(&t.attempt, &w, failure(true));
-    let retry = launches(&s.schedule());
+    let retry = launches(&sim.finish(&w, &t, failure(true)));
     assert_eq!(retry.len(), 1);
     assert_ne!(retry[0].0, w, "retried on the other worker");
     let mut current = retry[0].clone();
     for _ in 0..2 {
-        s.task_finished(&current.1.attempt, &current.0, failure(true));
-        current = launches(&s.schedule())[0].clone();
+        current = launches(&sim.finish(&current.0, &current.1, failure(true)))[0].clone();
     }
-    let actions = s.task_finished(&current.1.attempt, &current.0, failure(true));
-    let status = s.job(&job).unwrap();
+    let actions = sim.finish(&current.0, &current.1, failure(true));
+    let status = sim.s.job(&job).unwrap();
     assert_eq!(status.state, JobState::Failed);
     let error = status.error.clone().unwrap();
     assert!(
@@ -241,97 +504,240 @@ fn retryable_failures_retry_on_another_worker_then_fail_the_job() {
     );
     // The other running tasks are cancelled.
     assert!(actions.iter().any(|a| matches!(a, Action::Cancel { .. })));
-    let _ = ids;
 }
 
 #[test]
 fn a_non_retryable_failure_fails_at_once() {
-    let (mut s, job, _) = setup(1, 4);
-    let first = launches(&s.schedule());
-    s.task_finished(&first[0].1.attempt, &first[0].0, failure(false));
-    assert_eq!(s.job(&job).unwrap().state, JobState::Failed);
+    let (mut sim, job, _, first) = setup(1, 4);
+    sim.finish(&first[0].0, &first[0].1, failure(false));
+    assert_eq!(sim.state(&job), JobState::Failed);
 }
 
 #[test]
 fn only_the_current_attempt_may_commit() {
-    let (mut s, _, _) = setup(1, 4);
-    let first = launches(&s.schedule());
+    let (mut sim, _, _, first) = setup(1, 4);
     let (worker, a) = (first[0].0.clone(), first[0].1.attempt.clone());
     let stale = TaskAttempt {
         attempt: a.attempt + 1,
         ..a.clone()
     };
-    assert!(!s.ask_commit(&stale, &worker));
+    assert!(!sim.commit(&worker, &stale));
     assert!(
-        !s.ask_commit(&a, &WorkerId("someone-else".into())),
+        !sim.commit(&WorkerId("someone-else".into()), &a),
         "only the worker running the attempt may commit it"
     );
-    assert!(s.ask_commit(&a, &worker));
-    assert!(s.ask_commit(&a, &worker), "asking again is idempotent");
+    assert!(sim.commit(&worker, &a));
+    assert!(sim.commit(&worker, &a), "asking again is idempotent");
 }
 
 #[test]
 fn a_job_without_workers_waits_with_a_reason() {
-    let mut s = Scheduler::new(SchedulerConfig::default());
+    let mut sim = Sim::new(SchedulerConfig::default());
     let job = JobId("j".into());
-    s.submit(
-        job.clone(),
-        "wc".into(),
-        word_count_plan(&[10]),
-        Sink::Collect,
-        Default::default(),
-    )
-    .unwrap();
-    assert!(s.schedule().is_empty());
-    let j = s.job(&job).unwrap();
+    assert!(sim.submit(&job, word_count_plan(&[10])).is_empty());
+    let j = sim.s.job(&job).unwrap();
     assert_eq!(j.state, JobState::Queued);
     assert!(j.waiting_reason.as_deref().unwrap().contains("worker"));
-    s.worker_registered(WorkerId("w".into()), "http://w".into(), 2);
-    assert_eq!(launches(&s.schedule()).len(), 1);
+    assert_eq!(launches(&sim.register(&WorkerId("w".into()), 2)).len(), 1);
+    assert_eq!(sim.state(&job), JobState::Running);
 }
 
-/// Two workers of 4 slots, a job of 4 map tasks all running.
-fn speculation_setup(speculation: bool) -> (Scheduler, Vec<(WorkerId, TaskDefinition)>) {
+#[test]
+fn a_job_waits_for_a_worker_until_the_worker_wait_timeout() {
+    let mut sim = Sim::new(SchedulerConfig {
+        worker_wait_timeout: Duration::from_secs(300),
+        ..SchedulerConfig::default()
+    });
+    let job = JobId("j".into());
+    sim.submit(&job, word_count_plan(&[10]));
+    sim.advance(Duration::from_secs(299));
+    sim.tick();
+    assert_eq!(sim.state(&job), JobState::Queued);
+    sim.advance(Duration::from_secs(1));
+    sim.tick();
+    let j = sim.s.job(&job).unwrap();
+    assert_eq!(j.state, JobState::Failed);
+    let error = j.error.clone().unwrap();
+    assert!(
+        error.contains("no worker that can run this job registered within 300 s"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_draining_worker_gets_no_new_tasks() {
+    let mut sim = Sim::new(SchedulerConfig::default());
+    let ids = worker_ids(2);
+    sim.register(&ids[0], 4);
+    sim.register(&ids[1], 4);
+    assert_eq!(
+        sim.heartbeat(&ids[0], true),
+        (true, true),
+        "nothing needs it"
+    );
+    assert!(sim.s.workers().get(&ids[0]).unwrap().draining);
+    let first = launches(&sim.submit(&JobId("j".into()), word_count_plan(&[10, 10, 10])));
+    assert_eq!(first.len(), 3);
+    assert!(first.iter().all(|(w, _)| *w == ids[1]));
+}
+
+#[test]
+fn a_draining_worker_stays_while_its_tasks_run_or_its_results_are_unfetched() {
+    let (mut sim, _, ids, _) = setup(1, 8);
+    assert_eq!(sim.heartbeat(&ids[0], true), (true, false), "its tasks run");
+    let (mut sim, job, ids, first) = setup(1, 8);
+    run_to_completion(&mut sim, first);
+    assert_eq!(sim.state(&job), JobState::Succeeded);
+    assert_eq!(
+        sim.heartbeat(&ids[0], true),
+        (true, false),
+        "it holds the unfetched results"
+    );
+    let released = sim.send(Event::ResultsReleased { job: job.clone() });
+    assert!(matches!(released.reply, Reply::Released(Ok(()))));
+    assert!(released.actions.iter().any(|a| matches!(a,
+        Action::RemoveJobData { worker, keep, delay, .. }
+            if *worker == ids[0] && keep.is_empty() && delay.is_zero())));
+    assert_eq!(sim.heartbeat(&ids[0], true), (true, true));
+}
+
+#[test]
+fn unfetched_results_keep_a_draining_worker_only_for_the_result_retention() {
     let config = SchedulerConfig {
-        speculation,
-        speculation_min_runtime: std::time::Duration::ZERO,
-        speculation_quantile: 0.5,
+        result_retention: Duration::from_secs(60),
         ..SchedulerConfig::default()
     };
-    let mut s = Scheduler::new(config);
-    for i in 0..2 {
-        s.worker_registered(WorkerId(format!("w{i}")), format!("http://w{i}"), 4);
+    let (mut sim, job, ids, first) = setup_with(config, 1, 8, &[10, 10, 10]);
+    let mut pending = first;
+    let mut last = vec![];
+    while let Some((w, t)) = pending.pop() {
+        last = sim.finish(&w, &t, success(&t));
+        pending.extend(launches(&last));
     }
-    s.submit(
-        JobId("j".into()),
-        "wc".into(),
-        word_count_plan(&[10, 10, 10, 10]),
-        Sink::Collect,
-        Default::default(),
-    )
-    .unwrap();
-    let first = launches(&s.schedule());
-    assert_eq!(first.len(), 4);
-    // Three finish at once (1 ms each); the fourth straggles.
-    for (w, t) in &first[..3] {
-        s.task_finished(&t.attempt, w, success(t));
+    assert_eq!(sim.state(&job), JobState::Succeeded);
+    // Intermediate files go at once; the results after the retention.
+    let final_stage = sim.s.job(&job).unwrap().final_stage().unwrap().id;
+    assert!(last.iter().any(|a| matches!(a,
+        Action::RemoveJobData { keep, delay, .. } if *keep == vec![final_stage] && delay.is_zero())));
+    assert!(last.iter().any(|a| matches!(a,
+        Action::RemoveJobData { keep, delay, .. }
+            if keep.is_empty() && *delay == Duration::from_secs(60))));
+    for _ in 0..59 {
+        sim.advance(Duration::from_secs(1));
+        assert_eq!(sim.heartbeat(&ids[0], true), (true, false));
+        sim.tick();
     }
-    std::thread::sleep(std::time::Duration::from_millis(10));
-    (s, first)
+    sim.advance(Duration::from_secs(1));
+    assert_eq!(sim.heartbeat(&ids[0], true), (true, true));
 }
 
-fn map_launches(actions: &[Action]) -> Vec<(WorkerId, TaskDefinition)> {
-    launches(actions)
-        .into_iter()
-        .filter(|(_, t)| t.attempt.stage.0 == 0)
-        .collect()
+#[test]
+fn cancelling_a_job_stops_its_attempts_and_removes_its_files() {
+    let (mut sim, job, ids, first) = setup(2, 4);
+    let outcome = sim.send(Event::JobCancelled { job: job.clone() });
+    assert!(matches!(outcome.reply, Reply::Cancelled(Ok(true))));
+    assert_eq!(sim.state(&job), JobState::Cancelled);
+    let mut cancelled: Vec<TaskAttempt> = outcome
+        .actions
+        .iter()
+        .flat_map(|a| match a {
+            Action::Cancel { attempts, .. } => attempts.clone(),
+            _ => vec![],
+        })
+        .collect();
+    cancelled.sort_by_key(|a| a.partition);
+    let mut launched: Vec<TaskAttempt> = first.iter().map(|(_, t)| t.attempt.clone()).collect();
+    launched.sort_by_key(|a| a.partition);
+    assert_eq!(cancelled, launched);
+    for w in &ids {
+        assert!(outcome.actions.iter().any(|a| matches!(a,
+            Action::RemoveJobData { worker, .. } if worker == w)));
+    }
+    // Cancelling again: it had already finished. An unknown job: an error.
+    assert!(matches!(
+        sim.send(Event::JobCancelled { job: job.clone() }).reply,
+        Reply::Cancelled(Ok(false))
+    ));
+    assert!(matches!(
+        sim.send(Event::JobCancelled {
+            job: JobId("other".into())
+        })
+        .reply,
+        Reply::Cancelled(Err(_))
+    ));
+    assert!(matches!(
+        sim.send(Event::ResultsReleased {
+            job: JobId("other".into())
+        })
+        .reply,
+        Reply::Released(Err(_))
+    ));
+}
+
+#[test]
+fn an_invalid_plan_is_refused_at_submission() {
+    let mut sim = Sim::new(SchedulerConfig::default());
+    let plan = PlanNode::Filter {
+        input: Box::new(word_count_plan(&[10])),
+        predicate: quiver_plan::Expr::Column("no such column".into()),
+    };
+    let outcome = sim.send(Event::JobSubmitted {
+        job: JobId("j".into()),
+        name: "bad".into(),
+        plan,
+        sink: Sink::Collect,
+        options: Default::default(),
+    });
+    assert!(matches!(outcome.reply, Reply::Submitted(Err(_))));
+    assert!(sim.s.job(&JobId("j".into())).is_none());
+}
+
+#[test]
+fn only_expected_successes_count_as_completed_tasks() {
+    let (mut sim, _, ids, first) = setup(1, 8);
+    let (w, t) = &first[0];
+    let stale = TaskAttempt {
+        attempt: 7,
+        ..t.attempt.clone()
+    };
+    let (_, expected) = sim.report(w, &stale, success(t));
+    assert!(!expected);
+    assert_eq!(sim.s.workers().get(&ids[0]).unwrap().tasks_completed, 0);
+    let (_, expected) = sim.report(w, &t.attempt, success(t));
+    assert!(expected);
+    assert_eq!(sim.s.workers().get(&ids[0]).unwrap().tasks_completed, 1);
+}
+
+/// Two workers of 4 slots, a job of 4 map tasks all running; three finish after `elapsed_ms`
+/// (as they report), the fourth straggles.
+fn speculation_setup(
+    config: SchedulerConfig,
+    elapsed_ms: u64,
+) -> (Sim, Vec<(WorkerId, TaskDefinition)>) {
+    let (mut sim, _, _, first) = setup_with(config, 2, 4, &[10, 10, 10, 10]);
+    assert_eq!(first.len(), 4);
+    for (w, t) in &first[..3] {
+        let actions = sim.finish(w, t, success_in(t, elapsed_ms));
+        assert!(map_launches(&actions).is_empty(), "no time has passed");
+    }
+    (sim, first)
+}
+
+fn eager_speculation(speculation: bool) -> SchedulerConfig {
+    SchedulerConfig {
+        speculation,
+        speculation_min_runtime: Duration::ZERO,
+        speculation_quantile: 0.5,
+        ..SchedulerConfig::default()
+    }
 }
 
 #[test]
 fn a_straggler_gets_one_backup_elsewhere_and_the_first_to_finish_wins() {
-    let (mut s, first) = speculation_setup(true);
+    let (mut sim, first) = speculation_setup(eager_speculation(true), 1);
+    sim.advance(Duration::from_millis(10));
     let (slow_worker, slow) = first[3].clone();
-    let backups = map_launches(&s.schedule());
+    let backups = map_launches(&sim.tick());
     assert_eq!(backups.len(), 1);
     let (backup_worker, backup) = backups[0].clone();
     assert_eq!(backup.attempt.partition, slow.attempt.partition);
@@ -340,129 +746,157 @@ fn a_straggler_gets_one_backup_elsewhere_and_the_first_to_finish_wins() {
         backup_worker, slow_worker,
         "the backup runs on another worker"
     );
+    assert!(map_launches(&sim.tick()).is_empty(), "one backup per task");
     assert!(
-        map_launches(&s.schedule()).is_empty(),
-        "one backup per task"
-    );
-    assert!(
-        s.is_current(&slow.attempt, &slow_worker) && s.is_current(&backup.attempt, &backup_worker)
+        sim.s.is_current(&slow.attempt, &slow_worker)
+            && sim.s.is_current(&backup.attempt, &backup_worker)
     );
 
     // The backup wins: the slow attempt is cancelled and its late result ignored.
-    let actions = s.task_finished(&backup.attempt, &backup_worker, success(&backup));
+    let actions = sim.finish(&backup_worker, &backup, success(&backup));
     assert!(actions.iter().any(|a| matches!(a,
         Action::Cancel { attempts, .. } if attempts == &vec![slow.attempt.clone()])));
-    assert!(!s.is_current(&slow.attempt, &slow_worker));
-    assert!(
-        s.task_finished(&slow.attempt, &slow_worker, success(&slow))
-            .is_empty()
-    );
+    assert!(!sim.s.is_current(&slow.attempt, &slow_worker));
+    let (actions, expected) = sim.report(&slow_worker, &slow.attempt, success(&slow));
+    assert!(actions.is_empty() && !expected);
 }
 
 #[test]
 fn when_the_primary_wins_the_backup_is_cancelled() {
-    let (mut s, first) = speculation_setup(true);
+    let (mut sim, first) = speculation_setup(eager_speculation(true), 1);
+    sim.advance(Duration::from_millis(10));
     let (slow_worker, slow) = first[3].clone();
-    let (backup_worker, backup) = map_launches(&s.schedule())[0].clone();
-    let actions = s.task_finished(&slow.attempt, &slow_worker, success(&slow));
+    let (backup_worker, backup) = map_launches(&sim.tick())[0].clone();
+    let actions = sim.finish(&slow_worker, &slow, success(&slow));
     assert!(actions.iter().any(|a| matches!(a,
         Action::Cancel { attempts, .. } if attempts == &vec![backup.attempt.clone()])));
-    assert!(!s.is_current(&backup.attempt, &backup_worker));
+    assert!(!sim.s.is_current(&backup.attempt, &backup_worker));
 }
 
 #[test]
 fn a_failed_backup_leaves_the_primary_running() {
-    let (mut s, first) = speculation_setup(true);
+    let (mut sim, first) = speculation_setup(eager_speculation(true), 1);
+    sim.advance(Duration::from_millis(10));
     let (slow_worker, slow) = first[3].clone();
-    let (backup_worker, backup) = map_launches(&s.schedule())[0].clone();
-    s.task_finished(&backup.attempt, &backup_worker, failure(true));
-    assert!(s.is_current(&slow.attempt, &slow_worker));
-    assert!(!s.is_current(&backup.attempt, &backup_worker));
+    let (backup_worker, backup) = map_launches(&sim.tick())[0].clone();
+    sim.finish(&backup_worker, &backup, failure(true));
+    assert!(sim.s.is_current(&slow.attempt, &slow_worker));
+    assert!(!sim.s.is_current(&backup.attempt, &backup_worker));
 }
 
 #[test]
 fn speculation_can_be_turned_off() {
-    let (mut s, _) = speculation_setup(false);
-    assert!(map_launches(&s.schedule()).is_empty());
+    let (mut sim, _) = speculation_setup(eager_speculation(false), 1);
+    sim.advance(Duration::from_secs(60));
+    assert!(map_launches(&sim.tick()).is_empty());
 }
 
 #[test]
-fn a_worker_that_keeps_failing_is_excluded() {
-    let mut s = Scheduler::new(SchedulerConfig {
-        exclude_after_failures: 2,
+fn a_task_is_slow_past_the_multiple_of_the_median_and_the_minimum_runtime() {
+    let config = SchedulerConfig {
+        speculation_quantile: 0.5,
+        speculation_multiplier: 1.5,
+        speculation_min_runtime: Duration::from_secs(1),
         ..SchedulerConfig::default()
-    });
-    let ids: Vec<WorkerId> = (0..2).map(|i| WorkerId(format!("w{i}"))).collect();
-    for (i, w) in ids.iter().enumerate() {
-        s.worker_registered(w.clone(), format!("http://w{i}"), 1);
+    };
+    // Finished tasks took 2 s: slow after 3 s.
+    let (mut sim, _) = speculation_setup(config.clone(), 2_000);
+    sim.advance(Duration::from_millis(3_000));
+    assert!(map_launches(&sim.tick()).is_empty(), "3 s is not past 3 s");
+    sim.advance(Duration::from_millis(1));
+    assert_eq!(map_launches(&sim.tick()).len(), 1);
+    // Finished tasks took 10 ms: 15 ms is less than the minimum, so slow after 1 s.
+    let (mut sim, _) = speculation_setup(config, 10);
+    sim.advance(Duration::from_millis(1_000));
+    assert!(map_launches(&sim.tick()).is_empty());
+    sim.advance(Duration::from_millis(1));
+    assert_eq!(map_launches(&sim.tick()).len(), 1);
+}
+
+#[test]
+fn a_worker_that_keeps_failing_is_excluded_for_the_exclusion_period() {
+    let config = SchedulerConfig {
+        exclude_after_failures: 2,
+        exclusion_period: Duration::from_secs(60),
+        ..SchedulerConfig::default()
+    };
+    let (mut sim, job, ids, mut pending) = setup_with(config, 2, 1, &[10; 6]);
+    // Attempts fail on w0 (each is retried, so the job goes on) until it is excluded.
+    let mut rounds = 0;
+    while !sim.s.is_excluded(&ids[0], sim.now) {
+        rounds += 1;
+        assert!(rounds < 50, "w0 is never excluded");
+        let (w, t) = pending.remove(0);
+        let outcome = if w == ids[0] {
+            failure(true)
+        } else {
+            success(&t)
+        };
+        pending.extend(launches(&sim.finish(&w, &t, outcome)));
     }
-    let job = JobId("j".into());
-    s.submit(
-        job.clone(),
-        "wc".into(),
-        word_count_plan(&[10; 6]),
-        Sink::Collect,
-        Default::default(),
-    )
-    .unwrap();
-    // Attempts fail on w0 (each is retried elsewhere, so the job goes on).
-    for _ in 0..10 {
-        let launched = launches(&s.schedule());
-        let on_w0: Vec<_> = launched.iter().filter(|(w, _)| *w == ids[0]).collect();
-        for (w, t) in on_w0 {
-            s.task_finished(&t.attempt, w, failure(true));
-        }
-        for (w, t) in launched.iter().filter(|(w, _)| *w == ids[1]) {
-            s.task_finished(&t.attempt, w, success(t));
-        }
-        if s.is_excluded(&ids[0]) {
-            break;
-        }
-    }
-    assert!(s.is_excluded(&ids[0]));
-    assert!(!s.is_excluded(&ids[1]));
-    // From now on only w1 gets tasks, until the job is done.
-    let mut pending = launches(&s.schedule());
+    assert!(!sim.s.is_excluded(&ids[1], sim.now));
+    // From now on only w1 gets tasks (an attempt launched on w0 before fails too).
     while let Some((w, t)) = pending.pop() {
-        assert_eq!(w, ids[1], "an excluded worker got a task");
-        s.task_finished(&t.attempt, &w, success(&t));
-        pending.extend(launches(&s.schedule()));
+        let outcome = if w == ids[0] {
+            failure(true)
+        } else {
+            success(&t)
+        };
+        let launched = launches(&sim.finish(&w, &t, outcome));
+        assert!(
+            launched.iter().all(|(w, _)| *w == ids[1]),
+            "an excluded worker got a task"
+        );
+        pending.extend(launched);
     }
-    assert_eq!(s.job(&job).unwrap().state, JobState::Succeeded);
+    assert_eq!(sim.state(&job), JobState::Succeeded);
+    // The exclusion ends after its period.
+    sim.advance(Duration::from_secs(59));
+    assert!(sim.s.is_excluded(&ids[0], sim.now));
+    sim.advance(Duration::from_secs(1));
+    assert!(!sim.s.is_excluded(&ids[0], sim.now));
+}
+
+#[test]
+fn failures_spread_over_more_than_the_window_do_not_exclude() {
+    let config = SchedulerConfig {
+        exclude_after_failures: 2,
+        exclusion_window: Duration::from_secs(60),
+        ..SchedulerConfig::default()
+    };
+    let (mut sim, _, ids, first) = setup_with(config, 1, 4, &[10; 4]);
+    sim.finish(&first[0].0, &first[0].1, failure(true));
+    sim.advance(Duration::from_secs(30));
+    sim.heartbeat(&ids[0], false);
+    sim.advance(Duration::from_secs(30));
+    sim.heartbeat(&ids[0], false);
+    sim.finish(&first[1].0, &first[1].1, failure(true));
+    assert!(!sim.s.is_excluded(&ids[0], sim.now), "60 s apart");
+    sim.finish(&first[2].0, &first[2].1, failure(true));
+    assert!(sim.s.is_excluded(&ids[0], sim.now), "two within 60 s");
 }
 
 #[test]
 fn data_errors_do_not_count_against_the_worker() {
-    let (mut s, _, ids) = setup(1, 4);
-    let first = launches(&s.schedule());
-    s.task_finished(&first[0].1.attempt, &first[0].0, failure(false));
-    assert!(!s.is_excluded(&ids[0]));
+    let (mut sim, _, ids, first) = setup(1, 4);
+    sim.finish(&first[0].0, &first[0].1, failure(false));
+    assert!(!sim.s.is_excluded(&ids[0], sim.now));
 }
 
 #[test]
 fn an_excluded_worker_still_gets_tasks_when_it_is_the_only_one() {
-    let mut s = Scheduler::new(SchedulerConfig {
+    let config = SchedulerConfig {
         exclude_after_failures: 1,
         ..SchedulerConfig::default()
-    });
-    let w = WorkerId("w".into());
-    s.worker_registered(w.clone(), "http://w".into(), 1);
-    s.submit(
-        JobId("j".into()),
-        "wc".into(),
-        word_count_plan(&[10]),
-        Sink::Collect,
-        Default::default(),
-    )
-    .unwrap();
-    let first = launches(&s.schedule());
-    s.task_finished(&first[0].1.attempt, &w, failure(true));
-    assert!(s.is_excluded(&w));
-    let retry = launches(&s.schedule());
+    };
+    let (mut sim, _, ids, first) = setup_with(config, 1, 1, &[10]);
+    let w = &ids[0];
+    let retry = launches(&sim.finish(w, &first[0].1, failure(true)));
+    assert!(sim.s.is_excluded(w, sim.now));
     assert_eq!(
         retry.len(),
         1,
         "the job must not stall behind the exclusion"
     );
-    assert_eq!(retry[0].0, w);
+    assert_eq!(retry[0].0, *w);
 }

@@ -1,0 +1,178 @@
+//! [`Event`]: everything that can change the scheduler's state, as plain data;
+//! [`Timestamp`], the time that comes in with each event; and [`Outcome`], what handling one
+//! gives back (the actions to carry out and the [`Reply`] for whoever reported the event).
+//!
+//! The gRPC service, the heartbeat monitor and the dispatch of actions observe the world and
+//! turn what they see into events; [`crate::scheduler::Scheduler::handle`] is the one place
+//! that applies them. An event holds owned domain values only (no channels, no closures, no
+//! wire types, no secrets), so that a log of events can later be written down and replayed.
+
+use std::ops::Add;
+use std::time::Duration;
+
+use quiver_plan::{JobId, PlanNode, Sink, StageId, TaskAttempt, WorkerId};
+
+use crate::error::Result;
+use crate::job::JobOptions;
+use crate::scheduler::Action;
+use crate::worker_registry::AddressTaken;
+
+/// A moment as the scheduler sees it: a monotonic time (since an arbitrary origin: the
+/// coordinator's start, or zero in a test) and the wall-clock time then, in milliseconds since
+/// the Unix epoch, for display. Durations are measured on the monotonic time only.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Timestamp {
+    pub monotonic: Duration,
+    pub wall_ms: u64,
+}
+
+impl Timestamp {
+    /// The origin of a virtual clock: monotonic zero, at the Unix epoch (virtual clocks are
+    /// for tests: feature `internals`).
+    #[cfg(any(test, feature = "internals"))]
+    pub const ZERO: Timestamp = Timestamp {
+        monotonic: Duration::ZERO,
+        wall_ms: 0,
+    };
+
+    /// A virtual time, `ms` milliseconds after [`Timestamp::ZERO`].
+    #[cfg(any(test, feature = "internals"))]
+    pub fn from_millis(ms: u64) -> Self {
+        Timestamp::ZERO + Duration::from_millis(ms)
+    }
+
+    /// How long after `earlier` this is (zero if it is not after it).
+    pub fn since(self, earlier: Timestamp) -> Duration {
+        self.monotonic.saturating_sub(earlier.monotonic)
+    }
+
+    /// Whether this comes strictly before `other`.
+    pub fn is_before(self, other: Timestamp) -> bool {
+        self.monotonic < other.monotonic
+    }
+}
+
+impl Add<Duration> for Timestamp {
+    type Output = Timestamp;
+
+    /// Saturating: a duration from configuration or from a worker never overflows.
+    fn add(self, d: Duration) -> Timestamp {
+        Timestamp {
+            monotonic: self.monotonic.saturating_add(d),
+            wall_ms: self
+                .wall_ms
+                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+/// How a task attempt ended, as reported by its worker.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TaskOutcome {
+    Success {
+        bucket_bytes: Vec<u64>,
+        rows_out: u64,
+        bytes_out: u64,
+        elapsed_ms: u64,
+        spilled_bytes: u64,
+    },
+    Failure {
+        message: String,
+        retryable: bool,
+        /// The map output that could not be fetched.
+        fetch_failure: Option<FetchFailure>,
+    },
+}
+
+/// A map output a reducer could not fetch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchFailure {
+    /// The worker that held it.
+    pub worker: WorkerId,
+    pub stage: StageId,
+    pub map_partition: u32,
+}
+
+/// Something that happened, which the scheduler takes into account.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A worker registered, or registered again (admission checked the request, and that the
+    /// id follows from the session key it presented).
+    WorkerRegistered {
+        worker: WorkerId,
+        address: String,
+        slots: u32,
+        hostname: String,
+        /// The user functions it has.
+        functions: Vec<String>,
+    },
+    /// A registered worker's heartbeat: how many tasks it runs, and whether it is draining
+    /// (shutting down gracefully: it wants no new tasks).
+    Heartbeat {
+        worker: WorkerId,
+        running_tasks: u32,
+        draining: bool,
+    },
+    /// A task launch found nothing listening at the worker's address: it is gone.
+    WorkerUnreachable { worker: WorkerId },
+    /// A driver submitted a job (its id chosen by the caller, its request checked).
+    JobSubmitted {
+        job: JobId,
+        name: String,
+        plan: PlanNode,
+        sink: Sink,
+        options: JobOptions,
+    },
+    /// A client cancelled a job.
+    JobCancelled { job: JobId },
+    /// The driver fetched a collect job's results: workers may delete them.
+    ResultsReleased { job: JobId },
+    /// A task attempt ended on a worker (or could not be launched there: a failure).
+    TaskFinished {
+        worker: WorkerId,
+        attempt: TaskAttempt,
+        outcome: TaskOutcome,
+    },
+    /// A worker asks whether an attempt may commit its file output.
+    CommitAsked {
+        worker: WorkerId,
+        attempt: TaskAttempt,
+    },
+    /// Time passed: the scheduler makes its time-based decisions (silent workers are lost,
+    /// jobs that waited too long for a worker fail, stragglers get backups).
+    Tick,
+}
+
+/// The answer to an event, for whoever reported it.
+#[derive(Debug)]
+pub enum Reply {
+    /// The event needs no answer ([`Event::WorkerUnreachable`], [`Event::Tick`]).
+    None,
+    /// [`Event::WorkerRegistered`]: refused when a live worker with another id holds the
+    /// address.
+    Registered(std::result::Result<(), AddressTaken>),
+    /// [`Event::Heartbeat`]: whether the worker is registered (else it must register again),
+    /// and whether a draining worker may exit now.
+    Heartbeat { registered: bool, release: bool },
+    /// [`Event::JobSubmitted`]: refused when the plan is invalid or no worker has its
+    /// functions.
+    Submitted(Result<()>),
+    /// [`Event::JobCancelled`]: whether the job was still unfinished.
+    Cancelled(Result<bool>),
+    /// [`Event::ResultsReleased`].
+    Released(Result<()>),
+    /// [`Event::TaskFinished`]: whether the attempt was one the coordinator waited for (a
+    /// stale attempt's output should be deleted).
+    TaskReported { expected: bool },
+    /// [`Event::CommitAsked`]: whether the attempt may commit.
+    CommitAllowed(bool),
+}
+
+/// What handling one event gave.
+#[derive(Debug)]
+pub struct Outcome {
+    pub actions: Vec<Action>,
+    pub reply: Reply,
+    /// Whether jobs may have changed (job watchers should look).
+    pub changed: bool,
+}
