@@ -64,6 +64,9 @@ pub struct Scheduler {
     /// Submission order: earlier jobs get free slots first.
     order: Vec<JobId>,
     workers: WorkerRegistry,
+    /// When the last [`Event::Tick`] came: a long gap since then means this coordinator was
+    /// not running (see [`Scheduler::forgive_own_pause`]).
+    last_tick: Option<Timestamp>,
 }
 
 impl Scheduler {
@@ -158,6 +161,7 @@ impl Scheduler {
             }
             Event::Tick => {
                 let timeout = self.config.heartbeat_timeout;
+                self.forgive_own_pause(now);
                 for worker in self.workers.expire(timeout, now) {
                     warn!(%worker, timeout_s = timeout.as_secs_f64(), "worker missed its heartbeats; declaring it lost");
                     actions.extend(self.worker_lost(&worker, now));
@@ -172,6 +176,25 @@ impl Scheduler {
             actions,
             reply,
             changed: schedule,
+        }
+    }
+
+    /// Ticks come a few times per heartbeat timeout. A gap of more than half a timeout since
+    /// the previous tick means this coordinator itself was not running — stopped (SIGSTOP),
+    /// swapped out or stalled — and the heartbeats it did not take in are its own fault, not
+    /// the workers': every alive worker gets a full timeout from now before it can be
+    /// declared lost. (A worker that really died meanwhile is found one timeout later.)
+    fn forgive_own_pause(&mut self, now: Timestamp) {
+        let gap = self.last_tick.map(|t| now.since(t));
+        self.last_tick = Some(now);
+        if let Some(gap) = gap
+            && gap > self.config.heartbeat_timeout / 2
+        {
+            warn!(
+                paused_s = gap.as_secs_f64(),
+                "this coordinator was not running for a while; every worker gets a full heartbeat timeout before it can be declared lost"
+            );
+            self.workers.heard_from_all(now);
         }
     }
 

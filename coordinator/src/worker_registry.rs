@@ -179,6 +179,15 @@ impl WorkerRegistry {
         lost
     }
 
+    /// Counts every alive worker as heard from at `now` (after the coordinator's own pause).
+    pub fn heard_from_all(&mut self, now: Timestamp) {
+        for w in self.workers.values_mut().filter(|w| w.is_alive()) {
+            if w.last_heartbeat.is_before(now) {
+                w.last_heartbeat = now;
+            }
+        }
+    }
+
     /// Counts a failed attempt against `id` at `now`, excluding it for a while when they pile
     /// up.
     pub fn note_failure(&mut self, id: &WorkerId, policy: &ExclusionPolicy, now: Timestamp) {

@@ -106,6 +106,20 @@ impl Sim {
         self.send(Event::Tick).actions
     }
 
+    /// Lets `d` pass as it does on a running coordinator: a tick every second (the heartbeat
+    /// monitor ticks every quarter of the 5 s timeout). Returns the actions of every tick.
+    fn pass(&mut self, d: Duration) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let mut left = d;
+        while !left.is_zero() {
+            let step = left.min(Duration::from_secs(1));
+            self.advance(step);
+            actions.extend(self.tick());
+            left -= step;
+        }
+        actions
+    }
+
     fn commit(&mut self, worker: &WorkerId, attempt: &TaskAttempt) -> bool {
         match self
             .send(Event::CommitAsked {
@@ -296,8 +310,10 @@ fn a_lost_worker_that_registers_again_gets_tasks_and_keeps_its_count() {
     let (_, expected) = sim.report(w, &t.attempt, success(t));
     assert!(expected);
     assert_eq!(sim.s.workers().get(w).unwrap().tasks_completed, 1);
-    sim.advance(Duration::from_secs(6));
-    assert!(sim.tick().is_empty(), "no worker left to run anything");
+    assert!(
+        sim.pass(Duration::from_secs(6)).is_empty(),
+        "no worker left to run anything"
+    );
     assert_eq!(sim.liveness(&ids[0]), Liveness::Lost);
     // Its finished map output is gone with it; every map task runs again once it is back.
     let again = launches(&sim.register(&ids[0], 8));
@@ -332,8 +348,7 @@ fn a_registration_may_not_take_a_live_workers_address() {
     }
     assert!(sim.s.workers().get(&ids[1]).is_none());
     // Once the holder is lost, the address is free.
-    sim.advance(Duration::from_secs(6));
-    sim.tick();
+    sim.pass(Duration::from_secs(6));
     assert!(matches!(taken(&mut sim), Reply::Registered(Ok(()))));
     assert_eq!(sim.s.workers().get(&ids[1]).unwrap().address, "http://w0");
 }
@@ -899,4 +914,40 @@ fn an_excluded_worker_still_gets_tasks_when_it_is_the_only_one() {
         "the job must not stall behind the exclusion"
     );
     assert_eq!(retry[0].0, *w);
+}
+
+#[test]
+fn a_paused_coordinator_gives_workers_a_full_timeout_instead_of_declaring_them_lost() {
+    let (mut sim, job, ids, first) = setup(2, 4);
+    // Both heartbeat for 3 s while the coordinator ticks every second.
+    for _ in 0..3 {
+        sim.advance(Duration::from_secs(1));
+        sim.heartbeat(&ids[0], false);
+        sim.heartbeat(&ids[1], false);
+        sim.tick();
+    }
+    // The coordinator is stopped for 10 s (twice the 5 s timeout): no tick, no heartbeat in.
+    sim.advance(Duration::from_secs(10));
+    assert!(
+        launches(&sim.tick()).is_empty(),
+        "nothing re-run after the pause"
+    );
+    assert_eq!(sim.liveness(&ids[0]), Liveness::Alive);
+    assert_eq!(sim.liveness(&ids[1]), Liveness::Alive);
+    // w1 heartbeats again; w0 really died during the pause. It is found one timeout later.
+    for _ in 0..5 {
+        sim.advance(Duration::from_secs(1));
+        sim.heartbeat(&ids[1], false);
+        sim.tick();
+        assert_eq!(sim.liveness(&ids[0]), Liveness::Alive, "within its grace");
+    }
+    sim.advance(Duration::from_millis(1));
+    sim.heartbeat(&ids[1], false);
+    let again = launches(&sim.tick());
+    assert_eq!(sim.liveness(&ids[0]), Liveness::Lost);
+    assert_eq!(sim.liveness(&ids[1]), Liveness::Alive);
+    let on_w0 = first.iter().filter(|(w, _)| *w == ids[0]).count();
+    assert_eq!(again.len(), on_w0, "w0's tasks run again, on w1");
+    assert!(again.iter().all(|(w, _)| *w == ids[1]));
+    assert_eq!(sim.state(&job), JobState::Running);
 }

@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use quiver::{Client, ClientOptions, LocalCluster};
@@ -33,9 +34,13 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// What a process printed after its start line, collected while it runs.
+pub type OutputLines = Arc<Mutex<Vec<String>>>;
+
 /// Starts `program` and returns it with the first line it prints that contains `marker`
-/// (the binaries print their listening address on start), and the lines before it.
-fn spawn_and_read(mut command: Command, marker: &str) -> (Child, String, Vec<String>) {
+/// (the binaries print their listening address on start), the lines before it, and the lines
+/// it prints later.
+fn spawn_and_read(mut command: Command, marker: &str) -> (Child, String, Vec<String>, OutputLines) {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -52,8 +57,14 @@ fn spawn_and_read(mut command: Command, marker: &str) -> (Child, String, Vec<Str
         }
     };
     // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, line, before)
+    let later = OutputLines::default();
+    let sink = later.clone();
+    std::thread::spawn(move || {
+        for l in lines.map_while(Result::ok) {
+            sink.lock().unwrap_or_else(|p| p.into_inner()).push(l);
+        }
+    });
+    (child, line, before, later)
 }
 
 /// A coordinator and workers, each its own OS process.
@@ -62,6 +73,8 @@ pub struct ProcessCluster {
     /// The coordinator's dashboard, e.g. `http://127.0.0.1:41234`.
     pub dashboard: String,
     coordinator: Child,
+    /// What the coordinator logged (at `warn` and above) since it started.
+    coordinator_log: OutputLines,
     coordinator_args: Vec<String>,
     worker_args: Vec<String>,
     workers: Vec<Child>,
@@ -70,13 +83,13 @@ pub struct ProcessCluster {
     client_options: ClientOptions,
 }
 
-/// Starts a coordinator binary; returns it, its URL and its dashboard URL.
-fn spawn_coordinator(bind: &str, args: &[String]) -> (Child, String, String) {
+/// Starts a coordinator binary; returns it, its URL, its dashboard URL and its later output.
+fn spawn_coordinator(bind: &str, args: &[String]) -> (Child, String, String, OutputLines) {
     let mut cmd = Command::new(binary("quiver-coordinator"));
     cmd.args(["--bind", bind, "--dashboard-bind", "127.0.0.1:0"])
         .args(args)
         .env("RUST_LOG", "warn");
-    let (child, line, before) = spawn_and_read(cmd, "listening on");
+    let (child, line, before, later) = spawn_and_read(cmd, "listening on");
     let dashboard = before
         .iter()
         .find(|l| l.contains("dashboard"))
@@ -87,6 +100,7 @@ fn spawn_coordinator(bind: &str, args: &[String]) -> (Child, String, String) {
         child,
         line.rsplit(' ').next().expect("url").to_string(),
         dashboard,
+        later,
     )
 }
 
@@ -115,11 +129,13 @@ impl ProcessCluster {
     ) -> Self {
         let coordinator_args: Vec<String> =
             coordinator_args.iter().map(|s| s.to_string()).collect();
-        let (coordinator, url, dashboard) = spawn_coordinator("127.0.0.1:0", &coordinator_args);
+        let (coordinator, url, dashboard, coordinator_log) =
+            spawn_coordinator("127.0.0.1:0", &coordinator_args);
         let mut cluster = ProcessCluster {
             url,
             dashboard,
             coordinator,
+            coordinator_log,
             coordinator_args,
             worker_args: worker_args.iter().map(|s| s.to_string()).collect(),
             workers: vec![],
@@ -140,9 +156,27 @@ impl ProcessCluster {
             .arg(self.work_dir.path())
             .args(&self.worker_args)
             .env("RUST_LOG", "warn");
-        let (child, _, _) = spawn_and_read(cmd, "listening on");
+        let (child, _, _, _) = spawn_and_read(cmd, "listening on");
         self.workers.push(child);
         self.workers.len() - 1
+    }
+
+    /// What the running coordinator has logged since it started (warnings and errors).
+    pub fn coordinator_log(&self) -> Vec<String> {
+        self.coordinator_log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Sends `signal` (e.g. `STOP`, `CONT`) to the coordinator.
+    pub fn signal_coordinator(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.coordinator.id().to_string())
+            .status()
+            .expect("kill command");
+        assert!(status.success());
     }
 
     /// kill -9 of the coordinator (and nothing else).
@@ -160,7 +194,8 @@ impl ProcessCluster {
     /// Starts a coordinator again on the address of the one that was killed.
     pub fn start_coordinator_again(&mut self) {
         let bind = self.url.trim_start_matches("http://").to_string();
-        let (child, url, dashboard) = spawn_coordinator(&bind, &self.coordinator_args);
+        let (child, url, dashboard, log) = spawn_coordinator(&bind, &self.coordinator_args);
+        self.coordinator_log = log;
         assert_eq!(url, self.url);
         self.coordinator = child;
         self.dashboard = dashboard;

@@ -171,3 +171,40 @@ async fn a_driver_gives_up_on_a_dead_coordinator_after_its_reconnect_timeout() {
         "{message}"
     );
 }
+
+/// A coordinator stopped (SIGSTOP) for twice the heartbeat timeout, then continued, declares
+/// no worker lost: the heartbeats it missed were its own fault. The job it was running
+/// finishes with exact results and no task of it runs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_stopped_for_twice_the_heartbeat_timeout_declares_no_worker_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_corpus(dir.path(), 4, 3000, 41);
+    let cluster = ProcessCluster::start_with(2, &["--heartbeat-timeout", "2s"], &[]).await;
+    let client = cluster.client().await;
+    let job = client
+        .submit(&word_count(&files), Sink::Collect)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    cluster.signal_coordinator("STOP");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    cluster.signal_coordinator("CONT");
+    let done = tokio::time::timeout(Duration::from_secs(60), job.collect())
+        .await
+        .expect("the job finishes after the pause")
+        .unwrap();
+    assert_eq!(result_counts(&done), reference_counts(&files));
+    // Give the coordinator two more timeouts: nobody was lost, then or since.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(crate::cluster::alive_workers(&client).await, 2);
+    let log = cluster.coordinator_log();
+    assert!(
+        !log.iter().any(|l| l.contains("declaring it lost")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("was not running for a while")),
+        "the pause is noticed: {log:#?}"
+    );
+}
