@@ -16,8 +16,8 @@ const SERVICE: &str = "/quiver.v1.Coordinator/";
 pub fn method_role(path: &str) -> Option<Role> {
     match path.strip_prefix(SERVICE)? {
         "RegisterWorker" | "Heartbeat" | "ReportTask" | "AskCommit" => Some(Role::Worker),
-        "SubmitJob" | "WatchJob" | "GetJob" | "ListJobs" | "CancelJob" | "ListWorkers"
-        | "ReleaseResults" => Some(Role::Client),
+        "SubmitJob" | "ExplainJob" | "WatchJob" | "GetJob" | "ListJobs" | "CancelJob"
+        | "ListWorkers" | "ReleaseResults" => Some(Role::Client),
         _ => None,
     }
 }

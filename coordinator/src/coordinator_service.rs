@@ -19,8 +19,9 @@ use crate::admission::{Admission, bounded_message};
 use crate::coordinator_state::CoordinatorState;
 use crate::error::CoordinatorError;
 use crate::event::{Event, FetchFailure, TaskOutcome};
-use crate::job_status::{ResultGrants, job_status};
-use crate::scheduler::Reply;
+use crate::job::JobOptions;
+use crate::job_status::{ResultGrants, job_status, planned_stage_status};
+use crate::scheduler::{Reply, plan_job};
 use crate::worker_registry::{AddressTaken, Liveness};
 
 /// Watchers get at most one status update per this interval.
@@ -55,6 +56,39 @@ impl CoordinatorService {
             flight_tokens,
             result_grant_validity,
         }
+    }
+
+    /// Decodes a job's plan, sink and options and has [`Admission`] check them, as `SubmitJob`
+    /// and `ExplainJob` both do; errors name the request (`rpc`) and the field.
+    async fn checked_job(
+        &self,
+        rpc: &'static str,
+        r: &pb::SubmitJobRequest,
+    ) -> Result<(PlanNode, Sink, JobOptions), Status> {
+        let plan = r
+            .plan
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument(format!("{rpc}: plan is missing")))?;
+        let plan = PlanNode::try_from(plan).map_err(|e| invalid(rpc, e))?;
+        let sink = r
+            .sink
+            .as_ref()
+            .ok_or_else(|| Status::invalid_argument(format!("{rpc}: sink is missing")))?;
+        let sink = Sink::try_from(sink).map_err(|e| invalid(rpc, e))?;
+        // Resolving paths touches the filesystem (maybe a slow one): off the async threads.
+        let admission = self.admission.clone();
+        let job_options = r.options;
+        let (plan, sink, checked) = tokio::task::spawn_blocking(move || {
+            let checked = admission.check_job(&plan, &sink, job_options.as_ref());
+            (plan, sink, checked)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("{rpc}: checking the job failed: {e}")))?;
+        let options = checked.map_err(|e| {
+            let status = refused(e);
+            Status::new(status.code(), format!("{rpc}: {}", status.message()))
+        })?;
+        Ok((plan, sink, options))
     }
 
     fn status_of(&self, id: &str) -> Result<pb::JobStatus, Status> {
@@ -245,29 +279,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         request: Request<pb::SubmitJobRequest>,
     ) -> Result<Response<pb::SubmitJobResponse>, Status> {
         let r = request.into_inner();
-        let plan = r
-            .plan
-            .as_ref()
-            .ok_or_else(|| Status::invalid_argument("SubmitJob: plan is missing"))?;
-        let plan = PlanNode::try_from(plan).map_err(|e| invalid("SubmitJob plan", e))?;
-        let sink = r
-            .sink
-            .as_ref()
-            .ok_or_else(|| Status::invalid_argument("SubmitJob: sink is missing"))?;
-        let sink = Sink::try_from(sink).map_err(|e| invalid("SubmitJob sink", e))?;
-        // Resolving paths touches the filesystem (maybe a slow one): off the async threads.
-        let admission = self.admission.clone();
-        let job_options = r.options;
-        let (plan, sink, checked) = tokio::task::spawn_blocking(move || {
-            let checked = admission.check_job(&plan, &sink, job_options.as_ref());
-            (plan, sink, checked)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("SubmitJob: checking the job failed: {e}")))?;
-        let options = checked.map_err(|e| {
-            let status = refused(e);
-            Status::new(status.code(), format!("SubmitJob: {}", status.message()))
-        })?;
+        let (plan, sink, options) = self.checked_job("SubmitJob", &r).await?;
         let id = JobId::random();
         let name = if r.name.is_empty() {
             "job".to_string()
@@ -380,6 +392,40 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             other => return Err(unexpected("ReleaseResults", &other)),
         }
         Ok(Response::new(pb::ReleaseResultsResponse {}))
+    }
+
+    async fn explain_job(
+        &self,
+        request: Request<pb::SubmitJobRequest>,
+    ) -> Result<Response<pb::ExplainJobResponse>, Status> {
+        let r = request.into_inner();
+        let (plan, sink, options) = self.checked_job("ExplainJob", &r).await?;
+        let (total_slots, limits) = {
+            let scheduler = self.state.scheduler();
+            (
+                scheduler.workers().total_slots().max(1),
+                scheduler.config().limits,
+            )
+        };
+        // Planning reads no files, but a big plan is CPU work: off the async threads, and
+        // outside the scheduler's lock.
+        let stages = tokio::task::spawn_blocking(move || {
+            plan_job(
+                &JobId::random(),
+                &plan,
+                &sink,
+                &options,
+                total_slots,
+                limits,
+            )
+        })
+        .await
+        .map_err(|e| Status::internal(format!("ExplainJob: planning failed: {e}")))?
+        .map_err(|e| invalid("ExplainJob", e))?;
+        Ok(Response::new(pb::ExplainJobResponse {
+            stages: stages.iter().map(planned_stage_status).collect(),
+            total_slots,
+        }))
     }
 
     async fn list_workers(

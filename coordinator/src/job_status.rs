@@ -49,7 +49,7 @@ fn stage_status(job: &Job, stage: &Stage, now: Timestamp) -> pb::StageStatus {
         input_stages: stage.inputs.iter().map(|s| s.0).collect(),
         partitions: stage.tasks.len() as u32,
         state: state as i32,
-        description: format!("{} => {}", stage.plan.describe(), stage.output.label()),
+        description: describe(stage),
         tasks_done: stage.tasks.iter().filter(|t| t.is_done()).count() as u32,
         tasks_running: stage
             .tasks
@@ -61,6 +61,24 @@ fn stage_status(job: &Job, stage: &Stage, now: Timestamp) -> pb::StageStatus {
         spilled_bytes: total(stage.tasks.iter().map(|t| t.spilled_bytes)),
         elapsed_ms: millis_between(stage.started, stage.finished, now),
         output: Some((&stage.output).into()),
+    }
+}
+
+/// A stage's pipeline and output, in words.
+fn describe(stage: &Stage) -> String {
+    format!("{} => {}", stage.plan.describe(), stage.output.label())
+}
+
+/// A stage as planned, before anything ran (for `ExplainJob`).
+pub fn planned_stage_status(stage: &Stage) -> pb::StageStatus {
+    pb::StageStatus {
+        stage_id: stage.id.0,
+        input_stages: stage.inputs.iter().map(|s| s.0).collect(),
+        partitions: stage.tasks.len() as u32,
+        state: pb::StageState::Waiting as i32,
+        description: describe(stage),
+        output: Some((&stage.output).into()),
+        ..Default::default()
     }
 }
 

@@ -198,6 +198,11 @@ impl Scheduler {
         }
     }
 
+    /// The scheduler's settings.
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.config
+    }
+
     /// A job, by id.
     pub fn job(&self, id: &JobId) -> Option<&Job> {
         self.jobs.get(id)
@@ -771,6 +776,38 @@ impl Scheduler {
     }
 }
 
+/// The stages job `id` runs as on a cluster of `total_slots`: what starting it does, and what
+/// `ExplainJob` shows without starting anything. Pure: the caller may run it outside the
+/// scheduler's lock.
+pub fn plan_job(
+    id: &JobId,
+    plan: &PlanNode,
+    sink: &Sink,
+    options: &JobOptions,
+    total_slots: u32,
+    limits: quiver_plan::Limits,
+) -> std::result::Result<Vec<Stage>, quiver_plan::PlanError> {
+    let partitions = options
+        .shuffle_partitions
+        .unwrap_or_else(|| total_slots.saturating_mul(2).min(limits.max_partitions));
+    let planner = PlannerOptions {
+        shuffle_partitions: partitions,
+        total_slots,
+        broadcast_threshold: options.broadcast_threshold,
+        max_tasks_per_stage: limits.max_tasks_per_stage,
+        max_tasks_per_job: limits.max_tasks_per_job,
+    };
+    let stages: Vec<Stage> = plan_stages(plan, sink, planner)?
+        .into_iter()
+        .map(Stage::new)
+        .collect();
+    // What the planner made must be what every worker accepts.
+    for stage in &stages {
+        limits.check_task(&stage.task_definition(id, 0, 0, &[], options.batch_size))?;
+    }
+    Ok(stages)
+}
+
 /// Cuts a queued job's plan into stages for a cluster of `total_slots` and starts it at `now`.
 fn start_job(
     job: &mut Job,
@@ -778,24 +815,14 @@ fn start_job(
     limits: quiver_plan::Limits,
     now: Timestamp,
 ) -> std::result::Result<(), quiver_plan::PlanError> {
-    let partitions = job
-        .options
-        .shuffle_partitions
-        .unwrap_or_else(|| total_slots.saturating_mul(2).min(limits.max_partitions));
-    let options = PlannerOptions {
-        shuffle_partitions: partitions,
+    let stages = plan_job(
+        &job.id,
+        &job.plan,
+        &job.sink,
+        &job.options,
         total_slots,
-        broadcast_threshold: job.options.broadcast_threshold,
-        max_tasks_per_stage: limits.max_tasks_per_stage,
-        max_tasks_per_job: limits.max_tasks_per_job,
-    };
-    let batch_size = job.options.batch_size;
-    let planned = plan_stages(&job.plan, &job.sink, options)?;
-    let stages: Vec<Stage> = planned.into_iter().map(Stage::new).collect();
-    // What the planner made must be what every worker accepts.
-    for stage in &stages {
-        limits.check_task(&stage.task_definition(&job.id, 0, 0, &[], batch_size))?;
-    }
+        limits,
+    )?;
     job.stages = stages;
     job.state = JobState::Running;
     job.started = Some(now);

@@ -12,7 +12,7 @@ use quiver_proto::v1::coordinator_client::CoordinatorClient;
 use crate::client_options::ClientOptions;
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::job_handle::{JobHandle, JobProgress};
+use crate::job_handle::{JobHandle, JobProgress, StageProgress};
 
 /// How long [`Client::connect`] waits for the coordinator to answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -155,6 +155,47 @@ impl Client {
         Ok(JobHandle::new(id, self.clone()))
     }
 
+    /// How the coordinator would run `dataset` with `sink` and `options` on the cluster as it
+    /// is now — its stages, each with its tasks, pipeline and output — without running
+    /// anything. The plan is checked as a submission is (paths, limits, functions).
+    ///
+    /// ```no_run
+    /// # async fn run(client: quiver::Client, ds: quiver::Dataset) -> quiver::Result<()> {
+    /// let explained = client
+    ///     .explain(&ds, quiver::Sink::Collect, quiver::JobOptions::default())
+    ///     .await?;
+    /// println!("{explained}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn explain(
+        &self,
+        dataset: &Dataset,
+        sink: Sink,
+        options: JobOptions,
+    ) -> Result<Explanation> {
+        let request = pb::SubmitJobRequest {
+            name: String::new(),
+            plan: Some(dataset.plan().into()),
+            sink: Some((&sink).into()),
+            options: Some((&options).into()),
+        };
+        let answer = self
+            .grpc()
+            .explain_job(request)
+            .await
+            .map_err(|e| Error::rpc("ExplainJob", e))?
+            .into_inner();
+        Ok(Explanation {
+            logical_plan: dataset.plan().describe(),
+            stages: answer
+                .stages
+                .iter()
+                .map(StageProgress::try_from)
+                .collect::<Result<_>>()?,
+            total_slots: answer.total_slots,
+        })
+    }
+
     /// A handle to an existing job.
     pub fn job(&self, id: &str) -> JobHandle {
         JobHandle::new(id.to_string(), self.clone())
@@ -198,4 +239,41 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+/// How a job would run: its logical plan as written, and the stages the coordinator cuts it
+/// into for the cluster as it is (see [`Client::explain`]). `Display` prints both.
+#[derive(Clone, Debug)]
+pub struct Explanation {
+    /// The dataset's steps, from the sources up (inputs of a join or union in parentheses).
+    pub logical_plan: String,
+    /// The stages in the order they would run; none has run.
+    pub stages: Vec<StageProgress>,
+    /// The task slots the stages were planned for.
+    pub total_slots: u32,
+}
+
+impl std::fmt::Display for Explanation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "logical plan: {}", self.logical_plan)?;
+        writeln!(
+            f,
+            "stages, as planned for {} task slot(s):",
+            self.total_slots
+        )?;
+        for stage in &self.stages {
+            let inputs = if stage.inputs.is_empty() {
+                String::new()
+            } else {
+                let ids: Vec<String> = stage.inputs.iter().map(u32::to_string).collect();
+                format!(" (reads stage {})", ids.join(", "))
+            };
+            writeln!(
+                f,
+                "  stage {} [{} tasks]{inputs}: {}",
+                stage.id, stage.tasks_total, stage.description
+            )?;
+        }
+        Ok(())
+    }
 }

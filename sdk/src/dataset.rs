@@ -317,6 +317,14 @@ impl Dataset {
         client.submit(self, Sink::Collect).await?.collect().await
     }
 
+    /// How this dataset would run as a collect job on `client`'s cluster, without running it:
+    /// see [`Client::explain`].
+    pub async fn explain(&self, client: &Client) -> Result<crate::Explanation> {
+        client
+            .explain(self, Sink::Collect, crate::JobOptions::default())
+            .await
+    }
+
     /// Runs the job and returns the number of rows.
     pub async fn count(&self, client: &Client) -> Result<u64> {
         let counted = Dataset::new(PlanNode::Aggregate {

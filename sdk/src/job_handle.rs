@@ -79,6 +79,32 @@ pub struct StageProgress {
     pub elapsed: Duration,
 }
 
+impl TryFrom<&pb::StageStatus> for StageProgress {
+    type Error = Error;
+    fn try_from(st: &pb::StageStatus) -> Result<Self> {
+        Ok(StageProgress {
+            id: st.stage_id,
+            inputs: st.input_stages.clone(),
+            output: required("stage.output", &st.output)?.try_into()?,
+            description: st.description.clone(),
+            state: match enum_value("stage.state", st.state)? {
+                pb::StageState::Unspecified => return Err(unspecified("stage.state").into()),
+                pb::StageState::Waiting => StageState::Waiting,
+                pb::StageState::Running => StageState::Running,
+                pb::StageState::Complete => StageState::Complete,
+                pb::StageState::Failed => StageState::Failed,
+            },
+            tasks_total: st.partitions,
+            tasks_done: st.tasks_done,
+            tasks_running: st.tasks_running,
+            rows_out: st.rows_out,
+            bytes_out: st.bytes_out,
+            spilled_bytes: st.spilled_bytes,
+            elapsed: Duration::from_millis(st.elapsed_ms),
+        })
+    }
+}
+
 /// A snapshot of a job's progress.
 #[derive(Clone, Debug)]
 pub struct JobProgress {
@@ -124,30 +150,7 @@ impl TryFrom<pb::JobStatus> for JobProgress {
         let stages = s
             .stages
             .iter()
-            .map(|st| {
-                Ok(StageProgress {
-                    id: st.stage_id,
-                    inputs: st.input_stages.clone(),
-                    output: required("stage.output", &st.output)?.try_into()?,
-                    description: st.description.clone(),
-                    state: match enum_value("stage.state", st.state)? {
-                        pb::StageState::Unspecified => {
-                            return Err(unspecified("stage.state").into());
-                        }
-                        pb::StageState::Waiting => StageState::Waiting,
-                        pb::StageState::Running => StageState::Running,
-                        pb::StageState::Complete => StageState::Complete,
-                        pb::StageState::Failed => StageState::Failed,
-                    },
-                    tasks_total: st.partitions,
-                    tasks_done: st.tasks_done,
-                    tasks_running: st.tasks_running,
-                    rows_out: st.rows_out,
-                    bytes_out: st.bytes_out,
-                    spilled_bytes: st.spilled_bytes,
-                    elapsed: Duration::from_millis(st.elapsed_ms),
-                })
-            })
+            .map(StageProgress::try_from)
             .collect::<Result<Vec<_>>>()?;
         Ok(JobProgress {
             job_id: s.job_id,

@@ -63,7 +63,7 @@ mod source_listing;
 pub mod worker;
 
 pub use arrow;
-pub use client::{Client, JobOptions};
+pub use client::{Client, Explanation, JobOptions};
 pub use client_options::{ClientArgs, ClientOptions};
 pub use dataset::{Dataset, GroupedDataset, JoinOn};
 pub use error::{Error, Result};
