@@ -385,7 +385,9 @@ impl Planner {
         };
         let partial = child.map(|child| {
             let (input, filter) = match child {
-                PlanNode::Filter { input, predicate } => (input, Some(predicate)),
+                PlanNode::Filter { input, predicate } if fusable(&input, &keys, &aggregates) => {
+                    (input, Some(predicate))
+                }
                 other => (Box::new(other), None),
             };
             PlanNode::Aggregate {
@@ -678,4 +680,18 @@ pub fn estimated_bytes(node: &PlanNode) -> u64 {
             .map(estimated_bytes)
             .fold(0, u64::saturating_add),
     }
+}
+
+/// Whether a filter right below a partial aggregation may be fused into it: only when the
+/// aggregation's keys and inputs cannot fail on any row, because fused they are evaluated on
+/// the rows the filter drops too (`filter(x != 0)` guarding `sum(y % x)` must stay a filter).
+fn fusable(filter_input: &PlanNode, keys: &[Expr], aggregates: &[AggregateExpr]) -> bool {
+    let Ok(schema) = filter_input.schema() else {
+        return false;
+    };
+    keys.iter().all(|k| k.cannot_fail(&schema))
+        && aggregates
+            .iter()
+            .filter_map(|a| a.input.as_ref())
+            .all(|e| e.cannot_fail(&schema))
 }

@@ -453,6 +453,48 @@ impl Expr {
         }
     }
 
+    /// Whether evaluating this expression over `schema`'s rows can never fail, whatever the
+    /// values: columns, literals, comparisons, boolean logic, floating-point arithmetic and
+    /// the total string functions. Integer arithmetic (overflow, division by zero), casts,
+    /// `CASE`, the other functions and user functions may fail on some row, so they answer
+    /// false. The planner fuses a filter into the aggregation after it only when the
+    /// aggregation's expressions cannot fail: fused, they are evaluated on the rows the
+    /// filter drops too.
+    pub fn cannot_fail(&self, schema: &Schema) -> bool {
+        match self {
+            Expr::Column(_) | Expr::Literal(_) => true,
+            Expr::Alias { expr, .. } | Expr::Not(expr) => expr.cannot_fail(schema),
+            Expr::Binary { left, op, right } => {
+                let operands = left.cannot_fail(schema) && right.cannot_fail(schema);
+                if op.is_arithmetic() {
+                    operands && matches!(self.data_type(schema, "check"), Ok(DataType::Float64))
+                } else {
+                    operands
+                }
+            }
+            Expr::Function { function, args } => {
+                let total = match function {
+                    ScalarFunction::Lower
+                    | ScalarFunction::Upper
+                    | ScalarFunction::Length
+                    | ScalarFunction::Contains
+                    | ScalarFunction::StartsWith
+                    | ScalarFunction::EndsWith
+                    | ScalarFunction::IsNull
+                    | ScalarFunction::IsNotNull
+                    | ScalarFunction::Coalesce => true,
+                    ScalarFunction::Words
+                    | ScalarFunction::RegexpLike
+                    | ScalarFunction::Substring
+                    | ScalarFunction::Year
+                    | ScalarFunction::Month => false,
+                };
+                total && args.iter().all(|a| a.cannot_fail(schema))
+            }
+            Expr::Cast { .. } | Expr::Case { .. } | Expr::Udf { .. } => false,
+        }
+    }
+
     /// Checks the expression against `schema` and returns its result type. `context` names
     /// where the expression is used, for error messages ("filter", "select", ...).
     pub fn data_type(&self, schema: &Schema, context: &str) -> Result<DataType> {

@@ -3,8 +3,8 @@ use quiver_plan::aggregate::{count, count_distinct};
 use quiver_plan::expr::{col, lit, lower, words};
 use quiver_plan::sort::desc;
 use quiver_plan::{
-    AggregateMode, CsvOptions, InputFile, JoinStrategy, JoinType, PlanNode, ScanNode, Sink,
-    SourceFormat, StageId, StageOutput, StageRead,
+    AggregateExpr, AggregateMode, CsvOptions, Expr, InputFile, JoinStrategy, JoinType, PlanNode,
+    ScanNode, Sink, SourceFormat, StageId, StageOutput, StageRead,
 };
 
 fn options(shuffle_partitions: u32, total_slots: u32) -> PlannerOptions {
@@ -325,6 +325,7 @@ fn a_filter_right_below_an_aggregation_is_fused_into_its_partial_step() {
     else {
         unreachable!()
     };
+    let fusion_input = input.clone();
     let filtered = |input: PlanNode| PlanNode::Filter {
         input: Box::new(input),
         predicate: col("word").not_eq(lit("the")),
@@ -397,4 +398,36 @@ fn a_filter_right_below_an_aggregation_is_fused_into_its_partial_step() {
             .iter()
             .any(|n| matches!(n, PlanNode::Filter { .. }))
     );
+
+    // Fused, the aggregation's expressions run on the rows the filter drops too: only
+    // expressions that cannot fail are fused. Integer `%` can fail (by zero) and keeps the
+    // filter; floating-point arithmetic cannot and is fused.
+    let with_input = |e: Expr| {
+        vec![AggregateExpr {
+            function: quiver_plan::AggregateFunction::Sum,
+            input: Some(e),
+            name: "s".into(),
+        }]
+    };
+    let word_length = || quiver_plan::expr::length(col("word"));
+    for (aggregates, fused) in [
+        (with_input(lit(10) % (word_length() - lit(3))), false),
+        (with_input(word_length() * lit(1.5)), true),
+        (with_input(word_length()), true),
+    ] {
+        let plan = PlanNode::Aggregate {
+            input: Box::new(filtered(fusion_input.as_ref().clone())),
+            keys: vec![col("word")],
+            aggregates,
+            mode: AggregateMode::Single,
+            filter: None,
+        };
+        let stages = plan_stages(&plan, &Sink::Collect, options(4, 2)).unwrap();
+        let has_filter_node = stages[0]
+            .plan
+            .nodes()
+            .iter()
+            .any(|n| matches!(n, PlanNode::Filter { .. }));
+        assert_eq!(has_filter_node, !fused, "{}", stages[0].plan.describe());
+    }
 }

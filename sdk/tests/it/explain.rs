@@ -96,3 +96,37 @@ async fn explain_refuses_what_submit_refuses_naming_it() {
     );
     cluster.shutdown().await;
 }
+
+/// A filter that guards an expression which fails on the rows it drops (integer `%` by zero)
+/// must keep guarding it: the planner does not fuse it into the aggregation, and the job
+/// gives what a plain computation gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_guarding_a_failing_expression_still_guards_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_corpus(dir.path(), 2, 400, 9);
+    let cluster = cluster::local(2).await;
+    let client = cluster.client().await.unwrap();
+    let word_length = || length(col("word"));
+    let ds = lowercase_words(&files)
+        .filter(word_length().not_eq(lit(3)))
+        .unwrap()
+        .group_by(["word"])
+        .agg([sum(lit(10) % (word_length() - lit(3))).alias("s")])
+        .unwrap();
+    let explained = ds.explain(&client).await.unwrap();
+    assert!(
+        !explained.stages[0].description.contains("where ("),
+        "not fused: {explained}"
+    );
+    let got = crate::corpus::result_counts(&ds.collect(&client).await.unwrap());
+    let expected: std::collections::HashMap<String, i64> = crate::corpus::reference_counts(&files)
+        .into_iter()
+        .filter_map(|(word, count)| {
+            let len = word.chars().count() as i64;
+            (len != 3).then(|| (word, count * (10 % (len - 3))))
+        })
+        .collect();
+    assert!(expected.len() > 10 && expected.len() < crate::corpus::reference_counts(&files).len());
+    assert_eq!(got, expected);
+    cluster.shutdown().await;
+}
