@@ -645,7 +645,14 @@ fn min_stage_tasks(node: &PlanNode) -> u64 {
             .children()
             .into_iter()
             .fold(0u64, |n, i| n.saturating_add(min_stage_tasks(i))),
-        _ => 1,
+        // An exchange (or what reads one) starts a stage of its own: one task at least.
+        PlanNode::Aggregate { .. }
+        | PlanNode::StageRead(_)
+        | PlanNode::Limit { .. }
+        | PlanNode::Repartition { .. }
+        | PlanNode::Join { .. }
+        | PlanNode::Sort { .. }
+        | PlanNode::Sample { .. } => 1,
     }
 }
 

@@ -747,6 +747,57 @@ impl fmt::Display for Expr {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_function_is_in_all_once_and_found_by_its_name() {
+        use ScalarFunction as F;
+        // Adding a variant fails to compile here until it is listed, and the list is checked
+        // against ALL: a function left out of ALL would not decode from the wire.
+        let in_all = |f: ScalarFunction| match f {
+            F::Lower
+            | F::Upper
+            | F::Length
+            | F::Words
+            | F::Contains
+            | F::StartsWith
+            | F::EndsWith
+            | F::RegexpLike
+            | F::Substring
+            | F::Year
+            | F::Month
+            | F::IsNull
+            | F::IsNotNull
+            | F::Coalesce => ScalarFunction::ALL.iter().filter(|g| **g == f).count() == 1,
+        };
+        let listed = [
+            F::Lower,
+            F::Upper,
+            F::Length,
+            F::Words,
+            F::Contains,
+            F::StartsWith,
+            F::EndsWith,
+            F::RegexpLike,
+            F::Substring,
+            F::Year,
+            F::Month,
+            F::IsNull,
+            F::IsNotNull,
+            F::Coalesce,
+        ];
+        assert_eq!(listed.len(), ScalarFunction::ALL.len());
+        for f in listed {
+            assert!(
+                in_all(f),
+                "{f:?} is not in ScalarFunction::ALL exactly once"
+            );
+            assert_eq!(
+                ScalarFunction::from_name(f.name()).expect("known by name"),
+                f
+            );
+        }
+    }
+
     use super::*;
 
     fn schema() -> Schema {

@@ -210,6 +210,7 @@ impl JobHandle {
             handle: self.clone(),
             stream: Some(first),
             finished: false,
+            outage_since: None,
         };
         Ok(futures::stream::unfold(follower, |mut f| async move {
             f.next().await.map(|item| (item, f))
@@ -321,6 +322,10 @@ struct ProgressFollower {
     stream: Option<tonic::Streaming<pb::JobStatus>>,
     /// The job ended, or following it failed: nothing more comes.
     finished: bool,
+    /// Since when the coordinator has given no update (set when a connection breaks, cleared
+    /// by the next update): the reconnect timeout runs from here, across however many
+    /// reconnections, so a coordinator that keeps closing streams cannot keep us forever.
+    outage_since: Option<tokio::time::Instant>,
 }
 
 /// The first pause before reconnecting, doubled after each failed try up to
@@ -334,18 +339,24 @@ impl ProgressFollower {
             return None;
         }
         loop {
-            let stream = match &mut self.stream {
-                Some(s) => s,
-                None => match self.reconnect().await {
-                    Ok(s) => self.stream.insert(s),
+            if self.stream.is_none() {
+                let since = *self
+                    .outage_since
+                    .get_or_insert_with(tokio::time::Instant::now);
+                match self.reconnect(since).await {
+                    Ok(s) => self.stream = Some(s),
                     Err(e) => {
                         self.finished = true;
                         return Some(Err(e));
                     }
-                },
+                }
+            }
+            let Some(stream) = self.stream.as_mut() else {
+                continue;
             };
             match stream.message().await {
                 Ok(Some(status)) => {
+                    self.outage_since = None;
                     let progress = JobProgress::try_from(status);
                     self.finished = progress.as_ref().map_or(true, |p| p.state.is_terminal());
                     return Some(progress);
@@ -369,11 +380,14 @@ impl ProgressFollower {
     }
 
     /// Opens a new `WatchJob` stream, retrying with backoff while the coordinator cannot be
-    /// reached, for up to the client's reconnect timeout.
-    async fn reconnect(&self) -> Result<tonic::Streaming<pb::JobStatus>> {
+    /// reached, until the client's reconnect timeout after `outage_since`.
+    async fn reconnect(
+        &self,
+        outage_since: tokio::time::Instant,
+    ) -> Result<tonic::Streaming<pb::JobStatus>> {
         let client = &self.handle.client;
         let timeout = client.reconnect_timeout();
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = outage_since + timeout;
         let mut backoff = RECONNECT_BACKOFF_MIN;
         loop {
             let last_error = match self.handle.watch().await {

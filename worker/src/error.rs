@@ -24,8 +24,6 @@ pub enum WorkerError {
     Parquet { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Csv { path: PathBuf, message: String },
-    #[error("no input: {message}")]
-    NoInput { message: String },
     #[error("{0}")]
     Arrow(#[from] arrow::error::ArrowError),
     #[error(transparent)]
@@ -88,7 +86,6 @@ impl WorkerError {
                 | WorkerError::LineTooLong { .. }
                 | WorkerError::Parquet { .. }
                 | WorkerError::Csv { .. }
-                | WorkerError::NoInput { .. }
                 | WorkerError::Plan(_)
                 | WorkerError::Arrow(_)
                 | WorkerError::PathRefused(_)

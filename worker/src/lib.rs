@@ -5,7 +5,7 @@
 //! # Layout
 //! - [`command_line`] — the worker's flags and its run-until-signal loop (also used by
 //!   users' own worker binaries).
-//! - `process` — wiring — bind, serve, heartbeat, report; [[`start`]] returns a handle.
+//! - `process` — wiring — bind, serve, heartbeat, report; [`start`] returns a handle.
 //! - `worker_service` — the gRPC `Worker` service (launch, cancel, remove job data).
 //! - `cluster_trust` — the worker's session key and what the coordinator told it (grant key,
 //!   accepted tokens, limits); the access policy of its port.

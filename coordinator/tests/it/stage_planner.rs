@@ -1,3 +1,6 @@
+//! The stage planner: how plans are cut into stages at exchanges, fused, split and bounded,
+//! checked against stages written out by hand.
+
 use quiver_coordinator::stage_planner::{PlannerOptions, plan_stages};
 use quiver_plan::aggregate::{count, count_distinct};
 use quiver_plan::expr::{col, lit, lower, words};

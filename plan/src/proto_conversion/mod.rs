@@ -1,7 +1,7 @@
 //! Conversions between the model of this crate and the generated `quiver-proto` messages,
 //! one file per kind of message: [`expr`] (scalars, expressions, aggregates, sort keys),
 //! [`plan`] (plan nodes and scans) and [`task`] (sinks, stage outputs, task definitions, read
-//! grants, Flight tickets). This module holds what they share: schemas as bytes, required
+//! grants; the Flight ticket bytes are `quiver-net`'s). This module holds what they share: schemas as bytes, required
 //! fields and the errors of enum fields. It owns no message of its own and must not grow
 //! conversions of one kind of message.
 //!

@@ -1,5 +1,5 @@
 //! Wire conversion of what the coordinator sends and signs: sinks, stage outputs, task
-//! definitions (splits, shuffle inputs), read grants, and the bytes of a Flight ticket. Plans
+//! definitions (splits, shuffle inputs) and read grants. Plans
 //! and expressions are converted by [`super::plan`] and [`super::expr`].
 
 use quiver_proto::v1 as pb;

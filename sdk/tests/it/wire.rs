@@ -61,7 +61,7 @@ fn batch_size_and_partitions_keep_their_meaning() {
     });
     assert_eq!(set.batch_size, 97);
     assert_eq!(set.shuffle_partitions, Some(7));
-    // The SDK's 0 ("the default") is left out of the request, never sent as 0.
+    // The SDK's `None` ("the default") is left out of the request, never sent as 0.
     let wire = pb::JobOptions::from(&JobOptions::default());
     assert_eq!(wire.batch_size, None);
     assert_eq!(wire.shuffle_partitions, None);

@@ -1,6 +1,7 @@
 //! What operators pass each other: a pull-based stream of batches ([`BatchIter`]), the check
-//! every operator makes between batches for its task's cancellation, and [`deferred`] for
-//! operators that consume their whole input before they emit.
+//! every operator makes between batches for its task's cancellation ([`check_cancelled`], and
+//! [`cancellable`] for the output phase of operators that emit many batches at the end), and
+//! [`deferred`] for operators that consume their whole input before they emit.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -29,6 +30,31 @@ pub fn deferred(work: impl FnOnce() -> Result<BatchIter> + Send + 'static) -> Ba
         match r {
             Ok(batches) => batches,
             Err(e) => Box::new(std::iter::once(Err(e))),
+        }
+    }))
+}
+
+/// `stream`, checking the task's cancellation before each batch it yields and ending after the
+/// first error: for the output phase of whole-input operators (an aggregation's groups, a
+/// sort's merge of spilled runs), which can be long after the last input batch.
+pub fn cancellable(
+    stream: impl Iterator<Item = Result<RecordBatch>> + Send + 'static,
+    cancelled: std::sync::Arc<AtomicBool>,
+) -> BatchIter {
+    let mut stream = Some(stream);
+    Box::new(std::iter::from_fn(move || {
+        let inner = stream.as_mut()?;
+        let item = check_cancelled(&cancelled).and_then(|()| inner.next().transpose());
+        match item {
+            Ok(Some(batch)) => Some(Ok(batch)),
+            Ok(None) => {
+                stream = None;
+                None
+            }
+            Err(e) => {
+                stream = None;
+                Some(Err(e))
+            }
         }
     }))
 }

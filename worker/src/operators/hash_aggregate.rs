@@ -20,7 +20,7 @@ use arrow::record_batch::RecordBatch;
 use quiver_plan::{AggregateExpr, AggregateFunction, AggregateMode, Expr};
 
 use super::accumulators::Accumulator;
-use super::batch_stream::{BatchIter, check_cancelled};
+use super::batch_stream::{BatchIter, cancellable, check_cancelled};
 use super::group_keys::GroupKeys;
 use crate::error::Result;
 use crate::expr::expr_eval::{evaluate, predicate_mask};
@@ -459,7 +459,7 @@ pub fn aggregate_stream(
                     }
                 }
                 None => match aggregate.take()?.finish(batch_size) {
-                    Ok(out) => output = Some(out),
+                    Ok(out) => output = Some(cancellable(out, cancelled.clone())),
                     Err(e) => return Some(Err(e)),
                 },
             }

@@ -22,7 +22,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, Rows};
 use quiver_plan::SortExpr;
 
-use super::batch_stream::{BatchIter, check_cancelled, deferred};
+use super::batch_stream::{BatchIter, cancellable, check_cancelled, deferred};
 use crate::error::Result;
 use crate::expr::sort_keys::{sort_fields, sort_key_columns};
 use crate::functions::FunctionRegistry;
@@ -214,7 +214,7 @@ pub fn sort_stream(
             check_cancelled(&cancelled)?;
             sort.push(b?)?;
         }
-        sort.finish(batch_size)
+        Ok(cancellable(sort.finish(batch_size)?, cancelled))
     })
 }
 

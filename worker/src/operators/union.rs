@@ -12,12 +12,14 @@ pub fn union_input<'a>(
     partitions: &[u32],
     partition: u32,
 ) -> Result<(&'a PlanNode, u32)> {
-    let mut offset = 0;
+    // u64: partition counts come over the wire, and their sum must not wrap.
+    let mut offset: u64 = 0;
     for (input, &count) in inputs.iter().zip(partitions) {
-        if partition < offset + count {
-            return Ok((input, partition - offset));
+        let end = offset + u64::from(count);
+        if u64::from(partition) < end {
+            return Ok((input, (u64::from(partition) - offset) as u32));
         }
-        offset += count;
+        offset = end;
     }
     Err(WorkerError::Plan(PlanError::InvalidPlan(format!(
         "task {partition} is beyond the union's {offset} partitions"

@@ -344,3 +344,72 @@ fn a_select_explode_map_batches_pipeline_stops_when_its_task_is_cancelled() {
     assert!(matches!(results[first_error], Err(WorkerError::Cancelled)));
     assert_eq!(calls.load(Ordering::SeqCst), CANCEL_AT);
 }
+
+/// The output phase of the whole-input operators — an aggregation's groups, a sort's sorted
+/// rows — is long after their last input batch: it stops too, between output batches.
+#[test]
+fn aggregation_and_sort_outputs_stop_between_batches_when_the_task_is_cancelled() {
+    let scratch = Scratch::new();
+    // 1000 distinct keys, emitted 10 per batch: 100 output batches.
+    let many = RecordBatch::try_new(
+        schema(),
+        vec![Arc::new(Int64Array::from_iter_values(0..1000))],
+    )
+    .unwrap();
+    let finite = |c: &Arc<AtomicBool>| -> (BatchIter, Arc<AtomicBool>) {
+        (Box::new(std::iter::once(Ok(many.clone()))), c.clone())
+    };
+    let check = |name: &str, mut out: BatchIter, cancelled: &Arc<AtomicBool>| {
+        assert!(out.next().expect("a first batch").is_ok(), "{name}");
+        cancelled.store(true, Ordering::SeqCst);
+        let next = out.next().expect("an answer after the cancel");
+        assert!(
+            matches!(next, Err(WorkerError::Cancelled)),
+            "{name}: {next:?}"
+        );
+        assert!(out.next().is_none(), "{name} ends after the cancel");
+    };
+
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let (input, c) = finite(&cancelled);
+    let sort = SortBuffer::new(
+        schema(),
+        vec![asc(col("k"))],
+        None,
+        Arc::default(),
+        scratch.memory(),
+        scratch.spill.clone(),
+    )
+    .unwrap();
+    check("sort", sort_stream(sort, input, 10, c), &cancelled);
+
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let (input, c) = finite(&cancelled);
+    let aggregates = vec![count()];
+    let node = PlanNode::Aggregate {
+        input: Box::new(PlanNode::StageRead(StageRead::Shuffle {
+            stage: StageId(0),
+            schema: schema(),
+        })),
+        keys: vec![col("k")],
+        aggregates: aggregates.clone(),
+        mode: AggregateMode::Single,
+        filter: None,
+    };
+    let aggregate = HashAggregate::new(
+        &schema(),
+        vec![col("k")],
+        aggregates,
+        AggregateMode::Single,
+        node.schema().unwrap(),
+        Arc::default(),
+        scratch.memory(),
+        scratch.spill.clone(),
+    )
+    .unwrap();
+    check(
+        "aggregate",
+        aggregate_stream(aggregate, input, None, Arc::default(), 10, c),
+        &cancelled,
+    );
+}
