@@ -128,7 +128,7 @@ pub fn job_status(job: &Job, grants: Option<&ResultGrants<'_>>, now: Timestamp) 
         job_id: job.id.0.clone(),
         name: job.name.clone(),
         state: job_state(job.state) as i32,
-        error: job.error.clone().unwrap_or_default(),
+        error: job.error.clone(),
         stages: job
             .stages
             .iter()
@@ -138,6 +138,6 @@ pub fn job_status(job: &Job, grants: Option<&ResultGrants<'_>>, now: Timestamp) 
         result_schema: schema_to_bytes(&job.result_schema),
         submitted_at_ms: job.submitted.wall_ms,
         elapsed_ms: millis_between(Some(job.submitted), job.finished, now),
-        waiting_reason: job.waiting_reason.clone().unwrap_or_default(),
+        waiting_reason: job.waiting_reason.clone(),
     }
 }
