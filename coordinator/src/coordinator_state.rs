@@ -246,7 +246,7 @@ impl CoordinatorState {
                 JobRecord::Submitted(id) => scheduler.job(id).map(submitted_record),
                 JobRecord::Finished(id) => scheduler
                     .job(id)
-                    .map(|job| finished_record(job_status(job, None, now))),
+                    .map(|job| finished_record(job_status(job, None, now), &job.sink)),
             })
             .collect();
         Some(log.write(encoded))

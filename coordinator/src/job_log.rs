@@ -343,8 +343,11 @@ pub fn submitted_record(job: &Job) -> pb::JobLogRecord {
     }
 }
 
-/// The record of a job's end: its last status (without result locations).
-pub fn finished_record(status: pb::JobStatus) -> pb::JobLogRecord {
+/// The record of a job's end: its last status (without result locations). It is read by a
+/// later coordinator only, which cannot say where a collect job's results are.
+pub fn finished_record(mut status: pb::JobStatus, sink: &Sink) -> pb::JobLogRecord {
+    status.results_unavailable =
+        *sink == Sink::Collect && status.state == pb::JobState::Succeeded as i32;
     pb::JobLogRecord {
         record: Some(pb::job_log_record::Record::Finished(
             pb::LoggedJobFinished {
@@ -456,12 +459,15 @@ mod tests {
     use super::*;
 
     fn finished(id: u32) -> pb::JobLogRecord {
-        finished_record(pb::JobStatus {
-            job_id: format!("00000000-0000-4000-8000-{id:012}"),
-            name: format!("job {id}"),
-            state: pb::JobState::Succeeded as i32,
-            ..Default::default()
-        })
+        finished_record(
+            pb::JobStatus {
+                job_id: format!("00000000-0000-4000-8000-{id:012}"),
+                name: format!("job {id}"),
+                state: pb::JobState::Succeeded as i32,
+                ..Default::default()
+            },
+            &Sink::Collect,
+        )
     }
 
     fn names(r: &Recovered) -> Vec<String> {
@@ -483,6 +489,7 @@ mod tests {
         let (_, r) = JobLog::open(dir.path(), 1000).unwrap();
         assert_eq!(names(&r), ["job 1", "job 2", "job 3"]);
         assert!(!r.dropped_tail);
+        assert!(r.finished.iter().all(|s| s.results_unavailable));
     }
 
     #[test]

@@ -313,6 +313,16 @@ async fn finished_jobs_stay_listed_after_a_coordinator_restart() {
     assert_eq!(find(second.id()).state, quiver::JobState::Succeeded);
     assert!(!find(second.id()).stages.is_empty());
     assert_eq!(find(third.id()).state, quiver::JobState::Cancelled);
+    // Where its results were is not durable: collecting them says so instead of giving nothing.
+    let err = cluster
+        .client()
+        .await
+        .job(first.id())
+        .collect()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("run the job again"), "{err}");
     // `quiver status` reads it too.
     let out = Command::new(binary("quiver"))
         .args(["--coordinator", &cluster.url, "status", first.id()])
