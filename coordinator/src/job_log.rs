@@ -165,14 +165,22 @@ impl JobLog {
         &self.path
     }
 
-    /// Appends `records` and fsyncs them.
+    /// Appends `records` and fsyncs them. When that fails (a full disk), the file is cut back
+    /// to where it was, so that a torn record never sits in front of later ones.
     pub fn append(&mut self, records: &[pb::JobLogRecord]) -> std::io::Result<()> {
         let mut buffer = Vec::new();
         for r in records {
             frame(r, &mut buffer);
         }
-        self.file.write_all(&buffer)?;
-        self.file.sync_data()?;
+        let before = self.file.metadata()?.len();
+        if let Err(e) = self
+            .file
+            .write_all(&buffer)
+            .and_then(|()| self.file.sync_data())
+        {
+            let _ = self.file.set_len(before);
+            return Err(e);
+        }
         self.records_in_file += records.len();
         for r in records {
             self.apply(r.clone());
