@@ -16,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::admission::{Admission, bounded_message};
-use crate::coordinator_state::CoordinatorState;
+use crate::coordinator_state::{CoordinatorState, Durable};
 use crate::error::CoordinatorError;
 use crate::event::{Event, FetchFailure, TaskOutcome};
 use crate::job::JobOptions;
@@ -98,11 +98,30 @@ impl CoordinatorService {
             valid_for: self.result_grant_validity,
         };
         let now = self.state.now();
-        self.state
+        let current = self
+            .state
             .scheduler()
             .job(&id)
-            .map(|job| job_status(job, Some(&grants), now))
+            .map(|job| job_status(job, Some(&grants), now));
+        current
+            .or_else(|| self.state.past_job(&id))
             .ok_or_else(|| Status::not_found(format!("unknown job {id}")))
+    }
+
+    /// Waits until what an acknowledged request changed is in the job log.
+    async fn durable(what: &str, durable: Option<Durable>) -> Result<(), Status> {
+        let Some(durable) = durable else {
+            return Ok(());
+        };
+        match durable.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Status::unavailable(format!(
+                "{what}: done, but not recorded in the job log ({e}); it would not survive a coordinator restart"
+            ))),
+            Err(_) => Err(Status::unavailable(format!(
+                "{what}: done, but the job log stopped before recording it"
+            ))),
+        }
     }
 
     /// Checks that a worker call comes from the worker it names. `Ok(false)`: the worker is
@@ -293,10 +312,12 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             sink,
             options,
         };
-        match self.state.handle(event) {
+        let (reply, durable) = self.state.handle_durably(event);
+        match reply {
             Reply::Submitted(submitted) => submitted.map_err(|e| invalid("SubmitJob", e))?,
             other => return Err(unexpected("SubmitJob", &other)),
         }
+        Self::durable("SubmitJob", durable).await?;
         Ok(Response::new(pb::SubmitJobResponse { job_id: id.0 }))
     }
 
@@ -359,12 +380,14 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
     ) -> Result<Response<pb::ListJobsResponse>, Status> {
         // Without result tickets: listing jobs is not fetching their results.
         let now = self.state.now();
-        let jobs = self
-            .state
-            .scheduler()
-            .jobs()
-            .map(|job| job_status(job, None, now))
-            .collect();
+        // Jobs that finished under an earlier coordinator first: they are the oldest.
+        let mut jobs: Vec<pb::JobStatus> = self.state.past_jobs().iter().cloned().collect();
+        jobs.extend(
+            self.state
+                .scheduler()
+                .jobs()
+                .map(|job| job_status(job, None, now)),
+        );
         Ok(Response::new(pb::ListJobsResponse { jobs }))
     }
 
@@ -373,12 +396,14 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         request: Request<pb::CancelJobRequest>,
     ) -> Result<Response<pb::CancelJobResponse>, Status> {
         let id = job_id(&request.into_inner().job_id)?;
-        let cancelled = match self.state.handle(Event::JobCancelled { job: id }) {
+        let (reply, durable) = self.state.handle_durably(Event::JobCancelled { job: id });
+        let cancelled = match reply {
             Reply::Cancelled(cancelled) => {
                 cancelled.map_err(|e| Status::not_found(e.to_string()))?
             }
             other => return Err(unexpected("CancelJob", &other)),
         };
+        Self::durable("CancelJob", durable).await?;
         Ok(Response::new(pb::CancelJobResponse { cancelled }))
     }
 

@@ -4,17 +4,24 @@
 //! time order), hands the event to [`Scheduler::handle`], announces the change to job
 //! watchers, and carries out the actions outside the lock.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 use quiver_net::{GrantKey, TokenDigest};
-use quiver_plan::{ReadGrant, TaskAttempt, TaskDefinition, WorkerId};
-use tokio::sync::watch;
+use quiver_plan::{JobId, ReadGrant, TaskAttempt, TaskDefinition, WorkerId};
+use quiver_proto::v1 as pb;
+use tokio::sync::{oneshot, watch};
 use tracing::warn;
 
-use crate::event::{Event, TaskOutcome, Timestamp};
+use crate::event::{Event, JobRecord, TaskOutcome, Timestamp};
+use crate::job_log::{LogWriter, finished_record, submitted_record};
+use crate::job_status::job_status;
 use crate::scheduler::{Action, Reply, Scheduler};
+
+/// Answers once an event's records are on disk (or could not be written).
+pub type Durable = oneshot::Receiver<std::result::Result<(), String>>;
 use crate::task_launcher::TaskLauncher;
 
 /// The coordinator's clock: monotonic time since it started, with the wall-clock time for
@@ -73,14 +80,29 @@ pub struct CoordinatorState {
     pub grant_key: GrantKey,
     /// Bumped on every change; job watchers wait on it.
     changes: watch::Sender<u64>,
+    /// The job log, when the coordinator has a state directory.
+    log: Option<LogWriter>,
+    /// Jobs that finished under an earlier coordinator (read from the job log), oldest first,
+    /// as their last status. Together with the scheduler's finished jobs, at most
+    /// `job_history`.
+    history: Mutex<VecDeque<pb::JobStatus>>,
+    job_history: usize,
 }
 
 /// How long a task's grant to read its inputs lasts: longer than any task runs.
 pub const TASK_GRANT_VALIDITY: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl CoordinatorState {
-    /// State around `scheduler`, reaching workers through `launcher`.
-    pub fn new(scheduler: Scheduler, launcher: Arc<dyn TaskLauncher>) -> Arc<Self> {
+    /// State around `scheduler`, reaching workers through `launcher`, that records jobs in
+    /// `log` (if any) and lists `history` (jobs finished under an earlier coordinator, oldest
+    /// first) among at most `job_history` finished jobs.
+    pub fn with_log(
+        scheduler: Scheduler,
+        launcher: Arc<dyn TaskLauncher>,
+        log: Option<LogWriter>,
+        history: Vec<pb::JobStatus>,
+        job_history: usize,
+    ) -> Arc<Self> {
         Arc::new(CoordinatorState {
             scheduler: Mutex::new(scheduler),
             clock: Clock::start(),
@@ -88,7 +110,20 @@ impl CoordinatorState {
             launcher,
             grant_key: GrantKey::random(),
             changes: watch::channel(0).0,
+            log,
+            history: Mutex::new(history.into()),
+            job_history: job_history.max(1),
         })
+    }
+
+    /// The last status of a job that finished under an earlier coordinator.
+    pub fn past_job(&self, id: &JobId) -> Option<pb::JobStatus> {
+        self.past_jobs().iter().find(|s| s.job_id == id.0).cloned()
+    }
+
+    /// Jobs that finished under an earlier coordinator, oldest first.
+    pub fn past_jobs(&self) -> MutexGuard<'_, VecDeque<pb::JobStatus>> {
+        self.history.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// `task` with a grant to read each of its inputs.
@@ -121,6 +156,13 @@ impl CoordinatorState {
     /// Hands `event` to the scheduler (stamped with the time now), carries out the resulting
     /// actions, and returns the scheduler's answer.
     pub fn handle(self: &Arc<Self>, event: Event) -> Reply {
+        self.handle_with_key(event, None).0
+    }
+
+    /// [`CoordinatorState::handle`], with a receiver that answers once what the event changed
+    /// in the job log is on disk (none: nothing to record, or no log). A submit or a cancel is
+    /// acknowledged only then.
+    pub fn handle_durably(self: &Arc<Self>, event: Event) -> (Reply, Option<Durable>) {
         self.handle_with_key(event, None)
     }
 
@@ -128,10 +170,14 @@ impl CoordinatorState {
     /// it, and before any task is launched there, the worker's session key is recorded (for
     /// its calls to us) and given to the launcher (for our calls to it).
     pub fn register_worker(self: &Arc<Self>, event: Event, session_key: &str) -> Reply {
-        self.handle_with_key(event, Some(session_key))
+        self.handle_with_key(event, Some(session_key)).0
     }
 
-    fn handle_with_key(self: &Arc<Self>, event: Event, session_key: Option<&str>) -> Reply {
+    fn handle_with_key(
+        self: &Arc<Self>,
+        event: Event,
+        session_key: Option<&str>,
+    ) -> (Reply, Option<Durable>) {
         let registering = match (&event, session_key) {
             (
                 Event::WorkerRegistered {
@@ -141,10 +187,12 @@ impl CoordinatorState {
             ) => Some((worker.clone(), address.clone(), key)),
             _ => None,
         };
-        let (reply, actions, changed) = {
+        let (reply, actions, changed, durable) = {
             let mut scheduler = self.scheduler();
             let now = self.clock.now();
             let mut outcome = scheduler.handle(event, now);
+            // Sent to the log's thread under the lock: records go to disk in event order.
+            let durable = self.record(&scheduler, &outcome.records, now);
             if let (Some((worker, address, key)), Reply::Registered(Ok(()))) =
                 (&registering, &outcome.reply)
             {
@@ -162,7 +210,7 @@ impl CoordinatorState {
                 }
                 _ => true,
             });
-            (outcome.reply, outcome.actions, outcome.changed)
+            (outcome.reply, outcome.actions, outcome.changed, durable)
         };
         if changed {
             self.changes.send_modify(|v| *v += 1);
@@ -170,7 +218,38 @@ impl CoordinatorState {
         for action in actions {
             self.dispatch(action);
         }
-        reply
+        (reply, durable)
+    }
+
+    /// Hands what the scheduler asked to record to the job log (if any), and keeps the past
+    /// jobs within the history bound.
+    fn record(
+        &self,
+        scheduler: &Scheduler,
+        records: &[JobRecord],
+        now: Timestamp,
+    ) -> Option<Durable> {
+        if records.is_empty() {
+            return None;
+        }
+        if records.iter().any(|r| matches!(r, JobRecord::Finished(_))) {
+            let mut past = self.past_jobs();
+            let room = self.job_history.saturating_sub(scheduler.finished_jobs());
+            while past.len() > room {
+                past.pop_front();
+            }
+        }
+        let log = self.log.as_ref()?;
+        let encoded = records
+            .iter()
+            .filter_map(|r| match r {
+                JobRecord::Submitted(id) => scheduler.job(id).map(submitted_record),
+                JobRecord::Finished(id) => scheduler
+                    .job(id)
+                    .map(|job| finished_record(job_status(job, None, now), &job.sink)),
+            })
+            .collect();
+        Some(log.write(encoded))
     }
 
     fn dispatch(self: &Arc<Self>, action: Action) {

@@ -123,6 +123,23 @@ pub enum Event {
         sink: Sink,
         options: JobOptions,
     },
+    /// A job the job log holds as accepted and unfinished, resumed by a restarted coordinator
+    /// under its id: it runs again from the start (task progress is not logged). Not checked
+    /// for user functions (no worker is registered yet); a `write_parquet` job fails (its
+    /// exactly-once commit is not carried across a restart yet).
+    JobRecovered {
+        job: JobId,
+        name: String,
+        plan: PlanNode,
+        sink: Sink,
+        options: JobOptions,
+        /// When it was first submitted (wall clock, for display).
+        submitted_at_ms: u64,
+        /// How many times it was resumed, this time included: its attempts are numbered apart
+        /// from those of earlier runs, whose stale reports and files must not be taken for
+        /// this run's.
+        incarnation: u32,
+    },
     /// A client cancelled a job.
     JobCancelled { job: JobId },
     /// The driver fetched a collect job's results: workers may delete them.
@@ -157,6 +174,8 @@ pub enum Reply {
     /// [`Event::JobSubmitted`]: refused when the plan is invalid or no worker has its
     /// functions.
     Submitted(Result<()>),
+    /// [`Event::JobRecovered`]: refused when the logged plan is no longer valid.
+    Recovered(Result<()>),
     /// [`Event::JobCancelled`]: whether the job was still unfinished.
     Cancelled(Result<bool>),
     /// [`Event::ResultsReleased`].
@@ -175,4 +194,15 @@ pub struct Outcome {
     pub reply: Reply,
     /// Whether jobs may have changed (job watchers should look).
     pub changed: bool,
+    /// What the job log should record, in order (a log, when there is one, writes them).
+    pub records: Vec<JobRecord>,
+}
+
+/// A change to a job that a coordinator with a job log makes durable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobRecord {
+    /// The job was accepted: its definition.
+    Submitted(JobId),
+    /// The job ended: its final state.
+    Finished(JobId),
 }

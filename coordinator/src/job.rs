@@ -259,7 +259,14 @@ pub struct Job {
     pub required_functions: Vec<String>,
     /// The driver fetched the results of this collect job; workers may delete them.
     pub results_released: bool,
+    /// How many times a restarted coordinator resumed this job (0: never). Its attempts are
+    /// numbered from `incarnation * ATTEMPTS_PER_INCARNATION`.
+    pub incarnation: u32,
 }
+
+/// Attempt numbers each incarnation of a job has to itself: a task's attempts in one run
+/// (retries, backups, recomputations) stay far below it.
+pub const ATTEMPTS_PER_INCARNATION: u32 = 10_000;
 
 impl Job {
     /// The stage that writes the job's sink.

@@ -139,5 +139,6 @@ pub fn job_status(job: &Job, grants: Option<&ResultGrants<'_>>, now: Timestamp) 
         submitted_at_ms: job.submitted.wall_ms,
         elapsed_ms: millis_between(Some(job.submitted), job.finished, now),
         waiting_reason: job.waiting_reason.clone(),
+        results_unavailable: false,
     }
 }

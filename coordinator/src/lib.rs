@@ -20,6 +20,8 @@
 //!   stragglers; `scheduler_config` — their settings.
 //! - `dashboard` — the HTML page and Prometheus `/metrics`, read-only.
 //! - `job` — job, stage and task state.
+//! - `job_log` — the job log in `--state-dir`: records of accepted and finished jobs, read
+//!   back on start (a torn tail dropped), compacted; written on a thread of its own.
 //! - `stage_planner` — cutting a plan into stages at exchanges; input splits.
 //! - `job_status` — encoding a job as the `JobStatus` drivers see.
 //! - `heartbeat_monitor` — the timer that sends the scheduler its ticks.
@@ -30,7 +32,7 @@
 //! The coordinator as a component: [`start`] with a [`CoordinatorConfig`] and
 //! [`SchedulerConfig`] (an in-process coordinator, as `LocalCluster` and the binary use),
 //! [`RunningCoordinator`] and [`CoordinatorError`]. Everything else is `pub(crate)`. The
-//! feature `internals` makes `admission`, `event`, `job`, `placement`, `scheduler`,
+//! feature `internals` makes `admission`, `event`, `job`, `job_log`, `placement`, `scheduler`,
 //! `stage_planner` and `worker_registry` public for integration tests (this crate's, and the
 //! SDK's test of job options on both sides of the wire); they are not a stable API.
 //!
@@ -63,6 +65,10 @@ mod event;
 pub mod job;
 #[cfg(not(feature = "internals"))]
 mod job;
+#[cfg(feature = "internals")]
+pub mod job_log;
+#[cfg(not(feature = "internals"))]
+mod job_log;
 #[cfg(feature = "internals")]
 pub mod placement;
 #[cfg(not(feature = "internals"))]

@@ -38,6 +38,14 @@ struct Args {
     /// Speculative execution: back up tasks that run far longer than their stage's median.
     #[arg(long, env = "QUIVER_SPECULATION", default_value_t = true, action = clap::ArgAction::Set)]
     speculation: bool,
+    /// Where the job log is kept, so that jobs survive a restart and finished ones stay
+    /// listed; `none` keeps jobs in memory only. Default: `$XDG_STATE_HOME/quiver/coordinator`,
+    /// or `~/.local/state/quiver/coordinator`. One running coordinator per directory.
+    #[arg(long, env = "QUIVER_STATE_DIR")]
+    state_dir: Option<String>,
+    /// Finished jobs kept and listed (at least 1); older ones are forgotten.
+    #[arg(long, env = "QUIVER_JOB_HISTORY", default_value_t = 1000)]
+    job_history: usize,
     /// How long a collect job's results stay on the workers after it succeeded.
     #[arg(long, env = "QUIVER_RESULT_RETENTION", default_value = "600", value_parser = parse_duration)]
     result_retention: Duration,
@@ -101,6 +109,26 @@ struct LimitArgs {
     max_worker_slots: u32,
 }
 
+/// The state directory `--state-dir` names (none: in memory), or the per-user default.
+fn state_dir(flag: Option<&str>) -> anyhow::Result<Option<PathBuf>> {
+    match flag {
+        Some("none") => Ok(None),
+        Some("") => anyhow::bail!("--state-dir is empty; give a directory, or none"),
+        Some(dir) => Ok(Some(PathBuf::from(dir))),
+        None => {
+            let non_empty = |v: &str| std::env::var_os(v).filter(|p| !p.is_empty());
+            let base = match (non_empty("XDG_STATE_HOME"), non_empty("HOME")) {
+                (Some(state), _) => PathBuf::from(state),
+                (None, Some(home)) => PathBuf::from(home).join(".local").join("state"),
+                (None, None) => anyhow::bail!(
+                    "no default state directory (neither XDG_STATE_HOME nor HOME is set): pass --state-dir DIR, or --state-dir none"
+                ),
+            };
+            Ok(Some(base.join("quiver").join("coordinator")))
+        }
+    }
+}
+
 fn token(path: Option<&PathBuf>) -> anyhow::Result<Option<Token>> {
     Ok(path.map(|p| Token::from_file(p)).transpose()?)
 }
@@ -154,6 +182,14 @@ async fn main() -> anyhow::Result<()> {
         max_plan_nodes: args.limits.max_plan_nodes,
     }
     .sanitized();
+    let state_dir = state_dir(args.state_dir.as_deref())?;
+    match &state_dir {
+        Some(dir) => println!(
+            "quiver-coordinator keeps its job log in {} (--state-dir)",
+            dir.display()
+        ),
+        None => println!("quiver-coordinator keeps jobs in memory only (--state-dir none)"),
+    }
     let config = CoordinatorConfig {
         bind: args.bind,
         dashboard,
@@ -174,6 +210,8 @@ async fn main() -> anyhow::Result<()> {
         connections: args.listener.limits(),
         allowed_roots,
         max_worker_slots: args.limits.max_worker_slots,
+        state_dir,
+        job_history: args.job_history.max(1),
         ..CoordinatorConfig::default()
     };
     let coordinator = quiver_coordinator::start(config).await?;

@@ -3,6 +3,7 @@
 //! stops them. Used by the `quiver-coordinator` binary and by the SDK's `LocalCluster`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use quiver_proto::MAX_MESSAGE_BYTES;
 use quiver_proto::v1::coordinator_server::CoordinatorServer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::access::CoordinatorAccess;
 use crate::admission::Admission;
@@ -22,6 +23,7 @@ use crate::coordinator_service::CoordinatorService;
 use crate::coordinator_state::CoordinatorState;
 use crate::error::{CoordinatorError, Result};
 use crate::heartbeat_monitor;
+use crate::job_log::{JobLog, LogWriter, Recovered, recovered_event};
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::task_launcher::GrpcTaskLauncher;
 
@@ -53,6 +55,12 @@ pub struct CoordinatorConfig {
     pub allowed_roots: AllowedRoots,
     /// Most slots one worker may advertise.
     pub max_worker_slots: u32,
+    /// Where the job log lives (none: jobs are kept in memory only, as in `LocalCluster`).
+    /// With one, a restarted coordinator resumes unfinished jobs and lists finished ones.
+    pub state_dir: Option<PathBuf>,
+    /// Finished jobs kept and listed (at least 1); older ones are forgotten, in memory and in
+    /// the job log.
+    pub job_history: usize,
 }
 
 impl Default for CoordinatorConfig {
@@ -70,6 +78,8 @@ impl Default for CoordinatorConfig {
             connections: ConnectionLimits::default(),
             allowed_roots: AllowedRoots::anywhere(),
             max_worker_slots: Admission::default().max_worker_slots,
+            state_dir: None,
+            job_history: 1000,
         }
     }
 }
@@ -139,12 +149,50 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator> {
             source,
         })?;
     let dialer = Dialer::new(config.tls.clone(), CallCredentials::none());
-    // The heartbeat timeout is the coordinator's setting; the scheduler applies it.
+    let job_history = config.job_history.max(1);
+    // The heartbeat timeout and the history are the coordinator's settings; the scheduler
+    // applies them.
     let scheduler = Scheduler::new(SchedulerConfig {
         heartbeat_timeout: config.heartbeat_timeout,
+        job_history,
         ..config.scheduler.clone()
     });
-    let state = CoordinatorState::new(scheduler, Arc::new(GrpcTaskLauncher::new(dialer.clone())));
+    let (log, recovered) = match &config.state_dir {
+        Some(dir) => {
+            let dir = dir.clone();
+            let (log, recovered) =
+                tokio::task::spawn_blocking(move || JobLog::open(&dir, job_history))
+                    .await
+                    .map_err(|e| {
+                        CoordinatorError::Refused(format!("opening the job log: {e}"))
+                    })??;
+            (Some(LogWriter::spawn(log)?), recovered)
+        }
+        None => (None, Recovered::default()),
+    };
+    let state = CoordinatorState::with_log(
+        scheduler,
+        Arc::new(GrpcTaskLauncher::new(dialer.clone())),
+        log,
+        recovered.finished,
+        job_history,
+    );
+    if recovered.dropped_tail {
+        warn!(
+            "the job log's tail was torn or corrupt and was dropped: jobs it recorded last may be missing"
+        );
+    }
+    // Unfinished jobs run again, under their ids, once workers register.
+    for logged in &recovered.unfinished {
+        match recovered_event(logged) {
+            Ok(event) => {
+                if let crate::scheduler::Reply::Recovered(Err(e)) = state.handle(event) {
+                    warn!(job = %logged.job_id, error = %e, "a logged job cannot be resumed");
+                }
+            }
+            Err(e) => warn!(job = %logged.job_id, error = %e, "a logged job cannot be resumed"),
+        }
+    }
     let admission = Arc::new(Admission {
         limits: config.scheduler.limits,
         max_worker_slots: config.max_worker_slots.max(1),

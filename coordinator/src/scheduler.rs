@@ -12,15 +12,15 @@
 //! an [`Action`], carried out by `coordinator_state`. So it is tested with plain calls and a
 //! virtual clock, and the same events in give the same state and actions out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use quiver_plan::{JobId, PlanNode, Sink, StageId, TaskAttempt, TaskDefinition, WorkerId};
 use tracing::{info, warn};
 
 use crate::error::{CoordinatorError, Result};
-pub use crate::event::{Event, FetchFailure, Outcome, Reply, TaskOutcome, Timestamp};
-use crate::job::{Job, JobOptions, JobState, Stage, TaskState};
+pub use crate::event::{Event, FetchFailure, JobRecord, Outcome, Reply, TaskOutcome, Timestamp};
+use crate::job::{ATTEMPTS_PER_INCARNATION, Job, JobOptions, JobState, Stage, TaskState};
 use crate::placement::{Constraints, FreeSlots};
 pub use crate::scheduler_config::SchedulerConfig;
 use crate::speculation::speculate;
@@ -61,8 +61,15 @@ pub enum Action {
 pub struct Scheduler {
     config: SchedulerConfig,
     jobs: HashMap<JobId, Job>,
-    /// Submission order: earlier jobs get free slots first.
+    /// Every job kept, in submission order (for listing).
     order: Vec<JobId>,
+    /// Unfinished jobs, in submission order: earlier jobs get free slots first. Scheduling
+    /// looks at these only, so finished jobs cost it nothing.
+    active: Vec<JobId>,
+    /// Finished jobs, oldest first; at most `job_history`.
+    finished: VecDeque<JobId>,
+    /// What the job log should record of the event being handled.
+    records: Vec<JobRecord>,
     workers: WorkerRegistry,
     /// When the last [`Event::Tick`] came: a long gap since then means this coordinator was
     /// not running (see [`Scheduler::forgive_own_pause`]).
@@ -134,6 +141,27 @@ impl Scheduler {
                 sink,
                 options,
             } => Reply::Submitted(self.submit(job, name, plan, sink, options, now)),
+            Event::JobRecovered {
+                job,
+                name,
+                plan,
+                sink,
+                options,
+                submitted_at_ms,
+                incarnation,
+            } => Reply::Recovered(self.recover(
+                job,
+                name,
+                plan,
+                sink,
+                options,
+                Timestamp {
+                    monotonic: now.monotonic,
+                    wall_ms: submitted_at_ms,
+                },
+                incarnation,
+                now,
+            )),
             Event::JobCancelled { job } => {
                 Reply::Cancelled(self.cancel(&job, now).map(|(c, a)| {
                     actions = a;
@@ -176,6 +204,7 @@ impl Scheduler {
             actions,
             reply,
             changed: schedule,
+            records: std::mem::take(&mut self.records),
         }
     }
 
@@ -208,7 +237,7 @@ impl Scheduler {
         self.jobs.get(id)
     }
 
-    /// Every job, in submission order.
+    /// Every job kept (unfinished, and the newest `job_history` finished), in submission order.
     pub fn jobs(&self) -> impl Iterator<Item = &Job> {
         self.order.iter().filter_map(|id| self.jobs.get(id))
     }
@@ -223,7 +252,7 @@ impl Scheduler {
         let mut running: HashMap<WorkerId, u32> = HashMap::new();
         // Only running jobs have running attempts (`finish_job` ends them all), so finished
         // jobs, however many, cost nothing here.
-        for job in self.jobs.values().filter(|j| j.state == JobState::Running) {
+        for job in self.active_jobs().filter(|j| j.state == JobState::Running) {
             for stage in &job.stages {
                 for t in &stage.tasks {
                     for (worker, _) in t.running_attempts() {
@@ -233,6 +262,15 @@ impl Scheduler {
             }
         }
         running
+    }
+
+    /// How many finished jobs are kept.
+    pub fn finished_jobs(&self) -> usize {
+        self.finished.len()
+    }
+
+    fn active_jobs(&self) -> impl Iterator<Item = &Job> {
+        self.active.iter().filter_map(|id| self.jobs.get(id))
     }
 
     /// Whether `attempt` on `worker` is the one the coordinator expects a result from.
@@ -276,28 +314,83 @@ impl Scheduler {
             });
         }
         info!(job = %id, name = %name, "job submitted");
+        self.insert_job(Job {
+            id,
+            name,
+            state: JobState::Queued,
+            error: None,
+            plan,
+            sink,
+            options,
+            result_schema,
+            stages: vec![],
+            submitted: now,
+            started: None,
+            finished: None,
+            waiting_reason: None,
+            waiting_since: None,
+            required_functions,
+            results_released: false,
+            incarnation: 0,
+        });
+        Ok(())
+    }
+
+    /// A new unfinished job, logged as accepted.
+    fn insert_job(&mut self, job: Job) {
+        let id = job.id.clone();
         self.order.push(id.clone());
-        self.jobs.insert(
-            id.clone(),
-            Job {
-                id,
-                name,
-                state: JobState::Queued,
-                error: None,
-                plan,
-                sink,
-                options,
-                result_schema,
-                stages: vec![],
-                submitted: now,
-                started: None,
-                finished: None,
-                waiting_reason: None,
-                waiting_since: None,
-                required_functions,
-                results_released: false,
-            },
-        );
+        self.active.push(id.clone());
+        self.jobs.insert(id.clone(), job);
+        self.records.push(JobRecord::Submitted(id));
+    }
+
+    /// Resumes a job the log holds as unfinished: it is queued again under its id, to run
+    /// from the start. A `write_parquet` job fails instead: its exactly-once commit is not
+    /// carried across a restart, and a rerun could mix its files with the earlier run's.
+    #[allow(clippy::too_many_arguments)]
+    fn recover(
+        &mut self,
+        id: JobId,
+        name: String,
+        plan: PlanNode,
+        sink: Sink,
+        options: JobOptions,
+        submitted: Timestamp,
+        incarnation: u32,
+        now: Timestamp,
+    ) -> Result<()> {
+        if self.jobs.contains_key(&id) {
+            return Ok(());
+        }
+        let result_schema = plan.schema()?;
+        let required_functions = plan.user_functions();
+        let parquet = matches!(sink, Sink::WriteParquet { .. });
+        info!(job = %id, name = %name, incarnation, "job resumed after a coordinator restart");
+        self.insert_job(Job {
+            id: id.clone(),
+            name,
+            state: JobState::Queued,
+            error: None,
+            plan,
+            sink,
+            options,
+            result_schema,
+            stages: vec![],
+            submitted,
+            started: None,
+            finished: None,
+            waiting_reason: None,
+            waiting_since: None,
+            required_functions,
+            results_released: false,
+            incarnation,
+        });
+        if parquet {
+            let error = "the coordinator restarted before this job finished; write_parquet jobs are not resumed yet; resubmit".to_string();
+            // Nothing of it runs on this coordinator's workers yet: no actions.
+            let _ = self.finish_job(&id, JobState::Failed, Some(error), now);
+        }
         Ok(())
     }
 
@@ -331,7 +424,10 @@ impl Scheduler {
     fn worker_lost(&mut self, lost: &WorkerId, now: Timestamp) -> Vec<Action> {
         let max_losses = self.config.max_worker_losses.max(1);
         let mut poisoned = Vec::new();
-        for job in self.jobs.values_mut() {
+        for id in &self.active {
+            let Some(job) = self.jobs.get_mut(id) else {
+                continue;
+            };
             if job.state != JobState::Running {
                 continue;
             }
@@ -588,6 +684,11 @@ impl Scheduler {
         let Some(job) = self.jobs.get_mut(id) else {
             return vec![];
         };
+        if !job.state.is_terminal() {
+            self.active.retain(|a| a != id);
+            self.finished.push_back(id.clone());
+            self.records.push(JobRecord::Finished(id.clone()));
+        }
         job.state = state;
         job.error = error;
         job.finished = Some(now);
@@ -648,7 +749,21 @@ impl Scheduler {
                 job: id.clone(),
             });
         }
+        self.forget_oldest_finished();
         actions
+    }
+
+    /// Forgets the oldest finished jobs beyond `job_history`. Their collect results are
+    /// removed from the workers when their retention ends, as for any job (the removal was
+    /// sent when they finished).
+    fn forget_oldest_finished(&mut self) {
+        while self.finished.len() > self.config.job_history.max(1) {
+            let Some(oldest) = self.finished.pop_front() else {
+                break;
+            };
+            self.jobs.remove(&oldest);
+            self.order.retain(|id| *id != oldest);
+        }
     }
 
     /// Places pending tasks of runnable stages onto free slots, oldest job first, then backups
@@ -661,7 +776,7 @@ impl Scheduler {
         let mut free = FreeSlots::of(&self.workers, &self.running_per_worker(), now);
         let total_slots = self.workers.total_slots();
         let limits = self.config.limits;
-        let order = self.order.clone();
+        let order = self.active.clone();
         for id in &order {
             let Some(job) = self.jobs.get_mut(id) else {
                 continue;
@@ -742,7 +857,10 @@ impl Scheduler {
     fn expire_waiting_jobs(&mut self, now: Timestamp) -> Vec<Action> {
         let timeout = self.config.worker_wait_timeout;
         let mut expired = Vec::new();
-        for job in self.jobs.values_mut() {
+        for id in &self.active {
+            let Some(job) = self.jobs.get_mut(id) else {
+                continue;
+            };
             if !matches!(job.state, JobState::Queued | JobState::Running) {
                 continue;
             }
@@ -823,6 +941,12 @@ fn start_job(
         total_slots,
         limits,
     )?;
+    let mut stages = stages;
+    // A resumed job's attempts are numbered apart from those of its earlier runs.
+    let first_attempt = job.incarnation.saturating_mul(ATTEMPTS_PER_INCARNATION);
+    for task in stages.iter_mut().flat_map(|s| s.tasks.iter_mut()) {
+        task.attempts = first_attempt;
+    }
     job.stages = stages;
     job.state = JobState::Running;
     job.started = Some(now);

@@ -41,6 +41,9 @@ pub struct SchedulerConfig {
     pub exclusion_window: Duration,
     /// See `exclude_after_failures`.
     pub exclusion_period: Duration,
+    /// Finished jobs kept (listed, their status kept); the oldest beyond it are forgotten.
+    /// At least 1.
+    pub job_history: usize,
 }
 
 impl Default for SchedulerConfig {
@@ -59,6 +62,7 @@ impl Default for SchedulerConfig {
             exclude_after_failures: 3,
             exclusion_window: Duration::from_secs(60),
             exclusion_period: Duration::from_secs(60),
+            job_history: 1000,
         }
     }
 }

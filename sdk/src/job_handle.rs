@@ -125,6 +125,7 @@ pub struct JobProgress {
     /// The schema of its result rows.
     pub result_schema: SchemaRef,
     results: Vec<pb::ResultPartition>,
+    results_unavailable: bool,
 }
 
 impl JobProgress {
@@ -162,6 +163,7 @@ impl TryFrom<pb::JobStatus> for JobProgress {
             elapsed: Duration::from_millis(s.elapsed_ms),
             result_schema: schema_from_bytes(&s.result_schema)?,
             results: s.results,
+            results_unavailable: s.results_unavailable,
         })
     }
 }
@@ -265,6 +267,13 @@ impl JobHandle {
     /// (directly, over Arrow Flight; the coordinator never carries them).
     pub async fn collect(&self) -> Result<Vec<RecordBatch>> {
         let done = self.wait().await?;
+        if done.results_unavailable {
+            return Err(Error::Fetch {
+                job: self.id.clone(),
+                address: self.client.url().to_string(),
+                message: "the job succeeded, but its coordinator restarted since and no longer knows where its results are; run the job again".into(),
+            });
+        }
         let peers = self.client.workers();
         let mut partitions = done.results.clone();
         partitions.sort_by_key(|r| r.partition);

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use quiver_coordinator::event::{Event, FetchFailure, TaskOutcome, Timestamp};
-use quiver_coordinator::job::JobState;
+use quiver_coordinator::event::{Event, FetchFailure, JobRecord, TaskOutcome, Timestamp};
+use quiver_coordinator::job::{ATTEMPTS_PER_INCARNATION, JobState};
 use quiver_coordinator::scheduler::{Action, Outcome, Reply, Scheduler, SchedulerConfig};
 use quiver_coordinator::worker_registry::{AddressTaken, Liveness};
 use quiver_plan::{JobId, PlanNode, Sink, StageId, TaskAttempt, TaskDefinition, WorkerId};
@@ -914,6 +914,91 @@ fn an_excluded_worker_still_gets_tasks_when_it_is_the_only_one() {
         "the job must not stall behind the exclusion"
     );
     assert_eq!(retry[0].0, *w);
+}
+
+/// Finished jobs are kept up to `job_history`; the oldest leaves first, and scheduling only
+/// looks at unfinished jobs.
+#[test]
+fn finished_jobs_beyond_the_history_bound_are_forgotten_oldest_first() {
+    let mut sim = Sim::new(SchedulerConfig {
+        job_history: 1000,
+        ..SchedulerConfig::default()
+    });
+    for i in 0..1001 {
+        let job = JobId(format!("j{i}"));
+        sim.submit(&job, word_count_plan(&[10]));
+        let out = sim.send(Event::JobCancelled { job: job.clone() });
+        assert!(matches!(out.reply, Reply::Cancelled(Ok(true))));
+        assert_eq!(out.records, vec![JobRecord::Finished(job)]);
+        sim.advance(Duration::from_millis(1));
+    }
+    assert!(sim.s.job(&JobId("j0".into())).is_none());
+    assert!(sim.s.job(&JobId("j1".into())).is_some());
+    let listed: Vec<_> = sim.s.jobs().map(|j| j.id.0.clone()).collect();
+    assert_eq!(listed.len(), 1000);
+    assert_eq!(listed.first().map(String::as_str), Some("j1"));
+    assert_eq!(listed.last().map(String::as_str), Some("j1000"));
+    assert_eq!(sim.s.finished_jobs(), 1000);
+    // A new job still runs as usual.
+    let w = WorkerId("w".into());
+    sim.register(&w, 2);
+    let started = launches(&sim.submit(&JobId("new".into()), word_count_plan(&[10])));
+    assert_eq!(started.len(), 1);
+}
+
+/// A job resumed after a restart runs from the start under its id, with attempt numbers apart
+/// from its earlier run's; a resumed write_parquet job fails, saying to resubmit it.
+#[test]
+fn a_recovered_job_runs_again_and_a_recovered_parquet_job_fails() {
+    let mut sim = Sim::new(SchedulerConfig::default());
+    let job = JobId("resumed".into());
+    let out = sim.send(Event::JobRecovered {
+        job: job.clone(),
+        name: "wc".into(),
+        plan: word_count_plan(&[10]),
+        sink: Sink::Collect,
+        options: Default::default(),
+        submitted_at_ms: 1234,
+        incarnation: 2,
+    });
+    assert!(matches!(out.reply, Reply::Recovered(Ok(()))));
+    assert_eq!(out.records, vec![JobRecord::Submitted(job.clone())]);
+    assert_eq!(sim.s.job(&job).map(|j| j.submitted.wall_ms), Some(1234));
+    let w = WorkerId("w".into());
+    let started = launches(&sim.register(&w, 1));
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].1.attempt.job, job);
+    assert_eq!(started[0].1.attempt.attempt, 2 * ATTEMPTS_PER_INCARNATION);
+    // A stale report of the earlier run's attempt 0 is not taken for this run's.
+    let stale = TaskAttempt {
+        attempt: 0,
+        ..started[0].1.attempt.clone()
+    };
+    assert!(!sim.report(&w, &stale, success(&started[0].1)).1);
+
+    let parquet = JobId("parquet".into());
+    let out = sim.send(Event::JobRecovered {
+        job: parquet.clone(),
+        name: "write".into(),
+        plan: word_count_plan(&[10]),
+        sink: Sink::WriteParquet {
+            directory: "/tmp/out".into(),
+        },
+        options: Default::default(),
+        submitted_at_ms: 1,
+        incarnation: 1,
+    });
+    assert!(matches!(out.reply, Reply::Recovered(Ok(()))));
+    let failed = sim.s.job(&parquet).expect("listed");
+    assert_eq!(failed.state, JobState::Failed);
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("write_parquet jobs are not resumed yet; resubmit")),
+        "{:?}",
+        failed.error
+    );
 }
 
 #[test]

@@ -708,7 +708,7 @@ async fn out_of_descriptors_the_accept_loop_backs_off_instead_of_spinning() {
     let mut child = std::process::Command::new("bash")
         .arg("-c")
         .arg(format!(
-            "ulimit -n 64 && exec {} --bind 127.0.0.1:0 --dashboard-bind off",
+            "ulimit -n 64 && exec {} --bind 127.0.0.1:0 --dashboard-bind off --state-dir none",
             coordinator_bin.display()
         ))
         .env("RUST_LOG", "warn")
@@ -776,7 +776,14 @@ async fn servers_without_a_token_stay_on_loopback_and_bad_flags_are_errors() {
     // Without a token, no port beyond this host, unless --insecure says the network is trusted.
     let (code, err) = run(
         "quiver-coordinator",
-        &["--bind", "0.0.0.0:0", "--dashboard-bind", "off"],
+        &[
+            "--bind",
+            "0.0.0.0:0",
+            "--dashboard-bind",
+            "off",
+            "--state-dir",
+            "none",
+        ],
     );
     assert_eq!(code, Some(1), "{err}");
     assert!(
@@ -793,7 +800,7 @@ async fn servers_without_a_token_stay_on_loopback_and_bad_flags_are_errors() {
     for bad in ["inf", "NaN", "-1"] {
         let (code, err) = run(
             "quiver-coordinator",
-            &[&format!("--heartbeat-timeout={bad}")],
+            &[&format!("--heartbeat-timeout={bad}"), "--state-dir", "none"],
         );
         assert_eq!(code, Some(2), "{err}");
         assert!(
@@ -812,6 +819,8 @@ async fn servers_without_a_token_stay_on_loopback_and_bad_flags_are_errors() {
             &weak.to_string_lossy(),
             "--dashboard-bind",
             "off",
+            "--state-dir",
+            "none",
         ],
     );
     assert_eq!(code, Some(1), "{err}");

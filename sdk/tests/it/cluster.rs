@@ -79,6 +79,9 @@ pub struct ProcessCluster {
     worker_args: Vec<String>,
     workers: Vec<Child>,
     work_dir: tempfile::TempDir,
+    /// The coordinator's `--state-dir` (its own, never the per-user default: tests run in
+    /// parallel), unless the test passed one.
+    state_dir: tempfile::TempDir,
     /// How clients connect (the token and TLS settings the cluster was started with).
     client_options: ClientOptions,
 }
@@ -127,8 +130,16 @@ impl ProcessCluster {
         worker_args: &[&str],
         client_options: ClientOptions,
     ) -> Self {
-        let coordinator_args: Vec<String> =
+        let mut coordinator_args: Vec<String> =
             coordinator_args.iter().map(|s| s.to_string()).collect();
+        let state_dir = tempfile::tempdir().expect("temp dir");
+        if !coordinator_args
+            .iter()
+            .any(|a| a.starts_with("--state-dir"))
+        {
+            coordinator_args.push("--state-dir".into());
+            coordinator_args.push(state_dir.path().display().to_string());
+        }
         let (coordinator, url, dashboard, coordinator_log) =
             spawn_coordinator("127.0.0.1:0", &coordinator_args);
         let mut cluster = ProcessCluster {
@@ -140,6 +151,7 @@ impl ProcessCluster {
             worker_args: worker_args.iter().map(|s| s.to_string()).collect(),
             workers: vec![],
             work_dir: tempfile::tempdir().expect("temp dir"),
+            state_dir,
             client_options,
         };
         for _ in 0..workers {
@@ -177,6 +189,11 @@ impl ProcessCluster {
             .status()
             .expect("kill command");
         assert!(status.success());
+    }
+
+    /// The coordinator's job log (when the test did not choose a `--state-dir`).
+    pub fn job_log(&self) -> PathBuf {
+        self.state_dir.path().join("jobs.log")
     }
 
     /// kill -9 of the coordinator (and nothing else).

@@ -98,13 +98,14 @@ async fn workers_register_again_by_themselves_when_the_coordinator_restarts() {
 
 /// A driver following a job rides out a broken connection: it reconnects to the coordinator
 /// when it comes back, and says plainly that the job is gone when the new coordinator does not
-/// know it (its state is not durable yet), instead of failing at once with a TCP error.
+/// know it (here one without a job log: `--state-dir none`), instead of failing at once with a
+/// TCP error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_driver_reconnects_to_a_restarted_coordinator_and_names_a_lost_job() {
     let dir = tempfile::tempdir().unwrap();
     let files = write_corpus(dir.path(), 1, 50, 3);
     // No workers: the job stays queued while the coordinator goes away.
-    let mut cluster = ProcessCluster::start(0).await;
+    let mut cluster = ProcessCluster::start_with(0, &["--state-dir", "none"], &[]).await;
     let client = cluster.client().await;
     let job = client
         .submit(&word_count(&files), Sink::Collect)
@@ -170,6 +171,203 @@ async fn a_driver_gives_up_on_a_dead_coordinator_after_its_reconnect_timeout() {
             && message.contains("not back within"),
         "{message}"
     );
+}
+
+/// Polls the job until `ready` says so about its progress; panics if it finished first.
+async fn wait_until(
+    client: &quiver::Client,
+    id: &str,
+    ready: impl Fn(&quiver::JobProgress) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = client.job(id).status().await.unwrap();
+        if ready(&p) {
+            return;
+        }
+        assert!(
+            !p.state.is_terminal(),
+            "the job finished before the moment the test waits for: {p:?}"
+        );
+        assert!(Instant::now() < deadline, "the job never got there: {p:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// kill -9 of the coordinator at the moment `ready` says, a restart on the same state
+/// directory: the driver following the job reconnects, and the resumed job's results are
+/// exactly the reference counts.
+async fn word_count_survives_a_coordinator_kill(ready: impl Fn(&quiver::JobProgress) -> bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_corpus(dir.path(), 4, 30_000, 41);
+    let mut cluster = ProcessCluster::start(2).await;
+    let client = cluster.client().await;
+    let job = client
+        .submit(&word_count(&files), Sink::Collect)
+        .await
+        .unwrap();
+    let id = job.id().to_string();
+    let collecting = tokio::spawn(async move { job.collect().await });
+    wait_until(&client, &id, ready).await;
+    cluster.kill_coordinator();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.start_coordinator_again();
+    let batches = tokio::time::timeout(Duration::from_secs(120), collecting)
+        .await
+        .expect("the resumed job finishes")
+        .unwrap()
+        .expect("the driver gets the resumed job's results");
+    assert_eq!(result_counts(&batches), reference_counts(&files));
+    let listed = cluster.client().await.list_jobs().await.unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|j| j.job_id == id && j.state == quiver::JobState::Succeeded),
+        "{listed:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_word_count_survives_a_coordinator_kill_during_its_map_stage() {
+    word_count_survives_a_coordinator_kill(|p| {
+        p.stages
+            .first()
+            .is_some_and(|s| s.tasks_running > 0 && s.tasks_done < s.tasks_total)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_word_count_survives_a_coordinator_kill_during_its_reduce_stage() {
+    word_count_survives_a_coordinator_kill(|p| {
+        p.stages.len() >= 2
+            && p.stages[0].state == quiver::StageState::Complete
+            && p.stages
+                .last()
+                .is_some_and(|s| s.tasks_done < s.tasks_total)
+    })
+    .await;
+}
+
+/// A queued job, its coordinator killed: the restarted one resumes it under the same id and
+/// the driver that waited sees it succeed (the durable counterpart of the JobLost test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_reconnects_to_a_restarted_coordinator_that_resumes_its_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_corpus(dir.path(), 1, 50, 3);
+    let mut cluster = ProcessCluster::start(0).await;
+    let client = cluster.client().await;
+    let job = client
+        .submit(&word_count(&files), Sink::Collect)
+        .await
+        .unwrap();
+    let collecting = tokio::spawn(async move { job.collect().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.restart_coordinator();
+    cluster.add_worker();
+    let batches = tokio::time::timeout(Duration::from_secs(30), collecting)
+        .await
+        .expect("the resumed job finishes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(result_counts(&batches), reference_counts(&files));
+}
+
+/// Finished jobs stay listed, with their names, states and stages, after a restart; a
+/// cancelled job stays cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_jobs_stay_listed_after_a_coordinator_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_corpus(dir.path(), 1, 200, 5);
+    let mut cluster = ProcessCluster::start(1).await;
+    let client = cluster.client().await;
+    let counts = word_count(&files);
+    let first = client
+        .submit_with(&counts, Sink::Collect, "first", Default::default())
+        .await
+        .unwrap();
+    first.wait().await.unwrap();
+    let second = client
+        .submit_with(&counts, Sink::Collect, "second", Default::default())
+        .await
+        .unwrap();
+    second.wait().await.unwrap();
+    // No worker can run it: it stays queued until cancelled.
+    cluster.kill_worker(0);
+    let third = client
+        .submit_with(&counts, Sink::Collect, "third", Default::default())
+        .await
+        .unwrap();
+    assert!(third.cancel().await.unwrap());
+    cluster.restart_coordinator();
+    let listed = cluster.client().await.list_jobs().await.unwrap();
+    let find = |id: &str| {
+        listed
+            .iter()
+            .find(|j| j.job_id == id)
+            .unwrap_or_else(|| panic!("{id} is not listed: {listed:?}"))
+    };
+    assert_eq!(find(first.id()).name, "first");
+    assert_eq!(find(first.id()).state, quiver::JobState::Succeeded);
+    assert_eq!(find(second.id()).name, "second");
+    assert_eq!(find(second.id()).state, quiver::JobState::Succeeded);
+    assert!(!find(second.id()).stages.is_empty());
+    assert_eq!(find(third.id()).state, quiver::JobState::Cancelled);
+    // Where its results were is not durable: collecting them says so instead of giving nothing.
+    let err = cluster
+        .client()
+        .await
+        .job(first.id())
+        .collect()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("run the job again"), "{err}");
+    // `quiver status` reads it too.
+    let out = Command::new(binary("quiver"))
+        .args(["--coordinator", &cluster.url, "status", first.id()])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.contains("succeeded"), "{out}");
+}
+
+/// A corrupt tail (garbage appended while the coordinator was down) is dropped with a warning;
+/// the records before it are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_job_log_tail_is_dropped_and_the_intact_records_kept() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_corpus(dir.path(), 1, 100, 6);
+    let mut cluster = ProcessCluster::start(1).await;
+    let client = cluster.client().await;
+    let job = client
+        .submit_with(
+            &word_count(&files),
+            Sink::Collect,
+            "kept",
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    job.wait().await.unwrap();
+    cluster.kill_coordinator();
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(cluster.job_log())
+        .unwrap();
+    log.write_all(b"\x20\x00\x00\x00garbage that is not a record")
+        .unwrap();
+    drop(log);
+    cluster.start_coordinator_again();
+    let listed = cluster.client().await.list_jobs().await.unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|j| j.job_id == job.id() && j.name == "kept"),
+        "{listed:?}"
+    );
+    assert!(cluster.all_running());
 }
 
 /// A coordinator stopped (SIGSTOP) for twice the heartbeat timeout, then continued, declares
