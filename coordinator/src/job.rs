@@ -269,6 +269,38 @@ pub struct Job {
 pub const ATTEMPTS_PER_INCARNATION: u32 = 10_000;
 
 impl Job {
+    /// A queued job that has not started: submitted at `submitted`, resumed `incarnation`
+    /// times by restarted coordinators. Fails if the plan has no valid schema.
+    pub fn queued(
+        id: JobId,
+        name: String,
+        plan: PlanNode,
+        sink: Sink,
+        options: JobOptions,
+        submitted: Timestamp,
+        incarnation: u32,
+    ) -> Result<Job, quiver_plan::PlanError> {
+        Ok(Job {
+            result_schema: plan.schema()?,
+            required_functions: plan.user_functions(),
+            id,
+            name,
+            state: JobState::Queued,
+            error: None,
+            plan,
+            sink,
+            options,
+            stages: vec![],
+            submitted,
+            started: None,
+            finished: None,
+            waiting_reason: None,
+            waiting_since: None,
+            results_released: false,
+            incarnation,
+        })
+    }
+
     /// The stage that writes the job's sink.
     pub fn final_stage(&self) -> Option<&Stage> {
         self.stages.last()

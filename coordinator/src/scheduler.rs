@@ -298,8 +298,8 @@ impl Scheduler {
         options: JobOptions,
         now: Timestamp,
     ) -> Result<()> {
-        let result_schema = plan.schema()?;
-        let required_functions = plan.user_functions();
+        let job = Job::queued(id, name, plan, sink, options, now, 0)?;
+        let required_functions = &job.required_functions;
         if !required_functions.is_empty()
             && !self.workers.none_alive()
             && self.workers.eligible(&required_functions).is_empty()
@@ -307,32 +307,15 @@ impl Scheduler {
             let available = self.workers.available_functions();
             return Err(CoordinatorError::MissingFunctions {
                 missing: required_functions
-                    .into_iter()
+                    .iter()
                     .filter(|f| !available.contains(f))
+                    .cloned()
                     .collect(),
                 available,
             });
         }
-        info!(job = %id, name = %name, "job submitted");
-        self.insert_job(Job {
-            id,
-            name,
-            state: JobState::Queued,
-            error: None,
-            plan,
-            sink,
-            options,
-            result_schema,
-            stages: vec![],
-            submitted: now,
-            started: None,
-            finished: None,
-            waiting_reason: None,
-            waiting_since: None,
-            required_functions,
-            results_released: false,
-            incarnation: 0,
-        });
+        info!(job = %job.id, name = %job.name, "job submitted");
+        self.insert_job(job);
         Ok(())
     }
 
@@ -363,29 +346,17 @@ impl Scheduler {
         if self.jobs.contains_key(&id) {
             return Ok(());
         }
-        let result_schema = plan.schema()?;
-        let required_functions = plan.user_functions();
         let parquet = matches!(sink, Sink::WriteParquet { .. });
         info!(job = %id, name = %name, incarnation, "job resumed after a coordinator restart");
-        self.insert_job(Job {
-            id: id.clone(),
+        self.insert_job(Job::queued(
+            id.clone(),
             name,
-            state: JobState::Queued,
-            error: None,
             plan,
             sink,
             options,
-            result_schema,
-            stages: vec![],
             submitted,
-            started: None,
-            finished: None,
-            waiting_reason: None,
-            waiting_since: None,
-            required_functions,
-            results_released: false,
             incarnation,
-        });
+        )?);
         if parquet {
             let error = "the coordinator restarted before this job finished; write_parquet jobs are not resumed yet; resubmit".to_string();
             // Nothing of it runs on this coordinator's workers yet: no actions.
