@@ -302,7 +302,7 @@ impl Scheduler {
         let required_functions = &job.required_functions;
         if !required_functions.is_empty()
             && !self.workers.none_alive()
-            && self.workers.eligible(&required_functions).is_empty()
+            && self.workers.eligible(required_functions).is_empty()
         {
             let available = self.workers.available_functions();
             return Err(CoordinatorError::MissingFunctions {
