@@ -5,4 +5,5 @@
 
 mod placement;
 mod scheduler;
+mod scheduler_policies;
 mod stage_planner;

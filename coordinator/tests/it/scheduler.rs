@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use quiver_coordinator::event::{Event, FetchFailure, JobRecord, TaskOutcome, Timestamp};
-use quiver_coordinator::job::{ATTEMPTS_PER_INCARNATION, JobState};
+use quiver_coordinator::event::{Event, FetchFailure, TaskOutcome, Timestamp};
+use quiver_coordinator::job::JobState;
 use quiver_coordinator::scheduler::{Action, Outcome, Reply, Scheduler, SchedulerConfig};
 use quiver_coordinator::worker_registry::{AddressTaken, Liveness};
 use quiver_plan::{JobId, PlanNode, Sink, StageId, TaskAttempt, TaskDefinition, WorkerId};
@@ -12,28 +12,28 @@ use quiver_plan::{JobId, PlanNode, Sink, StageId, TaskAttempt, TaskDefinition, W
 use crate::stage_planner::word_count_plan;
 
 /// A scheduler and a virtual clock.
-struct Sim {
-    s: Scheduler,
-    now: Timestamp,
+pub(crate) struct Sim {
+    pub(crate) s: Scheduler,
+    pub(crate) now: Timestamp,
 }
 
 impl Sim {
-    fn new(config: SchedulerConfig) -> Self {
+    pub(crate) fn new(config: SchedulerConfig) -> Self {
         Sim {
             s: Scheduler::new(config),
             now: Timestamp::from_millis(1_000),
         }
     }
 
-    fn send(&mut self, event: Event) -> Outcome {
+    pub(crate) fn send(&mut self, event: Event) -> Outcome {
         self.s.handle(event, self.now)
     }
 
-    fn advance(&mut self, d: Duration) {
+    pub(crate) fn advance(&mut self, d: Duration) {
         self.now = self.now + d;
     }
 
-    fn register(&mut self, worker: &WorkerId, slots: u32) -> Vec<Action> {
+    pub(crate) fn register(&mut self, worker: &WorkerId, slots: u32) -> Vec<Action> {
         let outcome = self.send(Event::WorkerRegistered {
             worker: worker.clone(),
             address: format!("http://{}", worker.0),
@@ -45,7 +45,7 @@ impl Sim {
         outcome.actions
     }
 
-    fn submit(&mut self, job: &JobId, plan: PlanNode) -> Vec<Action> {
+    pub(crate) fn submit(&mut self, job: &JobId, plan: PlanNode) -> Vec<Action> {
         let outcome = self.send(Event::JobSubmitted {
             job: job.clone(),
             name: "wc".into(),
@@ -57,7 +57,7 @@ impl Sim {
         outcome.actions
     }
 
-    fn finish(
+    pub(crate) fn finish(
         &mut self,
         worker: &WorkerId,
         task: &TaskDefinition,
@@ -67,7 +67,7 @@ impl Sim {
     }
 
     /// Reports an attempt's outcome; the actions, and whether the attempt was expected.
-    fn report(
+    pub(crate) fn report(
         &mut self,
         worker: &WorkerId,
         attempt: &TaskAttempt,
@@ -85,7 +85,7 @@ impl Sim {
     }
 
     /// A heartbeat: (registered, release).
-    fn heartbeat(&mut self, worker: &WorkerId, draining: bool) -> (bool, bool) {
+    pub(crate) fn heartbeat(&mut self, worker: &WorkerId, draining: bool) -> (bool, bool) {
         match self
             .send(Event::Heartbeat {
                 worker: worker.clone(),
@@ -102,13 +102,13 @@ impl Sim {
         }
     }
 
-    fn tick(&mut self) -> Vec<Action> {
+    pub(crate) fn tick(&mut self) -> Vec<Action> {
         self.send(Event::Tick).actions
     }
 
     /// Lets `d` pass as it does on a running coordinator: a tick every second (the heartbeat
     /// monitor ticks every quarter of the 5 s timeout). Returns the actions of every tick.
-    fn pass(&mut self, d: Duration) -> Vec<Action> {
+    pub(crate) fn pass(&mut self, d: Duration) -> Vec<Action> {
         let mut actions = Vec::new();
         let mut left = d;
         while !left.is_zero() {
@@ -120,7 +120,7 @@ impl Sim {
         actions
     }
 
-    fn commit(&mut self, worker: &WorkerId, attempt: &TaskAttempt) -> bool {
+    pub(crate) fn commit(&mut self, worker: &WorkerId, attempt: &TaskAttempt) -> bool {
         match self
             .send(Event::CommitAsked {
                 worker: worker.clone(),
@@ -133,16 +133,16 @@ impl Sim {
         }
     }
 
-    fn state(&self, job: &JobId) -> JobState {
+    pub(crate) fn state(&self, job: &JobId) -> JobState {
         self.s.job(job).unwrap().state
     }
 
-    fn liveness(&self, worker: &WorkerId) -> Liveness {
+    pub(crate) fn liveness(&self, worker: &WorkerId) -> Liveness {
         self.s.workers().get(worker).unwrap().liveness
     }
 }
 
-fn launches(actions: &[Action]) -> Vec<(WorkerId, TaskDefinition)> {
+pub(crate) fn launches(actions: &[Action]) -> Vec<(WorkerId, TaskDefinition)> {
     actions
         .iter()
         .filter_map(|a| match a {
@@ -152,7 +152,7 @@ fn launches(actions: &[Action]) -> Vec<(WorkerId, TaskDefinition)> {
         .collect()
 }
 
-fn map_launches(actions: &[Action]) -> Vec<(WorkerId, TaskDefinition)> {
+pub(crate) fn map_launches(actions: &[Action]) -> Vec<(WorkerId, TaskDefinition)> {
     launches(actions)
         .into_iter()
         .filter(|(_, t)| t.attempt.stage.0 == 0)
@@ -160,11 +160,11 @@ fn map_launches(actions: &[Action]) -> Vec<(WorkerId, TaskDefinition)> {
 }
 
 /// A successful result of `task`, with one size per bucket its stage writes.
-fn success(task: &TaskDefinition) -> TaskOutcome {
+pub(crate) fn success(task: &TaskDefinition) -> TaskOutcome {
     success_in(task, 1)
 }
 
-fn success_in(task: &TaskDefinition, elapsed_ms: u64) -> TaskOutcome {
+pub(crate) fn success_in(task: &TaskDefinition, elapsed_ms: u64) -> TaskOutcome {
     TaskOutcome::Success {
         bucket_bytes: vec![1; task.output.buckets() as usize],
         rows_out: 3,
@@ -174,7 +174,7 @@ fn success_in(task: &TaskDefinition, elapsed_ms: u64) -> TaskOutcome {
     }
 }
 
-fn failure(retryable: bool) -> TaskOutcome {
+pub(crate) fn failure(retryable: bool) -> TaskOutcome {
     TaskOutcome::Failure {
         message: "boom at row 7".into(),
         retryable,
@@ -182,20 +182,20 @@ fn failure(retryable: bool) -> TaskOutcome {
     }
 }
 
-fn worker_ids(n: usize) -> Vec<WorkerId> {
+pub(crate) fn worker_ids(n: usize) -> Vec<WorkerId> {
     (0..n).map(|i| WorkerId(format!("w{i}"))).collect()
 }
 
 /// `workers` workers of `slots` slots, and a word count over three files submitted: the
 /// launches that submitting it gave.
-fn setup(
+pub(crate) fn setup(
     workers: usize,
     slots: u32,
 ) -> (Sim, JobId, Vec<WorkerId>, Vec<(WorkerId, TaskDefinition)>) {
     setup_with(SchedulerConfig::default(), workers, slots, &[10, 10, 10])
 }
 
-fn setup_with(
+pub(crate) fn setup_with(
     config: SchedulerConfig,
     workers: usize,
     slots: u32,
@@ -212,7 +212,7 @@ fn setup_with(
 }
 
 /// Reports success for every launched attempt, and for those it launches, until none is left.
-fn run_to_completion(sim: &mut Sim, mut pending: Vec<(WorkerId, TaskDefinition)>) {
+pub(crate) fn run_to_completion(sim: &mut Sim, mut pending: Vec<(WorkerId, TaskDefinition)>) {
     let mut rounds = 0;
     while let Some((w, t)) = pending.pop() {
         let actions = sim.finish(&w, &t, success(&t));
@@ -721,318 +721,4 @@ fn only_expected_successes_count_as_completed_tasks() {
     let (_, expected) = sim.report(w, &t.attempt, success(t));
     assert!(expected);
     assert_eq!(sim.s.workers().get(&ids[0]).unwrap().tasks_completed, 1);
-}
-
-/// Two workers of 4 slots, a job of 4 map tasks all running; three finish after `elapsed_ms`
-/// (as they report), the fourth straggles.
-fn speculation_setup(
-    config: SchedulerConfig,
-    elapsed_ms: u64,
-) -> (Sim, Vec<(WorkerId, TaskDefinition)>) {
-    let (mut sim, _, _, first) = setup_with(config, 2, 4, &[10, 10, 10, 10]);
-    assert_eq!(first.len(), 4);
-    for (w, t) in &first[..3] {
-        let actions = sim.finish(w, t, success_in(t, elapsed_ms));
-        assert!(map_launches(&actions).is_empty(), "no time has passed");
-    }
-    (sim, first)
-}
-
-fn eager_speculation(speculation: bool) -> SchedulerConfig {
-    SchedulerConfig {
-        speculation,
-        speculation_min_runtime: Duration::ZERO,
-        speculation_quantile: 0.5,
-        ..SchedulerConfig::default()
-    }
-}
-
-#[test]
-fn a_straggler_gets_one_backup_elsewhere_and_the_first_to_finish_wins() {
-    let (mut sim, first) = speculation_setup(eager_speculation(true), 1);
-    sim.advance(Duration::from_millis(10));
-    let (slow_worker, slow) = first[3].clone();
-    let backups = map_launches(&sim.tick());
-    assert_eq!(backups.len(), 1);
-    let (backup_worker, backup) = backups[0].clone();
-    assert_eq!(backup.attempt.partition, slow.attempt.partition);
-    assert_eq!(backup.attempt.attempt, slow.attempt.attempt + 1);
-    assert_ne!(
-        backup_worker, slow_worker,
-        "the backup runs on another worker"
-    );
-    assert!(map_launches(&sim.tick()).is_empty(), "one backup per task");
-    assert!(
-        sim.s.is_current(&slow.attempt, &slow_worker)
-            && sim.s.is_current(&backup.attempt, &backup_worker)
-    );
-
-    // The backup wins: the slow attempt is cancelled and its late result ignored.
-    let actions = sim.finish(&backup_worker, &backup, success(&backup));
-    assert!(actions.iter().any(|a| matches!(a,
-        Action::Cancel { attempts, .. } if attempts == &vec![slow.attempt.clone()])));
-    assert!(!sim.s.is_current(&slow.attempt, &slow_worker));
-    let (actions, expected) = sim.report(&slow_worker, &slow.attempt, success(&slow));
-    assert!(actions.is_empty() && !expected);
-}
-
-#[test]
-fn when_the_primary_wins_the_backup_is_cancelled() {
-    let (mut sim, first) = speculation_setup(eager_speculation(true), 1);
-    sim.advance(Duration::from_millis(10));
-    let (slow_worker, slow) = first[3].clone();
-    let (backup_worker, backup) = map_launches(&sim.tick())[0].clone();
-    let actions = sim.finish(&slow_worker, &slow, success(&slow));
-    assert!(actions.iter().any(|a| matches!(a,
-        Action::Cancel { attempts, .. } if attempts == &vec![backup.attempt.clone()])));
-    assert!(!sim.s.is_current(&backup.attempt, &backup_worker));
-}
-
-#[test]
-fn a_failed_backup_leaves_the_primary_running() {
-    let (mut sim, first) = speculation_setup(eager_speculation(true), 1);
-    sim.advance(Duration::from_millis(10));
-    let (slow_worker, slow) = first[3].clone();
-    let (backup_worker, backup) = map_launches(&sim.tick())[0].clone();
-    sim.finish(&backup_worker, &backup, failure(true));
-    assert!(sim.s.is_current(&slow.attempt, &slow_worker));
-    assert!(!sim.s.is_current(&backup.attempt, &backup_worker));
-}
-
-#[test]
-fn speculation_can_be_turned_off() {
-    let (mut sim, _) = speculation_setup(eager_speculation(false), 1);
-    sim.advance(Duration::from_secs(60));
-    assert!(map_launches(&sim.tick()).is_empty());
-}
-
-#[test]
-fn a_task_is_slow_past_the_multiple_of_the_median_and_the_minimum_runtime() {
-    let config = SchedulerConfig {
-        speculation_quantile: 0.5,
-        speculation_multiplier: 1.5,
-        speculation_min_runtime: Duration::from_secs(1),
-        ..SchedulerConfig::default()
-    };
-    // Finished tasks took 2 s: slow after 3 s.
-    let (mut sim, _) = speculation_setup(config.clone(), 2_000);
-    sim.advance(Duration::from_millis(3_000));
-    assert!(map_launches(&sim.tick()).is_empty(), "3 s is not past 3 s");
-    sim.advance(Duration::from_millis(1));
-    assert_eq!(map_launches(&sim.tick()).len(), 1);
-    // Finished tasks took 10 ms: 15 ms is less than the minimum, so slow after 1 s.
-    let (mut sim, _) = speculation_setup(config, 10);
-    sim.advance(Duration::from_millis(1_000));
-    assert!(map_launches(&sim.tick()).is_empty());
-    sim.advance(Duration::from_millis(1));
-    assert_eq!(map_launches(&sim.tick()).len(), 1);
-}
-
-#[test]
-fn a_worker_that_keeps_failing_is_excluded_for_the_exclusion_period() {
-    let config = SchedulerConfig {
-        exclude_after_failures: 2,
-        exclusion_period: Duration::from_secs(60),
-        ..SchedulerConfig::default()
-    };
-    let (mut sim, job, ids, mut pending) = setup_with(config, 2, 1, &[10; 6]);
-    // Attempts fail on w0 (each is retried, so the job goes on) until it is excluded.
-    let mut rounds = 0;
-    while !sim.s.is_excluded(&ids[0], sim.now) {
-        rounds += 1;
-        assert!(rounds < 50, "w0 is never excluded");
-        let (w, t) = pending.remove(0);
-        let outcome = if w == ids[0] {
-            failure(true)
-        } else {
-            success(&t)
-        };
-        pending.extend(launches(&sim.finish(&w, &t, outcome)));
-    }
-    assert!(!sim.s.is_excluded(&ids[1], sim.now));
-    // From now on only w1 gets tasks (an attempt launched on w0 before fails too).
-    while let Some((w, t)) = pending.pop() {
-        let outcome = if w == ids[0] {
-            failure(true)
-        } else {
-            success(&t)
-        };
-        let launched = launches(&sim.finish(&w, &t, outcome));
-        assert!(
-            launched.iter().all(|(w, _)| *w == ids[1]),
-            "an excluded worker got a task"
-        );
-        pending.extend(launched);
-    }
-    assert_eq!(sim.state(&job), JobState::Succeeded);
-    // The exclusion ends after its period.
-    sim.advance(Duration::from_secs(59));
-    assert!(sim.s.is_excluded(&ids[0], sim.now));
-    sim.advance(Duration::from_secs(1));
-    assert!(!sim.s.is_excluded(&ids[0], sim.now));
-}
-
-#[test]
-fn failures_spread_over_more_than_the_window_do_not_exclude() {
-    let config = SchedulerConfig {
-        exclude_after_failures: 2,
-        exclusion_window: Duration::from_secs(60),
-        ..SchedulerConfig::default()
-    };
-    let (mut sim, _, ids, first) = setup_with(config, 1, 4, &[10; 4]);
-    sim.finish(&first[0].0, &first[0].1, failure(true));
-    sim.advance(Duration::from_secs(30));
-    sim.heartbeat(&ids[0], false);
-    sim.advance(Duration::from_secs(30));
-    sim.heartbeat(&ids[0], false);
-    sim.finish(&first[1].0, &first[1].1, failure(true));
-    assert!(!sim.s.is_excluded(&ids[0], sim.now), "60 s apart");
-    sim.finish(&first[2].0, &first[2].1, failure(true));
-    assert!(sim.s.is_excluded(&ids[0], sim.now), "two within 60 s");
-}
-
-#[test]
-fn data_errors_do_not_count_against_the_worker() {
-    let (mut sim, _, ids, first) = setup(1, 4);
-    sim.finish(&first[0].0, &first[0].1, failure(false));
-    assert!(!sim.s.is_excluded(&ids[0], sim.now));
-}
-
-#[test]
-fn an_excluded_worker_still_gets_tasks_when_it_is_the_only_one() {
-    let config = SchedulerConfig {
-        exclude_after_failures: 1,
-        ..SchedulerConfig::default()
-    };
-    let (mut sim, _, ids, first) = setup_with(config, 1, 1, &[10]);
-    let w = &ids[0];
-    let retry = launches(&sim.finish(w, &first[0].1, failure(true)));
-    assert!(sim.s.is_excluded(w, sim.now));
-    assert_eq!(
-        retry.len(),
-        1,
-        "the job must not stall behind the exclusion"
-    );
-    assert_eq!(retry[0].0, *w);
-}
-
-/// Finished jobs are kept up to `job_history`; the oldest leaves first, and scheduling only
-/// looks at unfinished jobs.
-#[test]
-fn finished_jobs_beyond_the_history_bound_are_forgotten_oldest_first() {
-    let mut sim = Sim::new(SchedulerConfig {
-        job_history: 1000,
-        ..SchedulerConfig::default()
-    });
-    for i in 0..1001 {
-        let job = JobId(format!("j{i}"));
-        sim.submit(&job, word_count_plan(&[10]));
-        let out = sim.send(Event::JobCancelled { job: job.clone() });
-        assert!(matches!(out.reply, Reply::Cancelled(Ok(true))));
-        assert_eq!(out.records, vec![JobRecord::Finished(job)]);
-        sim.advance(Duration::from_millis(1));
-    }
-    assert!(sim.s.job(&JobId("j0".into())).is_none());
-    assert!(sim.s.job(&JobId("j1".into())).is_some());
-    let listed: Vec<_> = sim.s.jobs().map(|j| j.id.0.clone()).collect();
-    assert_eq!(listed.len(), 1000);
-    assert_eq!(listed.first().map(String::as_str), Some("j1"));
-    assert_eq!(listed.last().map(String::as_str), Some("j1000"));
-    assert_eq!(sim.s.finished_jobs(), 1000);
-    // A new job still runs as usual.
-    let w = WorkerId("w".into());
-    sim.register(&w, 2);
-    let started = launches(&sim.submit(&JobId("new".into()), word_count_plan(&[10])));
-    assert_eq!(started.len(), 1);
-}
-
-/// A job resumed after a restart runs from the start under its id, with attempt numbers apart
-/// from its earlier run's; a resumed write_parquet job fails, saying to resubmit it.
-#[test]
-fn a_recovered_job_runs_again_and_a_recovered_parquet_job_fails() {
-    let mut sim = Sim::new(SchedulerConfig::default());
-    let job = JobId("resumed".into());
-    let out = sim.send(Event::JobRecovered {
-        job: job.clone(),
-        name: "wc".into(),
-        plan: word_count_plan(&[10]),
-        sink: Sink::Collect,
-        options: Default::default(),
-        submitted_at_ms: 1234,
-        incarnation: 2,
-    });
-    assert!(matches!(out.reply, Reply::Recovered(Ok(()))));
-    assert_eq!(out.records, vec![JobRecord::Submitted(job.clone())]);
-    assert_eq!(sim.s.job(&job).map(|j| j.submitted.wall_ms), Some(1234));
-    let w = WorkerId("w".into());
-    let started = launches(&sim.register(&w, 1));
-    assert_eq!(started.len(), 1);
-    assert_eq!(started[0].1.attempt.job, job);
-    assert_eq!(started[0].1.attempt.attempt, 2 * ATTEMPTS_PER_INCARNATION);
-    // A stale report of the earlier run's attempt 0 is not taken for this run's.
-    let stale = TaskAttempt {
-        attempt: 0,
-        ..started[0].1.attempt.clone()
-    };
-    assert!(!sim.report(&w, &stale, success(&started[0].1)).1);
-
-    let parquet = JobId("parquet".into());
-    let out = sim.send(Event::JobRecovered {
-        job: parquet.clone(),
-        name: "write".into(),
-        plan: word_count_plan(&[10]),
-        sink: Sink::WriteParquet {
-            directory: "/tmp/out".into(),
-        },
-        options: Default::default(),
-        submitted_at_ms: 1,
-        incarnation: 1,
-    });
-    assert!(matches!(out.reply, Reply::Recovered(Ok(()))));
-    let failed = sim.s.job(&parquet).expect("listed");
-    assert_eq!(failed.state, JobState::Failed);
-    assert!(
-        failed
-            .error
-            .as_deref()
-            .is_some_and(|e| e.contains("write_parquet jobs are not resumed yet; resubmit")),
-        "{:?}",
-        failed.error
-    );
-}
-
-#[test]
-fn a_paused_coordinator_gives_workers_a_full_timeout_instead_of_declaring_them_lost() {
-    let (mut sim, job, ids, first) = setup(2, 4);
-    // Both heartbeat for 3 s while the coordinator ticks every second.
-    for _ in 0..3 {
-        sim.advance(Duration::from_secs(1));
-        sim.heartbeat(&ids[0], false);
-        sim.heartbeat(&ids[1], false);
-        sim.tick();
-    }
-    // The coordinator is stopped for 10 s (twice the 5 s timeout): no tick, no heartbeat in.
-    sim.advance(Duration::from_secs(10));
-    assert!(
-        launches(&sim.tick()).is_empty(),
-        "nothing re-run after the pause"
-    );
-    assert_eq!(sim.liveness(&ids[0]), Liveness::Alive);
-    assert_eq!(sim.liveness(&ids[1]), Liveness::Alive);
-    // w1 heartbeats again; w0 really died during the pause. It is found one timeout later.
-    for _ in 0..5 {
-        sim.advance(Duration::from_secs(1));
-        sim.heartbeat(&ids[1], false);
-        sim.tick();
-        assert_eq!(sim.liveness(&ids[0]), Liveness::Alive, "within its grace");
-    }
-    sim.advance(Duration::from_millis(1));
-    sim.heartbeat(&ids[1], false);
-    let again = launches(&sim.tick());
-    assert_eq!(sim.liveness(&ids[0]), Liveness::Lost);
-    assert_eq!(sim.liveness(&ids[1]), Liveness::Alive);
-    let on_w0 = first.iter().filter(|(w, _)| *w == ids[0]).count();
-    assert_eq!(again.len(), on_w0, "w0's tasks run again, on w1");
-    assert!(again.iter().all(|(w, _)| *w == ids[1]));
-    assert_eq!(sim.state(&job), JobState::Running);
 }
