@@ -45,11 +45,7 @@ fn stage_status(job: &Job, stage: &Stage, now: Timestamp) -> pb::StageStatus {
         pb::StageState::Waiting
     };
     pb::StageStatus {
-        stage_id: stage.id.0,
-        input_stages: stage.inputs.iter().map(|s| s.0).collect(),
-        partitions: stage.tasks.len() as u32,
         state: state as i32,
-        description: describe(stage),
         tasks_done: stage.tasks.iter().filter(|t| t.is_done()).count() as u32,
         tasks_running: stage
             .tasks
@@ -60,7 +56,7 @@ fn stage_status(job: &Job, stage: &Stage, now: Timestamp) -> pb::StageStatus {
         bytes_out: total(stage.tasks.iter().map(|t| t.bytes_out)),
         spilled_bytes: total(stage.tasks.iter().map(|t| t.spilled_bytes)),
         elapsed_ms: millis_between(stage.started, stage.finished, now),
-        output: Some((&stage.output).into()),
+        ..planned_stage_status(stage)
     }
 }
 
@@ -69,7 +65,8 @@ fn describe(stage: &Stage) -> String {
     format!("{} => {}", stage.plan.describe(), stage.output.label())
 }
 
-/// A stage as planned, before anything ran (for `ExplainJob`).
+/// A stage as planned, before anything ran (for `ExplainJob`); [`stage_status`] adds its
+/// progress.
 pub fn planned_stage_status(stage: &Stage) -> pb::StageStatus {
     pb::StageStatus {
         stage_id: stage.id.0,

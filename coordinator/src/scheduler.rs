@@ -144,7 +144,11 @@ impl Scheduler {
                 plan,
                 sink,
                 options,
-            } => Reply::Submitted(self.submit(job, name, plan, sink, options, now)),
+            } => Reply::Submitted(
+                Job::queued(job, name, plan, sink, options, now, 0)
+                    .map_err(Into::into)
+                    .and_then(|job| self.submit(job)),
+            ),
             Event::JobRecovered {
                 job,
                 name,
@@ -153,19 +157,17 @@ impl Scheduler {
                 options,
                 submitted_at_ms,
                 incarnation,
-            } => Reply::Recovered(self.recover(
-                job,
-                name,
-                plan,
-                sink,
-                options,
-                Timestamp {
+            } => {
+                let submitted = Timestamp {
                     monotonic: now.monotonic,
                     wall_ms: submitted_at_ms,
-                },
-                incarnation,
-                now,
-            )),
+                };
+                Reply::Recovered(
+                    Job::queued(job, name, plan, sink, options, submitted, incarnation)
+                        .map_err(Into::into)
+                        .map(|job| self.recover(job, now)),
+                )
+            }
             Event::JobCancelled { job } => {
                 Reply::Cancelled(self.cancel(&job, now).map(|(c, a)| {
                     actions = a;
@@ -293,16 +295,7 @@ impl Scheduler {
     }
 
     /// Accepts a job; it starts when a worker is free.
-    fn submit(
-        &mut self,
-        id: JobId,
-        name: String,
-        plan: PlanNode,
-        sink: Sink,
-        options: JobOptions,
-        now: Timestamp,
-    ) -> Result<()> {
-        let job = Job::queued(id, name, plan, sink, options, now, 0)?;
+    fn submit(&mut self, job: Job) -> Result<()> {
         let required_functions = &job.required_functions;
         if !required_functions.is_empty()
             && !self.workers.none_alive()
@@ -335,38 +328,19 @@ impl Scheduler {
     /// Resumes a job the log holds as unfinished: it is queued again under its id, to run
     /// from the start. A `write_parquet` job fails instead: its exactly-once commit is not
     /// carried across a restart, and a rerun could mix its files with the earlier run's.
-    #[allow(clippy::too_many_arguments)]
-    fn recover(
-        &mut self,
-        id: JobId,
-        name: String,
-        plan: PlanNode,
-        sink: Sink,
-        options: JobOptions,
-        submitted: Timestamp,
-        incarnation: u32,
-        now: Timestamp,
-    ) -> Result<()> {
-        if self.jobs.contains_key(&id) {
-            return Ok(());
+    fn recover(&mut self, job: Job, now: Timestamp) {
+        if self.jobs.contains_key(&job.id) {
+            return;
         }
-        let parquet = matches!(sink, Sink::WriteParquet { .. });
-        info!(job = %id, name = %name, incarnation, "job resumed after a coordinator restart");
-        self.insert_job(Job::queued(
-            id.clone(),
-            name,
-            plan,
-            sink,
-            options,
-            submitted,
-            incarnation,
-        )?);
+        let id = job.id.clone();
+        let parquet = matches!(job.sink, Sink::WriteParquet { .. });
+        info!(job = %id, name = %job.name, incarnation = job.incarnation, "job resumed after a coordinator restart");
+        self.insert_job(job);
         if parquet {
             let error = "the coordinator restarted before this job finished; write_parquet jobs are not resumed yet; resubmit".to_string();
             // Nothing of it runs on this coordinator's workers yet: no actions.
             let _ = self.finish_job(&id, JobState::Failed, Some(error), now);
         }
-        Ok(())
     }
 
     /// Whether a draining worker must stay: an attempt runs there, or an unfinished job needs

@@ -139,12 +139,7 @@ impl Client {
         name: &str,
         options: JobOptions,
     ) -> Result<JobHandle> {
-        let request = pb::SubmitJobRequest {
-            name: name.to_string(),
-            plan: Some(dataset.plan().into()),
-            sink: Some((&sink).into()),
-            options: Some((&options).into()),
-        };
+        let request = job_request(dataset, &sink, name, &options);
         let id = self
             .grpc()
             .submit_job(request)
@@ -173,12 +168,7 @@ impl Client {
         sink: Sink,
         options: JobOptions,
     ) -> Result<Explanation> {
-        let request = pb::SubmitJobRequest {
-            name: String::new(),
-            plan: Some(dataset.plan().into()),
-            sink: Some((&sink).into()),
-            options: Some((&options).into()),
-        };
+        let request = job_request(dataset, &sink, "", &options);
         let answer = self
             .grpc()
             .explain_job(request)
@@ -239,6 +229,21 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+/// What `SubmitJob` and `ExplainJob` both take: the job as the coordinator sees it.
+fn job_request(
+    dataset: &Dataset,
+    sink: &Sink,
+    name: &str,
+    options: &JobOptions,
+) -> pb::SubmitJobRequest {
+    pb::SubmitJobRequest {
+        name: name.to_string(),
+        plan: Some(dataset.plan().into()),
+        sink: Some(sink.into()),
+        options: Some(options.into()),
+    }
 }
 
 /// How a job would run: its logical plan as written, and the stages the coordinator cuts it

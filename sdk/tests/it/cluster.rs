@@ -183,12 +183,7 @@ impl ProcessCluster {
 
     /// Sends `signal` (e.g. `STOP`, `CONT`) to the coordinator.
     pub fn signal_coordinator(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.coordinator.id().to_string())
-            .status()
-            .expect("kill command");
-        assert!(status.success());
+        send_signal(&self.coordinator, signal);
     }
 
     /// The coordinator's job log (when the test did not choose a `--state-dir`).
@@ -226,12 +221,7 @@ impl ProcessCluster {
 
     /// Sends a signal (`STOP`, `CONT`, `TERM`) to worker `i`.
     pub fn signal_worker(&self, i: usize, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.workers[i].id().to_string())
-            .status()
-            .expect("kill command");
-        assert!(status.success());
+        send_signal(&self.workers[i], signal);
     }
 
     /// Waits up to `timeout` for worker `i` to exit by itself; its exit status, if it did.
@@ -328,4 +318,14 @@ pub fn http_get(base: &str, path: &str, authorization: Option<&str>) -> String {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
+}
+
+/// Sends `signal` (e.g. `STOP`, `CONT`, `TERM`) to `child` with kill(1).
+fn send_signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill command");
+    assert!(status.success());
 }

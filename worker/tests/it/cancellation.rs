@@ -13,8 +13,8 @@ use quiver_plan::aggregate::{count, sum};
 use quiver_plan::expr::{col, lit, words};
 use quiver_plan::sort::asc;
 use quiver_plan::{
-    AggregateMode, CsvOptions, FileSplit, InputFile, JobId, JoinType, PlanNode, ScanNode,
-    SourceFormat, StageId, StageRead, WorkerId,
+    AggregateExpr, AggregateMode, CsvOptions, Expr, FileSplit, InputFile, JobId, JoinType,
+    PlanNode, ScanNode, SourceFormat, StageId, StageRead, WorkerId,
 };
 use quiver_worker::memory::memory_pool::{MemoryPool, MemoryReservation};
 use quiver_worker::memory::spill::SpillDir;
@@ -97,6 +97,49 @@ impl Scratch {
     fn memory(&self) -> MemoryReservation {
         self.pool.task().reservation()
     }
+
+    /// A sort of `schema()` by `k`.
+    fn sort(&self) -> SortBuffer {
+        SortBuffer::new(
+            schema(),
+            vec![asc(col("k"))],
+            None,
+            Arc::default(),
+            self.memory(),
+            self.spill.clone(),
+        )
+        .unwrap()
+    }
+
+    /// An aggregation of `schema()` by `k` in `mode`, with the fused `filter` if any.
+    fn aggregate(
+        &self,
+        aggregates: Vec<AggregateExpr>,
+        mode: AggregateMode,
+        filter: Option<Expr>,
+    ) -> HashAggregate {
+        let node = PlanNode::Aggregate {
+            input: Box::new(PlanNode::StageRead(StageRead::Shuffle {
+                stage: StageId(0),
+                schema: schema(),
+            })),
+            keys: vec![col("k")],
+            aggregates: aggregates.clone(),
+            mode,
+            filter,
+        };
+        HashAggregate::new(
+            &schema(),
+            vec![col("k")],
+            aggregates,
+            mode,
+            node.schema().unwrap(),
+            Arc::default(),
+            self.memory(),
+            self.spill.clone(),
+        )
+        .unwrap()
+    }
 }
 
 /// Runs `operator` over an endless input of `batch` until it fails, and checks that it failed
@@ -172,44 +215,15 @@ fn every_whole_input_operator_stops_when_its_task_is_cancelled() {
         sample_stream(RowSampler::new(schema(), 10, 0), input, c)
     });
     assert_stops("sort", keys(), |input, c| {
-        let sort = SortBuffer::new(
-            schema(),
-            vec![asc(col("k"))],
-            None,
-            Arc::default(),
-            scratch.memory(),
-            scratch.spill.clone(),
-        )
-        .unwrap();
-        sort_stream(sort, input, 100, c)
+        sort_stream(scratch.sort(), input, 100, c)
     });
     for (mode, fused) in [
         (AggregateMode::Single, None),
         (AggregateMode::Partial, Some(col("k").gt(lit(1)))),
     ] {
         let aggregates = vec![sum(col("k")).alias("s"), count()];
-        let node = PlanNode::Aggregate {
-            input: Box::new(PlanNode::StageRead(StageRead::Shuffle {
-                stage: StageId(0),
-                schema: schema(),
-            })),
-            keys: vec![col("k")],
-            aggregates: aggregates.clone(),
-            mode,
-            filter: fused.clone(),
-        };
         assert_stops(&format!("{mode:?} aggregate"), keys(), |input, c| {
-            let aggregate = HashAggregate::new(
-                &schema(),
-                vec![col("k")],
-                aggregates,
-                mode,
-                node.schema().unwrap(),
-                Arc::default(),
-                scratch.memory(),
-                scratch.spill.clone(),
-            )
-            .unwrap();
+            let aggregate = scratch.aggregate(aggregates, mode, fused.clone());
             aggregate_stream(aggregate, input, fused, Arc::default(), 100, c)
         });
     }
@@ -372,41 +386,12 @@ fn aggregation_and_sort_outputs_stop_between_batches_when_the_task_is_cancelled(
 
     let cancelled = Arc::new(AtomicBool::new(false));
     let (input, c) = finite(&cancelled);
-    let sort = SortBuffer::new(
-        schema(),
-        vec![asc(col("k"))],
-        None,
-        Arc::default(),
-        scratch.memory(),
-        scratch.spill.clone(),
-    )
-    .unwrap();
+    let sort = scratch.sort();
     check("sort", sort_stream(sort, input, 10, c), &cancelled);
 
     let cancelled = Arc::new(AtomicBool::new(false));
     let (input, c) = finite(&cancelled);
-    let aggregates = vec![count()];
-    let node = PlanNode::Aggregate {
-        input: Box::new(PlanNode::StageRead(StageRead::Shuffle {
-            stage: StageId(0),
-            schema: schema(),
-        })),
-        keys: vec![col("k")],
-        aggregates: aggregates.clone(),
-        mode: AggregateMode::Single,
-        filter: None,
-    };
-    let aggregate = HashAggregate::new(
-        &schema(),
-        vec![col("k")],
-        aggregates,
-        AggregateMode::Single,
-        node.schema().unwrap(),
-        Arc::default(),
-        scratch.memory(),
-        scratch.spill.clone(),
-    )
-    .unwrap();
+    let aggregate = scratch.aggregate(vec![count()], AggregateMode::Single, None);
     check(
         "aggregate",
         aggregate_stream(aggregate, input, None, Arc::default(), 10, c),
