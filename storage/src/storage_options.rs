@@ -1,0 +1,154 @@
+//! [`StorageOptions`]: per-job settings for the object stores (credentials, endpoints), laid
+//! over what each process reads from its environment.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use object_store::ClientConfigKey;
+use object_store::aws::AmazonS3ConfigKey;
+use object_store::azure::AzureConfigKey;
+use object_store::gcp::GoogleConfigKey;
+
+use crate::{Result, StorageError};
+
+/// Settings for object stores, by the `object_store` crate's configuration key names:
+/// `aws_access_key_id`, `aws_secret_access_key`, `aws_region`, `aws_endpoint`,
+/// `aws_allow_http`, `google_service_account`, `azure_storage_account_name`, ... (or the
+/// environment variable names in lower case). Each store applies the keys it knows.
+///
+/// Values are secrets as far as this type is concerned: `Debug` shows only the keys, and
+/// the values of a few harmless ones (endpoint, region, `allow_http`).
+///
+/// ```
+/// use quiver_storage::StorageOptions;
+/// let options = StorageOptions::new()
+///     .with("aws_endpoint", "http://127.0.0.1:9000")?
+///     .with("aws_secret_access_key", "very-secret")?;
+/// let shown = format!("{options:?}");
+/// assert!(shown.contains("127.0.0.1:9000"));
+/// assert!(!shown.contains("very-secret"));
+/// # Ok::<(), quiver_storage::StorageError>(())
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct StorageOptions {
+    values: BTreeMap<String, String>,
+}
+
+/// Keys whose values may be shown: they locate a store, they do not unlock it.
+const SHOWN: &[&str] = &[
+    "aws_endpoint",
+    "aws_endpoint_url",
+    "endpoint",
+    "aws_region",
+    "region",
+    "aws_allow_http",
+    "allow_http",
+    "aws_virtual_hosted_style_request",
+    "azure_storage_account_name",
+    "azure_use_emulator",
+    "google_bucket",
+];
+
+impl StorageOptions {
+    /// No options: every store is configured from the environment alone.
+    pub fn new() -> Self {
+        StorageOptions::default()
+    }
+
+    /// Adds a setting. The key is normalised to lower case and must be one some store knows.
+    pub fn with(mut self, key: impl AsRef<str>, value: impl Into<String>) -> Result<Self> {
+        let key = key.as_ref().to_ascii_lowercase();
+        if !is_known_key(&key) {
+            return Err(StorageError::BadOption {
+                reason: "no object store knows this setting".into(),
+                key,
+            });
+        }
+        self.values.insert(key, value.into());
+        Ok(self)
+    }
+
+    /// Every setting, by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.values.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The value of one setting.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The settings as given over the wire, checked as [`StorageOptions::with`] checks them.
+    pub fn from_pairs<K: AsRef<str>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self> {
+        pairs
+            .into_iter()
+            .try_fold(StorageOptions::new(), |o, (k, v)| o.with(k, v))
+    }
+}
+
+fn is_known_key(key: &str) -> bool {
+    key.parse::<AmazonS3ConfigKey>().is_ok()
+        || key.parse::<GoogleConfigKey>().is_ok()
+        || key.parse::<AzureConfigKey>().is_ok()
+        || key.parse::<ClientConfigKey>().is_ok()
+}
+
+impl fmt::Debug for StorageOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for (k, v) in &self.values {
+            if SHOWN.contains(&k.as_str()) {
+                map.entry(k, v);
+            } else {
+                map.entry(k, &"<redacted>");
+            }
+        }
+        map.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let e = StorageOptions::new()
+            .with("aws_secret_acess_key", "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("aws_secret_acess_key"), "{e}");
+        assert!(
+            StorageOptions::new()
+                .with("AWS_ACCESS_KEY_ID", "k")
+                .unwrap()
+                .get("aws_access_key_id")
+                .is_some()
+        );
+        assert!(StorageOptions::new().with("allow_http", "true").is_ok());
+        assert!(
+            StorageOptions::new()
+                .with("google_service_account", "/k.json")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn secrets_are_not_shown() {
+        let o = StorageOptions::from_pairs([
+            ("aws_access_key_id", "AKIDSECRET"),
+            ("aws_region", "eu-west-1"),
+        ])
+        .unwrap();
+        let shown = format!("{o:?}");
+        assert!(!shown.contains("AKIDSECRET"), "{shown}");
+        assert!(shown.contains("eu-west-1"), "{shown}");
+    }
+}
