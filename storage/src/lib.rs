@@ -17,6 +17,8 @@ mod blocking;
 mod error;
 mod location;
 mod object_stores;
+mod object_writer;
+mod output_commit;
 #[cfg(feature = "test-server")]
 mod s3_test_server;
 mod storage_options;
@@ -25,6 +27,8 @@ pub use blocking::block_on;
 pub use error::StorageError;
 pub use location::{Location, Scheme};
 pub use object_stores::ObjectStores;
+pub use object_writer::ObjectWriter;
+pub use output_commit::{OutputCommit, SUCCESS_MARKER, TEMPORARY_DIR, TaskFile, WriteMode};
 #[cfg(feature = "test-server")]
 pub use s3_test_server::S3TestServer;
 pub use storage_options::StorageOptions;
