@@ -256,8 +256,10 @@ impl Inputs {
         let (batches, progress, sorted_dir) = match w {
             Workload::Terasort => {
                 let out = scratch.join("quiver-terasort");
+                // Each run replaces the previous run's output.
                 let sink = Sink::WriteParquet {
                     directory: out.to_string_lossy().into_owned(),
+                    mode: quiver::WriteMode::Overwrite,
                 };
                 let job = client
                     .submit_with(

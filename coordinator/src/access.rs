@@ -1,5 +1,5 @@
 //! [`CoordinatorAccess`]: which role may call which coordinator method. Workers register,
-//! heartbeat, report tasks and ask to commit; clients submit, watch, list and cancel jobs and
+//! heartbeat and report tasks; clients submit, watch, list and cancel jobs and
 //! list workers. A method not named here is refused.
 //!
 //! This decides by role only. That a worker call comes from the worker it names is checked by
@@ -15,7 +15,7 @@ const SERVICE: &str = "/quiver.v1.Coordinator/";
 /// The role a coordinator method needs, by its gRPC path.
 pub fn method_role(path: &str) -> Option<Role> {
     match path.strip_prefix(SERVICE)? {
-        "RegisterWorker" | "Heartbeat" | "ReportTask" | "AskCommit" => Some(Role::Worker),
+        "RegisterWorker" | "Heartbeat" | "ReportTask" => Some(Role::Worker),
         "SubmitJob" | "ExplainJob" | "WatchJob" | "GetJob" | "ListJobs" | "CancelJob"
         | "ListWorkers" | "ReleaseResults" => Some(Role::Client),
         _ => None,

@@ -114,7 +114,7 @@ impl Admission {
                 }
             }
         }
-        if let Sink::WriteParquet { directory } = sink {
+        if let Sink::WriteParquet { directory, .. } = sink {
             self.roots.check(directory, "output directory")?;
         }
         self.job_options(options)

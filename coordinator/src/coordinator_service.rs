@@ -20,6 +20,7 @@ use crate::coordinator_state::{CoordinatorState, Durable};
 use crate::error::CoordinatorError;
 use crate::event::{Event, FetchFailure, TaskOutcome};
 use crate::job::JobOptions;
+use crate::job_output;
 use crate::job_status::{ResultGrants, job_status, planned_stage_status};
 use crate::scheduler::{Reply, plan_job};
 use crate::worker_registry::{AddressTaken, Liveness};
@@ -277,22 +278,6 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         }))
     }
 
-    async fn ask_commit(
-        &self,
-        request: Request<pb::AskCommitRequest>,
-    ) -> Result<Response<pb::AskCommitResponse>, Status> {
-        let worker = worker_id(&request.get_ref().worker_id)?;
-        let known = self.authenticate_worker(&request, &worker)?;
-        let r = request.into_inner();
-        let attempt = task_attempt(job_id(&r.job_id)?, r.stage_id, r.partition, r.attempt);
-        let allowed = known
-            && match self.state.handle(Event::CommitAsked { worker, attempt }) {
-                Reply::CommitAllowed(allowed) => allowed,
-                other => return Err(unexpected("AskCommit", &other)),
-            };
-        Ok(Response::new(pb::AskCommitResponse { allowed }))
-    }
-
     async fn submit_job(
         &self,
         request: Request<pb::SubmitJobRequest>,
@@ -300,6 +285,14 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         let r = request.into_inner();
         let (plan, sink, options) = self.checked_job("SubmitJob", &r).await?;
         let id = JobId::random();
+        // A bad output fails the submission, not the finished job.
+        if let Sink::WriteParquet { directory, mode } = &sink {
+            job_output::check(&self.state.object_stores, &id, directory, *mode)
+                .await
+                .map_err(|e| {
+                    Status::failed_precondition(format!("SubmitJob: output directory {e}"))
+                })?;
+        }
         let name = if r.name.is_empty() {
             "job".to_string()
         } else {

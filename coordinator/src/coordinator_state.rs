@@ -12,11 +12,13 @@ use dashmap::DashMap;
 use quiver_net::{GrantKey, TokenDigest};
 use quiver_plan::{JobId, ReadGrant, TaskAttempt, TaskDefinition, WorkerId};
 use quiver_proto::v1 as pb;
+use quiver_storage::ObjectStores;
 use tokio::sync::{oneshot, watch};
 use tracing::warn;
 
 use crate::event::{Event, JobRecord, TaskOutcome, Timestamp};
-use crate::job_log::{LogWriter, finished_record, submitted_record};
+use crate::job_log::{LogWriter, commit_started_record, finished_record, submitted_record};
+use crate::job_output;
 use crate::job_status::job_status;
 use crate::scheduler::{Action, Reply, Scheduler};
 
@@ -87,6 +89,8 @@ pub struct CoordinatorState {
     /// `job_history`.
     history: Mutex<VecDeque<pb::JobStatus>>,
     job_history: usize,
+    /// Clients of the stores jobs write their output to (for the output commit).
+    pub object_stores: ObjectStores,
 }
 
 /// How long a task's grant to read its inputs lasts: longer than any task runs.
@@ -113,6 +117,7 @@ impl CoordinatorState {
             log,
             history: Mutex::new(history.into()),
             job_history: job_history.max(1),
+            object_stores: ObjectStores::new(),
         })
     }
 
@@ -190,7 +195,7 @@ impl CoordinatorState {
         let (reply, actions, changed, durable) = {
             let mut scheduler = self.scheduler();
             let now = self.clock.now();
-            let mut outcome = scheduler.handle(event, now);
+            let outcome = scheduler.handle(event, now);
             // Sent to the log's thread under the lock: records go to disk in event order.
             let durable = self.record(&scheduler, &outcome.records, now);
             if let (Some((worker, address, key)), Reply::Registered(Ok(()))) =
@@ -201,24 +206,57 @@ impl CoordinatorState {
                     .insert(worker.clone(), TokenDigest::of(key));
                 self.launcher.worker_registered(worker, address, key);
             }
-            // A succeeded job's output is marked complete before anyone can see it succeeded
-            // (the lock is still held): a driver told "succeeded" finds `_SUCCESS` in place.
-            outcome.actions.retain(|a| match a {
-                Action::CommitOutput { directory, job } => {
-                    commit_output(directory, job);
-                    false
-                }
-                _ => true,
-            });
             (outcome.reply, outcome.actions, outcome.changed, durable)
         };
         if changed {
             self.changes.send_modify(|v| *v += 1);
         }
+        // An output commit moves files only once the log holds which files it keeps: it
+        // takes the event's durability (nobody waits on a task report's).
+        let mut durable = durable;
         for action in actions {
-            self.dispatch(action);
+            match action {
+                Action::CommitOutput { .. } => self.commit_output(action, durable.take()),
+                other => self.dispatch(other),
+            }
         }
         (reply, durable)
+    }
+
+    /// Carries out [`Action::CommitOutput`] once `logged` (the commit's log record) is on
+    /// disk, then reports how it ended.
+    fn commit_output(self: &Arc<Self>, action: Action, logged: Option<Durable>) {
+        let Action::CommitOutput {
+            job,
+            directory,
+            mode,
+            files,
+            resumed,
+        } = action
+        else {
+            return;
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            let error = match logged {
+                Some(logged) => match logged.await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(format!("the job log could not record the commit: {e}")),
+                    Err(_) => Some("the job log stopped before recording the commit".into()),
+                },
+                None => None,
+            };
+            let error = match error {
+                Some(e) => Some(e),
+                None => {
+                    job_output::commit(&this.object_stores, &job, &directory, mode, &files, resumed)
+                        .await
+                        .err()
+                        .map(|e| e.to_string())
+                }
+            };
+            this.handle(Event::OutputCommitted { job, error });
+        });
     }
 
     /// Hands what the scheduler asked to record to the job log (if any), and keeps the past
@@ -247,6 +285,7 @@ impl CoordinatorState {
                 JobRecord::Finished(id) => scheduler
                     .job(id)
                     .map(|job| finished_record(job_status(job, None, now), &job.sink)),
+                JobRecord::CommitStarted(id) => scheduler.job(id).and_then(commit_started_record),
             })
             .collect();
         Some(log.write(encoded))
@@ -314,20 +353,19 @@ impl CoordinatorState {
                         warn!(%address, job = %job, error = %e, "could not remove job data");
                     }
                 }
-                Action::CommitOutput { directory, job } => commit_output(&directory, &job),
+                Action::AbortOutput {
+                    job,
+                    directory,
+                    delay,
+                } => {
+                    tokio::time::sleep(delay).await;
+                    if let Err(e) = job_output::abort(&this.object_stores, &job, &directory).await {
+                        warn!(job = %job, error = %e, "could not remove a failed job's temporary output");
+                    }
+                }
+                // Carried out by `commit_output`, after the log recorded it.
+                Action::CommitOutput { .. } => {}
             }
         });
-    }
-}
-
-/// Marks a Parquet sink's directory complete: removes the job's temporary files and writes
-/// `_SUCCESS`. A few small file operations, done where the job's success is decided.
-fn commit_output(directory: &str, job: &quiver_plan::JobId) {
-    let dir = std::path::Path::new(directory);
-    let _ = std::fs::remove_dir_all(dir.join("_temporary").join(&job.0));
-    // Only removes `_temporary` when no other job is writing there.
-    let _ = std::fs::remove_dir(dir.join("_temporary"));
-    if let Err(e) = std::fs::write(dir.join("_SUCCESS"), b"") {
-        warn!(directory = %directory, error = %e, "could not write _SUCCESS");
     }
 }

@@ -11,6 +11,7 @@ use std::ops::Add;
 use std::time::Duration;
 
 use quiver_plan::{JobId, PlanNode, Sink, StageId, TaskAttempt, WorkerId};
+use quiver_storage::TaskFile;
 
 use crate::error::Result;
 use crate::job::JobOptions;
@@ -124,9 +125,9 @@ pub enum Event {
         options: JobOptions,
     },
     /// A job the job log holds as accepted and unfinished, resumed by a restarted coordinator
-    /// under its id: it runs again from the start (task progress is not logged). Not checked
-    /// for user functions (no worker is registered yet); a `write_parquet` job fails (its
-    /// exactly-once commit is not carried across a restart yet).
+    /// under its id: it runs again from the start (task progress is not logged), or — a
+    /// `write_parquet` job whose output commit had begun — finishes that commit with the
+    /// logged files. Not checked for user functions (no worker is registered yet).
     JobRecovered {
         job: JobId,
         name: String,
@@ -139,6 +140,8 @@ pub enum Event {
         /// from those of earlier runs, whose stale reports and files must not be taken for
         /// this run's.
         incarnation: u32,
+        /// The files its output commit keeps, when the commit had begun.
+        commit: Option<Vec<TaskFile>>,
     },
     /// A client cancelled a job.
     JobCancelled { job: JobId },
@@ -150,11 +153,9 @@ pub enum Event {
         attempt: TaskAttempt,
         outcome: TaskOutcome,
     },
-    /// A worker asks whether an attempt may commit its file output.
-    CommitAsked {
-        worker: WorkerId,
-        attempt: TaskAttempt,
-    },
+    /// A `write_parquet` job's output commit ended (carried out after
+    /// [`Action::CommitOutput`]): `error` says why it failed.
+    OutputCommitted { job: JobId, error: Option<String> },
     /// Time passed: the scheduler makes its time-based decisions (silent workers are lost,
     /// jobs that waited too long for a worker fail, stragglers get backups).
     Tick,
@@ -183,8 +184,6 @@ pub enum Reply {
     /// [`Event::TaskFinished`]: whether the attempt was one the coordinator waited for (a
     /// stale attempt's output should be deleted).
     TaskReported { expected: bool },
-    /// [`Event::CommitAsked`]: whether the attempt may commit.
-    CommitAllowed(bool),
 }
 
 /// What handling one event gave.
@@ -205,4 +204,7 @@ pub enum JobRecord {
     Submitted(JobId),
     /// The job ended: its final state.
     Finished(JobId),
+    /// The job's output commit began: the files it keeps. Written (and fsynced) before the
+    /// commit moves any file, so that a restarted coordinator can finish it.
+    CommitStarted(JobId),
 }

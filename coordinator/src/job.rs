@@ -4,6 +4,7 @@ use quiver_plan::{
     FileSplit, JobId, MapOutputLocation, PlanNode, SchemaRef, ShuffleInput, Sink, StageId,
     StageOutput, TaskAttempt, TaskDefinition, WorkerId,
 };
+use quiver_storage::TaskFile;
 use tracing::info;
 
 use crate::event::Timestamp;
@@ -64,8 +65,6 @@ pub struct Task {
     pub fetch_failures: u32,
     /// Workers this task failed on, avoided for its retries where possible.
     pub failed_on: Vec<WorkerId>,
-    /// The attempt allowed to commit its file output.
-    pub committed: Option<u32>,
     pub rows_out: u64,
     pub bytes_out: u64,
     pub spilled_bytes: u64,
@@ -92,7 +91,6 @@ impl Task {
             worker_losses: 0,
             fetch_failures: 0,
             failed_on: vec![],
-            committed: None,
             rows_out: 0,
             bytes_out: 0,
             spilled_bytes: 0,
@@ -262,6 +260,9 @@ pub struct Job {
     /// How many times a restarted coordinator resumed this job (0: never). Its attempts are
     /// numbered from `incarnation * ATTEMPTS_PER_INCARNATION`.
     pub incarnation: u32,
+    /// A `write_parquet` job whose tasks all finished: the file each partition keeps, while
+    /// the output commit runs (the job stays `Running` until it ends).
+    pub commit: Option<Vec<TaskFile>>,
 }
 
 /// Attempt numbers each incarnation of a job has to itself: a task's attempts in one run
@@ -298,6 +299,7 @@ impl Job {
             waiting_since: None,
             results_released: false,
             incarnation,
+            commit: None,
         })
     }
 

@@ -36,6 +36,7 @@ use tracing::{info, warn};
 use crate::error::{CoordinatorError, Result};
 use crate::event::Event;
 use crate::job::{Job, JobOptions};
+use quiver_storage::TaskFile;
 
 /// The log's file name inside the state directory.
 pub const LOG_FILE: &str = "jobs.log";
@@ -206,6 +207,11 @@ impl JobLog {
                     self.finished.pop_front();
                 }
             }
+            Some(pb::job_log_record::Record::CommitStarted(c)) => {
+                if let Some(u) = self.unfinished.iter_mut().find(|u| u.job_id == c.job_id) {
+                    u.commit = Some(c);
+                }
+            }
             None => {}
         }
     }
@@ -346,9 +352,34 @@ pub fn submitted_record(job: &Job) -> pb::JobLogRecord {
                 }),
                 submitted_at_ms: job.submitted.wall_ms,
                 incarnation: job.incarnation,
+                commit: job.commit.as_ref().map(|files| logged_commit(job, files)),
             },
         )),
     }
+}
+
+fn logged_commit(job: &Job, files: &[TaskFile]) -> pb::LoggedCommitStarted {
+    pb::LoggedCommitStarted {
+        job_id: job.id.0.clone(),
+        files: files
+            .iter()
+            .map(|f| pb::CommittedFile {
+                partition: f.partition,
+                attempt: f.attempt,
+            })
+            .collect(),
+    }
+}
+
+/// The record that `job`'s output commit began, with the files it keeps (none: the job is
+/// not committing).
+pub fn commit_started_record(job: &Job) -> Option<pb::JobLogRecord> {
+    let files = job.commit.as_ref()?;
+    Some(pb::JobLogRecord {
+        record: Some(pb::job_log_record::Record::CommitStarted(logged_commit(
+            job, files,
+        ))),
+    })
 }
 
 /// The record of a job's end: its last status (without result locations). It is read by a
@@ -401,6 +432,15 @@ pub fn recovered_event(r: &pb::LoggedJobSubmitted) -> std::result::Result<Event,
         options,
         submitted_at_ms: r.submitted_at_ms,
         incarnation: r.incarnation.saturating_add(1),
+        commit: r.commit.as_ref().map(|c| {
+            c.files
+                .iter()
+                .map(|f| TaskFile {
+                    partition: f.partition,
+                    attempt: f.attempt,
+                })
+                .collect()
+        }),
     })
 }
 

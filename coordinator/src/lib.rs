@@ -46,6 +46,7 @@ mod coordinator_state;
 mod dashboard;
 mod error;
 mod heartbeat_monitor;
+mod job_output;
 mod job_status;
 mod process;
 mod scheduler_config;

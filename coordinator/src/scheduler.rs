@@ -17,7 +17,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use quiver_plan::{JobId, PlanNode, Sink, StageId, TaskAttempt, TaskDefinition, WorkerId};
+use quiver_plan::{
+    JobId, PlanNode, Sink, StageId, TaskAttempt, TaskDefinition, WorkerId, WriteMode,
+};
+use quiver_storage::TaskFile;
 use tracing::{info, warn};
 
 use crate::error::{CoordinatorError, Result};
@@ -56,8 +59,24 @@ pub enum Action {
         keep: Vec<StageId>,
         delay: Duration,
     },
-    /// A Parquet sink finished: mark the directory complete.
-    CommitOutput { directory: String, job: JobId },
+    /// Every task of a `write_parquet` job finished: make exactly `files` visible and mark
+    /// the output complete, then report [`Event::OutputCommitted`]. Carried out only once
+    /// the job log holds the job's [`JobRecord::CommitStarted`]. `resumed`: a coordinator
+    /// before a restart began this commit.
+    CommitOutput {
+        job: JobId,
+        directory: String,
+        mode: WriteMode,
+        files: Vec<TaskFile>,
+        resumed: bool,
+    },
+    /// A `write_parquet` job failed or was cancelled: delete its temporary files after
+    /// `delay` (once now, and once more after attempts that were still running stopped).
+    AbortOutput {
+        job: JobId,
+        directory: String,
+        delay: Duration,
+    },
 }
 
 /// Jobs, their tasks, the workers, and which worker runs what.
@@ -157,6 +176,7 @@ impl Scheduler {
                 options,
                 submitted_at_ms,
                 incarnation,
+                commit,
             } => {
                 let submitted = Timestamp {
                     monotonic: now.monotonic,
@@ -165,7 +185,7 @@ impl Scheduler {
                 Reply::Recovered(
                     Job::queued(job, name, plan, sink, options, submitted, incarnation)
                         .map_err(Into::into)
-                        .map(|job| self.recover(job, now)),
+                        .map(|job| actions = self.recover(job, commit)),
                 )
             }
             Event::JobCancelled { job } => {
@@ -189,9 +209,9 @@ impl Scheduler {
                 actions = self.task_finished(&attempt, &worker, outcome, now);
                 Reply::TaskReported { expected }
             }
-            Event::CommitAsked { worker, attempt } => {
-                schedule = false;
-                Reply::CommitAllowed(self.ask_commit(&attempt, &worker))
+            Event::OutputCommitted { job, error } => {
+                actions = self.output_committed(&job, error, now);
+                Reply::None
             }
             Event::Tick => {
                 let timeout = self.config.heartbeat_timeout;
@@ -326,20 +346,94 @@ impl Scheduler {
     }
 
     /// Resumes a job the log holds as unfinished: it is queued again under its id, to run
-    /// from the start. A `write_parquet` job fails instead: its exactly-once commit is not
-    /// carried across a restart, and a rerun could mix its files with the earlier run's.
-    fn recover(&mut self, job: Job, now: Timestamp) {
+    /// from the start — or, when its output commit had begun (`commit`), it finishes that
+    /// commit with the logged files (re-running it would write other attempts' files).
+    fn recover(&mut self, mut job: Job, commit: Option<Vec<TaskFile>>) -> Vec<Action> {
         if self.jobs.contains_key(&job.id) {
-            return;
+            return vec![];
         }
         let id = job.id.clone();
-        let parquet = matches!(job.sink, Sink::WriteParquet { .. });
-        info!(job = %id, name = %job.name, incarnation = job.incarnation, "job resumed after a coordinator restart");
+        info!(job = %id, name = %job.name, incarnation = job.incarnation, committing = commit.is_some(), "job resumed after a coordinator restart");
+        let Some(files) = commit else {
+            self.insert_job(job);
+            return vec![];
+        };
+        let Sink::WriteParquet { directory, mode } = job.sink.clone() else {
+            // Only a parquet sink commits; a log that says otherwise is not trusted.
+            self.insert_job(job);
+            return vec![];
+        };
+        job.state = JobState::Running;
+        job.commit = Some(files.clone());
         self.insert_job(job);
-        if parquet {
-            let error = "the coordinator restarted before this job finished; write_parquet jobs are not resumed yet; resubmit".to_string();
-            // Nothing of it runs on this coordinator's workers yet: no actions.
-            let _ = self.finish_job(&id, JobState::Failed, Some(error), now);
+        vec![Action::CommitOutput {
+            job: id,
+            directory,
+            mode,
+            files,
+            resumed: true,
+        }]
+    }
+
+    /// Every task of job `id` finished. A `write_parquet` job now commits its output (and
+    /// succeeds when that is done); any other job succeeds.
+    fn tasks_complete(&mut self, id: &JobId, now: Timestamp) -> Vec<Action> {
+        let Some(job) = self.jobs.get_mut(id) else {
+            return vec![];
+        };
+        let Sink::WriteParquet { directory, mode } = job.sink.clone() else {
+            return self.finish_job(id, JobState::Succeeded, None, now);
+        };
+        let files: Vec<TaskFile> = job
+            .final_stage()
+            .map(|stage| {
+                stage
+                    .tasks
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(p, t)| match t.state {
+                        TaskState::Done { attempt, .. } => Some(TaskFile {
+                            partition: p as u32,
+                            attempt,
+                        }),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        info!(job = %id, files = files.len(), directory = %directory, "every task finished; committing the output");
+        job.commit = Some(files.clone());
+        self.records.push(JobRecord::CommitStarted(id.clone()));
+        vec![Action::CommitOutput {
+            job: id.clone(),
+            directory,
+            mode,
+            files,
+            resumed: false,
+        }]
+    }
+
+    /// A job's output commit ended: the job succeeds, or fails with the commit's error.
+    fn output_committed(
+        &mut self,
+        id: &JobId,
+        error: Option<String>,
+        now: Timestamp,
+    ) -> Vec<Action> {
+        let committing = self
+            .jobs
+            .get(id)
+            .is_some_and(|j| j.state == JobState::Running && j.commit.is_some());
+        if !committing {
+            return vec![];
+        }
+        match error {
+            None => self.finish_job(id, JobState::Succeeded, None, now),
+            Some(e) => {
+                let error = format!("the output commit failed: {e}");
+                warn!(job = %id, %error, "failing job");
+                self.finish_job(id, JobState::Failed, Some(error), now)
+            }
         }
     }
 
@@ -436,29 +530,6 @@ impl Scheduler {
             .collect())
     }
 
-    /// Whether `attempt`, running on `worker`, may commit its file output (the first attempt
-    /// to ask wins).
-    fn ask_commit(&mut self, attempt: &TaskAttempt, worker: &WorkerId) -> bool {
-        let Some(task) = self
-            .jobs
-            .get_mut(&attempt.job)
-            .filter(|j| j.state == JobState::Running)
-            .and_then(|j| j.stages.get_mut(attempt.stage.0 as usize))
-            .and_then(|s| s.tasks.get_mut(attempt.partition as usize))
-        else {
-            return false;
-        };
-        let current = task.is_running_attempt(worker, attempt.attempt);
-        match task.committed {
-            Some(a) => a == attempt.attempt,
-            None if current => {
-                task.committed = Some(attempt.attempt);
-                true
-            }
-            None => false,
-        }
-    }
-
     /// Cancels a job. Returns false if it had already finished.
     fn cancel(&mut self, id: &JobId, now: Timestamp) -> Result<(bool, Vec<Action>)> {
         let job = self
@@ -466,6 +537,11 @@ impl Scheduler {
             .get(id)
             .ok_or_else(|| CoordinatorError::UnknownJob(id.clone()))?;
         if job.state.is_terminal() {
+            return Ok((false, vec![]));
+        }
+        if job.commit.is_some() {
+            // Its output is being made visible: too late to take it back.
+            info!(job = %id, "not cancelled: its output commit has begun");
             return Ok((false, vec![]));
         }
         Ok((
@@ -548,11 +624,18 @@ impl Scheduler {
                 });
             }
         }
-        if let (JobState::Succeeded, Sink::WriteParquet { directory }) = (state, &job.sink) {
-            actions.push(Action::CommitOutput {
-                directory: directory.clone(),
-                job: id.clone(),
-            });
+        // A failed or cancelled job's files never become visible: its temporaries go now, and
+        // again once attempts that were still running have surely stopped.
+        if let (false, Sink::WriteParquet { directory, .. }) =
+            (state == JobState::Succeeded, &job.sink)
+        {
+            for delay in [Duration::ZERO, self.config.heartbeat_timeout] {
+                actions.push(Action::AbortOutput {
+                    job: id.clone(),
+                    directory: directory.clone(),
+                    delay,
+                });
+            }
         }
         self.forget_oldest_finished();
         actions

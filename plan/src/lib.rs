@@ -46,6 +46,7 @@ pub use plan::{AggregateMode, CsvOptions, InputFile, PlanNode, ScanNode, SourceF
 pub use sort::SortExpr;
 pub use stage::{
     FileSplit, MapOutputLocation, ReadGrant, ShuffleInput, Sink, StageOutput, TaskDefinition,
+    WriteMode,
 };
 
 /// Rows per batch inside a task unless the job says otherwise.

@@ -11,8 +11,21 @@ use crate::sort::SortExpr;
 pub enum Sink {
     /// Stream the rows back to the driver.
     Collect,
-    /// Write Parquet files (one per final partition) into a directory.
-    WriteParquet { directory: String },
+    /// Write Parquet files (one per final partition) into a directory (a local path or an
+    /// object store URL), through the job-level output commit.
+    WriteParquet { directory: String, mode: WriteMode },
+}
+
+/// What a job writing files does with data already in its output directory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum WriteMode {
+    /// Refuse the job (at submit) if the directory holds data.
+    #[default]
+    ErrorIfExists,
+    /// Replace the data there; the old files are removed only once the new output is complete.
+    Overwrite,
+    /// Add files beside the data there (named with the job id).
+    Append,
 }
 
 /// Where a stage's rows go.
@@ -30,7 +43,8 @@ pub enum StageOutput {
     },
     /// Keep the rows on the worker for the driver to fetch.
     Collect,
-    /// Write one Parquet file per task into `directory`, through the commit protocol.
+    /// Write one Parquet file per task under `directory`'s `_temporary/<job>/`, for the
+    /// job-level output commit to make visible.
     WriteParquet { directory: String },
 }
 
@@ -74,7 +88,7 @@ impl From<Sink> for StageOutput {
     fn from(sink: Sink) -> Self {
         match sink {
             Sink::Collect => StageOutput::Collect,
-            Sink::WriteParquet { directory } => StageOutput::WriteParquet { directory },
+            Sink::WriteParquet { directory, .. } => StageOutput::WriteParquet { directory },
         }
     }
 }

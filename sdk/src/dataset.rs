@@ -8,7 +8,7 @@ use arrow::record_batch::RecordBatch;
 use quiver_plan::aggregate::count;
 use quiver_plan::{
     AggregateExpr, AggregateMode, CsvOptions, Expr, JoinStrategy, JoinType, PlanNode, ScanNode,
-    SchemaRef, Sink, SortExpr, SourceFormat,
+    SchemaRef, Sink, SortExpr, SourceFormat, WriteMode,
 };
 
 use crate::client::Client;
@@ -348,19 +348,75 @@ impl Dataset {
         Ok(total as u64)
     }
 
-    /// Runs the job and writes the rows as Parquet files `part-NNNNN.parquet` into `directory`
-    /// (plus an empty `_SUCCESS` marker when complete).
-    pub async fn write_parquet(
-        &self,
-        client: &Client,
+    /// Writes the rows as Parquet files into `directory` — a local path or an object store
+    /// URL such as `s3://bucket/out/` — and waits for the job: one `part-NNNNN.parquet` per
+    /// final partition and an empty `_SUCCESS` marker. Nothing becomes visible until every
+    /// task finished: a failed or cancelled job leaves no files behind.
+    ///
+    /// A directory that already holds data is refused when the job is submitted, unless
+    /// [`ParquetWrite::mode`] says [`WriteMode::Overwrite`] (the old files are removed once
+    /// the new ones are in place) or [`WriteMode::Append`] (new files are named with the job
+    /// id, beside the old ones). An output that cannot be written is refused then too.
+    ///
+    /// ```no_run
+    /// # async fn run(client: &quiver::Client, ds: quiver::Dataset) -> quiver::Result<()> {
+    /// use quiver::WriteMode;
+    /// ds.write_parquet(client, "s3://bucket/counts/").await?;
+    /// ds.write_parquet(client, "/data/counts").mode(WriteMode::Overwrite).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn write_parquet<'a>(
+        &'a self,
+        client: &'a Client,
         directory: impl AsRef<Path>,
-    ) -> Result<JobProgress> {
-        let directory = std::path::absolute(directory.as_ref())
-            .unwrap_or_else(|_| directory.as_ref().to_path_buf());
-        let sink = Sink::WriteParquet {
-            directory: directory.to_string_lossy().into_owned(),
-        };
-        client.submit(self, sink).await?.wait().await
+    ) -> ParquetWrite<'a> {
+        let text = directory.as_ref().to_string_lossy().into_owned();
+        // Plain paths become absolute (as the workers and coordinator must see them); URLs
+        // stay as written. A text that is neither is refused when submitted.
+        let directory = quiver_storage::Location::parse(&text)
+            .map(|l| l.to_string())
+            .unwrap_or(text);
+        ParquetWrite {
+            dataset: self,
+            client,
+            directory,
+            mode: WriteMode::default(),
+        }
+    }
+}
+
+/// A `write_parquet` job about to be submitted: `.await` it, after choosing its
+/// [`WriteMode`] if the default (refuse a directory that holds data) is not wanted.
+#[must_use = "nothing is written until the ParquetWrite is awaited"]
+pub struct ParquetWrite<'a> {
+    dataset: &'a Dataset,
+    client: &'a Client,
+    directory: String,
+    mode: WriteMode,
+}
+
+impl ParquetWrite<'_> {
+    /// What to do with data already in the directory.
+    pub fn mode(mut self, mode: WriteMode) -> Self {
+        self.mode = mode;
+        self
+    }
+}
+
+impl<'a> std::future::IntoFuture for ParquetWrite<'a> {
+    type Output = Result<JobProgress>;
+    type IntoFuture =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let sink = Sink::WriteParquet {
+                directory: self.directory,
+                mode: self.mode,
+            };
+            self.client.submit(self.dataset, sink).await?.wait().await
+        })
     }
 }
 

@@ -65,13 +65,13 @@ pub mod worker;
 pub use arrow;
 pub use client::{Client, Explanation, JobOptions};
 pub use client_options::{ClientArgs, ClientOptions};
-pub use dataset::{Dataset, GroupedDataset, JoinOn};
+pub use dataset::{Dataset, GroupedDataset, JoinOn, ParquetWrite};
 pub use error::{Error, Result};
 pub use job_handle::{JobHandle, JobProgress, JobState, StageProgress, StageState};
 #[cfg(feature = "local-cluster")]
 pub use local_cluster::{LocalCluster, LocalClusterBuilder};
 pub use quiver_plan::{
-    CsvOptions, Expr, JoinStrategy, JoinType, ScalarValue, Sink, SortExpr, StageOutput,
+    CsvOptions, Expr, JoinStrategy, JoinType, ScalarValue, Sink, SortExpr, StageOutput, WriteMode,
 };
 #[cfg(feature = "worker")]
 pub use quiver_worker::FunctionRegistry;
@@ -96,7 +96,7 @@ pub mod prelude {
     pub use crate::functions::*;
     pub use crate::{
         Client, Dataset, Expr, JobHandle, JoinOn, JoinStrategy, JoinType, ScalarValue, Sink,
-        SortExpr,
+        SortExpr, WriteMode,
     };
     pub use arrow::record_batch::RecordBatch;
 }

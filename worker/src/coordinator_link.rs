@@ -1,5 +1,5 @@
 //! [`CoordinatorLink`]: everything a worker says to the coordinator — registration,
-//! heartbeats, task results and commit requests.
+//! heartbeats and task results.
 //!
 //! Heartbeats run in their own tokio task on a timer, never in the work loop: a worker whose
 //! every slot is busy with CPU work still heartbeats on time, because that work runs on rayon
@@ -21,7 +21,7 @@ use tracing::{info, warn};
 use crate::cluster_trust::ClusterTrust;
 use crate::error::{Result, WorkerError};
 use crate::shuffle::map_output_store::MapOutputStore;
-use crate::task_executor::{TaskExecutor, TaskOutput, TaskReport};
+use crate::task_executor::{TaskExecutor, TaskReport};
 
 /// How long to keep retrying a task report while the coordinator is unreachable.
 const REPORT_RETRY_FOR: Duration = Duration::from_secs(60);
@@ -158,7 +158,7 @@ impl CoordinatorLink {
         }
     }
 
-    /// Sends each finished task's result to the coordinator, committing file output first.
+    /// Sends each finished task's result to the coordinator.
     pub async fn report_loop(self: Arc<Self>, mut reports: mpsc::UnboundedReceiver<TaskReport>) {
         while let Some(report) = reports.recv().await {
             let this = self.clone();
@@ -172,10 +172,6 @@ impl CoordinatorLink {
             result,
             elapsed_ms,
         } = report;
-        let result = match result {
-            Ok(output) => self.commit(&attempt, output).await,
-            Err(e) => Err(e),
-        };
         let outcome = match result {
             Ok(out) => pb::task_result::Outcome::Success(pb::TaskSuccess {
                 bucket_bytes: out.bucket_bytes,
@@ -237,43 +233,5 @@ impl CoordinatorLink {
                 }
             }
         }
-    }
-
-    /// For file output: asks the coordinator whether this attempt may commit, then renames
-    /// its temporary file into place (or removes it).
-    async fn commit(
-        &self,
-        attempt: &quiver_plan::TaskAttempt,
-        mut output: TaskOutput,
-    ) -> Result<TaskOutput> {
-        let Some(pending) = output.pending_commit.take() else {
-            return Ok(output);
-        };
-        let request = pb::AskCommitRequest {
-            job_id: attempt.job.0.clone(),
-            stage_id: attempt.stage.0,
-            partition: attempt.partition,
-            attempt: attempt.attempt,
-            worker_id: self.registration.worker_id.clone(),
-        };
-        let allowed = self
-            .client
-            .clone()
-            .ask_commit(request)
-            .await
-            .map(|r| r.into_inner().allowed)
-            .map_err(|e| WorkerError::Coordinator {
-                url: self.url.clone(),
-                message: e.message().to_string(),
-            });
-        let result = match allowed {
-            Ok(true) => tokio::fs::rename(&pending.temporary, &pending.destination)
-                .await
-                .map_err(|e| WorkerError::io(&pending.destination, e)),
-            Ok(false) => Err(WorkerError::CommitDenied),
-            Err(e) => Err(e),
-        };
-        let _ = tokio::fs::remove_dir_all(&pending.attempt_dir).await;
-        result.map(|()| output)
     }
 }

@@ -48,8 +48,8 @@ pub enum WorkerError {
     Cancelled,
     #[error("task panicked: {0}")]
     Panicked(String),
-    #[error("output commit refused: another attempt of this partition was committed")]
-    CommitDenied,
+    #[error("{0}")]
+    Storage(String),
     #[error("coordinator at {url}: {message}")]
     Coordinator { url: String, message: String },
     #[error("{0} (on this worker)")]

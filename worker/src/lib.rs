@@ -9,7 +9,7 @@
 //! - `worker_service` — the gRPC `Worker` service (launch, cancel, remove job data).
 //! - `cluster_trust` — the worker's session key and what the coordinator told it (grant key,
 //!   accepted tokens, limits); the access policy of its port.
-//! - `coordinator_link` — registration, heartbeats, task reports and output commits.
+//! - `coordinator_link` — registration, heartbeats and task reports.
 //! - `task_executor` — runs task attempts on rayon, catches panics, writes outputs.
 //! - `functions` — the registry of user functions (row, batch and flat-map).
 //! - `operators` — the operators (one file each) and the pipeline that chains them.

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -28,6 +28,7 @@ use crate::shuffle::range_partitioner::RangePartitioner;
 use crate::shuffle::shuffle_reader::ShuffleReadContext;
 use crate::shuffle::shuffle_writer::{BucketRouting, ShuffleWriter};
 use quiver_net::PeerChannels;
+use quiver_storage::{ObjectStores, ObjectWriter, OutputCommit, StorageOptions};
 
 /// What a successful attempt produced.
 #[derive(Debug, Default)]
@@ -37,18 +38,6 @@ pub struct TaskOutput {
     pub bytes_out: u64,
     /// Bytes the attempt's operators wrote to spill files.
     pub spilled_bytes: u64,
-    /// For file sinks: the attempt's temporary file and the final name it gets if the
-    /// coordinator lets this attempt commit.
-    pub pending_commit: Option<PendingCommit>,
-}
-
-/// A file written under a temporary name, waiting for the coordinator's permission.
-#[derive(Debug)]
-pub struct PendingCommit {
-    pub temporary: PathBuf,
-    pub destination: PathBuf,
-    /// The attempt's own temporary directory, removed after commit or abort.
-    pub attempt_dir: PathBuf,
 }
 
 /// A finished attempt, on its way to the coordinator.
@@ -73,6 +62,8 @@ pub struct TaskExecutor {
     spill_root: PathBuf,
     /// Where tasks may read and write (`--allowed-root`; never the work directory).
     roots: AllowedRoots,
+    /// Clients of the object stores tasks read from and write to.
+    object_stores: Arc<ObjectStores>,
 }
 
 impl TaskExecutor {
@@ -108,6 +99,7 @@ impl TaskExecutor {
             memory,
             spill_root,
             roots,
+            object_stores: Arc::new(ObjectStores::new()),
         })
     }
 
@@ -267,45 +259,43 @@ impl TaskExecutor {
                     bucket_bytes: sizes,
                     rows_out: rows,
                     spilled_bytes: ctx.spill.spilled_bytes(),
-                    pending_commit: None,
                 })
             }
             StageOutput::WriteParquet { directory } => {
-                let file_name = format!("part-{:05}.parquet", attempt.partition);
-                let attempt_dir = Path::new(directory)
-                    .join("_temporary")
-                    .join(&attempt.job.0)
-                    .join(format!(
-                        "stage-{}-part-{}-attempt-{}",
-                        attempt.stage, attempt.partition, attempt.attempt
-                    ));
-                let temporary = attempt_dir.join(&file_name);
-                let mut writer = ParquetFileWriter::create(&temporary, schema)?;
+                // The attempt's own file under `_temporary/<job>/`; the job-level commit on
+                // the coordinator makes the chosen attempt's file visible (quiver_storage's
+                // output_commit module).
+                let commit = OutputCommit::new(
+                    &self.object_stores,
+                    directory,
+                    &attempt.job.0,
+                    &StorageOptions::new(),
+                )
+                .map_err(|e| WorkerError::Storage(e.to_string()))?;
+                let file = commit.attempt_file(attempt.partition, attempt.attempt);
+                let mut writer = match file.local_path() {
+                    Some(path) => ParquetFileWriter::create(&path, schema)?,
+                    None => ParquetFileWriter::create_object(
+                        ObjectWriter::create(commit.store().clone(), file.clone()),
+                        file.to_string(),
+                        schema,
+                    )?,
+                };
                 let mut rows = 0u64;
-                let written = (|| -> Result<()> {
-                    for b in batches {
-                        check()?;
-                        let b = b?;
-                        rows += b.num_rows() as u64;
-                        writer.write(&b)?;
-                    }
-                    Ok(())
-                })();
-                if let Err(e) = written {
-                    let _ = std::fs::remove_dir_all(&attempt_dir);
-                    return Err(e);
+                for b in batches {
+                    check()?;
+                    let b = b?;
+                    rows += b.num_rows() as u64;
+                    writer.write(&b)?;
                 }
+                // An error above drops the writer: an object upload is aborted, and a local
+                // file is left under `_temporary/`, which the job's commit or abort removes.
                 let bytes = writer.close()?;
                 Ok(TaskOutput {
                     bucket_bytes: vec![bytes],
                     rows_out: rows,
                     bytes_out: bytes,
                     spilled_bytes: ctx.spill.spilled_bytes(),
-                    pending_commit: Some(PendingCommit {
-                        temporary,
-                        destination: Path::new(directory).join(file_name),
-                        attempt_dir,
-                    }),
                 })
             }
         }

@@ -92,7 +92,7 @@ impl Scheduler {
                     stage.finished = Some(now);
                 }
                 if job.stages.iter().all(Stage::is_complete) {
-                    actions.extend(self.finish_job(&attempt.job, JobState::Succeeded, None, now));
+                    actions.extend(self.tasks_complete(&attempt.job, now));
                 }
                 actions
             }

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod output_commit;
 mod placement;
 mod scheduler;
 mod scheduler_policies;

@@ -46,11 +46,15 @@ impl Sim {
     }
 
     pub(crate) fn submit(&mut self, job: &JobId, plan: PlanNode) -> Vec<Action> {
+        self.submit_to(job, plan, Sink::Collect)
+    }
+
+    pub(crate) fn submit_to(&mut self, job: &JobId, plan: PlanNode, sink: Sink) -> Vec<Action> {
         let outcome = self.send(Event::JobSubmitted {
             job: job.clone(),
             name: "wc".into(),
             plan,
-            sink: Sink::Collect,
+            sink,
             options: Default::default(),
         });
         assert!(matches!(outcome.reply, Reply::Submitted(Ok(()))));
@@ -118,19 +122,6 @@ impl Sim {
             left -= step;
         }
         actions
-    }
-
-    pub(crate) fn commit(&mut self, worker: &WorkerId, attempt: &TaskAttempt) -> bool {
-        match self
-            .send(Event::CommitAsked {
-                worker: worker.clone(),
-                attempt: attempt.clone(),
-            })
-            .reply
-        {
-            Reply::CommitAllowed(allowed) => allowed,
-            other => panic!("unexpected reply {other:?}"),
-        }
     }
 
     pub(crate) fn state(&self, job: &JobId) -> JobState {
@@ -526,23 +517,6 @@ fn a_non_retryable_failure_fails_at_once() {
     let (mut sim, job, _, first) = setup(1, 4);
     sim.finish(&first[0].0, &first[0].1, failure(false));
     assert_eq!(sim.state(&job), JobState::Failed);
-}
-
-#[test]
-fn only_the_current_attempt_may_commit() {
-    let (mut sim, _, _, first) = setup(1, 4);
-    let (worker, a) = (first[0].0.clone(), first[0].1.attempt.clone());
-    let stale = TaskAttempt {
-        attempt: a.attempt + 1,
-        ..a.clone()
-    };
-    assert!(!sim.commit(&worker, &stale));
-    assert!(
-        !sim.commit(&WorkerId("someone-else".into()), &a),
-        "only the worker running the attempt may commit it"
-    );
-    assert!(sim.commit(&worker, &a));
-    assert!(sim.commit(&worker, &a), "asking again is idempotent");
 }
 
 #[test]

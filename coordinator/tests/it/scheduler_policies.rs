@@ -238,9 +238,9 @@ fn finished_jobs_beyond_the_history_bound_are_forgotten_oldest_first() {
 }
 
 /// A job resumed after a restart runs from the start under its id, with attempt numbers apart
-/// from its earlier run's; a resumed write_parquet job fails, saying to resubmit it.
+/// from its earlier run's.
 #[test]
-fn a_recovered_job_runs_again_and_a_recovered_parquet_job_fails() {
+fn a_recovered_job_runs_again_with_attempts_of_its_own() {
     let mut sim = Sim::new(SchedulerConfig::default());
     let job = JobId("resumed".into());
     let out = sim.send(Event::JobRecovered {
@@ -251,6 +251,7 @@ fn a_recovered_job_runs_again_and_a_recovered_parquet_job_fails() {
         options: Default::default(),
         submitted_at_ms: 1234,
         incarnation: 2,
+        commit: None,
     });
     assert!(matches!(out.reply, Reply::Recovered(Ok(()))));
     assert_eq!(out.records, vec![JobRecord::Submitted(job.clone())]);
@@ -266,30 +267,6 @@ fn a_recovered_job_runs_again_and_a_recovered_parquet_job_fails() {
         ..started[0].1.attempt.clone()
     };
     assert!(!sim.report(&w, &stale, success(&started[0].1)).1);
-
-    let parquet = JobId("parquet".into());
-    let out = sim.send(Event::JobRecovered {
-        job: parquet.clone(),
-        name: "write".into(),
-        plan: word_count_plan(&[10]),
-        sink: Sink::WriteParquet {
-            directory: "/tmp/out".into(),
-        },
-        options: Default::default(),
-        submitted_at_ms: 1,
-        incarnation: 1,
-    });
-    assert!(matches!(out.reply, Reply::Recovered(Ok(()))));
-    let failed = sim.s.job(&parquet).expect("listed");
-    assert_eq!(failed.state, JobState::Failed);
-    assert!(
-        failed
-            .error
-            .as_deref()
-            .is_some_and(|e| e.contains("write_parquet jobs are not resumed yet; resubmit")),
-        "{:?}",
-        failed.error
-    );
 }
 
 #[test]

@@ -5,20 +5,42 @@
 use quiver_proto::v1 as pb;
 
 use super::expr::{exprs_from, sort_exprs_from};
-use super::required;
+use super::{enum_value, required, unspecified};
 use crate::error::{PlanError, Result};
 use crate::ids::{JobId, StageId, TaskAttempt, WorkerId};
 use crate::stage::{
     FileSplit, MapOutputLocation, ReadGrant, ShuffleInput, Sink, StageOutput, TaskDefinition,
+    WriteMode,
 };
+
+impl From<WriteMode> for pb::WriteMode {
+    fn from(m: WriteMode) -> Self {
+        match m {
+            WriteMode::ErrorIfExists => pb::WriteMode::ErrorIfExists,
+            WriteMode::Overwrite => pb::WriteMode::Overwrite,
+            WriteMode::Append => pb::WriteMode::Append,
+        }
+    }
+}
+
+fn write_mode_from(value: i32) -> Result<WriteMode> {
+    let field = "sink.write_parquet.mode";
+    Ok(match enum_value(field, value)? {
+        pb::WriteMode::Unspecified => return Err(unspecified(field)),
+        pb::WriteMode::ErrorIfExists => WriteMode::ErrorIfExists,
+        pb::WriteMode::Overwrite => WriteMode::Overwrite,
+        pb::WriteMode::Append => WriteMode::Append,
+    })
+}
 
 impl From<&Sink> for pb::Sink {
     fn from(s: &Sink) -> Self {
         use pb::sink::Kind;
         let kind = match s {
             Sink::Collect => Kind::Collect(pb::CollectSink {}),
-            Sink::WriteParquet { directory } => Kind::WriteParquet(pb::WriteParquetSink {
+            Sink::WriteParquet { directory, mode } => Kind::WriteParquet(pb::WriteParquetSink {
                 directory: directory.clone(),
+                mode: pb::WriteMode::from(*mode) as i32,
             }),
         };
         pb::Sink { kind: Some(kind) }
@@ -33,6 +55,7 @@ impl TryFrom<&pb::Sink> for Sink {
             Kind::Collect(_) => Sink::Collect,
             Kind::WriteParquet(w) => Sink::WriteParquet {
                 directory: w.directory.clone(),
+                mode: write_mode_from(w.mode)?,
             },
         })
     }
@@ -60,6 +83,7 @@ impl From<&StageOutput> for pb::StageOutput {
             StageOutput::Collect => Kind::Collect(pb::CollectSink {}),
             StageOutput::WriteParquet { directory } => Kind::WriteParquet(pb::WriteParquetSink {
                 directory: directory.clone(),
+                mode: pb::WriteMode::Unspecified as i32,
             }),
         };
         pb::StageOutput { kind: Some(kind) }
@@ -218,6 +242,29 @@ impl TryFrom<&pb::TaskDefinition> for TaskDefinition {
 mod tests {
     use super::*;
     use crate::plan::{PlanNode, ScanNode};
+
+    #[test]
+    fn a_parquet_sink_keeps_its_mode_and_refuses_none() {
+        for mode in [
+            WriteMode::ErrorIfExists,
+            WriteMode::Overwrite,
+            WriteMode::Append,
+        ] {
+            let sink = Sink::WriteParquet {
+                directory: "s3://b/out".into(),
+                mode,
+            };
+            assert_eq!(Sink::try_from(&pb::Sink::from(&sink)).unwrap(), sink);
+        }
+        let unspecified = pb::Sink {
+            kind: Some(pb::sink::Kind::WriteParquet(pb::WriteParquetSink {
+                directory: "/out".into(),
+                mode: 0,
+            })),
+        };
+        let e = Sink::try_from(&unspecified).unwrap_err().to_string();
+        assert!(e.contains("sink.write_parquet.mode"), "{e}");
+    }
 
     #[test]
     fn a_task_carries_its_batch_size_as_resolved() {

@@ -305,7 +305,9 @@ fn stage_output() -> impl Strategy<Value = pb::StageOutput> {
             pb::HashShuffleOutput { keys, partitions }
         )),
         Just(Kind::Collect(pb::CollectSink {})),
-        name().prop_map(|directory| Kind::WriteParquet(pb::WriteParquetSink { directory })),
+        (name(), -1..5i32).prop_map(
+            |(directory, mode)| Kind::WriteParquet(pb::WriteParquetSink { directory, mode })
+        ),
         (vec(sort_expr(), 0..3), any::<u32>(), any::<u32>()).prop_map(
             |(order, partitions, sample_stage)| Kind::RangeShuffle(pb::RangeShuffleOutput {
                 order,
@@ -424,9 +426,9 @@ proptest! {
     }
 
     #[test]
-    fn random_plans_never_panic(plan in plan(), directory in option::of(name())) {
+    fn random_plans_never_panic(plan in plan(), directory in option::of(name()), mode in -1..5i32) {
         let sink = directory.map(|d| pb::Sink {
-            kind: Some(pb::sink::Kind::WriteParquet(pb::WriteParquetSink { directory: d })),
+            kind: Some(pb::sink::Kind::WriteParquet(pb::WriteParquetSink { directory: d, mode })),
         });
         exercise_submit(&pb::SubmitJobRequest { name: String::new(), plan: Some(plan), sink, options: None });
     }

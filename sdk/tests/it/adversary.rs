@@ -420,17 +420,6 @@ async fn no_one_can_speak_for_a_real_worker() {
         Code::PermissionDenied,
         "session key",
     );
-    assert_code(
-        forged
-            .ask_commit(pb::AskCommitRequest {
-                job_id: quiver_plan::JobId::random().0,
-                worker_id: victim.worker_id.clone(),
-                ..Default::default()
-            })
-            .await,
-        Code::PermissionDenied,
-        "session key",
-    );
     // Nothing changed: the real worker is alive, not draining, at its own address.
     let after = t.workers().await;
     let same = after
@@ -509,6 +498,7 @@ async fn ids_and_paths_from_the_wire_are_checked() {
         Dataset::read_text(&t.files),
         Sink::WriteParquet {
             directory: secret_dir.join("out").to_string_lossy().into_owned(),
+            mode: quiver::WriteMode::ErrorIfExists,
         },
     )
     .await;

@@ -164,6 +164,7 @@ async fn sorted_parquet_files_are_in_order_and_even_with_a_hot_key() {
             &sorted,
             Sink::WriteParquet {
                 directory: out.to_string_lossy().into_owned(),
+                mode: quiver::WriteMode::ErrorIfExists,
             },
             "sort to parquet",
             options(),

@@ -287,6 +287,7 @@ async fn retried_attempts_leave_exactly_one_parquet_file_per_partition() {
     };
     let sink = Sink::WriteParquet {
         directory: out.to_string_lossy().into_owned(),
+        mode: quiver::WriteMode::ErrorIfExists,
     };
     client
         .submit_with(&ds, sink, "exactly-once", options)
