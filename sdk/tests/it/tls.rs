@@ -21,12 +21,12 @@ use crate::wordcount::word_count;
 
 /// PEM files of a test PKI: a CA, a certificate for 127.0.0.1 (servers and their client
 /// side), and a client certificate.
-struct Pki {
-    ca: PathBuf,
-    node_cert: PathBuf,
-    node_key: PathBuf,
-    client_cert: PathBuf,
-    client_key: PathBuf,
+pub struct Pki {
+    pub ca: PathBuf,
+    pub node_cert: PathBuf,
+    pub node_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
 }
 
 fn write(dir: &Path, name: &str, pem: String) -> PathBuf {
@@ -35,7 +35,7 @@ fn write(dir: &Path, name: &str, pem: String) -> PathBuf {
     path
 }
 
-fn make_pki(dir: &Path, name: &str) -> Pki {
+pub fn make_pki(dir: &Path, name: &str) -> Pki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
