@@ -207,6 +207,9 @@ pub async fn run(args: WorkerArgs, functions: Arc<FunctionRegistry>) -> Result<(
     }
     let config = config(&args, functions)?;
     let worker = start(config).await?;
+    if let Some(h) = worker.health_address() {
+        println!("quiver-worker health endpoint on http://{h} (/healthz, /readyz)");
+    }
     println!(
         "quiver-worker {} listening on {}",
         worker.id(),
