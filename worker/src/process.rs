@@ -178,6 +178,9 @@ impl RunningWorker {
 /// Starts a worker inside the current tokio runtime.
 pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
     quiver_net::check_exposure(config.token.is_some(), config.insecure, config.bind)?;
+    // Settings are checked before the work directory is claimed (and cleared).
+    let slots = config.slots.max(1);
+    let memory = MemoryPool::new(config.memory_limit, slots)?;
     let work_dir_lock = if config.exclusive_work_dir {
         let dir = config.work_dir.clone();
         let lock = tokio::task::spawn_blocking(move || WorkDirLock::claim(&dir))
@@ -227,7 +230,6 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
     let work_dir = config
         .work_dir
         .join(format!("{WORKER_DIR_PREFIX}{}", id.short()));
-    let slots = config.slots.max(1);
     let credentials = CallCredentials::token(config.token.as_ref())?;
     // Other workers are fetched from with the worker token; the coordinator is also told who
     // this worker is (its session key) on every call.
@@ -235,7 +237,6 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
     let coordinator_dialer =
         peer_dialer.with_credentials(credentials.with_worker_key(trust.session_key())?);
 
-    let memory = MemoryPool::new(config.memory_limit, slots)?;
     let store = Arc::new(MapOutputStore::new(work_dir.clone()));
     let (report_tx, report_rx) = mpsc::unbounded_channel();
     let executor = Arc::new(
