@@ -172,11 +172,9 @@ fn check_config(
         )
         .set(
             "state dir",
-            state_dir
-                .as_ref()
-                .map_or("none (jobs in memory only)".into(), |d| {
-                    d.display().to_string()
-                }),
+            state_dir.map_or("none (jobs in memory only)".into(), |d| {
+                d.display().to_string()
+            }),
         )
         .set(
             "token",
