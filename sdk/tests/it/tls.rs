@@ -224,3 +224,40 @@ async fn a_job_runs_over_mutual_tls_and_tls_mistakes_are_errors() {
         .to_string();
     assert!(err.contains("requires a client token"), "{err}");
 }
+
+/// Workers that advertise a host name (`--advertise-addr localhost`) rather than their bound IP
+/// are dialed by that name, and TLS verifies it as the server name: the certificate names
+/// `localhost`, and every hop of the job succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_advertising_a_host_name_are_verified_by_that_name_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_corpus(dir.path(), 2, 300, 72);
+    let pki = make_pki(dir.path(), "named");
+    let token = quiver_net::Token::random().expose().to_string();
+    let token_file = write(dir.path(), "token", token.clone());
+    let tls_args = [
+        "--tls-cert".to_string(),
+        arg(&pki.node_cert),
+        "--tls-key".into(),
+        arg(&pki.node_key),
+        "--tls-ca".into(),
+        arg(&pki.ca),
+        "--token-file".into(),
+        arg(&token_file),
+    ];
+    let tls_args: Vec<&str> = tls_args.iter().map(String::as_str).collect();
+    let mut worker_args = tls_args.clone();
+    worker_args.extend(["--advertise-addr", "localhost"]);
+    let options = ClientOptions::new().token(token).tls_ca(&pki.ca);
+    let cluster = ProcessCluster::start_secured(2, &tls_args, &worker_args, options).await;
+    let client = cluster.client().await;
+    let workers = client.list_workers().await.unwrap();
+    assert!(
+        workers
+            .iter()
+            .all(|w| w.address.starts_with("https://localhost:")),
+        "{workers:?}"
+    );
+    let got = result_counts(&word_count(&files).collect(&client).await.unwrap());
+    assert_eq!(got, reference_counts(&files));
+}
