@@ -126,6 +126,13 @@ pub fn config(args: &WorkerArgs, functions: Arc<FunctionRegistry>) -> Result<Wor
 pub fn check_config(args: &WorkerArgs) -> Result<String> {
     let config = config(args, Arc::default())?;
     quiver_net::check_exposure(config.token.is_some(), config.insecure, config.bind)?;
+    // The coordinator's URL must be one this worker can dial (an https:// URL needs --tls-ca).
+    quiver_net::Dialer::new(config.tls.clone(), quiver_net::CallCredentials::none())
+        .endpoint(&config.coordinator_url)
+        .map_err(|e| WorkerError::Config {
+            flag: "--coordinator",
+            message: e.to_string(),
+        })?;
     let advertised = quiver_net::advertise::advertised(
         config.bind,
         config.advertise.as_ref(),
