@@ -181,6 +181,19 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
     // Settings are checked before the work directory is claimed (and cleared).
     let slots = config.slots.max(1);
     let memory = MemoryPool::new(config.memory_limit, slots)?;
+    let advertise = |local: SocketAddr| {
+        quiver_net::advertise::advertised(
+            local,
+            config.advertise.as_ref(),
+            quiver_net::advertise::url_is_loopback(&config.coordinator_url),
+            "--advertise-addr",
+        )
+        .map_err(|message| WorkerError::Config {
+            flag: "--advertise-addr",
+            message,
+        })
+    };
+    advertise(config.bind)?;
     let work_dir_lock = if config.exclusive_work_dir {
         let dir = config.work_dir.clone();
         let lock = tokio::task::spawn_blocking(move || WorkDirLock::claim(&dir))
@@ -200,16 +213,7 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
     let local = listener
         .local_addr()
         .map_err(|e| WorkerError::io("local address", e))?;
-    let advertised = quiver_net::advertise::advertised(
-        local,
-        config.advertise.as_ref(),
-        quiver_net::advertise::url_is_loopback(&config.coordinator_url),
-        "--advertise-addr",
-    )
-    .map_err(|message| WorkerError::Config {
-        flag: "--advertise-addr",
-        message,
-    })?;
+    let advertised = advertise(local)?;
     let address = format!("{}://{advertised}", config.tls.scheme());
     let health_listener = match config.health_bind {
         Some(at) => {
