@@ -68,10 +68,13 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut workers: Vec<Child> = Vec::new();
     if let Some(cluster) = &cluster {
-        for _ in 0..2 {
+        for i in 0..2 {
             workers.push(
                 Command::new(std::env::current_exe()?)
                     .args(["worker", "--coordinator", &url, "--slots", "1"])
+                    // Each worker locks a work directory of its own.
+                    .arg("--work-dir")
+                    .arg(cluster.work_dir().join(format!("udf-worker-{i}")))
                     // The local cluster's own token, through the environment (never argv,
                     // which every user of the machine can read).
                     .env("QUIVER_TOKEN", cluster.token())

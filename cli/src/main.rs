@@ -25,8 +25,12 @@ struct Args {
     /// The token and TLS settings.
     #[command(flatten)]
     client: quiver::ClientArgs,
+    /// Parse flags and environment, read the token and TLS files, print the effective
+    /// configuration, and exit (0 when it is usable). Contacts no coordinator.
+    #[arg(long, global = true)]
+    check_config: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -59,9 +63,27 @@ async fn main() -> ExitCode {
     }
 }
 
+/// `--check-config`: the effective settings, without secrets. The CLI listens on no port.
+fn check_config(args: &Args) -> anyhow::Result<()> {
+    let settings = args.client.options().describe()?;
+    println!("quiver configuration (--check-config)");
+    println!("  coordinator  {}", args.coordinator);
+    for (name, value) in settings {
+        println!("  {name}  {value}");
+    }
+    println!("configuration OK");
+    Ok(())
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
+    if args.check_config {
+        return check_config(&args);
+    }
+    let Some(command) = args.command else {
+        anyhow::bail!("no command given: see `quiver --help` (workers, jobs, status, cancel)");
+    };
     let client = Client::connect_with(&args.coordinator, args.client.options()).await?;
-    match args.command {
+    match command {
         Command::Workers => {
             let workers = client.list_workers().await?;
             if args.json {

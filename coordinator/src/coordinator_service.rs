@@ -202,6 +202,14 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
                 .map(|d| d.as_bytes().to_vec())
                 .collect(),
             limits: Some((&self.admission.limits).into()),
+            live_jobs: self
+                .state
+                .scheduler()
+                .live_jobs()
+                .into_iter()
+                .map(|j| j.0)
+                .collect(),
+            lists_live_jobs: true,
         }))
     }
 

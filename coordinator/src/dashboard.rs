@@ -5,6 +5,7 @@
 //! Both pages need the client token, as `authorization: Bearer <token>` or as the password of
 //! HTTP Basic authentication (a browser asks for it; any user name), unless the cluster has no
 //! token; `--metrics-public` opens `/metrics` alone, for scrapers on a trusted network.
+//! `/healthz` (for probes) answers `ok` to anyone: it tells nothing else.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -74,6 +75,8 @@ pub async fn serve(
     let app = Router::new()
         .route("/", get(page))
         .route("/metrics", get(metrics))
+        // For probes (e.g. Kubernetes): says only that the coordinator serves; no token.
+        .route("/healthz", get(|| async { "ok\n" }))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(access),
@@ -102,13 +105,16 @@ pub async fn serve(
     }
 }
 
-/// Lets a request through only with the client token (or to a public `/metrics`).
+/// Lets a request through only with the client token (or to `/healthz`, or a public
+/// `/metrics`).
 async fn require_client(
     State(access): State<Arc<DashboardAccess>>,
     request: Request,
     next: Next,
 ) -> Response {
-    if access.metrics_public && request.uri().path() == "/metrics" {
+    let path = request.uri().path();
+    let open = path == "/healthz" || (access.metrics_public && path == "/metrics");
+    if open {
         return next.run(request).await;
     }
     match access.policy.check_role(Role::Client, request.headers()) {

@@ -10,16 +10,26 @@ use quiver_coordinator::CoordinatorConfig;
 use quiver_coordinator::SchedulerConfig;
 use quiver_net::credentials::own_token;
 use quiver_net::flags::{ListenerArgs, TlsArgs, parse_duration};
-use quiver_net::{AllowedRoots, ClusterTokens, Token};
+use quiver_net::{AdvertiseAddr, AllowedRoots, ClusterTokens, ConfigReport, Token};
 use quiver_plan::Limits;
 
 /// The Quiver coordinator.
 #[derive(Parser, Debug)]
 #[command(name = "quiver-coordinator", version, about)]
 struct Args {
-    /// Address of the gRPC job and worker API.
+    /// Address of the gRPC job and worker API, e.g. `0.0.0.0:50050`.
     #[arg(long, env = "QUIVER_BIND", default_value = "127.0.0.1:50050")]
     bind: SocketAddr,
+    /// `HOST:PORT` that workers and drivers dial to reach this coordinator (without `:PORT`,
+    /// the bound port); printed at start and by `--check-config`. Default: the bound address
+    /// (127.0.0.1 when bound to `0.0.0.0`: pass this flag then so the printed URL works
+    /// from other machines). With TLS, HOST must be a name in the certificate.
+    #[arg(long, env = "QUIVER_ADVERTISE_ADDR", value_parser = AdvertiseAddr::parse)]
+    advertise_addr: Option<AdvertiseAddr>,
+    /// Parse flags and environment, read the token and TLS files, print the effective
+    /// configuration and the ports it would listen on, and exit (0 when it is usable).
+    #[arg(long)]
+    check_config: bool,
     /// Address of the dashboard and `/metrics` (HTTP); `off` to not serve them.
     #[arg(long, env = "QUIVER_DASHBOARD_BIND", default_value = "127.0.0.1:8080")]
     dashboard_bind: String,
@@ -133,6 +143,72 @@ fn token(path: Option<&PathBuf>) -> anyhow::Result<Option<Token>> {
     Ok(path.map(|p| Token::from_file(p)).transpose()?)
 }
 
+/// What `--check-config` prints: the effective settings (secrets only named by their files)
+/// and the ports the coordinator would listen on. Fails as starting would on bad files or an
+/// unauthenticated exposed port.
+fn check_config(
+    args: &Args,
+    tokens: &ClusterTokens,
+    dashboard: Option<SocketAddr>,
+    state_dir: Option<&PathBuf>,
+    advertised: &dyn Fn(u16) -> String,
+) -> anyhow::Result<ConfigReport> {
+    let tls = args.tls.load()?;
+    quiver_net::check_exposure(tokens.required(), args.insecure, args.bind)?;
+    if let Some(d) = dashboard {
+        quiver_net::check_exposure(tokens.required(), args.insecure, d)?;
+    }
+    let mut report = ConfigReport::new("quiver-coordinator");
+    let secret = |file: &Option<PathBuf>| quiver_net::check_config::path_or_dash(file.as_ref());
+    report
+        .set("bind", args.bind)
+        .set(
+            "advertised url",
+            format!("{}://{}", tls.scheme(), advertised(args.bind.port())),
+        )
+        .set(
+            "dashboard and /metrics",
+            dashboard.map_or("off".into(), |d| d.to_string()),
+        )
+        .set(
+            "state dir",
+            state_dir.map_or("none (jobs in memory only)".into(), |d| {
+                d.display().to_string()
+            }),
+        )
+        .set(
+            "token",
+            quiver_net::check_config::token_source(
+                args.token_file.as_ref(),
+                own_token(args.token_file.as_ref())?.is_some(),
+            ),
+        )
+        .set("client token file", secret(&args.client_token_file))
+        .set("worker token file", secret(&args.worker_token_file))
+        .set("insecure", args.insecure)
+        .set("metrics public", args.metrics_public)
+        .set("tls cert", secret(&args.tls.tls_cert))
+        .set("tls ca", secret(&args.tls.tls_ca))
+        .set("tls client ca", secret(&args.tls.tls_client_ca))
+        .set("heartbeat timeout", format!("{:?}", args.heartbeat_timeout))
+        .set("max task attempts", args.max_task_attempts)
+        .set("result retention", format!("{:?}", args.result_retention))
+        .set("job history", args.job_history)
+        .set(
+            "allowed roots",
+            if args.allowed_roots.is_empty() {
+                "anywhere".to_string()
+            } else {
+                format!("{:?}", args.allowed_roots)
+            },
+        );
+    report.listen("grpc", args.bind);
+    if let Some(d) = dashboard {
+        report.listen("dashboard", d);
+    }
+    Ok(report)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -183,6 +259,18 @@ async fn main() -> anyhow::Result<()> {
     }
     .sanitized();
     let state_dir = state_dir(args.state_dir.as_deref())?;
+    let advertised = |port: u16| {
+        let local = SocketAddr::new(args.bind.ip(), port);
+        quiver_net::advertise::advertised(local, args.advertise_addr.as_ref(), true, "")
+            .unwrap_or_else(|_| local.to_string())
+    };
+    if args.check_config {
+        print!(
+            "{}",
+            check_config(&args, &tokens, dashboard, state_dir.as_ref(), &advertised)?.render()
+        );
+        return Ok(());
+    }
     match &state_dir {
         Some(dir) => println!(
             "quiver-coordinator keeps its job log in {} (--state-dir)",
@@ -219,6 +307,17 @@ async fn main() -> anyhow::Result<()> {
         println!("quiver-coordinator dashboard and /metrics on {d}");
     }
     println!("quiver-coordinator listening on {}", coordinator.url());
+    if args.advertise_addr.is_some() || args.bind.ip().is_unspecified() {
+        println!(
+            "quiver-coordinator: workers and drivers dial {}://{}",
+            if coordinator.url().starts_with("https") {
+                "https"
+            } else {
+                "http"
+            },
+            advertised(coordinator.address().port())
+        );
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -268,6 +268,20 @@ impl Scheduler {
         self.order.iter().filter_map(|id| self.jobs.get(id))
     }
 
+    /// The jobs whose data workers must keep: unfinished ones, and succeeded collect jobs whose
+    /// results the driver has not released. A registering worker deletes every other job's.
+    pub fn live_jobs(&self) -> Vec<JobId> {
+        self.jobs()
+            .filter(|j| {
+                !j.state.is_terminal()
+                    || (j.state == JobState::Succeeded
+                        && j.sink == Sink::Collect
+                        && !j.results_released)
+            })
+            .map(|j| j.id.clone())
+            .collect()
+    }
+
     /// Every worker that registered, alive or lost.
     pub fn workers(&self) -> &WorkerRegistry {
         &self.workers

@@ -26,11 +26,16 @@
 //!   output from a worker over Arrow Flight (shuffle input, job results).
 //! - [`allowed_roots`] — [`AllowedRoots`]: which paths of this host a request may name as
 //!   input or output (`--allowed-root`).
+//! - [`advertise`] — [`AdvertiseAddr`]: the `HOST:PORT` peers dial, as opposed to the bound
+//!   address (`--advertise-addr`).
+//! - [`check_config`] — [`ConfigReport`]: what `--check-config` prints.
 //! - [`flags`] — the security and network flags every binary shares, and duration parsing.
 //! - [`error`] — [`NetError`].
 
+pub mod advertise;
 pub mod allowed_roots;
 pub mod call_credentials;
+pub mod check_config;
 pub mod credentials;
 pub mod dial;
 pub mod error;
@@ -42,8 +47,10 @@ pub mod server_auth;
 pub mod tls;
 pub mod tls_incoming;
 
+pub use advertise::AdvertiseAddr;
 pub use allowed_roots::{AllowedRoots, PathRefused};
 pub use call_credentials::{AuthChannel, CallCredentials};
+pub use check_config::ConfigReport;
 pub use credentials::{ClusterTokens, Role, Token, TokenDigest, worker_id_for};
 pub use dial::Dialer;
 pub use error::{NetError, Result};

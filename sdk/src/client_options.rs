@@ -136,6 +136,29 @@ impl ClientOptions {
         }
     }
 
+    /// Reads the token and TLS files these options name, and describes the settings without
+    /// secrets (what `quiver --check-config` prints). Fails as connecting would on a missing
+    /// or bad file.
+    pub fn describe(&self) -> Result<Vec<(&'static str, String)>> {
+        self.dialer()?;
+        let path =
+            |p: Option<&PathBuf>| p.map_or_else(|| "-".to_string(), |p| p.display().to_string());
+        let token = match (&self.token_file, &self.token) {
+            (Some(file), _) => format!("from file {}", file.display()),
+            (None, Some(_)) => "given (QUIVER_TOKEN)".into(),
+            (None, None) => "none".into(),
+        };
+        Ok(vec![
+            ("token", token),
+            ("tls ca", path(self.tls_ca.as_ref())),
+            ("tls cert", path(self.tls_identity.as_ref().map(|(c, _)| c))),
+            (
+                "reconnect timeout",
+                format!("{:?}", self.reconnect_timeout_or_default()),
+            ),
+        ])
+    }
+
     /// How a client with these options dials the coordinator and the workers.
     pub(crate) fn dialer(&self) -> Result<Dialer> {
         let config = |e: quiver_net::NetError| Error::Config(e.to_string());

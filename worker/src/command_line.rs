@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use quiver_net::AllowedRoots;
 use quiver_net::credentials::own_token;
 use quiver_net::flags::{ListenerArgs, TlsArgs, parse_duration};
+use quiver_net::{AdvertiseAddr, AllowedRoots};
 
 use crate::error::{Result, WorkerError};
 use crate::functions::FunctionRegistry;
@@ -32,12 +32,28 @@ pub struct WorkerArgs {
     /// Directory for shuffle files.
     #[arg(long, env = "QUIVER_WORK_DIR", default_value_os_t = std::env::temp_dir().join("quiver"))]
     pub work_dir: PathBuf,
-    /// Address of this worker's gRPC + Flight server (port 0 picks a free port).
+    /// Address of this worker's gRPC + Flight server, e.g. `0.0.0.0:7070` (port 0 picks a
+    /// free port).
     #[arg(long, env = "QUIVER_WORKER_BIND", default_value = "127.0.0.1:0")]
     pub bind: SocketAddr,
-    /// Host name or IP that other workers and drivers use to reach this worker.
-    #[arg(long, env = "QUIVER_ADVERTISE_HOST")]
-    pub advertise_host: Option<String>,
+    /// `HOST:PORT` that the coordinator, other workers and drivers dial to reach this worker
+    /// (without `:PORT`, the bound port); default: the bound address. Required when bound to
+    /// `0.0.0.0` unless the coordinator is on this host. With TLS, HOST must be a name in
+    /// the worker's certificate.
+    #[arg(long, env = "QUIVER_ADVERTISE_ADDR", value_parser = AdvertiseAddr::parse, conflicts_with = "advertise_host")]
+    pub advertise_addr: Option<AdvertiseAddr>,
+    /// Host name or IP that other workers and drivers use to reach this worker, on the bound
+    /// port (older form of `--advertise-addr HOST`).
+    #[arg(long, env = "QUIVER_ADVERTISE_HOST", value_parser = AdvertiseAddr::parse)]
+    pub advertise_host: Option<AdvertiseAddr>,
+    /// Serve plain-HTTP `/healthz` (live) and `/readyz` (registered, not draining) probes on
+    /// this address, e.g. `0.0.0.0:8081`; off by default.
+    #[arg(long, env = "QUIVER_HEALTH_BIND")]
+    pub health_bind: Option<SocketAddr>,
+    /// Parse flags and environment, read the token and TLS files, print the effective
+    /// configuration and the ports it would listen on, and exit (0 when it is usable).
+    #[arg(long)]
+    pub check_config: bool,
     /// Time between heartbeats (seconds, or e.g. 500ms).
     #[arg(long, env = "QUIVER_HEARTBEAT_INTERVAL", default_value = "1", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
@@ -72,16 +88,18 @@ pub struct WorkerArgs {
     pub listener: ListenerArgs,
 }
 
-/// Runs a worker with `functions` until Ctrl-C (stop at once) or SIGTERM (drain, then stop).
-/// Prints `quiver-worker <id> listening on <address>` once it serves.
-pub async fn run(args: WorkerArgs, functions: Arc<FunctionRegistry>) -> Result<()> {
+/// The worker's configuration from its flags: reads the token and TLS files.
+pub fn config(args: &WorkerArgs, functions: Arc<FunctionRegistry>) -> Result<WorkerConfig> {
+    let args = args.clone();
     let defaults = WorkerConfig::default();
-    let config = WorkerConfig {
+    Ok(WorkerConfig {
         coordinator_url: args.coordinator,
         slots: args.slots.unwrap_or(defaults.slots),
         work_dir: args.work_dir,
         bind: args.bind,
-        advertise_host: args.advertise_host,
+        advertise: args.advertise_addr.or(args.advertise_host),
+        exclusive_work_dir: true,
+        health_bind: args.health_bind,
         heartbeat_interval: args.heartbeat_interval.max(Duration::from_millis(10)),
         functions,
         memory_limit: args.memory_limit.unwrap_or(defaults.memory_limit),
@@ -100,8 +118,105 @@ pub async fn run(args: WorkerArgs, functions: Arc<FunctionRegistry>) -> Result<(
             AllowedRoots::new(&args.allowed_roots)
                 .map_err(|e| WorkerError::io("--allowed-root", e))?
         },
+    })
+}
+
+/// What `--check-config` prints: the effective configuration, without secrets, and the
+/// ports the worker would listen on. Fails as starting would on bad flags or files.
+pub fn check_config(args: &WorkerArgs) -> Result<String> {
+    let config = config(args, Arc::default())?;
+    quiver_net::check_exposure(config.token.is_some(), config.insecure, config.bind)?;
+    // The coordinator's URL must be one this worker can dial (an https:// URL needs --tls-ca).
+    quiver_net::Dialer::new(config.tls.clone(), quiver_net::CallCredentials::none())
+        .endpoint(&config.coordinator_url)
+        .map_err(|e| WorkerError::Config {
+            flag: "--coordinator",
+            message: e.to_string(),
+        })?;
+    let advertised = quiver_net::advertise::advertised(
+        config.bind,
+        config.advertise.as_ref(),
+        quiver_net::advertise::url_is_loopback(&config.coordinator_url),
+        "--advertise-addr",
+    )
+    .map_err(|message| WorkerError::Config {
+        flag: "--advertise-addr",
+        message,
+    })?;
+    // Port 0: the port is chosen when the worker binds.
+    let advertised = match advertised.strip_suffix(":0") {
+        Some(host) => format!("{host}:<port chosen at start>"),
+        None => advertised,
     };
+    let mut report = quiver_net::ConfigReport::new("quiver-worker");
+    report
+        .set("coordinator", &config.coordinator_url)
+        .set("bind", config.bind)
+        .set(
+            "advertised address",
+            format!("{}://{advertised}", config.tls.scheme()),
+        )
+        .set("slots", config.slots)
+        .set("work dir", config.work_dir.display())
+        .set("memory limit (bytes)", config.memory_limit)
+        .set(
+            "heartbeat interval",
+            format!("{:?}", config.heartbeat_interval),
+        )
+        .set("drain timeout", format!("{:?}", args.drain_timeout))
+        .set(
+            "token",
+            quiver_net::check_config::token_source(
+                args.token_file.as_ref(),
+                config.token.is_some(),
+            ),
+        )
+        .set("insecure", config.insecure)
+        .set(
+            "tls cert",
+            quiver_net::check_config::path_or_dash(args.tls.tls_cert.as_ref()),
+        )
+        .set(
+            "tls ca",
+            quiver_net::check_config::path_or_dash(args.tls.tls_ca.as_ref()),
+        )
+        .set(
+            "tls client ca",
+            quiver_net::check_config::path_or_dash(args.tls.tls_client_ca.as_ref()),
+        )
+        .set(
+            "allowed roots",
+            if args.allowed_roots.is_empty() {
+                "anywhere".to_string()
+            } else {
+                format!("{:?}", args.allowed_roots)
+            },
+        )
+        .set("max connections", config.connections.max_connections)
+        .set(
+            "health endpoint",
+            config.health_bind.map_or("off".into(), |h| h.to_string()),
+        );
+    report.listen("grpc+flight", config.bind);
+    if let Some(h) = config.health_bind {
+        report.listen("health", h);
+    }
+    Ok(report.render())
+}
+
+/// Runs a worker with `functions` until Ctrl-C (stop at once) or SIGTERM (drain, then stop).
+/// Prints `quiver-worker <id> listening on <address>` once it serves. With `--check-config`,
+/// prints the configuration and returns instead.
+pub async fn run(args: WorkerArgs, functions: Arc<FunctionRegistry>) -> Result<()> {
+    if args.check_config {
+        print!("{}", check_config(&args)?);
+        return Ok(());
+    }
+    let config = config(&args, functions)?;
     let worker = start(config).await?;
+    if let Some(h) = worker.health_address() {
+        println!("quiver-worker health endpoint on http://{h} (/healthz, /readyz)");
+    }
     println!(
         "quiver-worker {} listening on {}",
         worker.id(),

@@ -83,7 +83,19 @@ impl CoordinatorLink {
         self.released.load(Ordering::Relaxed)
     }
 
+    /// Whether this worker is draining (it takes no new tasks).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Registers; then deletes the data of every job the coordinator no longer knows. Only
+    /// jobs found on disk *before* registering are candidates: a task of a new job can only
+    /// arrive after registration, so its files are never mistaken for garbage.
     async fn register(&self) -> std::result::Result<(), tonic::Status> {
+        let store = self.store.clone();
+        let on_disk = tokio::task::spawn_blocking(move || store.jobs_on_disk())
+            .await
+            .unwrap_or_default();
         let response = self
             .client
             .clone()
@@ -95,6 +107,27 @@ impl CoordinatorLink {
             .map_err(tonic::Status::failed_precondition)?;
         self.registered.store(true, Ordering::Relaxed);
         info!(worker = %self.registration.worker_id, coordinator = %self.url, "registered with coordinator");
+        if response.lists_live_jobs {
+            let live: std::collections::HashSet<&str> =
+                response.live_jobs.iter().map(String::as_str).collect();
+            let dead: Vec<_> = on_disk
+                .into_iter()
+                .filter(|j| !live.contains(j.0.as_str()))
+                .collect();
+            if !dead.is_empty() {
+                info!(
+                    jobs = dead.len(),
+                    "deleting the data of jobs the coordinator no longer knows"
+                );
+                let store = self.store.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    for job in &dead {
+                        store.remove_job(job, &[]);
+                    }
+                })
+                .await;
+            }
+        }
         Ok(())
     }
 

@@ -60,6 +60,14 @@ pub enum WorkerError {
         "sum '{aggregate}' overflows Int64 (it reached {value}); cast the input to float64 to sum larger values"
     )]
     SumOverflow { aggregate: String, value: i128 },
+    #[error(
+        "work directory {} is in use by another worker (it holds {}); give each worker its own --work-dir (QUIVER_WORK_DIR)",
+        dir.display(),
+        lock.display()
+    )]
+    WorkDirInUse { dir: PathBuf, lock: PathBuf },
+    #[error("{flag}: {message}")]
+    Config { flag: &'static str, message: String },
     #[error("{path}: split [{start}, {end}) does not fit the file's {size} bytes")]
     BadSplit {
         path: PathBuf,

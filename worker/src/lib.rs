@@ -19,6 +19,8 @@
 //!   operators and the shuffle.
 //! - `memory` — the memory budget (`--memory-limit`), reservations and spill files.
 //! - `io` — text/Parquet/CSV readers of input splits, the Parquet writer.
+//! - `work_dir` — the lock on `--work-dir` and removing a dead predecessor's leftovers.
+//! - `health` — the optional plain-HTTP `/healthz` and `/readyz` endpoint (`--health-bind`).
 //! - `error` — [`WorkerError`].
 //!
 //! Layering, from the bottom: `error`, `functions`, `memory`, `io` and `expr`; then
@@ -45,8 +47,10 @@ pub mod command_line;
 mod coordinator_link;
 mod error;
 mod functions;
+mod health;
 mod process;
 mod task_executor;
+mod work_dir;
 mod worker_service;
 
 // Internal, public only for this crate's tests and the micro-benchmarks (feature `internals`).

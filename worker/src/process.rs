@@ -28,8 +28,9 @@ use crate::memory::memory_pool::MemoryPool;
 use crate::shuffle::flight_server::ShuffleFlightService;
 use crate::shuffle::map_output_store::MapOutputStore;
 use crate::task_executor::TaskExecutor;
+use crate::work_dir::{WORKER_DIR_PREFIX, WorkDirLock};
 use crate::worker_service::WorkerService;
-use quiver_net::PeerChannels;
+use quiver_net::{AdvertiseAddr, PeerChannels};
 
 /// Largest Flight request a worker reads (a ticket is a few hundred bytes).
 const MAX_TICKET_BYTES: usize = 64 * 1024;
@@ -45,9 +46,16 @@ pub struct WorkerConfig {
     pub work_dir: PathBuf,
     /// Address for the worker's gRPC + Flight server (port 0 picks a free port).
     pub bind: SocketAddr,
-    /// Host name or IP other processes use to reach this worker; defaults to the bind IP
-    /// (or 127.0.0.1 when binding all interfaces).
-    pub advertise_host: Option<String>,
+    /// The `HOST[:PORT]` other processes dial to reach this worker (without a port: the
+    /// bound one). Defaults to the bound address; a worker bound to every interface
+    /// (`0.0.0.0`) needs one unless its coordinator is on this host (then 127.0.0.1).
+    pub advertise: Option<AdvertiseAddr>,
+    /// Lock `work_dir` for this worker alone, and remove what a dead predecessor left there
+    /// (the `quiver-worker` binary does; in-process workers of a `LocalCluster` share one
+    /// directory, each in its own subdirectory, and do not).
+    pub exclusive_work_dir: bool,
+    /// Where to serve the plain-HTTP `/healthz` and `/readyz` probes (none: not served).
+    pub health_bind: Option<SocketAddr>,
     /// How often the worker heartbeats to the coordinator.
     pub heartbeat_interval: Duration,
     /// The user functions this worker can run (advertised to the coordinator).
@@ -78,7 +86,9 @@ impl Default for WorkerConfig {
             slots: std::thread::available_parallelism().map_or(1, |n| n.get()),
             work_dir: std::env::temp_dir().join("quiver"),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-            advertise_host: None,
+            advertise: None,
+            exclusive_work_dir: false,
+            health_bind: None,
             heartbeat_interval: Duration::from_secs(1),
             functions: Arc::default(),
             memory_limit: crate::memory::memory_pool::default_memory_limit(),
@@ -97,6 +107,9 @@ pub struct RunningWorker {
     id: WorkerId,
     address: String,
     work_dir: PathBuf,
+    health: Option<SocketAddr>,
+    /// Held while the worker runs (released after its files are removed).
+    work_dir_lock: Option<WorkDirLock>,
     executor: Arc<TaskExecutor>,
     link: Arc<CoordinatorLink>,
     shutdown: watch::Sender<bool>,
@@ -114,6 +127,11 @@ impl RunningWorker {
     /// The URL of the worker's gRPC + Flight endpoint.
     pub fn address(&self) -> &str {
         &self.address
+    }
+
+    /// Where the `/healthz` and `/readyz` probes are served, if they are.
+    pub fn health_address(&self) -> Option<SocketAddr> {
+        self.health
     }
 
     /// Whether the worker is registered with its coordinator.
@@ -152,6 +170,7 @@ impl RunningWorker {
         }
         self.report_task.abort();
         let _ = tokio::fs::remove_dir_all(&self.work_dir).await;
+        drop(self.work_dir_lock);
         info!(worker = %self.id, "worker stopped");
     }
 }
@@ -159,23 +178,62 @@ impl RunningWorker {
 /// Starts a worker inside the current tokio runtime.
 pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
     quiver_net::check_exposure(config.token.is_some(), config.insecure, config.bind)?;
+    // Settings are checked before the work directory is claimed (and cleared).
+    let slots = config.slots.max(1);
+    let memory = MemoryPool::new(config.memory_limit, slots)?;
+    let advertise = |local: SocketAddr| {
+        quiver_net::advertise::advertised(
+            local,
+            config.advertise.as_ref(),
+            quiver_net::advertise::url_is_loopback(&config.coordinator_url),
+            "--advertise-addr",
+        )
+        .map_err(|message| WorkerError::Config {
+            flag: "--advertise-addr",
+            message,
+        })
+    };
+    advertise(config.bind)?;
+    let work_dir_lock = if config.exclusive_work_dir {
+        let dir = config.work_dir.clone();
+        let lock = tokio::task::spawn_blocking(move || WorkDirLock::claim(&dir))
+            .await
+            .map_err(|e| WorkerError::Config {
+                flag: "--work-dir",
+                message: format!("locking the work directory: {e}"),
+            })??;
+        for stale in &lock.reclaimed {
+            info!(path = %stale.display(), "removed the data a previous worker of this work directory left");
+        }
+        Some(lock)
+    } else {
+        None
+    };
     let listener = GuardedListener::bind(config.bind, config.connections).await?;
     let local = listener
         .local_addr()
         .map_err(|e| WorkerError::io("local address", e))?;
-    let host = config.advertise_host.clone().unwrap_or_else(|| {
-        if local.ip().is_unspecified() {
-            "127.0.0.1".to_string()
-        } else {
-            local.ip().to_string()
+    let advertised = advertise(local)?;
+    let address = format!("{}://{advertised}", config.tls.scheme());
+    let health_listener = match config.health_bind {
+        Some(at) => {
+            Some(
+                tokio::net::TcpListener::bind(at)
+                    .await
+                    .map_err(|e| WorkerError::Config {
+                        flag: "--health-bind",
+                        message: format!("cannot bind {at}: {e}"),
+                    })?,
+            )
         }
-    });
-    let address = format!("{}://{host}:{}", config.tls.scheme(), local.port());
+        None => None,
+    };
     let trust = Arc::new(ClusterTrust::new());
     // The id follows from the session key, so that no one without the key can claim it.
     let id = WorkerId(quiver_net::worker_id_for(trust.session_key()));
-    let work_dir = config.work_dir.join(format!("worker-{}", id.short()));
-    let slots = config.slots.max(1);
+    let work_dir = config
+        .work_dir
+        .join(format!("{WORKER_DIR_PREFIX}{}", id.short()));
     let credentials = CallCredentials::token(config.token.as_ref())?;
     // Other workers are fetched from with the worker token; the coordinator is also told who
     // this worker is (its session key) on every call.
@@ -183,7 +241,6 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
     let coordinator_dialer =
         peer_dialer.with_credentials(credentials.with_worker_key(trust.session_key())?);
 
-    let memory = MemoryPool::new(config.memory_limit, slots)?;
     let store = Arc::new(MapOutputStore::new(work_dir.clone()));
     let (report_tx, report_rx) = mpsc::unbounded_channel();
     let executor = Arc::new(
@@ -223,6 +280,7 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut server_shutdown = shutdown_rx.clone();
+    let shutdown_rx_health = shutdown_rx.clone();
     let server = config
         .tls
         .grpc_server_builder()?
@@ -257,15 +315,27 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
         shutdown_rx,
     ));
     let report_task = tokio::spawn(link.clone().report_loop(report_rx));
+    let mut tasks = vec![server_task, heartbeat_task];
+    let mut health = None;
+    if let Some(listener) = health_listener {
+        health = listener.local_addr().ok();
+        tasks.push(tokio::spawn(crate::health::serve(
+            listener,
+            link.clone(),
+            shutdown_rx_health,
+        )));
+    }
     info!(worker = %id, %address, slots, coordinator = %config.coordinator_url, "worker started");
     Ok(RunningWorker {
         id,
         address,
         work_dir,
+        health,
+        work_dir_lock,
         executor,
         link,
         shutdown: shutdown_tx,
-        tasks: vec![server_task, heartbeat_task],
+        tasks,
         report_task,
     })
 }

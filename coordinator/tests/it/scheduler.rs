@@ -696,3 +696,16 @@ fn only_expected_successes_count_as_completed_tasks() {
     assert!(expected);
     assert_eq!(sim.s.workers().get(&ids[0]).unwrap().tasks_completed, 1);
 }
+
+/// What a registering worker is told to keep: unfinished jobs, and succeeded collect jobs until
+/// their results are released.
+#[test]
+fn live_jobs_are_the_unfinished_ones_and_unfetched_results() {
+    let (mut sim, job, _, first) = setup(1, 8);
+    assert_eq!(sim.s.live_jobs(), vec![job.clone()], "running");
+    run_to_completion(&mut sim, first);
+    assert_eq!(sim.state(&job), JobState::Succeeded);
+    assert_eq!(sim.s.live_jobs(), vec![job.clone()], "unfetched results");
+    sim.send(Event::ResultsReleased { job: job.clone() });
+    assert!(sim.s.live_jobs().is_empty(), "released");
+}

@@ -40,7 +40,10 @@ pub type OutputLines = Arc<Mutex<Vec<String>>>;
 /// Starts `program` and returns it with the first line it prints that contains `marker`
 /// (the binaries print their listening address on start), the lines before it, and the lines
 /// it prints later.
-fn spawn_and_read(mut command: Command, marker: &str) -> (Child, String, Vec<String>, OutputLines) {
+pub fn spawn_and_read(
+    mut command: Command,
+    marker: &str,
+) -> (Child, String, Vec<String>, OutputLines) {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -161,11 +164,16 @@ impl ProcessCluster {
         cluster
     }
 
+    /// The work directory of worker `i` (each worker has its own: a worker locks it).
+    pub fn worker_work_dir(&self, i: usize) -> PathBuf {
+        self.work_dir.path().join(format!("w{i}"))
+    }
+
     /// Starts one more worker process; returns its index.
     pub fn add_worker(&mut self) -> usize {
         let mut cmd = Command::new(binary("quiver-worker"));
         cmd.args(["--coordinator", &self.url, "--slots", "1", "--work-dir"])
-            .arg(self.work_dir.path())
+            .arg(self.worker_work_dir(self.workers.len()))
             .args(&self.worker_args)
             .env("RUST_LOG", "warn");
         let (child, _, _, _) = spawn_and_read(cmd, "listening on");

@@ -21,12 +21,12 @@ use crate::wordcount::word_count;
 
 /// PEM files of a test PKI: a CA, a certificate for 127.0.0.1 (servers and their client
 /// side), and a client certificate.
-struct Pki {
-    ca: PathBuf,
-    node_cert: PathBuf,
-    node_key: PathBuf,
-    client_cert: PathBuf,
-    client_key: PathBuf,
+pub struct Pki {
+    pub ca: PathBuf,
+    pub node_cert: PathBuf,
+    pub node_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
 }
 
 fn write(dir: &Path, name: &str, pem: String) -> PathBuf {
@@ -35,7 +35,7 @@ fn write(dir: &Path, name: &str, pem: String) -> PathBuf {
     path
 }
 
-fn make_pki(dir: &Path, name: &str) -> Pki {
+pub fn make_pki(dir: &Path, name: &str) -> Pki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
@@ -223,4 +223,41 @@ async fn a_job_runs_over_mutual_tls_and_tls_mistakes_are_errors() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("requires a client token"), "{err}");
+}
+
+/// Workers that advertise a host name (`--advertise-addr localhost`) rather than their bound IP
+/// are dialed by that name, and TLS verifies it as the server name: the certificate names
+/// `localhost`, and every hop of the job succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_advertising_a_host_name_are_verified_by_that_name_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_corpus(dir.path(), 2, 300, 72);
+    let pki = make_pki(dir.path(), "named");
+    let token = quiver_net::Token::random().expose().to_string();
+    let token_file = write(dir.path(), "token", token.clone());
+    let tls_args = [
+        "--tls-cert".to_string(),
+        arg(&pki.node_cert),
+        "--tls-key".into(),
+        arg(&pki.node_key),
+        "--tls-ca".into(),
+        arg(&pki.ca),
+        "--token-file".into(),
+        arg(&token_file),
+    ];
+    let tls_args: Vec<&str> = tls_args.iter().map(String::as_str).collect();
+    let mut worker_args = tls_args.clone();
+    worker_args.extend(["--advertise-addr", "localhost"]);
+    let options = ClientOptions::new().token(token).tls_ca(&pki.ca);
+    let cluster = ProcessCluster::start_secured(2, &tls_args, &worker_args, options).await;
+    let client = cluster.client().await;
+    let workers = client.list_workers().await.unwrap();
+    assert!(
+        workers
+            .iter()
+            .all(|w| w.address.starts_with("https://localhost:")),
+        "{workers:?}"
+    );
+    let got = result_counts(&word_count(&files).collect(&client).await.unwrap());
+    assert_eq!(got, reference_counts(&files));
 }

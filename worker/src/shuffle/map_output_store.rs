@@ -174,6 +174,20 @@ impl MapOutputStore {
     }
 }
 
+impl MapOutputStore {
+    /// The jobs that have a directory in this store (blocking I/O). Other entries, such as
+    /// the spill directory, are not jobs and are left out.
+    pub fn jobs_on_disk(&self) -> Vec<JobId> {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return vec![];
+        };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| JobId::parse(n).ok()))
+            .collect()
+    }
+}
+
 /// Decodes a whole IPC stream held in memory.
 pub fn decode_ipc_stream(bytes: Vec<u8>) -> Result<Vec<RecordBatch>> {
     // A bucket is one or more streams back to back (more when its task spilled).

@@ -1,0 +1,78 @@
+//! The endpoints probes use (Kubernetes `httpGet`): the coordinator's `/healthz` needs no token,
+//! and a worker's `/readyz` follows its registration and its drain.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::cluster::{ProcessCluster, binary, http_get, spawn_and_read};
+
+/// Polls `url` + `path` until its answer contains `expected`.
+async fn wait_for_answer(base: &str, path: &str, expected: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = http_get(base, path, None);
+        if answer.contains(expected) {
+            return answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{base}{path} never answered {expected:?}; last: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_endpoints_follow_registration_and_drain() {
+    let token = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token.path(), "0123456789abcdef0123456789abcdef\n").unwrap();
+    let token_path = token.path().display().to_string();
+    let cluster = ProcessCluster::start_secured(
+        0,
+        &["--token-file", &token_path],
+        &[],
+        quiver::ClientOptions::new().token_file(token.path()),
+    )
+    .await;
+    // No token needed for /healthz; the dashboard page still needs one.
+    let healthz = http_get(&cluster.dashboard, "/healthz", None);
+    assert!(
+        healthz.starts_with("HTTP/1.1 200") && healthz.ends_with("ok\n"),
+        "{healthz}"
+    );
+    assert!(http_get(&cluster.dashboard, "/", None).starts_with("HTTP/1.1 401"));
+
+    let work = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(binary("quiver-worker"));
+    cmd.args(["--coordinator", &cluster.url, "--slots", "1"])
+        .args(["--token-file", &token_path, "--health-bind", "127.0.0.1:0"])
+        .arg("--work-dir")
+        .arg(work.path())
+        .env("RUST_LOG", "warn");
+    let (mut worker, _, before, _) = spawn_and_read(cmd, "listening on");
+    let health = before
+        .iter()
+        .find(|l| l.contains("health endpoint on"))
+        .and_then(|l| l.split(' ').find(|w| w.starts_with("http://")))
+        .expect("health endpoint line")
+        .to_string();
+    assert!(http_get(&health, "/healthz", None).starts_with("HTTP/1.1 200"));
+    wait_for_answer(&health, "/readyz", "HTTP/1.1 200").await;
+
+    // Draining (SIGTERM) while the coordinator cannot release it: not ready, still live.
+    cluster.signal_coordinator("STOP");
+    let status = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let answer = wait_for_answer(&health, "/readyz", "HTTP/1.1 503").await;
+    assert!(answer.ends_with("draining\n"), "{answer}");
+    assert!(http_get(&health, "/healthz", None).starts_with("HTTP/1.1 200"));
+    cluster.signal_coordinator("CONT");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while worker.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the drained worker did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
