@@ -87,13 +87,21 @@ pub struct ProcessCluster {
     state_dir: tempfile::TempDir,
     /// How clients connect (the token and TLS settings the cluster was started with).
     client_options: ClientOptions,
+    /// Environment variables every process of the cluster gets (e.g. object store
+    /// credentials).
+    env: Vec<(String, String)>,
 }
 
 /// Starts a coordinator binary; returns it, its URL, its dashboard URL and its later output.
-fn spawn_coordinator(bind: &str, args: &[String]) -> (Child, String, String, OutputLines) {
+fn spawn_coordinator(
+    bind: &str,
+    args: &[String],
+    env: &[(String, String)],
+) -> (Child, String, String, OutputLines) {
     let mut cmd = Command::new(binary("quiver-coordinator"));
     cmd.args(["--bind", bind, "--dashboard-bind", "127.0.0.1:0"])
         .args(args)
+        .envs(env.iter().cloned())
         .env("RUST_LOG", "warn");
     let (child, line, before, later) = spawn_and_read(cmd, "listening on");
     let dashboard = before
@@ -133,6 +141,29 @@ impl ProcessCluster {
         worker_args: &[&str],
         client_options: ClientOptions,
     ) -> Self {
+        Self::start_full(
+            workers,
+            coordinator_args,
+            worker_args,
+            client_options,
+            vec![],
+        )
+        .await
+    }
+
+    /// Like [`ProcessCluster::start`], with `env` set for every process (the coordinator's
+    /// restarts too).
+    pub async fn start_in_env(workers: usize, env: Vec<(String, String)>) -> Self {
+        Self::start_full(workers, &[], &[], ClientOptions::new(), env).await
+    }
+
+    async fn start_full(
+        workers: usize,
+        coordinator_args: &[&str],
+        worker_args: &[&str],
+        client_options: ClientOptions,
+        env: Vec<(String, String)>,
+    ) -> Self {
         let mut coordinator_args: Vec<String> =
             coordinator_args.iter().map(|s| s.to_string()).collect();
         let state_dir = tempfile::tempdir().expect("temp dir");
@@ -144,7 +175,7 @@ impl ProcessCluster {
             coordinator_args.push(state_dir.path().display().to_string());
         }
         let (coordinator, url, dashboard, coordinator_log) =
-            spawn_coordinator("127.0.0.1:0", &coordinator_args);
+            spawn_coordinator("127.0.0.1:0", &coordinator_args, &env);
         let mut cluster = ProcessCluster {
             url,
             dashboard,
@@ -156,6 +187,7 @@ impl ProcessCluster {
             work_dir: tempfile::tempdir().expect("temp dir"),
             state_dir,
             client_options,
+            env,
         };
         for _ in 0..workers {
             cluster.add_worker();
@@ -175,6 +207,7 @@ impl ProcessCluster {
         cmd.args(["--coordinator", &self.url, "--slots", "1", "--work-dir"])
             .arg(self.worker_work_dir(self.workers.len()))
             .args(&self.worker_args)
+            .envs(self.env.iter().cloned())
             .env("RUST_LOG", "warn");
         let (child, _, _, _) = spawn_and_read(cmd, "listening on");
         self.workers.push(child);
@@ -214,7 +247,8 @@ impl ProcessCluster {
     /// Starts a coordinator again on the address of the one that was killed.
     pub fn start_coordinator_again(&mut self) {
         let bind = self.url.trim_start_matches("http://").to_string();
-        let (child, url, dashboard, log) = spawn_coordinator(&bind, &self.coordinator_args);
+        let (child, url, dashboard, log) =
+            spawn_coordinator(&bind, &self.coordinator_args, &self.env);
         self.coordinator_log = log;
         assert_eq!(url, self.url);
         self.coordinator = child;

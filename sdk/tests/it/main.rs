@@ -13,6 +13,7 @@ mod fault_tolerance;
 mod joins;
 mod multi_host;
 mod operators;
+mod output_commit;
 mod probes;
 mod processes;
 mod sorting;
