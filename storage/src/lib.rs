@@ -15,7 +15,10 @@
 
 mod blocking;
 mod error;
+pub mod glob;
+mod listing;
 mod location;
+mod object_reader;
 mod object_stores;
 #[cfg(feature = "test-server")]
 mod s3_test_server;
@@ -23,7 +26,9 @@ mod storage_options;
 
 pub use blocking::block_on;
 pub use error::StorageError;
+pub use listing::{ListedObject, list_objects};
 pub use location::{Location, Scheme};
+pub use object_reader::{ObjectChunkReader, ObjectReader, READ_CHUNK_BYTES, StoredObject};
 pub use object_stores::ObjectStores;
 #[cfg(feature = "test-server")]
 pub use s3_test_server::S3TestServer;
