@@ -311,6 +311,10 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             plan,
             sink,
             options,
+            storage_options: quiver_plan::proto_conversion::storage_options_from_proto(
+                r.storage_options.as_ref(),
+            )
+            .map_err(|e| invalid("SubmitJob", e))?,
         };
         let (reply, durable) = self.state.handle_durably(event);
         match reply {

@@ -208,6 +208,7 @@ impl Stage {
             splits: self.splits.get(partition).cloned().unwrap_or_default(),
             inputs: inputs.to_vec(),
             batch_size: batch_size as usize,
+            storage_options: Default::default(),
         }
     }
 }
@@ -262,6 +263,9 @@ pub struct Job {
     /// How many times a restarted coordinator resumed this job (0: never). Its attempts are
     /// numbered from `incarnation * ATTEMPTS_PER_INCARNATION`.
     pub incarnation: u32,
+    /// Credentials for the job's object store inputs, put in every task. Not logged, so a
+    /// resumed job's tasks use the workers' environment only.
+    pub storage_options: quiver_plan::StorageOptions,
 }
 
 /// Attempt numbers each incarnation of a job has to itself: a task's attempts in one run
@@ -298,6 +302,7 @@ impl Job {
             waiting_since: None,
             results_released: false,
             incarnation,
+            storage_options: Default::default(),
         })
     }
 

@@ -144,10 +144,14 @@ impl Scheduler {
                 plan,
                 sink,
                 options,
+                storage_options,
             } => Reply::Submitted(
                 Job::queued(job, name, plan, sink, options, now, 0)
                     .map_err(Into::into)
-                    .and_then(|job| self.submit(job)),
+                    .and_then(|mut job| {
+                        job.storage_options = storage_options;
+                        self.submit(job)
+                    }),
             ),
             Event::JobRecovered {
                 job,
@@ -635,8 +639,9 @@ impl Scheduler {
                     stage.started.get_or_insert(now);
                 }
                 for (p, attempt, slot) in placed {
-                    let task =
+                    let mut task =
                         stage.task_definition(&job.id, p, attempt, &inputs, job.options.batch_size);
+                    task.storage_options = job.storage_options.clone();
                     actions.push(Action::Launch {
                         worker: slot.worker,
                         address: slot.address,
