@@ -60,6 +60,8 @@ pub enum WorkerError {
         "sum '{aggregate}' overflows Int64 (it reached {value}); cast the input to float64 to sum larger values"
     )]
     SumOverflow { aggregate: String, value: i128 },
+    #[error(transparent)]
+    Storage(#[from] quiver_storage::StorageError),
     #[error("{path}: split [{start}, {end}) does not fit the file's {size} bytes")]
     BadSplit {
         path: PathBuf,
@@ -91,6 +93,11 @@ impl WorkerError {
                 | WorkerError::PathRefused(_)
                 | WorkerError::BadSplit { .. }
                 | WorkerError::SumOverflow { .. }
+                | WorkerError::Storage(
+                    quiver_storage::StorageError::NotFound { .. }
+                        | quiver_storage::StorageError::BadLocation { .. }
+                        | quiver_storage::StorageError::BadOption { .. }
+                )
                 | WorkerError::Cancelled
         )
     }

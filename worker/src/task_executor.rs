@@ -19,6 +19,7 @@ use tracing::{debug, warn};
 
 use crate::error::{Result, WorkerError};
 use crate::functions::FunctionRegistry;
+use crate::io::input_storage::InputStorage;
 use crate::io::parquet_writer::ParquetFileWriter;
 use crate::memory::memory_pool::MemoryPool;
 use crate::memory::spill::SpillDir;
@@ -73,6 +74,8 @@ pub struct TaskExecutor {
     spill_root: PathBuf,
     /// Where tasks may read and write (`--allowed-root`; never the work directory).
     roots: AllowedRoots,
+    /// This worker's object store clients, shared by its tasks.
+    object_stores: Arc<quiver_storage::ObjectStores>,
 }
 
 impl TaskExecutor {
@@ -108,6 +111,7 @@ impl TaskExecutor {
             memory,
             spill_root,
             roots,
+            object_stores: Arc::default(),
         })
     }
 
@@ -208,6 +212,10 @@ impl TaskExecutor {
                     attempt.job.0, attempt.stage, attempt.partition, attempt.attempt
                 ),
             )),
+            storage: InputStorage {
+                stores: self.object_stores.clone(),
+                options: task.storage_options.clone(),
+            },
         });
         let schema = task.plan.schema()?;
         let batches = pipeline::build(&task.plan, &ctx)?;
