@@ -10,6 +10,7 @@ mod corpus;
 mod explain;
 mod fault_tolerance;
 mod joins;
+mod object_store_inputs;
 mod operators;
 mod processes;
 mod sorting;
