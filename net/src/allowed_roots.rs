@@ -55,7 +55,10 @@ impl AllowedRoots {
             .into_iter()
             .map(|r| {
                 Location::parse(&r.to_string_lossy()).map_err(|e| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("--allowed-root {e}"))
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("--allowed-root {e}"),
+                    )
                 })
             })
             .collect::<std::io::Result<Vec<_>>>()?;
@@ -178,8 +181,13 @@ impl AllowedRoots {
 /// Whether `text` is an object store URL rather than a local path (`file://` URLs are local
 /// paths and checked as such).
 fn is_store_url(text: &str) -> bool {
-    text.split_once("://")
-        .is_some_and(|(scheme, _)| scheme.len() >= 2 && scheme != "file" && scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.'))
+    text.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.len() >= 2
+            && scheme != "file"
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.')
+    })
 }
 
 /// `path` with its existing part canonicalised and the rest appended; `..` or `.` in the part
@@ -258,11 +266,9 @@ mod tests {
         let anywhere = AllowedRoots::anywhere();
         assert!(anywhere.check("s3://bucket/any/thing.txt", "input").is_ok());
         let dir = tempfile::tempdir().unwrap();
-        let roots = AllowedRoots::new(&[
-            dir.path().to_path_buf(),
-            PathBuf::from("s3://bucket/data/"),
-        ])
-        .unwrap();
+        let roots =
+            AllowedRoots::new(&[dir.path().to_path_buf(), PathBuf::from("s3://bucket/data/")])
+                .unwrap();
         assert!(roots.check("s3://bucket/data/a/b.txt", "input").is_ok());
         assert!(roots.check("s3://bucket/data", "input").is_ok());
         for bad in [

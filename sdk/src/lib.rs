@@ -77,10 +77,10 @@ pub use quiver_plan::{
 /// Per-job object store credentials and endpoints (see [`Sources::with_storage`] and
 /// [`Client::with_storage_options`]); `Debug` shows no secret.
 pub use quiver_storage::StorageOptions;
-pub use sources::Sources;
 #[cfg(feature = "worker")]
 pub use quiver_worker::FunctionRegistry;
 pub use source_listing::InputError;
+pub use sources::Sources;
 
 /// Expression and aggregate builders.
 pub mod functions {

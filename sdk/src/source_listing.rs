@@ -183,11 +183,7 @@ fn list_local_glob(
             .components()
             .map(|c| c.as_os_str().to_string_lossy().into_owned())
             .collect();
-        parts.len() >= pattern.len()
-            && pattern
-                .iter()
-                .zip(&parts)
-                .all(|(p, n)| glob::matches(p, n))
+        parts.len() >= pattern.len() && pattern.iter().zip(&parts).all(|(p, n)| glob::matches(p, n))
     }));
     if out.len() == before {
         return Err(InputError::NoInput {

@@ -74,7 +74,11 @@ impl Sources {
     }
 
     /// As [`Dataset::read_csv_with`].
-    pub fn read_csv_with(&self, paths: &[impl AsRef<Path>], options: CsvOptions) -> Result<Dataset> {
+    pub fn read_csv_with(
+        &self,
+        paths: &[impl AsRef<Path>],
+        options: CsvOptions,
+    ) -> Result<Dataset> {
         self.read(SourceFormat::Csv, paths, options, false)
     }
 }

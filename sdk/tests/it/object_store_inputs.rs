@@ -58,7 +58,11 @@ async fn word_count_over_s3_splits_lines_like_local_files() {
     files.push(big_path);
     for f in &files {
         let name = f.file_name().unwrap().to_string_lossy();
-        put(&server, &format!("s3://text/corpus/{name}"), std::fs::read(f).unwrap());
+        put(
+            &server,
+            &format!("s3://text/corpus/{name}"),
+            std::fs::read(f).unwrap(),
+        );
     }
     // Skipped inside a directory, as for local ones.
     put(&server, "s3://text/corpus/_SUCCESS", b"not text".to_vec());
@@ -140,7 +144,9 @@ async fn parquet_group_by_and_csv_glob_over_s3() {
     ]));
     let mut expected: HashMap<String, (i64, i64)> = HashMap::new();
     for f in 0..3i64 {
-        let keys: Vec<String> = (0..5000i64).map(|i| format!("k{}", (i * 7 + f) % 37)).collect();
+        let keys: Vec<String> = (0..5000i64)
+            .map(|i| format!("k{}", (i * 7 + f) % 37))
+            .collect();
         let values: Vec<i64> = (0..5000i64).map(|i| i * f - 1000).collect();
         for (k, v) in keys.iter().zip(&values) {
             let e = expected.entry(k.clone()).or_default();
@@ -162,7 +168,11 @@ async fn parquet_group_by_and_csv_glob_over_s3() {
         let mut writer = ArrowWriter::try_new(&mut bytes, schema.clone(), Some(props)).unwrap();
         writer.write(&batch).unwrap();
         writer.close().unwrap();
-        put(&server, &format!("s3://tables/sales/part-{f}.parquet"), bytes);
+        put(
+            &server,
+            &format!("s3://tables/sales/part-{f}.parquet"),
+            bytes,
+        );
     }
     let sources = Sources::with_storage(server.options());
     let cluster = cluster::local(2).await;
@@ -201,9 +211,17 @@ async fn parquet_group_by_and_csv_glob_over_s3() {
             e.0 += i * day;
             e.1 += 1;
         }
-        put(&server, &format!("s3://tables/csv/day-{day}.csv"), text.into_bytes());
+        put(
+            &server,
+            &format!("s3://tables/csv/day-{day}.csv"),
+            text.into_bytes(),
+        );
     }
-    put(&server, "s3://tables/csv/other.csv", b"city,amount\nc1,1000000\n".to_vec());
+    put(
+        &server,
+        "s3://tables/csv/other.csv",
+        b"city,amount\nc1,1000000\n".to_vec(),
+    );
     let rows = sources
         .read_csv(&["s3://tables/csv/day-*.csv"])
         .unwrap()

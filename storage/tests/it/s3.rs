@@ -97,9 +97,8 @@ fn ranged_reads_listing_and_parquet_footers_through_a_real_s3_server() {
     writer.close().unwrap();
     put("s3://adapters/data/v.parquet", bytes.clone());
     let location = Location::parse("s3://adapters/data/v.parquet").unwrap();
-    let chunks = ObjectChunkReader::new(
-        StoredObject::open(&stores, &location, &server.options()).unwrap(),
-    );
+    let chunks =
+        ObjectChunkReader::new(StoredObject::open(&stores, &location, &server.options()).unwrap());
     assert_eq!(&chunks.get_bytes(0, 4).unwrap()[..], b"PAR1");
     let builder = ParquetRecordBatchReaderBuilder::try_new(chunks).unwrap();
     assert_eq!(builder.metadata().num_row_groups(), 5);
@@ -122,11 +121,23 @@ fn ranged_reads_listing_and_parquet_footers_through_a_real_s3_server() {
     };
     assert_eq!(
         names("s3://adapters/data/"),
-        ["s3://adapters/data/blob.bin", "s3://adapters/data/v.parquet"]
+        [
+            "s3://adapters/data/blob.bin",
+            "s3://adapters/data/v.parquet"
+        ]
     );
-    assert_eq!(names("s3://adapters/*/*.parquet"), ["s3://adapters/data/v.parquet"]);
-    assert_eq!(names("s3://adapters/data/v.parquet"), ["s3://adapters/data/v.parquet"]);
+    assert_eq!(
+        names("s3://adapters/*/*.parquet"),
+        ["s3://adapters/data/v.parquet"]
+    );
+    assert_eq!(
+        names("s3://adapters/data/v.parquet"),
+        ["s3://adapters/data/v.parquet"]
+    );
     let e = list_objects(&stores, "s3://adapters/nothing", &server.options()).unwrap_err();
-    assert!(e.is_not_found() && e.to_string().contains("s3://adapters/nothing"), "{e}");
+    assert!(
+        e.is_not_found() && e.to_string().contains("s3://adapters/nothing"),
+        "{e}"
+    );
     let _ = StorageOptions::new();
 }

@@ -15,6 +15,7 @@ use crate::io::input_storage::InputStorage;
 
 /// The batches of the CSV file of `split` (CSV splits are whole files: quoted fields may
 /// contain newlines, so a byte range cannot be cut safely).
+#[cfg(any(test, feature = "internals"))]
 pub fn read_csv_split(
     split: &FileSplit,
     schema: SchemaRef,
@@ -24,7 +25,7 @@ pub fn read_csv_split(
     read_csv_split_in(split, schema, options, batch_size, &InputStorage::default())
 }
 
-/// Like [`read_csv_split`], reading object store URLs through `storage`.
+/// Like `read_csv_split`, reading object store URLs through `storage`.
 pub fn read_csv_split_in(
     split: &FileSplit,
     schema: SchemaRef,

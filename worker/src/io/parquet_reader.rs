@@ -19,6 +19,7 @@ use crate::io::input_storage::InputStorage;
 
 /// The batches of `split`'s row groups. A file whose columns differ from `schema` is an error
 /// naming the file.
+#[cfg(any(test, feature = "internals"))]
 pub fn read_parquet_split(
     split: &FileSplit,
     schema: SchemaRef,
@@ -30,7 +31,7 @@ pub fn read_parquet_split(
 /// The batches of a Parquet split.
 pub type ParquetBatches = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
 
-/// Like [`read_parquet_split`], reading object store URLs through `storage`.
+/// Like `read_parquet_split`, reading object store URLs through `storage`.
 pub fn read_parquet_split_in(
     split: &FileSplit,
     schema: SchemaRef,
@@ -39,7 +40,13 @@ pub fn read_parquet_split_in(
 ) -> Result<ParquetBatches> {
     let path = PathBuf::from(&split.path);
     match storage.open_remote(&split.path)? {
-        Some(object) => read_from(ObjectChunkReader::new(object), path, split, schema, batch_size),
+        Some(object) => read_from(
+            ObjectChunkReader::new(object),
+            path,
+            split,
+            schema,
+            batch_size,
+        ),
         None => {
             let local = InputStorage::local_path(&split.path);
             let file = File::open(&local).map_err(|e| WorkerError::io(&path, e))?;

@@ -75,11 +75,12 @@ pub struct TextSplitReader {
 
 impl TextSplitReader {
     /// Opens `split` and positions the reader at the first line it owns.
+    #[cfg(any(test, feature = "internals"))]
     pub fn open(split: &FileSplit, schema: SchemaRef, batch_size: usize) -> Result<Self> {
         Self::open_in(split, schema, batch_size, &InputStorage::default())
     }
 
-    /// Like [`TextSplitReader::open`], reading object store URLs through `storage`.
+    /// Like `TextSplitReader::open`, reading object store URLs through `storage`.
     pub fn open_in(
         split: &FileSplit,
         schema: SchemaRef,

@@ -12,6 +12,7 @@ use crate::io::{csv_reader, parquet_reader, text_reader::TextSplitReader};
 
 /// The batches of `splits`, read as `scan` says. A split that cannot be opened yields its
 /// error in its place.
+#[cfg(any(test, feature = "internals"))]
 pub fn scan(
     scan: &ScanNode,
     splits: Vec<FileSplit>,
@@ -21,7 +22,7 @@ pub fn scan(
     scan_in(scan, splits, batch_size, cancelled, InputStorage::default())
 }
 
-/// Like [`scan()`], reading object store URLs through `storage` (the worker's stores and the
+/// Like `scan`, reading object store URLs through `storage` (the worker's stores and the
 /// job's options).
 pub fn scan_in(
     scan: &ScanNode,

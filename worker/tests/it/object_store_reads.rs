@@ -37,13 +37,9 @@ fn split(path: &str, start: u64, end: u64, row_groups: Vec<u32>) -> FileSplit {
 }
 
 fn lines(split: &FileSplit, storage: &InputStorage) -> Vec<(String, i64)> {
-    let reader = TextSplitReader::open_in(
-        split,
-        ScanNode::text_schema_with_positions(),
-        97,
-        storage,
-    )
-    .unwrap();
+    let reader =
+        TextSplitReader::open_in(split, ScanNode::text_schema_with_positions(), 97, storage)
+            .unwrap();
     let mut out = vec![];
     for b in reader {
         let b = b.unwrap();
@@ -73,7 +69,10 @@ fn text_parquet_and_csv_splits_read_the_same_from_s3_and_local_files() {
         match rng.random_range(0..10) {
             0 => {}
             1 => text.push_str(&"y".repeat(rng.random_range(1000..20_000))),
-            _ => text.push_str(&format!("line {i} {}", "w ".repeat(rng.random_range(0..30)))),
+            _ => text.push_str(&format!(
+                "line {i} {}",
+                "w ".repeat(rng.random_range(0..30))
+            )),
         }
         text.push_str(if i % 7 == 0 { "\r\n" } else { "\n" });
     }
@@ -121,7 +120,13 @@ fn text_parquet_and_csv_splits_read_the_same_from_s3_and_local_files() {
             &storage,
         )
         .unwrap()
-        .flat_map(|b| b.unwrap().column(0).as_primitive::<Int64Type>().values().to_vec())
+        .flat_map(|b| {
+            b.unwrap()
+                .column(0)
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        })
         .collect();
         let want: Vec<i64> = groups
             .iter()
@@ -138,7 +143,10 @@ fn text_parquet_and_csv_splits_read_the_same_from_s3_and_local_files() {
     .err()
     .unwrap()
     .to_string();
-    assert!(e.contains("s3://in/v.parquet") && e.contains("row group 10"), "{e}");
+    assert!(
+        e.contains("s3://in/v.parquet") && e.contains("row group 10"),
+        "{e}"
+    );
 
     // CSV: the whole object.
     let mut csv = String::from("a\n");
@@ -155,7 +163,14 @@ fn text_parquet_and_csv_splits_read_the_same_from_s3_and_local_files() {
         &storage,
     )
     .unwrap()
-    .map(|b| b.unwrap().column(0).as_primitive::<Int64Type>().values().iter().sum::<i64>())
+    .map(|b| {
+        b.unwrap()
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .values()
+            .iter()
+            .sum::<i64>()
+    })
     .sum();
     assert_eq!(sum, (0..5000).sum::<i64>());
 
