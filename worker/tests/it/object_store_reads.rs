@@ -55,7 +55,7 @@ fn text_parquet_and_csv_splits_read_the_same_from_s3_and_local_files() {
     let Some(server) = S3TestServer::start() else {
         return;
     };
-    server.create_bucket("in");
+    server.create_bucket("inputs");
     let storage = InputStorage {
         stores: Arc::new(ObjectStores::new()),
         options: server.options(),
@@ -80,14 +80,14 @@ fn text_parquet_and_csv_splits_read_the_same_from_s3_and_local_files() {
     let local = dir.path().join("t.txt");
     std::fs::write(&local, &text).unwrap();
     let local = local.to_string_lossy().to_string();
-    put(&server, "s3://in/t.txt", text.clone().into_bytes());
+    put(&server, "s3://inputs/t.txt", text.clone().into_bytes());
     let size = text.len() as u64;
     for pieces in [1u64, 2, 7, 33] {
         let mut from_s3 = vec![];
         let mut from_file = vec![];
         let cuts: Vec<u64> = (0..=pieces).map(|i| size * i / pieces).collect();
         for w in cuts.windows(2) {
-            let s3 = lines(&split("s3://in/t.txt", w[0], w[1], vec![]), &storage);
+            let s3 = lines(&split("s3://inputs/t.txt", w[0], w[1], vec![]), &storage);
             let file = lines(&split(&local, w[0], w[1], vec![]), &storage);
             assert_eq!(s3, file, "split [{}, {})", w[0], w[1]);
             from_s3.extend(s3);
@@ -111,10 +111,10 @@ fn text_parquet_and_csv_splits_read_the_same_from_s3_and_local_files() {
     let mut writer = ArrowWriter::try_new(&mut bytes, schema.clone(), Some(props)).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
-    put(&server, "s3://in/v.parquet", bytes);
+    put(&server, "s3://inputs/v.parquet", bytes);
     for groups in [vec![0], vec![3], vec![9], vec![2, 5]] {
         let got: Vec<i64> = read_parquet_split_in(
-            &split("s3://in/v.parquet", 0, 0, groups.clone()),
+            &split("s3://inputs/v.parquet", 0, 0, groups.clone()),
             schema.clone(),
             300,
             &storage,
@@ -135,7 +135,7 @@ fn text_parquet_and_csv_splits_read_the_same_from_s3_and_local_files() {
         assert_eq!(got, want, "row groups {groups:?}");
     }
     let e = read_parquet_split_in(
-        &split("s3://in/v.parquet", 0, 0, vec![10]),
+        &split("s3://inputs/v.parquet", 0, 0, vec![10]),
         schema.clone(),
         300,
         &storage,
@@ -144,7 +144,7 @@ fn text_parquet_and_csv_splits_read_the_same_from_s3_and_local_files() {
     .unwrap()
     .to_string();
     assert!(
-        e.contains("s3://in/v.parquet") && e.contains("row group 10"),
+        e.contains("s3://inputs/v.parquet") && e.contains("row group 10"),
         "{e}"
     );
 
@@ -153,10 +153,10 @@ fn text_parquet_and_csv_splits_read_the_same_from_s3_and_local_files() {
     for i in 0..5000 {
         csv.push_str(&format!("{i}\n"));
     }
-    put(&server, "s3://in/c.csv", csv.into_bytes());
+    put(&server, "s3://inputs/c.csv", csv.into_bytes());
     let csv_schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
     let sum: i64 = read_csv_split_in(
-        &split("s3://in/c.csv", 0, 0, vec![]),
+        &split("s3://inputs/c.csv", 0, 0, vec![]),
         csv_schema,
         &CsvOptions::default(),
         512,
@@ -176,7 +176,7 @@ fn text_parquet_and_csv_splits_read_the_same_from_s3_and_local_files() {
 
     // A missing object is an error naming its URL.
     let e = TextSplitReader::open_in(
-        &split("s3://in/absent.txt", 0, 10, vec![]),
+        &split("s3://inputs/absent.txt", 0, 10, vec![]),
         ScanNode::text_schema(),
         10,
         &storage,
@@ -184,5 +184,5 @@ fn text_parquet_and_csv_splits_read_the_same_from_s3_and_local_files() {
     .err()
     .unwrap()
     .to_string();
-    assert!(e.contains("s3://in/absent.txt"), "{e}");
+    assert!(e.contains("s3://inputs/absent.txt"), "{e}");
 }
