@@ -293,13 +293,20 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         let r = request.into_inner();
         let (plan, sink, options) = self.checked_job("SubmitJob", &r).await?;
         let id = JobId::random();
+        let storage_options =
+            quiver_plan::proto_conversion::storage_options_from_proto(r.storage_options.as_ref())
+                .map_err(|e| invalid("SubmitJob", e))?;
         // A bad output fails the submission, not the finished job.
         if let Sink::WriteParquet { directory, mode } = &sink {
-            job_output::check(&self.state.object_stores, &id, directory, *mode)
-                .await
-                .map_err(|e| {
-                    Status::failed_precondition(format!("SubmitJob: output directory {e}"))
-                })?;
+            job_output::check(
+                &self.state.object_stores,
+                &id,
+                directory,
+                *mode,
+                &storage_options,
+            )
+            .await
+            .map_err(|e| Status::failed_precondition(format!("SubmitJob: output directory {e}")))?;
         }
         let name = if r.name.is_empty() {
             "job".to_string()
@@ -312,6 +319,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             plan,
             sink,
             options,
+            storage_options,
         };
         let (reply, durable) = self.state.handle_durably(event);
         match reply {

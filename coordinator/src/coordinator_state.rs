@@ -232,6 +232,7 @@ impl CoordinatorState {
             mode,
             files,
             resumed,
+            storage,
         } = action
         else {
             return;
@@ -248,12 +249,18 @@ impl CoordinatorState {
             };
             let error = match error {
                 Some(e) => Some(e),
-                None => {
-                    job_output::commit(&this.object_stores, &job, &directory, mode, &files, resumed)
-                        .await
-                        .err()
-                        .map(|e| e.to_string())
-                }
+                None => job_output::commit(
+                    &this.object_stores,
+                    &job,
+                    &directory,
+                    mode,
+                    &files,
+                    resumed,
+                    &storage,
+                )
+                .await
+                .err()
+                .map(|e| e.to_string()),
             };
             this.handle(Event::OutputCommitted { job, error });
         });
@@ -357,9 +364,12 @@ impl CoordinatorState {
                     job,
                     directory,
                     delay,
+                    storage,
                 } => {
                     tokio::time::sleep(delay).await;
-                    if let Err(e) = job_output::abort(&this.object_stores, &job, &directory).await {
+                    if let Err(e) =
+                        job_output::abort(&this.object_stores, &job, &directory, &storage).await
+                    {
                         warn!(job = %job, error = %e, "could not remove a failed job's temporary output");
                     }
                 }

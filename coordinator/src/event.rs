@@ -123,6 +123,9 @@ pub enum Event {
         plan: PlanNode,
         sink: Sink,
         options: JobOptions,
+        /// Credentials for the job's object store inputs, given to its tasks (never logged;
+        /// `Debug` redacts them).
+        storage_options: quiver_plan::StorageOptions,
     },
     /// A job the job log holds as accepted and unfinished, resumed by a restarted coordinator
     /// under its id: it runs again from the start (task progress is not logged), or — a

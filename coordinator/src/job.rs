@@ -206,6 +206,7 @@ impl Stage {
             splits: self.splits.get(partition).cloned().unwrap_or_default(),
             inputs: inputs.to_vec(),
             batch_size: batch_size as usize,
+            storage_options: Default::default(),
         }
     }
 }
@@ -263,6 +264,9 @@ pub struct Job {
     /// A `write_parquet` job whose tasks all finished: the file each partition keeps, while
     /// the output commit runs (the job stays `Running` until it ends).
     pub commit: Option<Vec<TaskFile>>,
+    /// Credentials for the job's object store inputs, put in every task. Not logged, so a
+    /// resumed job's tasks use the workers' environment only.
+    pub storage_options: quiver_plan::StorageOptions,
 }
 
 /// Attempt numbers each incarnation of a job has to itself: a task's attempts in one run
@@ -300,6 +304,7 @@ impl Job {
             results_released: false,
             incarnation,
             commit: None,
+            storage_options: Default::default(),
         })
     }
 

@@ -24,8 +24,9 @@ pub async fn check(
     job: &JobId,
     directory: &str,
     mode: WriteMode,
+    options: &StorageOptions,
 ) -> quiver_storage::Result<()> {
-    OutputCommit::new(stores, directory, &job.0, &StorageOptions::new())?
+    OutputCommit::new(stores, directory, &job.0, options)?
         .check_destination(storage_mode(mode))
         .await
 }
@@ -38,8 +39,9 @@ pub async fn commit(
     mode: WriteMode,
     files: &[TaskFile],
     resumed: bool,
+    options: &StorageOptions,
 ) -> quiver_storage::Result<()> {
-    OutputCommit::new(stores, directory, &job.0, &StorageOptions::new())?
+    OutputCommit::new(stores, directory, &job.0, options)?
         .commit(files, storage_mode(mode), resumed)
         .await
 }
@@ -49,8 +51,9 @@ pub async fn abort(
     stores: &ObjectStores,
     job: &JobId,
     directory: &str,
+    options: &StorageOptions,
 ) -> quiver_storage::Result<()> {
-    OutputCommit::new(stores, directory, &job.0, &StorageOptions::new())?
+    OutputCommit::new(stores, directory, &job.0, options)?
         .abort()
         .await
 }

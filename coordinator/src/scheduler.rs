@@ -20,7 +20,7 @@ use std::time::Duration;
 use quiver_plan::{
     JobId, PlanNode, Sink, StageId, TaskAttempt, TaskDefinition, WorkerId, WriteMode,
 };
-use quiver_storage::TaskFile;
+use quiver_storage::{StorageOptions, TaskFile};
 use tracing::{info, warn};
 
 use crate::error::{CoordinatorError, Result};
@@ -69,6 +69,8 @@ pub enum Action {
         mode: WriteMode,
         files: Vec<TaskFile>,
         resumed: bool,
+        /// The job's object store settings.
+        storage: StorageOptions,
     },
     /// A `write_parquet` job failed or was cancelled: delete its temporary files after
     /// `delay` (once now, and once more after attempts that were still running stopped).
@@ -76,6 +78,7 @@ pub enum Action {
         job: JobId,
         directory: String,
         delay: Duration,
+        storage: StorageOptions,
     },
 }
 
@@ -163,10 +166,14 @@ impl Scheduler {
                 plan,
                 sink,
                 options,
+                storage_options,
             } => Reply::Submitted(
                 Job::queued(job, name, plan, sink, options, now, 0)
                     .map_err(Into::into)
-                    .and_then(|job| self.submit(job)),
+                    .and_then(|mut job| {
+                        job.storage_options = storage_options;
+                        self.submit(job)
+                    }),
             ),
             Event::JobRecovered {
                 job,
@@ -380,12 +387,18 @@ impl Scheduler {
         job.state = JobState::Running;
         job.commit = Some(files.clone());
         self.insert_job(job);
+        let storage = self
+            .jobs
+            .get(&id)
+            .map(|j| j.storage_options.clone())
+            .unwrap_or_default();
         vec![Action::CommitOutput {
             job: id,
             directory,
             mode,
             files,
             resumed: true,
+            storage,
         }]
     }
 
@@ -424,6 +437,7 @@ impl Scheduler {
             mode,
             files,
             resumed: false,
+            storage: job.storage_options.clone(),
         }]
     }
 
@@ -648,6 +662,7 @@ impl Scheduler {
                     job: id.clone(),
                     directory: directory.clone(),
                     delay,
+                    storage: job.storage_options.clone(),
                 });
             }
         }
@@ -732,8 +747,9 @@ impl Scheduler {
                     stage.started.get_or_insert(now);
                 }
                 for (p, attempt, slot) in placed {
-                    let task =
+                    let mut task =
                         stage.task_definition(&job.id, p, attempt, &inputs, job.options.batch_size);
+                    task.storage_options = job.storage_options.clone();
                     actions.push(Action::Launch {
                         worker: slot.worker,
                         address: slot.address,

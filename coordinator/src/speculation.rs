@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use quiver_plan::WorkerId;
+use quiver_plan::{TaskDefinition, WorkerId};
 use tracing::info;
 
 use crate::event::Timestamp;
@@ -102,7 +102,10 @@ pub fn speculate(
             actions.push(Action::Launch {
                 worker: slot.worker,
                 address: slot.address,
-                task: Box::new(stage.task_definition(&job.id, p, attempt, &inputs, batch_size)),
+                task: Box::new(TaskDefinition {
+                    storage_options: job.storage_options.clone(),
+                    ..stage.task_definition(&job.id, p, attempt, &inputs, batch_size)
+                }),
             });
         }
     }

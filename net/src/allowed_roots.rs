@@ -7,17 +7,26 @@
 //! none of the denied directories (a worker denies its own work directory, where other jobs'
 //! shuffle data lives). With no roots configured every path is allowed except the denied ones.
 //!
+//! Object store URLs (`s3://bucket/prefix/...`) are allowed when no root is configured, and
+//! otherwise only under a root given as a URL prefix (`--allowed-root s3://bucket/prefix/`):
+//! both are parsed (dot segments resolved) and compared by store and whole path segments, so
+//! `s3://bucket/prefix2/` is not under `s3://bucket/prefix/`.
+//!
 //! The check happens when a job is submitted and again on the worker before a task opens any
 //! file. A path swapped for a symlink between that check and the open is outside what this
 //! guards against; give workers a user that can read only what they should.
 
 use std::path::{Component, Path, PathBuf};
 
+use quiver_storage::Location;
+
 /// Where requests may read and write.
 #[derive(Clone, Debug, Default)]
 pub struct AllowedRoots {
     /// Canonical roots; empty means anywhere.
     roots: Vec<PathBuf>,
+    /// Object store prefixes (`s3://bucket/prefix/`).
+    url_roots: Vec<Location>,
     /// Canonical directories nothing may be read from or written to.
     denied: Vec<PathBuf>,
 }
@@ -39,8 +48,22 @@ impl AllowedRoots {
 
     /// Only under `roots`, each of which must exist.
     pub fn new(roots: &[PathBuf]) -> std::io::Result<Self> {
-        let roots = roots
+        let (urls, paths): (Vec<&PathBuf>, Vec<&PathBuf>) = roots
             .iter()
+            .partition(|r| is_store_url(&r.to_string_lossy()));
+        let url_roots = urls
+            .into_iter()
+            .map(|r| {
+                Location::parse(&r.to_string_lossy()).map_err(|e| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("--allowed-root {e}"),
+                    )
+                })
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let roots = paths
+            .into_iter()
             .map(|r| {
                 r.canonicalize().map_err(|e| {
                     std::io::Error::new(e.kind(), format!("--allowed-root {}: {e}", r.display()))
@@ -49,6 +72,7 @@ impl AllowedRoots {
             .collect::<std::io::Result<Vec<_>>>()?;
         Ok(AllowedRoots {
             roots,
+            url_roots,
             denied: vec![],
         })
     }
@@ -75,7 +99,7 @@ impl AllowedRoots {
 
     /// Whether any root restricts paths.
     pub fn is_restricted(&self) -> bool {
-        !self.roots.is_empty()
+        !self.roots.is_empty() || !self.url_roots.is_empty()
     }
 
     /// The roots, for messages.
@@ -91,6 +115,9 @@ impl AllowedRoots {
             path: path.chars().take(1024).collect(),
             reason,
         };
+        if is_store_url(path) {
+            return self.check_url(path, what).map(PathBuf::from);
+        }
         let p = Path::new(path);
         if !p.is_absolute() {
             return Err(refused("paths sent to the cluster must be absolute".into()));
@@ -102,7 +129,7 @@ impl AllowedRoots {
                 d.display()
             )));
         }
-        if !self.roots.is_empty() && !self.roots.iter().any(|r| resolved.starts_with(r)) {
+        if self.is_restricted() && !self.roots.iter().any(|r| resolved.starts_with(r)) {
             let roots: Vec<String> = self.roots.iter().map(|r| r.display().to_string()).collect();
             return Err(refused(format!(
                 "it resolves to {}, outside the allowed roots ({}; set with --allowed-root)",
@@ -112,6 +139,55 @@ impl AllowedRoots {
         }
         Ok(resolved)
     }
+}
+
+impl AllowedRoots {
+    /// Checks an object store URL (see the module's comment); returns it as parsed.
+    fn check_url(&self, url: &str, what: &str) -> Result<String, PathRefused> {
+        let refused = |reason: String| PathRefused {
+            what: what.to_string(),
+            path: url.chars().take(1024).collect(),
+            reason,
+        };
+        let location = Location::parse(url).map_err(|e| refused(e.to_string()))?;
+        if !self.is_restricted() {
+            return Ok(location.to_string());
+        }
+        let under = |root: &Location| {
+            root.store_key() == location.store_key()
+                && root.object_path().parts().count() <= location.object_path().parts().count()
+                && root
+                    .object_path()
+                    .parts()
+                    .zip(location.object_path().parts())
+                    .all(|(r, l)| r == l)
+        };
+        if self.url_roots.iter().any(under) {
+            return Ok(location.to_string());
+        }
+        let roots: Vec<String> = self
+            .roots
+            .iter()
+            .map(|r| r.display().to_string())
+            .chain(self.url_roots.iter().map(ToString::to_string))
+            .collect();
+        Err(refused(format!(
+            "it is {location}, outside the allowed roots ({}; set with --allowed-root, a URL prefix for object stores)",
+            roots.join(", ")
+        )))
+    }
+}
+
+/// Whether `text` is an object store URL rather than a local path (`file://` URLs are local
+/// paths and checked as such).
+fn is_store_url(text: &str) -> bool {
+    text.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.len() >= 2
+            && scheme != "file"
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.')
+    })
 }
 
 /// `path` with its existing part canonicalised and the rest appended; `..` or `.` in the part
@@ -183,5 +259,31 @@ mod tests {
                 .is_err()
         );
         assert!(denied.check(&s(&outside.join("s.txt")), "input").is_ok());
+    }
+
+    #[test]
+    fn urls_are_allowed_only_under_url_roots() {
+        let anywhere = AllowedRoots::anywhere();
+        assert!(anywhere.check("s3://bucket/any/thing.txt", "input").is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let roots =
+            AllowedRoots::new(&[dir.path().to_path_buf(), PathBuf::from("s3://bucket/data/")])
+                .unwrap();
+        assert!(roots.check("s3://bucket/data/a/b.txt", "input").is_ok());
+        assert!(roots.check("s3://bucket/data", "input").is_ok());
+        for bad in [
+            "s3://bucket/data2/x.txt",
+            "s3://bucket/data/../secret/x.txt",
+            "s3://bucket/data/%2e%2e/secret/x.txt",
+            "s3://other/data/x.txt",
+            "gs://bucket/data/x.txt",
+            "ftp://bucket/data/x.txt",
+        ] {
+            let err = roots.check(bad, "input").unwrap_err();
+            assert!(err.to_string().contains("refused"), "{bad}: {err}");
+        }
+        // Only local roots: every URL is refused.
+        let local = AllowedRoots::new(&[dir.path().to_path_buf()]).unwrap();
+        assert!(local.check("s3://bucket/data/a.txt", "input").is_err());
     }
 }

@@ -152,4 +152,6 @@ pub struct TaskDefinition {
     pub splits: Vec<FileSplit>,
     pub inputs: Vec<ShuffleInput>,
     pub batch_size: usize,
+    /// Credentials and endpoints for the job's object store inputs (`Debug` redacts secrets).
+    pub storage_options: quiver_storage::StorageOptions,
 }

@@ -15,3 +15,14 @@ pub mod v1 {
 /// gRPC's default 4 MiB limit is too small for large plans and status messages; every Quiver
 /// client and server raises it to this.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Storage option values may be credentials: only the keys are shown.
+impl std::fmt::Debug for v1::StorageOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut keys: Vec<&String> = self.values.keys().collect();
+        keys.sort();
+        f.debug_struct("StorageOptions")
+            .field("keys", &keys)
+            .finish_non_exhaustive()
+    }
+}

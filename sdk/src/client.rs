@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quiver_net::{AuthChannel, Dialer, PeerChannels};
-use quiver_plan::Sink;
+use quiver_plan::{Sink, StorageOptions};
 use quiver_proto::MAX_MESSAGE_BYTES;
 use quiver_proto::v1 as pb;
 use quiver_proto::v1::coordinator_client::CoordinatorClient;
@@ -52,6 +52,8 @@ pub struct Client {
     workers: Arc<PeerChannels>,
     /// How long a job handle keeps reconnecting to a lost coordinator.
     reconnect_timeout: Duration,
+    /// Object store credentials and endpoints sent with every job (for its input URLs).
+    storage: StorageOptions,
 }
 
 impl std::fmt::Debug for Client {
@@ -105,7 +107,34 @@ impl Client {
                 dialer.with_credentials(quiver_net::CallCredentials::none()),
             )),
             reconnect_timeout: options.reconnect_timeout_or_default(),
+            storage: StorageOptions::new(),
         })
+    }
+
+    /// This client, sending `storage` with every job it submits: the credentials and
+    /// endpoints the workers use to read the jobs' object store inputs (`s3://`, `gs://`,
+    /// `az://`, ...), on top of their own environment. List the inputs with the same options
+    /// ([`crate::Sources::with_storage`]). The values travel to the workers with each task and
+    /// are never logged or shown in a job's status.
+    ///
+    /// ```no_run
+    /// # async fn run() -> quiver::Result<()> {
+    /// use quiver::{Client, Sources, StorageOptions};
+    /// let storage = StorageOptions::from_pairs([
+    ///     ("aws_endpoint", "http://127.0.0.1:9000"),
+    ///     ("aws_allow_http", "true"),
+    /// ])
+    /// .expect("known settings");
+    /// let client = Client::connect("http://127.0.0.1:50050")
+    ///     .await?
+    ///     .with_storage_options(storage.clone());
+    /// let logs = Sources::with_storage(storage).read_text(&["s3://logs/2024/*.txt"])?;
+    /// let lines = logs.count(&client).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_storage_options(mut self, storage: StorageOptions) -> Self {
+        self.storage = storage;
+        self
     }
 
     /// The coordinator's URL.
@@ -139,7 +168,7 @@ impl Client {
         name: &str,
         options: JobOptions,
     ) -> Result<JobHandle> {
-        let request = job_request(dataset, &sink, name, &options);
+        let request = job_request(dataset, &sink, name, &options, &self.storage);
         let id = self
             .grpc()
             .submit_job(request)
@@ -168,7 +197,7 @@ impl Client {
         sink: Sink,
         options: JobOptions,
     ) -> Result<Explanation> {
-        let request = job_request(dataset, &sink, "", &options);
+        let request = job_request(dataset, &sink, "", &options, &self.storage);
         let answer = self
             .grpc()
             .explain_job(request)
@@ -237,12 +266,14 @@ fn job_request(
     sink: &Sink,
     name: &str,
     options: &JobOptions,
+    storage: &StorageOptions,
 ) -> pb::SubmitJobRequest {
     pb::SubmitJobRequest {
         name: name.to_string(),
         plan: Some(dataset.plan().into()),
         sink: Some(sink.into()),
         options: Some(options.into()),
+        storage_options: quiver_plan::proto_conversion::storage_options_to_proto(storage),
     }
 }
 

@@ -15,6 +15,7 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::job_handle::JobProgress;
 use crate::source_listing;
+use quiver_storage::StorageOptions;
 
 /// A distributed collection of rows with a known schema, described by the steps that make it.
 ///
@@ -48,22 +49,24 @@ impl Dataset {
     }
 
     fn source(format: SourceFormat, paths: &[impl AsRef<Path>], csv: CsvOptions) -> Result<Self> {
-        Self::source_with(format, paths, csv, false)
+        Self::source_with(format, paths, csv, false, &StorageOptions::new())
     }
 
-    fn source_with(
+    /// A scan of `paths` (local paths or object store URLs, listed with `storage`).
+    pub(crate) fn source_with(
         format: SourceFormat,
         paths: &[impl AsRef<Path>],
         csv: CsvOptions,
         positions: bool,
+        storage: &StorageOptions,
     ) -> Result<Self> {
         let paths: Vec<PathBuf> = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
-        let mut files = source_listing::list_files(&paths)?;
+        let mut files = source_listing::list_files(&paths, storage)?;
         let schema = match format {
             SourceFormat::Text if positions => ScanNode::text_schema_with_positions(),
             SourceFormat::Text => ScanNode::text_schema(),
-            SourceFormat::Parquet => source_listing::inspect_parquet(&mut files)?,
-            SourceFormat::Csv => source_listing::infer_csv_schema(&files, &csv)?,
+            SourceFormat::Parquet => source_listing::inspect_parquet(&mut files, storage)?,
+            SourceFormat::Csv => source_listing::infer_csv_schema(&files, &csv, storage)?,
         };
         Dataset::new(PlanNode::Scan(ScanNode {
             format,
@@ -75,6 +78,11 @@ impl Dataset {
 
     /// UTF-8 text files (or directories of them), one row per line in a column `line`.
     /// Lines end at `\n`; a `\r` before it is dropped.
+    ///
+    /// Every source takes local paths, object store URLs (`s3://bucket/logs/`,
+    /// `gs://...`, `az://...`, `https://...`) and globs in the last segments
+    /// (`s3://bucket/logs/2024-*/*.txt`); credentials come from the environment, or from
+    /// [`crate::Sources::with_storage`].
     pub fn read_text(paths: &[impl AsRef<Path>]) -> Result<Self> {
         Self::source(SourceFormat::Text, paths, CsvOptions::default())
     }
@@ -82,7 +90,13 @@ impl Dataset {
     /// Like [`Dataset::read_text`], with two more columns: `path` (the file) and `offset`
     /// (the byte offset where the line starts in it), e.g. to report where matches are.
     pub fn read_text_with_positions(paths: &[impl AsRef<Path>]) -> Result<Self> {
-        Self::source_with(SourceFormat::Text, paths, CsvOptions::default(), true)
+        Self::source_with(
+            SourceFormat::Text,
+            paths,
+            CsvOptions::default(),
+            true,
+            &StorageOptions::new(),
+        )
     }
 
     /// Parquet files (or directories of them), which must share one schema.

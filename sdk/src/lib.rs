@@ -59,6 +59,7 @@ pub mod job_handle;
 #[cfg(feature = "local-cluster")]
 pub mod local_cluster;
 mod source_listing;
+mod sources;
 #[cfg(feature = "worker")]
 pub mod worker;
 
@@ -73,9 +74,13 @@ pub use local_cluster::{LocalCluster, LocalClusterBuilder};
 pub use quiver_plan::{
     CsvOptions, Expr, JoinStrategy, JoinType, ScalarValue, Sink, SortExpr, StageOutput, WriteMode,
 };
+/// Per-job object store credentials and endpoints (see [`Sources::with_storage`] and
+/// [`Client::with_storage_options`]); `Debug` shows no secret.
+pub use quiver_storage::StorageOptions;
 #[cfg(feature = "worker")]
 pub use quiver_worker::FunctionRegistry;
 pub use source_listing::InputError;
+pub use sources::Sources;
 
 /// Expression and aggregate builders.
 pub mod functions {

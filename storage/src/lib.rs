@@ -15,7 +15,10 @@
 
 mod blocking;
 mod error;
+pub mod glob;
+mod listing;
 mod location;
+mod object_reader;
 mod object_stores;
 mod object_writer;
 mod output_commit;
@@ -25,7 +28,9 @@ mod storage_options;
 
 pub use blocking::block_on;
 pub use error::StorageError;
+pub use listing::{ListedObject, list_objects};
 pub use location::{Location, Scheme};
+pub use object_reader::{ObjectChunkReader, ObjectReader, READ_CHUNK_BYTES, StoredObject};
 pub use object_stores::ObjectStores;
 pub use object_writer::ObjectWriter;
 pub use output_commit::{OutputCommit, SUCCESS_MARKER, TEMPORARY_DIR, TaskFile, WriteMode};

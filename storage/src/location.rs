@@ -157,8 +157,10 @@ impl Location {
             // An HTTP store's paths are relative to the server root.
             Scheme::Local | Scheme::Http => url.set_path(&format!("/{path}")),
             _ => {
-                let prefix = self.url.path().len() - self.path.as_ref().len();
-                let root = self.url.path()[..prefix].trim_end_matches('/').to_string();
+                // A directory URL may end in `/` (`s3://b/dir/`); its object path does not.
+                let url_path = self.url.path().trim_end_matches('/');
+                let prefix = url_path.len().saturating_sub(self.path.as_ref().len());
+                let root = url_path[..prefix].trim_end_matches('/').to_string();
                 url.set_path(&format!("{root}/{path}"));
             }
         }
@@ -252,6 +254,13 @@ mod tests {
         );
         assert!(dir.child("../escape").is_err());
         assert!(dir.child("a//b").is_err());
+        let slash = Location::parse("s3://bucket/out/").unwrap();
+        assert_eq!(
+            slash
+                .with_object_path(ObjectPath::from("out/x.txt"))
+                .to_string(),
+            "s3://bucket/out/x.txt"
+        );
         let listed = dir.with_object_path(ObjectPath::from("out/x.txt"));
         assert_eq!(listed.to_string(), "s3://bucket/out/x.txt");
         let local = Location::parse("/tmp/d").unwrap();

@@ -48,8 +48,6 @@ pub enum WorkerError {
     Cancelled,
     #[error("task panicked: {0}")]
     Panicked(String),
-    #[error("{0}")]
-    Storage(String),
     #[error("coordinator at {url}: {message}")]
     Coordinator { url: String, message: String },
     #[error("{0} (on this worker)")]
@@ -68,6 +66,8 @@ pub enum WorkerError {
     WorkDirInUse { dir: PathBuf, lock: PathBuf },
     #[error("{flag}: {message}")]
     Config { flag: &'static str, message: String },
+    #[error(transparent)]
+    Storage(#[from] quiver_storage::StorageError),
     #[error("{path}: split [{start}, {end}) does not fit the file's {size} bytes")]
     BadSplit {
         path: PathBuf,
@@ -99,6 +99,11 @@ impl WorkerError {
                 | WorkerError::PathRefused(_)
                 | WorkerError::BadSplit { .. }
                 | WorkerError::SumOverflow { .. }
+                | WorkerError::Storage(
+                    quiver_storage::StorageError::NotFound { .. }
+                        | quiver_storage::StorageError::BadLocation { .. }
+                        | quiver_storage::StorageError::BadOption { .. }
+                )
                 | WorkerError::Cancelled
         )
     }

@@ -19,6 +19,7 @@ use tracing::{debug, warn};
 
 use crate::error::{Result, WorkerError};
 use crate::functions::FunctionRegistry;
+use crate::io::input_storage::InputStorage;
 use crate::io::parquet_writer::ParquetFileWriter;
 use crate::memory::memory_pool::MemoryPool;
 use crate::memory::spill::SpillDir;
@@ -28,7 +29,7 @@ use crate::shuffle::range_partitioner::RangePartitioner;
 use crate::shuffle::shuffle_reader::ShuffleReadContext;
 use crate::shuffle::shuffle_writer::{BucketRouting, ShuffleWriter};
 use quiver_net::PeerChannels;
-use quiver_storage::{ObjectStores, ObjectWriter, OutputCommit, StorageOptions};
+use quiver_storage::{ObjectStores, ObjectWriter, OutputCommit};
 
 /// What a successful attempt produced.
 #[derive(Debug, Default)]
@@ -200,6 +201,10 @@ impl TaskExecutor {
                     attempt.job.0, attempt.stage, attempt.partition, attempt.attempt
                 ),
             )),
+            storage: InputStorage {
+                stores: self.object_stores.clone(),
+                options: task.storage_options.clone(),
+            },
         });
         let schema = task.plan.schema()?;
         let batches = pipeline::build(&task.plan, &ctx)?;
@@ -269,9 +274,8 @@ impl TaskExecutor {
                     &self.object_stores,
                     directory,
                     &attempt.job.0,
-                    &StorageOptions::new(),
-                )
-                .map_err(|e| WorkerError::Storage(e.to_string()))?;
+                    &task.storage_options,
+                )?;
                 let file = commit.attempt_file(attempt.partition, attempt.attempt);
                 let mut writer = match file.local_path() {
                     Some(path) => ParquetFileWriter::create(&path, schema)?,

@@ -137,6 +137,7 @@ fn a_failed_write_job_removes_its_temporary_files_now_and_once_more_later() {
                 job: j,
                 directory,
                 delay,
+                ..
             } => {
                 assert_eq!((j, directory.as_str()), (&job, "s3://bucket/out"));
                 Some(*delay)

@@ -56,6 +56,7 @@ impl Sim {
             plan,
             sink,
             options: Default::default(),
+            storage_options: Default::default(),
         });
         assert!(matches!(outcome.reply, Reply::Submitted(Ok(()))));
         outcome.actions
@@ -676,6 +677,7 @@ fn an_invalid_plan_is_refused_at_submission() {
         plan,
         sink: Sink::Collect,
         options: Default::default(),
+        storage_options: Default::default(),
     });
     assert!(matches!(outcome.reply, Reply::Submitted(Err(_))));
     assert!(sim.s.job(&JobId("j".into())).is_none());

@@ -14,6 +14,8 @@ mod expr;
 mod plan;
 mod task;
 
+pub use task::{storage_options_from_proto, storage_options_to_proto};
+
 use std::sync::Arc;
 
 use arrow::datatypes::{Schema, SchemaRef};

@@ -165,6 +165,7 @@ impl From<&TaskDefinition> for pb::TaskDefinition {
                 })
                 .collect(),
             batch_size: u32::try_from(t.batch_size).unwrap_or(u32::MAX),
+            storage_options: storage_options_to_proto(&t.storage_options),
         }
     }
 }
@@ -234,8 +235,37 @@ impl TryFrom<&pb::TaskDefinition> for TaskDefinition {
                 .collect(),
             // As the coordinator resolved it; `Limits::check_task` refuses 0.
             batch_size: t.batch_size as usize,
+            storage_options: storage_options_from_proto(t.storage_options.as_ref())?,
         })
     }
+}
+
+/// A job's storage options on the wire; `None` when there are none.
+pub fn storage_options_to_proto(
+    options: &quiver_storage::StorageOptions,
+) -> Option<pb::StorageOptions> {
+    (!options.is_empty()).then(|| pb::StorageOptions {
+        values: options
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    })
+}
+
+/// Decodes a job's storage options; an unknown key is refused by name (never by value).
+pub fn storage_options_from_proto(
+    options: Option<&pb::StorageOptions>,
+) -> Result<quiver_storage::StorageOptions> {
+    let Some(options) = options else {
+        return Ok(quiver_storage::StorageOptions::new());
+    };
+    quiver_storage::StorageOptions::from_pairs(
+        options.values.iter().map(|(k, v)| (k.as_str(), v.clone())),
+    )
+    .map_err(|e| PlanError::MalformedProto {
+        field: "storage_options",
+        problem: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -283,6 +313,7 @@ mod tests {
             splits: vec![],
             inputs: vec![],
             batch_size: 97,
+            storage_options: quiver_storage::StorageOptions::new(),
         };
         let wire = pb::TaskDefinition::from(&task);
         assert_eq!(wire.batch_size, 97);

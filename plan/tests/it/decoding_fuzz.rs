@@ -351,6 +351,7 @@ fn task() -> impl Strategy<Value = pb::TaskDefinition> {
                 splits,
                 inputs: vec![],
                 batch_size,
+                storage_options: None,
             },
         )
 }
@@ -430,7 +431,7 @@ proptest! {
         let sink = directory.map(|d| pb::Sink {
             kind: Some(pb::sink::Kind::WriteParquet(pb::WriteParquetSink { directory: d, mode })),
         });
-        exercise_submit(&pb::SubmitJobRequest { name: String::new(), plan: Some(plan), sink, options: None });
+        exercise_submit(&pb::SubmitJobRequest { name: String::new(), plan: Some(plan), sink, options: None, storage_options: None });
     }
 
     #[test]
@@ -446,7 +447,7 @@ proptest! {
         cut in any::<prop::sample::Index>(),
     ) {
         for mut bytes in [
-            pb::SubmitJobRequest { name: "j".into(), plan: Some(plan), sink: None, options: None }.encode_to_vec(),
+            pb::SubmitJobRequest { name: "j".into(), plan: Some(plan), sink: None, options: None, storage_options: None }.encode_to_vec(),
             pb::LaunchTaskRequest { task: Some(task) }.encode_to_vec(),
         ] {
             if bytes.is_empty() {

@@ -50,6 +50,7 @@ fn decodes_as_task(plan: &PlanNode) -> bool {
         splits: vec![],
         inputs: vec![],
         batch_size: 8192,
+        storage_options: Default::default(),
     };
     let bytes = pb::LaunchTaskRequest {
         task: Some((&task).into()),

@@ -544,6 +544,7 @@ async fn oversized_numbers_are_refused_before_they_size_anything() {
         plan: Some(plan),
         sink: collect.clone(),
         options,
+        storage_options: None,
     };
     // Partitions and batch sizes that would size allocations.
     for options in [

@@ -12,6 +12,7 @@ mod explain;
 mod fault_tolerance;
 mod joins;
 mod multi_host;
+mod object_store_inputs;
 mod operators;
 mod output_commit;
 mod probes;

@@ -68,7 +68,10 @@ async fn existing_output_is_refused_unless_the_job_overwrites_or_appends() {
     assert_eq!(names(&out), first_files);
 
     // Overwrite with fewer words: only the new output is left.
-    let long_words = counts.clone().filter(length(col("word")).gt(lit(4i64))).unwrap();
+    let long_words = counts
+        .clone()
+        .filter(length(col("word")).gt(lit(4i64)))
+        .unwrap();
     long_words
         .write_parquet(&client, &out)
         .mode(WriteMode::Overwrite)

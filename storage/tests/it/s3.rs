@@ -140,3 +140,105 @@ fn the_output_commit_works_on_a_bucket() {
         .to_string();
     assert!(e.contains("s3://no-such-bucket/out"), "{e}");
 }
+
+#[test]
+fn ranged_reads_listing_and_parquet_footers_through_a_real_s3_server() {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::reader::ChunkReader;
+    use quiver_storage::{ObjectChunkReader, StorageOptions, StoredObject, list_objects};
+
+    let Some(server) = S3TestServer::start() else {
+        return;
+    };
+    server.create_bucket("adapters");
+    let stores = ObjectStores::new();
+    let put = |url: &str, bytes: Vec<u8>| {
+        let location = Location::parse(url).unwrap();
+        let store = stores.store(&location, &server.options()).unwrap();
+        let path = location.object_path().clone();
+        block_on(async move { store.put(&path, bytes.into()).await.map(|_| ()) }).unwrap();
+    };
+
+    // Ranged reads across the reader's 8 MiB fetches.
+    let content: Vec<u8> = (0..(9u32 << 20)).map(|i| (i % 253) as u8).collect();
+    put("s3://adapters/data/blob.bin", content.clone());
+    let location = Location::parse("s3://adapters/data/blob.bin").unwrap();
+    let object = StoredObject::open(&stores, &location, &server.options()).unwrap();
+    assert_eq!(object.size(), content.len() as u64);
+    assert_eq!(&object.read_range(5..9).unwrap()[..], &content[5..9]);
+    let mut reader = object.reader((8 << 20) - 3);
+    let mut across = [0u8; 6];
+    reader.read_exact(&mut across).unwrap();
+    assert_eq!(across, content[(8 << 20) - 3..(8 << 20) + 3]);
+    reader.seek(SeekFrom::Start(1)).unwrap();
+    let mut all = Vec::new();
+    reader.read_to_end(&mut all).unwrap();
+    assert_eq!(all, &content[1..]);
+
+    // A Parquet file read through the ChunkReader: footer, row groups, values.
+    let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(Int64Array::from_iter_values(0..5000))],
+    )
+    .unwrap();
+    let mut bytes = Vec::new();
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(1000))
+        .build();
+    let mut writer = ArrowWriter::try_new(&mut bytes, schema, Some(props)).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    put("s3://adapters/data/v.parquet", bytes.clone());
+    let location = Location::parse("s3://adapters/data/v.parquet").unwrap();
+    let chunks =
+        ObjectChunkReader::new(StoredObject::open(&stores, &location, &server.options()).unwrap());
+    assert_eq!(&chunks.get_bytes(0, 4).unwrap()[..], b"PAR1");
+    let builder = ParquetRecordBatchReaderBuilder::try_new(chunks).unwrap();
+    assert_eq!(builder.metadata().num_row_groups(), 5);
+    let rows: usize = builder
+        .with_row_groups(vec![1, 3])
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap().num_rows())
+        .sum();
+    assert_eq!(rows, 2000);
+
+    // Listing: a prefix, a glob, skipped names, and a missing name.
+    put("s3://adapters/data/_SUCCESS", vec![]);
+    let names = |text: &str| -> Vec<String> {
+        list_objects(&stores, text, &server.options())
+            .unwrap()
+            .into_iter()
+            .map(|o| o.location.to_string())
+            .collect()
+    };
+    assert_eq!(
+        names("s3://adapters/data/"),
+        [
+            "s3://adapters/data/blob.bin",
+            "s3://adapters/data/v.parquet"
+        ]
+    );
+    assert_eq!(
+        names("s3://adapters/*/*.parquet"),
+        ["s3://adapters/data/v.parquet"]
+    );
+    assert_eq!(
+        names("s3://adapters/data/v.parquet"),
+        ["s3://adapters/data/v.parquet"]
+    );
+    let e = list_objects(&stores, "s3://adapters/nothing", &server.options()).unwrap_err();
+    assert!(
+        e.is_not_found() && e.to_string().contains("s3://adapters/nothing"),
+        "{e}"
+    );
+    let _ = StorageOptions::new();
+}

@@ -1,4 +1,6 @@
-//! Reads the row groups of one Parquet split as batches conforming to the plan's schema.
+//! Reads the row groups of one Parquet split as batches conforming to the plan's schema, from
+//! a local file or, through an [`ObjectChunkReader`] (one ranged GET for the footer, one per
+//! column chunk), from an object store URL.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -9,16 +11,57 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use quiver_plan::FileSplit;
 
+use parquet::file::reader::ChunkReader;
+use quiver_storage::ObjectChunkReader;
+
 use crate::error::{Result, WorkerError};
+use crate::io::input_storage::InputStorage;
 
 /// The batches of `split`'s row groups. A file whose columns differ from `schema` is an error
 /// naming the file.
+#[cfg(any(test, feature = "internals"))]
 pub fn read_parquet_split(
     split: &FileSplit,
     schema: SchemaRef,
     batch_size: usize,
-) -> Result<impl Iterator<Item = Result<RecordBatch>> + Send + use<>> {
+) -> Result<ParquetBatches> {
+    read_parquet_split_in(split, schema, batch_size, &InputStorage::default())
+}
+
+/// The batches of a Parquet split.
+pub type ParquetBatches = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
+
+/// Like `read_parquet_split`, reading object store URLs through `storage`.
+pub fn read_parquet_split_in(
+    split: &FileSplit,
+    schema: SchemaRef,
+    batch_size: usize,
+    storage: &InputStorage,
+) -> Result<ParquetBatches> {
     let path = PathBuf::from(&split.path);
+    match storage.open_remote(&split.path)? {
+        Some(object) => read_from(
+            ObjectChunkReader::new(object),
+            path,
+            split,
+            schema,
+            batch_size,
+        ),
+        None => {
+            let local = InputStorage::local_path(&split.path);
+            let file = File::open(&local).map_err(|e| WorkerError::io(&path, e))?;
+            read_from(file, path, split, schema, batch_size)
+        }
+    }
+}
+
+fn read_from<T: ChunkReader + 'static>(
+    input: T,
+    path: PathBuf,
+    split: &FileSplit,
+    schema: SchemaRef,
+    batch_size: usize,
+) -> Result<ParquetBatches> {
     let parquet_error = {
         let path = path.clone();
         move |message: String| WorkerError::Parquet {
@@ -26,9 +69,8 @@ pub fn read_parquet_split(
             message,
         }
     };
-    let file = File::open(&path).map_err(|e| WorkerError::io(&path, e))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| parquet_error(e.to_string()))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(input)
+        .map_err(|e| parquet_error(e.to_string()))?;
     // Decode only the plan's columns (the coordinator prunes unused ones from the schema).
     let roots = schema
         .fields()
@@ -52,9 +94,9 @@ pub fn read_parquet_split(
         .with_batch_size(batch_size.max(1))
         .build()
         .map_err(|e| parquet_error(e.to_string()))?;
-    Ok(reader.map(move |batch| {
+    Ok(Box::new(reader.map(move |batch| {
         let batch = batch.map_err(|e| parquet_error(e.to_string()))?;
         RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
             .map_err(|e| parquet_error(format!("schema differs from the first file's: {e}")))
-    }))
+    })))
 }

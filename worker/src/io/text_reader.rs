@@ -6,6 +6,10 @@
 //! arbitrary byte offsets give every line exactly once: a reader starting mid-file skips the
 //! partial line it lands in, and reads past `end` to finish its last line. The trailing `\n`
 //! (and a `\r` before it) are not part of the row.
+//!
+//! A local file is read with `std::fs`; an object store URL through an
+//! [`ObjectReader`](quiver_storage::ObjectReader), which fetches the split (and the end of its
+//! last line) in large ranged GETs. Both go through the same code, so splits cut the same way.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -19,6 +23,7 @@ use arrow::record_batch::RecordBatch;
 use quiver_plan::FileSplit;
 
 use crate::error::{Result, WorkerError};
+use crate::io::input_storage::InputStorage;
 
 /// Stop filling a batch once its text reaches this many bytes, whatever the row count.
 const MAX_BATCH_BYTES: usize = 8 << 20;
@@ -54,7 +59,7 @@ impl LineBatch {
 /// block; each line is copied once, into the batch's value buffer.
 pub struct TextSplitReader {
     path: PathBuf,
-    file: File,
+    file: Box<dyn Read + Send>,
     /// Bytes read and not yet consumed are `buf[buf_pos..buf_len]`.
     buf: Vec<u8>,
     buf_pos: usize,
@@ -70,14 +75,37 @@ pub struct TextSplitReader {
 
 impl TextSplitReader {
     /// Opens `split` and positions the reader at the first line it owns.
+    #[cfg(any(test, feature = "internals"))]
     pub fn open(split: &FileSplit, schema: SchemaRef, batch_size: usize) -> Result<Self> {
+        Self::open_in(split, schema, batch_size, &InputStorage::default())
+    }
+
+    /// Like `TextSplitReader::open`, reading object store URLs through `storage`.
+    pub fn open_in(
+        split: &FileSplit,
+        schema: SchemaRef,
+        batch_size: usize,
+        storage: &InputStorage,
+    ) -> Result<Self> {
         let path = PathBuf::from(&split.path);
-        let mut file = File::open(&path).map_err(|e| WorkerError::io(&path, e))?;
+        // Start on the byte before the split: if it is '\n', a line starts exactly at
+        // `start`; otherwise the rest of the line that began in the previous split is skipped.
+        let first = split.start.saturating_sub(1);
+        let (file, size): (Box<dyn Read + Send>, u64) = match storage.open_remote(&split.path)? {
+            Some(object) => (Box::new(object.reader(first)), object.size()),
+            None => {
+                let local = InputStorage::local_path(&split.path);
+                let mut file = File::open(&local).map_err(|e| WorkerError::io(&path, e))?;
+                let size = file
+                    .metadata()
+                    .map_err(|e| WorkerError::io(&path, e))?
+                    .len();
+                file.seek(SeekFrom::Start(first.min(size)))
+                    .map_err(|e| WorkerError::io(&path, e))?;
+                (Box::new(file), size)
+            }
+        };
         // The offsets came over the network: they must lie in the file as it is.
-        let size = file
-            .metadata()
-            .map_err(|e| WorkerError::io(&path, e))?
-            .len();
         if split.start > split.end || split.start > size {
             return Err(WorkerError::BadSplit {
                 path,
@@ -86,11 +114,6 @@ impl TextSplitReader {
                 size,
             });
         }
-        // Start on the byte before the split: if it is '\n', a line starts exactly at
-        // `start`; otherwise the rest of the line that began in the previous split is skipped.
-        let first = split.start.saturating_sub(1);
-        file.seek(SeekFrom::Start(first))
-            .map_err(|e| WorkerError::io(&path, e))?;
         let mut reader = TextSplitReader {
             path,
             file,

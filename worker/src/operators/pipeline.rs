@@ -22,12 +22,13 @@ use super::limit::limit;
 use super::map_batches::map_batches;
 use super::project::project;
 use super::sample::{RowSampler, sample_stream};
-use super::scan::scan;
+use super::scan::scan_in;
 use super::sort::{SortBuffer, sort_stream};
 use super::stage_read::stage_read;
 use super::union::union_input;
 use crate::error::{Result, WorkerError};
 use crate::functions::FunctionRegistry;
+use crate::io::input_storage::InputStorage;
 use crate::memory::memory_pool::TaskMemory;
 use crate::memory::spill::SpillDir;
 use crate::shuffle::shuffle_reader::ShuffleReadContext;
@@ -48,6 +49,8 @@ pub struct PipelineContext {
     pub memory: TaskMemory,
     /// Where the task's operators spill; removed when the task ends.
     pub spill: Arc<SpillDir>,
+    /// Where input splits named by URL are read from (the worker's stores, the job's options).
+    pub storage: InputStorage,
 }
 
 /// All output of `stage` (bucket 0 of every map task): a broadcast join side or a sample.
@@ -59,7 +62,13 @@ pub fn read_broadcast(stage: StageId, ctx: &PipelineContext) -> Result<BatchIter
 pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
     let cancelled = || ctx.cancelled.clone();
     Ok(match node {
-        PlanNode::Scan(s) => scan(s, ctx.splits.clone(), ctx.batch_size, cancelled()),
+        PlanNode::Scan(s) => scan_in(
+            s,
+            ctx.splits.clone(),
+            ctx.batch_size,
+            cancelled(),
+            ctx.storage.clone(),
+        ),
         PlanNode::StageRead(read) => {
             stage_read(read, &ctx.shuffle, &ctx.inputs, ctx.partition, cancelled())?
         }

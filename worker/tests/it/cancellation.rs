@@ -351,6 +351,7 @@ fn a_select_explode_map_batches_pipeline_stops_when_its_task_is_cancelled() {
         functions: Arc::new(registry),
         memory: scratch.pool.task(),
         spill: scratch.spill.clone(),
+        storage: Default::default(),
     });
     let results: Vec<_> = pipeline::build(&plan, &ctx).unwrap().take(60).collect();
     let first_error = results.iter().position(|r| r.is_err()).unwrap();

@@ -6,6 +6,7 @@
 mod aggregate;
 mod cancellation;
 mod expressions;
+mod object_store_reads;
 mod parquet_checksums;
 mod shuffle;
 mod spilling;
