@@ -315,9 +315,17 @@ mod tests {
             binary.display()
         );
         (0..n)
-            .map(|_| {
+            .map(|i| {
+                // Each worker its own work directory (a worker locks it).
+                static STARTED: std::sync::atomic::AtomicUsize =
+                    std::sync::atomic::AtomicUsize::new(0);
+                let nth = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let work_dir = std::env::temp_dir()
+                    .join(format!("quiver-udf-test-{}-{nth}-{i}", std::process::id()));
                 std::process::Command::new(&binary)
                     .args(["worker", "--coordinator", cluster.url(), "--slots", "1"])
+                    .arg("--work-dir")
+                    .arg(&work_dir)
                     .args(["--heartbeat-interval", "0.2"])
                     .env("QUIVER_TOKEN", cluster.token())
                     .stdout(std::process::Stdio::null())

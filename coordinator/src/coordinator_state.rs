@@ -233,12 +233,14 @@ impl CoordinatorState {
             files,
             resumed,
             storage,
+            retry_after,
         } = action
         else {
             return;
         };
         let this = self.clone();
         tokio::spawn(async move {
+            tokio::time::sleep(retry_after).await;
             let error = match logged {
                 Some(logged) => match logged.await {
                     Ok(Ok(())) => None,

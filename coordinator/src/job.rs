@@ -264,6 +264,8 @@ pub struct Job {
     /// A `write_parquet` job whose tasks all finished: the file each partition keeps, while
     /// the output commit runs (the job stays `Running` until it ends).
     pub commit: Option<Vec<TaskFile>>,
+    /// Failed tries of that commit (each is retried, up to a limit).
+    pub commit_failures: u32,
     /// Credentials for the job's object store inputs, put in every task. Not logged, so a
     /// resumed job's tasks use the workers' environment only.
     pub storage_options: quiver_plan::StorageOptions,
@@ -304,6 +306,7 @@ impl Job {
             results_released: false,
             incarnation,
             commit: None,
+            commit_failures: 0,
             storage_options: Default::default(),
         })
     }

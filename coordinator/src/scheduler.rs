@@ -34,6 +34,11 @@ use crate::worker_registry::{Registration, WorkerRegistry};
 
 mod task_reports;
 
+/// How many times an output commit is tried before its job fails.
+const COMMIT_TRIES: u32 = 3;
+/// The wait before the first retry of a failed output commit (then twice that, ...).
+const COMMIT_RETRY_DELAY: Duration = Duration::from_secs(2);
+
 /// Fetch failures a task may have per allowed attempt before its job fails (a lost map output
 /// is recomputed, which takes a fetch failure or two per lost worker).
 const FETCH_FAILURES_PER_ATTEMPT: u32 = 4;
@@ -71,6 +76,8 @@ pub enum Action {
         resumed: bool,
         /// The job's object store settings.
         storage: StorageOptions,
+        /// Wait this long first (a retry after a failed commit).
+        retry_after: Duration,
     },
     /// A `write_parquet` job failed or was cancelled: delete its temporary files after
     /// `delay` (once now, and once more after attempts that were still running stopped).
@@ -399,6 +406,7 @@ impl Scheduler {
             files,
             resumed: true,
             storage,
+            retry_after: Duration::ZERO,
         }]
     }
 
@@ -438,6 +446,7 @@ impl Scheduler {
             files,
             resumed: false,
             storage: job.storage_options.clone(),
+            retry_after: Duration::ZERO,
         }]
     }
 
@@ -455,14 +464,36 @@ impl Scheduler {
         if !committing {
             return vec![];
         }
-        match error {
-            None => self.finish_job(id, JobState::Succeeded, None, now),
-            Some(e) => {
-                let error = format!("the output commit failed: {e}");
-                warn!(job = %id, %error, "failing job");
-                self.finish_job(id, JobState::Failed, Some(error), now)
-            }
+        let Some(e) = error else {
+            return self.finish_job(id, JobState::Succeeded, None, now);
+        };
+        let Some(job) = self.jobs.get_mut(id) else {
+            return vec![];
+        };
+        job.commit_failures += 1;
+        let (Some(files), Sink::WriteParquet { directory, mode }) = (&job.commit, &job.sink) else {
+            return vec![];
+        };
+        if job.commit_failures < COMMIT_TRIES {
+            // Every step of the commit can be repeated: try again (as if resumed).
+            let retry_after = COMMIT_RETRY_DELAY * job.commit_failures;
+            warn!(job = %id, error = %e, retry_s = retry_after.as_secs_f64(), "output commit failed; trying again");
+            return vec![Action::CommitOutput {
+                job: id.clone(),
+                directory: directory.clone(),
+                mode: *mode,
+                files: files.clone(),
+                resumed: true,
+                storage: job.storage_options.clone(),
+                retry_after,
+            }];
         }
+        // Its temporary files are kept: some partitions may exist nowhere else.
+        let error = format!(
+            "the output commit failed {COMMIT_TRIES} times, last: {e}; some of the job's files may already be visible in {directory}, the others are kept under its _temporary/{id}/; resubmit with mode Overwrite"
+        );
+        warn!(job = %id, %error, "failing job");
+        self.finish_job(id, JobState::Failed, Some(error), now)
     }
 
     /// Whether a draining worker must stay: an attempt runs there, or an unfinished job needs
@@ -654,8 +685,9 @@ impl Scheduler {
         }
         // A failed or cancelled job's files never become visible: its temporaries go now, and
         // again once attempts that were still running have surely stopped.
-        if let (false, Sink::WriteParquet { directory, .. }) =
-            (state == JobState::Succeeded, &job.sink)
+        // (Not once its commit began: files not yet moved exist only there.)
+        if let (false, None, Sink::WriteParquet { directory, .. }) =
+            (state == JobState::Succeeded, &job.commit, &job.sink)
         {
             for delay in [Duration::ZERO, self.config.heartbeat_timeout] {
                 actions.push(Action::AbortOutput {
@@ -779,7 +811,8 @@ impl Scheduler {
             let Some(job) = self.jobs.get_mut(id) else {
                 continue;
             };
-            if !matches!(job.state, JobState::Queued | JobState::Running) {
+            // A committing job needs no worker (the coordinator moves its files).
+            if !matches!(job.state, JobState::Queued | JobState::Running) || job.commit.is_some() {
                 continue;
             }
             if self.workers.eligible(&job.required_functions).is_empty() {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use arrow::array::{AsArray, Float64Array, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, SchemaRef};
 use quiver::functions::*;
-use quiver::{Client, Dataset, JoinOn, JoinType};
+use quiver::{Client, Dataset, JoinOn, JoinType, WriteMode};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -81,7 +81,11 @@ pub async fn run(
             (lit(1.0) / col("degree")).alias("weight"),
         ])?;
     let weighted_dir = work.join("weighted");
-    weighted.write_parquet(client, &weighted_dir).await?;
+    // Scratch files of this run: a run in the same work directory replaces them.
+    weighted
+        .write_parquet(client, &weighted_dir)
+        .mode(WriteMode::Overwrite)
+        .await?;
     // Round 0: every node has rank 1 / N.
     let mut ranks = work.join("ranks-0");
     std::fs::create_dir_all(&ranks)?;
@@ -118,7 +122,9 @@ pub async fn run(
                     .alias("rank"),
             ])?;
         let dir = work.join(format!("ranks-{round}"));
-        next.write_parquet(client, &dir).await?;
+        next.write_parquet(client, &dir)
+            .mode(WriteMode::Overwrite)
+            .await?;
         ranks = dir;
     }
     Ok(ranks)

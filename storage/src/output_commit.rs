@@ -39,7 +39,8 @@ pub enum WriteMode {
     /// Refuse the job if the location holds data (the default).
     #[default]
     ErrorIfExists,
-    /// Replace the data there; the old files are removed only once the new output is complete.
+    /// Replace an earlier output there (its `part-*` files; a directory holding anything else
+    /// is refused); the old files are removed only once the new output is complete.
     Overwrite,
     /// Add files beside the data there (named with the job id, so nothing is replaced).
     Append,
@@ -164,6 +165,26 @@ impl OutputCommit {
                 "is a file; the output must be a directory (or a prefix in a bucket)".into(),
             ));
         }
+        if mode == WriteMode::Overwrite {
+            // Overwrite replaces an earlier output, never other data: deleting a directory
+            // full of anything (a home directory, the coordinator's state) is refused.
+            let foreign: Vec<String> = self
+                .visible_entries()
+                .await?
+                .into_iter()
+                .filter(|n| !is_output_file(n))
+                .collect();
+            if let Some(first) = foreign.first() {
+                return Err(refused(format!(
+                    "holds data that is not a job's output ({first}{}); Overwrite replaces only part-* files: choose another directory",
+                    if foreign.len() > 1 {
+                        format!(" and {} more", foreign.len() - 1)
+                    } else {
+                        String::new()
+                    }
+                )));
+            }
+        }
         if mode == WriteMode::ErrorIfExists {
             let visible = self.visible_entries().await?;
             if let Some(first) = visible.first() {
@@ -182,7 +203,11 @@ impl OutputCommit {
             .put(probe.object_path(), "".into())
             .await
             .map_err(|e| refused(format!("cannot be written: {e}")))?;
-        let _ = self.store.delete(probe.object_path()).await;
+        // The commit deletes (moves are copies and deletes on object stores): check it may.
+        self.store
+            .delete(probe.object_path())
+            .await
+            .map_err(|e| refused(format!("cannot delete what was written there: {e}")))?;
         Ok(())
     }
 
@@ -225,6 +250,13 @@ impl OutputCommit {
                 });
             }
         }
+        // Readers that wait for `_SUCCESS` must not take a half-replaced directory for a
+        // complete one: an earlier output's marker goes first.
+        let success = self.child(SUCCESS_MARKER);
+        match self.store.delete(success.object_path()).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(self.failed(SUCCESS_MARKER)(e)),
+        }
         let mut kept = HashSet::new();
         for f in files {
             let from = self.attempt_file(f.partition, f.attempt);
@@ -253,7 +285,6 @@ impl OutputCommit {
         if mode == WriteMode::Overwrite {
             self.remove_old_files(&kept).await?;
         }
-        let success = self.child(SUCCESS_MARKER);
         self.store
             .put(success.object_path(), "".into())
             .await
@@ -267,7 +298,7 @@ impl OutputCommit {
             // On disk, whole directories go (deleting objects would leave them empty).
             for name in self.visible_entries().await? {
                 let path = local.join(&name);
-                if kept.contains(self.child(&name).object_path()) {
+                if !is_output_file(&name) || kept.contains(self.child(&name).object_path()) {
                     continue;
                 }
                 let removed = match tokio::fs::symlink_metadata(&path).await {
@@ -297,10 +328,9 @@ impl OutputCommit {
                     .prefix_match(&prefix)
                     .map(|parts| parts.collect())
                     .unwrap_or_default();
-                let visible = relative
-                    .first()
-                    .is_some_and(|first| is_visible(first.as_ref()));
-                futures::future::ready(visible && !kept.contains(&meta.location))
+                // Only earlier output files directly in the directory.
+                let old_output = relative.len() == 1 && is_output_file(relative[0].as_ref());
+                futures::future::ready(old_output && !kept.contains(&meta.location))
             })
             .map_ok(|meta| meta.location)
             .try_collect()
@@ -349,6 +379,12 @@ impl OutputCommit {
             .map_err(self.failed("listing temporaries"))?;
         self.delete_all(paths).await
     }
+}
+
+/// Whether a name is one of a job's output files (`part-*`, as Quiver, Spark and Hadoop name
+/// them): what Overwrite may replace.
+fn is_output_file(name: &str) -> bool {
+    name.starts_with("part-")
 }
 
 /// Whether readers see an entry of an output directory (Hadoop's convention: names starting
@@ -428,7 +464,7 @@ mod tests {
     #[test]
     fn existing_data_is_refused_unless_overwriting_or_appending() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("old.parquet"), "old").unwrap();
+        std::fs::write(dir.path().join("part-00000.parquet"), "old").unwrap();
         let c = commit_at(dir.path(), "j2");
         let e = block_on(async move {
             let e = c.check_destination(WriteMode::ErrorIfExists).await;
@@ -438,9 +474,9 @@ mod tests {
         })
         .unwrap_err()
         .to_string();
-        assert!(e.contains("already holds data (old.parquet)"), "{e}");
+        assert!(e.contains("already holds data (part-00000.parquet)"), "{e}");
 
-        let file = dir.path().join("old.parquet");
+        let file = dir.path().join("part-00000.parquet");
         let c = commit_at(&file, "j3");
         let e = block_on(async move { c.check_destination(WriteMode::Overwrite).await })
             .unwrap_err()
@@ -461,8 +497,19 @@ mod tests {
         }];
         let c = commit_at(dir.path(), "over");
         write_attempt(&c, 0, 3, "new 0");
+        let refused = block_on({
+            let c = commit_at(dir.path(), "over");
+            async move { c.check_destination(WriteMode::Overwrite).await }
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(refused.contains("not a job's output (nested)"), "{refused}");
         block_on(async move { c.commit(&one, WriteMode::Overwrite, false).await }).unwrap();
-        assert_eq!(names(dir.path()), ["_SUCCESS", "part-00000.parquet"]);
+        // Earlier part files are replaced; anything else is never deleted.
+        assert_eq!(
+            names(dir.path()),
+            ["_SUCCESS", "nested", "part-00000.parquet"]
+        );
         assert_eq!(
             std::fs::read_to_string(dir.path().join("part-00000.parquet")).unwrap(),
             "new 0"
@@ -473,7 +520,12 @@ mod tests {
         block_on(async move { c.commit(&one, WriteMode::Append, false).await }).unwrap();
         assert_eq!(
             names(dir.path()),
-            ["_SUCCESS", "part-00000-app.parquet", "part-00000.parquet"]
+            [
+                "_SUCCESS",
+                "nested",
+                "part-00000-app.parquet",
+                "part-00000.parquet"
+            ]
         );
     }
 

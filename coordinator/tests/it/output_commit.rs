@@ -109,10 +109,34 @@ fn a_write_job_succeeds_only_after_committing_the_first_attempt_of_each_partitio
 }
 
 #[test]
-fn a_failed_commit_fails_the_job_with_its_reason() {
+fn a_failed_commit_is_retried_then_fails_the_job_keeping_its_files() {
     let (mut sim, job, first) = write_job(1);
     finish_all(&mut sim, first);
-    sim.send(Event::OutputCommitted {
+    // A commit that failed halfway is tried again, as resumed, after a growing wait.
+    for wait in [2, 4] {
+        let out = sim.send(Event::OutputCommitted {
+            job: job.clone(),
+            error: Some("s3://bucket/out: slow down".into()),
+        });
+        assert_eq!(sim.state(&job), JobState::Running);
+        let retried: Vec<_> = out
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::CommitOutput {
+                    resumed,
+                    retry_after,
+                    ..
+                } => Some((*resumed, retry_after.as_secs())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(retried, vec![(true, wait)]);
+    }
+    // No worker is needed meanwhile: waiting a long time without one does not fail it.
+    sim.pass(std::time::Duration::from_secs(600));
+    assert_eq!(sim.state(&job), JobState::Running);
+    let out = sim.send(Event::OutputCommitted {
         job: job.clone(),
         error: Some("s3://bucket/out: access denied".into()),
     });
@@ -120,8 +144,16 @@ fn a_failed_commit_fails_the_job_with_its_reason() {
     assert_eq!(j.state, JobState::Failed);
     let e = j.error.clone().unwrap();
     assert!(
-        e.contains("output commit failed") && e.contains("access denied"),
+        e.contains("output commit failed 3 times") && e.contains("access denied"),
         "{e}"
+    );
+    // The files not yet moved exist only under _temporary: they are not deleted.
+    assert!(
+        !out.actions
+            .iter()
+            .any(|a| matches!(a, Action::AbortOutput { .. })),
+        "{:?}",
+        out.actions
     );
 }
 

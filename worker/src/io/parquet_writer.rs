@@ -17,7 +17,8 @@ use crate::error::{Result, WorkerError};
 /// Where the bytes go.
 enum Target {
     File(File),
-    Object(ObjectWriter),
+    // Boxed: the upload's state is much larger than a file handle.
+    Object(Box<ObjectWriter>),
 }
 
 impl Write for Target {
@@ -55,7 +56,11 @@ impl ParquetFileWriter {
 
     /// Writes through `object` (named `name` in errors).
     pub fn create_object(object: ObjectWriter, name: String, schema: SchemaRef) -> Result<Self> {
-        Self::over(Target::Object(object), PathBuf::from(name), schema)
+        Self::over(
+            Target::Object(Box::new(object)),
+            PathBuf::from(name),
+            schema,
+        )
     }
 
     fn over(target: Target, name: PathBuf, schema: SchemaRef) -> Result<Self> {
