@@ -158,6 +158,20 @@ async fn a_job_failing_while_writing_leaves_nothing_visible() {
     cluster.shutdown().await;
 }
 
+/// Waits until the job's final stage has written some of its files (or the job ended).
+async fn wait_until_writing(client: &Client, id: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = client.job(id).status().await.unwrap();
+        let writing = p.stages.len() >= 2 && p.stages.last().is_some_and(|s| s.tasks_done > 0);
+        if writing || p.state.is_terminal() {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{p:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The objects under `prefix` in the moto bucket, by name, with their bytes.
 fn objects(server: &S3TestServer, url: &str) -> Vec<(String, bytes::Bytes)> {
     let location = Location::parse(url).unwrap();
@@ -221,16 +235,7 @@ async fn a_word_count_written_to_s3_is_exact_with_a_worker_killed_mid_write() {
     let id = job.id().to_string();
     let waiting = tokio::spawn(async move { job.wait().await });
     // Kill a worker once the final stage has written some of its files.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let p = client.job(&id).status().await.unwrap();
-        let writing = p.stages.len() >= 2 && p.stages.last().is_some_and(|s| s.tasks_done > 0);
-        if writing || p.state.is_terminal() {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{p:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_writing(&client, &id).await;
     cluster.kill_worker(0);
     tokio::time::timeout(Duration::from_secs(120), waiting)
         .await
@@ -285,16 +290,7 @@ async fn a_write_job_survives_a_coordinator_kill_with_exactly_one_file_per_parti
         .unwrap();
     let id = job.id().to_string();
     let waiting = tokio::spawn(async move { job.wait().await });
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let p = client.job(&id).status().await.unwrap();
-        let writing = p.stages.len() >= 2 && p.stages.last().is_some_and(|s| s.tasks_done > 0);
-        if writing || p.state.is_terminal() {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{p:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_writing(&client, &id).await;
     cluster.kill_coordinator();
     tokio::time::sleep(Duration::from_millis(300)).await;
     cluster.start_coordinator_again();
