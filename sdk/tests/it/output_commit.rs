@@ -257,12 +257,10 @@ async fn a_word_count_written_to_s3_is_exact_with_a_worker_killed_mid_write() {
         directory: "s3://words/counts".into(),
         mode: WriteMode::ErrorIfExists,
     };
-    let e = client
-        .submit(&word_count(&files), sink)
-        .await
-        .err()
-        .expect("refused")
-        .to_string();
+    let e = match client.submit(&word_count(&files), sink).await {
+        Ok(_) => panic!("a second write into the same prefix was accepted"),
+        Err(e) => e.to_string(),
+    };
     assert!(e.contains("already holds data"), "{e}");
 }
 
