@@ -376,7 +376,12 @@ impl ProgressFollower {
                     tokio::time::sleep(RECONNECT_BACKOFF_MIN).await;
                     self.stream = None;
                 }
-                Err(status) if quiver_net::connection_failed(&status) => {
+                // A stream that breaks mid-way is a connection lost, whatever code the transport
+                // gave it (h2 resets surface as `Internal`); the reconnect sorts out refusals.
+                Err(status)
+                    if quiver_net::connection_failed(&status)
+                        || status.code() == tonic::Code::Internal =>
+                {
                     tracing::warn!(job = %self.handle.id, error = %status.message(), "lost the coordinator; reconnecting");
                     self.stream = None;
                 }

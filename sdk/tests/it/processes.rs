@@ -202,8 +202,13 @@ async fn word_count_survives_a_coordinator_kill(ready: impl Fn(&quiver::JobProgr
     let files = write_corpus(dir.path(), 4, 30_000, 41);
     let mut cluster = ProcessCluster::start(2).await;
     let client = cluster.client().await;
+    // Many small reduce tasks, so that the reduce stage lasts long enough to be caught.
+    let options = quiver::JobOptions {
+        shuffle_partitions: Some(48),
+        ..Default::default()
+    };
     let job = client
-        .submit(&word_count(&files), Sink::Collect)
+        .submit_with(&word_count(&files), Sink::Collect, "wc", options)
         .await
         .unwrap();
     let id = job.id().to_string();
