@@ -95,7 +95,7 @@ impl Client {
         let channel = tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect())
             .await
             .map_err(|_| connect_error(format!("no answer within {CONNECT_TIMEOUT:?}")))?
-            .map_err(|e| connect_error(error_chain(&e)))?;
+            .map_err(|e| connect_error(crate::error::error_chain(&e)))?;
         Ok(Client {
             url: url.to_string(),
             inner: CoordinatorClient::new(dialer.authenticate(channel))
@@ -242,22 +242,6 @@ impl Client {
             .into_inner()
             .workers)
     }
-}
-
-/// An error with its sources, for transport errors whose top level says only "transport error".
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        // Transport errors often repeat their source's text; say each thing once.
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 /// What `SubmitJob` and `ExplainJob` both take: the job as the coordinator sees it.

@@ -81,9 +81,41 @@ impl Error {
     pub(crate) fn rpc(request: &'static str, status: tonic::Status) -> Self {
         Error::Rpc {
             request,
-            message: status.message().to_string(),
+            message: status_text(&status),
         }
     }
+}
+
+/// A status as one line: its message, and for failures that arose on this side of the
+/// connection (whose message is often only "transport error"), the code and the causes.
+pub(crate) fn status_text(status: &tonic::Status) -> String {
+    match std::error::Error::source(status) {
+        None => status.message().to_string(),
+        Some(cause) => {
+            let causes = error_chain(cause);
+            if causes.contains(status.message()) {
+                format!("{causes} ({:?})", status.code())
+            } else {
+                format!("{}: {causes} ({:?})", status.message(), status.code())
+            }
+        }
+    }
+}
+
+/// An error with its sources, for transport errors whose top level says only "transport error".
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        // Transport errors often repeat their source's text; say each thing once.
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 impl From<quiver_net::NetError> for Error {

@@ -377,11 +377,9 @@ impl ProgressFollower {
                     self.stream = None;
                 }
                 // A stream that breaks mid-way is a connection lost, whatever code the transport
-                // gave it (h2 resets surface as `Internal`); the reconnect sorts out refusals.
-                Err(status)
-                    if quiver_net::connection_failed(&status)
-                        || status.code() == tonic::Code::Internal =>
-                {
+                // gave it (h2 resets surface as `Internal`, broken pipes as other codes); only a
+                // refusal by the coordinator ends the following. The reconnect sorts out the rest.
+                Err(status) if !is_refusal(&status) => {
                     tracing::warn!(job = %self.handle.id, error = %status.message(), "lost the coordinator; reconnecting");
                     self.stream = None;
                 }
@@ -412,7 +410,7 @@ impl ProgressFollower {
                         url: client.url().to_string(),
                     });
                 }
-                Err(status) if quiver_net::connection_failed(&status) => status,
+                Err(status) if !is_refusal(&status) => status,
                 Err(status) => return Err(Error::rpc("WatchJob", status)),
             };
             let now = tokio::time::Instant::now();
@@ -422,7 +420,7 @@ impl ProgressFollower {
                     message: format!(
                         "lost while following job {} and not back within {timeout:?}: {}",
                         self.handle.id,
-                        last_error.message()
+                        crate::error::status_text(&last_error)
                     ),
                 });
             }
@@ -430,4 +428,25 @@ impl ProgressFollower {
             backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
         }
     }
+}
+
+/// Whether the coordinator answered a `WatchJob` by refusing it (the job is unknown, the caller
+/// is not allowed, the request is wrong): following stops. Every other failure — nothing
+/// listening, a connection reset or broken mid-stream, a coordinator shutting down — is an
+/// outage, retried until the client's reconnect timeout. Which code a broken connection gets
+/// depends on where it broke (tonic maps h2 resets to `Internal`, refused connects to
+/// `Unavailable`, a dropped body to `Unknown`), so the list names the refusals instead.
+fn is_refusal(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    matches!(
+        status.code(),
+        Code::InvalidArgument
+            | Code::NotFound
+            | Code::AlreadyExists
+            | Code::PermissionDenied
+            | Code::Unauthenticated
+            | Code::Unimplemented
+            | Code::FailedPrecondition
+            | Code::OutOfRange
+    )
 }
