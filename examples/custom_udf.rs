@@ -22,6 +22,7 @@ use clap::Parser;
 use quiver::arrow::array::AsArray;
 use quiver::arrow::datatypes::{Float64Type, Int64Type};
 use quiver::prelude::*;
+use quiver_examples::jobs::collect_named;
 use quiver_examples::{custom_function_jobs, custom_functions, generate_corpus};
 
 /// Row, batch and flat-map user functions on worker processes of this very binary.
@@ -103,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
     let (by_length, bigrams) = custom_function_jobs(&inputs, &functions)?;
     println!("{:>6} {:>10} {:>12}", "length", "words", "vowel share");
     let mut rows: Vec<(i64, i64, f64)> = Vec::new();
-    for b in by_length.collect(&client).await? {
+    for b in collect_named(&client, &by_length, "udf-words-by-length").await? {
         let (len, n, share) = (
             b.column(0).as_primitive::<Int64Type>(),
             b.column(1).as_primitive::<Int64Type>(),
@@ -116,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
         println!("{len:>6} {n:>10} {share:>12.3}");
     }
     let mut top: Vec<(String, i64)> = Vec::new();
-    for b in bigrams.collect(&client).await? {
+    for b in collect_named(&client, &bigrams, "udf-bigrams").await? {
         let (g, n) = (
             b.column(0).as_string::<i32>(),
             b.column(1).as_primitive::<Int64Type>(),

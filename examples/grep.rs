@@ -11,7 +11,11 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use quiver_examples::jobs::{ClusterArgs, ExampleCluster, generated_dir, grep, init_logging};
+use quiver::WriteMode;
+use quiver_examples::jobs::{
+    ClusterArgs, ExampleCluster, collect_named, generated_dir, grep, init_logging,
+    write_parquet_named,
+};
 
 /// Find lines matching a regex.
 #[derive(Parser, Debug)]
@@ -53,7 +57,9 @@ async fn main() -> anyhow::Result<()> {
     let cluster = ExampleCluster::connect(&args.cluster).await?;
     let started = Instant::now();
     let job = grep::grep_job(&inputs, &pattern)?;
-    let batches = job.collect(&cluster.client).await.context("grep failed")?;
+    let batches = collect_named(&cluster.client, &job, "grep")
+        .await
+        .context("grep failed")?;
     let matches = grep::number_lines(&batches)?;
     let elapsed = started.elapsed();
     for m in matches.iter().take(20) {
@@ -68,7 +74,14 @@ async fn main() -> anyhow::Result<()> {
         elapsed.as_secs_f64()
     );
     if let Some(dir) = &args.output {
-        job.write_parquet(&cluster.client, dir).await?;
+        write_parquet_named(
+            &cluster.client,
+            &job,
+            dir,
+            WriteMode::default(),
+            "grep-write",
+        )
+        .await?;
         println!("wrote Parquet to {}", dir.display());
     }
     cluster.shutdown().await;

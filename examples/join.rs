@@ -11,7 +11,11 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use quiver_examples::jobs::{ClusterArgs, ExampleCluster, generated_dir, init_logging, tpch};
+use quiver::WriteMode;
+use quiver_examples::jobs::{
+    ClusterArgs, ExampleCluster, collect_named, generated_dir, init_logging, tpch,
+    write_parquet_named,
+};
 
 /// Revenue per customer over orders joined with line items.
 #[derive(Parser, Debug)]
@@ -42,12 +46,21 @@ async fn main() -> anyhow::Result<()> {
     let cluster = ExampleCluster::connect(&args.cluster).await?;
     let started = Instant::now();
     let top = tpch::top_customers(&tables.join("orders"), &tables.join("lineitem"), 10)?;
-    let batches = top.collect(&cluster.client).await.context("join failed")?;
+    let batches = collect_named(&cluster.client, &top, "join-top-customers")
+        .await
+        .context("join failed")?;
     let elapsed = started.elapsed();
     println!("{}", quiver_examples::jobs::format_table(&batches));
     println!("elapsed: {:.2} s", elapsed.as_secs_f64());
     if let Some(dir) = &args.output {
-        top.write_parquet(&cluster.client, dir).await?;
+        write_parquet_named(
+            &cluster.client,
+            &top,
+            dir,
+            WriteMode::default(),
+            "join-top-customers-write",
+        )
+        .await?;
         println!("wrote Parquet to {}", dir.display());
     }
     cluster.shutdown().await;

@@ -13,7 +13,10 @@ use std::time::Instant;
 
 use anyhow::{Context, ensure};
 use clap::Parser;
-use quiver_examples::jobs::{ClusterArgs, ExampleCluster, generated_dir, init_logging, terasort};
+use quiver::WriteMode;
+use quiver_examples::jobs::{
+    ClusterArgs, ExampleCluster, generated_dir, init_logging, terasort, write_parquet_named,
+};
 
 /// Sort 100-byte records by their 10-byte key.
 #[derive(Parser, Debug)]
@@ -51,10 +54,15 @@ async fn main() -> anyhow::Result<()> {
 
     let started = Instant::now();
     let sorted = terasort::sort_job(&input)?;
-    sorted
-        .write_parquet(&cluster.client, &output)
-        .await
-        .context("sort failed")?;
+    write_parquet_named(
+        &cluster.client,
+        &sorted,
+        &output,
+        WriteMode::default(),
+        "terasort",
+    )
+    .await
+    .context("sort failed")?;
     let elapsed = started.elapsed();
     let count = terasort::validate(&output)?;
     if args.input.is_empty() {

@@ -11,7 +11,11 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use quiver_examples::jobs::{ClusterArgs, ExampleCluster, generated_dir, init_logging, tpch};
+use quiver::WriteMode;
+use quiver_examples::jobs::{
+    ClusterArgs, ExampleCluster, collect_named, generated_dir, init_logging, tpch,
+    write_parquet_named,
+};
 
 /// Run TPC-H Q1 on a Quiver cluster.
 #[derive(Parser, Debug)]
@@ -46,12 +50,21 @@ async fn main() -> anyhow::Result<()> {
     let cluster = ExampleCluster::connect(&args.cluster).await?;
     let started = Instant::now();
     let q1 = tpch::q1(&lineitem)?;
-    let batches = q1.collect(&cluster.client).await.context("Q1 failed")?;
+    let batches = collect_named(&cluster.client, &q1, "tpch-q1")
+        .await
+        .context("Q1 failed")?;
     let elapsed = started.elapsed();
     println!("{}", quiver_examples::jobs::format_table(&batches));
     println!("elapsed: {:.2} s", elapsed.as_secs_f64());
     if let Some(dir) = &args.output {
-        q1.write_parquet(&cluster.client, dir).await?;
+        write_parquet_named(
+            &cluster.client,
+            &q1,
+            dir,
+            WriteMode::default(),
+            "tpch-q1-write",
+        )
+        .await?;
         println!("wrote Parquet to {}", dir.display());
     }
     cluster.shutdown().await;

@@ -16,6 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::admission::{Admission, bounded_message};
+use crate::cluster_status;
 use crate::coordinator_state::{CoordinatorState, Durable};
 use crate::error::CoordinatorError;
 use crate::event::{Event, FetchFailure, TaskOutcome};
@@ -23,7 +24,7 @@ use crate::job::JobOptions;
 use crate::job_output;
 use crate::job_status::{ResultGrants, job_status, planned_stage_status};
 use crate::scheduler::{Reply, plan_job};
-use crate::worker_registry::{AddressTaken, Liveness};
+use crate::worker_registry::AddressTaken;
 
 /// Watchers get at most one status update per this interval.
 const WATCH_THROTTLE: Duration = Duration::from_millis(100);
@@ -387,16 +388,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         &self,
         _: Request<pb::ListJobsRequest>,
     ) -> Result<Response<pb::ListJobsResponse>, Status> {
-        // Without result tickets: listing jobs is not fetching their results.
-        let now = self.state.now();
-        // Jobs that finished under an earlier coordinator first: they are the oldest.
-        let mut jobs: Vec<pb::JobStatus> = self.state.past_jobs().iter().cloned().collect();
-        jobs.extend(
-            self.state
-                .scheduler()
-                .jobs()
-                .map(|job| job_status(job, None, now)),
-        );
+        let jobs = cluster_status::jobs(&self.state);
         Ok(Response::new(pb::ListJobsResponse { jobs }))
     }
 
@@ -466,30 +458,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         &self,
         _: Request<pb::ListWorkersRequest>,
     ) -> Result<Response<pb::ListWorkersResponse>, Status> {
-        let now = self.state.now();
-        let workers = self
-            .state
-            .scheduler()
-            .workers()
-            .snapshot()
-            .into_iter()
-            .map(|(id, w)| pb::WorkerStatus {
-                // As the worker itself reported it: what really runs there.
-                running_tasks: w.running_tasks,
-                worker_id: id.0,
-                address: w.address,
-                slots: w.slots,
-                state: match (w.liveness, w.draining) {
-                    (Liveness::Lost, _) => pb::WorkerState::Lost,
-                    (Liveness::Alive, true) => pb::WorkerState::Draining,
-                    (Liveness::Alive, false) => pb::WorkerState::Alive,
-                } as i32,
-                last_heartbeat_ms_ago: now.since(w.last_heartbeat).as_millis() as u64,
-                hostname: w.hostname,
-                tasks_completed: w.tasks_completed,
-                functions: w.functions,
-            })
-            .collect();
+        let workers = cluster_status::workers(&self.state);
         Ok(Response::new(pb::ListWorkersResponse { workers }))
     }
 }

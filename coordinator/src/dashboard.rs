@@ -1,26 +1,45 @@
-//! The dashboard: an HTML page of workers and jobs (`/`) and Prometheus metrics
-//! (`/metrics`), served over HTTP (HTTPS with `--tls-cert`) beside the gRPC API. Read-only; it
-//! never changes state.
+//! The dashboard: pages of jobs (`/`, `/jobs`), of one job (`/jobs/<id>`: its stage graph,
+//! stages and task attempts) and of workers (`/workers`), kept live by server-sent events
+//! (`/events/<page>`); and Prometheus metrics (`/metrics`). Served over HTTP (HTTPS with
+//! `--tls-cert`) beside the gRPC API. Read-only; it never changes state.
 //!
-//! Both pages need the client token, as `authorization: Bearer <token>` or as the password of
-//! HTTP Basic authentication (a browser asks for it; any user name), unless the cluster has no
-//! token; `--metrics-public` opens `/metrics` alone, for scrapers on a trusted network.
+//! Every path needs the client token, as `authorization: Bearer <token>` or as the password
+//! of HTTP Basic authentication (a browser asks for it; any user name), unless the cluster has
+//! no token; `--metrics-public` opens `/metrics` alone, for scrapers on a trusted network.
 //! `/healthz` (for probes) answers `ok` to anyone: it tells nothing else.
+//!
+//! # Layout
+//! - this file — the server, its access check, the routes, and `/metrics`.
+//! - `pages` — which page a path names; the jobs and workers pages.
+//! - `job_page` — one job's page: summary, stages, task attempts.
+//! - `svg` — the stage graph and the task timeline, drawn as inline SVG.
+//! - `html` — escaping, the page shell, how numbers, sizes and times are written.
+//! - `events` — the server-sent events that keep a page live.
+//! - `assets/` — the stylesheet and the script, compiled in: a page loads nothing from
+//!   elsewhere, and its Content-Security-Policy forbids it.
+
+mod events;
+mod html;
+mod job_page;
+mod pages;
+mod svg;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{FromRef, Request, State};
+use axum::http::{StatusCode, Uri, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use quiver_net::rustls::ServerConfig;
 use quiver_net::{GuardedListener, GuardedStream, Role, TlsIncoming, TlsStream};
 use tokio::sync::watch;
 
+use self::events::Feeds;
+use self::pages::Page;
 use crate::access::CoordinatorAccess;
 use crate::coordinator_state::CoordinatorState;
 use crate::job::JobState;
@@ -72,12 +91,23 @@ pub async fn serve(
     access: DashboardAccess,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let feeds = Feeds {
+        state,
+        shutdown: shutdown.clone(),
+    };
     let app = Router::new()
         .route("/", get(page))
+        .route("/jobs", get(page))
+        .route("/jobs/", get(page))
+        .route("/jobs/{id}", get(page))
+        .route("/workers", get(page))
+        .route("/events/{*page}", get(events::events))
+        .route("/assets/style.css", get(style))
+        .route("/assets/live.js", get(script))
         .route("/metrics", get(metrics))
         // For probes (e.g. Kubernetes): says only that the coordinator serves; no token.
         .route("/healthz", get(|| async { "ok\n" }))
-        .with_state(state)
+        .with_state(feeds)
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(access),
             require_client,
@@ -155,13 +185,6 @@ fn liveness(l: Liveness, draining: bool) -> &'static str {
     }
 }
 
-/// Escapes text for HTML.
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 async fn metrics(State(state): State<Arc<CoordinatorState>>) -> impl IntoResponse {
     let mut out = String::new();
     let workers = state.scheduler().workers().snapshot();
@@ -225,61 +248,83 @@ async fn metrics(State(state): State<Arc<CoordinatorState>>) -> impl IntoRespons
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
-async fn page(State(state): State<Arc<CoordinatorState>>) -> Html<String> {
-    let mut html = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"2\">\
-         <title>Quiver</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}\
-         td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#eee}</style></head><body>\
-         <h1>Quiver coordinator</h1><h2>Workers</h2><table><tr><th>worker</th><th>address</th><th>state</th>\
-         <th>slots</th><th>running</th><th>completed</th><th>last heartbeat</th><th>functions</th></tr>",
-    );
-    let now = state.now();
-    let workers = state.scheduler().workers().snapshot();
-    for (id, w) in workers {
-        let _ = write!(
+impl FromRef<Feeds> for Arc<CoordinatorState> {
+    fn from_ref(feeds: &Feeds) -> Self {
+        feeds.state.clone()
+    }
+}
+
+/// What a page may load: only this server's stylesheet and script, and its own events.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+
+/// `GET /`, `/jobs`, `/jobs/<id>`, `/workers`: the page, rendered now (404 for a job the
+/// coordinator does not know).
+async fn page(State(state): State<Arc<CoordinatorState>>, uri: Uri) -> Response {
+    let Some(page) = Page::at(uri.path()) else {
+        return not_found("No such page: job ids are UUIDs.");
+    };
+    // Rendering is CPU work (a job's page lists every attempt): not on a tokio thread.
+    match tokio::task::spawn_blocking(move || page.render(&state)).await {
+        Ok(Some(html)) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
             html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ms ago</td><td>{}</td></tr>",
-            esc(id.short()),
-            esc(&w.address),
-            liveness(w.liveness, w.draining),
-            w.slots,
-            w.running_tasks,
-            w.tasks_completed,
-            now.since(w.last_heartbeat).as_millis(),
-            esc(&w.functions.join(", "))
-        );
+        )
+            .into_response(),
+        Ok(None) => not_found(
+            "This coordinator does not know that job (or no longer keeps it: see --job-history).",
+        ),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("rendering the page failed: {e}\n"),
+        )
+            .into_response(),
     }
-    html.push_str("</table><h2>Jobs</h2><table><tr><th>job</th><th>name</th><th>state</th><th>tasks</th><th>stages</th><th>error</th></tr>");
-    {
-        let scheduler = state.scheduler();
-        let jobs: Vec<_> = scheduler.jobs().collect();
-        for job in jobs.iter().rev().take(100) {
-            let total: usize = job.stages.iter().map(|s| s.tasks.len()).sum();
-            let done: usize = job
-                .stages
-                .iter()
-                .map(|s| s.tasks.iter().filter(|t| t.is_done()).count())
-                .sum();
-            let stages: Vec<String> = job
-                .stages
-                .iter()
-                .map(|s| format!("{}: {}", s.id, esc(&s.plan.label())))
-                .collect();
-            let _ = write!(
-                html,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{done}/{total}</td><td>{}</td><td>{}</td></tr>",
-                esc(&job.id.0),
-                esc(&job.name),
-                state_name(job.state),
-                stages.join("<br>"),
-                esc(job
-                    .error
-                    .as_deref()
-                    .or(job.waiting_reason.as_deref())
-                    .unwrap_or(""))
-            );
-        }
-    }
-    html.push_str("</table></body></html>");
-    Html(html)
+}
+
+fn not_found(why: &str) -> Response {
+    let main = format!(
+        "<h1>Not found</h1><p>{}</p><p><a href=\"/jobs\">All jobs</a></p>",
+        html::esc(why)
+    );
+    (
+        StatusCode::NOT_FOUND,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        ],
+        html::page("Not found", html::Section::Jobs, "", &main),
+    )
+        .into_response()
+}
+
+async fn style() -> impl IntoResponse {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("dashboard/assets/style.css"),
+    )
+}
+
+async fn script() -> impl IntoResponse {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("dashboard/assets/live.js"),
+    )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        body,
+    )
 }

@@ -18,7 +18,10 @@
 //!   exclusions), inside the scheduler.
 //! - `placement` — which worker's free slot a task gets; `speculation` — backups of
 //!   stragglers; `scheduler_config` — their settings.
-//! - `dashboard` — the HTML page and Prometheus `/metrics`, read-only.
+//! - `cluster_status` — jobs and workers as clients see them (`ListJobs`, `ListWorkers`,
+//!   the dashboard).
+//! - `dashboard` — the dashboard's pages (jobs, one job, workers; live by server-sent events)
+//!   and Prometheus `/metrics`, read-only.
 //! - `job` — job, stage and task state.
 //! - `job_log` — the job log in `--state-dir`: records of accepted and finished jobs, read
 //!   back on start (a torn tail dropped), compacted; written on a thread of its own.
@@ -41,6 +44,7 @@
 #![cfg_attr(not(feature = "internals"), warn(missing_docs))]
 
 mod access;
+mod cluster_status;
 mod coordinator_service;
 mod coordinator_state;
 mod dashboard;

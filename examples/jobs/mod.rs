@@ -12,7 +12,8 @@ pub mod tpch;
 
 use std::path::{Path, PathBuf};
 
-use quiver::{Client, ClientArgs, LocalCluster};
+use quiver::arrow::record_batch::RecordBatch;
+use quiver::{Client, ClientArgs, Dataset, JobOptions, JobProgress, LocalCluster, Sink, WriteMode};
 
 /// The flags every example takes to say where it runs.
 #[derive(clap::Args, Debug)]
@@ -26,6 +27,41 @@ pub struct ClusterArgs {
     /// Workers of the local cluster.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
+}
+
+/// Runs `dataset` as a collect job named `name` (what the dashboard and `quiver jobs` show)
+/// and returns its rows.
+pub async fn collect_named(
+    client: &Client,
+    dataset: &Dataset,
+    name: &str,
+) -> quiver::Result<Vec<RecordBatch>> {
+    client
+        .submit_with(dataset, Sink::Collect, name, JobOptions::default())
+        .await?
+        .collect()
+        .await
+}
+
+/// Writes `dataset` as Parquet files under `directory` (a local path, made absolute as the
+/// workers must see it) with `mode`, as a job named `name`; waits for it to finish.
+pub async fn write_parquet_named(
+    client: &Client,
+    dataset: &Dataset,
+    directory: &Path,
+    mode: WriteMode,
+    name: &str,
+) -> anyhow::Result<JobProgress> {
+    let directory = std::path::absolute(directory)?;
+    let sink = Sink::WriteParquet {
+        directory: directory.display().to_string(),
+        mode,
+    };
+    Ok(client
+        .submit_with(dataset, sink, name, JobOptions::default())
+        .await?
+        .wait()
+        .await?)
 }
 
 /// Logs warnings and errors to stderr (`RUST_LOG` to change).

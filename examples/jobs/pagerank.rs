@@ -82,10 +82,14 @@ pub async fn run(
         ])?;
     let weighted_dir = work.join("weighted");
     // Scratch files of this run: a run in the same work directory replaces them.
-    weighted
-        .write_parquet(client, &weighted_dir)
-        .mode(WriteMode::Overwrite)
-        .await?;
+    super::write_parquet_named(
+        client,
+        &weighted,
+        &weighted_dir,
+        WriteMode::Overwrite,
+        "pagerank-weights",
+    )
+    .await?;
     // Round 0: every node has rank 1 / N.
     let mut ranks = work.join("ranks-0");
     std::fs::create_dir_all(&ranks)?;
@@ -122,9 +126,14 @@ pub async fn run(
                     .alias("rank"),
             ])?;
         let dir = work.join(format!("ranks-{round}"));
-        next.write_parquet(client, &dir)
-            .mode(WriteMode::Overwrite)
-            .await?;
+        super::write_parquet_named(
+            client,
+            &next,
+            &dir,
+            WriteMode::Overwrite,
+            &format!("pagerank-round-{round}"),
+        )
+        .await?;
         ranks = dir;
     }
     Ok(ranks)

@@ -7,6 +7,7 @@ mod adversary;
 mod bad_input;
 mod cluster;
 mod corpus;
+mod dashboard;
 mod deploy_manifests;
 mod explain;
 mod fault_tolerance;
