@@ -7,7 +7,7 @@ use quiver_plan::JobId;
 use quiver_proto::v1 as pb;
 
 use crate::coordinator_state::CoordinatorState;
-use crate::job_status::job_status;
+use crate::job_status::{job_status, job_status_with_attempts};
 use crate::worker_registry::Liveness;
 
 /// Every job the coordinator knows, oldest first (without result tickets: listing jobs is not
@@ -25,14 +25,15 @@ pub fn jobs(state: &CoordinatorState) -> Vec<pb::JobStatus> {
     jobs
 }
 
-/// One job's status, without result tickets (whether it runs now, or finished under this
-/// coordinator or an earlier one); `None` for a job it does not know.
+/// One job's status with every task attempt (`GetJob` with `include_attempts`), without
+/// result tickets — whether it runs now, or finished under this coordinator or an earlier one
+/// (whose attempts are not kept); `None` for a job it does not know.
 pub fn job(state: &CoordinatorState, id: &JobId) -> Option<pb::JobStatus> {
     let now = state.now();
     let current = state
         .scheduler()
         .job(id)
-        .map(|job| job_status(job, None, now));
+        .map(|job| job_status_with_attempts(job, None, now));
     current.or_else(|| state.past_job(id))
 }
 

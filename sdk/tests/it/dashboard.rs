@@ -199,8 +199,15 @@ async fn dashboard_pages_in_a_browser_match_what_the_sdk_reports() {
     assert!(!jobs_page.contains("<finished>") && !finished_page.contains("<finished>"));
     assert!(jobs_page.contains("wordcount-running"));
 
+    let address_of = |id: &str| {
+        workers
+            .iter()
+            .find(|w| w.worker_id == id)
+            .map(|w| w.address.clone())
+            .unwrap_or_else(|| panic!("no worker {id}"))
+    };
     for (page, id) in [(finished_page, finished.id()), (running_page, running.id())] {
-        let status = client.job(id).status().await.unwrap();
+        let status = client.job(id).details().await.unwrap();
         assert!(
             page.contains(&format!("class=\"mono job-id\">{id}<")),
             "{page}"
@@ -228,7 +235,45 @@ async fn dashboard_pages_in_a_browser_match_what_the_sdk_reports() {
                 "{r}"
             );
         }
+        // The task table: a row per attempt, on the worker it ran on, in its state.
+        let attempts: usize = status.stages.iter().map(|s| s.attempts.len()).sum();
+        assert_eq!(
+            page.matches("<tr class=\"task\"").count(),
+            attempts,
+            "{page}"
+        );
+        assert!(attempts > 0);
+        for stage in &status.stages {
+            for a in &stage.attempts {
+                let r = row(
+                    page,
+                    &format!(
+                        "data-stage=\"{}\" data-partition=\"{}\" data-attempt=\"{}\"",
+                        stage.id, a.partition, a.attempt
+                    ),
+                );
+                assert!(r.contains(&address_of(&a.worker_id)), "{r}");
+                let state = format!("{:?}", a.state).to_lowercase();
+                assert!(r.contains(&format!("state-{state}")), "{r}");
+            }
+        }
+        // The timeline: a bar per attempt.
+        assert_eq!(page.matches("<rect class=\"bar ").count(), attempts);
     }
+    let finished_attempts: usize = client
+        .job(finished.id())
+        .details()
+        .await
+        .unwrap()
+        .stages
+        .iter()
+        .map(|s| s.tasks_total as usize)
+        .sum();
+    assert_eq!(
+        finished_page.matches("<tr class=\"task\"").count(),
+        finished_attempts,
+        "one attempt per task of the finished job"
+    );
     assert_eq!(jobs[0].state, quiver::JobState::Succeeded);
     assert_eq!(jobs[1].state, quiver::JobState::Running);
 
