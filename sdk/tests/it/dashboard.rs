@@ -295,9 +295,78 @@ async fn dashboard_pages_in_a_browser_match_what_the_sdk_reports() {
         assert!(shots.join(format!("dashboard-{name}.png")).is_file());
     }
 
-    // Let the running job go on: it finishes with the right counts.
+    // Live updates: the running job's page, as its event stream sends it, follows the job
+    // to its end once the workers go on; the job finishes with the right counts.
+    let mut events = EventStream::open(
+        &cluster.dashboard,
+        &format!("/events/jobs/{}", running.id()),
+    );
+    let first = events.next_main();
+    assert!(first.contains("state-running"), "{first}");
+    let follow = std::thread::spawn(move || {
+        loop {
+            let main = events.next_main();
+            if row(&main, "class=\"job-state\"").contains("state-succeeded") {
+                return main;
+            }
+        }
+    });
     cluster.signal_worker(0, "CONT");
     cluster.signal_worker(1, "CONT");
     let got = result_counts(&running.collect().await.unwrap());
     assert_eq!(got, reference_counts(&files));
+    let last = follow.join().unwrap();
+    let done = client.job(running.id()).details().await.unwrap();
+    let attempts: usize = done.stages.iter().map(|s| s.attempts.len()).sum();
+    assert_eq!(last.matches("<tr class=\"task\"").count(), attempts);
+}
+
+/// A page's server-sent events, read over a plain HTTP/1.0 connection (no chunked encoding to
+/// undo).
+struct EventStream {
+    lines: std::io::Lines<std::io::BufReader<std::net::TcpStream>>,
+}
+
+impl EventStream {
+    fn open(base: &str, path: &str) -> Self {
+        use std::io::{BufRead, Write};
+        let host = base.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(host).unwrap();
+        // Within a deadline: a stream that stops sending fails the test, not hangs it.
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+        let mut lines = std::io::BufReader::new(stream).lines();
+        let status = lines.next().unwrap().unwrap();
+        assert!(status.contains(" 200 "), "{status}");
+        for line in lines.by_ref() {
+            if line.unwrap().is_empty() {
+                break;
+            }
+        }
+        EventStream { lines }
+    }
+
+    /// The data of the next `main` event (a page's new `<main>`).
+    fn next_main(&mut self) -> String {
+        let (mut name, mut data) = (String::new(), Vec::new());
+        loop {
+            let line = self
+                .lines
+                .next()
+                .expect("the event stream ended")
+                .expect("an event within 30 s");
+            if let Some(n) = line.strip_prefix("event:") {
+                name = n.trim().to_string();
+            } else if let Some(d) = line.strip_prefix("data:") {
+                data.push(d.strip_prefix(' ').unwrap_or(d).to_string());
+            } else if line.is_empty() {
+                if name == "main" {
+                    return data.join("\n");
+                }
+                (name, data) = (String::new(), Vec::new());
+            }
+        }
+    }
 }

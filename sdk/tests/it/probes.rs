@@ -40,7 +40,28 @@ async fn health_endpoints_follow_registration_and_drain() {
         healthz.starts_with("HTTP/1.1 200") && healthz.ends_with("ok\n"),
         "{healthz}"
     );
-    assert!(http_get(&cluster.dashboard, "/", None).starts_with("HTTP/1.1 401"));
+    // Every page, event stream and asset of the dashboard needs it.
+    for path in [
+        "/",
+        "/jobs",
+        "/jobs/3f2b8c1e-5d4a-4e2f-9b7c-0a1d2e3f4a5b",
+        "/workers",
+        "/events/jobs",
+        "/assets/live.js",
+        "/metrics",
+    ] {
+        let answer = http_get(&cluster.dashboard, path, None);
+        assert!(answer.starts_with("HTTP/1.1 401"), "{path}: {answer}");
+    }
+    let token_auth = "Bearer 0123456789abcdef0123456789abcdef";
+    let jobs = http_get(&cluster.dashboard, "/jobs", Some(token_auth));
+    assert!(jobs.starts_with("HTTP/1.1 200"), "{jobs}");
+    let unknown = http_get(
+        &cluster.dashboard,
+        "/jobs/3f2b8c1e-5d4a-4e2f-9b7c-0a1d2e3f4a5b",
+        Some(token_auth),
+    );
+    assert!(unknown.starts_with("HTTP/1.1 404"), "{unknown}");
 
     let work = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(binary("quiver-worker"));
