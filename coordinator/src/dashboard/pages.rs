@@ -104,7 +104,8 @@ pub fn tasks_done(job: &pb::JobStatus) -> (u64, u64) {
 /// A progress bar with `done` of `total` written beside it.
 pub fn progress(done: u64, total: u64) -> String {
     format!(
-        "<progress value=\"{done}\" max=\"{}\"></progress> <span class=\"num\">{done}/{total}</span>",
+        "<span class=\"progress\"><progress value=\"{done}\" max=\"{}\"></progress> \
+         <span class=\"num\">{done}/{total}</span></span>",
         total.max(1)
     )
 }
