@@ -3,6 +3,7 @@
 //! gRPC API returns (`cluster_status`), so a page reads right without its script; the script
 //! only swaps in a fresh `<main>` when the server sends one.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use quiver_plan::JobId;
@@ -57,7 +58,7 @@ impl Page {
             )),
             Page::Workers => Some((
                 "Workers".into(),
-                workers_main(&cluster_status::workers(state)),
+                workers_main(&cluster_status::workers(state), &assigned(state)),
             )),
             Page::Job(id) => {
                 let job = cluster_status::job(state, id)?;
@@ -149,7 +150,7 @@ pub fn jobs_main(jobs: &[pb::JobStatus], workers: &[pb::WorkerStatus]) -> String
             "<tr class=\"job\" data-job=\"{id}\"><td><a href=\"/jobs/{id}\">{}</a></td>\
              <td><a class=\"mono\" href=\"/jobs/{id}\">{}</a></td><td>{}</td><td>{}</td>\
              <td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td>\
-             <td class=\"note\" title=\"{}\">{}</td></tr>",
+             <td class=\"note {}\" title=\"{}\">{}</td></tr>",
             esc(display_name(&j.name)),
             esc(j.job_id.get(..8).unwrap_or(&j.job_id)),
             badge(&job_state(j)),
@@ -157,6 +158,11 @@ pub fn jobs_main(jobs: &[pb::JobStatus], workers: &[pb::WorkerStatus]) -> String
             html::duration(j.elapsed_ms),
             progress(done, total),
             j.stages.len(),
+            if j.error.is_some() {
+                "error"
+            } else {
+                "waiting"
+            },
             esc(note),
             esc(&super::svg::shorten(note, 80)),
         );
@@ -170,8 +176,20 @@ pub fn display_name(name: &str) -> &str {
     if name.is_empty() { "(unnamed)" } else { name }
 }
 
-/// The workers page: every worker the coordinator knows, by address.
-pub fn workers_main(workers: &[pb::WorkerStatus]) -> String {
+/// Task attempts the coordinator has running on each worker (by worker id).
+fn assigned(state: &CoordinatorState) -> HashMap<String, u32> {
+    state
+        .scheduler()
+        .running_per_worker()
+        .into_iter()
+        .map(|(id, n)| (id.0, n))
+        .collect()
+}
+
+/// The workers page: every worker the coordinator knows, by address. `assigned` is what the
+/// coordinator believes runs on each (the worker's own count comes with its heartbeats, so
+/// the two differ for a moment, or for long when a worker stops answering).
+pub fn workers_main(workers: &[pb::WorkerStatus], assigned: &HashMap<String, u32>) -> String {
     let mut out = String::from("<h1>Workers</h1>");
     if workers.is_empty() {
         out.push_str("<p class=\"muted\">No worker has registered.</p>");
@@ -179,7 +197,8 @@ pub fn workers_main(workers: &[pb::WorkerStatus]) -> String {
     }
     out.push_str(
         "<table class=\"workers\"><thead><tr><th>address</th><th>worker</th><th>host</th>\
-         <th>state</th><th>slots</th><th>running tasks</th><th>tasks done</th>\
+         <th>state</th><th>slots</th><th title=\"as the worker last reported\">running tasks</th>\
+         <th title=\"attempts the coordinator has running there\">assigned</th><th>tasks done</th>\
          <th>last heartbeat</th><th>functions</th></tr></thead><tbody>",
     );
     for w in workers {
@@ -187,7 +206,8 @@ pub fn workers_main(workers: &[pb::WorkerStatus]) -> String {
             out,
             "<tr class=\"worker\" data-worker=\"{}\"><td class=\"mono address\">{}</td>\
              <td class=\"mono\" title=\"{}\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{} ago</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{} ago</td>\
              <td>{}</td></tr>",
             esc(&w.worker_id),
             esc(&w.address),
@@ -197,6 +217,7 @@ pub fn workers_main(workers: &[pb::WorkerStatus]) -> String {
             badge(&worker_state(w)),
             w.slots,
             w.running_tasks,
+            assigned.get(&w.worker_id).copied().unwrap_or(0),
             w.tasks_completed,
             html::duration(w.last_heartbeat_ms_ago),
             esc(&w.functions.join(", ")),

@@ -119,8 +119,14 @@ async fn dashboard_pages_in_a_browser_match_what_the_sdk_reports() {
         );
         return;
     };
-    // Stopped workers stay alive in the coordinator's eyes for the whole test.
-    let cluster = ProcessCluster::start_with(2, &["--heartbeat-timeout", "120s"], &[]).await;
+    // Stopped workers stay alive in the coordinator's eyes for the whole test; no backup
+    // attempts of slow tasks (on a loaded machine), so each task has one attempt.
+    let cluster = ProcessCluster::start_with(
+        2,
+        &["--heartbeat-timeout", "120s", "--speculation", "false"],
+        &[],
+    )
+    .await;
     let client = cluster.client().await;
     let dir = tempfile::tempdir().unwrap();
     let files = write_corpus(dir.path(), 3, 400, 7);
