@@ -180,7 +180,7 @@ async fn tokens_and_roles_are_enforced_on_every_port() {
     );
     let page = http_get(&dashboard, "/", Some(&basic));
     assert!(
-        page.starts_with("HTTP/1.1 200") && page.contains("Quiver coordinator"),
+        page.starts_with("HTTP/1.1 200") && page.contains("<h1>Jobs</h1>"),
         "{page}"
     );
 

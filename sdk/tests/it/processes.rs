@@ -78,7 +78,7 @@ async fn word_count_across_real_processes_and_the_cli() {
     );
     let page = http_get(&cluster.dashboard, "/", None);
     assert!(
-        page.contains("Quiver coordinator") && page.contains(job.id()),
+        page.contains("<h1>Jobs</h1>") && page.contains(job.id()),
         "{page}"
     );
 }
