@@ -1,17 +1,39 @@
-//! What the suite measured, as JSON and as a Markdown table.
+//! What the suite measured, as JSON and as Markdown tables: the clusters as their
+//! coordinators describe them, one row per workload and configuration against the yardstick
+//! (run on the driver's host), and the median run's figures per stage and per worker.
 
+use std::collections::BTreeMap;
+
+use quiver::{JobProgress, StageOutput};
 use serde::Serialize;
 
-use crate::clusters::Config;
+use crate::clusters::{ClusterKind, Config};
+use crate::remote_cluster::ClusterDescription;
 use crate::workloads::Workload;
 
-/// One stage of the median run.
+/// One stage of the median run, as the coordinator reported it.
 #[derive(Clone, Debug, Serialize)]
-pub struct StageTime {
+pub struct StageFigures {
     pub id: u32,
     pub description: String,
+    /// Tasks (partitions).
+    pub tasks: u32,
+    /// From its first task's start to its end.
     pub seconds: f64,
+    pub rows_out: u64,
     pub bytes_out: u64,
+    /// Bytes written to the shuffle (its output, when it ends in one).
+    pub shuffle_written: u64,
+    pub spilled_bytes: u64,
+}
+
+/// One worker's share of the median run.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkerFigures {
+    pub worker_id: String,
+    pub hostname: String,
+    /// Tasks it finished during the run (from the coordinator's worker list).
+    pub tasks: u64,
 }
 
 /// One workload on one configuration.
@@ -29,17 +51,24 @@ pub struct Measurement {
     pub yardstick_median_s: f64,
     /// Yardstick time / Quiver time: above 1 means faster than one good thread.
     pub speedup: f64,
+    /// Every run's result was compared with the yardstick's and matched (the suite stops
+    /// at the first that does not).
+    pub matched_yardstick: bool,
     pub shuffle_bytes: u64,
     pub spilled_bytes: u64,
+    /// Peak RSS of the processes the suite started (0 and none for a remote cluster).
     pub peak_rss_coordinator: u64,
     pub peak_rss_workers: Vec<u64>,
-    pub stages: Vec<StageTime>,
+    pub stages: Vec<StageFigures>,
+    pub workers: Vec<WorkerFigures>,
 }
 
 /// The yardstick's times for one workload.
 #[derive(Clone, Debug, Serialize)]
 pub struct YardstickTime {
     pub workload: Workload,
+    /// Where it ran: one thread on the driver's host.
+    pub host: String,
     pub runs_s: Vec<f64>,
     pub median_s: f64,
     pub input_bytes: u64,
@@ -57,8 +86,82 @@ pub fn summary(runs: &[f64]) -> (f64, f64, f64) {
     )
 }
 
+/// The per-stage figures of a finished job.
+pub fn stage_figures(progress: &JobProgress) -> Vec<StageFigures> {
+    progress
+        .stages
+        .iter()
+        .map(|s| StageFigures {
+            id: s.id,
+            description: s.description.clone(),
+            tasks: s.tasks_total,
+            seconds: s.elapsed.as_secs_f64(),
+            rows_out: s.rows_out,
+            bytes_out: s.bytes_out,
+            shuffle_written: if is_shuffle(&s.output) {
+                s.bytes_out
+            } else {
+                0
+            },
+            spilled_bytes: s.spilled_bytes,
+        })
+        .collect()
+}
+
+/// Whether a stage's output is a shuffle.
+pub fn is_shuffle(output: &StageOutput) -> bool {
+    matches!(
+        output,
+        StageOutput::HashShuffle { .. } | StageOutput::RangeShuffle { .. }
+    )
+}
+
+/// Per-worker figures of one run: the tasks each worker of `cluster` finished between the
+/// two snapshots of the coordinator's worker list.
+pub fn worker_figures(
+    cluster: &ClusterDescription,
+    before: &BTreeMap<String, u64>,
+    after: &BTreeMap<String, u64>,
+) -> Vec<WorkerFigures> {
+    cluster
+        .workers
+        .iter()
+        .map(|w| WorkerFigures {
+            worker_id: w.worker_id.clone(),
+            hostname: w.hostname.clone(),
+            tasks: after
+                .get(&w.worker_id)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(before.get(&w.worker_id).copied().unwrap_or(0)),
+        })
+        .collect()
+}
+
 fn mib(bytes: u64) -> String {
     format!("{:.0}", bytes as f64 / (1u64 << 20) as f64)
+}
+
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+/// The clusters, as their coordinators listed them when the suite started.
+pub fn cluster_table(clusters: &[ClusterDescription]) -> String {
+    let mut out = String::from(
+        "| configuration | coordinator | workers | slots | hosts |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for c in clusters {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            cell(&c.label),
+            cell(&c.coordinator),
+            c.workers.len(),
+            c.slots(),
+            cell(&c.hosts().join(", "))
+        ));
+    }
+    out
 }
 
 /// The results as a Markdown table, one row per workload and configuration.
@@ -69,24 +172,28 @@ pub fn markdown(yardsticks: &[YardstickTime], rows: &[Measurement]) -> String {
     for y in yardsticks {
         let (median, min, max) = summary(&y.runs_s);
         out.push_str(&format!(
-            "| {} | yardstick (1 thread) | {median:.2} ({min:.2}–{max:.2}) | {:.0} | 1.00 | – | – | – |\n",
+            "| {} | yardstick (1 thread, driver's host) | {median:.2} ({min:.2}–{max:.2}) | {:.0} | 1.00 | – | – | – |\n",
             y.workload.name(),
             y.input_bytes as f64 / 1e6 / median.max(1e-9)
         ));
         for m in rows.iter().filter(|m| m.workload == y.workload) {
-            let workers = if m.peak_rss_workers.is_empty() {
-                "in process".to_string()
-            } else {
-                m.peak_rss_workers
-                    .iter()
-                    .map(|&b| mib(b))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+            let rss = match m.config.kind {
+                ClusterKind::Remote => "– (remote)".to_string(),
+                ClusterKind::Local => format!("{} / in process", mib(m.peak_rss_coordinator)),
+                ClusterKind::Processes => format!(
+                    "{} / {}",
+                    mib(m.peak_rss_coordinator),
+                    m.peak_rss_workers
+                        .iter()
+                        .map(|&b| mib(b))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             };
             out.push_str(&format!(
-                "| {} | {} | {:.2} ({:.2}–{:.2}) | {:.0} | **{:.2}** | {} | {} | {} / {} |\n",
+                "| {} | {} | {:.2} ({:.2}–{:.2}) | {:.0} | **{:.2}** | {} | {} | {} |\n",
                 m.workload.name(),
-                m.label,
+                cell(&m.label),
                 m.median_s,
                 m.min_s,
                 m.max_s,
@@ -94,29 +201,53 @@ pub fn markdown(yardsticks: &[YardstickTime], rows: &[Measurement]) -> String {
                 m.speedup,
                 mib(m.shuffle_bytes),
                 mib(m.spilled_bytes),
-                mib(m.peak_rss_coordinator),
-                workers
+                rss
             ));
         }
     }
     out
 }
 
-/// Per-stage times of each measurement's median run.
+/// Per-stage figures of each measurement's median run.
 pub fn stage_table(rows: &[Measurement]) -> String {
     let mut out = String::from(
-        "| workload | configuration | stage | seconds | output MiB |\n| --- | --- | --- | --- | --- |\n",
+        "| workload | configuration | stage | tasks | seconds | rows out | output MiB | shuffle written MiB | spilled MiB |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for m in rows {
         for s in &m.stages {
             out.push_str(&format!(
-                "| {} | {} | {}: {} | {:.2} | {} |\n",
+                "| {} | {} | {}: {} | {} | {:.2} | {} | {} | {} | {} |\n",
                 m.workload.name(),
-                m.label,
+                cell(&m.label),
                 s.id,
-                s.description.replace('|', "\\|"),
+                cell(&s.description),
+                s.tasks,
                 s.seconds,
-                mib(s.bytes_out)
+                s.rows_out,
+                mib(s.bytes_out),
+                mib(s.shuffle_written),
+                mib(s.spilled_bytes)
+            ));
+        }
+    }
+    out
+}
+
+/// Per-worker figures of each measurement's median run.
+pub fn worker_table(rows: &[Measurement]) -> String {
+    let mut out = String::from(
+        "| workload | configuration | worker | host | tasks |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for m in rows {
+        for w in &m.workers {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                m.workload.name(),
+                cell(&m.label),
+                cell(w.worker_id.get(..8).unwrap_or(&w.worker_id)),
+                cell(&w.hostname),
+                w.tasks
             ));
         }
     }
