@@ -34,7 +34,10 @@ use remote_cluster::{ClusterDescription, RemoteCluster, tasks_completed};
 use report::{Measurement, WorkerFigures, YardstickTime, summary};
 use workloads::{Inputs, Workload};
 
+/// Quiver's benchmark suite: five map-reduce workloads, each checked against a single-threaded
+/// yardstick on this host, on clusters it starts or on a running one (--coordinator).
 #[derive(Parser, Debug)]
+#[command(name = "suite")]
 struct Args {
     /// Input size: GiB of text and of terasort records; TPC-H scale factor 4 × this.
     #[arg(long, default_value_t = 1.0)]
@@ -176,20 +179,20 @@ async fn clusters(args: &Args) -> anyhow::Result<Vec<Running>> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let runs = args.runs.max(1);
     let data = DataStore::open(&args.data, std::path::Path::new(&args.cache), args.files)?;
+    // Every configuration's cluster stays up for the whole suite. Each run of a workload is
+    // its yardstick once, then every configuration once, so that the yardstick and Quiver are
+    // timed in the same minutes: these shared machines drift by tens of percent over a
+    // quarter of an hour, which ratios against yardsticks timed at the start did not survive.
+    // They start (and a remote one is reached) before any data is generated.
+    let clusters = clusters(&args).await?;
+    if clusters.is_empty() {
+        bail!("no configuration to run: give --configs or --coordinator");
+    }
     let (scale, workloads) = (args.scale, args.workloads.clone());
     let inputs = tokio::task::spawn_blocking(move || Inputs::prepare(data, scale, &workloads))
         .await
         .context("preparing the inputs")??;
     let scratch = tempfile::tempdir()?;
-
-    // Every configuration's cluster stays up for the whole suite. Each run of a workload is
-    // its yardstick once, then every configuration once, so that the yardstick and Quiver are
-    // timed in the same minutes: these shared machines drift by tens of percent over a
-    // quarter of an hour, which ratios against yardsticks timed at the start did not survive.
-    let clusters = clusters(&args).await?;
-    if clusters.is_empty() {
-        bail!("no configuration to run: give --configs or --coordinator");
-    }
     for c in &clusters {
         let d = &c.description;
         eprintln!(
@@ -209,7 +212,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let mut reference = None;
         let mut series: Vec<Series> = clusters.iter().map(|_| Series::default()).collect();
         for _ in 0..runs {
-            let (out, t) = inputs.yardstick(w, scratch.path())?;
+            // One thread's CPU work: off the runtime's async threads.
+            let (out, t) = tokio::task::block_in_place(|| inputs.yardstick(w, scratch.path()))?;
             yardstick_times.push(t.as_secs_f64());
             let reference = reference.get_or_insert(out);
             for (c, series) in clusters.iter().zip(&mut series) {

@@ -19,9 +19,7 @@ pub struct RemoteCluster {
 impl RemoteCluster {
     /// Connects to `url` and checks that it has live workers.
     pub async fn connect(url: &str, options: ClientOptions) -> anyhow::Result<RemoteCluster> {
-        let client = Client::connect_with(url, options.clone())
-            .await
-            .with_context(|| format!("cannot reach the coordinator at {url}"))?;
+        let client = Client::connect_with(url, options.clone()).await?;
         let workers = live_workers(&client)
             .await
             .with_context(|| format!("listing the workers of {url}"))?;
