@@ -21,7 +21,7 @@ use crate::error::CoordinatorError;
 use crate::event::{Event, FetchFailure, TaskOutcome};
 use crate::job::JobOptions;
 use crate::job_output;
-use crate::job_status::{ResultGrants, job_status, planned_stage_status};
+use crate::job_status::{ResultGrants, job_status, job_status_with_attempts, planned_stage_status};
 use crate::scheduler::{Reply, plan_job};
 use crate::worker_registry::{AddressTaken, Liveness};
 
@@ -92,18 +92,21 @@ impl CoordinatorService {
         Ok((plan, sink, options))
     }
 
-    fn status_of(&self, id: &str) -> Result<pb::JobStatus, Status> {
+    /// Job `id`'s status, with every task attempt if `attempts`.
+    fn status_of(&self, id: &str, attempts: bool) -> Result<pb::JobStatus, Status> {
         let id = job_id(id)?;
         let grants = ResultGrants {
             key: &self.state.grant_key,
             valid_for: self.result_grant_validity,
         };
         let now = self.state.now();
-        let current = self
-            .state
-            .scheduler()
-            .job(&id)
-            .map(|job| job_status(job, Some(&grants), now));
+        let current = self.state.scheduler().job(&id).map(|job| {
+            if attempts {
+                job_status_with_attempts(job, Some(&grants), now)
+            } else {
+                job_status(job, Some(&grants), now)
+            }
+        });
         current
             .or_else(|| self.state.past_job(&id))
             .ok_or_else(|| Status::not_found(format!("unknown job {id}")))
@@ -337,7 +340,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         request: Request<pb::WatchJobRequest>,
     ) -> Result<Response<Self::WatchJobStream>, Status> {
         let id = request.into_inner().job_id;
-        let first = self.status_of(&id)?;
+        let first = self.status_of(&id, false)?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let state = self.state.clone();
         let mut changes = state.subscribe();
@@ -379,7 +382,8 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<pb::GetJobRequest>,
     ) -> Result<Response<pb::JobStatus>, Status> {
-        self.status_of(&request.into_inner().job_id)
+        let request = request.into_inner();
+        self.status_of(&request.job_id, request.include_attempts)
             .map(Response::new)
     }
 

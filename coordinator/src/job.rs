@@ -7,6 +7,7 @@ use quiver_plan::{
 use quiver_storage::TaskFile;
 use tracing::info;
 
+use crate::attempt_history::AttemptHistory;
 use crate::event::Timestamp;
 
 /// Where a job is in its life.
@@ -72,6 +73,8 @@ pub struct Task {
     /// A speculative copy of a slow running attempt, on another worker. The first of the
     /// two to succeed wins; the other is cancelled.
     pub backup: Option<BackupAttempt>,
+    /// What each attempt did, for status and the dashboard (never for decisions).
+    pub history: AttemptHistory,
 }
 
 /// A speculative attempt running beside the task's primary one.
@@ -96,6 +99,7 @@ impl Task {
             spilled_bytes: 0,
             elapsed_ms: 0,
             backup: None,
+            history: AttemptHistory::default(),
         }
     }
 
@@ -345,6 +349,38 @@ impl Job {
                 }
             }
         }
+    }
+
+    /// The map output bytes partition `partition` of stage `s` reads — in all, and the part
+    /// held by workers other than `reader` — as the map tasks that are done now reported them.
+    pub fn shuffle_input_bytes(&self, s: usize, partition: usize, reader: &WorkerId) -> (u64, u64) {
+        let (mut read, mut fetched) = (0u64, 0u64);
+        for input in &self.stages[s].inputs {
+            let Some(map_stage) = self.stages.get(input.0 as usize) else {
+                continue;
+            };
+            // A one-bucket stage is broadcast: every reader reads its bucket 0.
+            let bucket = if map_stage.output.buckets() == 1 {
+                0
+            } else {
+                partition
+            };
+            for task in &map_stage.tasks {
+                if let TaskState::Done {
+                    worker,
+                    bucket_bytes,
+                    ..
+                } = &task.state
+                {
+                    let bytes = bucket_bytes.get(bucket).copied().unwrap_or(0);
+                    read = read.saturating_add(bytes);
+                    if worker != reader {
+                        fetched = fetched.saturating_add(bytes);
+                    }
+                }
+            }
+        }
+        (read, fetched)
     }
 
     /// Where every map output that stage `s` reads lives.

@@ -7,6 +7,7 @@ use quiver_plan::Sink;
 use quiver_plan::proto_conversion::schema_to_bytes;
 use quiver_proto::v1 as pb;
 
+use crate::attempt_history::{AttemptOutcome, AttemptRecord};
 use crate::event::Timestamp;
 use crate::job::{Job, JobState, Stage, TaskState};
 
@@ -137,5 +138,53 @@ pub fn job_status(job: &Job, grants: Option<&ResultGrants<'_>>, now: Timestamp) 
         elapsed_ms: millis_between(Some(job.submitted), job.finished, now),
         waiting_reason: job.waiting_reason.clone(),
         results_unavailable: false,
+    }
+}
+
+/// [`job_status`] with every task attempt of every stage (`StageStatus.attempts`).
+pub fn job_status_with_attempts(
+    job: &Job,
+    grants: Option<&ResultGrants<'_>>,
+    now: Timestamp,
+) -> pb::JobStatus {
+    let mut status = job_status(job, grants, now);
+    for (out, stage) in status.stages.iter_mut().zip(&job.stages) {
+        out.attempts = stage
+            .tasks
+            .iter()
+            .enumerate()
+            .flat_map(|(p, task)| {
+                task.history
+                    .records()
+                    .iter()
+                    .map(move |r| attempt_status(p as u32, r, now))
+            })
+            .collect();
+    }
+    status
+}
+
+fn attempt_status(partition: u32, r: &AttemptRecord, now: Timestamp) -> pb::TaskAttemptStatus {
+    let (state, error) = match &r.outcome {
+        AttemptOutcome::Running => (pb::TaskAttemptState::Running, None),
+        AttemptOutcome::Succeeded => (pb::TaskAttemptState::Succeeded, None),
+        AttemptOutcome::Failed(message) => (pb::TaskAttemptState::Failed, Some(message.clone())),
+        AttemptOutcome::Cancelled => (pb::TaskAttemptState::Cancelled, None),
+        AttemptOutcome::Lost => (pb::TaskAttemptState::Lost, None),
+    };
+    pb::TaskAttemptStatus {
+        partition,
+        attempt: r.attempt,
+        worker_id: r.worker.0.clone(),
+        state: state as i32,
+        started_at_ms: r.started.wall_ms,
+        elapsed_ms: millis_between(Some(r.started), r.finished, now),
+        speculative: r.speculative,
+        rows_out: r.figures.rows_out,
+        bytes_out: r.figures.bytes_out,
+        spilled_bytes: r.figures.spilled_bytes,
+        shuffle_bytes_read: r.figures.shuffle_bytes_read,
+        shuffle_bytes_fetched: r.figures.shuffle_bytes_fetched,
+        error,
     }
 }

@@ -58,6 +58,10 @@ mod task_launcher;
 pub mod admission;
 #[cfg(not(feature = "internals"))]
 mod admission;
+#[cfg(not(feature = "internals"))]
+mod attempt_history;
+#[cfg(feature = "internals")]
+pub mod attempt_history;
 #[cfg(feature = "internals")]
 pub mod event;
 #[cfg(not(feature = "internals"))]

@@ -23,6 +23,7 @@ use quiver_plan::{
 use quiver_storage::{StorageOptions, TaskFile};
 use tracing::{info, warn};
 
+use crate::attempt_history::AttemptOutcome;
 use crate::error::{CoordinatorError, Result};
 pub use crate::event::{Event, FetchFailure, JobRecord, Outcome, Reply, TaskOutcome, Timestamp};
 use crate::job::{ATTEMPTS_PER_INCARNATION, Job, JobOptions, JobState, Stage, TaskState};
@@ -539,6 +540,7 @@ impl Scheduler {
                         if worker == *lost {
                             info!(job = %job.id, stage = %stage.id, partition = p, worker = %lost, "attempt dropped: worker lost");
                             task.drop_attempt(attempt);
+                            task.history.ended(attempt, AttemptOutcome::Lost, now);
                             task.worker_losses += 1;
                             if task.worker_losses >= max_losses {
                                 poisoned.push((job.id.clone(), stage.id, p, task.worker_losses));
@@ -646,6 +648,7 @@ impl Scheduler {
                         attempt,
                     });
                 }
+                t.history.end_all_running(AttemptOutcome::Cancelled, now);
                 if !t.is_done() {
                     t.state = TaskState::Pending;
                     t.backup = None;
@@ -773,6 +776,7 @@ impl Scheduler {
                         attempt,
                         since: now,
                     };
+                    task.history.started(attempt, &slot.worker, false, now);
                     placed.push((p, attempt, slot));
                 }
                 if !placed.is_empty() {

@@ -95,6 +95,7 @@ pub fn speculate(
                 attempt,
                 since: now,
             });
+            task.history.started(attempt, &slot.worker, true, now);
             placed.push((p, attempt, slot));
         }
         for (p, attempt, slot) in placed {

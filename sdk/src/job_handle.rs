@@ -11,6 +11,7 @@ use quiver_proto::v1 as pb;
 
 use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::task_attempt::TaskAttempt;
 
 /// Where a job is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +78,9 @@ pub struct StageProgress {
     pub spilled_bytes: u64,
     /// Time since its first task started (to its end, once complete).
     pub elapsed: Duration,
+    /// Every attempt of its tasks, by partition, oldest first; filled by
+    /// [`JobHandle::details`] only (empty in [`JobHandle::status`] and progress updates).
+    pub attempts: Vec<TaskAttempt>,
 }
 
 impl TryFrom<&pb::StageStatus> for StageProgress {
@@ -101,6 +105,11 @@ impl TryFrom<&pb::StageStatus> for StageProgress {
             bytes_out: st.bytes_out,
             spilled_bytes: st.spilled_bytes,
             elapsed: Duration::from_millis(st.elapsed_ms),
+            attempts: st
+                .attempts
+                .iter()
+                .map(TaskAttempt::try_from)
+                .collect::<Result<_>>()?,
         })
     }
 }
@@ -187,11 +196,35 @@ impl JobHandle {
 
     /// The job's current progress.
     pub async fn status(&self) -> Result<JobProgress> {
+        self.get(false).await
+    }
+
+    /// The job's current progress with every attempt of every task
+    /// ([`StageProgress::attempts`]): where and when each ran, how it ended, what it wrote and
+    /// read. For a finished job too, as long as the coordinator that ran it is up.
+    ///
+    /// ```no_run
+    /// # async fn show(client: quiver::Client, id: &str) -> quiver::Result<()> {
+    /// let job = client.job(id).details().await?;
+    /// for stage in &job.stages {
+    ///     for a in &stage.attempts {
+    ///         println!("stage {} task {} on {}: {:?} in {:?}", stage.id, a.partition, a.worker_id, a.state, a.elapsed);
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn details(&self) -> Result<JobProgress> {
+        self.get(true).await
+    }
+
+    async fn get(&self, include_attempts: bool) -> Result<JobProgress> {
         let status = self
             .client
             .grpc()
             .get_job(pb::GetJobRequest {
                 job_id: self.id.clone(),
+                include_attempts,
             })
             .await
             .map_err(|e| Error::rpc("GetJob", e))?

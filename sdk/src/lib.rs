@@ -60,6 +60,7 @@ pub mod job_handle;
 pub mod local_cluster;
 mod source_listing;
 mod sources;
+pub mod task_attempt;
 #[cfg(feature = "worker")]
 pub mod worker;
 
@@ -81,6 +82,7 @@ pub use quiver_storage::StorageOptions;
 pub use quiver_worker::FunctionRegistry;
 pub use source_listing::InputError;
 pub use sources::Sources;
+pub use task_attempt::{TaskAttempt, TaskAttemptState};
 
 /// Expression and aggregate builders.
 pub mod functions {

@@ -6,6 +6,7 @@
 //! parent it does no I/O and reads no clock.
 
 use super::*;
+use crate::attempt_history::AttemptFigures;
 
 impl Scheduler {
     /// A task attempt ended on `worker` (reachable at `address`).
@@ -28,9 +29,13 @@ impl Scheduler {
             .alive_address(worker)
             .unwrap_or_default()
             .to_string();
-        let Some(stage) = job.stages.get_mut(attempt.stage.0 as usize) else {
+        let stage_index = attempt.stage.0 as usize;
+        if stage_index >= job.stages.len() {
             return vec![];
-        };
+        }
+        let (shuffle_bytes_read, shuffle_bytes_fetched) =
+            job.shuffle_input_bytes(stage_index, attempt.partition as usize, worker);
+        let stage = &mut job.stages[stage_index];
         let expected_buckets = stage.output.buckets() as usize;
         let Some(task) = stage.tasks.get_mut(attempt.partition as usize) else {
             return vec![];
@@ -66,6 +71,7 @@ impl Scheduler {
                     if other != attempt.attempt
                         && let Some(address) = self.workers.alive_address(&other_worker)
                     {
+                        task.history.ended(other, AttemptOutcome::Cancelled, now);
                         actions.push(Action::Cancel {
                             worker: other_worker.clone(),
                             address: address.to_string(),
@@ -87,6 +93,17 @@ impl Scheduler {
                 task.bytes_out = bytes_out;
                 task.spilled_bytes = spilled_bytes;
                 task.elapsed_ms = elapsed_ms;
+                task.history.succeeded(
+                    attempt.attempt,
+                    AttemptFigures {
+                        rows_out,
+                        bytes_out,
+                        spilled_bytes,
+                        shuffle_bytes_read,
+                        shuffle_bytes_fetched,
+                    },
+                    now,
+                );
                 let stage = &mut job.stages[attempt.stage.0 as usize];
                 if stage.is_complete() {
                     stage.finished = Some(now);
@@ -101,6 +118,11 @@ impl Scheduler {
                 retryable,
                 fetch_failure,
             } => {
+                task.history.ended(
+                    attempt.attempt,
+                    AttemptOutcome::Failed(message.clone()),
+                    now,
+                );
                 if let Some(FetchFailure {
                     worker: lost_worker,
                     stage,

@@ -711,3 +711,71 @@ fn live_jobs_are_the_unfinished_ones_and_unfetched_results() {
     sim.send(Event::ResultsReleased { job: job.clone() });
     assert!(sim.s.live_jobs().is_empty(), "released");
 }
+
+#[test]
+fn attempt_histories_record_lost_failed_and_cancelled_attempts_with_their_times() {
+    use quiver_coordinator::attempt_history::AttemptOutcome;
+    let (mut sim, job, ids, first) = setup(2, 4);
+    let started = sim.now;
+    // w1 fails one of its attempts (retried); w0 falls silent and is lost.
+    let (fw, ft) = first.iter().find(|(w, _)| *w == ids[1]).unwrap().clone();
+    sim.advance(Duration::from_millis(500));
+    let failed_at = sim.now;
+    let retried = launches(&sim.finish(&fw, &ft, failure(true)));
+    let mut lost_at = None;
+    for _ in 0..6 {
+        sim.advance(Duration::from_secs(1));
+        sim.heartbeat(&ids[1], false);
+        sim.tick();
+        if lost_at.is_none() && sim.liveness(&ids[0]) == Liveness::Lost {
+            lost_at = Some(sim.now);
+        }
+    }
+    let lost_at = lost_at.expect("w0 is lost after 5 s of silence");
+    sim.advance(Duration::from_secs(1));
+    let cancelled_at = sim.now;
+    sim.send(Event::JobCancelled { job: job.clone() });
+
+    let stage = &sim.s.job(&job).unwrap().stages[0];
+    for (w, t) in &first {
+        let history = stage.tasks[t.attempt.partition as usize].history.records();
+        let first_record = &history[0];
+        assert_eq!(
+            (
+                &first_record.worker,
+                first_record.attempt,
+                first_record.started
+            ),
+            (w, t.attempt.attempt, started)
+        );
+        let (outcome, ended) = if *w == ids[0] {
+            (AttemptOutcome::Lost, lost_at)
+        } else if t.attempt == ft.attempt {
+            (AttemptOutcome::Failed("boom at row 7".into()), failed_at)
+        } else {
+            (AttemptOutcome::Cancelled, cancelled_at)
+        };
+        assert_eq!(first_record.outcome, outcome, "{history:?}");
+        assert!(
+            first_record
+                .finished
+                .is_some_and(|f| f.since(ended).is_zero() && ended.since(f).is_zero())
+        );
+        // Each retry started when the attempt before it ended, and ended lost with w0 (where
+        // the failed task was retried, away from the worker it failed on) or cancelled with
+        // the job on w1.
+        for pair in history.windows(2) {
+            let (before, later) = (&pair[0], &pair[1]);
+            assert_eq!(Some(later.started), before.finished, "{history:?}");
+            let (outcome, ended) = if later.worker == ids[0] {
+                (AttemptOutcome::Lost, lost_at)
+            } else {
+                (AttemptOutcome::Cancelled, cancelled_at)
+            };
+            assert_eq!(later.outcome, outcome, "{history:?}");
+            assert_eq!(later.finished, Some(ended), "{history:?}");
+        }
+        assert_eq!(history.last().unwrap().worker, ids[1], "{history:?}");
+    }
+    assert!(!retried.is_empty());
+}

@@ -232,6 +232,7 @@ async fn result_tickets(t: &Target, dataset: &Dataset) -> (String, Vec<pb::Resul
         .await
         .get_job(pb::GetJobRequest {
             job_id: job.id().to_string(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -458,7 +459,11 @@ async fn ids_and_paths_from_the_wire_are_checked() {
             "job id",
         );
         assert_code(
-            c.get_job(pb::GetJobRequest { job_id: id }).await,
+            c.get_job(pb::GetJobRequest {
+                job_id: id,
+                ..Default::default()
+            })
+            .await,
             Code::InvalidArgument,
             "job id",
         );

@@ -241,6 +241,7 @@ async fn malformed_requests_are_rejected_and_the_coordinator_stays_up() {
     let status = raw
         .get_job(pb::GetJobRequest {
             job_id: "nope".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -249,6 +250,7 @@ async fn malformed_requests_are_rejected_and_the_coordinator_stays_up() {
     let status = raw
         .get_job(pb::GetJobRequest {
             job_id: quiver_plan::JobId::random().0,
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -19,6 +19,7 @@ mod probes;
 mod processes;
 mod sorting;
 mod spilling;
+mod task_attempts;
 mod tls;
 mod user_functions;
 mod wire;
