@@ -30,7 +30,7 @@ use quiver::{Client, JobProgress};
 
 use bench_data::DataStore;
 use clusters::{BenchCluster, ClusterKind, Config};
-use remote_cluster::{ClusterDescription, RemoteCluster, tasks_completed};
+use remote_cluster::{ClusterDescription, RemoteCluster};
 use report::{Measurement, WorkerFigures, YardstickTime, summary};
 use workloads::{Inputs, Workload};
 
@@ -218,7 +218,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let reference = reference.get_or_insert(out);
             for (c, series) in clusters.iter().zip(&mut series) {
                 c.cluster.reset_peak_rss();
-                let before = tasks_completed(&c.client).await?;
                 let (out, t, progress) = inputs
                     .quiver(w, &c.client)
                     .await
@@ -230,8 +229,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                         c.config.label()
                     )
                 })?;
-                let after = tasks_completed(&c.client).await?;
-                let workers = report::worker_figures(&c.description, &before, &after);
+                let workers = report::worker_figures(&c.description, &progress);
                 series.add(t, progress, workers, c.cluster.peak_rss());
             }
         }

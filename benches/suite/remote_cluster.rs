@@ -1,9 +1,7 @@
 //! The clusters' own account of themselves: a running cluster the suite did not start (named by
 //! `--coordinator`, reached with the token and TLS settings every client takes: the
 //! `quiver::ClientArgs` flags or `QUIVER_*`), and, for every cluster, its workers as the
-//! coordinator lists them and the tasks each finished during a run.
-
-use std::collections::BTreeMap;
+//! coordinator lists them.
 
 use anyhow::{Context, bail};
 use quiver::{Client, ClientOptions};
@@ -85,14 +83,4 @@ pub async fn live_workers(client: &Client) -> anyhow::Result<Vec<WorkerDescripti
         .collect();
     workers.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
     Ok(workers)
-}
-
-/// Tasks each worker had finished, by worker id (alive or not).
-pub async fn tasks_completed(client: &Client) -> anyhow::Result<BTreeMap<String, u64>> {
-    Ok(client
-        .list_workers()
-        .await?
-        .into_iter()
-        .map(|w| (w.worker_id, w.tasks_completed))
-        .collect())
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use quiver::{JobProgress, StageOutput};
+use quiver::{JobProgress, StageOutput, TaskAttemptState};
 use serde::Serialize;
 
 use crate::clusters::{ClusterKind, Config};
@@ -18,22 +18,40 @@ pub struct StageFigures {
     pub description: String,
     /// Tasks (partitions).
     pub tasks: u32,
+    /// Attempts of its tasks: retries and speculative copies included.
+    pub attempts: u32,
     /// From its first task's start to its end.
     pub seconds: f64,
+    /// Time its attempts ran, summed (slot-seconds).
+    pub busy_s: f64,
     pub rows_out: u64,
     pub bytes_out: u64,
     /// Bytes written to the shuffle (its output, when it ends in one).
     pub shuffle_written: u64,
+    /// Shuffle input its tasks read, from any worker.
+    pub shuffle_read: u64,
+    /// The part of `shuffle_read` fetched from other workers over the network.
+    pub shuffle_fetched: u64,
     pub spilled_bytes: u64,
 }
 
-/// One worker's share of the median run.
-#[derive(Clone, Debug, Serialize)]
+/// One worker's share of the median run, from the attempts the coordinator recorded.
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct WorkerFigures {
     pub worker_id: String,
     pub hostname: String,
-    /// Tasks it finished during the run (from the coordinator's worker list).
+    /// Tasks it finished (succeeded attempts).
     pub tasks: u64,
+    /// Attempts it ran, failed and cancelled ones included.
+    pub attempts: u64,
+    /// Time its attempts ran, summed (slot-seconds).
+    pub busy_s: f64,
+    /// Bytes its succeeded attempts wrote to the shuffle.
+    pub shuffle_written: u64,
+    /// Shuffle input its succeeded attempts read, and the part fetched from other workers.
+    pub shuffle_read: u64,
+    pub shuffle_fetched: u64,
+    pub spilled_bytes: u64,
 }
 
 /// One workload on one configuration.
@@ -86,24 +104,35 @@ pub fn summary(runs: &[f64]) -> (f64, f64, f64) {
     )
 }
 
-/// The per-stage figures of a finished job.
+/// The per-stage figures of a finished job (with its attempts: `JobHandle::details`).
 pub fn stage_figures(progress: &JobProgress) -> Vec<StageFigures> {
     progress
         .stages
         .iter()
-        .map(|s| StageFigures {
-            id: s.id,
-            description: s.description.clone(),
-            tasks: s.tasks_total,
-            seconds: s.elapsed.as_secs_f64(),
-            rows_out: s.rows_out,
-            bytes_out: s.bytes_out,
-            shuffle_written: if is_shuffle(&s.output) {
-                s.bytes_out
-            } else {
-                0
-            },
-            spilled_bytes: s.spilled_bytes,
+        .map(|s| {
+            let succeeded = || {
+                s.attempts
+                    .iter()
+                    .filter(|a| a.state == TaskAttemptState::Succeeded)
+            };
+            StageFigures {
+                id: s.id,
+                description: s.description.clone(),
+                tasks: s.tasks_total,
+                attempts: s.attempts.len() as u32,
+                seconds: s.elapsed.as_secs_f64(),
+                busy_s: s.attempts.iter().map(|a| a.elapsed.as_secs_f64()).sum(),
+                rows_out: s.rows_out,
+                bytes_out: s.bytes_out,
+                shuffle_written: if is_shuffle(&s.output) {
+                    s.bytes_out
+                } else {
+                    0
+                },
+                shuffle_read: succeeded().map(|a| a.shuffle_bytes_read).sum(),
+                shuffle_fetched: succeeded().map(|a| a.shuffle_bytes_fetched).sum(),
+                spilled_bytes: s.spilled_bytes,
+            }
         })
         .collect()
 }
@@ -116,26 +145,44 @@ pub fn is_shuffle(output: &StageOutput) -> bool {
     )
 }
 
-/// Per-worker figures of one run: the tasks each worker of `cluster` finished between the
-/// two snapshots of the coordinator's worker list.
-pub fn worker_figures(
-    cluster: &ClusterDescription,
-    before: &BTreeMap<String, u64>,
-    after: &BTreeMap<String, u64>,
-) -> Vec<WorkerFigures> {
-    cluster
+/// Per-worker figures of a finished job (with its attempts): every worker of `cluster`, and
+/// any other that ran an attempt (one that registered later).
+pub fn worker_figures(cluster: &ClusterDescription, progress: &JobProgress) -> Vec<WorkerFigures> {
+    let mut by_id: BTreeMap<&str, WorkerFigures> = cluster
         .workers
         .iter()
-        .map(|w| WorkerFigures {
-            worker_id: w.worker_id.clone(),
-            hostname: w.hostname.clone(),
-            tasks: after
-                .get(&w.worker_id)
-                .copied()
-                .unwrap_or(0)
-                .saturating_sub(before.get(&w.worker_id).copied().unwrap_or(0)),
+        .map(|w| {
+            let figures = WorkerFigures {
+                worker_id: w.worker_id.clone(),
+                hostname: w.hostname.clone(),
+                ..WorkerFigures::default()
+            };
+            (w.worker_id.as_str(), figures)
         })
-        .collect()
+        .collect();
+    for stage in &progress.stages {
+        for a in &stage.attempts {
+            let w = by_id
+                .entry(a.worker_id.as_str())
+                .or_insert_with(|| WorkerFigures {
+                    worker_id: a.worker_id.clone(),
+                    hostname: "(not listed at start)".into(),
+                    ..WorkerFigures::default()
+                });
+            w.attempts += 1;
+            w.busy_s += a.elapsed.as_secs_f64();
+            if a.state == TaskAttemptState::Succeeded {
+                w.tasks += 1;
+                if is_shuffle(&stage.output) {
+                    w.shuffle_written += a.bytes_out;
+                }
+                w.shuffle_read += a.shuffle_bytes_read;
+                w.shuffle_fetched += a.shuffle_bytes_fetched;
+                w.spilled_bytes += a.spilled_bytes;
+            }
+        }
+    }
+    by_id.into_values().collect()
 }
 
 fn mib(bytes: u64) -> String {
@@ -211,22 +258,26 @@ pub fn markdown(yardsticks: &[YardstickTime], rows: &[Measurement]) -> String {
 /// Per-stage figures of each measurement's median run.
 pub fn stage_table(rows: &[Measurement]) -> String {
     let mut out = String::from(
-        "| workload | configuration | stage | tasks | seconds | rows out | output MiB | shuffle written MiB | spilled MiB |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        "| workload | configuration | stage | tasks (attempts) | seconds | busy s | rows out | output MiB | shuffle written / read / fetched MiB | spilled MiB |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for m in rows {
         for s in &m.stages {
             out.push_str(&format!(
-                "| {} | {} | {}: {} | {} | {:.2} | {} | {} | {} | {} |\n",
+                "| {} | {} | {}: {} | {} ({}) | {:.2} | {:.2} | {} | {} | {} / {} / {} | {} |\n",
                 m.workload.name(),
                 cell(&m.label),
                 s.id,
                 cell(&s.description),
                 s.tasks,
+                s.attempts,
                 s.seconds,
+                s.busy_s,
                 s.rows_out,
                 mib(s.bytes_out),
                 mib(s.shuffle_written),
+                mib(s.shuffle_read),
+                mib(s.shuffle_fetched),
                 mib(s.spilled_bytes)
             ));
         }
@@ -237,17 +288,24 @@ pub fn stage_table(rows: &[Measurement]) -> String {
 /// Per-worker figures of each measurement's median run.
 pub fn worker_table(rows: &[Measurement]) -> String {
     let mut out = String::from(
-        "| workload | configuration | worker | host | tasks |\n| --- | --- | --- | --- | --- |\n",
+        "| workload | configuration | worker | host | tasks (attempts) | busy s | shuffle written / read / fetched MiB | spilled MiB |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for m in rows {
         for w in &m.workers {
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} ({}) | {:.2} | {} / {} / {} | {} |\n",
                 m.workload.name(),
                 cell(&m.label),
                 cell(w.worker_id.get(..8).unwrap_or(&w.worker_id)),
                 cell(&w.hostname),
-                w.tasks
+                w.tasks,
+                w.attempts,
+                w.busy_s,
+                mib(w.shuffle_written),
+                mib(w.shuffle_read),
+                mib(w.shuffle_fetched),
+                mib(w.spilled_bytes)
             ));
         }
     }

@@ -284,7 +284,8 @@ impl Inputs {
         Ok((out, started.elapsed()))
     }
 
-    /// Runs the workload on Quiver; returns its result, wall time and final progress.
+    /// Runs the workload on Quiver; returns its result, wall time and final progress with its
+    /// task attempts.
     pub async fn quiver(
         &self,
         w: Workload,
@@ -292,7 +293,7 @@ impl Inputs {
     ) -> anyhow::Result<(Output, Duration, JobProgress)> {
         let options = JobOptions::default();
         let started = Instant::now();
-        let (batches, progress) = match w {
+        let (batches, job) = match w {
             Workload::Terasort => {
                 // Each run replaces the previous run's output.
                 let sink = Sink::WriteParquet {
@@ -307,8 +308,8 @@ impl Inputs {
                         options,
                     )
                     .await?;
-                let progress = job.wait().await.context("terasort failed")?;
-                (vec![], progress)
+                job.wait().await.context("terasort failed")?;
+                (vec![], job)
             }
             _ => {
                 let ds = match w {
@@ -332,11 +333,12 @@ impl Inputs {
                     .collect()
                     .await
                     .with_context(|| format!("{} failed", w.name()))?;
-                let progress = job.status().await?;
-                (batches, progress)
+                (batches, job)
             }
         };
         let elapsed = started.elapsed();
+        // Every attempt of every task, for the per-stage and per-worker figures.
+        let progress = job.details().await?;
         let out = match w {
             Workload::Wordcount => Output::Counts(pairs_str_i64(&batches)),
             Workload::Grep => {

@@ -231,9 +231,36 @@ fn the_suite_benchmarks_a_running_cluster_with_its_data_on_s3() {
             .map(|s| s["tasks"].as_u64().unwrap())
             .sum();
         assert_eq!(per_worker.len(), 2, "{m}");
-        // Every task ran on one of the two workers (attempts may add more).
-        assert!(per_worker.iter().sum::<u64>() >= per_stage, "{m}");
+        // Every task finished once, on one of the two workers.
+        assert_eq!(per_worker.iter().sum::<u64>(), per_stage, "{m}");
+        let sum = |list: &str, field: &str| -> u64 {
+            m[list]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x[field].as_u64().unwrap())
+                .sum()
+        };
+        // The per-worker figures add up to the per-stage ones the coordinator reported.
+        for field in ["shuffle_written", "shuffle_read", "shuffle_fetched"] {
+            assert_eq!(sum("workers", field), sum("stages", field), "{field}: {m}");
+        }
+        assert!(sum("stages", "shuffle_fetched") <= sum("stages", "shuffle_read"));
+        let busy: f64 = m["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["busy_s"].as_f64().unwrap())
+            .sum();
+        assert!(busy > 0.0, "{m}");
     }
+    // Word count's reducers read exactly what its map stage wrote to the shuffle.
+    let wordcount = &measurements[0]["stages"];
+    assert!(wordcount[0]["shuffle_written"].as_u64().unwrap() > 0);
+    assert_eq!(
+        wordcount[1]["shuffle_read"], wordcount[0]["shuffle_written"],
+        "{wordcount}"
+    );
     for y in r["yardsticks"].as_array().unwrap() {
         assert_eq!(y["host"], r["driver_host"]);
     }
