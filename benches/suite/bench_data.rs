@@ -19,8 +19,7 @@ use quiver_examples::jobs::{terasort, tpch};
 use quiver_storage::object_store::path::Path as ObjectPath;
 use quiver_storage::object_store::{ObjectStore, ObjectStoreExt};
 use quiver_storage::{
-    Location, ObjectChunkReader, ObjectStores, ObjectWriter, StorageError, StorageOptions,
-    StoredObject, block_on, list_objects,
+    Location, ObjectChunkReader, ObjectStores, ObjectWriter, StorageOptions, StoredObject, block_on,
 };
 use serde::{Deserialize, Serialize};
 
@@ -392,34 +391,36 @@ impl DataStore {
         Ok((local, true))
     }
 
-    /// The files under `location` (names relative to it), in name order; none when it does not
-    /// exist.
+    /// The files under `location` (names relative to it, without those with a part starting
+    /// with `_` or `.`, as the cluster's listings skip them), in name order; none when it does
+    /// not exist.
     pub fn list(&self, location: &Location) -> anyhow::Result<Vec<DataFile>> {
-        let text = format!("{}/", location.to_string().trim_end_matches('/'));
-        let listed = match list_objects(&self.stores, &text, &self.options) {
-            Ok(l) => l,
-            Err(StorageError::NotFound { .. }) => return Ok(vec![]),
-            // A prefix holding only the manifest (or other `_` names).
-            Err(StorageError::Store { message, .. }) if message.contains("contains no files") => {
-                return Ok(vec![]);
+        let store = self.store_of(location)?;
+        let prefix = location.object_path().clone();
+        let listed = block_on(async move {
+            use futures::TryStreamExt;
+            match store.list(Some(&prefix)).try_collect::<Vec<_>>().await {
+                Err(quiver_storage::object_store::Error::NotFound { .. }) => Ok(vec![]),
+                other => other,
             }
-            Err(e) => return Err(e).with_context(|| format!("listing {location}")),
-        };
+        })
+        .with_context(|| format!("listing {location}"))?;
         let mut files = Vec::new();
         for object in listed {
-            let name = object
+            let parts: Vec<String> = object
                 .location
-                .object_path()
                 .prefix_match(location.object_path())
-                .map(|parts| {
-                    parts
-                        .map(|p| p.as_ref().to_string())
-                        .collect::<Vec<_>>()
-                        .join("/")
-                })
-                .with_context(|| format!("{} is not under {location}", object.location))?;
+                .with_context(|| format!("{} is not under {location}", object.location))?
+                .map(|p| p.as_ref().to_string())
+                .collect();
+            if parts
+                .iter()
+                .any(|p| p.starts_with('_') || p.starts_with('.'))
+            {
+                continue;
+            }
             files.push(DataFile {
-                name,
+                name: parts.join("/"),
                 size: object.size,
             });
         }
