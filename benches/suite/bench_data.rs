@@ -244,6 +244,11 @@ impl DataStore {
         })
     }
 
+    /// Whether `--data` is a local directory.
+    pub fn is_local(&self) -> bool {
+        self.root.is_local()
+    }
+
     /// The location `name` (a `/`-separated relative path) under `--data`.
     pub fn location(&self, name: &str) -> anyhow::Result<Location> {
         Ok(self.root.child(name)?)

@@ -205,6 +205,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let host = driver_host();
+    if inputs.data.is_local() {
+        for c in clusters
+            .iter()
+            .filter(|c| c.config.kind == ClusterKind::Remote)
+        {
+            let elsewhere: Vec<String> = c
+                .description
+                .hosts()
+                .into_iter()
+                .filter(|h| *h != host)
+                .collect();
+            if !elsewhere.is_empty() {
+                eprintln!(
+                    "warning: --data {} is a local directory, but workers run on {}: they read \
+                     it at the same path, so it must be a shared filesystem (else give an \
+                     object store URL)",
+                    args.data,
+                    elsewhere.join(", ")
+                );
+            }
+        }
+    }
     let mut yardsticks = Vec::new();
     let mut rows = Vec::new();
     for &w in &args.workloads {
