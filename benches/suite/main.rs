@@ -206,26 +206,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let host = driver_host();
     if inputs.data.is_local() {
-        for c in clusters
-            .iter()
-            .filter(|c| c.config.kind == ClusterKind::Remote)
-        {
-            let elsewhere: Vec<String> = c
-                .description
-                .hosts()
-                .into_iter()
-                .filter(|h| *h != host)
-                .collect();
-            if !elsewhere.is_empty() {
-                eprintln!(
-                    "warning: --data {} is a local directory, but workers run on {}: they read \
-                     it at the same path, so it must be a shared filesystem (else give an \
-                     object store URL)",
-                    args.data,
-                    elsewhere.join(", ")
-                );
-            }
-        }
+        warn_of_other_hosts(&clusters, &host, &args.data);
     }
     let mut yardsticks = Vec::new();
     let mut rows = Vec::new();
@@ -315,6 +296,30 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("{tables}");
     println!("wrote {}", args.out.join("suite.json").display());
     Ok(())
+}
+
+/// Warns when a remote cluster has workers on other hosts than this one, which would read
+/// the local `--data` directory at the same path.
+fn warn_of_other_hosts(clusters: &[Running], host: &str, data: &str) {
+    for c in clusters
+        .iter()
+        .filter(|c| c.config.kind == ClusterKind::Remote)
+    {
+        let elsewhere: Vec<String> = c
+            .description
+            .hosts()
+            .into_iter()
+            .filter(|h| h != host)
+            .collect();
+        if !elsewhere.is_empty() {
+            eprintln!(
+                "warning: --data {data} is a local directory, but workers run on {}: they read \
+                 it at the same path, so it must be a shared filesystem (else give an object \
+                 store URL)",
+                elsewhere.join(", ")
+            );
+        }
+    }
 }
 
 /// One configuration's runs of one workload.
