@@ -270,8 +270,9 @@ pub struct Job {
     pub commit: Option<Vec<TaskFile>>,
     /// Failed tries of that commit (each is retried, up to a limit).
     pub commit_failures: u32,
-    /// Credentials for the job's object store inputs, put in every task. Not logged, so a
-    /// resumed job's tasks use the workers' environment only.
+    /// Settings and credentials for the job's object stores, put in every task and used by
+    /// its output commit. Only the settings that locate a store are logged, so a resumed
+    /// job's credentials come from the processes' environment.
     pub storage_options: quiver_plan::StorageOptions,
 }
 

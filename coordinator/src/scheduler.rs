@@ -192,6 +192,7 @@ impl Scheduler {
                 submitted_at_ms,
                 incarnation,
                 commit,
+                storage_locations,
             } => {
                 let submitted = Timestamp {
                     monotonic: now.monotonic,
@@ -200,7 +201,10 @@ impl Scheduler {
                 Reply::Recovered(
                     Job::queued(job, name, plan, sink, options, submitted, incarnation)
                         .map_err(Into::into)
-                        .map(|job| actions = self.recover(job, commit)),
+                        .map(|mut job| {
+                            job.storage_options = storage_locations;
+                            actions = self.recover(job, commit)
+                        }),
                 )
             }
             Event::JobCancelled { job } => {
@@ -591,7 +595,8 @@ impl Scheduler {
             .collect())
     }
 
-    /// Cancels a job. Returns false if it had already finished.
+    /// Cancels a job. Returns false if it had already finished; refused once its output
+    /// commit began.
     fn cancel(&mut self, id: &JobId, now: Timestamp) -> Result<(bool, Vec<Action>)> {
         let job = self
             .jobs
@@ -603,7 +608,7 @@ impl Scheduler {
         if job.commit.is_some() {
             // Its output is being made visible: too late to take it back.
             info!(job = %id, "not cancelled: its output commit has begun");
-            return Ok((false, vec![]));
+            return Err(CoordinatorError::Committing(id.clone()));
         }
         Ok((
             true,

@@ -43,11 +43,10 @@ pub use ids::{JobId, StageId, TaskAttempt, WorkerId};
 pub use join::{JoinStrategy, JoinType};
 pub use limits::Limits;
 pub use plan::{AggregateMode, CsvOptions, InputFile, PlanNode, ScanNode, SourceFormat, StageRead};
-pub use quiver_storage::StorageOptions;
+pub use quiver_storage::{StorageOptions, WriteMode};
 pub use sort::SortExpr;
 pub use stage::{
     FileSplit, MapOutputLocation, ReadGrant, ShuffleInput, Sink, StageOutput, TaskDefinition,
-    WriteMode,
 };
 
 /// Rows per batch inside a task unless the job says otherwise.

@@ -342,7 +342,8 @@ impl JobHandle {
         Ok(batches)
     }
 
-    /// Cancels the job; false if it had already finished.
+    /// Cancels the job; false if it had already finished. A `write_parquet` job whose output
+    /// commit has begun cannot be cancelled any more: that is an error saying so.
     pub async fn cancel(&self) -> Result<bool> {
         Ok(self
             .client

@@ -14,6 +14,9 @@ use object_store::{ClientConfigKey, ClientOptions};
 
 use crate::{Location, Result, Scheme, StorageError, StorageOptions};
 
+/// Clients kept at most (one per store and set of options).
+const MAX_CACHED_STORES: usize = 64;
+
 /// Builds and caches object store clients. Credentials come from the process environment
 /// (the standard variables of each cloud), then from the [`StorageOptions`] a job carries.
 ///
@@ -47,6 +50,11 @@ impl ObjectStores {
             return Ok(store.clone());
         }
         let store = build(location, options)?;
+        // Jobs choose buckets and options, so the set is not bounded by this process: past
+        // the limit, start afresh (clients in use stay valid; dropped ones are rebuilt).
+        if cache.len() >= MAX_CACHED_STORES {
+            cache.clear();
+        }
         cache.insert(key, store.clone());
         Ok(store)
     }

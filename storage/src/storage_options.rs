@@ -78,6 +78,20 @@ impl StorageOptions {
         self.values.get(key).map(String::as_str)
     }
 
+    /// Only the settings that locate a store (endpoint, region, plain HTTP allowed, ...), not
+    /// those that unlock it: what may be written down (a coordinator's job log) so that a
+    /// resumed job reaches the same store, with credentials from the environment.
+    pub fn locating_only(&self) -> StorageOptions {
+        StorageOptions {
+            values: self
+                .values
+                .iter()
+                .filter(|(k, _)| SHOWN.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
@@ -138,6 +152,21 @@ mod tests {
                 .with("google_service_account", "/k.json")
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn only_locating_settings_are_kept_for_the_log() {
+        let o = StorageOptions::from_pairs([
+            ("aws_endpoint", "http://127.0.0.1:9000"),
+            ("aws_region", "eu-west-1"),
+            ("aws_secret_access_key", "s3cret"),
+            ("aws_session_token", "t0ken"),
+        ])
+        .unwrap();
+        let kept = o.locating_only();
+        let keys: Vec<&str> = kept.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["aws_endpoint", "aws_region"]);
+        assert_eq!(kept.get("aws_endpoint"), Some("http://127.0.0.1:9000"));
     }
 
     #[test]

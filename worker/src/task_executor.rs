@@ -276,7 +276,7 @@ impl TaskExecutor {
                     &attempt.job.0,
                     &task.storage_options,
                 )?;
-                let file = commit.attempt_file(attempt.partition, attempt.attempt);
+                let file = commit.attempt_file(attempt.partition, attempt.attempt)?;
                 let mut writer = match file.local_path() {
                     Some(path) => ParquetFileWriter::create(&path, schema)?,
                     None => ParquetFileWriter::create_object(
