@@ -483,6 +483,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
                 slots: w.slots,
                 state: match (w.liveness, w.draining) {
                     (Liveness::Lost, _) => pb::WorkerState::Lost,
+                    (Liveness::Left, _) => pb::WorkerState::Left,
                     (Liveness::Alive, true) => pb::WorkerState::Draining,
                     (Liveness::Alive, false) => pb::WorkerState::Alive,
                 } as i32,

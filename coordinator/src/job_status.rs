@@ -36,14 +36,16 @@ fn total(figures: impl Iterator<Item = u64>) -> u64 {
 }
 
 fn stage_status(job: &Job, stage: &Stage, now: Timestamp) -> pb::StageStatus {
-    let state = if stage.is_complete() {
-        pb::StageState::Complete
-    } else if job.state == JobState::Failed {
-        pb::StageState::Failed
-    } else if stage.started.is_some() {
-        pb::StageState::Running
-    } else {
-        pb::StageState::Waiting
+    let started = stage.started.is_some();
+    let state = match job.state {
+        _ if stage.is_complete() => pb::StageState::Complete,
+        JobState::Failed | JobState::Cancelled | JobState::Succeeded if !started => {
+            pb::StageState::Skipped
+        }
+        JobState::Failed => pb::StageState::Failed,
+        JobState::Cancelled => pb::StageState::Cancelled,
+        _ if started => pb::StageState::Running,
+        _ => pb::StageState::Waiting,
     };
     pb::StageStatus {
         state: state as i32,

@@ -157,13 +157,16 @@ impl Scheduler {
                 // Only a draining worker is asked about (it must also stop getting tasks).
                 schedule = registered && draining;
                 let release = schedule && !self.needs_worker(&worker, now);
+                if release && self.workers.mark_left(&worker, now) {
+                    info!(%worker, "worker drained and released; it leaves");
+                }
                 Reply::Heartbeat {
                     registered,
                     release,
                 }
             }
             Event::WorkerUnreachable { worker } => {
-                if self.workers.mark_lost(&worker) {
+                if self.workers.mark_lost(&worker, now) {
                     actions = self.worker_lost(&worker, now);
                 }
                 Reply::None
@@ -239,6 +242,8 @@ impl Scheduler {
                     warn!(%worker, timeout_s = timeout.as_secs_f64(), "worker missed its heartbeats; declaring it lost");
                     actions.extend(self.worker_lost(&worker, now));
                 }
+                self.workers
+                    .forget_departed(self.config.departed_worker_retention, now);
                 Reply::None
             }
         };
@@ -639,7 +644,13 @@ impl Scheduler {
         job.state = state;
         job.error = error;
         job.finished = Some(now);
-        info!(job = %id, state = ?state, error = job.error.as_deref().unwrap_or(""), "job finished");
+        match (state, job.error.as_deref()) {
+            (JobState::Failed, error) => {
+                warn!(job = %id, name = %job.name, error = error.unwrap_or("unknown"), "job failed")
+            }
+            (JobState::Cancelled, _) => info!(job = %id, name = %job.name, "job cancelled"),
+            _ => info!(job = %id, name = %job.name, "job succeeded"),
+        }
         let mut actions = Vec::new();
         // Stop what still runs.
         let mut running: HashMap<WorkerId, Vec<TaskAttempt>> = HashMap::new();

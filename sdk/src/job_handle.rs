@@ -47,8 +47,12 @@ pub enum StageState {
     Running,
     /// Every task is done.
     Complete,
-    /// The job failed before the stage completed.
+    /// The job failed while the stage ran.
     Failed,
+    /// The job was cancelled while the stage ran.
+    Cancelled,
+    /// The job ended before the stage started.
+    Skipped,
 }
 
 /// The progress of one stage.
@@ -97,6 +101,8 @@ impl TryFrom<&pb::StageStatus> for StageProgress {
                 pb::StageState::Running => StageState::Running,
                 pb::StageState::Complete => StageState::Complete,
                 pb::StageState::Failed => StageState::Failed,
+                pb::StageState::Cancelled => StageState::Cancelled,
+                pb::StageState::Skipped => StageState::Skipped,
             },
             tasks_total: st.partitions,
             tasks_done: st.tasks_done,
