@@ -106,6 +106,17 @@ impl Dialer {
                 )));
             }
         };
+        if let (Some(source), Some(host)) = (self.source_address, endpoint.uri().host()) {
+            // An address of the other family would be ignored silently when connecting.
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if let Ok(ip) = host.parse::<IpAddr>()
+                && ip.is_ipv4() != source.is_ipv4()
+            {
+                return Err(bad(format!(
+                    "the source address {source} (--source-address) cannot reach {ip}: one is IPv4, the other IPv6"
+                )));
+            }
+        }
         Ok(endpoint
             .local_address(self.source_address)
             .connect_timeout(CONNECT_TIMEOUT)
@@ -142,5 +153,16 @@ mod tests {
         assert!(plain.endpoint("http://127.0.0.1:50050").is_ok());
         let err = plain.endpoint("ftp://127.0.0.1:1").unwrap_err();
         assert!(err.to_string().contains("unsupported scheme"), "{err}");
+    }
+
+    #[test]
+    fn a_source_address_of_the_other_family_is_an_error() {
+        let v4 = Dialer::default().with_source_address("127.0.0.5".parse().unwrap());
+        assert!(v4.endpoint("http://127.0.0.1:50050").is_ok());
+        let err = v4.endpoint("http://[::1]:50050").unwrap_err().to_string();
+        assert!(
+            err.contains("--source-address") && err.contains("IPv6"),
+            "{err}"
+        );
     }
 }

@@ -44,7 +44,7 @@ impl ObjectStores {
         location: &Location,
         options: &StorageOptions,
     ) -> Result<Arc<dyn ObjectStore>> {
-        let key = (location.store_key(), options.clone());
+        let key = (cache_key(location), options.clone());
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(store) = cache.get(&key) {
             return Ok(store.clone());
@@ -58,6 +58,25 @@ impl ObjectStores {
         cache.insert(key, store.clone());
         Ok(store)
     }
+}
+
+/// What one client serves: the store's scheme and authority, and for Azure — whose client is
+/// bound to one container — the container too (`abfss://container@account...` names it as the
+/// user, `https://account.blob.core.windows.net/container/...` as the first path segment).
+fn cache_key(location: &Location) -> String {
+    let key = location.store_key();
+    if location.scheme() != Scheme::Azure {
+        return key;
+    }
+    let url = location.url();
+    let container = match url.username() {
+        "" => url
+            .path_segments()
+            .and_then(|mut s| s.next())
+            .unwrap_or_default(),
+        user => user,
+    };
+    format!("{key} container {container}")
 }
 
 fn build(location: &Location, options: &StorageOptions) -> Result<Arc<dyn ObjectStore>> {
@@ -138,5 +157,19 @@ mod tests {
             std::fs::read_to_string(dir.path().join("a.txt")).unwrap(),
             "hello"
         );
+    }
+
+    #[test]
+    fn azure_containers_of_one_account_get_clients_of_their_own() {
+        let key = |u: &str| cache_key(&Location::parse(u).unwrap());
+        assert_ne!(
+            key("abfss://c1@acct.dfs.core.windows.net/in/"),
+            key("abfss://c2@acct.dfs.core.windows.net/out/")
+        );
+        assert_ne!(
+            key("https://acct.blob.core.windows.net/c1/in/"),
+            key("https://acct.blob.core.windows.net/c2/out/")
+        );
+        assert_eq!(key("s3://b/x"), key("s3://b/y"));
     }
 }
