@@ -11,10 +11,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use quiver::WriteMode;
 use quiver_examples::jobs::{
     ClusterArgs, ExampleCluster, collect_named, generated_dir, grep, init_logging,
-    write_parquet_named,
 };
 
 /// Find lines matching a regex.
@@ -74,14 +72,9 @@ async fn main() -> anyhow::Result<()> {
         elapsed.as_secs_f64()
     );
     if let Some(dir) = &args.output {
-        write_parquet_named(
-            &cluster.client,
-            &job,
-            dir,
-            WriteMode::default(),
-            "grep-write",
-        )
-        .await?;
+        job.write_parquet(&cluster.client, dir)
+            .name("grep-write")
+            .await?;
         println!("wrote Parquet to {}", dir.display());
     }
     cluster.shutdown().await;

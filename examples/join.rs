@@ -11,10 +11,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use quiver::WriteMode;
 use quiver_examples::jobs::{
     ClusterArgs, ExampleCluster, collect_named, generated_dir, init_logging, tpch,
-    write_parquet_named,
 };
 
 /// Revenue per customer over orders joined with line items.
@@ -53,14 +51,9 @@ async fn main() -> anyhow::Result<()> {
     println!("{}", quiver_examples::jobs::format_table(&batches));
     println!("elapsed: {:.2} s", elapsed.as_secs_f64());
     if let Some(dir) = &args.output {
-        write_parquet_named(
-            &cluster.client,
-            &top,
-            dir,
-            WriteMode::default(),
-            "join-top-customers-write",
-        )
-        .await?;
+        top.write_parquet(&cluster.client, dir)
+            .name("join-top-customers-write")
+            .await?;
         println!("wrote Parquet to {}", dir.display());
     }
     cluster.shutdown().await;

@@ -13,10 +13,7 @@ use std::time::Instant;
 
 use anyhow::{Context, ensure};
 use clap::Parser;
-use quiver::WriteMode;
-use quiver_examples::jobs::{
-    ClusterArgs, ExampleCluster, generated_dir, init_logging, terasort, write_parquet_named,
-};
+use quiver_examples::jobs::{ClusterArgs, ExampleCluster, generated_dir, init_logging, terasort};
 
 /// Sort 100-byte records by their 10-byte key.
 #[derive(Parser, Debug)]
@@ -54,15 +51,11 @@ async fn main() -> anyhow::Result<()> {
 
     let started = Instant::now();
     let sorted = terasort::sort_job(&input)?;
-    write_parquet_named(
-        &cluster.client,
-        &sorted,
-        &output,
-        WriteMode::default(),
-        "terasort",
-    )
-    .await
-    .context("sort failed")?;
+    sorted
+        .write_parquet(&cluster.client, &output)
+        .name("terasort")
+        .await
+        .context("sort failed")?;
     let elapsed = started.elapsed();
     let count = terasort::validate(&output)?;
     if args.input.is_empty() {

@@ -11,10 +11,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use quiver::WriteMode;
 use quiver_examples::jobs::{
     ClusterArgs, ExampleCluster, collect_named, generated_dir, init_logging, tpch,
-    write_parquet_named,
 };
 
 /// Run TPC-H Q1 on a Quiver cluster.
@@ -57,14 +55,9 @@ async fn main() -> anyhow::Result<()> {
     println!("{}", quiver_examples::jobs::format_table(&batches));
     println!("elapsed: {:.2} s", elapsed.as_secs_f64());
     if let Some(dir) = &args.output {
-        write_parquet_named(
-            &cluster.client,
-            &q1,
-            dir,
-            WriteMode::default(),
-            "tpch-q1-write",
-        )
-        .await?;
+        q1.write_parquet(&cluster.client, dir)
+            .name("tpch-q1-write")
+            .await?;
         println!("wrote Parquet to {}", dir.display());
     }
     cluster.shutdown().await;

@@ -1,17 +1,22 @@
 //! The benchmark suite: five map-reduce workloads on generated data, each against a
-//! single-threaded yardstick computing the same result from the same files, on several
-//! cluster configurations. Every run's result is checked against the yardstick's.
+//! single-threaded yardstick computing the same result from the same files (on the driver's
+//! host), on several cluster configurations: clusters the suite starts, or a running one.
+//! Every run's result is checked against the yardstick's.
 //!
 //! ```text
 //! cargo run --release -p quiver-benches --bin suite                       # everything, scale 1
 //! cargo run --release -p quiver-benches --bin suite -- --scale 0.25 --runs 1
 //! cargo run --release -p quiver-benches --bin suite -- --workloads wordcount,join \
 //!     --configs local:2,processes:2 --slots 1 --out results/
+//! cargo run --release -p quiver-benches --bin suite -- --coordinator https://coord:50050 \
+//!     --token-file token --tls-ca ca.pem --data s3://bucket/quiver-bench/
 //! ```
 //!
-//! Output: a Markdown table on stdout, and `suite.json` + `suite.md` in `--out`.
+//! Output: Markdown tables on stdout, and `suite.json` + `suite.md` in `--out`.
 
+mod bench_data;
 mod clusters;
+mod remote_cluster;
 mod report;
 mod workloads;
 mod yardsticks;
@@ -21,13 +26,18 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use quiver::{JobProgress, StageOutput};
+use quiver::{Client, JobProgress};
 
+use bench_data::DataStore;
 use clusters::{BenchCluster, ClusterKind, Config};
-use report::{Measurement, StageTime, YardstickTime, summary};
+use remote_cluster::{ClusterDescription, RemoteCluster};
+use report::{Measurement, WorkerFigures, YardstickTime, summary};
 use workloads::{Inputs, Workload};
 
+/// Quiver's benchmark suite: five map-reduce workloads, each checked against a single-threaded
+/// yardstick on this host, on clusters it starts or on a running one (--coordinator).
 #[derive(Parser, Debug)]
+#[command(name = "suite")]
 struct Args {
     /// Input size: GiB of text and of terasort records; TPC-H scale factor 4 × this.
     #[arg(long, default_value_t = 1.0)]
@@ -42,17 +52,30 @@ struct Args {
         default_value = "wordcount,grep,terasort,tpch-q1,join"
     )]
     workloads: Vec<Workload>,
-    /// Configurations, as `local:N` or `processes:N` (N workers).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "local:1,local:2,local:4,processes:1,processes:2,processes:4"
-    )]
-    configs: Vec<String>,
-    /// Task slots per worker.
+    /// Configurations the suite starts, as `local:N` or `processes:N` (N workers). Default:
+    /// local:1,local:2,local:4,processes:1,processes:2,processes:4; none with --coordinator.
+    #[arg(long, value_delimiter = ',')]
+    configs: Option<Vec<String>>,
+    /// Also (or only) run on this running cluster's coordinator.
+    #[arg(long, env = "QUIVER_COORDINATOR")]
+    coordinator: Option<String>,
+    /// The token and TLS settings for --coordinator.
+    #[command(flatten)]
+    client: quiver::ClientArgs,
+    /// Where the inputs are generated once and reused: a directory, or an object store URL
+    /// (`s3://bucket/quiver-bench/`, credentials from `AWS_*`) that every worker can read.
+    #[arg(long, default_value_t = default_dir("quiver-bench"))]
+    data: String,
+    /// Files per generated data set (and per TPC-H table): the map stages' tasks.
+    #[arg(long, default_value_t = bench_data::DEFAULT_FILES)]
+    files: usize,
+    /// Local copies of object store inputs, for the yardsticks.
+    #[arg(long, default_value_t = default_dir("quiver-bench-cache"))]
+    cache: String,
+    /// Task slots per worker of the clusters the suite starts.
     #[arg(long, default_value_t = 1)]
     slots: usize,
-    /// Each worker's memory limit (bytes, or with K/M/G).
+    /// Each worker's memory limit (bytes, or with K/M/G) in the clusters the suite starts.
     #[arg(long, default_value = "2G", value_parser = quiver_worker::parse_bytes)]
     memory_limit: usize,
     /// Directory for suite.json and suite.md.
@@ -61,6 +84,13 @@ struct Args {
     /// Internal: run as a coordinator or worker process.
     #[arg(long, num_args = 1.., hide = true)]
     child: Vec<String>,
+}
+
+const DEFAULT_CONFIGS: &str = "local:1,local:2,local:4,processes:1,processes:2,processes:4";
+
+/// `name` in the system's temporary directory.
+fn default_dir(name: &str) -> String {
+    std::env::temp_dir().join(name).display().to_string()
 }
 
 fn parse_config(text: &str, slots: usize, memory_limit: usize) -> anyhow::Result<Config> {
@@ -78,7 +108,7 @@ fn parse_config(text: &str, slots: usize, memory_limit: usize) -> anyhow::Result
             .parse()
             .with_context(|| format!("bad worker count in '{text}'"))?,
         slots,
-        memory_limit,
+        memory_limit: Some(memory_limit),
     })
 }
 
@@ -96,25 +126,87 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run(args))
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
-    let configs = args
-        .configs
-        .iter()
-        .map(|c| parse_config(c, args.slots, args.memory_limit))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let inputs = Inputs::prepare(args.scale)?;
-    let scratch = tempfile::tempdir()?;
-    let runs = args.runs.max(1);
+/// A cluster of the suite, connected.
+struct Running {
+    config: Config,
+    cluster: BenchCluster,
+    client: Client,
+    description: ClusterDescription,
+}
 
+/// Starts the configurations, then connects to `--coordinator`.
+async fn clusters(args: &Args) -> anyhow::Result<Vec<Running>> {
+    let configs = match (&args.configs, &args.coordinator) {
+        (Some(c), _) => c.clone(),
+        (None, Some(_)) => vec![],
+        (None, None) => DEFAULT_CONFIGS.split(',').map(String::from).collect(),
+    };
+    let mut started = Vec::new();
+    for text in &configs {
+        let config = parse_config(text, args.slots, args.memory_limit)?;
+        let cluster = BenchCluster::start(&config).await?;
+        let client = cluster.client().await?;
+        let description = cluster.describe(&config, &client).await?;
+        started.push(Running {
+            config,
+            cluster,
+            client,
+            description,
+        });
+    }
+    if let Some(url) = &args.coordinator {
+        let cluster =
+            BenchCluster::Remote(RemoteCluster::connect(url, args.client.options()).await?);
+        let client = cluster.client().await?;
+        let workers = remote_cluster::live_workers(&client).await?;
+        let config = Config {
+            kind: ClusterKind::Remote,
+            workers: workers.len(),
+            slots: workers.iter().map(|w| w.slots as usize).sum(),
+            memory_limit: None,
+        };
+        let description = cluster.describe(&config, &client).await?;
+        started.push(Running {
+            config,
+            cluster,
+            client,
+            description,
+        });
+    }
+    Ok(started)
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let runs = args.runs.max(1);
+    let data = DataStore::open(&args.data, std::path::Path::new(&args.cache), args.files)?;
     // Every configuration's cluster stays up for the whole suite. Each run of a workload is
     // its yardstick once, then every configuration once, so that the yardstick and Quiver are
     // timed in the same minutes: these shared machines drift by tens of percent over a
     // quarter of an hour, which ratios against yardsticks timed at the start did not survive.
-    let mut clusters = Vec::new();
-    for config in &configs {
-        let cluster = BenchCluster::start(config).await?;
-        let client = cluster.client().await?;
-        clusters.push((config, cluster, client));
+    // They start (and a remote one is reached) before any data is generated.
+    let clusters = clusters(&args).await?;
+    if clusters.is_empty() {
+        bail!("no configuration to run: give --configs or --coordinator");
+    }
+    let (scale, workloads) = (args.scale, args.workloads.clone());
+    let inputs = tokio::task::spawn_blocking(move || Inputs::prepare(data, scale, &workloads))
+        .await
+        .context("preparing the inputs")??;
+    let scratch = tempfile::tempdir()?;
+    for c in &clusters {
+        let d = &c.description;
+        eprintln!(
+            "{}: coordinator {}, {} workers, {} slots, hosts {}",
+            d.label,
+            d.coordinator,
+            d.workers.len(),
+            d.slots(),
+            d.hosts().join(", ")
+        );
+    }
+    let host = driver_host();
+    if inputs.data.is_local() {
+        warn_of_other_hosts(&clusters, &host, &args.data);
     }
     let mut yardsticks = Vec::new();
     let mut rows = Vec::new();
@@ -123,33 +215,42 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let mut reference = None;
         let mut series: Vec<Series> = clusters.iter().map(|_| Series::default()).collect();
         for _ in 0..runs {
-            let (out, t) = inputs.yardstick(w, scratch.path())?;
+            // One thread's CPU work: off the runtime's async threads.
+            let (out, t) = tokio::task::block_in_place(|| inputs.yardstick(w, scratch.path()))?;
             yardstick_times.push(t.as_secs_f64());
             let reference = reference.get_or_insert(out);
-            for ((config, cluster, client), series) in clusters.iter().zip(&mut series) {
-                cluster.reset_peak_rss();
-                let (out, t, progress) = inputs.quiver(w, client, scratch.path()).await?;
+            for (c, series) in clusters.iter().zip(&mut series) {
+                c.cluster.reset_peak_rss();
+                let (out, t, progress) = inputs
+                    .quiver(w, &c.client)
+                    .await
+                    .with_context(|| format!("{} on {}", w.name(), c.config.label()))?;
                 out.check(reference).with_context(|| {
                     format!(
                         "{} on {}: result differs from the yardstick's",
                         w.name(),
-                        config.label()
+                        c.config.label()
                     )
                 })?;
-                series.add(t, progress, cluster.peak_rss());
+                let workers = report::worker_figures(&c.description, &progress);
+                series.add(t, progress, workers, c.cluster.peak_rss());
             }
         }
         let input_bytes = inputs.input_bytes(w)?;
         let yardstick = summary(&yardstick_times).0;
-        eprintln!("yardstick {:<10} {yardstick:.2} s", w.name());
+        eprintln!(
+            "yardstick {:<10} {yardstick:.2} s (1 thread on {host})",
+            w.name()
+        );
         yardsticks.push(YardstickTime {
             workload: w,
+            host: host.clone(),
             median_s: yardstick,
             runs_s: yardstick_times,
             input_bytes,
         });
-        for ((config, _, _), series) in clusters.iter().zip(series) {
-            let row = series.measurement(w, config, yardstick, input_bytes);
+        for (c, series) in clusters.iter().zip(series) {
+            let row = series.measurement(w, &c.config, yardstick, input_bytes);
             eprintln!(
                 "{:<10} {:<16} {:.2} s  ×{:.2} yardstick",
                 w.name(),
@@ -160,8 +261,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             rows.push(row);
         }
     }
-    for (_, cluster, _) in clusters {
-        cluster.shutdown().await;
+    let descriptions: Vec<ClusterDescription> =
+        clusters.iter().map(|c| c.description.clone()).collect();
+    for c in clusters {
+        c.cluster.shutdown().await;
     }
 
     std::fs::create_dir_all(&args.out)?;
@@ -169,6 +272,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "scale": args.scale,
         "runs": runs,
         "machine": machine(),
+        "driver_host": host,
+        "data": inputs.report(),
+        "clusters": descriptions,
         "yardsticks": yardsticks,
         "measurements": rows,
     });
@@ -176,42 +282,73 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.out.join("suite.json"),
         serde_json::to_string_pretty(&json)?,
     )?;
+    let tables = format!(
+        "Clusters:\n\n{}\n{}",
+        report::cluster_table(&descriptions),
+        report::markdown(&yardsticks, &rows)
+    );
     let md = format!(
-        "{}\n\nPer-stage times (median run):\n\n{}",
-        report::markdown(&yardsticks, &rows),
-        report::stage_table(&rows)
+        "{tables}\n\nPer-stage figures (median run):\n\n{}\n\nPer-worker figures (median run):\n\n{}",
+        report::stage_table(&rows),
+        report::worker_table(&rows)
     );
     std::fs::write(args.out.join("suite.md"), &md)?;
-    println!("{}", report::markdown(&yardsticks, &rows));
+    println!("{tables}");
     println!("wrote {}", args.out.join("suite.json").display());
     Ok(())
+}
+
+/// Warns when a remote cluster has workers on other hosts than this one, which would read
+/// the local `--data` directory at the same path.
+fn warn_of_other_hosts(clusters: &[Running], host: &str, data: &str) {
+    for c in clusters
+        .iter()
+        .filter(|c| c.config.kind == ClusterKind::Remote)
+    {
+        let elsewhere: Vec<String> = c
+            .description
+            .hosts()
+            .into_iter()
+            .filter(|h| h != host)
+            .collect();
+        if !elsewhere.is_empty() {
+            eprintln!(
+                "warning: --data {data} is a local directory, but workers run on {}: they read \
+                 it at the same path, so it must be a shared filesystem (else give an object \
+                 store URL)",
+                elsewhere.join(", ")
+            );
+        }
+    }
 }
 
 /// One configuration's runs of one workload.
 #[derive(Default)]
 struct Series {
-    runs: Vec<(Duration, JobProgress)>,
+    runs: Vec<(Duration, JobProgress, Vec<WorkerFigures>)>,
     peak_rss_coordinator: u64,
     peak_rss_workers: Vec<u64>,
 }
 
 impl Series {
-    /// Adds a run and the peak RSS (coordinator, workers) measured over it.
+    /// Adds a run, its per-worker figures and the peak RSS (coordinator, workers) over it.
     fn add(
         &mut self,
         time: Duration,
         progress: JobProgress,
-        (coordinator, workers): (u64, Vec<u64>),
+        workers: Vec<WorkerFigures>,
+        (coordinator, rss_workers): (u64, Vec<u64>),
     ) {
-        self.runs.push((time, progress));
+        self.runs.push((time, progress, workers));
         self.peak_rss_coordinator = self.peak_rss_coordinator.max(coordinator);
-        self.peak_rss_workers.resize(workers.len(), 0);
-        for (peak, w) in self.peak_rss_workers.iter_mut().zip(workers) {
+        self.peak_rss_workers.resize(rss_workers.len(), 0);
+        for (peak, w) in self.peak_rss_workers.iter_mut().zip(rss_workers) {
             *peak = (*peak).max(w);
         }
     }
 
-    /// The reported figures: the median run's, its stages, and the peaks over all runs.
+    /// The reported figures: the median run's, its stages and workers, and the peaks over
+    /// all runs.
     fn measurement(
         mut self,
         workload: Workload,
@@ -222,18 +359,8 @@ impl Series {
         let times: Vec<f64> = self.runs.iter().map(|r| r.0.as_secs_f64()).collect();
         let (median, min, max) = summary(&times);
         self.runs.sort_by_key(|r| r.0);
-        let progress = &self.runs[self.runs.len() / 2].1;
-        let shuffle_bytes = progress
-            .stages
-            .iter()
-            .filter(|s| {
-                matches!(
-                    s.output,
-                    StageOutput::HashShuffle { .. } | StageOutput::RangeShuffle { .. }
-                )
-            })
-            .map(|s| s.bytes_out)
-            .sum();
+        let (_, progress, workers) = self.runs.swap_remove(self.runs.len() / 2);
+        let stages = report::stage_figures(&progress);
         Measurement {
             workload,
             config: *config,
@@ -246,22 +373,24 @@ impl Series {
             input_mb_per_s: input_bytes as f64 / 1e6 / median,
             yardstick_median_s: yardstick_s,
             speedup: yardstick_s / median,
-            shuffle_bytes,
-            spilled_bytes: progress.stages.iter().map(|s| s.spilled_bytes).sum(),
+            matched_yardstick: true,
+            shuffle_bytes: stages.iter().map(|s| s.shuffle_written).sum(),
+            spilled_bytes: stages.iter().map(|s| s.spilled_bytes).sum(),
             peak_rss_coordinator: self.peak_rss_coordinator,
             peak_rss_workers: self.peak_rss_workers,
-            stages: progress
-                .stages
-                .iter()
-                .map(|s| StageTime {
-                    id: s.id,
-                    description: s.description.clone(),
-                    seconds: s.elapsed.as_secs_f64(),
-                    bytes_out: s.bytes_out,
-                })
-                .collect(),
+            stages,
+            workers,
         }
     }
+}
+
+/// This host's name (where the driver and the yardsticks run).
+fn driver_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "this host".into())
 }
 
 /// The machine, in a few words.

@@ -1,17 +1,57 @@
-//! What the suite measured, as JSON and as a Markdown table.
+//! What the suite measured, as JSON and as Markdown tables: the clusters as their
+//! coordinators describe them, one row per workload and configuration against the yardstick
+//! (run on the driver's host), and the median run's figures per stage and per worker.
 
+use std::collections::BTreeMap;
+
+use quiver::{JobProgress, StageOutput, TaskAttemptState};
 use serde::Serialize;
 
-use crate::clusters::Config;
+use crate::clusters::{ClusterKind, Config};
+use crate::remote_cluster::ClusterDescription;
 use crate::workloads::Workload;
 
-/// One stage of the median run.
+/// One stage of the median run, as the coordinator reported it.
 #[derive(Clone, Debug, Serialize)]
-pub struct StageTime {
+pub struct StageFigures {
     pub id: u32,
     pub description: String,
+    /// Tasks (partitions).
+    pub tasks: u32,
+    /// Attempts of its tasks: retries and speculative copies included.
+    pub attempts: u32,
+    /// From its first task's start to its end.
     pub seconds: f64,
+    /// Time its attempts ran, summed (slot-seconds).
+    pub busy_s: f64,
+    pub rows_out: u64,
     pub bytes_out: u64,
+    /// Bytes written to the shuffle (its output, when it ends in one).
+    pub shuffle_written: u64,
+    /// Shuffle input its tasks read, from any worker.
+    pub shuffle_read: u64,
+    /// The part of `shuffle_read` fetched from other workers over the network.
+    pub shuffle_fetched: u64,
+    pub spilled_bytes: u64,
+}
+
+/// One worker's share of the median run, from the attempts the coordinator recorded.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct WorkerFigures {
+    pub worker_id: String,
+    pub hostname: String,
+    /// Tasks it finished (succeeded attempts).
+    pub tasks: u64,
+    /// Attempts it ran, failed and cancelled ones included.
+    pub attempts: u64,
+    /// Time its attempts ran, summed (slot-seconds).
+    pub busy_s: f64,
+    /// Bytes its succeeded attempts wrote to the shuffle.
+    pub shuffle_written: u64,
+    /// Shuffle input its succeeded attempts read, and the part fetched from other workers.
+    pub shuffle_read: u64,
+    pub shuffle_fetched: u64,
+    pub spilled_bytes: u64,
 }
 
 /// One workload on one configuration.
@@ -29,17 +69,24 @@ pub struct Measurement {
     pub yardstick_median_s: f64,
     /// Yardstick time / Quiver time: above 1 means faster than one good thread.
     pub speedup: f64,
+    /// Every run's result was compared with the yardstick's and matched (the suite stops
+    /// at the first that does not).
+    pub matched_yardstick: bool,
     pub shuffle_bytes: u64,
     pub spilled_bytes: u64,
+    /// Peak RSS of the processes the suite started (0 and none for a remote cluster).
     pub peak_rss_coordinator: u64,
     pub peak_rss_workers: Vec<u64>,
-    pub stages: Vec<StageTime>,
+    pub stages: Vec<StageFigures>,
+    pub workers: Vec<WorkerFigures>,
 }
 
 /// The yardstick's times for one workload.
 #[derive(Clone, Debug, Serialize)]
 pub struct YardstickTime {
     pub workload: Workload,
+    /// Where it ran: one thread on the driver's host.
+    pub host: String,
     pub runs_s: Vec<f64>,
     pub median_s: f64,
     pub input_bytes: u64,
@@ -57,8 +104,111 @@ pub fn summary(runs: &[f64]) -> (f64, f64, f64) {
     )
 }
 
+/// The per-stage figures of a finished job (with its attempts: `JobHandle::details`).
+pub fn stage_figures(progress: &JobProgress) -> Vec<StageFigures> {
+    progress
+        .stages
+        .iter()
+        .map(|s| {
+            let succeeded = || {
+                s.attempts
+                    .iter()
+                    .filter(|a| a.state == TaskAttemptState::Succeeded)
+            };
+            StageFigures {
+                id: s.id,
+                description: s.description.clone(),
+                tasks: s.tasks_total,
+                attempts: s.attempts.len() as u32,
+                seconds: s.elapsed.as_secs_f64(),
+                busy_s: s.attempts.iter().map(|a| a.elapsed.as_secs_f64()).sum(),
+                rows_out: s.rows_out,
+                bytes_out: s.bytes_out,
+                shuffle_written: if is_shuffle(&s.output) {
+                    s.bytes_out
+                } else {
+                    0
+                },
+                shuffle_read: succeeded().map(|a| a.shuffle_bytes_read).sum(),
+                shuffle_fetched: succeeded().map(|a| a.shuffle_bytes_fetched).sum(),
+                spilled_bytes: s.spilled_bytes,
+            }
+        })
+        .collect()
+}
+
+/// Whether a stage's output is a shuffle.
+pub fn is_shuffle(output: &StageOutput) -> bool {
+    matches!(
+        output,
+        StageOutput::HashShuffle { .. } | StageOutput::RangeShuffle { .. }
+    )
+}
+
+/// Per-worker figures of a finished job (with its attempts): every worker of `cluster`, and
+/// any other that ran an attempt (one that registered later).
+pub fn worker_figures(cluster: &ClusterDescription, progress: &JobProgress) -> Vec<WorkerFigures> {
+    let mut by_id: BTreeMap<&str, WorkerFigures> = cluster
+        .workers
+        .iter()
+        .map(|w| {
+            let figures = WorkerFigures {
+                worker_id: w.worker_id.clone(),
+                hostname: w.hostname.clone(),
+                ..WorkerFigures::default()
+            };
+            (w.worker_id.as_str(), figures)
+        })
+        .collect();
+    for stage in &progress.stages {
+        for a in &stage.attempts {
+            let w = by_id
+                .entry(a.worker_id.as_str())
+                .or_insert_with(|| WorkerFigures {
+                    worker_id: a.worker_id.clone(),
+                    hostname: "(not listed at start)".into(),
+                    ..WorkerFigures::default()
+                });
+            w.attempts += 1;
+            w.busy_s += a.elapsed.as_secs_f64();
+            if a.state == TaskAttemptState::Succeeded {
+                w.tasks += 1;
+                if is_shuffle(&stage.output) {
+                    w.shuffle_written += a.bytes_out;
+                }
+                w.shuffle_read += a.shuffle_bytes_read;
+                w.shuffle_fetched += a.shuffle_bytes_fetched;
+                w.spilled_bytes += a.spilled_bytes;
+            }
+        }
+    }
+    by_id.into_values().collect()
+}
+
 fn mib(bytes: u64) -> String {
     format!("{:.0}", bytes as f64 / (1u64 << 20) as f64)
+}
+
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+/// The clusters, as their coordinators listed them when the suite started.
+pub fn cluster_table(clusters: &[ClusterDescription]) -> String {
+    let mut out = String::from(
+        "| configuration | coordinator | workers | slots | hosts |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for c in clusters {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            cell(&c.label),
+            cell(&c.coordinator),
+            c.workers.len(),
+            c.slots(),
+            cell(&c.hosts().join(", "))
+        ));
+    }
+    out
 }
 
 /// The results as a Markdown table, one row per workload and configuration.
@@ -69,24 +219,28 @@ pub fn markdown(yardsticks: &[YardstickTime], rows: &[Measurement]) -> String {
     for y in yardsticks {
         let (median, min, max) = summary(&y.runs_s);
         out.push_str(&format!(
-            "| {} | yardstick (1 thread) | {median:.2} ({min:.2}–{max:.2}) | {:.0} | 1.00 | – | – | – |\n",
+            "| {} | yardstick (1 thread, driver's host) | {median:.2} ({min:.2}–{max:.2}) | {:.0} | 1.00 | – | – | – |\n",
             y.workload.name(),
             y.input_bytes as f64 / 1e6 / median.max(1e-9)
         ));
         for m in rows.iter().filter(|m| m.workload == y.workload) {
-            let workers = if m.peak_rss_workers.is_empty() {
-                "in process".to_string()
-            } else {
-                m.peak_rss_workers
-                    .iter()
-                    .map(|&b| mib(b))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+            let rss = match m.config.kind {
+                ClusterKind::Remote => "– (remote)".to_string(),
+                ClusterKind::Local => format!("{} / in process", mib(m.peak_rss_coordinator)),
+                ClusterKind::Processes => format!(
+                    "{} / {}",
+                    mib(m.peak_rss_coordinator),
+                    m.peak_rss_workers
+                        .iter()
+                        .map(|&b| mib(b))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             };
             out.push_str(&format!(
-                "| {} | {} | {:.2} ({:.2}–{:.2}) | {:.0} | **{:.2}** | {} | {} | {} / {} |\n",
+                "| {} | {} | {:.2} ({:.2}–{:.2}) | {:.0} | **{:.2}** | {} | {} | {} |\n",
                 m.workload.name(),
-                m.label,
+                cell(&m.label),
                 m.median_s,
                 m.min_s,
                 m.max_s,
@@ -94,29 +248,64 @@ pub fn markdown(yardsticks: &[YardstickTime], rows: &[Measurement]) -> String {
                 m.speedup,
                 mib(m.shuffle_bytes),
                 mib(m.spilled_bytes),
-                mib(m.peak_rss_coordinator),
-                workers
+                rss
             ));
         }
     }
     out
 }
 
-/// Per-stage times of each measurement's median run.
+/// Per-stage figures of each measurement's median run.
 pub fn stage_table(rows: &[Measurement]) -> String {
     let mut out = String::from(
-        "| workload | configuration | stage | seconds | output MiB |\n| --- | --- | --- | --- | --- |\n",
+        "| workload | configuration | stage | tasks (attempts) | seconds | busy s | rows out | output MiB | shuffle written / read / fetched MiB | spilled MiB |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for m in rows {
         for s in &m.stages {
             out.push_str(&format!(
-                "| {} | {} | {}: {} | {:.2} | {} |\n",
+                "| {} | {} | {}: {} | {} ({}) | {:.2} | {:.2} | {} | {} | {} / {} / {} | {} |\n",
                 m.workload.name(),
-                m.label,
+                cell(&m.label),
                 s.id,
-                s.description.replace('|', "\\|"),
+                cell(&s.description),
+                s.tasks,
+                s.attempts,
                 s.seconds,
-                mib(s.bytes_out)
+                s.busy_s,
+                s.rows_out,
+                mib(s.bytes_out),
+                mib(s.shuffle_written),
+                mib(s.shuffle_read),
+                mib(s.shuffle_fetched),
+                mib(s.spilled_bytes)
+            ));
+        }
+    }
+    out
+}
+
+/// Per-worker figures of each measurement's median run.
+pub fn worker_table(rows: &[Measurement]) -> String {
+    let mut out = String::from(
+        "| workload | configuration | worker | host | tasks (attempts) | busy s | shuffle written / read / fetched MiB | spilled MiB |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for m in rows {
+        for w in &m.workers {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} ({}) | {:.2} | {} / {} / {} | {} |\n",
+                m.workload.name(),
+                cell(&m.label),
+                cell(w.worker_id.get(..8).unwrap_or(&w.worker_id)),
+                cell(&w.hostname),
+                w.tasks,
+                w.attempts,
+                w.busy_s,
+                mib(w.shuffle_written),
+                mib(w.shuffle_read),
+                mib(w.shuffle_fetched),
+                mib(w.spilled_bytes)
             ));
         }
     }

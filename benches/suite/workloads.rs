@@ -10,6 +10,10 @@ use arrow::datatypes::{Float64Type, Int64Type};
 use quiver::{Client, JobOptions, JobProgress, Sink};
 use quiver_examples::jobs::{grep as grep_job, terasort, tpch};
 
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use quiver_storage::Location;
+
+use crate::bench_data::{DataSet, DataStore, PreparedData};
 use crate::yardsticks;
 
 /// A workload of the suite.
@@ -168,122 +172,157 @@ pub fn sorted_summary<'a>(keys: impl Iterator<Item = &'a BinaryArray>) -> Output
     }
 }
 
-/// The generated inputs of every workload.
+/// The generated inputs of the chosen workloads, where the cluster reads them and where the
+/// yardsticks do (this host), and where outputs go.
 pub struct Inputs {
-    pub text: PathBuf,
-    pub terasort: PathBuf,
-    pub tpch: PathBuf,
+    pub data: DataStore,
+    pub text: Option<PreparedData>,
+    pub terasort: Option<PreparedData>,
+    pub tpch: Option<PreparedData>,
     pub pattern: String,
+    /// Where Quiver's terasort writes (emptied after each run).
+    pub output: Location,
+}
+
+/// A location as the path-like argument the example jobs take (URLs pass through unchanged).
+fn job_path(location: &Location) -> PathBuf {
+    PathBuf::from(location.to_string())
 }
 
 impl Inputs {
-    /// Generates (or reuses) inputs of `scale` GiB of text and records, and TPC-H scale
-    /// factor `4 × scale` (about 1.1 GiB of line items in memory per unit).
-    pub fn prepare(scale: f64) -> anyhow::Result<Inputs> {
-        use quiver_examples::jobs::generated_dir;
-        let text_bytes = (scale * (1u64 << 30) as f64) as u64;
-        let text = generated_dir(&format!("quiver-bench-text-{text_bytes}"), |dir| {
-            quiver_examples::generate_corpus(dir, text_bytes, 8, 42, false)?;
-            Ok(())
-        })?;
-        let records = (scale * terasort::RECORDS_PER_SCALE as f64) as u64;
-        let terasort_dir = generated_dir(&format!("quiver-bench-terasort-{records}"), |dir| {
-            terasort::generate(dir, records, 8, 42)
-        })?;
-        let sf = 4.0 * scale;
-        let tpch_dir = generated_dir(&format!("quiver-bench-tpch-sf{sf}"), |dir| {
-            tpch::generate(dir, sf, 8, 42)
-        })?;
+    /// Makes the inputs of `workloads` at `scale` ready in `data`: `scale` GiB of text and of
+    /// records, and TPC-H scale factor `4 × scale` (about 1.1 GiB of line items in memory per
+    /// unit); each data set generated once and reused while its manifest matches.
+    pub fn prepare(data: DataStore, scale: f64, workloads: &[Workload]) -> anyhow::Result<Inputs> {
+        let needs = |set: DataSet| workloads.iter().any(|w| DataSet::of(*w) == set);
+        let prepare = |set: DataSet| -> anyhow::Result<Option<PreparedData>> {
+            if needs(set) {
+                data.prepare(set, scale).map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let (text, terasort, tpch) = (
+            prepare(DataSet::Text)?,
+            prepare(DataSet::Terasort)?,
+            prepare(DataSet::Tpch)?,
+        );
+        let output = data.location("_scratch/terasort-output")?;
         Ok(Inputs {
+            data,
             text,
-            terasort: terasort_dir,
-            tpch: tpch_dir,
+            terasort,
+            tpch,
             pattern: format!(r"\b{}\b", quiver_examples::rare_word(42)),
+            output,
         })
     }
 
-    /// Bytes of input files a workload reads.
-    pub fn input_bytes(&self, w: Workload) -> anyhow::Result<u64> {
-        let dirs: Vec<PathBuf> = match w {
-            Workload::Wordcount | Workload::Grep => vec![self.text.clone()],
-            Workload::Terasort => vec![self.terasort.clone()],
-            Workload::TpchQ1 => vec![self.tpch.join("lineitem")],
-            Workload::Join => vec![self.tpch.join("lineitem"), self.tpch.join("orders")],
+    /// What the report says about the data sets.
+    pub fn report(&self) -> Vec<crate::bench_data::DataReport> {
+        [&self.text, &self.terasort, &self.tpch]
+            .into_iter()
+            .flatten()
+            .map(PreparedData::report)
+            .collect()
+    }
+
+    fn set(&self, w: Workload) -> anyhow::Result<&PreparedData> {
+        let set = match DataSet::of(w) {
+            DataSet::Text => &self.text,
+            DataSet::Terasort => &self.terasort,
+            DataSet::Tpch => &self.tpch,
         };
-        let mut total = 0;
-        for d in dirs {
-            for f in yardsticks::files_under(&d, None)? {
-                total += std::fs::metadata(f)?.len();
-            }
-        }
-        Ok(total)
+        set.as_ref()
+            .with_context(|| format!("the inputs of {} were not prepared", w.name()))
+    }
+
+    /// Bytes of input files a workload reads (from its manifest).
+    pub fn input_bytes(&self, w: Workload) -> anyhow::Result<u64> {
+        let m = &self.set(w)?.manifest;
+        Ok(match w {
+            Workload::TpchQ1 => m.bytes_under("lineitem/"),
+            _ => m.bytes_under(""),
+        })
+    }
+
+    /// Where the cluster reads `w`'s data set, and `table` inside it when given.
+    fn cluster_path(&self, w: Workload, table: Option<&str>) -> anyhow::Result<PathBuf> {
+        let set = self.set(w)?;
+        Ok(match table {
+            Some(t) => job_path(&set.location.child(t)?),
+            None => job_path(&set.location),
+        })
+    }
+
+    /// The local copy the yardsticks read.
+    fn local_path(&self, w: Workload) -> anyhow::Result<PathBuf> {
+        Ok(self.set(w)?.local.clone())
     }
 
     /// Runs the yardstick; returns its result and wall time.
     pub fn yardstick(&self, w: Workload, scratch: &Path) -> anyhow::Result<(Output, Duration)> {
+        let local = self.local_path(w)?;
         let started = Instant::now();
         let out = match w {
             Workload::Wordcount => {
-                yardsticks::wordcount(&yardsticks::files_under(&self.text, Some("txt"))?)?
+                yardsticks::wordcount(&yardsticks::files_under(&local, Some("txt"))?)?
             }
             Workload::Grep => yardsticks::grep(
-                &yardsticks::files_under(&self.text, Some("txt"))?,
+                &yardsticks::files_under(&local, Some("txt"))?,
                 &self.pattern,
             )?,
             Workload::Terasort => {
                 let out = scratch.join("yardstick-terasort");
-                let result = yardsticks::terasort(&self.terasort, &out)?;
+                let result = yardsticks::terasort(&local, &out)?;
                 std::fs::remove_dir_all(&out)?;
                 result
             }
-            Workload::TpchQ1 => yardsticks::tpch_q1(&self.tpch.join("lineitem"))?,
-            Workload::Join => {
-                yardsticks::join(&self.tpch.join("orders"), &self.tpch.join("lineitem"), 10)?
-            }
+            Workload::TpchQ1 => yardsticks::tpch_q1(&local.join("lineitem"))?,
+            Workload::Join => yardsticks::join(&local.join("orders"), &local.join("lineitem"), 10)?,
         };
         Ok((out, started.elapsed()))
     }
 
-    /// Runs the workload on Quiver; returns its result, wall time and final progress.
+    /// Runs the workload on Quiver; returns its result, wall time and final progress with its
+    /// task attempts.
     pub async fn quiver(
         &self,
         w: Workload,
         client: &Client,
-        scratch: &Path,
     ) -> anyhow::Result<(Output, Duration, JobProgress)> {
         let options = JobOptions::default();
         let started = Instant::now();
-        let (batches, progress, sorted_dir) = match w {
+        let (batches, job) = match w {
             Workload::Terasort => {
-                let out = scratch.join("quiver-terasort");
                 // Each run replaces the previous run's output.
                 let sink = Sink::WriteParquet {
-                    directory: out.to_string_lossy().into_owned(),
+                    directory: self.output.to_string(),
                     mode: quiver::WriteMode::Overwrite,
                 };
                 let job = client
                     .submit_with(
-                        &terasort::sort_job(&[&self.terasort])?,
+                        &terasort::sort_job(&[self.cluster_path(w, None)?])?,
                         sink,
                         "terasort",
                         options,
                     )
                     .await?;
-                let progress = job.wait().await.context("terasort failed")?;
-                (vec![], progress, Some(out))
+                job.wait().await.context("terasort failed")?;
+                (vec![], job)
             }
             _ => {
                 let ds = match w {
                     Workload::Wordcount => {
-                        quiver_examples::word_count(std::slice::from_ref(&self.text))?
+                        quiver_examples::word_count(&[self.cluster_path(w, None)?])?
                     }
                     Workload::Grep => {
-                        grep_job::grep_job(std::slice::from_ref(&self.text), &self.pattern)?
+                        grep_job::grep_job(&[self.cluster_path(w, None)?], &self.pattern)?
                     }
-                    Workload::TpchQ1 => tpch::q1(&[self.tpch.join("lineitem")])?,
+                    Workload::TpchQ1 => tpch::q1(&[self.cluster_path(w, Some("lineitem"))?])?,
                     _ => tpch::top_customers(
-                        &self.tpch.join("orders"),
-                        &self.tpch.join("lineitem"),
+                        &self.cluster_path(w, Some("orders"))?,
+                        &self.cluster_path(w, Some("lineitem"))?,
                         10,
                     )?,
                 };
@@ -294,11 +333,12 @@ impl Inputs {
                     .collect()
                     .await
                     .with_context(|| format!("{} failed", w.name()))?;
-                let progress = job.status().await?;
-                (batches, progress, None)
+                (batches, job)
             }
         };
         let elapsed = started.elapsed();
+        // Every attempt of every task, for the per-stage and per-worker figures.
+        let progress = job.details().await?;
         let out = match w {
             Workload::Wordcount => Output::Counts(pairs_str_i64(&batches)),
             Workload::Grep => {
@@ -316,10 +356,13 @@ impl Inputs {
                 Output::Matches(m)
             }
             Workload::Terasort => {
-                let dir = sorted_dir.expect("terasort writes a directory");
-                let out = read_sorted(&dir)?;
-                std::fs::remove_dir_all(&dir)?;
-                out
+                let (data, output) = (&self.data, &self.output);
+                // Reading back is blocking work: off the runtime's async threads.
+                tokio::task::block_in_place(|| -> anyhow::Result<Output> {
+                    let out = read_sorted(data, output)?;
+                    data.remove(output)?;
+                    Ok(out)
+                })?
             }
             Workload::TpchQ1 => Output::Q1(q1_rows(&batches)),
             Workload::Join => Output::TopCustomers(
@@ -373,12 +416,12 @@ fn q1_rows(batches: &[RecordBatch]) -> Vec<Q1Row> {
 }
 
 /// The sorted summary of a terasort output directory, files in name order.
-fn read_sorted(dir: &Path) -> anyhow::Result<Output> {
+fn read_sorted(data: &DataStore, dir: &Location) -> anyhow::Result<Output> {
     let mut arrays = Vec::new();
-    for f in quiver_examples::jobs::parquet_files(dir)? {
-        for b in quiver_examples::jobs::read_parquet_file(&f)? {
-            let b = b?;
-            arrays.push(b.column(0).as_binary::<i32>().clone());
+    for object in data.parquet_objects(dir)? {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(object)?.build()?;
+        for b in reader {
+            arrays.push(b?.column(0).as_binary::<i32>().clone());
         }
     }
     Ok(sorted_summary(arrays.iter()))

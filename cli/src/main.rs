@@ -202,6 +202,7 @@ fn worker_state(state: i32) -> &'static str {
         Ok(WorkerState::Alive) => "alive",
         Ok(WorkerState::Lost) => "lost",
         Ok(WorkerState::Draining) => "draining",
+        Ok(WorkerState::Left) => "left",
         Ok(WorkerState::Unspecified) => "unspecified",
         Err(_) => "unknown",
     }

@@ -53,6 +53,7 @@ pub fn workers(state: &CoordinatorState) -> Vec<pb::WorkerStatus> {
             slots: w.slots,
             state: match (w.liveness, w.draining) {
                 (Liveness::Lost, _) => pb::WorkerState::Lost,
+                (Liveness::Left, _) => pb::WorkerState::Left,
                 (Liveness::Alive, true) => pb::WorkerState::Draining,
                 (Liveness::Alive, false) => pb::WorkerState::Alive,
             } as i32,

@@ -403,9 +403,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         let id = job_id(&request.into_inner().job_id)?;
         let (reply, durable) = self.state.handle_durably(Event::JobCancelled { job: id });
         let cancelled = match reply {
-            Reply::Cancelled(cancelled) => {
-                cancelled.map_err(|e| Status::not_found(e.to_string()))?
-            }
+            Reply::Cancelled(cancelled) => cancelled.map_err(|e| e.to_status())?,
             other => return Err(unexpected("CancelJob", &other)),
         };
         Self::durable("CancelJob", durable).await?;

@@ -180,6 +180,7 @@ fn state_name(s: JobState) -> &'static str {
 fn liveness(l: Liveness, draining: bool) -> &'static str {
     match (l, draining) {
         (Liveness::Lost, _) => "lost",
+        (Liveness::Left, _) => "left",
         (Liveness::Alive, true) => "draining",
         (Liveness::Alive, false) => "alive",
     }

@@ -15,6 +15,11 @@ pub enum CoordinatorError {
     },
     #[error("unknown job {0}")]
     UnknownJob(JobId),
+    /// A cancel that came after the job's output commit began.
+    #[error(
+        "job {0} is committing its output: too late to cancel it (it ends when the commit does)"
+    )]
+    Committing(JobId),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -53,6 +58,7 @@ impl CoordinatorError {
                 tonic::Status::permission_denied(message)
             }
             CoordinatorError::AddressTaken { .. } => tonic::Status::already_exists(message),
+            CoordinatorError::Committing(_) => tonic::Status::failed_precondition(message),
             CoordinatorError::Plan(PlanError::LimitExceeded { .. }) => {
                 tonic::Status::resource_exhausted(message)
             }

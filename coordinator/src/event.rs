@@ -145,6 +145,9 @@ pub enum Event {
         incarnation: u32,
         /// The files its output commit keeps, when the commit had begun.
         commit: Option<Vec<TaskFile>>,
+        /// The storage options the job log kept: those that locate its stores, no
+        /// credentials.
+        storage_locations: quiver_plan::StorageOptions,
     },
     /// A client cancelled a job.
     JobCancelled { job: JobId },

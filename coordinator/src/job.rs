@@ -270,8 +270,9 @@ pub struct Job {
     pub commit: Option<Vec<TaskFile>>,
     /// Failed tries of that commit (each is retried, up to a limit).
     pub commit_failures: u32,
-    /// Credentials for the job's object store inputs, put in every task. Not logged, so a
-    /// resumed job's tasks use the workers' environment only.
+    /// Settings and credentials for the job's object stores, put in every task and used by
+    /// its output commit. Only the settings that locate a store are logged, so a resumed
+    /// job's credentials come from the processes' environment.
     pub storage_options: quiver_plan::StorageOptions,
 }
 
@@ -352,18 +353,19 @@ impl Job {
     }
 
     /// The map output bytes partition `partition` of stage `s` reads — in all, and the part
-    /// held by workers other than `reader` — as the map tasks that are done now reported them.
+    /// held by workers other than `reader` — as the map outputs that are done now are
+    /// (their sizes as their tasks reported them). Counts what the task's plan reads
+    /// ([`PlanNode::stage_reads`]) and, for a range shuffle, the sample.
     pub fn shuffle_input_bytes(&self, s: usize, partition: usize, reader: &WorkerId) -> (u64, u64) {
+        let stage = &self.stages[s];
+        let mut reads = stage.plan.stage_reads(partition as u32);
+        if let StageOutput::RangeShuffle { sample, .. } = &stage.output {
+            reads.push((*sample, 0));
+        }
         let (mut read, mut fetched) = (0u64, 0u64);
-        for input in &self.stages[s].inputs {
+        for (input, bucket) in reads {
             let Some(map_stage) = self.stages.get(input.0 as usize) else {
                 continue;
-            };
-            // A one-bucket stage is broadcast: every reader reads its bucket 0.
-            let bucket = if map_stage.output.buckets() == 1 {
-                0
-            } else {
-                partition
             };
             for task in &map_stage.tasks {
                 if let TaskState::Done {
@@ -372,7 +374,7 @@ impl Job {
                     ..
                 } = &task.state
                 {
-                    let bytes = bucket_bytes.get(bucket).copied().unwrap_or(0);
+                    let bytes = bucket_bytes.get(bucket as usize).copied().unwrap_or(0);
                     read = read.saturating_add(bytes);
                     if worker != reader {
                         fetched = fetched.saturating_add(bytes);

@@ -28,6 +28,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use prost::Message;
+use quiver_plan::proto_conversion::{storage_options_from_proto, storage_options_to_proto};
 use quiver_plan::{JobId, PlanNode, Sink};
 use quiver_proto::v1 as pb;
 use tokio::sync::oneshot;
@@ -353,6 +354,7 @@ pub fn submitted_record(job: &Job) -> pb::JobLogRecord {
                 submitted_at_ms: job.submitted.wall_ms,
                 incarnation: job.incarnation,
                 commit: job.commit.as_ref().map(|files| logged_commit(job, files)),
+                storage_locations: storage_options_to_proto(&job.storage_options.locating_only()),
             },
         )),
     }
@@ -424,8 +426,13 @@ pub fn recovered_event(r: &pb::LoggedJobSubmitted) -> std::result::Result<Event,
             },
         },
     };
+    // Only locating settings are ever logged; anything else found here is dropped.
+    let storage_locations = storage_options_from_proto(r.storage_locations.as_ref())
+        .map_err(|e| format!("its storage options: {e}"))?
+        .locating_only();
     Ok(Event::JobRecovered {
         job,
+        storage_locations,
         name: r.name.clone(),
         plan,
         sink,
@@ -605,6 +612,44 @@ mod tests {
         let (_, r) = JobLog::open(dir.path(), 1000).unwrap();
         assert_eq!(names(&r), ["job 1", "job 2"]);
         assert!(r.dropped_tail);
+    }
+
+    #[test]
+    fn a_logged_job_keeps_where_its_stores_are_but_never_their_credentials() {
+        let plan = PlanNode::Scan(quiver_plan::ScanNode {
+            format: quiver_plan::SourceFormat::Text,
+            files: vec![],
+            schema: quiver_plan::ScanNode::text_schema(),
+            csv: Default::default(),
+        });
+        let mut job = Job::queued(
+            JobId::random(),
+            "wc".into(),
+            plan,
+            Sink::Collect,
+            JobOptions::default(),
+            crate::event::Timestamp::default(),
+            0,
+        )
+        .unwrap();
+        job.storage_options = quiver_plan::StorageOptions::from_pairs([
+            ("aws_endpoint", "http://10.0.0.7:9000"),
+            ("aws_secret_access_key", "s3cret"),
+        ])
+        .unwrap();
+        let record = submitted_record(&job);
+        assert!(!format!("{record:?}").contains("s3cret"));
+        let Some(pb::job_log_record::Record::Submitted(logged)) = record.record else {
+            panic!("not a submit record");
+        };
+        let Event::JobRecovered {
+            storage_locations, ..
+        } = recovered_event(&logged).unwrap()
+        else {
+            panic!("not a recovered job");
+        };
+        let kept: Vec<(&str, &str)> = storage_locations.iter().collect();
+        assert_eq!(kept, [("aws_endpoint", "http://10.0.0.7:9000")]);
     }
 
     #[test]

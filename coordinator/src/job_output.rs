@@ -1,22 +1,13 @@
 //! The coordinator's side of the job-level output commit: checking a `write_parquet` job's
 //! output at submit, committing it when every task finished, aborting it when the job failed.
 //! The protocol itself — where attempts write, what becomes visible and when — is
-//! `quiver_storage::OutputCommit`'s; this module only maps the plan's words onto it.
+//! `quiver_storage::OutputCommit`'s; this module only applies it to a job.
 //!
 //! It does I/O (on the output's store) and is called from `coordinator_service` and
 //! `coordinator_state`, never from the scheduler.
 
 use quiver_plan::{JobId, WriteMode};
 use quiver_storage::{ObjectStores, OutputCommit, StorageOptions, TaskFile};
-
-/// The storage layer's name for a write mode.
-fn storage_mode(mode: WriteMode) -> quiver_storage::WriteMode {
-    match mode {
-        WriteMode::ErrorIfExists => quiver_storage::WriteMode::ErrorIfExists,
-        WriteMode::Overwrite => quiver_storage::WriteMode::Overwrite,
-        WriteMode::Append => quiver_storage::WriteMode::Append,
-    }
-}
 
 /// At submit: the output can be written and, unless overwriting or appending, is empty.
 pub async fn check(
@@ -27,7 +18,7 @@ pub async fn check(
     options: &StorageOptions,
 ) -> quiver_storage::Result<()> {
     OutputCommit::new(stores, directory, &job.0, options)?
-        .check_destination(storage_mode(mode))
+        .check_destination(mode)
         .await
 }
 
@@ -42,7 +33,7 @@ pub async fn commit(
     options: &StorageOptions,
 ) -> quiver_storage::Result<()> {
     OutputCommit::new(stores, directory, &job.0, options)?
-        .commit(files, storage_mode(mode), resumed)
+        .commit(files, mode, resumed)
         .await
 }
 

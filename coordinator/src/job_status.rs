@@ -36,14 +36,16 @@ fn total(figures: impl Iterator<Item = u64>) -> u64 {
 }
 
 fn stage_status(job: &Job, stage: &Stage, now: Timestamp) -> pb::StageStatus {
-    let state = if stage.is_complete() {
-        pb::StageState::Complete
-    } else if job.state == JobState::Failed {
-        pb::StageState::Failed
-    } else if stage.started.is_some() {
-        pb::StageState::Running
-    } else {
-        pb::StageState::Waiting
+    let started = stage.started.is_some();
+    let state = match job.state {
+        _ if stage.is_complete() => pb::StageState::Complete,
+        JobState::Failed | JobState::Cancelled | JobState::Succeeded if !started => {
+            pb::StageState::Skipped
+        }
+        JobState::Failed => pb::StageState::Failed,
+        JobState::Cancelled => pb::StageState::Cancelled,
+        _ if started => pb::StageState::Running,
+        _ => pb::StageState::Waiting,
     };
     pb::StageStatus {
         state: state as i32,
@@ -141,13 +143,19 @@ pub fn job_status(job: &Job, grants: Option<&ResultGrants<'_>>, now: Timestamp) 
     }
 }
 
-/// [`job_status`] with every task attempt of every stage (`StageStatus.attempts`).
+/// Attempts one status lists at most, over all its stages (the newest stages' may be left
+/// out): the answer stays a few megabytes, and the scheduler's lock is held briefly.
+pub const MAX_ATTEMPTS_LISTED: usize = 100_000;
+
+/// [`job_status`] with the task attempts of every stage (`StageStatus.attempts`), up to
+/// [`MAX_ATTEMPTS_LISTED`].
 pub fn job_status_with_attempts(
     job: &Job,
     grants: Option<&ResultGrants<'_>>,
     now: Timestamp,
 ) -> pb::JobStatus {
     let mut status = job_status(job, grants, now);
+    let mut room = MAX_ATTEMPTS_LISTED;
     for (out, stage) in status.stages.iter_mut().zip(&job.stages) {
         out.attempts = stage
             .tasks
@@ -159,7 +167,9 @@ pub fn job_status_with_attempts(
                     .iter()
                     .map(move |r| attempt_status(p as u32, r, now))
             })
+            .take(room)
             .collect();
+        room -= out.attempts.len();
     }
     status
 }

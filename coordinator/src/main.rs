@@ -30,6 +30,10 @@ struct Args {
     /// configuration and the ports it would listen on, and exit (0 when it is usable).
     #[arg(long)]
     check_config: bool,
+    /// How log lines (on stderr) are written: `text`, coloured on a terminal only, or `json`,
+    /// one object per line. `RUST_LOG` filters them (default `info`).
+    #[arg(long, env = "QUIVER_LOG_FORMAT", value_enum, default_value_t)]
+    log_format: quiver_net::logging::LogFormat,
     /// Address of the dashboard and `/metrics` (HTTP); `off` to not serve them.
     #[arg(long, env = "QUIVER_DASHBOARD_BIND", default_value = "127.0.0.1:8080")]
     dashboard_bind: String,
@@ -211,12 +215,8 @@ fn check_config(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let args = Args::parse();
+    quiver_net::logging::init(args.log_format);
     let dashboard = match args.dashboard_bind.as_str() {
         "off" | "none" | "" => None,
         addr => Some(addr.parse().map_err(|e| {

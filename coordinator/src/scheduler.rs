@@ -157,13 +157,16 @@ impl Scheduler {
                 // Only a draining worker is asked about (it must also stop getting tasks).
                 schedule = registered && draining;
                 let release = schedule && !self.needs_worker(&worker, now);
+                if release && self.workers.mark_left(&worker, now) {
+                    info!(%worker, "worker drained and released; it leaves");
+                }
                 Reply::Heartbeat {
                     registered,
                     release,
                 }
             }
             Event::WorkerUnreachable { worker } => {
-                if self.workers.mark_lost(&worker) {
+                if self.workers.mark_lost(&worker, now) {
                     actions = self.worker_lost(&worker, now);
                 }
                 Reply::None
@@ -192,6 +195,7 @@ impl Scheduler {
                 submitted_at_ms,
                 incarnation,
                 commit,
+                storage_locations,
             } => {
                 let submitted = Timestamp {
                     monotonic: now.monotonic,
@@ -200,7 +204,10 @@ impl Scheduler {
                 Reply::Recovered(
                     Job::queued(job, name, plan, sink, options, submitted, incarnation)
                         .map_err(Into::into)
-                        .map(|job| actions = self.recover(job, commit)),
+                        .map(|mut job| {
+                            job.storage_options = storage_locations;
+                            actions = self.recover(job, commit)
+                        }),
                 )
             }
             Event::JobCancelled { job } => {
@@ -235,6 +242,8 @@ impl Scheduler {
                     warn!(%worker, timeout_s = timeout.as_secs_f64(), "worker missed its heartbeats; declaring it lost");
                     actions.extend(self.worker_lost(&worker, now));
                 }
+                self.workers
+                    .forget_departed(self.config.departed_worker_retention, now);
                 Reply::None
             }
         };
@@ -591,7 +600,8 @@ impl Scheduler {
             .collect())
     }
 
-    /// Cancels a job. Returns false if it had already finished.
+    /// Cancels a job. Returns false if it had already finished; refused once its output
+    /// commit began.
     fn cancel(&mut self, id: &JobId, now: Timestamp) -> Result<(bool, Vec<Action>)> {
         let job = self
             .jobs
@@ -603,7 +613,7 @@ impl Scheduler {
         if job.commit.is_some() {
             // Its output is being made visible: too late to take it back.
             info!(job = %id, "not cancelled: its output commit has begun");
-            return Ok((false, vec![]));
+            return Err(CoordinatorError::Committing(id.clone()));
         }
         Ok((
             true,
@@ -634,7 +644,13 @@ impl Scheduler {
         job.state = state;
         job.error = error;
         job.finished = Some(now);
-        info!(job = %id, state = ?state, error = job.error.as_deref().unwrap_or(""), "job finished");
+        match (state, job.error.as_deref()) {
+            (JobState::Failed, error) => {
+                warn!(job = %id, name = %job.name, error = error.unwrap_or("unknown"), "job failed")
+            }
+            (JobState::Cancelled, _) => info!(job = %id, name = %job.name, "job cancelled"),
+            _ => info!(job = %id, name = %job.name, "job succeeded"),
+        }
         let mut actions = Vec::new();
         // Stop what still runs.
         let mut running: HashMap<WorkerId, Vec<TaskAttempt>> = HashMap::new();

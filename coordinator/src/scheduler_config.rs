@@ -44,6 +44,9 @@ pub struct SchedulerConfig {
     /// Finished jobs kept (listed, their status kept); the oldest beyond it are forgotten.
     /// At least 1.
     pub job_history: usize,
+    /// How long a worker that left (drained) or was lost stays listed; then it is forgotten
+    /// (a lost worker that comes back registers afresh).
+    pub departed_worker_retention: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -63,6 +66,7 @@ impl Default for SchedulerConfig {
             exclusion_window: Duration::from_secs(60),
             exclusion_period: Duration::from_secs(60),
             job_history: 1000,
+            departed_worker_retention: Duration::from_secs(600),
         }
     }
 }

@@ -18,7 +18,10 @@ use crate::event::Timestamp;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Liveness {
     Alive,
+    /// Declared lost: silent past the heartbeat timeout, or unreachable.
     Lost,
+    /// Drained and released: it left on purpose, holding nothing anyone needs.
+    Left,
 }
 
 /// What the coordinator knows of one worker.
@@ -33,6 +36,8 @@ pub struct WorkerEntry {
     /// Task attempts it finished successfully that the coordinator expected.
     pub tasks_completed: u64,
     pub liveness: Liveness,
+    /// When it was lost or left (`None` while alive).
+    pub departed: Option<Timestamp>,
     /// Shutting down gracefully: no new tasks.
     pub draining: bool,
     /// The user functions it has, as it listed them.
@@ -118,6 +123,7 @@ impl WorkerRegistry {
                 running_tasks: 0,
                 tasks_completed,
                 liveness: Liveness::Alive,
+                departed: None,
                 draining: false,
                 function_set: r.functions.iter().cloned().collect(),
                 functions: r.functions,
@@ -155,11 +161,21 @@ impl WorkerRegistry {
         }
     }
 
-    /// Declares `id` lost; false if it was not alive.
-    pub fn mark_lost(&mut self, id: &WorkerId) -> bool {
+    /// Declares `id` lost at `now`; false if it was not alive.
+    pub fn mark_lost(&mut self, id: &WorkerId, now: Timestamp) -> bool {
+        self.depart(id, Liveness::Lost, now)
+    }
+
+    /// Records that `id`, drained and released, left at `now`; false if it was not alive.
+    pub fn mark_left(&mut self, id: &WorkerId, now: Timestamp) -> bool {
+        self.depart(id, Liveness::Left, now)
+    }
+
+    fn depart(&mut self, id: &WorkerId, how: Liveness, now: Timestamp) -> bool {
         match self.workers.get_mut(id) {
             Some(w) if w.is_alive() => {
-                w.liveness = Liveness::Lost;
+                w.liveness = how;
+                w.departed = Some(now);
                 true
             }
             _ => false,
@@ -173,10 +189,17 @@ impl WorkerRegistry {
         for (id, w) in &mut self.workers {
             if w.is_alive() && now.since(w.last_heartbeat) > timeout {
                 w.liveness = Liveness::Lost;
+                w.departed = Some(now);
                 lost.push(id.clone());
             }
         }
         lost
+    }
+
+    /// Forgets workers that were lost or left more than `retention` before `now`.
+    pub fn forget_departed(&mut self, retention: Duration, now: Timestamp) {
+        self.workers
+            .retain(|_, w| w.departed.is_none_or(|d| now.since(d) <= retention));
     }
 
     /// Counts every alive worker as heard from at `now` (after the coordinator's own pause).

@@ -13,7 +13,7 @@ pub mod tpch;
 use std::path::{Path, PathBuf};
 
 use quiver::arrow::record_batch::RecordBatch;
-use quiver::{Client, ClientArgs, Dataset, JobOptions, JobProgress, LocalCluster, Sink, WriteMode};
+use quiver::{Client, ClientArgs, Dataset, JobOptions, LocalCluster, Sink};
 
 /// The flags every example takes to say where it runs.
 #[derive(clap::Args, Debug)]
@@ -41,27 +41,6 @@ pub async fn collect_named(
         .await?
         .collect()
         .await
-}
-
-/// Writes `dataset` as Parquet files under `directory` (a local path, made absolute as the
-/// workers must see it) with `mode`, as a job named `name`; waits for it to finish.
-pub async fn write_parquet_named(
-    client: &Client,
-    dataset: &Dataset,
-    directory: &Path,
-    mode: WriteMode,
-    name: &str,
-) -> anyhow::Result<JobProgress> {
-    let directory = std::path::absolute(directory)?;
-    let sink = Sink::WriteParquet {
-        directory: directory.display().to_string(),
-        mode,
-    };
-    Ok(client
-        .submit_with(dataset, sink, name, JobOptions::default())
-        .await?
-        .wait()
-        .await?)
 }
 
 /// Logs warnings and errors to stderr (`RUST_LOG` to change).

@@ -82,14 +82,11 @@ pub async fn run(
         ])?;
     let weighted_dir = work.join("weighted");
     // Scratch files of this run: a run in the same work directory replaces them.
-    super::write_parquet_named(
-        client,
-        &weighted,
-        &weighted_dir,
-        WriteMode::Overwrite,
-        "pagerank-weights",
-    )
-    .await?;
+    weighted
+        .write_parquet(client, &weighted_dir)
+        .mode(WriteMode::Overwrite)
+        .name("pagerank-weights")
+        .await?;
     // Round 0: every node has rank 1 / N.
     let mut ranks = work.join("ranks-0");
     std::fs::create_dir_all(&ranks)?;
@@ -126,14 +123,10 @@ pub async fn run(
                     .alias("rank"),
             ])?;
         let dir = work.join(format!("ranks-{round}"));
-        super::write_parquet_named(
-            client,
-            &next,
-            &dir,
-            WriteMode::Overwrite,
-            &format!("pagerank-round-{round}"),
-        )
-        .await?;
+        next.write_parquet(client, &dir)
+            .mode(WriteMode::Overwrite)
+            .name(format!("pagerank-round-{round}"))
+            .await?;
         ranks = dir;
     }
     Ok(ranks)

@@ -80,7 +80,13 @@ pub fn generate(dir: &Path, total: u64, files: usize, seed: u64) -> anyhow::Resu
 
 /// The job: every record of every input file or directory, sorted by key.
 pub fn sort_job(inputs: &[impl AsRef<Path>]) -> quiver::Result<Dataset> {
-    Dataset::read_parquet(inputs)?.sort([col("key")])
+    sort_records(Dataset::read_parquet(inputs)?)
+}
+
+/// The job over records read some other way (e.g. with [`quiver::Sources`] from an object
+/// store that needs its own credentials).
+pub fn sort_records(records: Dataset) -> quiver::Result<Dataset> {
+    records.sort([col("key")])
 }
 
 /// Checks a sorted output directory: keys ascending across its files in name order. Returns

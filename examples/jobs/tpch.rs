@@ -159,9 +159,15 @@ pub fn generate(dir: &Path, sf: f64, files: usize, seed: u64) -> anyhow::Result<
 /// TPC-H Q1: line items shipped by 1998-09-02, grouped by return flag and line status.
 /// `lineitem` is every Parquet file or directory of the table.
 pub fn q1(lineitem: &[impl AsRef<Path>]) -> quiver::Result<Dataset> {
+    q1_of(Dataset::read_parquet(lineitem)?)
+}
+
+/// TPC-H Q1 over line items read some other way (e.g. with [`quiver::Sources`] from an
+/// object store that needs its own credentials).
+pub fn q1_of(lineitem: Dataset) -> quiver::Result<Dataset> {
     let price = || col("l_extendedprice");
     let disc_price = || price() * (lit(1.0) - col("l_discount"));
-    Dataset::read_parquet(lineitem)?
+    lineitem
         .filter(col("l_shipdate").lt_eq(lit("1998-09-02")))?
         .group_by(["l_returnflag", "l_linestatus"])
         .agg([

@@ -8,8 +8,9 @@ use std::path::Path;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Date32Type, Float64Type, Int64Type};
-use quiver::LocalCluster;
+use quiver::{LocalCluster, Sources};
 use quiver_examples::jobs::{grep, pagerank, terasort, tpch};
+use quiver_storage::S3TestServer;
 
 async fn cluster() -> LocalCluster {
     LocalCluster::builder()
@@ -63,9 +64,15 @@ async fn terasort_output_is_ordered_and_complete() {
         .write_parquet(&client, &out)
         .await
         .unwrap();
-    assert_eq!(terasort::validate(&out).unwrap(), 60_000);
+    assert_sorted_and_complete(&out, 60_000);
+}
+
+/// A terasort output directory holds every one of `records` generated records once, keys
+/// ascending across its files.
+fn assert_sorted_and_complete(out: &Path, records: usize) {
+    assert_eq!(terasort::validate(out).unwrap(), records as u64);
     // The same records: each record number once.
-    let mut ids: Vec<String> = read_all(&out)
+    let mut ids: Vec<String> = read_all(out)
         .iter()
         .flat_map(|b| {
             let p = b.column(1).as_binary::<i32>().clone();
@@ -74,7 +81,7 @@ async fn terasort_output_is_ordered_and_complete() {
         .collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 60_000);
+    assert_eq!(ids.len(), records);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,60 +94,17 @@ async fn tpch_q1_and_top_customers_match_single_threaded_references() {
     let lineitem_more = dir.path().join("lineitem-more");
     split_inputs(&lineitem, &lineitem_more);
 
-    // Q1 reference.
-    let cutoff = 10471; // 1998-09-02 in days since 1970-01-01
-    let mut want: BTreeMap<(String, String), [f64; 5]> = BTreeMap::new();
-    for b in read_all(&lineitem)
-        .into_iter()
-        .chain(read_all(&lineitem_more))
-    {
-        let f = |c: usize| b.column(c).as_primitive::<Float64Type>().clone();
-        let (qty, price, disc, tax) = (f(1), f(2), f(3), f(4));
-        let (flag, status) = (
-            b.column(5).as_string::<i32>(),
-            b.column(6).as_string::<i32>(),
-        );
-        let ship = b.column(7).as_primitive::<Date32Type>();
-        for i in 0..b.num_rows() {
-            if ship.value(i) > cutoff {
-                continue;
-            }
-            let e = want
-                .entry((flag.value(i).into(), status.value(i).into()))
-                .or_default();
-            let dp = price.value(i) * (1.0 - disc.value(i));
-            e[0] += qty.value(i);
-            e[1] += price.value(i);
-            e[2] += dp;
-            e[3] += dp * (1.0 + tax.value(i));
-            e[4] += 1.0;
-        }
-    }
     let got = tpch::q1(&[&lineitem, &lineitem_more])
         .unwrap()
         .collect(&client)
         .await
         .unwrap();
-    let mut groups = Vec::new();
-    for b in &got {
-        let (flag, status) = (
-            b.column(0).as_string::<i32>(),
-            b.column(1).as_string::<i32>(),
-        );
-        for i in 0..b.num_rows() {
-            let v = |c: usize| b.column(c).as_primitive::<Float64Type>().value(i);
-            let n = b.column(9).as_primitive::<Int64Type>().value(i);
-            let key = (flag.value(i).to_string(), status.value(i).to_string());
-            let w = want[&key];
-            assert!(close(v(2), w[0]) && close(v(3), w[1]), "{key:?}");
-            assert!(close(v(4), w[2]) && close(v(5), w[3]), "{key:?}");
-            assert!(close(v(6), w[0] / w[4]), "{key:?} avg_qty");
-            assert_eq!(n as f64, w[4]);
-            groups.push(key);
-        }
-    }
-    // In order of flag and status, every group once.
-    assert_eq!(groups, want.keys().cloned().collect::<Vec<_>>());
+    let want = q1_reference(
+        read_all(&lineitem)
+            .into_iter()
+            .chain(read_all(&lineitem_more)),
+    );
+    assert_q1(&got, &want);
 
     // Top customers reference.
     let mut customer_of: HashMap<i64, i64> = HashMap::new();
@@ -234,4 +198,118 @@ async fn pagerank_rounds_match_the_single_threaded_iteration() {
             want[node as usize]
         );
     }
+}
+
+/// Q1 computed on one thread from line item batches: per (return flag, line status), the sums
+/// of quantity, price, discounted price and charge, and the row count.
+fn q1_reference(
+    lineitem: impl Iterator<Item = RecordBatch>,
+) -> BTreeMap<(String, String), [f64; 5]> {
+    let cutoff = 10471; // 1998-09-02 in days since 1970-01-01
+    let mut want: BTreeMap<(String, String), [f64; 5]> = BTreeMap::new();
+    for b in lineitem {
+        let f = |c: usize| b.column(c).as_primitive::<Float64Type>().clone();
+        let (qty, price, disc, tax) = (f(1), f(2), f(3), f(4));
+        let (flag, status) = (
+            b.column(5).as_string::<i32>(),
+            b.column(6).as_string::<i32>(),
+        );
+        let ship = b.column(7).as_primitive::<Date32Type>();
+        for i in 0..b.num_rows() {
+            if ship.value(i) > cutoff {
+                continue;
+            }
+            let e = want
+                .entry((flag.value(i).into(), status.value(i).into()))
+                .or_default();
+            let dp = price.value(i) * (1.0 - disc.value(i));
+            e[0] += qty.value(i);
+            e[1] += price.value(i);
+            e[2] += dp;
+            e[3] += dp * (1.0 + tax.value(i));
+            e[4] += 1.0;
+        }
+    }
+    want
+}
+
+/// Q1's result rows match the reference, in order of flag and status, every group once.
+fn assert_q1(got: &[RecordBatch], want: &BTreeMap<(String, String), [f64; 5]>) {
+    let mut groups = Vec::new();
+    for b in got {
+        let (flag, status) = (
+            b.column(0).as_string::<i32>(),
+            b.column(1).as_string::<i32>(),
+        );
+        for i in 0..b.num_rows() {
+            let v = |c: usize| b.column(c).as_primitive::<Float64Type>().value(i);
+            let n = b.column(9).as_primitive::<Int64Type>().value(i);
+            let key = (flag.value(i).to_string(), status.value(i).to_string());
+            let w = want[&key];
+            assert!(close(v(2), w[0]) && close(v(3), w[1]), "{key:?}");
+            assert!(close(v(4), w[2]) && close(v(5), w[3]), "{key:?}");
+            assert!(close(v(6), w[0] / w[4]), "{key:?} avg_qty");
+            assert_eq!(n as f64, w[4]);
+            groups.push(key);
+        }
+    }
+    assert_eq!(groups, want.keys().cloned().collect::<Vec<_>>());
+}
+
+/// TPC-H Q1 and terasort with their inputs in a bucket of a real S3 server (moto) and their
+/// outputs written there through the job-level commit, checked as the local runs are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_q1_and_terasort_read_from_and_write_to_a_bucket() {
+    let Some(s3) = S3TestServer::start() else {
+        return;
+    };
+    s3.create_bucket("warehouse");
+    let dir = tempfile::tempdir().unwrap();
+    tpch::generate(dir.path(), 0.01, 2, 9).unwrap();
+    let lineitem = dir.path().join("lineitem");
+    s3.upload_dir(&lineitem, "s3://warehouse/tpch/lineitem/");
+    let records = dir.path().join("records");
+    std::fs::create_dir_all(&records).unwrap();
+    terasort::generate(&records, 30_000, 2, 7).unwrap();
+    s3.upload_dir(&records, "s3://warehouse/terasort/in/");
+
+    let cluster = cluster().await;
+    let client = cluster
+        .client()
+        .await
+        .unwrap()
+        .with_storage_options(s3.options());
+    let sources = Sources::with_storage(s3.options());
+
+    tpch::q1_of(
+        sources
+            .read_parquet(&["s3://warehouse/tpch/lineitem/"])
+            .unwrap(),
+    )
+    .unwrap()
+    .write_parquet(&client, "s3://warehouse/tpch/q1")
+    .await
+    .unwrap();
+    let q1 = dir.path().join("q1");
+    let files = s3.download_dir("s3://warehouse/tpch/q1/", &q1);
+    assert!(q1.join("_SUCCESS").is_file(), "{files:?}");
+    assert_q1(
+        &read_all(&q1),
+        &q1_reference(read_all(&lineitem).into_iter()),
+    );
+
+    terasort::sort_records(
+        sources
+            .read_parquet(&["s3://warehouse/terasort/in/"])
+            .unwrap(),
+    )
+    .unwrap()
+    .write_parquet(&client, "s3://warehouse/terasort/out")
+    .await
+    .unwrap();
+    let sorted = dir.path().join("sorted");
+    s3.download_dir("s3://warehouse/terasort/out/", &sorted);
+    assert!(sorted.join("_SUCCESS").is_file());
+    assert_sorted_and_complete(&sorted, 30_000);
+    cluster.shutdown().await;
 }

@@ -9,6 +9,7 @@
 //!   idle timeout closes only connections whose peer is gone, and a dead peer is noticed.
 //! - Every call carries the process's [`CallCredentials`].
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use tonic::service::interceptor::InterceptedService;
@@ -30,6 +31,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Dialer {
     tls: TlsSettings,
     credentials: CallCredentials,
+    /// The local address outgoing connections are made from; `None`: the system chooses.
+    source_address: Option<IpAddr>,
 }
 
 impl std::fmt::Debug for Dialer {
@@ -37,6 +40,7 @@ impl std::fmt::Debug for Dialer {
         f.debug_struct("Dialer")
             .field("tls", &self.tls)
             .field("bearer", &self.credentials.has_bearer())
+            .field("source_address", &self.source_address)
             .finish()
     }
 }
@@ -44,15 +48,26 @@ impl std::fmt::Debug for Dialer {
 impl Dialer {
     /// Dials with `tls` and presents `credentials` on every call.
     pub fn new(tls: TlsSettings, credentials: CallCredentials) -> Self {
-        Dialer { tls, credentials }
+        Dialer {
+            tls,
+            credentials,
+            source_address: None,
+        }
     }
 
     /// The same TLS settings with other credentials.
     pub fn with_credentials(&self, credentials: CallCredentials) -> Self {
         Dialer {
-            tls: self.tls.clone(),
             credentials,
+            ..self.clone()
         }
+    }
+
+    /// Connections made from the local address `address` (on a host with several
+    /// interfaces, the one the peers expect or allow).
+    pub fn with_source_address(mut self, address: IpAddr) -> Self {
+        self.source_address = Some(address);
+        self
     }
 
     /// The TLS settings.
@@ -91,7 +106,19 @@ impl Dialer {
                 )));
             }
         };
+        if let (Some(source), Some(host)) = (self.source_address, endpoint.uri().host()) {
+            // An address of the other family would be ignored silently when connecting.
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if let Ok(ip) = host.parse::<IpAddr>()
+                && ip.is_ipv4() != source.is_ipv4()
+            {
+                return Err(bad(format!(
+                    "the source address {source} (--source-address) cannot reach {ip}: one is IPv4, the other IPv6"
+                )));
+            }
+        }
         Ok(endpoint
+            .local_address(self.source_address)
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
@@ -126,5 +153,16 @@ mod tests {
         assert!(plain.endpoint("http://127.0.0.1:50050").is_ok());
         let err = plain.endpoint("ftp://127.0.0.1:1").unwrap_err();
         assert!(err.to_string().contains("unsupported scheme"), "{err}");
+    }
+
+    #[test]
+    fn a_source_address_of_the_other_family_is_an_error() {
+        let v4 = Dialer::default().with_source_address("127.0.0.5".parse().unwrap());
+        assert!(v4.endpoint("http://127.0.0.1:50050").is_ok());
+        let err = v4.endpoint("http://[::1]:50050").unwrap_err().to_string();
+        assert!(
+            err.contains("--source-address") && err.contains("IPv6"),
+            "{err}"
+        );
     }
 }

@@ -42,6 +42,8 @@ pub mod error;
 pub mod flags;
 pub mod flight_fetch;
 pub mod guarded_listener;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod read_grant;
 pub mod server_auth;
 pub mod tls;

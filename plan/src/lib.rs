@@ -42,12 +42,13 @@ pub use expr::{BinaryOp, Expr, ScalarFunction, ScalarValue};
 pub use ids::{JobId, StageId, TaskAttempt, WorkerId};
 pub use join::{JoinStrategy, JoinType};
 pub use limits::Limits;
-pub use plan::{AggregateMode, CsvOptions, InputFile, PlanNode, ScanNode, SourceFormat, StageRead};
-pub use quiver_storage::StorageOptions;
+pub use plan::{
+    AggregateMode, CsvOptions, InputFile, PlanNode, ScanNode, SourceFormat, StageRead, union_input,
+};
+pub use quiver_storage::{StorageOptions, WriteMode};
 pub use sort::SortExpr;
 pub use stage::{
     FileSplit, MapOutputLocation, ReadGrant, ShuffleInput, Sink, StageOutput, TaskDefinition,
-    WriteMode,
 };
 
 /// Rows per batch inside a task unless the job says otherwise.

@@ -233,7 +233,53 @@ pub enum PlanNode {
     },
 }
 
+/// Which input of a union the task of `partition` runs, and the partition it is of that
+/// input: the first `partitions[0]` tasks run `inputs[0]`, the next `partitions[1]` run
+/// `inputs[1]`, and so on. `None` for a partition beyond them all.
+pub fn union_input<'a>(
+    inputs: &'a [PlanNode],
+    partitions: &[u32],
+    partition: u32,
+) -> Option<(&'a PlanNode, u32)> {
+    // u64: partition counts come over the wire, and their sum must not wrap.
+    let mut offset: u64 = 0;
+    for (input, &count) in inputs.iter().zip(partitions) {
+        let end = offset + u64::from(count);
+        if u64::from(partition) < end {
+            return Some((input, (u64::from(partition) - offset) as u32));
+        }
+        offset = end;
+    }
+    None
+}
+
 impl PlanNode {
+    /// The map outputs the task of `partition` reads, as (stage, bucket): its own bucket of a
+    /// shuffle, bucket 0 of a broadcast; inside a union, only those of the input the task
+    /// runs.
+    pub fn stage_reads(&self, partition: u32) -> Vec<(crate::StageId, u32)> {
+        let mut out = Vec::new();
+        self.collect_stage_reads(partition, &mut out);
+        out
+    }
+
+    fn collect_stage_reads(&self, partition: u32, out: &mut Vec<(crate::StageId, u32)>) {
+        match self {
+            PlanNode::StageRead(StageRead::Shuffle { stage, .. }) => out.push((*stage, partition)),
+            PlanNode::StageRead(StageRead::Broadcast { stage, .. }) => out.push((*stage, 0)),
+            PlanNode::Union { inputs, partitions } => {
+                if let Some((input, local)) = union_input(inputs, partitions, partition) {
+                    input.collect_stage_reads(local, out);
+                }
+            }
+            other => {
+                for child in other.children() {
+                    child.collect_stage_reads(partition, out);
+                }
+            }
+        }
+    }
+
     /// The node's inputs, in order: none for sources, two for a join (left, right), any
     /// number for a union.
     pub fn children(&self) -> Vec<&PlanNode> {
@@ -382,5 +428,46 @@ impl PlanNode {
         out.sort();
         out.dedup();
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StageId;
+
+    fn read(stage: u32, broadcast: bool) -> PlanNode {
+        let schema = ScanNode::text_schema();
+        PlanNode::StageRead(if broadcast {
+            StageRead::Broadcast {
+                stage: StageId(stage),
+                schema,
+            }
+        } else {
+            StageRead::Shuffle {
+                stage: StageId(stage),
+                schema,
+            }
+        })
+    }
+
+    #[test]
+    fn a_union_task_reads_only_the_input_it_runs_as_that_inputs_partition() {
+        let union = PlanNode::Union {
+            inputs: vec![read(1, false), read(2, false)],
+            partitions: vec![4, 3],
+        };
+        assert_eq!(union.stage_reads(2), vec![(StageId(1), 2)]);
+        assert_eq!(union.stage_reads(5), vec![(StageId(2), 1)]);
+        assert!(union.stage_reads(7).is_empty(), "beyond the union");
+        let limited = PlanNode::Limit {
+            input: Box::new(read(3, true)),
+            n: 5,
+        };
+        assert_eq!(
+            limited.stage_reads(9),
+            vec![(StageId(3), 0)],
+            "a broadcast is bucket 0"
+        );
     }
 }

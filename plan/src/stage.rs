@@ -5,6 +5,7 @@ use crate::expr::Expr;
 use crate::ids::{StageId, TaskAttempt, WorkerId};
 use crate::plan::PlanNode;
 use crate::sort::SortExpr;
+use quiver_storage::WriteMode;
 
 /// Where a job's final rows go, as the user asked.
 #[derive(Clone, Debug, PartialEq)]
@@ -14,18 +15,6 @@ pub enum Sink {
     /// Write Parquet files (one per final partition) into a directory (a local path or an
     /// object store URL), through the job-level output commit.
     WriteParquet { directory: String, mode: WriteMode },
-}
-
-/// What a job writing files does with data already in its output directory.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum WriteMode {
-    /// Refuse the job (at submit) if the directory holds data.
-    #[default]
-    ErrorIfExists,
-    /// Replace the data there; the old files are removed only once the new output is complete.
-    Overwrite,
-    /// Add files beside the data there (named with the job id).
-    Append,
 }
 
 /// Where a stage's rows go.

@@ -2,6 +2,7 @@
 //! it talks to (TLS), how long it rides out a lost coordinator, and [`ClientArgs`], the same
 //! as command-line flags for your own drivers.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ pub struct ClientOptions {
     tls_ca: Option<PathBuf>,
     tls_identity: Option<(PathBuf, PathBuf)>,
     reconnect_timeout: Option<Duration>,
+    source_address: Option<IpAddr>,
 }
 
 /// How long a [`crate::JobHandle`] keeps reconnecting to a coordinator it lost, unless the
@@ -41,6 +43,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("tls_ca", &self.tls_ca)
             .field("tls_identity", &self.tls_identity)
             .field("reconnect_timeout", &self.reconnect_timeout_or_default())
+            .field("source_address", &self.source_address)
             .finish()
     }
 }
@@ -59,8 +62,9 @@ impl ClientOptions {
 
     /// The settings the environment gives, as every Quiver binary reads them:
     /// `QUIVER_TOKEN_FILE` (or `QUIVER_TOKEN`, the token itself), `QUIVER_TLS_CA`, and
-    /// `QUIVER_TLS_CERT` with `QUIVER_TLS_KEY` for mutual TLS, and
-    /// `QUIVER_RECONNECT_TIMEOUT` (e.g. `90s`; an unreadable value is ignored with a warning).
+    /// `QUIVER_TLS_CERT` with `QUIVER_TLS_KEY` for mutual TLS,
+    /// `QUIVER_RECONNECT_TIMEOUT` (e.g. `90s`) and `QUIVER_SOURCE_ADDRESS` (an IP address of
+    /// this host). An unreadable value is ignored with a warning.
     pub fn from_env() -> Self {
         let mut options = ClientOptions {
             token: std::env::var("QUIVER_TOKEN")
@@ -76,6 +80,16 @@ impl ClientOptions {
                     Ok(d) => Some(d),
                     Err(e) => {
                         tracing::warn!("QUIVER_RECONNECT_TIMEOUT={v:?} is ignored: {e}");
+                        None
+                    }
+                }),
+            source_address: std::env::var("QUIVER_SOURCE_ADDRESS")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .and_then(|v| match v.trim().parse() {
+                    Ok(a) => Some(a),
+                    Err(e) => {
+                        tracing::warn!("QUIVER_SOURCE_ADDRESS={v:?} is ignored: {e}");
                         None
                     }
                 }),
@@ -121,6 +135,14 @@ impl ClientOptions {
         self
     }
 
+    /// Connects to the coordinator and the workers from `address`, an IP address of this
+    /// host (on a host with several networks, the one the cluster expects). By default the
+    /// system chooses.
+    pub fn source_address(mut self, address: IpAddr) -> Self {
+        self.source_address = Some(address);
+        self
+    }
+
     /// The reconnect timeout in effect.
     pub(crate) fn reconnect_timeout_or_default(&self) -> Duration {
         self.reconnect_timeout.unwrap_or(DEFAULT_RECONNECT_TIMEOUT)
@@ -156,6 +178,11 @@ impl ClientOptions {
                 "reconnect timeout",
                 format!("{:?}", self.reconnect_timeout_or_default()),
             ),
+            (
+                "source address",
+                self.source_address
+                    .map_or_else(|| "-".to_string(), |a| a.to_string()),
+            ),
         ])
     }
 
@@ -169,7 +196,11 @@ impl ClientOptions {
         let tls = TlsSettings::from_files(cert, key, self.tls_ca.as_ref(), None).map_err(config)?;
         let token = self.resolve_token()?;
         let credentials = CallCredentials::token(token.as_ref()).map_err(config)?;
-        Ok(Dialer::new(tls, credentials))
+        let dialer = Dialer::new(tls, credentials);
+        Ok(match self.source_address {
+            Some(address) => dialer.with_source_address(address),
+            None => dialer,
+        })
     }
 }
 
@@ -210,6 +241,10 @@ pub struct ClientArgs {
     /// `60s`, the default; `0s` fails at once).
     #[arg(long, env = "QUIVER_RECONNECT_TIMEOUT", value_parser = parse_duration)]
     pub reconnect_timeout: Option<Duration>,
+    /// The local IP address to connect from (on a host with several networks); by default
+    /// the system chooses.
+    #[arg(long, env = "QUIVER_SOURCE_ADDRESS")]
+    pub source_address: Option<IpAddr>,
 }
 
 impl ClientArgs {
@@ -228,6 +263,9 @@ impl ClientArgs {
         }
         if let Some(t) = self.reconnect_timeout {
             options = options.reconnect_timeout(t);
+        }
+        if let Some(a) = self.source_address {
+            options = options.source_address(a);
         }
         options
     }

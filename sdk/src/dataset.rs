@@ -11,7 +11,7 @@ use quiver_plan::{
     SchemaRef, Sink, SortExpr, SourceFormat, WriteMode,
 };
 
-use crate::client::Client;
+use crate::client::{Client, JobOptions};
 use crate::error::{Error, Result};
 use crate::job_handle::JobProgress;
 use crate::source_listing;
@@ -335,7 +335,7 @@ impl Dataset {
     /// see [`Client::explain`].
     pub async fn explain(&self, client: &Client) -> Result<crate::Explanation> {
         client
-            .explain(self, Sink::Collect, crate::JobOptions::default())
+            .explain(self, Sink::Collect, JobOptions::default())
             .await
     }
 
@@ -376,7 +376,10 @@ impl Dataset {
     /// # async fn run(client: &quiver::Client, ds: quiver::Dataset) -> quiver::Result<()> {
     /// use quiver::WriteMode;
     /// ds.write_parquet(client, "s3://bucket/counts/").await?;
-    /// ds.write_parquet(client, "/data/counts").mode(WriteMode::Overwrite).await?;
+    /// ds.write_parquet(client, "/data/counts")
+    ///     .mode(WriteMode::Overwrite)
+    ///     .name("daily counts")
+    ///     .await?;
     /// # Ok(())
     /// # }
     /// ```
@@ -396,6 +399,8 @@ impl Dataset {
             client,
             directory,
             mode: WriteMode::default(),
+            name: "write_parquet".to_string(),
+            options: JobOptions::default(),
         }
     }
 }
@@ -408,12 +413,26 @@ pub struct ParquetWrite<'a> {
     client: &'a Client,
     directory: String,
     mode: WriteMode,
+    name: String,
+    options: JobOptions,
 }
 
 impl ParquetWrite<'_> {
     /// What to do with data already in the directory.
     pub fn mode(mut self, mode: WriteMode) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// The job's name, as `quiver jobs` and the dashboard show it (default `write_parquet`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The job's options (shuffle partitions, batch size, broadcast threshold).
+    pub fn options(mut self, options: JobOptions) -> Self {
+        self.options = options;
         self
     }
 }
@@ -429,7 +448,11 @@ impl<'a> std::future::IntoFuture for ParquetWrite<'a> {
                 directory: self.directory,
                 mode: self.mode,
             };
-            self.client.submit(self.dataset, sink).await?.wait().await
+            self.client
+                .submit_with(self.dataset, sink, &self.name, self.options)
+                .await?
+                .wait()
+                .await
         })
     }
 }

@@ -47,8 +47,12 @@ pub enum StageState {
     Running,
     /// Every task is done.
     Complete,
-    /// The job failed before the stage completed.
+    /// The job failed while the stage ran.
     Failed,
+    /// The job was cancelled while the stage ran.
+    Cancelled,
+    /// The job ended before the stage started.
+    Skipped,
 }
 
 /// The progress of one stage.
@@ -97,6 +101,8 @@ impl TryFrom<&pb::StageStatus> for StageProgress {
                 pb::StageState::Running => StageState::Running,
                 pb::StageState::Complete => StageState::Complete,
                 pb::StageState::Failed => StageState::Failed,
+                pb::StageState::Cancelled => StageState::Cancelled,
+                pb::StageState::Skipped => StageState::Skipped,
             },
             tasks_total: st.partitions,
             tasks_done: st.tasks_done,
@@ -201,7 +207,8 @@ impl JobHandle {
 
     /// The job's current progress with every attempt of every task
     /// ([`StageProgress::attempts`]): where and when each ran, how it ended, what it wrote and
-    /// read. For a finished job too, as long as the coordinator that ran it is up.
+    /// read. For a finished job too, while the coordinator that ran it is up and keeps it in
+    /// its history; a job that finished under an earlier coordinator lists no attempts.
     ///
     /// ```no_run
     /// # async fn show(client: quiver::Client, id: &str) -> quiver::Result<()> {
@@ -246,6 +253,7 @@ impl JobHandle {
             stream: Some(first),
             finished: false,
             outage_since: None,
+            broken_streams: 0,
         };
         Ok(futures::stream::unfold(follower, |mut f| async move {
             f.next().await.map(|item| (item, f))
@@ -342,7 +350,8 @@ impl JobHandle {
         Ok(batches)
     }
 
-    /// Cancels the job; false if it had already finished.
+    /// Cancels the job; false if it had already finished. A `write_parquet` job whose output
+    /// commit has begun cannot be cancelled any more: that is an error saying so.
     pub async fn cancel(&self) -> Result<bool> {
         Ok(self
             .client
@@ -368,6 +377,8 @@ struct ProgressFollower {
     /// by the next update): the reconnect timeout runs from here, across however many
     /// reconnections, so a coordinator that keeps closing streams cannot keep us forever.
     outage_since: Option<tokio::time::Instant>,
+    /// Streams that opened and broke again without an update, in this outage.
+    broken_streams: u32,
 }
 
 /// The first pause before reconnecting, doubled after each failed try up to
@@ -385,6 +396,14 @@ impl ProgressFollower {
                 let since = *self
                     .outage_since
                     .get_or_insert_with(tokio::time::Instant::now);
+                // A stream that opened but broke before any update is part of the same
+                // outage: pause as between failed connects, and keep to the deadline.
+                if self.broken_streams > 0 {
+                    let pause = RECONNECT_BACKOFF_MIN
+                        .saturating_mul(1 << self.broken_streams.min(5))
+                        .min(RECONNECT_BACKOFF_MAX);
+                    tokio::time::sleep(pause).await;
+                }
                 match self.reconnect(since).await {
                     Ok(s) => self.stream = Some(s),
                     Err(e) => {
@@ -399,6 +418,7 @@ impl ProgressFollower {
             match stream.message().await {
                 Ok(Some(status)) => {
                     self.outage_since = None;
+                    self.broken_streams = 0;
                     let progress = JobProgress::try_from(status);
                     self.finished = progress.as_ref().map_or(true, |p| p.state.is_terminal());
                     return Some(progress);
@@ -408,13 +428,14 @@ impl ProgressFollower {
                 Ok(None) => {
                     tokio::time::sleep(RECONNECT_BACKOFF_MIN).await;
                     self.stream = None;
+                    self.broken_streams += 1;
                 }
                 // A stream that breaks mid-way is a connection lost, whatever code the transport
-                // gave it (h2 resets surface as `Internal`, broken pipes as other codes); only a
-                // refusal by the coordinator ends the following. The reconnect sorts out the rest.
-                Err(status) if !is_refusal(&status) => {
-                    tracing::warn!(job = %self.handle.id, error = %status.message(), "lost the coordinator; reconnecting");
+                // gave it (h2 resets surface as `Internal`); the reconnect sorts out refusals.
+                Err(status) if is_outage(&status) => {
+                    tracing::warn!(job = %self.handle.id, error = %crate::error::status_text(&status), "lost the coordinator; reconnecting");
                     self.stream = None;
+                    self.broken_streams += 1;
                 }
                 Err(status) => {
                     self.finished = true;
@@ -435,6 +456,15 @@ impl ProgressFollower {
         let deadline = outage_since + timeout;
         let mut backoff = RECONNECT_BACKOFF_MIN;
         loop {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Connect {
+                    url: client.url().to_string(),
+                    message: format!(
+                        "lost while following job {} and its updates not back within {timeout:?}",
+                        self.handle.id
+                    ),
+                });
+            }
             let last_error = match self.handle.watch().await {
                 Ok(stream) => return Ok(stream),
                 Err(status) if status.code() == tonic::Code::NotFound => {
@@ -443,7 +473,7 @@ impl ProgressFollower {
                         url: client.url().to_string(),
                     });
                 }
-                Err(status) if !is_refusal(&status) => status,
+                Err(status) if is_outage(&status) => status,
                 Err(status) => return Err(Error::rpc("WatchJob", status)),
             };
             let now = tokio::time::Instant::now();
@@ -463,23 +493,13 @@ impl ProgressFollower {
     }
 }
 
-/// Whether the coordinator answered a `WatchJob` by refusing it (the job is unknown, the caller
-/// is not allowed, the request is wrong): following stops. Every other failure — nothing
-/// listening, a connection reset or broken mid-stream, a coordinator shutting down — is an
-/// outage, retried until the client's reconnect timeout. Which code a broken connection gets
-/// depends on where it broke (tonic maps h2 resets to `Internal`, refused connects to
-/// `Unavailable`, a dropped body to `Unknown`), so the list names the refusals instead.
-fn is_refusal(status: &tonic::Status) -> bool {
-    use tonic::Code;
-    matches!(
-        status.code(),
-        Code::InvalidArgument
-            | Code::NotFound
-            | Code::AlreadyExists
-            | Code::PermissionDenied
-            | Code::Unauthenticated
-            | Code::Unimplemented
-            | Code::FailedPrecondition
-            | Code::OutOfRange
-    )
+/// Whether a failed `WatchJob` call or stream is an outage — retried until the client's
+/// reconnect timeout — rather than an answer that ends following. An outage is what the
+/// transport says on this side (nothing listening, a connection reset or broken mid-stream:
+/// such statuses carry their local cause, whatever code tonic gave them, e.g. `Internal` for
+/// an h2 reset) or what a peer says while it cannot serve (`Unavailable`, ...). A status the
+/// coordinator sent on purpose (the job is unknown, the caller is not allowed, an internal
+/// error) ends following at once.
+fn is_outage(status: &tonic::Status) -> bool {
+    quiver_net::connection_failed(status) || std::error::Error::source(status).is_some()
 }

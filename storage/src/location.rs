@@ -62,6 +62,17 @@ impl Location {
             Url::from_file_path(&absolute)
                 .map_err(|()| bad("cannot be written as a file URL".into()))?
         };
+        if url.password().is_some() {
+            // No store reads credentials from the URL, and a URL goes into plans, statuses
+            // and logs: refuse it rather than carry the secret around (or repeat it here).
+            let mut shown = url.clone();
+            let _ = shown.set_password(Some("***"));
+            return Err(StorageError::BadLocation {
+                location: shown.to_string(),
+                reason:
+                "holds a password; give credentials as storage options (StorageOptions, or the AWS_* / GOOGLE_* / AZURE_* variables), never in the URL".into(),
+            });
+        }
         let (scheme, path) = ObjectStoreScheme::parse(&url)
             .map_err(|e| bad(format!("not a supported store URL: {e}")))?;
         let scheme = match scheme {
@@ -153,16 +164,33 @@ impl Location {
     /// The location of an object found in this location's store at `path` (as listed).
     pub fn with_object_path(&self, path: ObjectPath) -> Location {
         let mut url = self.url.clone();
-        match self.scheme {
-            // An HTTP store's paths are relative to the server root.
-            Scheme::Local | Scheme::Http => url.set_path(&format!("/{path}")),
+        // The URL's path is a root (nothing for `s3://bucket/...`, the container for Azure's
+        // `https://account.blob.core.windows.net/container/...`, nothing for local files and
+        // HTTP servers) followed by the object path; keep the root, replace the rest. Segments
+        // are counted, not bytes: the URL's are percent-encoded, the object path's are not.
+        let root: Vec<String> = match self.scheme {
+            Scheme::Local | Scheme::Http => vec![],
             _ => {
-                // A directory URL may end in `/` (`s3://b/dir/`); its object path does not.
-                let url_path = self.url.path().trim_end_matches('/');
-                let prefix = url_path.len().saturating_sub(self.path.as_ref().len());
-                let root = url_path[..prefix].trim_end_matches('/').to_string();
-                url.set_path(&format!("{root}/{path}"));
+                let segments: Vec<&str> = self
+                    .url
+                    .path_segments()
+                    .map(|s| s.filter(|s| !s.is_empty()).collect())
+                    .unwrap_or_default();
+                let own = self.path.parts().count();
+                segments[..segments.len().saturating_sub(own)]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
             }
+        };
+        url.set_path("/");
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.clear();
+            for r in &root {
+                // Already encoded: decode so that `extend` does not encode it twice.
+                segments.push(&percent_encoding::percent_decode_str(r).decode_utf8_lossy());
+            }
+            segments.extend(path.parts().map(|p| p.as_ref().to_string()));
         }
         Location {
             url,
@@ -186,7 +214,8 @@ fn looks_like_url(text: &str) -> bool {
 }
 
 impl fmt::Display for Location {
-    /// Local locations print as plain paths, the others as their URL.
+    /// Local locations print as plain paths, the others as their URL (which holds no
+    /// password: `parse` refuses those).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.local_path() {
             Some(p) => write!(f, "{}", p.display()),
@@ -280,5 +309,39 @@ mod tests {
         let e = Location::parse("ftp://host/x").unwrap_err().to_string();
         assert!(e.contains("ftp://host/x"), "{e}");
         assert!(Location::parse("s3:///nobucket").is_err());
+    }
+
+    #[test]
+    fn listed_objects_keep_the_root_and_encode_their_names() {
+        let dir = Location::parse("s3://bucket/dir%20a/").unwrap();
+        assert_eq!(dir.object_path().as_ref(), "dir a");
+        let found = dir.with_object_path(ObjectPath::from("dir a/part 1.parquet"));
+        assert_eq!(found.to_string(), "s3://bucket/dir%20a/part%201.parquet");
+        assert_eq!(Location::parse(&found.to_string()).unwrap(), found);
+        // Azure's https form keeps its container, which is not part of object paths.
+        let azure = Location::parse("https://acct.blob.core.windows.net/container/logs/").unwrap();
+        assert_eq!(azure.scheme(), Scheme::Azure);
+        let found = azure.with_object_path(ObjectPath::from("logs/x.txt"));
+        assert_eq!(
+            found.to_string(),
+            "https://acct.blob.core.windows.net/container/logs/x.txt"
+        );
+        let local = Location::parse("/tmp/a b/").unwrap();
+        let found = local.with_object_path(ObjectPath::from("tmp/a b/c.txt"));
+        assert_eq!(found.local_path().unwrap(), PathBuf::from("/tmp/a b/c.txt"));
+    }
+
+    #[test]
+    fn a_url_with_a_password_is_refused_without_repeating_it() {
+        let e = Location::parse("s3://user:s3cret@bucket/key")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("holds a password") && e.contains("storage options"),
+            "{e}"
+        );
+        assert!(!e.contains("s3cret"), "{e}");
+        // Azure's container-in-user-name form has no password and stays valid.
+        assert!(Location::parse("abfss://container@acct.dfs.core.windows.net/x").is_ok());
     }
 }

@@ -14,6 +14,9 @@ use object_store::{ClientConfigKey, ClientOptions};
 
 use crate::{Location, Result, Scheme, StorageError, StorageOptions};
 
+/// Clients kept at most (one per store and set of options).
+const MAX_CACHED_STORES: usize = 64;
+
 /// Builds and caches object store clients. Credentials come from the process environment
 /// (the standard variables of each cloud), then from the [`StorageOptions`] a job carries.
 ///
@@ -41,15 +44,39 @@ impl ObjectStores {
         location: &Location,
         options: &StorageOptions,
     ) -> Result<Arc<dyn ObjectStore>> {
-        let key = (location.store_key(), options.clone());
+        let key = (cache_key(location), options.clone());
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(store) = cache.get(&key) {
             return Ok(store.clone());
         }
         let store = build(location, options)?;
+        // Jobs choose buckets and options, so the set is not bounded by this process: past
+        // the limit, start afresh (clients in use stay valid; dropped ones are rebuilt).
+        if cache.len() >= MAX_CACHED_STORES {
+            cache.clear();
+        }
         cache.insert(key, store.clone());
         Ok(store)
     }
+}
+
+/// What one client serves: the store's scheme and authority, and for Azure — whose client is
+/// bound to one container — the container too (`abfss://container@account...` names it as the
+/// user, `https://account.blob.core.windows.net/container/...` as the first path segment).
+fn cache_key(location: &Location) -> String {
+    let key = location.store_key();
+    if location.scheme() != Scheme::Azure {
+        return key;
+    }
+    let url = location.url();
+    let container = match url.username() {
+        "" => url
+            .path_segments()
+            .and_then(|mut s| s.next())
+            .unwrap_or_default(),
+        user => user,
+    };
+    format!("{key} container {container}")
 }
 
 fn build(location: &Location, options: &StorageOptions) -> Result<Arc<dyn ObjectStore>> {
@@ -130,5 +157,19 @@ mod tests {
             std::fs::read_to_string(dir.path().join("a.txt")).unwrap(),
             "hello"
         );
+    }
+
+    #[test]
+    fn azure_containers_of_one_account_get_clients_of_their_own() {
+        let key = |u: &str| cache_key(&Location::parse(u).unwrap());
+        assert_ne!(
+            key("abfss://c1@acct.dfs.core.windows.net/in/"),
+            key("abfss://c2@acct.dfs.core.windows.net/out/")
+        );
+        assert_ne!(
+            key("https://acct.blob.core.windows.net/c1/in/"),
+            key("https://acct.blob.core.windows.net/c2/out/")
+        );
+        assert_eq!(key("s3://b/x"), key("s3://b/y"));
     }
 }

@@ -33,7 +33,8 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::{Location, ObjectStores, Result, StorageError, StorageOptions};
 
-/// What a job's output does with data already at its location.
+/// What a job's output does with data already at its location (the plan's `Sink::WriteParquet`
+/// carries it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum WriteMode {
     /// Refuse the job if the location holds data (the default).
@@ -59,6 +60,9 @@ pub struct TaskFile {
 pub const SUCCESS_MARKER: &str = "_SUCCESS";
 /// Where attempts write before the commit.
 pub const TEMPORARY_DIR: &str = "_temporary";
+
+/// Files a commit moves at once.
+const CONCURRENT_MOVES: usize = 16;
 
 /// One job's output at one location; see the module documentation.
 pub struct OutputCommit {
@@ -118,12 +122,12 @@ impl OutputCommit {
     }
 
     /// `<directory>/_temporary/<job>`: everything of this job before its commit.
-    pub fn temporary_dir(&self) -> Location {
+    pub fn temporary_dir(&self) -> Result<Location> {
         self.child(&format!("{TEMPORARY_DIR}/{}", self.job))
     }
 
     /// Where attempt `attempt` of partition `partition` writes its file.
-    pub fn attempt_file(&self, partition: u32, attempt: u32) -> Location {
+    pub fn attempt_file(&self, partition: u32, attempt: u32) -> Result<Location> {
         self.child(&format!(
             "{TEMPORARY_DIR}/{}/part-{partition:05}-attempt-{attempt}.parquet",
             self.job
@@ -141,11 +145,9 @@ impl OutputCommit {
         }
     }
 
-    fn child(&self, name: &str) -> Location {
-        // Job ids are checked in `new` and names built here hold no `.`/`..` parts.
-        self.directory
-            .child(name)
-            .unwrap_or_else(|_| self.directory.clone())
+    /// `name` (built here, from a job id checked in `new`) under the output location.
+    fn child(&self, name: &str) -> Result<Location> {
+        self.directory.child(name)
     }
 
     fn failed(&self, what: &str) -> impl Fn(object_store::Error) -> StorageError + '_ {
@@ -198,7 +200,7 @@ impl OutputCommit {
                 )));
             }
         }
-        let probe = self.child(&format!("{TEMPORARY_DIR}/{}/_probe", self.job));
+        let probe = self.child(&format!("{TEMPORARY_DIR}/{}/_probe", self.job))?;
         self.store
             .put(probe.object_path(), "".into())
             .await
@@ -252,36 +254,48 @@ impl OutputCommit {
         }
         // Readers that wait for `_SUCCESS` must not take a half-replaced directory for a
         // complete one: an earlier output's marker goes first.
-        let success = self.child(SUCCESS_MARKER);
+        let success = self.child(SUCCESS_MARKER)?;
         match self.store.delete(success.object_path()).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(self.failed(SUCCESS_MARKER)(e)),
         }
+        // Moves are independent; on an object store each is a copy and a delete (tens of
+        // milliseconds), so several run at once.
+        let mut moves = Vec::with_capacity(files.len());
         let mut kept = HashSet::new();
         for f in files {
-            let from = self.attempt_file(f.partition, f.attempt);
+            let from = self.attempt_file(f.partition, f.attempt)?;
             let name = self.final_name(f.partition, mode);
-            let to = self.child(&name);
+            let to = self.child(&name)?;
             kept.insert(to.object_path().clone());
-            if let Err(e) = self
-                .store
-                .rename(from.object_path(), to.object_path())
-                .await
-            {
+            moves.push((*f, from, name, to));
+        }
+        futures::stream::iter(moves)
+            .map(|(f, from, name, to)| async move {
+                let Err(e) = self
+                    .store
+                    .rename(from.object_path(), to.object_path())
+                    .await
+                else {
+                    return Ok(());
+                };
                 let moved_before = matches!(e, object_store::Error::NotFound { .. })
                     && resumed
                     && self.store.head(to.object_path()).await.is_ok();
-                if !moved_before {
-                    return Err(StorageError::Store {
-                        location: from.to_string(),
-                        message: format!(
-                            "cannot move partition {}'s file (attempt {}) to {name}: {e}",
-                            f.partition, f.attempt
-                        ),
-                    });
+                if moved_before {
+                    return Ok(());
                 }
-            }
-        }
+                Err(StorageError::Store {
+                    location: from.to_string(),
+                    message: format!(
+                        "cannot move partition {}'s file (attempt {}) to {name}: {e}",
+                        f.partition, f.attempt
+                    ),
+                })
+            })
+            .buffer_unordered(CONCURRENT_MOVES)
+            .try_collect::<()>()
+            .await?;
         if mode == WriteMode::Overwrite {
             self.remove_old_files(&kept).await?;
         }
@@ -298,7 +312,7 @@ impl OutputCommit {
             // On disk, whole directories go (deleting objects would leave them empty).
             for name in self.visible_entries().await? {
                 let path = local.join(&name);
-                if !is_output_file(&name) || kept.contains(self.child(&name).object_path()) {
+                if !is_output_file(&name) || kept.contains(self.child(&name)?.object_path()) {
                     continue;
                 }
                 let removed = match tokio::fs::symlink_metadata(&path).await {
@@ -355,7 +369,8 @@ impl OutputCommit {
     /// Deletes everything this job wrote under `_temporary/<job>/` (and `_temporary` itself
     /// on local disk, when no other job writes there). Nothing of the job stays visible.
     pub async fn abort(&self) -> Result<()> {
-        if let Some(local) = self.temporary_dir().local_path() {
+        let temporary = self.temporary_dir()?;
+        if let Some(local) = temporary.local_path() {
             return match tokio::fs::remove_dir_all(&local).await {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StorageError::Store {
                     location: local.display().to_string(),
@@ -369,7 +384,7 @@ impl OutputCommit {
                 }
             };
         }
-        let prefix = self.temporary_dir().object_path().clone();
+        let prefix = temporary.object_path().clone();
         let paths: Vec<ObjectPath> = self
             .store
             .list(Some(&prefix))
@@ -409,7 +424,11 @@ mod tests {
     }
 
     fn write_attempt(c: &OutputCommit, partition: u32, attempt: u32, text: &str) {
-        let path = c.attempt_file(partition, attempt).local_path().unwrap();
+        let path = c
+            .attempt_file(partition, attempt)
+            .unwrap()
+            .local_path()
+            .unwrap();
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }

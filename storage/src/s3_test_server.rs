@@ -14,7 +14,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::StorageOptions;
+use std::sync::Arc;
+
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::{Location, ObjectStores, StorageOptions, block_on};
 
 /// A running moto S3 server on a loopback port.
 pub struct S3TestServer {
@@ -92,6 +96,91 @@ impl S3TestServer {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect()
+    }
+
+    /// Uploads `bytes` as the object at `url` (`s3://bucket/key`).
+    pub fn put(&self, url: &str, bytes: impl Into<bytes::Bytes>) {
+        let (store, path) = self.store_for(url);
+        let payload = object_store::PutPayload::from_bytes(bytes.into());
+        block_on(async move { store.put(&path, payload).await.map(|_| ()) })
+            .unwrap_or_else(|e| panic!("uploading {url}: {e}"));
+    }
+
+    /// Uploads every file under the local directory `dir` (recursively) below the prefix
+    /// `url` (`s3://bucket/prefix/`), keeping relative paths.
+    pub fn upload_dir(&self, dir: &std::path::Path, url: &str) {
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(d) = pending.pop() {
+            for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+                let path = entry.expect("directory entry").path();
+                if path.is_dir() {
+                    pending.push(path);
+                    continue;
+                }
+                let relative = path.strip_prefix(dir).expect("under dir");
+                let key = relative.to_string_lossy().replace('\\', "/");
+                let bytes =
+                    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                self.put(&format!("{}/{key}", url.trim_end_matches('/')), bytes);
+            }
+        }
+    }
+
+    /// Deletes the object at `url`.
+    pub fn delete(&self, url: &str) {
+        let (store, path) = self.store_for(url);
+        block_on(async move { store.delete(&path).await })
+            .unwrap_or_else(|e| panic!("deleting {url}: {e}"));
+    }
+
+    /// Every object under the prefix `url`, as (path below the bucket, bytes), sorted by path.
+    pub fn objects(&self, url: &str) -> Vec<(String, bytes::Bytes)> {
+        use futures::TryStreamExt;
+        let (store, prefix) = self.store_for(url);
+        block_on(async move {
+            let mut metas: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
+            metas.sort_by(|a, b| a.location.cmp(&b.location));
+            let mut out = Vec::with_capacity(metas.len());
+            for m in metas {
+                let body = store.get(&m.location).await?.bytes().await?;
+                out.push((m.location.to_string(), body));
+            }
+            Ok::<_, object_store::Error>(out)
+        })
+        .unwrap_or_else(|e| panic!("listing {url}: {e}"))
+    }
+
+    /// Downloads every object under the prefix `url` into the local directory `dir`, named by
+    /// their paths below the prefix; returns the files written.
+    pub fn download_dir(&self, url: &str, dir: &std::path::Path) -> Vec<PathBuf> {
+        let prefix = Location::parse(url)
+            .unwrap_or_else(|e| panic!("{url}: {e}"))
+            .object_path()
+            .to_string();
+        self.objects(url)
+            .into_iter()
+            .map(|(name, bytes)| {
+                let relative = name
+                    .strip_prefix(&prefix)
+                    .unwrap_or(&name)
+                    .trim_start_matches('/');
+                let file = dir.join(relative);
+                if let Some(parent) = file.parent() {
+                    std::fs::create_dir_all(parent).expect("creating a download directory");
+                }
+                std::fs::write(&file, &bytes).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+                file
+            })
+            .collect()
+    }
+
+    /// A client for `url`'s bucket on this server, and the object path `url` names.
+    fn store_for(&self, url: &str) -> (Arc<dyn ObjectStore>, object_store::path::Path) {
+        let location = Location::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+        let store = ObjectStores::new()
+            .store(&location, &self.options())
+            .unwrap_or_else(|e| panic!("a client for {url}: {e}"));
+        (store, location.object_path().clone())
     }
 
     /// Sends one unsigned HTTP/1.1 request (moto does not check signatures) and returns the

@@ -34,20 +34,41 @@ pub struct StorageOptions {
     values: BTreeMap<String, String>,
 }
 
-/// Keys whose values may be shown: they locate a store, they do not unlock it.
-const SHOWN: &[&str] = &[
-    "aws_endpoint",
-    "aws_endpoint_url",
-    "endpoint",
-    "aws_region",
-    "region",
-    "aws_allow_http",
-    "allow_http",
-    "aws_virtual_hosted_style_request",
-    "azure_storage_account_name",
-    "azure_use_emulator",
-    "google_bucket",
-];
+/// Whether `key` only locates a store (which endpoint, region, bucket or account, whether
+/// plain HTTP is allowed) and unlocks nothing: its value may be shown and written down.
+/// Decided by what the key means to every store that knows it, not by its spelling, so that
+/// aliases (`endpoint_url`, `aws_default_region`, ...) count too and a key that is a secret
+/// to any store never does.
+fn is_locating(key: &str) -> bool {
+    let client = |k: &ClientConfigKey| matches!(k, ClientConfigKey::AllowHttp);
+    let meanings = [
+        key.parse::<AmazonS3ConfigKey>().ok().map(|k| match k {
+            AmazonS3ConfigKey::Region
+            | AmazonS3ConfigKey::DefaultRegion
+            | AmazonS3ConfigKey::Bucket
+            | AmazonS3ConfigKey::Endpoint
+            | AmazonS3ConfigKey::VirtualHostedStyleRequest => true,
+            AmazonS3ConfigKey::Client(c) => client(&c),
+            _ => false,
+        }),
+        key.parse::<AzureConfigKey>().ok().map(|k| match k {
+            AzureConfigKey::AccountName
+            | AzureConfigKey::UseEmulator
+            | AzureConfigKey::Endpoint
+            | AzureConfigKey::UseFabricEndpoint
+            | AzureConfigKey::ContainerName => true,
+            AzureConfigKey::Client(c) => client(&c),
+            _ => false,
+        }),
+        key.parse::<GoogleConfigKey>().ok().map(|k| match k {
+            GoogleConfigKey::Bucket | GoogleConfigKey::BaseUrl => true,
+            GoogleConfigKey::Client(c) => client(&c),
+            _ => false,
+        }),
+        key.parse::<ClientConfigKey>().ok().map(|k| client(&k)),
+    ];
+    meanings.iter().any(Option::is_some) && meanings.iter().all(|m| m.unwrap_or(true))
+}
 
 impl StorageOptions {
     /// No options: every store is configured from the environment alone.
@@ -78,6 +99,20 @@ impl StorageOptions {
         self.values.get(key).map(String::as_str)
     }
 
+    /// Only the settings that locate a store (endpoint, region, plain HTTP allowed, ...), not
+    /// those that unlock it: what may be written down (a coordinator's job log) so that a
+    /// resumed job reaches the same store, with credentials from the environment.
+    pub fn locating_only(&self) -> StorageOptions {
+        StorageOptions {
+            values: self
+                .values
+                .iter()
+                .filter(|(k, _)| is_locating(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
@@ -104,7 +139,7 @@ impl fmt::Debug for StorageOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut map = f.debug_map();
         for (k, v) in &self.values {
-            if SHOWN.contains(&k.as_str()) {
+            if is_locating(k) {
                 map.entry(k, v);
             } else {
                 map.entry(k, &"<redacted>");
@@ -138,6 +173,37 @@ mod tests {
                 .with("google_service_account", "/k.json")
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn only_locating_settings_are_kept_for_the_log() {
+        let o = StorageOptions::from_pairs([
+            ("aws_endpoint", "http://127.0.0.1:9000"),
+            ("aws_region", "eu-west-1"),
+            ("endpoint_url", "http://127.0.0.1:9001"),
+            ("aws_default_region", "eu-west-2"),
+            ("azure_storage_use_emulator", "true"),
+            ("aws_allow_http", "true"),
+            ("aws_secret_access_key", "s3cret"),
+            ("aws_session_token", "t0ken"),
+            ("azure_storage_sas_key", "sig"),
+            ("google_service_account_key", "{}"),
+        ])
+        .unwrap();
+        let kept = o.locating_only();
+        let keys: Vec<&str> = kept.iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            [
+                "aws_allow_http",
+                "aws_default_region",
+                "aws_endpoint",
+                "aws_region",
+                "azure_storage_use_emulator",
+                "endpoint_url"
+            ]
+        );
+        assert_eq!(kept.get("aws_endpoint"), Some("http://127.0.0.1:9000"));
     }
 
     #[test]

@@ -54,6 +54,10 @@ pub struct WorkerArgs {
     /// configuration and the ports it would listen on, and exit (0 when it is usable).
     #[arg(long)]
     pub check_config: bool,
+    /// How log lines (on stderr) are written: `text`, coloured on a terminal only, or `json`,
+    /// one object per line. `RUST_LOG` filters them (default `info`).
+    #[arg(long, env = "QUIVER_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: quiver_net::logging::LogFormat,
     /// Time between heartbeats (seconds, or e.g. 500ms).
     #[arg(long, env = "QUIVER_HEARTBEAT_INTERVAL", default_value = "1", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
@@ -208,6 +212,7 @@ pub fn check_config(args: &WorkerArgs) -> Result<String> {
 /// Prints `quiver-worker <id> listening on <address>` once it serves. With `--check-config`,
 /// prints the configuration and returns instead.
 pub async fn run(args: WorkerArgs, functions: Arc<FunctionRegistry>) -> Result<()> {
+    quiver_net::logging::init(args.log_format);
     if args.check_config {
         print!("{}", check_config(&args)?);
         return Ok(());

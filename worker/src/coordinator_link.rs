@@ -162,6 +162,9 @@ impl CoordinatorLink {
                         self.released.store(r.get_ref().release, Ordering::Relaxed);
                         Ok(())
                     }
+                    // Released while draining: the coordinator let this worker go and lists
+                    // it as left; it must not come back while it finishes stopping.
+                    Ok(_) if self.is_released() => Ok(()),
                     Ok(_) => {
                         info!("coordinator does not know this worker; registering again");
                         self.registered.store(false, Ordering::Relaxed);

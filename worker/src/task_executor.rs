@@ -15,7 +15,7 @@ use std::time::Instant;
 use quiver_net::AllowedRoots;
 use quiver_plan::{StageOutput, TaskAttempt, TaskDefinition, WorkerId};
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::error::{Result, WorkerError};
 use crate::functions::FunctionRegistry;
@@ -135,8 +135,11 @@ impl TaskExecutor {
             debug!(task = %attempt, "task started");
             let result = catch_unwind(AssertUnwindSafe(|| this.run(&task, cancelled)))
                 .unwrap_or_else(|panic| Err(WorkerError::Panicked(panic_message(&panic))));
-            if let Err(e) = &result {
-                warn!(task = %attempt, error = %e, "task failed");
+            match &result {
+                // Asked for: the job ended or another attempt won. Not a problem.
+                Err(WorkerError::Cancelled) => info!(task = %attempt, "task cancelled"),
+                Err(e) => warn!(task = %attempt, error = %e, "task failed"),
+                Ok(_) => debug!(task = %attempt, "task finished"),
             }
             this.running().remove(&attempt);
             let _ = this.reports.send(TaskReport {
@@ -276,7 +279,7 @@ impl TaskExecutor {
                     &attempt.job.0,
                     &task.storage_options,
                 )?;
-                let file = commit.attempt_file(attempt.partition, attempt.attempt);
+                let file = commit.attempt_file(attempt.partition, attempt.attempt)?;
                 let mut writer = match file.local_path() {
                     Some(path) => ParquetFileWriter::create(&path, schema)?,
                     None => ParquetFileWriter::create_object(

@@ -78,7 +78,12 @@ impl pb::worker_server::Worker for WorkerService {
         let request = request.into_inner();
         let job = job_id(&request.job_id)?;
         let keep: Vec<StageId> = request.keep_stages.into_iter().map(StageId).collect();
-        info!(job = %job, keep = ?keep, "removing job data");
+        if keep.is_empty() {
+            info!(job = %job, "removing job data");
+        } else {
+            let kept: Vec<String> = keep.iter().map(|s| s.to_string()).collect();
+            info!(job = %job, keep_stages = %kept.join(","), "removing job data");
+        }
         let store = self.executor.store().clone();
         tokio::task::spawn_blocking(move || store.remove_job(&job, &keep))
             .await

@@ -33,8 +33,18 @@ impl Scheduler {
         if stage_index >= job.stages.len() {
             return vec![];
         }
-        let (shuffle_bytes_read, shuffle_bytes_fetched) =
-            job.shuffle_input_bytes(stage_index, attempt.partition as usize, worker);
+        // For the attempt's record: what a current, successful attempt read (computed before
+        // the task is borrowed; as the map outputs are now).
+        let current_success = matches!(outcome, TaskOutcome::Success { .. })
+            && job.stages[stage_index]
+                .tasks
+                .get(attempt.partition as usize)
+                .is_some_and(|t| t.is_running_attempt(worker, attempt.attempt));
+        let (shuffle_bytes_read, shuffle_bytes_fetched) = if current_success {
+            job.shuffle_input_bytes(stage_index, attempt.partition as usize, worker)
+        } else {
+            (0, 0)
+        };
         let stage = &mut job.stages[stage_index];
         let expected_buckets = stage.output.buckets() as usize;
         let Some(task) = stage.tasks.get_mut(attempt.partition as usize) else {

@@ -90,7 +90,13 @@ fn a_write_job_succeeds_only_after_committing_the_first_attempt_of_each_partitio
     assert_eq!(sim.state(&job), JobState::Running);
     // Too late to cancel: the output is being made visible.
     let cancel = sim.send(Event::JobCancelled { job: job.clone() });
-    assert!(matches!(cancel.reply, Reply::Cancelled(Ok(false))));
+    match cancel.reply {
+        Reply::Cancelled(Err(e)) => {
+            assert!(e.to_string().contains("committing its output"), "{e}");
+            assert_eq!(e.to_status().code(), tonic::Code::FailedPrecondition);
+        }
+        other => panic!("a cancel during the commit was not refused: {other:?}"),
+    }
     assert_eq!(sim.state(&job), JobState::Running);
 
     let done = sim.send(Event::OutputCommitted {
@@ -201,6 +207,9 @@ fn a_restarted_coordinator_finishes_a_logged_commit_and_reruns_an_unlogged_one()
     ];
     let mut sim = Sim::new(SchedulerConfig::default());
     let committing = JobId("committing".into());
+    let endpoint =
+        quiver_plan::StorageOptions::from_pairs([("aws_endpoint", "http://10.0.0.7:9000")])
+            .unwrap();
     let out = sim.send(Event::JobRecovered {
         job: committing.clone(),
         name: "write".into(),
@@ -210,8 +219,12 @@ fn a_restarted_coordinator_finishes_a_logged_commit_and_reruns_an_unlogged_one()
         submitted_at_ms: 1,
         incarnation: 2,
         commit: Some(files.clone()),
+        storage_locations: endpoint.clone(),
     });
     assert!(matches!(out.reply, Reply::Recovered(Ok(()))));
+    // The resumed commit reaches the store the job named (credentials: the environment's).
+    assert!(out.actions.iter().any(|a| matches!(a,
+        Action::CommitOutput { storage, .. } if *storage == endpoint)));
     assert_eq!(
         commits(&out.actions),
         vec![(files, true, WriteMode::ErrorIfExists)]
@@ -233,6 +246,7 @@ fn a_restarted_coordinator_finishes_a_logged_commit_and_reruns_an_unlogged_one()
         submitted_at_ms: 1,
         incarnation: 1,
         commit: None,
+        storage_locations: Default::default(),
     });
     assert!(commits(&out.actions).is_empty());
     let started = launches(&sim.register(&WorkerId("w".into()), 1));

@@ -589,6 +589,32 @@ fn a_draining_worker_stays_while_its_tasks_run_or_its_results_are_unfetched() {
         Action::RemoveJobData { worker, keep, delay, .. }
             if *worker == ids[0] && keep.is_empty() && delay.is_zero())));
     assert_eq!(sim.heartbeat(&ids[0], true), (true, true));
+    // Released, it left: not lost when its heartbeats stop, and forgotten after the
+    // retention; a late heartbeat does not bring it back.
+    assert_eq!(sim.liveness(&ids[0]), Liveness::Left);
+    assert_eq!(sim.heartbeat(&ids[0], true), (false, false));
+    let retention = SchedulerConfig::default().departed_worker_retention;
+    sim.pass(Duration::from_secs(30));
+    assert_eq!(sim.liveness(&ids[0]), Liveness::Left);
+    sim.pass(retention);
+    assert!(sim.s.workers().get(&ids[0]).is_none(), "forgotten");
+}
+
+#[test]
+fn a_lost_worker_is_forgotten_after_the_retention_unless_it_returns() {
+    let (mut sim, _, ids, _) = setup(2, 1);
+    let retention = SchedulerConfig::default().departed_worker_retention;
+    // w0 falls silent; w1 keeps heartbeating.
+    for _ in 0..(retention.as_secs() + 10) {
+        sim.advance(Duration::from_secs(1));
+        sim.heartbeat(&ids[1], false);
+        sim.tick();
+    }
+    assert!(sim.s.workers().get(&ids[0]).is_none(), "forgotten");
+    assert_eq!(sim.liveness(&ids[1]), Liveness::Alive);
+    // It comes back: registered afresh.
+    sim.register(&ids[0], 1);
+    assert_eq!(sim.liveness(&ids[0]), Liveness::Alive);
 }
 
 #[test]

@@ -252,6 +252,7 @@ fn a_recovered_job_runs_again_with_attempts_of_its_own() {
         submitted_at_ms: 1234,
         incarnation: 2,
         commit: None,
+        storage_locations: Default::default(),
     });
     assert!(matches!(out.reply, Reply::Recovered(Ok(()))));
     assert_eq!(out.records, vec![JobRecord::Submitted(job.clone())]);

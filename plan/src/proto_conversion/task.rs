@@ -10,16 +10,14 @@ use crate::error::{PlanError, Result};
 use crate::ids::{JobId, StageId, TaskAttempt, WorkerId};
 use crate::stage::{
     FileSplit, MapOutputLocation, ReadGrant, ShuffleInput, Sink, StageOutput, TaskDefinition,
-    WriteMode,
 };
+use quiver_storage::WriteMode;
 
-impl From<WriteMode> for pb::WriteMode {
-    fn from(m: WriteMode) -> Self {
-        match m {
-            WriteMode::ErrorIfExists => pb::WriteMode::ErrorIfExists,
-            WriteMode::Overwrite => pb::WriteMode::Overwrite,
-            WriteMode::Append => pb::WriteMode::Append,
-        }
+fn write_mode_to_proto(m: WriteMode) -> pb::WriteMode {
+    match m {
+        WriteMode::ErrorIfExists => pb::WriteMode::ErrorIfExists,
+        WriteMode::Overwrite => pb::WriteMode::Overwrite,
+        WriteMode::Append => pb::WriteMode::Append,
     }
 }
 
@@ -40,7 +38,7 @@ impl From<&Sink> for pb::Sink {
             Sink::Collect => Kind::Collect(pb::CollectSink {}),
             Sink::WriteParquet { directory, mode } => Kind::WriteParquet(pb::WriteParquetSink {
                 directory: directory.clone(),
-                mode: pb::WriteMode::from(*mode) as i32,
+                mode: write_mode_to_proto(*mode) as i32,
             }),
         };
         pb::Sink { kind: Some(kind) }

@@ -39,17 +39,26 @@ pub type OutputLines = Arc<Mutex<Vec<String>>>;
 
 /// Starts `program` and returns it with the first line it prints that contains `marker`
 /// (the binaries print their listening address on start), the lines before it, and the lines
-/// it prints later.
+/// it prints later on stdout or logs on stderr.
 pub fn spawn_and_read(
     mut command: Command,
     marker: &str,
 ) -> (Child, String, Vec<String>, OutputLines) {
     let mut child = command
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("binary starts");
     let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    // The logs (stderr), from the start, so that the child never blocks on a full pipe.
+    let later = OutputLines::default();
+    let sink = later.clone();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap_or_else(|p| p.into_inner()).push(l);
+        }
+    });
     let mut lines = BufReader::new(stdout).lines();
     let mut before = Vec::new();
     let line = loop {
@@ -59,14 +68,14 @@ pub fn spawn_and_read(
             _ => panic!("process exited before printing {marker:?}"),
         }
     };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    let later = OutputLines::default();
+    // Keep draining stdout too; what it prints later joins the logs.
     let sink = later.clone();
     std::thread::spawn(move || {
         for l in lines.map_while(Result::ok) {
             sink.lock().unwrap_or_else(|p| p.into_inner()).push(l);
         }
     });
+
     (child, line, before, later)
 }
 

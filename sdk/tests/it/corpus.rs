@@ -112,13 +112,32 @@ pub fn result_counts(batches: &[RecordBatch]) -> HashMap<String, i64> {
 /// Every word of `files` (lowercased), one row each, in a column `word`: the first half of the
 /// word count job.
 pub fn lowercase_words(files: &[PathBuf]) -> quiver::Dataset {
+    lowercase_words_of(quiver::Dataset::read_text(files).unwrap())
+}
+
+/// [`lowercase_words`] of a dataset of lines (a column `line`).
+pub fn lowercase_words_of(lines: quiver::Dataset) -> quiver::Dataset {
     use quiver::prelude::*;
-    Dataset::read_text(files)
-        .unwrap()
+    lines
         .select([words(col("line")).alias("word")])
         .unwrap()
         .explode("word")
         .unwrap()
         .select([lower(col("word")).alias("word")])
         .unwrap()
+}
+
+/// Word counts decoded from the Parquet objects among `objects` (name, bytes), as
+/// `S3TestServer::objects` lists them.
+pub fn counts_in_parquet_objects(objects: &[(String, bytes::Bytes)]) -> HashMap<String, i64> {
+    let mut batches: Vec<RecordBatch> = Vec::new();
+    for (name, body) in objects.iter().filter(|(n, _)| n.ends_with(".parquet")) {
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(body.clone())
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .build()
+                .unwrap();
+        batches.extend(reader.map(Result::unwrap));
+    }
+    result_counts(&batches)
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use quiver::prelude::*;
-use quiver::{Error, JobOptions, JobProgress, JobState};
+use quiver::{Error, JobOptions, JobProgress, JobState, StageState};
 
 use crate::cluster::{ProcessCluster, alive_workers};
 use crate::corpus::{reference_counts, result_counts, write_corpus};
@@ -193,7 +193,28 @@ async fn cancelling_a_job_stops_its_tasks_within_seconds() {
     .await;
     assert!(job.cancel().await.unwrap());
     assert!(matches!(job.wait().await, Err(Error::JobCancelled { .. })));
-    assert_eq!(job.status().await.unwrap().state, JobState::Cancelled);
+    let status = job.status().await.unwrap();
+    assert_eq!(status.state, JobState::Cancelled);
+    // Its stages agree: the one that ran is cancelled (or had completed), those that never
+    // started are skipped; nothing says running.
+    assert!(
+        status.stages.iter().all(|s| s.tasks_running == 0
+            && match s.state {
+                StageState::Cancelled | StageState::Complete => true,
+                StageState::Skipped => s.tasks_done == 0,
+                _ => false,
+            }),
+        "{:?}",
+        status.stages
+    );
+    assert!(
+        status
+            .stages
+            .iter()
+            .any(|s| s.state == StageState::Cancelled),
+        "{:?}",
+        status.stages
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         let running: u32 = client

@@ -1,17 +1,23 @@
-//! "Several machines" on one: the coordinator and each worker bound to its own loopback
-//! address (Linux routes all of 127.0.0.0/8 to `lo`), each worker with its own work directory,
-//! so that every address a process advertises, and every dial between them, is checked as it
-//! would be across hosts. (The driver dials from the default source address: the client has
-//! no flag to choose its own.)
+//! "Several machines" on one: the coordinator, each worker and the driver bound to its own
+//! loopback address (Linux routes all of 127.0.0.0/8 to `lo`), each worker with its own work
+//! directory, and every input and output on an S3 server (a real moto process), so that
+//! nothing is shared but the network: every address a process advertises, and every dial
+//! between them, is checked as it would be across hosts.
 
+use std::net::IpAddr;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use quiver::prelude::*;
+use quiver::{ClientOptions, Sources};
+use quiver_storage::S3TestServer;
 
 use crate::cluster::{alive_workers, binary, spawn_and_read};
-use crate::corpus::{reference_counts, result_counts, write_corpus};
-use crate::wordcount::word_count;
+use crate::corpus::{counts_in_parquet_objects, reference_counts, write_corpus};
+use crate::wordcount::word_count_of;
+
+/// The driver's own address.
+const DRIVER: &str = "127.0.0.5";
 
 /// Kills the processes when the test ends, however it ends.
 struct Processes(Vec<Child>);
@@ -37,8 +43,10 @@ fn extra_loopback_addresses() -> bool {
 }
 
 /// A coordinator on 127.0.0.2 and two workers on 127.0.0.3 and 127.0.0.4 (the second told
-/// its address with `--advertise-addr`), each with its own work directory.
-async fn start(work: &std::path::Path) -> (Processes, String) {
+/// its address with `--advertise-addr`), each with its own work directory and `s3`'s
+/// credentials in its environment; and a client dialing from [`DRIVER`].
+async fn start(work: &std::path::Path, s3: Option<&S3TestServer>) -> (Processes, String, Client) {
+    let s3_env = s3.map(S3TestServer::env).unwrap_or_default();
     let mut cmd = Command::new(binary("quiver-coordinator"));
     cmd.args([
         "--bind",
@@ -50,6 +58,7 @@ async fn start(work: &std::path::Path) -> (Processes, String) {
         "--heartbeat-timeout",
         "2",
     ])
+    .envs(s3_env.clone())
     .env("RUST_LOG", "warn");
     let (coordinator, line, _, _) = spawn_and_read(cmd, "listening on");
     let url = line.rsplit(' ').next().expect("url").to_string();
@@ -69,12 +78,16 @@ async fn start(work: &std::path::Path) -> (Processes, String) {
             .args(extra)
             .arg("--work-dir")
             .arg(work.join(format!("w{i}")))
+            .envs(s3_env.clone())
             .env("RUST_LOG", "warn");
         let (worker, line, _, _) = spawn_and_read(cmd, "listening on");
         assert!(line.contains(&format!("http://{ip}:")), "{line}");
         processes.0.push(worker);
     }
-    let client = Client::connect(&url).await.unwrap();
+    let driver: IpAddr = DRIVER.parse().unwrap();
+    let client = Client::connect_with(&url, ClientOptions::new().source_address(driver))
+        .await
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while alive_workers(&client).await < 2 {
         assert!(Instant::now() < deadline, "the workers did not register");
@@ -88,7 +101,68 @@ async fn start(work: &std::path::Path) -> (Processes, String) {
             && addresses[1].starts_with("http://127.0.0.4:"),
         "{addresses:?}"
     );
-    (processes, url)
+    // The driver's connection to the coordinator comes from its own address.
+    let port = url.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(
+        tcp_connection_exists(
+            DRIVER,
+            std::net::SocketAddrV4::new([127, 0, 0, 2].into(), port)
+        ),
+        "no connection from {DRIVER} to {url}"
+    );
+    (processes, url, client)
+}
+
+/// Whether an established TCP connection from `local` (any port) to `remote` is listed in
+/// /proc/net/tcp (addresses there are little-endian hex).
+fn tcp_connection_exists(local: &str, remote: std::net::SocketAddrV4) -> bool {
+    let hex = |ip: std::net::Ipv4Addr| {
+        let o = ip.octets();
+        format!("{:02X}{:02X}{:02X}{:02X}", o[3], o[2], o[1], o[0])
+    };
+    let local = hex(local.parse().unwrap());
+    let remote = format!("{}:{:04X}", hex(*remote.ip()), remote.port());
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .any(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            f.len() > 3 && f[1].starts_with(&local) && f[2] == remote && f[3] == "01"
+        })
+}
+
+/// The corpus in `bucket` under `corpus/`, and word count over it read from there.
+fn corpus_in_bucket(s3: &S3TestServer, bucket: &str, files: &[std::path::PathBuf]) -> Dataset {
+    s3.create_bucket(bucket);
+    for f in files {
+        let name = f.file_name().unwrap().to_string_lossy();
+        s3.put(
+            &format!("s3://{bucket}/corpus/{name}"),
+            std::fs::read(f).unwrap(),
+        );
+    }
+    let lines = Sources::with_storage(s3.options())
+        .read_text(&[format!("s3://{bucket}/corpus/")])
+        .unwrap();
+    word_count_of(lines)
+}
+
+/// The objects of a finished write: `_SUCCESS` and one part per partition, nothing else.
+fn assert_committed(
+    s3: &S3TestServer,
+    url: &str,
+    partitions: usize,
+) -> Vec<(String, bytes::Bytes)> {
+    let objects = s3.objects(url);
+    let names: Vec<&str> = objects
+        .iter()
+        .map(|(n, _)| n.rsplit('/').next().unwrap())
+        .collect();
+    let mut expected = vec!["_SUCCESS".to_string()];
+    expected.extend((0..partitions).map(|p| format!("part-{p:05}.parquet")));
+    assert_eq!(names, expected, "{url}");
+    objects
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,10 +173,44 @@ async fn word_count_across_processes_on_separate_loopback_addresses() {
     let input = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let files = write_corpus(input.path(), 4, 3000, 61);
-    let (_processes, url) = start(work.path()).await;
-    let client = Client::connect(&url).await.unwrap();
-    let got = result_counts(&word_count(&files).collect(&client).await.unwrap());
-    assert_eq!(got, reference_counts(&files));
+    // With an S3 server, input and output are in a bucket; without one, the same run on local
+    // files still checks every address.
+    let s3 = S3TestServer::start();
+    let (_processes, _url, client) = start(work.path(), s3.as_ref()).await;
+    match &s3 {
+        Some(s3) => {
+            let options = quiver::JobOptions {
+                shuffle_partitions: Some(4),
+                ..Default::default()
+            };
+            let sink = Sink::WriteParquet {
+                directory: "s3://hosts/counts".into(),
+                mode: WriteMode::ErrorIfExists,
+            };
+            client
+                .submit_with(&corpus_in_bucket(s3, "hosts", &files), sink, "wc", options)
+                .await
+                .unwrap()
+                .wait()
+                .await
+                .unwrap();
+            let written = assert_committed(s3, "s3://hosts/counts", 4);
+            assert_eq!(
+                counts_in_parquet_objects(&written),
+                reference_counts(&files)
+            );
+        }
+        None => {
+            let batches = crate::wordcount::word_count(&files)
+                .collect(&client)
+                .await
+                .unwrap();
+            assert_eq!(
+                crate::corpus::result_counts(&batches),
+                reference_counts(&files)
+            );
+        }
+    }
     let workers = client.list_workers().await.unwrap();
     assert!(workers.iter().all(|w| w.tasks_completed > 0), "{workers:?}");
 }
@@ -112,13 +220,28 @@ async fn word_count_on_separate_loopback_addresses_survives_a_worker_kill() {
     if !extra_loopback_addresses() {
         return;
     }
+    let Some(s3) = S3TestServer::start() else {
+        return;
+    };
     let input = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let files = write_corpus(input.path(), 4, 30_000, 62);
-    let (mut processes, url) = start(work.path()).await;
-    let client = Client::connect(&url).await.unwrap();
+    let (mut processes, _url, client) = start(work.path(), Some(&s3)).await;
+    let options = quiver::JobOptions {
+        shuffle_partitions: Some(4),
+        ..Default::default()
+    };
+    let sink = Sink::WriteParquet {
+        directory: "s3://killed/counts".into(),
+        mode: WriteMode::ErrorIfExists,
+    };
     let job = client
-        .submit(&word_count(&files), Sink::Collect)
+        .submit_with(
+            &corpus_in_bucket(&s3, "killed", &files),
+            sink,
+            "wc",
+            options,
+        )
         .await
         .unwrap();
     // kill -9 of the worker on 127.0.0.3 once the job has done some of its work.
@@ -134,9 +257,13 @@ async fn word_count_on_separate_loopback_addresses_survives_a_worker_kill() {
     }
     processes.0[1].kill().unwrap();
     let _ = processes.0[1].wait();
-    let batches = tokio::time::timeout(Duration::from_secs(120), job.collect())
+    tokio::time::timeout(Duration::from_secs(120), job.wait())
         .await
         .expect("the job finishes on the surviving worker")
         .unwrap();
-    assert_eq!(result_counts(&batches), reference_counts(&files));
+    let written = assert_committed(&s3, "s3://killed/counts", 4);
+    assert_eq!(
+        counts_in_parquet_objects(&written),
+        reference_counts(&files)
+    );
 }

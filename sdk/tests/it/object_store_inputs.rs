@@ -11,30 +11,10 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 use quiver::prelude::*;
 use quiver::{JobOptions, Sources};
-use quiver_storage::object_store::ObjectStoreExt;
-use quiver_storage::{Location, ObjectStores, S3TestServer, block_on};
+use quiver_storage::S3TestServer;
 
 use crate::cluster;
 use crate::corpus::{reference_counts, result_counts, write_corpus};
-
-/// Uploads `bytes` to `url` on `server`.
-fn put(server: &S3TestServer, url: &str, bytes: Vec<u8>) {
-    let location = Location::parse(url).unwrap();
-    let store = ObjectStores::new()
-        .store(&location, &server.options())
-        .unwrap();
-    let path = location.object_path().clone();
-    block_on(async move { store.put(&path, bytes.into()).await.map(|_| ()) }).unwrap();
-}
-
-fn delete(server: &S3TestServer, url: &str) {
-    let location = Location::parse(url).unwrap();
-    let store = ObjectStores::new()
-        .store(&location, &server.options())
-        .unwrap();
-    let path = location.object_path().clone();
-    block_on(async move { store.delete(&path).await }).unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn word_count_over_s3_splits_lines_like_local_files() {
@@ -58,15 +38,14 @@ async fn word_count_over_s3_splits_lines_like_local_files() {
     files.push(big_path);
     for f in &files {
         let name = f.file_name().unwrap().to_string_lossy();
-        put(
-            &server,
+        server.put(
             &format!("s3://text/corpus/{name}"),
             std::fs::read(f).unwrap(),
         );
     }
     // Skipped inside a directory, as for local ones.
-    put(&server, "s3://text/corpus/_SUCCESS", b"not text".to_vec());
-    put(&server, "s3://text/corpus/.hidden", b"zzz".to_vec());
+    server.put("s3://text/corpus/_SUCCESS", b"not text".to_vec());
+    server.put("s3://text/corpus/.hidden", b"zzz".to_vec());
     let expected = reference_counts(&files);
 
     let sources = Sources::with_storage(server.options());
@@ -82,16 +61,7 @@ async fn word_count_over_s3_splits_lines_like_local_files() {
             "s3://text/corpus/part-99.txt"
         ]
     );
-    let counts = lines
-        .select([words(col("line")).alias("word")])
-        .unwrap()
-        .explode("word")
-        .unwrap()
-        .select([lower(col("word")).alias("word")])
-        .unwrap()
-        .group_by(["word"])
-        .agg([count().alias("count")])
-        .unwrap();
+    let counts = crate::wordcount::word_count_of(lines);
     let cluster = cluster::local(2).await;
     let client = cluster
         .client()
@@ -168,11 +138,7 @@ async fn parquet_group_by_and_csv_glob_over_s3() {
         let mut writer = ArrowWriter::try_new(&mut bytes, schema.clone(), Some(props)).unwrap();
         writer.write(&batch).unwrap();
         writer.close().unwrap();
-        put(
-            &server,
-            &format!("s3://tables/sales/part-{f}.parquet"),
-            bytes,
-        );
+        server.put(&format!("s3://tables/sales/part-{f}.parquet"), bytes);
     }
     let sources = Sources::with_storage(server.options());
     let cluster = cluster::local(2).await;
@@ -211,14 +177,9 @@ async fn parquet_group_by_and_csv_glob_over_s3() {
             e.0 += i * day;
             e.1 += 1;
         }
-        put(
-            &server,
-            &format!("s3://tables/csv/day-{day}.csv"),
-            text.into_bytes(),
-        );
+        server.put(&format!("s3://tables/csv/day-{day}.csv"), text.into_bytes());
     }
-    put(
-        &server,
+    server.put(
         "s3://tables/csv/other.csv",
         b"city,amount\nc1,1000000\n".to_vec(),
     );
@@ -264,9 +225,9 @@ async fn missing_objects_are_errors_naming_the_url() {
     assert!(e.contains("s3://sparse/logs/*.parquet"), "{e}");
 
     // Listed, then gone before the workers read it: the task's error names the URL.
-    put(&server, "s3://sparse/gone.txt", b"a b c\n".to_vec());
+    server.put("s3://sparse/gone.txt", b"a b c\n".to_vec());
     let lines = sources.read_text(&["s3://sparse/gone.txt"]).unwrap();
-    delete(&server, "s3://sparse/gone.txt");
+    server.delete("s3://sparse/gone.txt");
     let cluster = cluster::local(1).await;
     let client = cluster
         .client()

@@ -7,13 +7,11 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use quiver::arrow::record_batch::RecordBatch;
 use quiver::prelude::*;
-use quiver_storage::object_store::{ObjectStore, ObjectStoreExt};
-use quiver_storage::{Location, ObjectStores, S3TestServer, block_on};
+use quiver_storage::S3TestServer;
 
 use crate::cluster::{self, ProcessCluster};
-use crate::corpus::{reference_counts, result_counts, write_corpus};
+use crate::corpus::{counts_in_parquet_objects, reference_counts, result_counts, write_corpus};
 use crate::wordcount::word_count;
 
 /// The names in `dir`, sorted.
@@ -172,41 +170,6 @@ async fn wait_until_writing(client: &Client, id: &str) {
     }
 }
 
-/// The objects under `prefix` in the moto bucket, by name, with their bytes.
-fn objects(server: &S3TestServer, url: &str) -> Vec<(String, bytes::Bytes)> {
-    let location = Location::parse(url).unwrap();
-    let store = ObjectStores::new()
-        .store(&location, &server.options())
-        .unwrap();
-    let prefix = location.object_path().clone();
-    block_on(async move {
-        use futures::TryStreamExt;
-        let mut metas: Vec<_> = store.list(Some(&prefix)).try_collect().await.unwrap();
-        metas.sort_by(|a, b| a.location.cmp(&b.location));
-        let mut out = Vec::new();
-        for m in metas {
-            let body = store.get(&m.location).await.unwrap().bytes().await.unwrap();
-            let name = m.location.filename().unwrap_or_default().to_string();
-            out.push((name, body));
-        }
-        out
-    })
-}
-
-/// Word counts decoded from Parquet objects.
-fn counts_in(objects: &[(String, bytes::Bytes)]) -> HashMap<String, i64> {
-    let mut batches: Vec<RecordBatch> = Vec::new();
-    for (name, body) in objects.iter().filter(|(n, _)| n.ends_with(".parquet")) {
-        let reader =
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(body.clone())
-                .unwrap_or_else(|e| panic!("{name}: {e}"))
-                .build()
-                .unwrap();
-        batches.extend(reader.map(Result::unwrap));
-    }
-    result_counts(&batches)
-}
-
 /// A word count written to a bucket by worker processes, one of them killed while the final
 /// stage writes: exactly one object per partition, exact counts, nothing temporary left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,15 +205,21 @@ async fn a_word_count_written_to_s3_is_exact_with_a_worker_killed_mid_write() {
         .expect("the job finishes")
         .unwrap()
         .expect("the job succeeds with one worker left");
-    let written = objects(&server, "s3://words/counts");
-    let names: Vec<&str> = written.iter().map(|(n, _)| n.as_str()).collect();
+    let written = server.objects("s3://words/counts");
+    let names: Vec<&str> = written
+        .iter()
+        .map(|(n, _)| n.strip_prefix("counts/").unwrap_or(n))
+        .collect();
     let mut expected_names = vec!["_SUCCESS".to_string()];
     expected_names.extend((0..6).map(|p| format!("part-{p:05}.parquet")));
     assert_eq!(
         names, expected_names,
         "one object per partition, no temporaries"
     );
-    assert_eq!(counts_in(&written), reference_counts(&files));
+    assert_eq!(
+        counts_in_parquet_objects(&written),
+        reference_counts(&files)
+    );
 
     // Written again without overwrite: refused at submit, the objects untouched.
     let sink = Sink::WriteParquet {

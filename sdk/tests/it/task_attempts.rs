@@ -79,7 +79,13 @@ async fn details_list_every_attempt_with_its_failure_and_the_shuffle_bytes_it_re
             match a.state {
                 TaskAttemptState::Succeeded => *succeeded.entry(a.partition).or_default() += 1,
                 TaskAttemptState::Failed => failed.push((stage.id, a.clone())),
-                // Nothing was cancelled or lost: no speculation at this size, no worker died.
+                // A race with a speculative copy (on a slow machine) cancels the loser.
+                TaskAttemptState::Cancelled
+                    if stage
+                        .attempts
+                        .iter()
+                        .any(|b| b.partition == a.partition && b.speculative) => {}
+                // Nothing else was cancelled or lost: no worker died.
                 other => panic!("unexpected {other:?} attempt: {a:?}"),
             }
         }

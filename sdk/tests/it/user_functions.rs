@@ -214,6 +214,21 @@ async fn a_function_that_panics_on_one_row_fails_the_job_after_retries_and_worke
     assert!(msg.contains("picky cannot stand the word straße"), "{msg}");
     assert!(msg.contains("attempt 4 of at most 4"), "{msg}");
     assert!(msg.contains("stage 0 partition"), "{msg}");
+    // The failing stage says failed; the stages after it never ran: skipped.
+    let jobs = client.list_jobs().await.unwrap();
+    let failed = jobs
+        .iter()
+        .find(|j| j.state == quiver::JobState::Failed)
+        .expect("the failed job is listed");
+    let stages = &failed.stages;
+    assert!(stages.len() >= 2, "{stages:?}");
+    assert_eq!(stages[0].state, quiver::StageState::Failed, "{stages:?}");
+    assert!(
+        stages[1..]
+            .iter()
+            .all(|s| s.state == quiver::StageState::Skipped && s.tasks_done == 0),
+        "{stages:?}"
+    );
     // Still two healthy workers that run the next job.
     let workers = client.list_workers().await.unwrap();
     assert_eq!(workers.len(), 2);

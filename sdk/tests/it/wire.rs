@@ -153,13 +153,17 @@ fn job_and_stage_states_decode_one_to_one() {
         StageState::Running,
         StageState::Complete,
         StageState::Failed,
+        StageState::Cancelled,
+        StageState::Skipped,
     ];
     for state in stages {
         match state {
             StageState::Waiting
             | StageState::Running
             | StageState::Complete
-            | StageState::Failed => {}
+            | StageState::Failed
+            | StageState::Cancelled
+            | StageState::Skipped => {}
         }
     }
     let defined_jobs: Vec<i32> = (1..100)

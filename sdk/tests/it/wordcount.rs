@@ -4,11 +4,16 @@ use quiver::prelude::*;
 use quiver::{JobOptions, StageOutput};
 
 use crate::cluster;
-use crate::corpus::{lowercase_words, reference_counts, result_counts, write_corpus};
+use crate::corpus::{lowercase_words_of, reference_counts, result_counts, write_corpus};
 
 /// The word count dataset, as the example builds it.
 pub fn word_count(files: &[std::path::PathBuf]) -> Dataset {
-    lowercase_words(files)
+    word_count_of(Dataset::read_text(files).unwrap())
+}
+
+/// Word count of a dataset of lines (a column `line`), e.g. read from an object store.
+pub fn word_count_of(lines: Dataset) -> Dataset {
+    lowercase_words_of(lines)
         .group_by(["word"])
         .agg([count().alias("count")])
         .unwrap()

@@ -12,16 +12,10 @@ pub fn union_input<'a>(
     partitions: &[u32],
     partition: u32,
 ) -> Result<(&'a PlanNode, u32)> {
-    // u64: partition counts come over the wire, and their sum must not wrap.
-    let mut offset: u64 = 0;
-    for (input, &count) in inputs.iter().zip(partitions) {
-        let end = offset + u64::from(count);
-        if u64::from(partition) < end {
-            return Ok((input, (u64::from(partition) - offset) as u32));
-        }
-        offset = end;
-    }
-    Err(WorkerError::Plan(PlanError::InvalidPlan(format!(
-        "task {partition} is beyond the union's {offset} partitions"
-    ))))
+    quiver_plan::union_input(inputs, partitions, partition).ok_or_else(|| {
+        let total: u64 = partitions.iter().map(|&p| u64::from(p)).sum();
+        WorkerError::Plan(PlanError::InvalidPlan(format!(
+            "task {partition} is beyond the union's {total} partitions"
+        )))
+    })
 }

@@ -9,23 +9,13 @@ use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 use quiver_plan::{CsvOptions, FileSplit, ScanNode};
-use quiver_storage::object_store::ObjectStoreExt;
-use quiver_storage::{Location, ObjectStores, S3TestServer, block_on};
+use quiver_storage::{ObjectStores, S3TestServer};
 use quiver_worker::io::csv_reader::read_csv_split_in;
 use quiver_worker::io::input_storage::InputStorage;
 use quiver_worker::io::parquet_reader::read_parquet_split_in;
 use quiver_worker::io::text_reader::TextSplitReader;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-fn put(server: &S3TestServer, url: &str, bytes: Vec<u8>) {
-    let location = Location::parse(url).unwrap();
-    let store = ObjectStores::new()
-        .store(&location, &server.options())
-        .unwrap();
-    let path = location.object_path().clone();
-    block_on(async move { store.put(&path, bytes.into()).await.map(|_| ()) }).unwrap();
-}
 
 fn split(path: &str, start: u64, end: u64, row_groups: Vec<u32>) -> FileSplit {
     FileSplit {
@@ -80,7 +70,7 @@ fn text_parquet_and_csv_splits_read_the_same_from_s3_and_local_files() {
     let local = dir.path().join("t.txt");
     std::fs::write(&local, &text).unwrap();
     let local = local.to_string_lossy().to_string();
-    put(&server, "s3://inputs/t.txt", text.clone().into_bytes());
+    server.put("s3://inputs/t.txt", text.clone().into_bytes());
     let size = text.len() as u64;
     for pieces in [1u64, 2, 7, 33] {
         let mut from_s3 = vec![];
@@ -111,7 +101,7 @@ fn text_parquet_and_csv_splits_read_the_same_from_s3_and_local_files() {
     let mut writer = ArrowWriter::try_new(&mut bytes, schema.clone(), Some(props)).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
-    put(&server, "s3://inputs/v.parquet", bytes);
+    server.put("s3://inputs/v.parquet", bytes);
     for groups in [vec![0], vec![3], vec![9], vec![2, 5]] {
         let got: Vec<i64> = read_parquet_split_in(
             &split("s3://inputs/v.parquet", 0, 0, groups.clone()),
@@ -153,7 +143,7 @@ fn text_parquet_and_csv_splits_read_the_same_from_s3_and_local_files() {
     for i in 0..5000 {
         csv.push_str(&format!("{i}\n"));
     }
-    put(&server, "s3://inputs/c.csv", csv.into_bytes());
+    server.put("s3://inputs/c.csv", csv.into_bytes());
     let csv_schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
     let sum: i64 = read_csv_split_in(
         &split("s3://inputs/c.csv", 0, 0, vec![]),
