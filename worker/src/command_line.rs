@@ -232,8 +232,17 @@ pub async fn run(args: WorkerArgs, functions: Arc<FunctionRegistry>) -> Result<(
     tokio::select! {
         // Ctrl-C: stop now (running tasks are cancelled and run again elsewhere).
         _ = tokio::signal::ctrl_c() => worker.shutdown().await,
-        // SIGTERM (what service managers send): finish what runs, then leave.
-        _ = term.recv() => worker.drain(args.drain_timeout).await,
+        // SIGTERM (what service managers send): finish what runs, then leave; Ctrl-C or a
+        // second SIGTERM while draining stops at once.
+        _ = term.recv() => {
+            let again = async move {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            };
+            worker.drain(args.drain_timeout, again).await
+        }
     }
     Ok(())
 }

@@ -142,16 +142,28 @@ impl RunningWorker {
     /// Graceful shutdown, as on SIGTERM: take no new tasks, let the running ones finish, keep
     /// serving shuffle data until the coordinator says nothing needs this worker any more (or
     /// `max_wait` passes), then stop.
-    pub async fn drain(self, max_wait: Duration) {
+    /// `interrupted` cuts the wait short (a second signal: stop now).
+    pub async fn drain(
+        self,
+        max_wait: Duration,
+        interrupted: impl std::future::Future<Output = ()>,
+    ) {
         info!(worker = %self.id, "draining: no new tasks; waiting for running tasks and shuffle readers");
         self.link.start_draining();
         let deadline = tokio::time::Instant::now() + max_wait;
+        tokio::pin!(interrupted);
         while !(self.link.is_released() && self.executor.running_count() == 0) {
             if tokio::time::Instant::now() >= deadline {
                 tracing::warn!(worker = %self.id, "drain timed out; stopping anyway");
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = &mut interrupted => {
+                    tracing::warn!(worker = %self.id, "interrupted while draining; stopping now");
+                    break;
+                }
+            }
         }
         self.shutdown().await;
     }

@@ -64,19 +64,7 @@ async fn health_endpoints_follow_registration_and_drain() {
     assert!(unknown.starts_with("HTTP/1.1 404"), "{unknown}");
 
     let work = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(binary("quiver-worker"));
-    cmd.args(["--coordinator", &cluster.url, "--slots", "1"])
-        .args(["--token-file", &token_path, "--health-bind", "127.0.0.1:0"])
-        .arg("--work-dir")
-        .arg(work.path())
-        .env("RUST_LOG", "warn");
-    let (mut worker, _, before, _) = spawn_and_read(cmd, "listening on");
-    let health = before
-        .iter()
-        .find(|l| l.contains("health endpoint on"))
-        .and_then(|l| l.split(' ').find(|w| w.starts_with("http://")))
-        .expect("health endpoint line")
-        .to_string();
+    let (mut worker, health) = spawn_worker(&cluster.url, &token_path, work.path());
     assert!(http_get(&health, "/healthz", None).starts_with("HTTP/1.1 200"));
     wait_for_answer(&health, "/readyz", "HTTP/1.1 200").await;
 
@@ -96,4 +84,57 @@ async fn health_endpoints_follow_registration_and_drain() {
         assert!(Instant::now() < deadline, "the drained worker did not exit");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // A second signal (Ctrl-C) while draining stops a worker at once, released or not.
+    let work = tempfile::tempdir().unwrap();
+    let (mut second, health) = spawn_worker(&cluster.url, &token_path, work.path());
+    wait_for_answer(&health, "/readyz", "HTTP/1.1 200").await;
+    cluster.signal_coordinator("STOP");
+    let pid = second.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_for_answer(&health, "/readyz", "HTTP/1.1 503").await;
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while second.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "Ctrl-C did not stop a draining worker"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.signal_coordinator("CONT");
+}
+
+/// Starts a worker with a health endpoint; returns it and the endpoint's URL.
+fn spawn_worker(
+    url: &str,
+    token_path: &str,
+    work: &std::path::Path,
+) -> (std::process::Child, String) {
+    let mut cmd = Command::new(binary("quiver-worker"));
+    cmd.args(["--coordinator", url, "--slots", "1"])
+        .args(["--token-file", token_path, "--health-bind", "127.0.0.1:0"])
+        .arg("--work-dir")
+        .arg(work)
+        .env("RUST_LOG", "warn");
+    let (worker, _, before, _) = spawn_and_read(cmd, "listening on");
+    let health = before
+        .iter()
+        .find(|l| l.contains("health endpoint on"))
+        .and_then(|l| l.split(' ').find(|w| w.starts_with("http://")))
+        .expect("health endpoint line")
+        .to_string();
+    (worker, health)
 }
