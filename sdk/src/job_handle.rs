@@ -247,12 +247,18 @@ impl JobHandle {
     /// job's current state. It ends with an error if the coordinator cannot be reached in
     /// that time, or if it answers but no longer knows the job.
     pub async fn progress(&self) -> Result<impl Stream<Item = Result<JobProgress>> + use<>> {
-        let first = self.watch().await.map_err(|e| Error::rpc("WatchJob", e))?;
+        // A first call that meets an outage (the coordinator restarting just then) is
+        // followed like a connection lost later; a refusal is an error at once.
+        let (stream, outage_since) = match self.watch().await {
+            Ok(first) => (Some(first), None),
+            Err(status) if is_outage(&status) => (None, Some(tokio::time::Instant::now())),
+            Err(status) => return Err(Error::rpc("WatchJob", status)),
+        };
         let follower = ProgressFollower {
             handle: self.clone(),
-            stream: Some(first),
+            stream,
             finished: false,
-            outage_since: None,
+            outage_since,
             broken_streams: 0,
         };
         Ok(futures::stream::unfold(follower, |mut f| async move {
