@@ -13,7 +13,9 @@ use std::time::Instant;
 
 use anyhow::{Context, ensure};
 use clap::Parser;
-use quiver_examples::jobs::{ClusterArgs, ExampleCluster, generated_dir, init_logging, terasort};
+use quiver_examples::jobs::{
+    ClusterArgs, ExampleCluster, generated_dir, init_logging, show_progress, terasort,
+};
 
 /// Sort 100-byte records by their 10-byte key.
 #[derive(Parser, Debug)]
@@ -51,11 +53,13 @@ async fn main() -> anyhow::Result<()> {
 
     let started = Instant::now();
     let sorted = terasort::sort_job(&input)?;
-    sorted
+    let job = sorted
         .write_parquet(&cluster.client, &output)
         .name("terasort")
-        .await
-        .context("sort failed")?;
+        .submit()
+        .await?;
+    show_progress(&job).await;
+    job.wait().await.context("sort failed")?;
     let elapsed = started.elapsed();
     let count = terasort::validate(&output)?;
     if args.input.is_empty() {

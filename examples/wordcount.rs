@@ -8,21 +8,21 @@
 //! cargo run --release --example wordcount -- --size 1024          # MiB of generated text
 //! cargo run --release --example wordcount -- --input a.txt dir/   # your own files
 //! cargo run --release --example wordcount -- --coordinator http://127.0.0.1:50050
-//! cargo run --release --example wordcount -- --output counts/     # also write Parquet
+//! cargo run --release --example wordcount -- --output counts/     # write the counts as Parquet
 //! ```
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use arrow::array::{AsArray, Int64Array};
 use clap::Parser;
-use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
-use quiver::JobOptions;
 use quiver::arrow;
 use quiver::prelude::*;
-use quiver_examples::jobs::{ClusterArgs, ExampleCluster, init_logging};
+use quiver::{JobOptions, Sources};
+use quiver_examples::jobs::{
+    ClusterArgs, ExampleCluster, collect_named, init_logging, show_progress,
+};
 
 /// Count the words of text files on a Quiver cluster.
 #[derive(Parser, Debug)]
@@ -35,7 +35,8 @@ struct Args {
     size: u64,
     #[command(flatten)]
     cluster: ClusterArgs,
-    /// Also write every (word, count) pair as Parquet into this directory.
+    /// Write every (word, count) pair as Parquet into this directory (or object store URL);
+    /// the top 20 are then read back from it.
     #[arg(long)]
     output: Option<PathBuf>,
 }
@@ -67,11 +68,29 @@ async fn main() -> anyhow::Result<()> {
 
     let started = Instant::now();
     let counts = quiver_examples::word_count(&inputs)?;
-    let job = client
-        .submit_with(&counts, Sink::Collect, "wordcount", JobOptions::default())
-        .await?;
-    show_progress(&job).await;
-    let batches = job.collect().await.context("word count failed")?;
+    // One pass over the text: with --output the job writes the counts, and the top 20 are
+    // read back from what it wrote; without, it collects them.
+    let batches = match &args.output {
+        None => {
+            let job = client
+                .submit_with(&counts, Sink::Collect, "wordcount", JobOptions::default())
+                .await?;
+            show_progress(&job).await;
+            job.collect().await.context("word count failed")?
+        }
+        Some(dir) => {
+            let job = counts
+                .write_parquet(client, dir)
+                .name("wordcount")
+                .submit()
+                .await?;
+            show_progress(&job).await;
+            job.wait().await.context("word count failed")?;
+            println!("wrote Parquet to {}", dir.display());
+            let written = Sources::default().read_parquet(&[dir])?;
+            collect_named(client, &written, "wordcount-read-back").await?
+        }
+    };
     let elapsed = started.elapsed();
 
     let mut pairs: Vec<(String, i64)> = Vec::new();
@@ -94,40 +113,6 @@ async fn main() -> anyhow::Result<()> {
     println!("total words:    {total}");
     println!("elapsed:        {:.2} s", elapsed.as_secs_f64());
 
-    if let Some(dir) = &args.output {
-        counts.write_parquet(client, dir).await?;
-        println!("wrote Parquet to {}", dir.display());
-    }
     cluster.shutdown().await;
     Ok(())
-}
-
-/// Shows a progress bar of tasks done until the job finishes.
-async fn show_progress(job: &JobHandle) {
-    let bar = ProgressBar::new(1);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} tasks  {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.enable_steady_tick(Duration::from_millis(120));
-    if let Ok(stream) = job.progress().await {
-        let mut stream = Box::pin(stream);
-        while let Some(Ok(p)) = stream.next().await {
-            let (done, total) = p.tasks();
-            bar.set_length(u64::from(total.max(1)));
-            bar.set_position(u64::from(done));
-            let stages: Vec<String> = p
-                .stages
-                .iter()
-                .map(|s| format!("stage {}: {}/{}", s.id, s.tasks_done, s.tasks_total))
-                .collect();
-            bar.set_message(match &p.waiting_reason {
-                Some(why) => why.clone(),
-                None => stages.join("  "),
-            });
-        }
-    }
-    bar.finish_and_clear();
 }

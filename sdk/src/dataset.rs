@@ -13,7 +13,7 @@ use quiver_plan::{
 
 use crate::client::{Client, JobOptions};
 use crate::error::{Error, Result};
-use crate::job_handle::JobProgress;
+use crate::job_handle::{JobHandle, JobProgress};
 use crate::source_listing;
 use quiver_storage::StorageOptions;
 
@@ -435,6 +435,18 @@ impl ParquetWrite<'_> {
         self.options = options;
         self
     }
+
+    /// Submits the job and returns at once, to follow it (`progress()`, `wait()`) instead of
+    /// awaiting its end.
+    pub async fn submit(self) -> Result<JobHandle> {
+        let sink = Sink::WriteParquet {
+            directory: self.directory,
+            mode: self.mode,
+        };
+        self.client
+            .submit_with(self.dataset, sink, &self.name, self.options)
+            .await
+    }
 }
 
 impl<'a> std::future::IntoFuture for ParquetWrite<'a> {
@@ -443,17 +455,7 @@ impl<'a> std::future::IntoFuture for ParquetWrite<'a> {
         std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output> + Send + 'a>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let sink = Sink::WriteParquet {
-                directory: self.directory,
-                mode: self.mode,
-            };
-            self.client
-                .submit_with(self.dataset, sink, &self.name, self.options)
-                .await?
-                .wait()
-                .await
-        })
+        Box::pin(async move { self.submit().await?.wait().await })
     }
 }
 
