@@ -85,28 +85,26 @@ impl AttemptHistory {
     }
 
     /// Attempt `attempt` ended at `now` with `outcome` (ignored if it is not running: an
-    /// attempt ends once).
-    pub fn ended(&mut self, attempt: u32, outcome: AttemptOutcome, now: Timestamp) {
-        if let Some(r) = self
+    /// attempt ends once); its record, if it was running.
+    pub fn ended(
+        &mut self,
+        attempt: u32,
+        outcome: AttemptOutcome,
+        now: Timestamp,
+    ) -> Option<&mut AttemptRecord> {
+        let r = self
             .records
             .iter_mut()
             .rev()
-            .find(|r| r.attempt == attempt && r.finished.is_none())
-        {
-            r.finished = Some(now);
-            r.outcome = outcome;
-        }
+            .find(|r| r.attempt == attempt && r.finished.is_none())?;
+        r.finished = Some(now);
+        r.outcome = outcome;
+        Some(r)
     }
 
     /// Attempt `attempt` succeeded at `now`, having done `figures`.
     pub fn succeeded(&mut self, attempt: u32, figures: AttemptFigures, now: Timestamp) {
-        self.ended(attempt, AttemptOutcome::Succeeded, now);
-        if let Some(r) = self
-            .records
-            .iter_mut()
-            .rev()
-            .find(|r| r.attempt == attempt && r.outcome == AttemptOutcome::Succeeded)
-        {
+        if let Some(r) = self.ended(attempt, AttemptOutcome::Succeeded, now) {
             r.figures = figures;
         }
     }

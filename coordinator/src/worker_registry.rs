@@ -55,6 +55,12 @@ impl WorkerEntry {
         self.liveness == Liveness::Alive
     }
 
+    /// It stopped being alive at `now`: lost or left.
+    fn depart(&mut self, how: Liveness, now: Timestamp) {
+        self.liveness = how;
+        self.departed = Some(now);
+    }
+
     /// Whether it has every one of `functions`.
     pub fn has_functions(&self, functions: &[String]) -> bool {
         functions.iter().all(|f| self.function_set.contains(f))
@@ -174,8 +180,7 @@ impl WorkerRegistry {
     fn depart(&mut self, id: &WorkerId, how: Liveness, now: Timestamp) -> bool {
         match self.workers.get_mut(id) {
             Some(w) if w.is_alive() => {
-                w.liveness = how;
-                w.departed = Some(now);
+                w.depart(how, now);
                 true
             }
             _ => false,
@@ -188,8 +193,7 @@ impl WorkerRegistry {
         let mut lost = Vec::new();
         for (id, w) in &mut self.workers {
             if w.is_alive() && now.since(w.last_heartbeat) > timeout {
-                w.liveness = Liveness::Lost;
-                w.departed = Some(now);
+                w.depart(Liveness::Lost, now);
                 lost.push(id.clone());
             }
         }

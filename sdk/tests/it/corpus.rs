@@ -141,3 +141,28 @@ pub fn counts_in_parquet_objects(objects: &[(String, bytes::Bytes)]) -> HashMap<
     }
     result_counts(&batches)
 }
+
+/// The objects of a finished write under `url` on `s3`: exactly `_SUCCESS` and one
+/// `part-NNNNN.parquet` per partition directly under it, nothing temporary. Returns them.
+pub fn assert_committed(
+    s3: &quiver_storage::S3TestServer,
+    url: &str,
+    partitions: usize,
+) -> Vec<(String, bytes::Bytes)> {
+    let objects = s3.objects(url);
+    let prefix = format!(
+        "{}/",
+        quiver_storage::Location::parse(url).unwrap().object_path()
+    );
+    let names: Vec<&str> = objects
+        .iter()
+        .map(|(n, _)| n.strip_prefix(&prefix).unwrap_or(n))
+        .collect();
+    let mut expected = vec!["_SUCCESS".to_string()];
+    expected.extend((0..partitions).map(|p| format!("part-{p:05}.parquet")));
+    assert_eq!(
+        names, expected,
+        "{url}: one object per partition, no temporaries"
+    );
+    objects
+}

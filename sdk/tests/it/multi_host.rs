@@ -13,7 +13,7 @@ use quiver::{ClientOptions, Sources};
 use quiver_storage::S3TestServer;
 
 use crate::cluster::{alive_workers, binary, spawn_and_read};
-use crate::corpus::{counts_in_parquet_objects, reference_counts, write_corpus};
+use crate::corpus::{assert_committed, counts_in_parquet_objects, reference_counts, write_corpus};
 use crate::wordcount::word_count_of;
 
 /// The driver's own address.
@@ -146,23 +146,6 @@ fn corpus_in_bucket(s3: &S3TestServer, bucket: &str, files: &[std::path::PathBuf
         .read_text(&[format!("s3://{bucket}/corpus/")])
         .unwrap();
     word_count_of(lines)
-}
-
-/// The objects of a finished write: `_SUCCESS` and one part per partition, nothing else.
-fn assert_committed(
-    s3: &S3TestServer,
-    url: &str,
-    partitions: usize,
-) -> Vec<(String, bytes::Bytes)> {
-    let objects = s3.objects(url);
-    let names: Vec<&str> = objects
-        .iter()
-        .map(|(n, _)| n.rsplit('/').next().unwrap())
-        .collect();
-    let mut expected = vec!["_SUCCESS".to_string()];
-    expected.extend((0..partitions).map(|p| format!("part-{p:05}.parquet")));
-    assert_eq!(names, expected, "{url}");
-    objects
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,9 @@ use quiver::prelude::*;
 use quiver_storage::S3TestServer;
 
 use crate::cluster::{self, ProcessCluster};
-use crate::corpus::{counts_in_parquet_objects, reference_counts, result_counts, write_corpus};
+use crate::corpus::{
+    assert_committed, counts_in_parquet_objects, reference_counts, result_counts, write_corpus,
+};
 use crate::wordcount::word_count;
 
 /// The names in `dir`, sorted.
@@ -205,17 +207,7 @@ async fn a_word_count_written_to_s3_is_exact_with_a_worker_killed_mid_write() {
         .expect("the job finishes")
         .unwrap()
         .expect("the job succeeds with one worker left");
-    let written = server.objects("s3://words/counts");
-    let names: Vec<&str> = written
-        .iter()
-        .map(|(n, _)| n.strip_prefix("counts/").unwrap_or(n))
-        .collect();
-    let mut expected_names = vec!["_SUCCESS".to_string()];
-    expected_names.extend((0..6).map(|p| format!("part-{p:05}.parquet")));
-    assert_eq!(
-        names, expected_names,
-        "one object per partition, no temporaries"
-    );
+    let written = assert_committed(&server, "s3://words/counts", 6);
     assert_eq!(
         counts_in_parquet_objects(&written),
         reference_counts(&files)

@@ -2,47 +2,23 @@
 //! what it read and wrote — checked against the job's result and the stages' own figures.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
-use arrow::datatypes::DataType;
+use quiver::TaskAttemptState;
 use quiver::prelude::*;
-use quiver::{LocalCluster, TaskAttemptState};
 
-use crate::corpus::{lowercase_words, reference_counts, result_counts, write_corpus};
+use crate::corpus::{reference_counts, result_counts, write_corpus};
+use crate::user_functions::{cluster_with, flaky_on_first_call, flaky_word_count};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn details_list_every_attempt_with_its_failure_and_the_shuffle_bytes_it_read() {
     let dir = tempfile::tempdir().unwrap();
     let files = write_corpus(dir.path(), 4, 400, 71);
     // The first call fails: one attempt of the map stage fails and is retried.
-    let calls = Arc::new(AtomicUsize::new(0));
-    let mut functions = FunctionRegistry::new();
-    let seen = calls.clone();
-    functions.register_scalar("flaky", DataType::Utf8, move |args| {
-        if seen.fetch_add(1, Ordering::SeqCst) == 0 {
-            return Err("transient trouble (first call only)".into());
-        }
-        Ok(args[0].clone())
-    });
-    let cluster = LocalCluster::builder()
-        .workers(2)
-        .slots_per_worker(1)
-        .functions(functions.clone())
-        .start()
-        .await
-        .unwrap();
+    let (functions, _) = flaky_on_first_call();
+    let cluster = cluster_with(functions.clone()).await;
     let client = cluster.client().await.unwrap();
-    let ds = lowercase_words(&files)
-        .select([functions
-            .call("flaky", vec![col("word")])
-            .unwrap()
-            .alias("word")])
-        .unwrap()
-        .group_by(["word"])
-        .agg([count().alias("count")])
-        .unwrap();
+    let ds = flaky_word_count(&files, &functions);
     let before = SystemTime::now();
     let options = quiver::JobOptions {
         shuffle_partitions: Some(6),

@@ -52,7 +52,38 @@ fn registry() -> FunctionRegistry {
     f
 }
 
-async fn cluster_with(functions: FunctionRegistry) -> LocalCluster {
+/// A function `flaky` that fails its first call only (a transient error, retried), and the
+/// count of its calls.
+pub(crate) fn flaky_on_first_call() -> (FunctionRegistry, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut functions = FunctionRegistry::new();
+    let seen = calls.clone();
+    functions.register_scalar("flaky", DataType::Utf8, move |args| {
+        if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err("transient trouble (first call only)".into());
+        }
+        Ok(args[0].clone())
+    });
+    (functions, calls)
+}
+
+/// Word count of `files` with every word passed through `flaky`.
+pub(crate) fn flaky_word_count(
+    files: &[std::path::PathBuf],
+    functions: &FunctionRegistry,
+) -> Dataset {
+    lowercase_words(files)
+        .select([functions
+            .call("flaky", vec![col("word")])
+            .unwrap()
+            .alias("word")])
+        .unwrap()
+        .group_by(["word"])
+        .agg([count().alias("count")])
+        .unwrap()
+}
+
+pub(crate) async fn cluster_with(functions: FunctionRegistry) -> LocalCluster {
     LocalCluster::builder()
         .workers(2)
         .slots_per_worker(1)
@@ -241,26 +272,10 @@ async fn a_function_that_panics_on_one_row_fails_the_job_after_retries_and_worke
 async fn a_function_that_fails_on_its_first_attempt_only_lets_the_job_succeed() {
     let dir = tempfile::tempdir().unwrap();
     let files = write_corpus(dir.path(), 2, 300, 64);
-    let first_call = Arc::new(AtomicUsize::new(0));
-    let mut functions = FunctionRegistry::new();
-    let seen = first_call.clone();
-    functions.register_scalar("flaky", DataType::Utf8, move |args| {
-        if seen.fetch_add(1, Ordering::SeqCst) == 0 {
-            return Err("transient trouble (first call only)".into());
-        }
-        Ok(args[0].clone())
-    });
+    let (functions, first_call) = flaky_on_first_call();
     let cluster = cluster_with(functions.clone()).await;
     let client = cluster.client().await.unwrap();
-    let ds = lowercase_words(&files)
-        .select([functions
-            .call("flaky", vec![col("word")])
-            .unwrap()
-            .alias("word")])
-        .unwrap()
-        .group_by(["word"])
-        .agg([count().alias("count")])
-        .unwrap();
+    let ds = flaky_word_count(&files, &functions);
     let counts = result_counts_of(&ds.collect(&client).await.unwrap());
     assert_eq!(counts, crate::corpus::reference_counts(&files));
     assert!(first_call.load(Ordering::SeqCst) > 1);
