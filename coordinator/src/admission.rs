@@ -91,6 +91,30 @@ impl Admission {
         for f in &r.functions {
             check_len("a function name", f)?;
         }
+        let buckets: usize = r.held_outputs.iter().map(|h| h.bucket_bytes.len()).sum();
+        for (what, value, limit) in [
+            (
+                "a registration's held outputs",
+                r.held_outputs.len(),
+                quiver_proto::MAX_HELD_OUTPUTS,
+            ),
+            (
+                "the buckets of a registration's held outputs",
+                buckets,
+                quiver_proto::MAX_HELD_OUTPUT_BUCKETS,
+            ),
+        ] {
+            if value > limit {
+                return Err(CoordinatorError::Plan(
+                    quiver_plan::PlanError::LimitExceeded {
+                        what: what.into(),
+                        value: value as u64,
+                        limit: limit as u64,
+                        setting: "fixed: workers list no more",
+                    },
+                ));
+            }
+        }
         self.dialer
             .endpoint(&r.address)
             .map_err(|e| refused(format!("RegisterWorker: the worker's address {e}")))?;

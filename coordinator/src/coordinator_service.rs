@@ -19,7 +19,7 @@ use crate::admission::{Admission, bounded_message};
 use crate::cluster_status;
 use crate::coordinator_state::{CoordinatorState, Durable};
 use crate::error::CoordinatorError;
-use crate::event::{Event, FetchFailure, TaskOutcome};
+use crate::event::{Event, FetchFailure, HeldOutput, TaskOutcome};
 use crate::job::JobOptions;
 use crate::job_output;
 use crate::job_status::{ResultGrants, job_status, job_status_with_attempts, planned_stage_status};
@@ -168,6 +168,24 @@ fn job_id(s: &str) -> Result<JobId, Status> {
     JobId::parse(s).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
+/// The map outputs a registering worker lists (admission bounded how many).
+fn held_outputs(listed: &[pb::HeldMapOutput]) -> Result<Vec<HeldOutput>, Status> {
+    listed
+        .iter()
+        .map(|h| {
+            Ok(HeldOutput {
+                job: JobId::parse(&h.job_id)
+                    .map_err(|e| invalid("RegisterWorker: a held output's job id", e))?,
+                stage: StageId(h.stage),
+                partition: h.partition,
+                attempt: h.attempt,
+                bucket_bytes: h.bucket_bytes.clone(),
+                rows: h.rows,
+            })
+        })
+        .collect()
+}
+
 fn worker_id(s: &str) -> Result<WorkerId, Status> {
     WorkerId::parse(s).map_err(|e| Status::invalid_argument(e.to_string()))
 }
@@ -180,12 +198,14 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
     ) -> Result<Response<pb::RegisterWorkerResponse>, Status> {
         let r = request.into_inner();
         let id = self.admission.check_registration(&r).map_err(refused)?;
+        let held_outputs = held_outputs(&r.held_outputs)?;
         let event = Event::WorkerRegistered {
             worker: id,
             address: r.address.clone(),
             slots: r.slots,
             hostname: r.hostname,
             functions: r.functions,
+            held_outputs,
         };
         match self.state.register_worker(event, &r.session_key) {
             Reply::Registered(Ok(())) => {}

@@ -17,7 +17,9 @@ use tokio::sync::{oneshot, watch};
 use tracing::warn;
 
 use crate::event::{Event, JobRecord, TaskOutcome, Timestamp};
-use crate::job_log::{LogWriter, commit_started_record, finished_record, submitted_record};
+use crate::job_log::{
+    LogWriter, commit_started_record, finished_record, started_record, submitted_record,
+};
 use crate::job_output;
 use crate::job_status::job_status;
 use crate::scheduler::{Action, Reply, Scheduler};
@@ -295,6 +297,7 @@ impl CoordinatorState {
                     .job(id)
                     .map(|job| finished_record(job_status(job, None, now), &job.sink)),
                 JobRecord::CommitStarted(id) => scheduler.job(id).and_then(commit_started_record),
+                JobRecord::Started(id) => scheduler.job(id).and_then(started_record),
             })
             .collect();
         Some(log.write(encoded))

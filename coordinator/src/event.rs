@@ -14,7 +14,7 @@ use quiver_plan::{JobId, PlanNode, Sink, StageId, TaskAttempt, WorkerId};
 use quiver_storage::TaskFile;
 
 use crate::error::Result;
-use crate::job::JobOptions;
+use crate::job::{JobOptions, PlannedFor};
 use crate::scheduler::Action;
 use crate::worker_registry::AddressTaken;
 
@@ -94,6 +94,18 @@ pub struct FetchFailure {
     pub map_partition: u32,
 }
 
+/// A map output (or collect result) that a registering worker holds, as it listed it: what
+/// the attempt that wrote it reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldOutput {
+    pub job: JobId,
+    pub stage: StageId,
+    pub partition: u32,
+    pub attempt: u32,
+    pub bucket_bytes: Vec<u64>,
+    pub rows: u64,
+}
+
 /// Something that happened, which the scheduler takes into account.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -106,6 +118,9 @@ pub enum Event {
         hostname: String,
         /// The user functions it has.
         functions: Vec<String>,
+        /// The map outputs it holds (admission bounded the list): a resumed job adopts those
+        /// it still needs.
+        held_outputs: Vec<HeldOutput>,
     },
     /// A registered worker's heartbeat: how many tasks it runs, and whether it is draining
     /// (shutting down gracefully: it wants no new tasks).
@@ -128,9 +143,11 @@ pub enum Event {
         storage_options: quiver_plan::StorageOptions,
     },
     /// A job the job log holds as accepted and unfinished, resumed by a restarted coordinator
-    /// under its id: it runs again from the start (task progress is not logged), or — a
-    /// `write_parquet` job whose output commit had begun — finishes that commit with the
-    /// logged files. Not checked for user functions (no worker is registered yet).
+    /// under its id: it runs again, cut into the same stages as before when it had started
+    /// (`planned_for`), adopting the map outputs that registering workers still hold and
+    /// recomputing the rest (task progress itself is not logged); or — a `write_parquet` job
+    /// whose output commit had begun — it finishes that commit with the logged files. Not
+    /// checked for user functions (no worker is registered yet).
     JobRecovered {
         job: JobId,
         name: String,
@@ -148,6 +165,9 @@ pub enum Event {
         /// The storage options the job log kept: those that locate its stores, no
         /// credentials.
         storage_locations: quiver_plan::StorageOptions,
+        /// The cluster shape it was cut into stages for, when it had started: it is cut the
+        /// same way again, so that the outputs that survived can be adopted.
+        planned_for: Option<PlannedFor>,
     },
     /// A client cancelled a job.
     JobCancelled { job: JobId },
@@ -213,4 +233,6 @@ pub enum JobRecord {
     /// The job's output commit began: the files it keeps. Written (and fsynced) before the
     /// commit moves any file, so that a restarted coordinator can finish it.
     CommitStarted(JobId),
+    /// The job was cut into stages: the cluster shape it was planned for.
+    Started(JobId),
 }

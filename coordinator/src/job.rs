@@ -8,7 +8,7 @@ use quiver_storage::TaskFile;
 use tracing::info;
 
 use crate::attempt_history::AttemptHistory;
-use crate::event::Timestamp;
+use crate::event::{HeldOutput, Timestamp};
 
 /// Where a job is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,6 +238,47 @@ impl Default for JobOptions {
     }
 }
 
+/// The cluster shape a job was cut into stages for. Logged when the job starts, so that a
+/// resumed job is cut into the same stages and partitions, and the map outputs that survived a
+/// coordinator restart on the workers mean what they meant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedFor {
+    /// The slots that sized its input splits.
+    pub total_slots: u32,
+    /// The partitions of every shuffle, resolved.
+    pub shuffle_partitions: u32,
+    /// The tasks of each stage (checked again when a resumed job is planned).
+    pub stage_tasks: Vec<u32>,
+    /// The first incarnation that ran this plan: outputs of attempts from then on (and from
+    /// before the current incarnation) are adoptable.
+    pub since_incarnation: u32,
+}
+
+impl PlannedFor {
+    /// What `stages` were planned for, first run by `incarnation`.
+    pub fn of(
+        stages: &[Stage],
+        total_slots: u32,
+        shuffle_partitions: u32,
+        incarnation: u32,
+    ) -> Self {
+        PlannedFor {
+            total_slots,
+            shuffle_partitions,
+            stage_tasks: stages.iter().map(|s| s.tasks.len() as u32).collect(),
+            since_incarnation: incarnation,
+        }
+    }
+}
+
+/// A map output a worker listed when it registered, kept until its (resumed) job is planned.
+#[derive(Clone, Debug)]
+pub struct ReportedOutput {
+    pub worker: WorkerId,
+    pub address: String,
+    pub output: HeldOutput,
+}
+
 /// One submitted job.
 #[derive(Clone, Debug)]
 pub struct Job {
@@ -274,6 +315,17 @@ pub struct Job {
     /// its output commit. Only the settings that locate a store are logged, so a resumed
     /// job's credentials come from the processes' environment.
     pub storage_options: quiver_plan::StorageOptions,
+    /// The cluster shape its stages were cut for, once it started (or, for a resumed job, as
+    /// the job log kept it).
+    pub planned_for: Option<PlannedFor>,
+    /// Whether it may adopt map outputs of its earlier runs: a resumed job cut into the same
+    /// stages as they were.
+    pub adopts_outputs: bool,
+    /// A resumed job, not yet planned: outputs registering workers listed for it.
+    pub reported_outputs: Vec<ReportedOutput>,
+    /// A resumed job launches no task before this, so that workers coming back after the
+    /// restart can list the outputs they hold first.
+    pub resume_grace_until: Option<Timestamp>,
 }
 
 /// Attempt numbers each incarnation of a job has to itself: a task's attempts in one run
@@ -313,7 +365,85 @@ impl Job {
             commit: None,
             commit_failures: 0,
             storage_options: Default::default(),
+            planned_for: None,
+            adopts_outputs: false,
+            reported_outputs: vec![],
+            resume_grace_until: None,
         })
+    }
+
+    /// The first attempt number of this incarnation.
+    pub fn first_attempt(&self) -> u32 {
+        self.incarnation.saturating_mul(ATTEMPTS_PER_INCARNATION)
+    }
+
+    /// Whether a running job's task `stage`/`partition` is done with `attempt`'s output on
+    /// `worker` (e.g. an adopted output whose late report comes in).
+    pub fn holds_output(
+        &self,
+        stage: StageId,
+        partition: u32,
+        worker: &WorkerId,
+        attempt: u32,
+    ) -> bool {
+        self.stages
+            .get(stage.0 as usize)
+            .and_then(|s| s.tasks.get(partition as usize))
+            .is_some_and(|t| matches!(&t.state, TaskState::Done { worker: w, attempt: a, .. } if w == worker && *a == attempt))
+    }
+
+    /// Takes `output`, which `worker` (at `address`) holds from an earlier run of this job,
+    /// as its task's result: only for a job that adopts outputs, from an attempt of a run
+    /// planned the same way, for a task still pending, with the stage's bucket count.
+    /// Returns whether it was adopted.
+    pub fn adopt(
+        &mut self,
+        worker: &WorkerId,
+        address: &str,
+        output: &HeldOutput,
+        now: Timestamp,
+    ) -> bool {
+        let first = self.first_attempt();
+        let since = self
+            .planned_for
+            .as_ref()
+            .map(|p| p.since_incarnation.saturating_mul(ATTEMPTS_PER_INCARNATION));
+        let from_earlier_run = since.is_some_and(|since| (since..first).contains(&output.attempt));
+        if !self.adopts_outputs || self.state != JobState::Running || !from_earlier_run {
+            return false;
+        }
+        let Some(stage) = self.stages.get_mut(output.stage.0 as usize) else {
+            return false;
+        };
+        // A written file is committed by attempt, not adopted from a worker.
+        if matches!(stage.output, StageOutput::WriteParquet { .. })
+            || output.bucket_bytes.len() != stage.output.buckets() as usize
+        {
+            return false;
+        }
+        let Some(task) = stage.tasks.get_mut(output.partition as usize) else {
+            return false;
+        };
+        if task.state != TaskState::Pending || task.backup.is_some() {
+            return false;
+        }
+        task.state = TaskState::Done {
+            worker: worker.clone(),
+            address: address.to_string(),
+            attempt: output.attempt,
+            bucket_bytes: output.bucket_bytes.clone(),
+        };
+        task.rows_out = output.rows;
+        task.bytes_out = output
+            .bucket_bytes
+            .iter()
+            .fold(0u64, |a, b| a.saturating_add(*b));
+        stage.started.get_or_insert(now);
+        if stage.is_complete() {
+            stage.finished = Some(now);
+        }
+        info!(job = %self.id, stage = %stage.id, partition = output.partition, attempt = output.attempt, %worker, "adopted a map output that survived the coordinator's restart");
+        true
     }
 
     /// The stage that writes the job's sink.

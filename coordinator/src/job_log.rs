@@ -14,8 +14,10 @@
 //! little-endian `u32` length, a little-endian `u64` xxh3 checksum of the payload, and the
 //! payload: a protobuf `JobLogRecord` (`proto/proto/quiver.proto`). A job is logged when it is
 //! accepted (`LoggedJobSubmitted`: plan, sink, options; fsynced before the submit is answered)
-//! and when it ends (`LoggedJobFinished`: its last `JobStatus`, stages and error included).
-//! Task progress is not logged: a resumed job runs its stages again.
+//! when it is cut into stages (`LoggedJobStarted`: the cluster shape it was planned for, so that
+//! a resumed job is planned the same way and adopts the map outputs workers still hold), and
+//! when it ends (`LoggedJobFinished`: its last `JobStatus`, stages and error included). Task
+//! progress is not logged: which outputs survived, the workers say when they register again.
 //!
 //! Reading stops at the first record that is cut short, fails its checksum or does not decode:
 //! a warning names the file and offset, and the file is truncated there. Compaction rewrites
@@ -36,7 +38,7 @@ use tracing::{info, warn};
 
 use crate::error::{CoordinatorError, Result};
 use crate::event::Event;
-use crate::job::{Job, JobOptions};
+use crate::job::{Job, JobOptions, PlannedFor};
 use quiver_storage::TaskFile;
 
 /// The log's file name inside the state directory.
@@ -213,6 +215,15 @@ impl JobLog {
                     u.commit = Some(c);
                 }
             }
+            Some(pb::job_log_record::Record::Started(started)) => {
+                if let Some(u) = self
+                    .unfinished
+                    .iter_mut()
+                    .find(|u| u.job_id == started.job_id)
+                {
+                    u.started = Some(started);
+                }
+            }
             None => {}
         }
     }
@@ -355,9 +366,31 @@ pub fn submitted_record(job: &Job) -> pb::JobLogRecord {
                 incarnation: job.incarnation,
                 commit: job.commit.as_ref().map(|files| logged_commit(job, files)),
                 storage_locations: storage_options_to_proto(&job.storage_options.locating_only()),
+                started: job.planned_for.as_ref().map(|p| logged_start(job, p)),
             },
         )),
     }
+}
+
+fn logged_start(job: &Job, planned: &PlannedFor) -> pb::LoggedJobStarted {
+    pb::LoggedJobStarted {
+        job_id: job.id.0.clone(),
+        total_slots: planned.total_slots,
+        shuffle_partitions: planned.shuffle_partitions,
+        stage_tasks: planned.stage_tasks.clone(),
+        since_incarnation: planned.since_incarnation,
+    }
+}
+
+/// The record that `job` was cut into stages, with the shape they were cut for (none: the job
+/// has not started).
+pub fn started_record(job: &Job) -> Option<pb::JobLogRecord> {
+    let planned = job.planned_for.as_ref()?;
+    Some(pb::JobLogRecord {
+        record: Some(pb::job_log_record::Record::Started(logged_start(
+            job, planned,
+        ))),
+    })
 }
 
 fn logged_commit(job: &Job, files: &[TaskFile]) -> pb::LoggedCommitStarted {
@@ -439,6 +472,12 @@ pub fn recovered_event(r: &pb::LoggedJobSubmitted) -> std::result::Result<Event,
         options,
         submitted_at_ms: r.submitted_at_ms,
         incarnation: r.incarnation.saturating_add(1),
+        planned_for: r.started.as_ref().map(|p| PlannedFor {
+            total_slots: p.total_slots.max(1),
+            shuffle_partitions: p.shuffle_partitions.max(1),
+            stage_tasks: p.stage_tasks.clone(),
+            since_incarnation: p.since_incarnation,
+        }),
         commit: r.commit.as_ref().map(|c| {
             c.files
                 .iter()
@@ -693,5 +732,56 @@ mod tests {
         assert_eq!(r.finished[9].name, "job 200");
         assert_eq!(r.unfinished.len(), 1);
         assert_eq!(r.unfinished[0].name, "still running");
+    }
+
+    /// The shape a job was planned for is kept with it, through compaction, and comes back as
+    /// the resumed job's (one incarnation later, first run by the logged one).
+    #[test]
+    fn a_started_job_keeps_the_shape_it_was_planned_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = JobLog::open(dir.path(), 2).unwrap();
+        let plan = PlanNode::Scan(quiver_plan::ScanNode {
+            format: quiver_plan::SourceFormat::Text,
+            files: vec![],
+            schema: quiver_plan::ScanNode::text_schema(),
+            csv: Default::default(),
+        });
+        let mut job = Job::queued(
+            JobId::random(),
+            "wc".into(),
+            plan,
+            Sink::Collect,
+            JobOptions::default(),
+            crate::event::Timestamp::default(),
+            0,
+        )
+        .unwrap();
+        assert!(started_record(&job).is_none(), "not started");
+        log.append(&[submitted_record(&job)]).unwrap();
+        let planned = PlannedFor {
+            total_slots: 6,
+            shuffle_partitions: 12,
+            stage_tasks: vec![9, 12],
+            since_incarnation: 0,
+        };
+        job.planned_for = Some(planned.clone());
+        log.append(&[started_record(&job).unwrap()]).unwrap();
+        // Enough finished jobs to compact the file more than once.
+        for i in 1..=200 {
+            log.append(&[finished(i)]).unwrap();
+        }
+        drop(log);
+        let (_, r) = JobLog::open(dir.path(), 2).unwrap();
+        assert_eq!(r.unfinished.len(), 1);
+        let Event::JobRecovered {
+            planned_for,
+            incarnation,
+            ..
+        } = recovered_event(&r.unfinished[0]).unwrap()
+        else {
+            panic!("not a recovered job");
+        };
+        assert_eq!(planned_for, Some(planned));
+        assert_eq!(incarnation, 1);
     }
 }

@@ -40,6 +40,11 @@ struct Args {
     /// Time without a heartbeat after which a worker is declared lost (seconds, or e.g. 5s).
     #[arg(long, env = "QUIVER_HEARTBEAT_TIMEOUT", default_value = "5", value_parser = parse_duration)]
     heartbeat_timeout: Duration,
+    /// After a restart, how long resumed jobs wait for the workers to come back and list the
+    /// map outputs they still hold, before recomputing what nobody listed (seconds, or e.g.
+    /// 1500ms).
+    #[arg(long, env = "QUIVER_RESUME_GRACE", default_value = "3", value_parser = parse_duration)]
+    resume_grace: Duration,
     /// Attempts per task before its job fails.
     #[arg(long, env = "QUIVER_MAX_TASK_ATTEMPTS", default_value_t = 4)]
     max_task_attempts: u32,
@@ -195,6 +200,7 @@ fn check_config(
         .set("tls ca", secret(&args.tls.tls_ca))
         .set("tls client ca", secret(&args.tls.tls_client_ca))
         .set("heartbeat timeout", format!("{:?}", args.heartbeat_timeout))
+        .set("resume grace", format!("{:?}", args.resume_grace))
         .set("max task attempts", args.max_task_attempts)
         .set("result retention", format!("{:?}", args.result_retention))
         .set("job history", args.job_history)
@@ -288,6 +294,7 @@ async fn main() -> anyhow::Result<()> {
             result_retention: args.result_retention,
             worker_wait_timeout: args.worker_wait_timeout,
             speculation: args.speculation,
+            resume_grace: args.resume_grace,
             limits,
             ..SchedulerConfig::default()
         },

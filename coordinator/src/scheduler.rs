@@ -25,8 +25,10 @@ use tracing::{info, warn};
 
 use crate::attempt_history::AttemptOutcome;
 use crate::error::{CoordinatorError, Result};
-pub use crate::event::{Event, FetchFailure, JobRecord, Outcome, Reply, TaskOutcome, Timestamp};
-use crate::job::{ATTEMPTS_PER_INCARNATION, Job, JobOptions, JobState, Stage, TaskState};
+pub use crate::event::{
+    Event, FetchFailure, HeldOutput, JobRecord, Outcome, Reply, TaskOutcome, Timestamp,
+};
+use crate::job::{Job, JobOptions, JobState, PlannedFor, ReportedOutput, Stage, TaskState};
 use crate::placement::{Constraints, FreeSlots};
 pub use crate::scheduler_config::SchedulerConfig;
 use crate::speculation::speculate;
@@ -131,6 +133,7 @@ impl Scheduler {
                 slots,
                 hostname,
                 functions,
+                held_outputs,
             } => {
                 let registration = Registration {
                     id: worker.clone(),
@@ -141,7 +144,10 @@ impl Scheduler {
                 };
                 let registered = self.workers.register(registration, now);
                 match &registered {
-                    Ok(()) => info!(%worker, %address, slots, "worker registered"),
+                    Ok(()) => {
+                        info!(%worker, %address, slots, held_outputs = held_outputs.len(), "worker registered");
+                        actions = self.take_held_outputs(&worker, &address, held_outputs, now);
+                    }
                     Err(_) => schedule = false,
                 }
                 Reply::Registered(registered)
@@ -196,6 +202,7 @@ impl Scheduler {
                 incarnation,
                 commit,
                 storage_locations,
+                planned_for,
             } => {
                 let submitted = Timestamp {
                     monotonic: now.monotonic,
@@ -206,6 +213,10 @@ impl Scheduler {
                         .map_err(Into::into)
                         .map(|mut job| {
                             job.storage_options = storage_locations;
+                            if planned_for.is_some() {
+                                job.resume_grace_until = Some(now + self.config.resume_grace);
+                            }
+                            job.planned_for = planned_for;
                             actions = self.recover(job, commit)
                         }),
                 )
@@ -224,11 +235,21 @@ impl Scheduler {
                 attempt,
                 outcome,
             } => {
-                let expected = self.is_current(&attempt, &worker);
-                if expected && matches!(outcome, TaskOutcome::Success { .. }) {
+                let current = self.is_current(&attempt, &worker);
+                if current && matches!(outcome, TaskOutcome::Success { .. }) {
                     self.workers.task_completed(&worker);
                 }
-                actions = self.task_finished(&attempt, &worker, outcome, now);
+                // The late report of an attempt from before a coordinator restart: its output
+                // may be adopted (or already was, from the worker's registration).
+                let adopted = !current && self.adopt_late_report(&attempt, &worker, &outcome, now);
+                let expected = current || adopted;
+                if current {
+                    actions = self.task_finished(&attempt, &worker, outcome, now);
+                } else if adopted {
+                    actions = self.complete_if_done(&attempt.job, now);
+                } else {
+                    info!(task = %attempt, worker = %worker, "ignoring result of a stale attempt");
+                }
                 Reply::TaskReported { expected }
             }
             Event::OutputCommitted { job, error } => {
@@ -418,6 +439,105 @@ impl Scheduler {
             storage,
             retry_after: Duration::ZERO,
         }]
+    }
+
+    /// A registering worker listed the map outputs it holds: each resumed job adopts those its
+    /// pending tasks need (a job not planned yet keeps them until it is). Outputs of other
+    /// jobs, or that do not fit, are ignored: the worker is told which jobs are live and drops
+    /// the rest of its data itself.
+    fn take_held_outputs(
+        &mut self,
+        worker: &WorkerId,
+        address: &str,
+        outputs: Vec<HeldOutput>,
+        now: Timestamp,
+    ) -> Vec<Action> {
+        let mut touched = Vec::new();
+        for output in outputs {
+            let Some(job) = self.jobs.get_mut(&output.job) else {
+                continue;
+            };
+            let Some(planned) = &job.planned_for else {
+                continue;
+            };
+            if job.state.is_terminal() || job.incarnation == 0 {
+                continue;
+            }
+            if job.stages.is_empty() {
+                // Kept until the job is planned; bounded by its tasks per listing worker.
+                let fits = planned
+                    .stage_tasks
+                    .get(output.stage.0 as usize)
+                    .is_some_and(|&tasks| output.partition < tasks);
+                if fits {
+                    job.reported_outputs.push(ReportedOutput {
+                        worker: worker.clone(),
+                        address: address.to_string(),
+                        output,
+                    });
+                }
+            } else if job.adopt(worker, address, &output, now) && !touched.contains(&output.job) {
+                touched.push(output.job);
+            }
+        }
+        touched
+            .iter()
+            .flat_map(|id| self.complete_if_done(id, now))
+            .collect()
+    }
+
+    /// A success reported for an attempt the coordinator does not wait for: adopted (or kept,
+    /// when its output already was, from the worker's registration) when it is an attempt of
+    /// a resumed job's earlier run that a pending task can use. Returns whether the output
+    /// stays.
+    fn adopt_late_report(
+        &mut self,
+        attempt: &TaskAttempt,
+        worker: &WorkerId,
+        outcome: &TaskOutcome,
+        now: Timestamp,
+    ) -> bool {
+        let TaskOutcome::Success {
+            bucket_bytes,
+            rows_out,
+            ..
+        } = outcome
+        else {
+            return false;
+        };
+        let Some(address) = self.workers.alive_address(worker).map(str::to_string) else {
+            return false;
+        };
+        let Some(job) = self.jobs.get_mut(&attempt.job) else {
+            return false;
+        };
+        if job.holds_output(attempt.stage, attempt.partition, worker, attempt.attempt) {
+            return true;
+        }
+        let output = HeldOutput {
+            job: attempt.job.clone(),
+            stage: attempt.stage,
+            partition: attempt.partition,
+            attempt: attempt.attempt,
+            bucket_bytes: bucket_bytes.clone(),
+            rows: *rows_out,
+        };
+        job.adopt(worker, &address, &output, now)
+    }
+
+    /// Ends job `id`'s tasks if every stage is complete (e.g. after adopting outputs).
+    fn complete_if_done(&mut self, id: &JobId, now: Timestamp) -> Vec<Action> {
+        let done = self.jobs.get(id).is_some_and(|j| {
+            j.state == JobState::Running
+                && j.commit.is_none()
+                && !j.stages.is_empty()
+                && j.stages.iter().all(Stage::is_complete)
+        });
+        if done {
+            self.tasks_complete(id, now)
+        } else {
+            vec![]
+        }
     }
 
     /// Every task of job `id` finished. A `write_parquet` job now commits its output (and
@@ -753,17 +873,51 @@ impl Scheduler {
             if eligible.is_empty() {
                 continue;
             }
-            if job.state == JobState::Queued
-                && let Err(e) = start_job(job, total_slots, limits, now)
-            {
-                let err = format!("planning failed: {e}");
-                actions.extend(self.finish_job(id, JobState::Failed, Some(err), now));
-                continue;
+            if job.state == JobState::Queued {
+                if let Err(e) = start_job(job, total_slots, limits, now) {
+                    let err = format!("planning failed: {e}");
+                    actions.extend(self.finish_job(id, JobState::Failed, Some(err), now));
+                    continue;
+                }
+                self.records.push(JobRecord::Started(id.clone()));
+                // What workers listed for it before it was planned.
+                let mut adopted = false;
+                for r in std::mem::take(&mut job.reported_outputs) {
+                    if self.workers.alive_address(&r.worker) == Some(r.address.as_str()) {
+                        adopted |= job.adopt(&r.worker, &r.address, &r.output, now);
+                    }
+                }
+                if adopted {
+                    let done = self.complete_if_done(id, now);
+                    let finished = !done.is_empty();
+                    actions.extend(done);
+                    if finished {
+                        continue;
+                    }
+                }
             }
+            let Some(job) = self.jobs.get_mut(id) else {
+                continue;
+            };
             if job.state != JobState::Running {
                 continue;
             }
             job.waiting_reason = None;
+            let slots_back = job
+                .planned_for
+                .as_ref()
+                .is_some_and(|p| total_slots >= p.total_slots);
+            if !slots_back
+                && job
+                    .resume_grace_until
+                    .is_some_and(|until| now.is_before(until))
+            {
+                // Workers that come back after the restart list their outputs first (the
+                // grace ends early once as many slots are back as the job was planned for).
+                job.waiting_reason =
+                    Some("resumed: waiting for workers to list the outputs they hold".into());
+                continue;
+            }
             let complete: Vec<bool> = job.stages.iter().map(Stage::is_complete).collect();
             for s in 0..job.stages.len() {
                 let runnable = job.stages[s].inputs.iter().all(|i| complete[i.0 as usize]);
@@ -876,9 +1030,7 @@ pub fn plan_job(
     total_slots: u32,
     limits: quiver_plan::Limits,
 ) -> std::result::Result<Vec<Stage>, quiver_plan::PlanError> {
-    let partitions = options
-        .shuffle_partitions
-        .unwrap_or_else(|| total_slots.saturating_mul(2).min(limits.max_partitions));
+    let partitions = shuffle_partitions(options, total_slots, limits);
     let planner = PlannerOptions {
         shuffle_partitions: partitions,
         total_slots,
@@ -897,24 +1049,55 @@ pub fn plan_job(
     Ok(stages)
 }
 
-/// Cuts a queued job's plan into stages for a cluster of `total_slots` and starts it at `now`.
+/// The partitions of every shuffle of a job: its own setting, or twice the cluster's slots.
+fn shuffle_partitions(options: &JobOptions, total_slots: u32, limits: quiver_plan::Limits) -> u32 {
+    options
+        .shuffle_partitions
+        .unwrap_or_else(|| total_slots.saturating_mul(2).min(limits.max_partitions))
+}
+
+/// Cuts a queued job's plan into stages and starts it at `now`: for a cluster of
+/// `total_slots`, or — a resumed job — for the shape the job log kept, so that its stages are
+/// the ones whose outputs survived on the workers.
 fn start_job(
     job: &mut Job,
     total_slots: u32,
     limits: quiver_plan::Limits,
     now: Timestamp,
 ) -> std::result::Result<(), quiver_plan::PlanError> {
-    let stages = plan_job(
-        &job.id,
-        &job.plan,
-        &job.sink,
-        &job.options,
-        total_slots,
-        limits,
-    )?;
-    let mut stages = stages;
+    let logged = job.planned_for.take();
+    let (slots, options) = match &logged {
+        Some(p) => (
+            p.total_slots,
+            JobOptions {
+                shuffle_partitions: Some(p.shuffle_partitions),
+                ..job.options
+            },
+        ),
+        None => (total_slots, job.options),
+    };
+    let mut stages = plan_job(&job.id, &job.plan, &job.sink, &options, slots, limits)?;
+    let planned = PlannedFor::of(
+        &stages,
+        slots,
+        shuffle_partitions(&options, slots, limits),
+        job.incarnation,
+    );
+    (job.planned_for, job.adopts_outputs) = match logged {
+        Some(l)
+            if l.stage_tasks == planned.stage_tasks && l.since_incarnation < job.incarnation =>
+        {
+            (Some(l), true)
+        }
+        Some(_) => {
+            warn!(job = %job.id, "the resumed job's stages come out otherwise than before the restart; all of them run again");
+            job.reported_outputs.clear();
+            (Some(planned), false)
+        }
+        None => (Some(planned), false),
+    };
     // A resumed job's attempts are numbered apart from those of its earlier runs.
-    let first_attempt = job.incarnation.saturating_mul(ATTEMPTS_PER_INCARNATION);
+    let first_attempt = job.first_attempt();
     for task in stages.iter_mut().flat_map(|s| s.tasks.iter_mut()) {
         task.attempts = first_attempt;
     }

@@ -47,6 +47,11 @@ pub struct SchedulerConfig {
     /// How long a worker that left (drained) or was lost stays listed; then it is forgotten
     /// (a lost worker that comes back registers afresh).
     pub departed_worker_retention: Duration,
+    /// A job resumed after a coordinator restart launches no task for this long, so that the
+    /// workers coming back first list the map outputs they still hold (which it adopts instead
+    /// of recomputing them). It ends early once workers with as many slots as the job was
+    /// planned for are back.
+    pub resume_grace: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -67,6 +72,7 @@ impl Default for SchedulerConfig {
             exclusion_period: Duration::from_secs(60),
             job_history: 1000,
             departed_worker_retention: Duration::from_secs(600),
+            resume_grace: Duration::from_secs(3),
         }
     }
 }

@@ -16,6 +16,13 @@ pub mod v1 {
 /// client and server raises it to this.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
+/// Most map outputs a worker lists when it registers (`RegisterWorkerRequest.held_outputs`);
+/// a coordinator refuses a registration listing more.
+pub const MAX_HELD_OUTPUTS: usize = 100_000;
+
+/// Most buckets all of a registration's held outputs list together.
+pub const MAX_HELD_OUTPUT_BUCKETS: usize = 4_000_000;
+
 /// Storage option values may be credentials: only the keys are shown.
 impl std::fmt::Debug for v1::StorageOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -88,18 +88,25 @@ impl CoordinatorLink {
         self.draining.load(Ordering::Relaxed)
     }
 
-    /// Registers; then deletes the data of every job the coordinator no longer knows. Only
+    /// Registers, listing the map outputs this worker holds; then deletes the data of every job
+    /// the coordinator no longer knows. Only
     /// jobs found on disk *before* registering are candidates: a task of a new job can only
     /// arrive after registration, so its files are never mistaken for garbage.
     async fn register(&self) -> std::result::Result<(), tonic::Status> {
         let store = self.store.clone();
-        let on_disk = tokio::task::spawn_blocking(move || store.jobs_on_disk())
-            .await
-            .unwrap_or_default();
+        let (on_disk, held_outputs) =
+            tokio::task::spawn_blocking(move || (store.jobs_on_disk(), store.held()))
+                .await
+                .unwrap_or_default();
+        // What it holds: a restarted coordinator adopts the outputs its resumed jobs need.
+        let request = pb::RegisterWorkerRequest {
+            held_outputs,
+            ..self.registration.clone()
+        };
         let response = self
             .client
             .clone()
-            .register_worker(self.registration.clone())
+            .register_worker(request)
             .await?
             .into_inner();
         self.trust

@@ -285,6 +285,7 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
             hostname: hostname(),
             functions: config.functions.names(),
             session_key: trust.session_key().to_string(),
+            held_outputs: vec![],
         },
         store.clone(),
         trust.clone(),

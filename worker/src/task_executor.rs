@@ -256,12 +256,7 @@ impl TaskExecutor {
                 let output = writer.finish(data, index)?;
                 let sizes = output.bucket_sizes();
                 let rows = output.rows;
-                self.store.register(
-                    attempt.job.clone(),
-                    attempt.stage,
-                    attempt.partition,
-                    output,
-                );
+                self.store.register(attempt, output);
                 Ok(TaskOutput {
                     bytes_out: sizes.iter().sum(),
                     bucket_bytes: sizes,

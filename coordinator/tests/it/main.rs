@@ -5,6 +5,7 @@
 
 mod output_commit;
 mod placement;
+mod resumed_jobs;
 mod scheduler;
 mod scheduler_policies;
 mod stage_planner;

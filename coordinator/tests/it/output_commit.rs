@@ -211,6 +211,7 @@ fn a_restarted_coordinator_finishes_a_logged_commit_and_reruns_an_unlogged_one()
         quiver_plan::StorageOptions::from_pairs([("aws_endpoint", "http://10.0.0.7:9000")])
             .unwrap();
     let out = sim.send(Event::JobRecovered {
+        planned_for: None,
         job: committing.clone(),
         name: "write".into(),
         plan: word_count_plan(&[10]),
@@ -238,6 +239,7 @@ fn a_restarted_coordinator_finishes_a_logged_commit_and_reruns_an_unlogged_one()
     // Without a logged commit, the write job runs again from the start.
     let rerun = JobId("rerun".into());
     let out = sim.send(Event::JobRecovered {
+        planned_for: None,
         job: rerun.clone(),
         name: "write".into(),
         plan: word_count_plan(&[10]),

@@ -93,6 +93,7 @@ fn draining_workers_have_no_free_slots_and_lost_ones_none_at_all() {
     for (name, slots) in [("a", 2), ("b", 3)] {
         s.handle(
             Event::WorkerRegistered {
+                held_outputs: vec![],
                 worker: w(name),
                 address: format!("http://{name}"),
                 slots,

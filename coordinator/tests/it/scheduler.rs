@@ -35,6 +35,7 @@ impl Sim {
 
     pub(crate) fn register(&mut self, worker: &WorkerId, slots: u32) -> Vec<Action> {
         let outcome = self.send(Event::WorkerRegistered {
+            held_outputs: vec![],
             worker: worker.clone(),
             address: format!("http://{}", worker.0),
             slots,
@@ -326,6 +327,7 @@ fn a_registration_may_not_take_a_live_workers_address() {
     sim.register(&ids[0], 1);
     let taken = |sim: &mut Sim| {
         sim.send(Event::WorkerRegistered {
+            held_outputs: vec![],
             worker: ids[1].clone(),
             address: "http://w0".into(),
             slots: 1,

@@ -244,6 +244,7 @@ fn a_recovered_job_runs_again_with_attempts_of_its_own() {
     let mut sim = Sim::new(SchedulerConfig::default());
     let job = JobId("resumed".into());
     let out = sim.send(Event::JobRecovered {
+        planned_for: None,
         job: job.clone(),
         name: "wc".into(),
         plan: word_count_plan(&[10]),

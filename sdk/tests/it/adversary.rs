@@ -375,6 +375,7 @@ async fn no_one_can_speak_for_a_real_worker() {
             hostname: "attacker".into(),
             functions: vec![],
             session_key: "a".repeat(64),
+            ..Default::default()
         })
         .await,
         Code::PermissionDenied,
@@ -390,6 +391,7 @@ async fn no_one_can_speak_for_a_real_worker() {
             hostname: "attacker".into(),
             functions: vec![],
             session_key: key,
+            ..Default::default()
         })
         .await,
         Code::AlreadyExists,
@@ -628,10 +630,45 @@ async fn oversized_numbers_are_refused_before_they_size_anything() {
                 hostname: "big".into(),
                 functions: vec![],
                 session_key: "c".repeat(64),
+                ..Default::default()
             })
             .await,
         Code::ResourceExhausted,
         "--max-worker-slots",
+    );
+    // A worker listing more held outputs than any worker sends, or one that names no job.
+    let listing = |held_outputs: Vec<pb::HeldMapOutput>| pb::RegisterWorkerRequest {
+        worker_id: quiver_net::worker_id_for(&"e".repeat(64)),
+        address: "http://127.0.0.1:9".into(),
+        slots: 1,
+        hostname: "hoarder".into(),
+        functions: vec![],
+        session_key: "e".repeat(64),
+        held_outputs,
+    };
+    let one = pb::HeldMapOutput {
+        job_id: quiver_plan::JobId::random().0,
+        bucket_bytes: vec![1],
+        ..Default::default()
+    };
+    assert_code(
+        coordinator(&t.cluster.url, Some(&worker_token))
+            .await
+            .register_worker(listing(vec![one; quiver_proto::MAX_HELD_OUTPUTS + 1]))
+            .await,
+        Code::ResourceExhausted,
+        "held outputs",
+    );
+    assert_code(
+        coordinator(&t.cluster.url, Some(&worker_token))
+            .await
+            .register_worker(listing(vec![pb::HeldMapOutput {
+                job_id: "../../etc".into(),
+                ..Default::default()
+            }]))
+            .await,
+        Code::InvalidArgument,
+        "held output's job id",
     );
     // The SDK's own options go through the same checks.
     let client = t.cluster.client().await;

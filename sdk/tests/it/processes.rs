@@ -196,11 +196,15 @@ async fn wait_until(
 
 /// kill -9 of the coordinator at the moment `ready` says, a restart on the same state
 /// directory: the driver following the job reconnects, and the resumed job's results are
-/// exactly the reference counts.
-async fn word_count_survives_a_coordinator_kill(ready: impl Fn(&quiver::JobProgress) -> bool) {
+/// exactly the reference counts. Returns the resumed job's details (its attempts are those
+/// of the run after the restart).
+async fn word_count_survives_a_coordinator_kill(
+    coordinator_args: &[&str],
+    ready: impl Fn(&quiver::JobProgress) -> bool,
+) -> quiver::JobProgress {
     let dir = tempfile::tempdir().unwrap();
     let files = write_corpus(dir.path(), 4, 30_000, 41);
-    let mut cluster = ProcessCluster::start(2).await;
+    let mut cluster = ProcessCluster::start_with(2, coordinator_args, &[]).await;
     let client = cluster.client().await;
     // Many small reduce tasks, so that the reduce stage lasts long enough to be caught.
     let options = quiver::JobOptions {
@@ -223,18 +227,20 @@ async fn word_count_survives_a_coordinator_kill(ready: impl Fn(&quiver::JobProgr
         .unwrap()
         .expect("the driver gets the resumed job's results");
     assert_eq!(result_counts(&batches), reference_counts(&files));
-    let listed = cluster.client().await.list_jobs().await.unwrap();
+    let client = cluster.client().await;
+    let listed = client.list_jobs().await.unwrap();
     assert!(
         listed
             .iter()
             .any(|j| j.job_id == id && j.state == quiver::JobState::Succeeded),
         "{listed:?}"
     );
+    client.job(&id).details().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_word_count_survives_a_coordinator_kill_during_its_map_stage() {
-    word_count_survives_a_coordinator_kill(|p| {
+    word_count_survives_a_coordinator_kill(&[], |p| {
         p.stages
             .first()
             .is_some_and(|s| s.tasks_running > 0 && s.tasks_done < s.tasks_total)
@@ -242,9 +248,12 @@ async fn a_word_count_survives_a_coordinator_kill_during_its_map_stage() {
     .await;
 }
 
+/// Killed during the reduce stage, the resumed job runs no map task again: both workers come
+/// back within the grace (generous here, for a loaded machine) and list the map outputs they
+/// hold, which it adopts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_word_count_survives_a_coordinator_kill_during_its_reduce_stage() {
-    word_count_survives_a_coordinator_kill(|p| {
+    let details = word_count_survives_a_coordinator_kill(&["--resume-grace", "8"], |p| {
         p.stages.len() >= 2
             && p.stages[0].state == quiver::StageState::Complete
             && p.stages
@@ -252,6 +261,13 @@ async fn a_word_count_survives_a_coordinator_kill_during_its_reduce_stage() {
                 .is_some_and(|s| s.tasks_done < s.tasks_total)
     })
     .await;
+    let map = &details.stages[0];
+    assert_eq!(map.tasks_done, map.tasks_total);
+    assert!(
+        map.attempts.is_empty(),
+        "no map task ran after the restart: {:?}",
+        map.attempts
+    );
 }
 
 /// A queued job, its coordinator killed: the restarted one resumes it under the same id and

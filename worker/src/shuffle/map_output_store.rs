@@ -12,6 +12,8 @@ use std::sync::Mutex;
 
 use arrow::record_batch::RecordBatch;
 use quiver_plan::{JobId, StageId, TaskAttempt};
+use quiver_proto::v1::HeldMapOutput;
+use quiver_proto::{MAX_HELD_OUTPUT_BUCKETS, MAX_HELD_OUTPUTS};
 
 use crate::error::{Result, WorkerError};
 
@@ -33,11 +35,17 @@ impl MapOutput {
 
 type OutputKey = (JobId, StageId, u32);
 
+/// A map output and the attempt that wrote it.
+struct Held {
+    attempt: u32,
+    output: MapOutput,
+}
+
 /// The map outputs on this worker.
 pub struct MapOutputStore {
     root: PathBuf,
     // A std mutex: held only to look up or insert an entry, never across I/O or an await.
-    outputs: Mutex<HashMap<OutputKey, MapOutput>>,
+    outputs: Mutex<HashMap<OutputKey, Held>>,
     /// Jobs whose data was removed entirely (finished or cancelled): an attempt of theirs
     /// that finishes late must not leave files behind.
     removed_jobs: Mutex<HashSet<JobId>>,
@@ -63,30 +71,63 @@ impl MapOutputStore {
         )
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OutputKey, MapOutput>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<OutputKey, Held>> {
         // A panic while holding this lock cannot leave the map half-updated (single inserts
         // and removes), so a poisoned lock is still safe to use.
         self.outputs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records a finished map output; replaces an earlier attempt's. The output of a job
-    /// that was already removed is deleted instead.
-    pub fn register(&self, job: JobId, stage: StageId, partition: u32, output: MapOutput) {
+    /// Records the output `attempt` wrote; replaces an earlier attempt's. The output of a
+    /// job that was already removed is deleted instead.
+    pub fn register(&self, attempt: &TaskAttempt, output: MapOutput) {
+        let job = &attempt.job;
         let removed = self
             .removed_jobs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(&job);
+            .contains(job);
         if removed {
             let _ = fs::remove_dir_all(self.root.join(&job.0));
             return;
         }
-        self.lock().insert((job, stage, partition), output);
+        let held = Held {
+            attempt: attempt.attempt,
+            output,
+        };
+        self.lock()
+            .insert((job.clone(), attempt.stage, attempt.partition), held);
     }
 
     /// The output of one map task, if this worker has it.
     pub fn get(&self, job: &JobId, stage: StageId, partition: u32) -> Option<MapOutput> {
-        self.lock().get(&(job.clone(), stage, partition)).cloned()
+        self.lock()
+            .get(&(job.clone(), stage, partition))
+            .map(|h| h.output.clone())
+    }
+
+    /// What this worker holds, as it tells a coordinator when it registers: at most
+    /// `MAX_HELD_OUTPUTS` outputs with `MAX_HELD_OUTPUT_BUCKETS` buckets in all (the rest,
+    /// if any, is recomputed when needed).
+    pub fn held(&self) -> Vec<HeldMapOutput> {
+        let outputs = self.lock();
+        let mut held = Vec::with_capacity(outputs.len().min(MAX_HELD_OUTPUTS));
+        let mut buckets = 0usize;
+        for ((job, stage, partition), h) in outputs.iter() {
+            let sizes = h.output.bucket_sizes();
+            buckets += sizes.len();
+            if held.len() == MAX_HELD_OUTPUTS || buckets > MAX_HELD_OUTPUT_BUCKETS {
+                break;
+            }
+            held.push(HeldMapOutput {
+                job_id: job.0.clone(),
+                stage: stage.0,
+                partition: *partition,
+                attempt: h.attempt,
+                bucket_bytes: sizes,
+                rows: h.output.rows,
+            });
+        }
+        held
     }
 
     /// The raw IPC stream bytes of one bucket (empty for an empty bucket).
@@ -141,7 +182,10 @@ impl MapOutputStore {
         let (data, index) = self.paths_for(attempt);
         let key = (attempt.job.clone(), attempt.stage, attempt.partition);
         let mut outputs = self.lock();
-        if outputs.get(&key).is_some_and(|o| o.data_path == data) {
+        if outputs
+            .get(&key)
+            .is_some_and(|h| h.output.data_path == data)
+        {
             outputs.remove(&key);
         }
         drop(outputs);
@@ -152,9 +196,9 @@ impl MapOutputStore {
     /// Forgets a job's outputs and deletes its files; `keep` stages are left in place.
     pub fn remove_job(&self, job: &JobId, keep: &[StageId]) {
         let mut removed_dirs = Vec::new();
-        self.lock().retain(|(j, stage, _), out| {
+        self.lock().retain(|(j, stage, _), held| {
             let drop = j == job && !keep.contains(stage);
-            if drop && let Some(dir) = out.data_path.parent() {
+            if drop && let Some(dir) = held.output.data_path.parent() {
                 removed_dirs.push(dir.to_path_buf());
             }
             !drop

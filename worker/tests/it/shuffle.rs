@@ -76,7 +76,32 @@ fn buckets_partition_rows_by_key() {
             std::fs::read(&index).unwrap().len(),
             8 * (buckets as usize + 1)
         );
-        store.register(job.clone(), StageId(0), map_task, out);
+        store.register(&attempt, out);
+    }
+    // What the worker would list when it registers: each output, its attempt, and bucket
+    // sizes that add up to its data file.
+    let mut held = store.held();
+    held.sort_by_key(|h| h.partition);
+    assert_eq!(
+        held.iter().map(|h| h.partition).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    for h in &held {
+        assert_eq!(
+            (h.job_id.as_str(), h.stage, h.attempt),
+            (job.0.as_str(), 0, 0)
+        );
+        assert_eq!(h.bucket_bytes.len(), buckets as usize);
+        let attempt = quiver_plan::TaskAttempt {
+            job: job.clone(),
+            stage: StageId(0),
+            partition: h.partition,
+            attempt: 0,
+        };
+        let file = std::fs::metadata(store.paths_for(&attempt).0)
+            .unwrap()
+            .len();
+        assert_eq!(h.bucket_bytes.iter().sum::<u64>(), file);
     }
     assert!(
         spill.spilled_bytes() > 0,

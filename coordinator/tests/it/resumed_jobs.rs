@@ -1,0 +1,289 @@
+//! Jobs resumed after a coordinator restart, on a virtual clock: cut into the same stages as
+//! before (the job log keeps the shape they were planned for), they adopt the map outputs the
+//! workers list when they register again and recompute only the rest.
+//!
+//! The run before the restart is a real scheduler run; the "restart" is a second, empty
+//! scheduler given what a job log would hold (the job, the shape it started with).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use quiver_coordinator::event::{Event, HeldOutput, JobRecord};
+use quiver_coordinator::job::{ATTEMPTS_PER_INCARNATION, JobState, PlannedFor};
+use quiver_coordinator::scheduler::{Action, Reply, SchedulerConfig};
+use quiver_plan::{JobId, Sink, StageId, TaskDefinition, WorkerId};
+
+use crate::scheduler::*;
+use crate::stage_planner::word_count_plan;
+
+const FILES: [u64; 3] = [10, 10, 10];
+
+/// The map outputs a finished map stage left, by worker: what each worker would list.
+type Held = HashMap<WorkerId, Vec<HeldOutput>>;
+
+/// A word count on two workers of one slot, run until its map stage is complete and its
+/// reduce tasks are running; then the coordinator "dies". Returns what the job log holds of
+/// the job's start, and the outputs each worker holds.
+fn run_until_the_reduce_stage() -> (JobId, PlannedFor, Held) {
+    let (mut sim, job, _, first) = setup(2, 1);
+    let mut pending = first;
+    let mut held = Held::new();
+    while let Some((w, t)) = pending.pop() {
+        if t.attempt.stage != StageId(0) {
+            continue;
+        }
+        let outcome = success(&t);
+        let quiver_coordinator::event::TaskOutcome::Success { bucket_bytes, .. } = &outcome else {
+            unreachable!()
+        };
+        held.entry(w.clone()).or_default().push(HeldOutput {
+            job: job.clone(),
+            stage: t.attempt.stage,
+            partition: t.attempt.partition,
+            attempt: t.attempt.attempt,
+            bucket_bytes: bucket_bytes.clone(),
+            rows: 3,
+        });
+        pending.extend(launches(&sim.finish(&w, &t, outcome)));
+    }
+    assert_eq!(held.values().map(Vec::len).sum::<usize>(), FILES.len());
+    assert_eq!(held.len(), 2, "both workers ran map tasks: {held:?}");
+    let planned = sim.s.job(&job).unwrap().planned_for.clone().unwrap();
+    assert_eq!(planned.total_slots, 2);
+    assert_eq!(planned.stage_tasks, [3, 4]);
+    (job, planned, held)
+}
+
+/// A restarted scheduler holding `job` as the log would: resumed once, planned as `planned`.
+fn restarted(job: &JobId, planned: Option<PlannedFor>) -> Sim {
+    let mut sim = Sim::new(SchedulerConfig::default());
+    let out = sim.send(Event::JobRecovered {
+        job: job.clone(),
+        name: "wc".into(),
+        plan: word_count_plan(&FILES),
+        sink: Sink::Collect,
+        options: Default::default(),
+        submitted_at_ms: 0,
+        incarnation: 1,
+        commit: None,
+        storage_locations: Default::default(),
+        planned_for: planned,
+    });
+    assert!(matches!(out.reply, Reply::Recovered(Ok(()))));
+    sim
+}
+
+/// `worker` registers again, listing `outputs`: the actions.
+fn register_holding(sim: &mut Sim, worker: &WorkerId, outputs: Vec<HeldOutput>) -> Vec<Action> {
+    let out = sim.send(Event::WorkerRegistered {
+        worker: worker.clone(),
+        address: format!("http://{}", worker.0),
+        slots: 1,
+        hostname: "host".into(),
+        functions: vec![],
+        held_outputs: outputs,
+    });
+    assert!(matches!(out.reply, Reply::Registered(Ok(()))));
+    out.actions
+}
+
+#[test]
+fn a_resumed_job_adopts_the_outputs_workers_still_hold_and_recomputes_only_the_rest() {
+    let (job, planned, mut held) = run_until_the_reduce_stage();
+    let mut sim = restarted(&job, Some(planned));
+    let ids = worker_ids(2);
+    // w1 lost one of its outputs (say, its disk was cleaned); w0 lists all of its.
+    let lost = held.get_mut(&ids[1]).unwrap().pop().unwrap();
+    let kept: Vec<HeldOutput> = held.values().flatten().cloned().collect();
+    let first = register_holding(&mut sim, &ids[0], held[&ids[0]].clone());
+    assert!(
+        launches(&first).is_empty(),
+        "nothing runs within the grace while slots are missing"
+    );
+    // Both workers back: the grace ends, and only the output nobody listed is computed
+    // again, by this run.
+    let rerun = launches(&register_holding(&mut sim, &ids[1], held[&ids[1]].clone()));
+    let state = sim.s.job(&job).unwrap();
+    assert_eq!(state.state, JobState::Running);
+    assert_eq!(
+        state.stages[0].tasks.iter().filter(|t| t.is_done()).count(),
+        kept.len()
+    );
+    assert_eq!(rerun.len(), 1, "{rerun:?}");
+    let (w, t) = &rerun[0];
+    assert_eq!(t.attempt.stage, StageId(0));
+    assert_eq!(t.attempt.partition, lost.partition);
+    assert_eq!(t.attempt.attempt, ATTEMPTS_PER_INCARNATION);
+
+    // The reduce tasks read the adopted outputs where they are, and the recomputed one.
+    let reduces = launches(&sim.finish(w, t, success(t)));
+    assert!(!reduces.is_empty());
+    let mut want: Vec<(u32, String)> = kept
+        .iter()
+        .map(|o| {
+            let holder = held.iter().find(|(_, os)| os.contains(o)).unwrap().0;
+            (o.partition, holder.0.clone())
+        })
+        .collect();
+    want.push((t.attempt.partition, w.0.clone()));
+    want.sort();
+    for (_, reduce) in &reduces {
+        let mut got: Vec<(u32, String)> = reduce.inputs[0]
+            .locations
+            .iter()
+            .map(|l| (l.map_partition, l.worker.0.clone()))
+            .collect();
+        got.sort();
+        assert_eq!(got, want);
+    }
+
+    // A late report of an adopted attempt (sent before the restart, retried after it) keeps
+    // its output; one of the lost attempt is stale now.
+    let adopted = &kept[0];
+    let holder = held.iter().find(|(_, os)| os.contains(adopted)).unwrap().0;
+    let late = quiver_plan::TaskAttempt {
+        job: job.clone(),
+        stage: adopted.stage,
+        partition: adopted.partition,
+        attempt: adopted.attempt,
+    };
+    let late_report = sim.report(
+        holder,
+        &late,
+        quiver_coordinator::event::TaskOutcome::Success {
+            bucket_bytes: adopted.bucket_bytes.clone(),
+            rows_out: 3,
+            bytes_out: 3,
+            elapsed_ms: 1,
+            spilled_bytes: 0,
+        },
+    );
+    assert!(late_report.1, "the adopted output is kept");
+    let stale = quiver_plan::TaskAttempt {
+        partition: lost.partition,
+        attempt: lost.attempt,
+        ..late.clone()
+    };
+    assert!(
+        !sim.report(&ids[1], &stale, success(t)).1,
+        "recomputed: stale"
+    );
+
+    run_to_completion(&mut sim, reduces);
+    assert_eq!(sim.state(&job), JobState::Succeeded);
+}
+
+/// A worker that does not come back within the grace: what it held is computed again.
+#[test]
+fn a_resumed_job_waits_out_its_grace_for_workers_that_do_not_come_back() {
+    let (job, planned, held) = run_until_the_reduce_stage();
+    let mut sim = restarted(&job, Some(planned));
+    let ids = worker_ids(2);
+    assert!(launches(&register_holding(&mut sim, &ids[0], held[&ids[0]].clone())).is_empty());
+    let grace = SchedulerConfig::default().resume_grace;
+    let early = launches(&sim.pass(grace - Duration::from_secs(1)));
+    assert!(early.is_empty(), "{early:?}");
+    let rerun = launches(&sim.pass(Duration::from_secs(1)));
+    // One slot back: one of w1's map outputs runs again now, the others after it.
+    assert_eq!(rerun.len(), 1, "{rerun:?}");
+    let lost: Vec<u32> = held[&ids[1]].iter().map(|o| o.partition).collect();
+    assert!(lost.contains(&rerun[0].1.attempt.partition), "{rerun:?}");
+    assert_eq!(rerun[0].0, ids[0]);
+}
+
+#[test]
+fn a_resumed_job_logs_the_shape_it_keeps() {
+    let (job, planned, _) = run_until_the_reduce_stage();
+    let mut sim = restarted(&job, Some(planned.clone()));
+    let out = sim.send(Event::WorkerRegistered {
+        worker: WorkerId("w0".into()),
+        address: "http://w0".into(),
+        slots: 8,
+        hostname: "host".into(),
+        functions: vec![],
+        held_outputs: vec![],
+    });
+    assert_eq!(out.records, vec![JobRecord::Started(job.clone())]);
+    // Planned for the 2 slots of before, not the 8 of now.
+    let kept = sim.s.job(&job).unwrap().planned_for.clone().unwrap();
+    assert_eq!(kept, planned);
+    assert_eq!(sim.s.job(&job).unwrap().stages[1].tasks.len(), 4);
+}
+
+/// Outputs that do not fit the resumed job are not adopted: its stages recompute them.
+#[test]
+fn outputs_that_do_not_fit_are_recomputed() {
+    let (job, planned, held) = run_until_the_reduce_stage();
+    let all: Vec<HeldOutput> = held.values().flatten().cloned().collect();
+    let bent = |f: &dyn Fn(&mut HeldOutput)| -> Vec<HeldOutput> {
+        all.iter()
+            .cloned()
+            .map(|mut o| {
+                f(&mut o);
+                o
+            })
+            .collect()
+    };
+    let cases: Vec<(&str, Vec<HeldOutput>, Option<PlannedFor>)> = vec![
+        (
+            "a wrong bucket count",
+            bent(&|o| o.bucket_bytes.push(1)),
+            Some(planned.clone()),
+        ),
+        (
+            "an attempt of this run",
+            bent(&|o| o.attempt += ATTEMPTS_PER_INCARNATION),
+            Some(planned.clone()),
+        ),
+        (
+            "an attempt of a run planned otherwise",
+            all.clone(),
+            Some(PlannedFor {
+                since_incarnation: 1,
+                ..planned.clone()
+            }),
+        ),
+        (
+            "a stage it does not have",
+            bent(&|o| o.stage = StageId(7)),
+            Some(planned.clone()),
+        ),
+        (
+            "a partition it does not have",
+            bent(&|o| o.partition += 100),
+            Some(planned.clone()),
+        ),
+        (
+            "another job",
+            bent(&|o| o.job = JobId("other".into())),
+            Some(planned.clone()),
+        ),
+        (
+            "a logged shape its stages no longer have",
+            all.clone(),
+            Some(PlannedFor {
+                stage_tasks: vec![3, 5],
+                ..planned.clone()
+            }),
+        ),
+        ("no logged shape", all.clone(), None),
+    ];
+    for (case, outputs, planned) in cases {
+        let mut sim = restarted(&job, planned);
+        let w = WorkerId("w0".into());
+        let mut started = launches(&register_holding(&mut sim, &w, outputs));
+        started.extend(launches(&sim.pass(Duration::from_secs(5))));
+        let maps: Vec<&TaskDefinition> = started
+            .iter()
+            .map(|(_, t)| t)
+            .filter(|t| t.attempt.stage == StageId(0))
+            .collect();
+        // One slot: the first map task runs, the others wait; none was adopted.
+        assert_eq!(maps.len(), 1, "{case}: {started:?}");
+        let job = sim.s.job(&job).unwrap();
+        assert!(
+            job.stages[0].tasks.iter().all(|t| !t.is_done()),
+            "{case}: nothing adopted"
+        );
+    }
+}
