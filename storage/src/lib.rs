@@ -30,7 +30,9 @@ pub use blocking::block_on;
 pub use error::StorageError;
 pub use listing::{ListedObject, list_objects};
 pub use location::{Location, Scheme};
-pub use object_reader::{ObjectChunkReader, ObjectReader, READ_CHUNK_BYTES, StoredObject};
+pub use object_reader::{
+    FOOTER_PREFETCH_BYTES, ObjectChunkReader, ObjectReader, READ_CHUNK_BYTES, StoredObject,
+};
 pub use object_stores::ObjectStores;
 pub use object_writer::ObjectWriter;
 pub use output_commit::{OutputCommit, SUCCESS_MARKER, TEMPORARY_DIR, TaskFile, WriteMode};
