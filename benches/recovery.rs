@@ -1,5 +1,7 @@
 //! Recovery benchmark: how much longer a job takes when one of its workers is killed (SIGKILL)
-//! halfway through, compared with the same job without failures, in the same run.
+//! halfway through, or when its coordinator is killed halfway and started again at once on the
+//! same job log (as a supervisor would), compared with the same job without failures, in the
+//! same run.
 //!
 //! ```text
 //! cargo run --release -p quiver-benches --bin recovery -- --size 512 --runs 3
@@ -8,8 +10,10 @@
 //! It starts a coordinator and `--workers` workers as separate processes — this binary
 //! re-executed in coordinator or worker mode — runs word count over generated text, and checks
 //! that every run's output equals the failure-free output. It prints a Markdown table and a
-//! JSON line. The slowdown is mostly the failure detection time (the heartbeat timeout, or the
-//! first failed launch on the dead worker) plus recomputing the lost map outputs.
+//! JSON line. A worker kill's slowdown is mostly the failure detection time (the heartbeat
+//! timeout, or the first failed launch on the dead worker) plus recomputing the lost map
+//! outputs; a coordinator kill's is the restart, the workers registering again and the tasks
+//! that were running at the kill (finished outputs are adopted, not recomputed).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,7 +24,7 @@ use arrow::array::{AsArray, Int64Array};
 use clap::{Parser, Subcommand};
 use quiver::Client;
 use quiver::prelude::*;
-use quiver_benches::process_cluster::ProcessCluster;
+use quiver_benches::process_cluster::{ProcessCluster, spawn_self};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -46,6 +50,8 @@ enum Mode {
     Coordinator {
         bind: String,
         heartbeat_timeout: f64,
+        /// Its job log's directory, or `none`.
+        state_dir: String,
     },
     /// Internal: run as a worker.
     Worker {
@@ -61,10 +67,12 @@ fn main() -> anyhow::Result<()> {
         Some(Mode::Coordinator {
             bind,
             heartbeat_timeout,
+            state_dir,
         }) => runtime.block_on(async {
             let c = quiver_coordinator::start(quiver_coordinator::CoordinatorConfig {
                 bind: bind.parse()?,
                 heartbeat_timeout: Duration::from_secs_f64(heartbeat_timeout),
+                state_dir: (state_dir != "none").then(|| PathBuf::from(state_dir)),
                 ..Default::default()
             })
             .await?;
@@ -92,16 +100,54 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn start_cluster(args: &Args, work_dir: &std::path::Path) -> anyhow::Result<ProcessCluster> {
-    let timeout = args.heartbeat_timeout.to_string();
-    let dir = work_dir.to_string_lossy().into_owned();
+/// The coordinator's arguments in child mode: bound to `bind`, its job log in `run_dir` (or
+/// none, when `job_log` is false).
+fn coordinator_args(
+    args: &Args,
+    bind: &str,
+    run_dir: &std::path::Path,
+    job_log: bool,
+) -> Vec<String> {
+    let state_dir = match job_log {
+        true => run_dir.join("state").to_string_lossy().into_owned(),
+        false => "none".into(),
+    };
+    vec![
+        "coordinator".into(),
+        bind.into(),
+        args.heartbeat_timeout.to_string(),
+        state_dir,
+    ]
+}
+
+async fn start_cluster(
+    args: &Args,
+    run_dir: &std::path::Path,
+    job_log: bool,
+) -> anyhow::Result<ProcessCluster> {
+    let dir = run_dir.join("work").to_string_lossy().into_owned();
+    let coordinator = coordinator_args(args, "127.0.0.1:0", run_dir, job_log);
+    let coordinator: Vec<&str> = coordinator.iter().map(String::as_str).collect();
     ProcessCluster::start(
-        &["coordinator", "127.0.0.1:0", &timeout],
+        &coordinator,
         args.workers,
         |url| vec!["worker".into(), url.into(), dir.clone()],
         Duration::from_secs(20),
     )
     .await
+}
+
+/// What goes wrong halfway through a run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Failure {
+    None,
+    /// None, and the coordinator keeps no job log (`--state-dir none`): what the log costs.
+    NoneWithoutLog,
+    /// Worker 0 is killed (SIGKILL).
+    WorkerKilled,
+    /// The coordinator is killed (SIGKILL) and started again at once on the same address and
+    /// job log; the driver reconnects.
+    CoordinatorKilled,
 }
 
 type Counts = HashMap<String, i64>;
@@ -122,26 +168,46 @@ fn counts(batches: &[RecordBatch]) -> anyhow::Result<Counts> {
     Ok(out)
 }
 
-/// One run on a fresh cluster; with `kill_after`, worker 0 is killed that long after submission.
+/// One run on a fresh cluster; `failure` happens `after` the submission.
 async fn run(
     args: &Args,
     inputs: &[PathBuf],
-    kill_after: Option<Duration>,
+    failure: Failure,
+    after: Duration,
 ) -> anyhow::Result<(Duration, Counts)> {
-    let work_dir = std::env::temp_dir().join(format!("quiver-recovery-{}", std::process::id()));
-    let mut cluster = start_cluster(args, &work_dir).await?;
+    let run_dir = std::env::temp_dir().join(format!("quiver-recovery-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&run_dir);
+    let job_log = failure != Failure::NoneWithoutLog;
+    let mut cluster = start_cluster(args, &run_dir, job_log).await?;
     let client = Client::connect(&cluster.url).await?;
     let dataset = quiver_examples::word_count(inputs)?;
     let started = Instant::now();
     let job = client.submit(&dataset, Sink::Collect).await?;
-    if let Some(after) = kill_after {
-        tokio::time::sleep(after).await;
-        cluster.workers[0].kill()?;
+    let collecting = tokio::spawn(async move { job.collect().await });
+    match failure {
+        Failure::None | Failure::NoneWithoutLog => {}
+        Failure::WorkerKilled => {
+            tokio::time::sleep(after).await;
+            cluster.workers[0].kill()?;
+        }
+        Failure::CoordinatorKilled => {
+            tokio::time::sleep(after).await;
+            cluster.coordinator.kill()?;
+            cluster.coordinator.wait()?;
+            let bind = cluster
+                .url
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string();
+            let again = coordinator_args(args, &bind, &run_dir, true);
+            let again: Vec<&str> = again.iter().map(String::as_str).collect();
+            cluster.coordinator = spawn_self(&again)?.0;
+        }
     }
-    let batches = job.collect().await?;
+    let batches = collecting.await??;
     let elapsed = started.elapsed();
     drop(cluster);
-    let _ = std::fs::remove_dir_all(&work_dir);
+    let _ = std::fs::remove_dir_all(&run_dir);
     Ok((elapsed, counts(&batches)?))
 }
 
@@ -163,33 +229,52 @@ async fn bench(args: &Args) -> anyhow::Result<()> {
     }
     let inputs = vec![dir];
     let mut clean = vec![];
+    let mut unlogged = vec![];
     let mut reference: Option<Counts> = None;
+    // Alternately, so that both see the same machine.
     for i in 0..args.runs {
-        let (t, c) = run(args, &inputs, None).await?;
-        eprintln!("run {i}: no failure: {:.2} s", t.as_secs_f64());
-        if reference.as_ref().is_some_and(|r| *r != c) {
-            bail!("two failure-free runs disagree");
+        for (failure, times, what) in [
+            (Failure::None, &mut clean, "no failure"),
+            (
+                Failure::NoneWithoutLog,
+                &mut unlogged,
+                "no failure, no job log",
+            ),
+        ] {
+            let (t, c) = run(args, &inputs, failure, Duration::ZERO).await?;
+            eprintln!("run {i}: {what}: {:.2} s", t.as_secs_f64());
+            if reference.as_ref().is_some_and(|r| *r != c) {
+                bail!("two failure-free runs disagree");
+            }
+            reference = Some(c);
+            times.push(t);
         }
-        reference = Some(c);
-        clean.push(t);
     }
     let reference = reference.context("no runs")?;
     let baseline = median(clean.clone());
     let mut killed = vec![];
-    for i in 0..args.runs {
-        let (t, c) = run(args, &inputs, Some(baseline / 2)).await?;
-        eprintln!(
-            "run {i}: worker killed at {:.2} s: {:.2} s",
-            (baseline / 2).as_secs_f64(),
-            t.as_secs_f64()
-        );
-        if c != reference {
-            bail!("the run with a killed worker gave a different result");
+    let mut restarted = vec![];
+    for (failure, times, what) in [
+        (Failure::WorkerKilled, &mut killed, "worker"),
+        (Failure::CoordinatorKilled, &mut restarted, "coordinator"),
+    ] {
+        for i in 0..args.runs {
+            let (t, c) = run(args, &inputs, failure, baseline / 2).await?;
+            eprintln!(
+                "run {i}: {what} killed at {:.2} s: {:.2} s",
+                (baseline / 2).as_secs_f64(),
+                t.as_secs_f64()
+            );
+            if c != reference {
+                bail!("the run with a killed {what} gave a different result");
+            }
+            times.push(t);
         }
-        killed.push(t);
     }
     let with_kill = median(killed.clone());
     let ratio = with_kill.as_secs_f64() / baseline.as_secs_f64();
+    let with_restart = median(restarted.clone());
+    let restart_ratio = with_restart.as_secs_f64() / baseline.as_secs_f64();
     let fmt = |v: &[Duration]| {
         let min = v.iter().min().copied().unwrap_or_default().as_secs_f64();
         let max = v.iter().max().copied().unwrap_or_default().as_secs_f64();
@@ -203,11 +288,21 @@ async fn bench(args: &Args) -> anyhow::Result<()> {
         args.runs
     );
     println!("| --- | --- | --- |");
+    let log_ratio = baseline.as_secs_f64() / median(unlogged.clone()).as_secs_f64();
     println!("| no failure | {} | 1.00 |", fmt(&clean));
+    println!(
+        "| no failure, coordinator without job log | {} | {:.2} |",
+        fmt(&unlogged),
+        1.0 / log_ratio
+    );
     println!(
         "| 1 of {} workers killed halfway | {} | {ratio:.2} |",
         args.workers,
         fmt(&killed)
+    );
+    println!(
+        "| coordinator killed halfway, restarted at once | {} | {restart_ratio:.2} |",
+        fmt(&restarted)
     );
     println!(
         "{}",
@@ -220,6 +315,10 @@ async fn bench(args: &Args) -> anyhow::Result<()> {
             "baseline_s": baseline.as_secs_f64(),
             "killed_s": with_kill.as_secs_f64(),
             "slowdown": ratio,
+            "coordinator_restarted_s": with_restart.as_secs_f64(),
+            "coordinator_restart_slowdown": restart_ratio,
+            "without_job_log_s": median(unlogged.clone()).as_secs_f64(),
+            "job_log_cost": log_ratio,
             "outputs_identical": true,
         })
     );

@@ -222,7 +222,8 @@ impl ObjectChunkReader {
     /// Prefetches the object's last [`FOOTER_PREFETCH_BYTES`].
     pub fn prefetch_footer(&mut self) -> Result<u64> {
         let size = self.object.size;
-        self.prefetch(&[size.saturating_sub(FOOTER_PREFETCH_BYTES)..size])
+        let footer = size.saturating_sub(FOOTER_PREFETCH_BYTES)..size;
+        self.prefetch(std::slice::from_ref(&footer))
     }
 
     /// A prefetched buffer holding byte `at`: its first byte and bytes.
