@@ -295,16 +295,23 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             },
             None => return Err(Status::invalid_argument("TaskResult: outcome is missing")),
         };
+        if !known {
+            // Not registered (yet): after a coordinator restart, before the worker's next
+            // heartbeat. It retries after registering again; whether to keep the output is
+            // decided then (it may be adopted), not now.
+            return Err(Status::unavailable(
+                "ReportTask: this worker is not registered with this coordinator; register again, then report",
+            ));
+        }
         let succeeded = matches!(outcome, TaskOutcome::Success { .. });
-        let expected = known
-            && match self.state.handle(Event::TaskFinished {
-                worker,
-                attempt,
-                outcome,
-            }) {
-                Reply::TaskReported { expected } => expected,
-                other => return Err(unexpected("ReportTask", &other)),
-            };
+        let expected = match self.state.handle(Event::TaskFinished {
+            worker,
+            attempt,
+            outcome,
+        }) {
+            Reply::TaskReported { expected } => expected,
+            other => return Err(unexpected("ReportTask", &other)),
+        };
         Ok(Response::new(pb::ReportTaskResponse {
             drop_output: !expected && succeeded,
         }))

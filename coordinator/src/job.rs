@@ -169,6 +169,49 @@ pub struct Stage {
 }
 
 impl Stage {
+    /// A digest of what the stage computes: its pipeline, output, inputs and splits (xxh3 of
+    /// their wire encoding).
+    pub fn digest(&self) -> u64 {
+        use prost::Message;
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(&quiver_proto::v1::PlanNode::from(&self.plan).encode_to_vec());
+        h.update(&quiver_proto::v1::StageOutput::from(&self.output).encode_to_vec());
+        for input in &self.inputs {
+            h.update(&input.0.to_le_bytes());
+        }
+        for task in &self.splits {
+            h.update(&(task.len() as u64).to_le_bytes());
+            for split in task {
+                h.update(&(split.path.len() as u64).to_le_bytes());
+                h.update(split.path.as_bytes());
+                h.update(&split.start.to_le_bytes());
+                h.update(&split.end.to_le_bytes());
+                for g in &split.row_groups {
+                    h.update(&g.to_le_bytes());
+                }
+                h.update(&[0xff]);
+            }
+        }
+        h.digest()
+    }
+
+    /// Whether what the stage writes depends on the order its rows come in, which a task
+    /// reading a shuffle does not keep from one run to the next (local map outputs first):
+    /// a sample, a range shuffle (its boundaries come from a sample), rows dealt out without
+    /// keys.
+    pub fn is_order_sensitive(&self) -> bool {
+        fn samples(node: &PlanNode) -> bool {
+            matches!(node, PlanNode::Sample { .. }) || node.children().into_iter().any(samples)
+        }
+        match &self.output {
+            StageOutput::RangeShuffle { .. } => true,
+            StageOutput::HashShuffle { keys, partitions } if keys.is_empty() && *partitions > 1 => {
+                true
+            }
+            _ => samples(&self.plan),
+        }
+    }
+
     /// A stage with every task pending.
     pub fn new(planned: crate::stage_planner::PlannedStage) -> Self {
         Stage {
@@ -249,6 +292,9 @@ pub struct PlannedFor {
     pub shuffle_partitions: u32,
     /// The tasks of each stage (checked again when a resumed job is planned).
     pub stage_tasks: Vec<u32>,
+    /// A digest of each stage — its pipeline, output, inputs and splits — so that a resumed
+    /// job planned otherwise (by another build, say) is not taken for the same stages.
+    pub stage_digests: Vec<u64>,
     /// The first incarnation that ran this plan: outputs of attempts from then on (and from
     /// before the current incarnation) are adoptable.
     pub since_incarnation: u32,
@@ -266,9 +312,26 @@ impl PlannedFor {
             total_slots,
             shuffle_partitions,
             stage_tasks: stages.iter().map(|s| s.tasks.len() as u32).collect(),
+            stage_digests: stages.iter().map(Stage::digest).collect(),
             since_incarnation: incarnation,
         }
     }
+}
+
+/// Which of `stages` may adopt outputs of an earlier run: those neither order-sensitive
+/// ([`Stage::is_order_sensitive`]) nor downstream of one. Adopting part of such a stage's
+/// outputs and recomputing the rest could mix two different cuts of its rows (two sets of
+/// sort boundaries, say); recomputed whole, each run's are consistent.
+pub fn adoptable_stages(stages: &[Stage]) -> Vec<bool> {
+    let mut adoptable: Vec<bool> = Vec::with_capacity(stages.len());
+    for stage in stages {
+        let inputs_adoptable = stage
+            .inputs
+            .iter()
+            .all(|i| adoptable.get(i.0 as usize).copied().unwrap_or(false));
+        adoptable.push(inputs_adoptable && !stage.is_order_sensitive());
+    }
+    adoptable
 }
 
 /// A map output a worker listed when it registered, kept until its (resumed) job is planned.
@@ -318,9 +381,9 @@ pub struct Job {
     /// The cluster shape its stages were cut for, once it started (or, for a resumed job, as
     /// the job log kept it).
     pub planned_for: Option<PlannedFor>,
-    /// Whether it may adopt map outputs of its earlier runs: a resumed job cut into the same
-    /// stages as they were.
-    pub adopts_outputs: bool,
+    /// Which stages may adopt outputs of the job's earlier runs (a resumed job cut into the
+    /// same stages as they were: see [`adoptable_stages`]); empty: none.
+    pub adoptable: Vec<bool>,
     /// A resumed job, not yet planned: outputs registering workers listed for it.
     pub reported_outputs: Vec<ReportedOutput>,
     /// A resumed job launches no task before this, so that workers coming back after the
@@ -366,7 +429,7 @@ impl Job {
             commit_failures: 0,
             storage_options: Default::default(),
             planned_for: None,
-            adopts_outputs: false,
+            adoptable: vec![],
             reported_outputs: vec![],
             resume_grace_until: None,
         })
@@ -409,7 +472,12 @@ impl Job {
             .as_ref()
             .map(|p| p.since_incarnation.saturating_mul(ATTEMPTS_PER_INCARNATION));
         let from_earlier_run = since.is_some_and(|since| (since..first).contains(&output.attempt));
-        if !self.adopts_outputs || self.state != JobState::Running || !from_earlier_run {
+        let adoptable = self
+            .adoptable
+            .get(output.stage.0 as usize)
+            .copied()
+            .unwrap_or(false);
+        if !adoptable || self.state != JobState::Running || !from_earlier_run {
             return false;
         }
         let Some(stage) = self.stages.get_mut(output.stage.0 as usize) else {
@@ -442,8 +510,33 @@ impl Job {
         if stage.is_complete() {
             stage.finished = Some(now);
         }
-        info!(job = %self.id, stage = %stage.id, partition = output.partition, attempt = output.attempt, %worker, "adopted a map output that survived the coordinator's restart");
         true
+    }
+
+    /// Whether every task the job needs is done: its final stage is complete. (A resumed job
+    /// whose later stages were adopted never runs the stages before them again.)
+    pub fn all_tasks_done(&self) -> bool {
+        self.final_stage().is_some_and(Stage::is_complete)
+    }
+
+    /// Whether stage `s` must still run: the final stage, or one whose outputs a stage that
+    /// has not finished reads.
+    pub fn stage_needed(&self, s: usize) -> bool {
+        s + 1 == self.stages.len() || self.output_still_needed(s)
+    }
+
+    /// A resumed job launches nothing during its grace, while the workers coming back list
+    /// what they hold; the grace ends early once workers with as many slots as the job was
+    /// planned for are back (`total_slots`).
+    pub fn waits_for_listings(&self, total_slots: u32, now: Timestamp) -> bool {
+        let slots_back = self
+            .planned_for
+            .as_ref()
+            .is_some_and(|p| total_slots >= p.total_slots);
+        !slots_back
+            && self
+                .resume_grace_until
+                .is_some_and(|until| now.is_before(until))
     }
 
     /// The stage that writes the job's sink.

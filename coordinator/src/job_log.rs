@@ -378,6 +378,7 @@ fn logged_start(job: &Job, planned: &PlannedFor) -> pb::LoggedJobStarted {
         total_slots: planned.total_slots,
         shuffle_partitions: planned.shuffle_partitions,
         stage_tasks: planned.stage_tasks.clone(),
+        stage_digests: planned.stage_digests.clone(),
         since_incarnation: planned.since_incarnation,
     }
 }
@@ -476,6 +477,7 @@ pub fn recovered_event(r: &pb::LoggedJobSubmitted) -> std::result::Result<Event,
             total_slots: p.total_slots.max(1),
             shuffle_partitions: p.shuffle_partitions.max(1),
             stage_tasks: p.stage_tasks.clone(),
+            stage_digests: p.stage_digests.clone(),
             since_incarnation: p.since_incarnation,
         }),
         commit: r.commit.as_ref().map(|c| {
@@ -762,6 +764,7 @@ mod tests {
             total_slots: 6,
             shuffle_partitions: 12,
             stage_tasks: vec![9, 12],
+            stage_digests: vec![7, u64::MAX],
             since_incarnation: 0,
         };
         job.planned_for = Some(planned.clone());

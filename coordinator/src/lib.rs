@@ -23,8 +23,9 @@
 //! - `dashboard` — the dashboard's pages (jobs, one job, workers; live by server-sent events)
 //!   and Prometheus `/metrics`, read-only.
 //! - `job` — job, stage and task state.
-//! - `job_log` — the job log in `--state-dir`: records of accepted and finished jobs, read
-//!   back on start (a torn tail dropped), compacted; written on a thread of its own.
+//! - `job_log` — the job log in `--state-dir`: records of accepted, started (the shape they
+//!   were planned for), committing and finished jobs, read back on start (a torn tail
+//!   dropped), compacted; written on a thread of its own.
 //! - `stage_planner` — cutting a plan into stages at exchanges; input splits.
 //! - `job_status` — encoding a job as the `JobStatus` drivers see.
 //! - `heartbeat_monitor` — the timer that sends the scheduler its ticks.

@@ -182,15 +182,30 @@ pub async fn start(config: CoordinatorConfig) -> Result<RunningCoordinator> {
             "the job log's tail was torn or corrupt and was dropped: jobs it recorded last may be missing"
         );
     }
-    // Unfinished jobs run again, under their ids, once workers register.
+    // Unfinished jobs run again, under their ids, once workers register. Their new
+    // incarnations are on disk before anything is served: a second crash must not let a later
+    // run reuse this run's attempt numbers.
+    let mut resumed = Vec::new();
     for logged in &recovered.unfinished {
         match recovered_event(logged) {
-            Ok(event) => {
-                if let crate::scheduler::Reply::Recovered(Err(e)) = state.handle(event) {
+            Ok(event) => match state.handle_durably(event) {
+                (crate::scheduler::Reply::Recovered(Err(e)), _) => {
                     warn!(job = %logged.job_id, error = %e, "a logged job cannot be resumed");
                 }
-            }
+                (_, durable) => resumed.extend(durable),
+            },
             Err(e) => warn!(job = %logged.job_id, error = %e, "a logged job cannot be resumed"),
+        }
+    }
+    for durable in resumed {
+        match durable.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(CoordinatorError::Refused(format!("resuming jobs: {e}"))),
+            Err(_) => {
+                return Err(CoordinatorError::Refused(
+                    "resuming jobs: the job log stopped".into(),
+                ));
+            }
         }
     }
     let admission = Arc::new(Admission {

@@ -12,7 +12,8 @@
 //! an [`Action`], carried out by `coordinator_state`. So it is tested with plain calls and a
 //! virtual clock, and the same events in give the same state and actions out.
 //!
-//! How a reported task end changes the job lives in the child module `task_reports`.
+//! How a reported task end changes the job lives in the child module `task_reports`; how a job
+//! resumed after a coordinator restart adopts the outputs that survived, in `adoption`.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -28,13 +29,14 @@ use crate::error::{CoordinatorError, Result};
 pub use crate::event::{
     Event, FetchFailure, HeldOutput, JobRecord, Outcome, Reply, TaskOutcome, Timestamp,
 };
-use crate::job::{Job, JobOptions, JobState, PlannedFor, ReportedOutput, Stage, TaskState};
+use crate::job::{Job, JobOptions, JobState, PlannedFor, Stage, TaskState, adoptable_stages};
 use crate::placement::{Constraints, FreeSlots};
 pub use crate::scheduler_config::SchedulerConfig;
 use crate::speculation::speculate;
 use crate::stage_planner::{PlannerOptions, plan_stages};
 use crate::worker_registry::{Registration, WorkerRegistry};
 
+mod adoption;
 mod task_reports;
 
 /// How many times an output commit is tried before its job fails.
@@ -441,105 +443,6 @@ impl Scheduler {
         }]
     }
 
-    /// A registering worker listed the map outputs it holds: each resumed job adopts those its
-    /// pending tasks need (a job not planned yet keeps them until it is). Outputs of other
-    /// jobs, or that do not fit, are ignored: the worker is told which jobs are live and drops
-    /// the rest of its data itself.
-    fn take_held_outputs(
-        &mut self,
-        worker: &WorkerId,
-        address: &str,
-        outputs: Vec<HeldOutput>,
-        now: Timestamp,
-    ) -> Vec<Action> {
-        let mut touched = Vec::new();
-        for output in outputs {
-            let Some(job) = self.jobs.get_mut(&output.job) else {
-                continue;
-            };
-            let Some(planned) = &job.planned_for else {
-                continue;
-            };
-            if job.state.is_terminal() || job.incarnation == 0 {
-                continue;
-            }
-            if job.stages.is_empty() {
-                // Kept until the job is planned; bounded by its tasks per listing worker.
-                let fits = planned
-                    .stage_tasks
-                    .get(output.stage.0 as usize)
-                    .is_some_and(|&tasks| output.partition < tasks);
-                if fits {
-                    job.reported_outputs.push(ReportedOutput {
-                        worker: worker.clone(),
-                        address: address.to_string(),
-                        output,
-                    });
-                }
-            } else if job.adopt(worker, address, &output, now) && !touched.contains(&output.job) {
-                touched.push(output.job);
-            }
-        }
-        touched
-            .iter()
-            .flat_map(|id| self.complete_if_done(id, now))
-            .collect()
-    }
-
-    /// A success reported for an attempt the coordinator does not wait for: adopted (or kept,
-    /// when its output already was, from the worker's registration) when it is an attempt of
-    /// a resumed job's earlier run that a pending task can use. Returns whether the output
-    /// stays.
-    fn adopt_late_report(
-        &mut self,
-        attempt: &TaskAttempt,
-        worker: &WorkerId,
-        outcome: &TaskOutcome,
-        now: Timestamp,
-    ) -> bool {
-        let TaskOutcome::Success {
-            bucket_bytes,
-            rows_out,
-            ..
-        } = outcome
-        else {
-            return false;
-        };
-        let Some(address) = self.workers.alive_address(worker).map(str::to_string) else {
-            return false;
-        };
-        let Some(job) = self.jobs.get_mut(&attempt.job) else {
-            return false;
-        };
-        if job.holds_output(attempt.stage, attempt.partition, worker, attempt.attempt) {
-            return true;
-        }
-        let output = HeldOutput {
-            job: attempt.job.clone(),
-            stage: attempt.stage,
-            partition: attempt.partition,
-            attempt: attempt.attempt,
-            bucket_bytes: bucket_bytes.clone(),
-            rows: *rows_out,
-        };
-        job.adopt(worker, &address, &output, now)
-    }
-
-    /// Ends job `id`'s tasks if every stage is complete (e.g. after adopting outputs).
-    fn complete_if_done(&mut self, id: &JobId, now: Timestamp) -> Vec<Action> {
-        let done = self.jobs.get(id).is_some_and(|j| {
-            j.state == JobState::Running
-                && j.commit.is_none()
-                && !j.stages.is_empty()
-                && j.stages.iter().all(Stage::is_complete)
-        });
-        if done {
-            self.tasks_complete(id, now)
-        } else {
-            vec![]
-        }
-    }
-
     /// Every task of job `id` finished. A `write_parquet` job now commits its output (and
     /// succeeds when that is done); any other job succeeds.
     fn tasks_complete(&mut self, id: &JobId, now: Timestamp) -> Vec<Action> {
@@ -764,6 +667,7 @@ impl Scheduler {
         job.state = state;
         job.error = error;
         job.finished = Some(now);
+        job.reported_outputs = vec![];
         match (state, job.error.as_deref()) {
             (JobState::Failed, error) => {
                 warn!(job = %id, name = %job.name, error = error.unwrap_or("unknown"), "job failed")
@@ -881,20 +785,7 @@ impl Scheduler {
                 }
                 self.records.push(JobRecord::Started(id.clone()));
                 // What workers listed for it before it was planned.
-                let mut adopted = false;
-                for r in std::mem::take(&mut job.reported_outputs) {
-                    if self.workers.alive_address(&r.worker) == Some(r.address.as_str()) {
-                        adopted |= job.adopt(&r.worker, &r.address, &r.output, now);
-                    }
-                }
-                if adopted {
-                    let done = self.complete_if_done(id, now);
-                    let finished = !done.is_empty();
-                    actions.extend(done);
-                    if finished {
-                        continue;
-                    }
-                }
+                actions.extend(self.adopt_reported_outputs(id, now));
             }
             let Some(job) = self.jobs.get_mut(id) else {
                 continue;
@@ -903,17 +794,7 @@ impl Scheduler {
                 continue;
             }
             job.waiting_reason = None;
-            let slots_back = job
-                .planned_for
-                .as_ref()
-                .is_some_and(|p| total_slots >= p.total_slots);
-            if !slots_back
-                && job
-                    .resume_grace_until
-                    .is_some_and(|until| now.is_before(until))
-            {
-                // Workers that come back after the restart list their outputs first (the
-                // grace ends early once as many slots are back as the job was planned for).
+            if job.waits_for_listings(total_slots, now) {
                 job.waiting_reason =
                     Some("resumed: waiting for workers to list the outputs they hold".into());
                 continue;
@@ -921,7 +802,7 @@ impl Scheduler {
             let complete: Vec<bool> = job.stages.iter().map(Stage::is_complete).collect();
             for s in 0..job.stages.len() {
                 let runnable = job.stages[s].inputs.iter().all(|i| complete[i.0 as usize]);
-                if !runnable || complete[s] {
+                if !runnable || complete[s] || !job.stage_needed(s) {
                     continue;
                 }
                 let inputs = job.shuffle_inputs(s);
@@ -1076,25 +957,40 @@ fn start_job(
         ),
         None => (total_slots, job.options),
     };
-    let mut stages = plan_job(&job.id, &job.plan, &job.sink, &options, slots, limits)?;
+    let mut stages = match plan_job(&job.id, &job.plan, &job.sink, &options, slots, limits) {
+        Ok(stages) => stages,
+        // The logged shape no longer fits this coordinator's limits: plan for the cluster
+        // of now, adopting nothing.
+        Err(e) if logged.is_some() => {
+            warn!(job = %job.id, error = %e, "the resumed job cannot be planned as before the restart; planning it afresh");
+            job.reported_outputs.clear();
+            return start_job(job, total_slots, limits, now);
+        }
+        Err(e) => return Err(e),
+    };
     let planned = PlannedFor::of(
         &stages,
         slots,
         shuffle_partitions(&options, slots, limits),
         job.incarnation,
     );
-    (job.planned_for, job.adopts_outputs) = match logged {
-        Some(l)
-            if l.stage_tasks == planned.stage_tasks && l.since_incarnation < job.incarnation =>
-        {
-            (Some(l), true)
+    let same_stages = logged.as_ref().is_some_and(|l| {
+        l.stage_tasks == planned.stage_tasks
+            && l.stage_digests == planned.stage_digests
+            && l.since_incarnation < job.incarnation
+    });
+    job.adoptable = vec![];
+    job.planned_for = match logged {
+        Some(l) if same_stages => {
+            job.adoptable = adoptable_stages(&stages);
+            Some(l)
         }
         Some(_) => {
             warn!(job = %job.id, "the resumed job's stages come out otherwise than before the restart; all of them run again");
             job.reported_outputs.clear();
-            (Some(planned), false)
+            Some(planned)
         }
-        None => (Some(planned), false),
+        None => Some(planned),
     };
     // A resumed job's attempts are numbered apart from those of its earlier runs.
     let first_attempt = job.first_attempt();

@@ -100,7 +100,17 @@ impl CoordinatorLink {
                 .unwrap_or_default();
         // What it holds: a restarted coordinator adopts the outputs its resumed jobs need.
         let request = pb::RegisterWorkerRequest {
-            held_outputs,
+            held_outputs: held_outputs
+                .into_iter()
+                .map(|h| pb::HeldMapOutput {
+                    job_id: h.attempt.job.0,
+                    stage: h.attempt.stage.0,
+                    partition: h.attempt.partition,
+                    attempt: h.attempt.attempt,
+                    bucket_bytes: h.bucket_bytes,
+                    rows: h.rows,
+                })
+                .collect(),
             ..self.registration.clone()
         };
         let response = self

@@ -118,9 +118,7 @@ impl Scheduler {
                 if stage.is_complete() {
                     stage.finished = Some(now);
                 }
-                if job.stages.iter().all(Stage::is_complete) {
-                    actions.extend(self.tasks_complete(&attempt.job, now));
-                }
+                actions.extend(self.complete_if_done(&attempt.job, now));
                 actions
             }
             TaskOutcome::Failure {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use quiver_coordinator::event::{Event, HeldOutput, JobRecord};
-use quiver_coordinator::job::{ATTEMPTS_PER_INCARNATION, JobState, PlannedFor};
+use quiver_coordinator::job::{ATTEMPTS_PER_INCARNATION, JobState, PlannedFor, adoptable_stages};
 use quiver_coordinator::scheduler::{Action, Reply, SchedulerConfig};
 use quiver_plan::{JobId, Sink, StageId, TaskDefinition, WorkerId};
 
@@ -25,12 +25,22 @@ type Held = HashMap<WorkerId, Vec<HeldOutput>>;
 /// reduce tasks are running; then the coordinator "dies". Returns what the job log holds of
 /// the job's start, and the outputs each worker holds.
 fn run_until_the_reduce_stage() -> (JobId, PlannedFor, Held) {
+    run_until(0)
+}
+
+/// Like [`run_until_the_reduce_stage`], with `reduces` reduce tasks run too: all but the last
+/// reported, the last one finishing while the coordinator is down (held, never reported).
+fn run_until(reduces: usize) -> (JobId, PlannedFor, Held) {
     let (mut sim, job, _, first) = setup(2, 1);
     let mut pending = first;
     let mut held = Held::new();
+    let mut reduced = 0;
     while let Some((w, t)) = pending.pop() {
         if t.attempt.stage != StageId(0) {
-            continue;
+            if reduced == reduces {
+                continue;
+            }
+            reduced += 1;
         }
         let outcome = success(&t);
         let quiver_coordinator::event::TaskOutcome::Success { bucket_bytes, .. } = &outcome else {
@@ -44,9 +54,16 @@ fn run_until_the_reduce_stage() -> (JobId, PlannedFor, Held) {
             bucket_bytes: bucket_bytes.clone(),
             rows: 3,
         });
+        if t.attempt.stage != StageId(0) && reduced == reduces {
+            continue;
+        }
         pending.extend(launches(&sim.finish(&w, &t, outcome)));
     }
-    assert_eq!(held.values().map(Vec::len).sum::<usize>(), FILES.len());
+    assert_eq!(sim.state(&job), JobState::Running);
+    assert_eq!(
+        held.values().map(Vec::len).sum::<usize>(),
+        FILES.len() + reduces
+    );
     assert_eq!(held.len(), 2, "both workers ran map tasks: {held:?}");
     let planned = sim.s.job(&job).unwrap().planned_for.clone().unwrap();
     assert_eq!(planned.total_slots, 2);
@@ -259,6 +276,14 @@ fn outputs_that_do_not_fit_are_recomputed() {
             Some(planned.clone()),
         ),
         (
+            "stages that differ from the logged ones",
+            all.clone(),
+            Some(PlannedFor {
+                stage_digests: vec![1, 2],
+                ..planned.clone()
+            }),
+        ),
+        (
             "a logged shape its stages no longer have",
             all.clone(),
             Some(PlannedFor {
@@ -286,4 +311,104 @@ fn outputs_that_do_not_fit_are_recomputed() {
             "{case}: nothing adopted"
         );
     }
+}
+
+/// Every result of a collect job survived (the last one finished while the coordinator was
+/// down): the resumed job succeeds without running anything, not even its map stage.
+#[test]
+fn a_job_whose_results_all_survived_succeeds_without_running_anything() {
+    let (job, planned, held) = run_until(4);
+    let mut sim = restarted(&job, Some(planned));
+    let ids = worker_ids(2);
+    let mut launched = launches(&register_holding(&mut sim, &ids[0], held[&ids[0]].clone()));
+    launched.extend(launches(&register_holding(
+        &mut sim,
+        &ids[1],
+        held[&ids[1]].clone(),
+    )));
+    launched.extend(launches(&sim.pass(Duration::from_secs(5))));
+    assert!(launched.is_empty(), "{launched:?}");
+    assert_eq!(sim.state(&job), JobState::Succeeded);
+    let state = sim.s.job(&job).unwrap();
+    assert!(state.stages[1].tasks.iter().all(|t| t.is_done()));
+}
+
+/// A worker that lists nothing (say, it took its snapshot before its tasks ended) but reports
+/// an attempt of the run before the restart late: the output is adopted and kept.
+#[test]
+fn a_late_report_of_an_earlier_run_is_adopted_for_a_pending_task() {
+    let (job, planned, held) = run_until_the_reduce_stage();
+    let mut sim = restarted(&job, Some(planned));
+    let ids = worker_ids(2);
+    assert!(launches(&register_holding(&mut sim, &ids[0], vec![])).is_empty());
+    let late = &held[&ids[0]][0];
+    let attempt = quiver_plan::TaskAttempt {
+        job: job.clone(),
+        stage: late.stage,
+        partition: late.partition,
+        attempt: late.attempt,
+    };
+    let (_, kept) = sim.report(
+        &ids[0],
+        &attempt,
+        quiver_coordinator::event::TaskOutcome::Success {
+            bucket_bytes: late.bucket_bytes.clone(),
+            rows_out: 3,
+            bytes_out: 3,
+            elapsed_ms: 1,
+            spilled_bytes: 0,
+        },
+    );
+    assert!(kept, "adopted");
+    let task = &sim.s.job(&job).unwrap().stages[0].tasks[late.partition as usize];
+    assert!(task.is_done());
+    // With the wrong bucket count it would have been dropped.
+    let other = &held[&ids[0]].get(1).or(held[&ids[1]].first()).unwrap();
+    let attempt = quiver_plan::TaskAttempt {
+        partition: other.partition,
+        attempt: other.attempt,
+        ..attempt
+    };
+    let (_, kept) = sim.report(
+        &ids[0],
+        &attempt,
+        quiver_coordinator::event::TaskOutcome::Success {
+            bucket_bytes: vec![1],
+            rows_out: 3,
+            bytes_out: 3,
+            elapsed_ms: 1,
+            spilled_bytes: 0,
+        },
+    );
+    assert!(!kept);
+}
+
+/// A stage whose rows depend on the order they come in — a sample, a range shuffle — and
+/// everything after it are never adopted: recomputing part of them would mix two cuts of the
+/// rows. Stages before it are.
+#[test]
+fn only_stages_whose_rows_do_not_depend_on_their_order_are_adoptable() {
+    let plan = |p| {
+        quiver_coordinator::scheduler::plan_job(
+            &JobId("j".into()),
+            &p,
+            &Sink::Collect,
+            &Default::default(),
+            2,
+            quiver_plan::Limits::default(),
+        )
+        .unwrap()
+    };
+    let sorted = quiver_plan::PlanNode::Sort {
+        input: Box::new(word_count_plan(&FILES)),
+        order: vec![quiver_plan::sort::desc(quiver_plan::expr::col("count"))],
+        limit: None,
+    };
+    let stages = plan(sorted);
+    assert_eq!(stages.len(), 4);
+    assert_eq!(adoptable_stages(&stages), [true, false, false, false]);
+    assert_eq!(
+        adoptable_stages(&plan(word_count_plan(&FILES))),
+        [true, true]
+    );
 }

@@ -12,7 +12,6 @@ use std::sync::Mutex;
 
 use arrow::record_batch::RecordBatch;
 use quiver_plan::{JobId, StageId, TaskAttempt};
-use quiver_proto::v1::HeldMapOutput;
 use quiver_proto::{MAX_HELD_OUTPUT_BUCKETS, MAX_HELD_OUTPUTS};
 
 use crate::error::{Result, WorkerError};
@@ -34,6 +33,14 @@ impl MapOutput {
 }
 
 type OutputKey = (JobId, StageId, u32);
+
+/// One output this worker holds, as it lists it when it registers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldOutput {
+    pub attempt: TaskAttempt,
+    pub bucket_bytes: Vec<u64>,
+    pub rows: u64,
+}
 
 /// A map output and the attempt that wrote it.
 struct Held {
@@ -77,8 +84,9 @@ impl MapOutputStore {
         self.outputs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records the output `attempt` wrote; replaces an earlier attempt's. The output of a
-    /// job that was already removed is deleted instead.
+    /// Records the output `attempt` wrote; replaces an earlier attempt's, never a later one's
+    /// (an attempt of a run before a coordinator restart may finish after this run's). The
+    /// output of a job that was already removed is deleted instead.
     pub fn register(&self, attempt: &TaskAttempt, output: MapOutput) {
         let job = &attempt.job;
         let removed = self
@@ -94,8 +102,14 @@ impl MapOutputStore {
             attempt: attempt.attempt,
             output,
         };
-        self.lock()
-            .insert((job.clone(), attempt.stage, attempt.partition), held);
+        let key = (job.clone(), attempt.stage, attempt.partition);
+        let mut outputs = self.lock();
+        if outputs
+            .get(&key)
+            .is_none_or(|newer| newer.attempt <= attempt.attempt)
+        {
+            outputs.insert(key, held);
+        }
     }
 
     /// The output of one map task, if this worker has it.
@@ -108,7 +122,7 @@ impl MapOutputStore {
     /// What this worker holds, as it tells a coordinator when it registers: at most
     /// `MAX_HELD_OUTPUTS` outputs with `MAX_HELD_OUTPUT_BUCKETS` buckets in all (the rest,
     /// if any, is recomputed when needed).
-    pub fn held(&self) -> Vec<HeldMapOutput> {
+    pub fn held(&self) -> Vec<HeldOutput> {
         let outputs = self.lock();
         let mut held = Vec::with_capacity(outputs.len().min(MAX_HELD_OUTPUTS));
         let mut buckets = 0usize;
@@ -118,11 +132,13 @@ impl MapOutputStore {
             if held.len() == MAX_HELD_OUTPUTS || buckets > MAX_HELD_OUTPUT_BUCKETS {
                 break;
             }
-            held.push(HeldMapOutput {
-                job_id: job.0.clone(),
-                stage: stage.0,
-                partition: *partition,
-                attempt: h.attempt,
+            held.push(HeldOutput {
+                attempt: TaskAttempt {
+                    job: job.clone(),
+                    stage: *stage,
+                    partition: *partition,
+                    attempt: h.attempt,
+                },
                 bucket_bytes: sizes,
                 rows: h.output.rows,
             });

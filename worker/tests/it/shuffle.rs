@@ -81,23 +81,17 @@ fn buckets_partition_rows_by_key() {
     // What the worker would list when it registers: each output, its attempt, and bucket
     // sizes that add up to its data file.
     let mut held = store.held();
-    held.sort_by_key(|h| h.partition);
-    assert_eq!(
-        held.iter().map(|h| h.partition).collect::<Vec<_>>(),
-        [0, 1, 2]
-    );
-    for h in &held {
-        assert_eq!(
-            (h.job_id.as_str(), h.stage, h.attempt),
-            (job.0.as_str(), 0, 0)
-        );
-        assert_eq!(h.bucket_bytes.len(), buckets as usize);
+    held.sort_by_key(|h| h.attempt.partition);
+    assert_eq!(held.len(), 3);
+    for (p, h) in held.iter().enumerate() {
         let attempt = quiver_plan::TaskAttempt {
             job: job.clone(),
             stage: StageId(0),
-            partition: h.partition,
+            partition: p as u32,
             attempt: 0,
         };
+        assert_eq!(h.attempt, attempt);
+        assert_eq!(h.bucket_bytes.len(), buckets as usize);
         let file = std::fs::metadata(store.paths_for(&attempt).0)
             .unwrap()
             .len();
