@@ -16,6 +16,8 @@
 //!   the time in, `scheduler::Action`s and a reply out; no I/O, no clocks.
 //! - `worker_registry` — the one owner of worker state (liveness, heartbeats, draining,
 //!   exclusions), inside the scheduler.
+//! - `scheduler_metrics` — the scheduler's counters and histograms (attempts, failures and
+//!   retries by reason, shuffle bytes, durations) for `/metrics`.
 //! - `placement` — which worker's free slot a task gets; `speculation` — backups of
 //!   stragglers; `scheduler_config` — their settings.
 //! - `cluster_status` — jobs and workers as clients see them (`ListJobs`, `ListWorkers`,
@@ -54,6 +56,7 @@ mod job_output;
 mod job_status;
 mod process;
 mod scheduler_config;
+mod scheduler_metrics;
 mod speculation;
 mod task_launcher;
 

@@ -95,6 +95,7 @@ impl Sim {
             .send(Event::Heartbeat {
                 worker: worker.clone(),
                 running_tasks: 0,
+                load: Default::default(),
                 draining,
             })
             .reply
@@ -351,6 +352,7 @@ fn a_heartbeat_from_an_unknown_worker_asks_it_to_register() {
     let outcome = sim.send(Event::Heartbeat {
         worker: WorkerId("nobody".into()),
         running_tasks: 2,
+        load: Default::default(),
         draining: false,
     });
     assert!(matches!(
@@ -372,6 +374,7 @@ fn a_heartbeat_records_what_the_worker_reports() {
     sim.send(Event::Heartbeat {
         worker: w.clone(),
         running_tasks: 3,
+        load: Default::default(),
         draining: false,
     });
     let entry = sim.s.workers().get(&w).unwrap();
