@@ -1,7 +1,7 @@
 //! [`WorkerRegistry`]: every worker that registered, alive or lost — the one owner of worker
-//! state: address, slots, liveness, draining, last heartbeat, the tasks it reported, its recent
-//! failures and exclusion. The scheduler owns it and changes it only while handling an event;
-//! everyone else reads it through the scheduler.
+//! state: address, slots, liveness, draining, last heartbeat, the tasks and load it reported,
+//! its recent failures and exclusion. The scheduler owns it and changes it only while handling
+//! an event; everyone else reads it through the scheduler.
 //!
 //! Not here: a worker's session key, which authenticates its calls before any event is made
 //! (see `coordinator_state::SessionKeys`).
