@@ -38,8 +38,9 @@
 //! [`SchedulerConfig`] (an in-process coordinator, as `LocalCluster` and the binary use),
 //! [`RunningCoordinator`] and [`CoordinatorError`]. Everything else is `pub(crate)`. The
 //! feature `internals` makes `admission`, `event`, `job`, `job_log`, `placement`, `scheduler`,
-//! `stage_planner` and `worker_registry` public for integration tests (this crate's, and the
-//! SDK's test of job options on both sides of the wire); they are not a stable API.
+//! `scheduler_metrics`, `stage_planner` and `worker_registry` public for integration tests
+//! (this crate's, and the SDK's test of job options on both sides of the wire); they are not a
+//! stable API.
 //!
 //! The coordinator never carries bulk data and never depends on the worker crate.
 
@@ -56,7 +57,6 @@ mod job_output;
 mod job_status;
 mod process;
 mod scheduler_config;
-mod scheduler_metrics;
 mod speculation;
 mod task_launcher;
 
@@ -89,6 +89,10 @@ mod placement;
 pub mod scheduler;
 #[cfg(not(feature = "internals"))]
 mod scheduler;
+#[cfg(feature = "internals")]
+pub mod scheduler_metrics;
+#[cfg(not(feature = "internals"))]
+mod scheduler_metrics;
 #[cfg(feature = "internals")]
 pub mod stage_planner;
 #[cfg(not(feature = "internals"))]

@@ -311,7 +311,7 @@ impl Scheduler {
     }
 
     /// What it has done since this coordinator started (for `/metrics`).
-    pub(crate) fn metrics(&self) -> &SchedulerMetrics {
+    pub fn metrics(&self) -> &SchedulerMetrics {
         &self.metrics
     }
 

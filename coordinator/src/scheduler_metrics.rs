@@ -146,6 +146,39 @@ impl SchedulerMetrics {
         }
     }
 
+    /// Successful attempts the scheduler accepted.
+    pub fn succeeded_attempts(&self) -> u64 {
+        self.succeeded
+    }
+
+    /// Backup attempts launched.
+    pub fn speculative_attempts(&self) -> u64 {
+        self.speculative
+    }
+
+    /// Attempts that failed for `reason`.
+    pub fn failures(&self, reason: FailureReason) -> u64 {
+        self.failures[reason as usize]
+    }
+
+    /// Failed attempts for `reason` whose task ran again.
+    pub fn retries(&self, reason: FailureReason) -> u64 {
+        self.retries[reason as usize]
+    }
+
+    /// Running attempts stopped for `reason`.
+    pub fn cancellations(&self, reason: CancelReason) -> u64 {
+        self.cancelled[reason as usize]
+    }
+
+    /// Jobs that ended in `state` (the count of their duration histogram).
+    pub fn jobs_ended(&self, state: JobState) -> u64 {
+        JOB_STATES
+            .iter()
+            .position(|(s, _)| *s == state)
+            .map_or(0, |i| self.job_duration[i].count())
+    }
+
     /// Writes every family this keeps.
     pub fn render(&self, m: &mut MetricsText) {
         let attempts = "quiver_task_attempts_total";
