@@ -238,6 +238,56 @@ mod tests {
 
     use super::*;
 
+    /// The README's table of examples names exactly each example's own flags: those its
+    /// `--help` lists beyond the ones every example shares ([`jobs::ClusterArgs`]).
+    #[test]
+    fn readme_lists_each_examples_own_flags() {
+        use clap::Args as _;
+        let long_flags = |text: &str| -> std::collections::BTreeSet<String> {
+            text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                .filter(|w| w.starts_with("--") && w.len() > 2)
+                .map(str::to_string)
+                .collect()
+        };
+        let shared = jobs::ClusterArgs::augment_args(clap::Command::new("shared"))
+            .get_arguments()
+            .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+            .chain(["--help".to_string()])
+            .collect::<std::collections::BTreeSet<_>>();
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+                .unwrap();
+        let section = &readme[readme.find("## Examples").unwrap()..];
+        let section = &section[..section[3..].find("\n## ").unwrap()];
+        let exe = std::env::current_exe().unwrap();
+        let examples = exe.parent().unwrap().parent().unwrap().join("examples");
+        let mut rows = 0;
+        for row in section.lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            let name = cells[0].trim_start_matches("| ").trim_matches('`');
+            let listed = long_flags(cells[2]);
+            let binary = examples.join(name);
+            assert!(
+                binary.exists(),
+                "{} is missing: run `cargo test --workspace`",
+                binary.display()
+            );
+            let help = std::process::Command::new(&binary)
+                .arg("--help")
+                .output()
+                .unwrap();
+            assert!(help.status.success(), "{name} --help failed");
+            let own: std::collections::BTreeSet<String> =
+                long_flags(&String::from_utf8_lossy(&help.stdout))
+                    .difference(&shared)
+                    .cloned()
+                    .collect();
+            assert_eq!(own, listed, "the README's flags of {name}");
+            rows += 1;
+        }
+        assert_eq!(rows, 7, "a row per example");
+    }
+
     /// The custom function jobs give what plain Rust computes from the same words.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn custom_function_example_matches_reference() {

@@ -1,10 +1,12 @@
-//! `quiver`: talk to a running coordinator — list workers and jobs, show a job, cancel one.
+//! `quiver`: talk to a running coordinator — list workers and jobs, show (or follow) a job,
+//! cancel one.
 //! Human-readable tables by default; `--json` for scripts.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use quiver::{Client, JobProgress};
+use futures::StreamExt;
+use quiver::{Client, JobProgress, JobState};
 use serde_json::{Value, json};
 
 /// Command-line client of a Quiver coordinator.
@@ -43,6 +45,10 @@ enum Command {
     Status {
         /// The job id.
         job: String,
+        /// Follow the job until it ends: a line per change (with --json, the status as one
+        /// JSON object per line), then the final status; fails when the job did not succeed.
+        #[arg(long)]
+        watch: bool,
     },
     /// Cancel a job.
     Cancel {
@@ -99,6 +105,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
                             "tasks_completed": w.tasks_completed,
                             "state": worker_state(w.state),
                             "last_heartbeat_ms_ago": w.last_heartbeat_ms_ago,
+                            "memory_reserved_bytes": w.memory_reserved_bytes,
+                            "shuffle_bytes_served": w.shuffle_bytes_served,
                         })
                     })
                     .collect();
@@ -144,36 +152,43 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Status { job } => {
+        Command::Status { job, watch: false } => {
             let p = client.job(&job).status().await?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&job_json(&p))?);
-            } else {
-                println!("job      {}", p.job_id);
-                println!("name     {}", p.name);
-                println!("state    {}", format!("{:?}", p.state).to_lowercase());
-                println!("elapsed  {:.1}s", p.elapsed.as_secs_f64());
-                if let Some(why) = &p.waiting_reason {
-                    println!("waiting  {why}");
+            print_status(&p, args.json)?;
+        }
+        Command::Status { job, watch: true } => {
+            let handle = client.job(&job);
+            let mut updates = Box::pin(handle.progress().await?);
+            let mut last: Option<JobProgress> = None;
+            let mut shown = String::new();
+            while let Some(p) = updates.next().await {
+                let p = p?;
+                if args.json {
+                    println!("{}", serde_json::to_string(&job_json(&p))?);
+                } else {
+                    let line = progress_line(&p);
+                    if line != shown {
+                        println!("{:>7.1}s  {line}", p.elapsed.as_secs_f64());
+                        shown = line;
+                    }
                 }
-                if let Some(e) = &p.error {
-                    println!("error    {e}");
+                let done = p.state.is_terminal();
+                last = Some(p);
+                if done {
+                    break;
                 }
-                println!(
-                    "\n{:<6} {:<9} {:>9} {:>12} {:>12}  PIPELINE",
-                    "STAGE", "STATE", "TASKS", "ROWS OUT", "BYTES OUT"
-                );
-                for s in &p.stages {
-                    println!(
-                        "{:<6} {:<9} {:>9} {:>12} {:>12}  {}",
-                        s.id,
-                        format!("{:?}", s.state).to_lowercase(),
-                        format!("{}/{}", s.tasks_done, s.tasks_total),
-                        s.rows_out,
-                        s.bytes_out,
-                        s.description
-                    );
-                }
+            }
+            // The stream may end before the job does (the coordinator closed it): ask once more.
+            let last = match last {
+                Some(p) if p.state.is_terminal() => p,
+                _ => handle.status().await?,
+            };
+            if !args.json {
+                println!();
+                print_status(&last, false)?;
+            }
+            if last.state != JobState::Succeeded {
+                anyhow::bail!("job {job} {}", format!("{:?}", last.state).to_lowercase());
             }
         }
         Command::Cancel { job } => {
@@ -188,6 +203,64 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One job's status: a summary, then a table of its stages (or JSON).
+fn print_status(p: &JobProgress, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&job_json(p))?);
+        return Ok(());
+    }
+    println!("job      {}", p.job_id);
+    println!("name     {}", p.name);
+    println!("state    {}", format!("{:?}", p.state).to_lowercase());
+    println!("elapsed  {:.1}s", p.elapsed.as_secs_f64());
+    if let Some(why) = &p.waiting_reason {
+        println!("waiting  {why}");
+    }
+    if let Some(e) = &p.error {
+        println!("error    {e}");
+    }
+    println!(
+        "\n{:<6} {:<9} {:>9} {:>12} {:>12}  PIPELINE",
+        "STAGE", "STATE", "TASKS", "ROWS OUT", "BYTES OUT"
+    );
+    for s in &p.stages {
+        println!(
+            "{:<6} {:<9} {:>9} {:>12} {:>12}  {}",
+            s.id,
+            format!("{:?}", s.state).to_lowercase(),
+            format!("{}/{}", s.tasks_done, s.tasks_total),
+            s.rows_out,
+            s.bytes_out,
+            s.description
+        );
+    }
+    Ok(())
+}
+
+/// What `status --watch` prints of an update: the job's state and tasks, and each stage's.
+fn progress_line(p: &JobProgress) -> String {
+    let (done, total) = p.tasks();
+    let running: u32 = p.stages.iter().map(|s| s.tasks_running).sum();
+    let stages: Vec<String> = p
+        .stages
+        .iter()
+        .map(|s| {
+            format!(
+                "{}:{} {}/{}",
+                s.id,
+                format!("{:?}", s.state).to_lowercase(),
+                s.tasks_done,
+                s.tasks_total
+            )
+        })
+        .collect();
+    format!(
+        "{:<9} tasks {done}/{total} ({running} running)  {}",
+        format!("{:?}", p.state).to_lowercase(),
+        stages.join("  ")
+    )
 }
 
 fn short(id: &str) -> &str {

@@ -109,6 +109,12 @@ impl AttemptHistory {
         }
     }
 
+    /// How long attempt `attempt` ran, once it ended.
+    pub fn duration(&self, attempt: u32) -> Option<std::time::Duration> {
+        let r = self.records.iter().rev().find(|r| r.attempt == attempt)?;
+        Some(r.finished?.since(r.started))
+    }
+
     /// Every attempt still running ends at `now` with `outcome` (its job ended).
     pub fn end_all_running(&mut self, outcome: AttemptOutcome, now: Timestamp) {
         for r in self.records.iter_mut().filter(|r| r.finished.is_none()) {

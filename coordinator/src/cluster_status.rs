@@ -61,6 +61,8 @@ pub fn workers(state: &CoordinatorState) -> Vec<pb::WorkerStatus> {
             hostname: w.hostname,
             tasks_completed: w.tasks_completed,
             functions: w.functions,
+            memory_reserved_bytes: w.load.memory_reserved_bytes,
+            shuffle_bytes_served: w.load.shuffle_bytes_served,
         })
         .collect()
 }

@@ -24,7 +24,7 @@ use crate::job::JobOptions;
 use crate::job_output;
 use crate::job_status::{ResultGrants, job_status, job_status_with_attempts, planned_stage_status};
 use crate::scheduler::{Reply, plan_job};
-use crate::worker_registry::AddressTaken;
+use crate::worker_registry::{AddressTaken, WorkerLoad};
 
 /// Watchers get at most one status update per this interval.
 const WATCH_THROTTLE: Duration = Duration::from_millis(100);
@@ -253,6 +253,10 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         let event = Event::Heartbeat {
             worker: id,
             running_tasks: r.running_tasks,
+            load: WorkerLoad {
+                memory_reserved_bytes: r.memory_reserved_bytes,
+                shuffle_bytes_served: r.shuffle_bytes_served,
+            },
             draining: r.draining,
         };
         let (registered, release) = match self.state.handle(event) {

@@ -9,7 +9,8 @@
 //! `/healthz` (for probes) answers `ok` to anyone: it tells nothing else.
 //!
 //! # Layout
-//! - this file — the server, its access check, the routes, and `/metrics`.
+//! - this file — the server, its access check, the routes.
+//! - `metrics` — `/metrics`, in the Prometheus text format.
 //! - `pages` — which page a path names; the jobs and workers pages.
 //! - `job_page` — one job's page: summary, stages, task attempts.
 //! - `svg` — the stage graph and the task timeline, drawn as inline SVG.
@@ -21,10 +22,10 @@
 mod events;
 mod html;
 mod job_page;
+mod metrics;
 mod pages;
 mod svg;
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -34,6 +35,7 @@ use axum::http::{StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use quiver_net::metrics_text;
 use quiver_net::rustls::ServerConfig;
 use quiver_net::{GuardedListener, GuardedStream, Role, TlsIncoming, TlsStream};
 use tokio::sync::watch;
@@ -186,67 +188,16 @@ fn liveness(l: Liveness, draining: bool) -> &'static str {
     }
 }
 
-async fn metrics(State(state): State<Arc<CoordinatorState>>) -> impl IntoResponse {
-    let mut out = String::new();
-    let workers = state.scheduler().workers().snapshot();
-    let _ = writeln!(
-        out,
-        "# HELP quiver_workers Registered workers by state.\n# TYPE quiver_workers gauge"
-    );
-    for s in ["alive", "draining", "lost"] {
-        let n = workers
-            .iter()
-            .filter(|(_, w)| liveness(w.liveness, w.draining) == s)
-            .count();
-        let _ = writeln!(out, "quiver_workers{{state=\"{s}\"}} {n}");
+/// `GET /metrics`: rendered off the async threads (it walks every kept job).
+async fn metrics(State(state): State<Arc<CoordinatorState>>) -> Response {
+    match tokio::task::spawn_blocking(move || metrics::render(&state)).await {
+        Ok(text) => ([(header::CONTENT_TYPE, metrics_text::CONTENT_TYPE)], text).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("rendering the metrics failed: {e}\n"),
+        )
+            .into_response(),
     }
-    let _ = writeln!(
-        out,
-        "# HELP quiver_worker_slots Task slots of each worker.\n# TYPE quiver_worker_slots gauge"
-    );
-    for (id, w) in &workers {
-        let _ = writeln!(out, "quiver_worker_slots{{worker=\"{id}\"}} {}", w.slots);
-    }
-    let _ = writeln!(
-        out,
-        "# HELP quiver_worker_running_tasks Tasks running on each worker, as it reported.\n# TYPE quiver_worker_running_tasks gauge"
-    );
-    for (id, w) in &workers {
-        let _ = writeln!(
-            out,
-            "quiver_worker_running_tasks{{worker=\"{id}\"}} {}",
-            w.running_tasks
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP quiver_worker_tasks_completed_total Task attempts each worker finished successfully.\n# TYPE quiver_worker_tasks_completed_total counter"
-    );
-    for (id, w) in &workers {
-        let _ = writeln!(
-            out,
-            "quiver_worker_tasks_completed_total{{worker=\"{id}\"}} {}",
-            w.tasks_completed
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP quiver_jobs Jobs by state.\n# TYPE quiver_jobs gauge"
-    );
-    {
-        let scheduler = state.scheduler();
-        for s in [
-            JobState::Queued,
-            JobState::Running,
-            JobState::Succeeded,
-            JobState::Failed,
-            JobState::Cancelled,
-        ] {
-            let n = scheduler.jobs().filter(|j| j.state == s).count();
-            let _ = writeln!(out, "quiver_jobs{{state=\"{}\"}} {n}", state_name(s));
-        }
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
 impl FromRef<Feeds> for Arc<CoordinatorState> {

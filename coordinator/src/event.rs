@@ -16,7 +16,7 @@ use quiver_storage::TaskFile;
 use crate::error::Result;
 use crate::job::{JobOptions, PlannedFor};
 use crate::scheduler::Action;
-use crate::worker_registry::AddressTaken;
+use crate::worker_registry::{AddressTaken, WorkerLoad};
 
 /// A moment as the scheduler sees it: a monotonic time (since an arbitrary origin: the
 /// coordinator's start, or zero in a test) and the wall-clock time then, in milliseconds since
@@ -127,6 +127,8 @@ pub enum Event {
     Heartbeat {
         worker: WorkerId,
         running_tasks: u32,
+        /// What it says of its memory and shuffle serving (for people only).
+        load: WorkerLoad,
         draining: bool,
     },
     /// A task launch found nothing listening at the worker's address: it is gone.

@@ -16,6 +16,8 @@
 //!   the time in, `scheduler::Action`s and a reply out; no I/O, no clocks.
 //! - `worker_registry` — the one owner of worker state (liveness, heartbeats, draining,
 //!   exclusions), inside the scheduler.
+//! - `scheduler_metrics` — the scheduler's counters and histograms (attempts, failures and
+//!   retries by reason, shuffle bytes, durations) for `/metrics`.
 //! - `placement` — which worker's free slot a task gets; `speculation` — backups of
 //!   stragglers; `scheduler_config` — their settings.
 //! - `cluster_status` — jobs and workers as clients see them (`ListJobs`, `ListWorkers`,
@@ -37,8 +39,9 @@
 //! [`SchedulerConfig`] (an in-process coordinator, as `LocalCluster` and the binary use),
 //! [`RunningCoordinator`] and [`CoordinatorError`]. Everything else is `pub(crate)`. The
 //! feature `internals` makes `admission`, `event`, `job`, `job_log`, `placement`, `scheduler`,
-//! `stage_planner` and `worker_registry` public for integration tests (this crate's, and the
-//! SDK's test of job options on both sides of the wire); they are not a stable API.
+//! `scheduler_metrics`, `stage_planner` and `worker_registry` public for integration tests
+//! (this crate's, and the SDK's test of job options on both sides of the wire); they are not a
+//! stable API.
 //!
 //! The coordinator never carries bulk data and never depends on the worker crate.
 
@@ -87,6 +90,10 @@ mod placement;
 pub mod scheduler;
 #[cfg(not(feature = "internals"))]
 mod scheduler;
+#[cfg(feature = "internals")]
+pub mod scheduler_metrics;
+#[cfg(not(feature = "internals"))]
+mod scheduler_metrics;
 #[cfg(feature = "internals")]
 pub mod stage_planner;
 #[cfg(not(feature = "internals"))]

@@ -19,7 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use quiver_plan::{
-    JobId, PlanNode, Sink, StageId, TaskAttempt, TaskDefinition, WorkerId, WriteMode,
+    JobId, PlanNode, Sink, StageId, StageOutput, TaskAttempt, TaskDefinition, WorkerId, WriteMode,
 };
 use quiver_storage::{StorageOptions, TaskFile};
 use tracing::{info, warn};
@@ -32,6 +32,7 @@ pub use crate::event::{
 use crate::job::{Job, JobOptions, JobState, PlannedFor, Stage, TaskState, adoptable_stages};
 use crate::placement::{Constraints, FreeSlots};
 pub use crate::scheduler_config::SchedulerConfig;
+use crate::scheduler_metrics::{CancelReason, FailureReason, SchedulerMetrics};
 use crate::speculation::speculate;
 use crate::stage_planner::{PlannerOptions, plan_stages};
 use crate::worker_registry::{Registration, WorkerRegistry};
@@ -112,6 +113,8 @@ pub struct Scheduler {
     /// When the last [`Event::Tick`] came: a long gap since then means this coordinator was
     /// not running (see [`Scheduler::forgive_own_pause`]).
     last_tick: Option<Timestamp>,
+    /// What it has done, for `/metrics`.
+    metrics: SchedulerMetrics,
 }
 
 impl Scheduler {
@@ -157,11 +160,12 @@ impl Scheduler {
             Event::Heartbeat {
                 worker,
                 running_tasks,
+                load,
                 draining,
             } => {
-                let registered = self
-                    .workers
-                    .heartbeat(&worker, running_tasks, draining, now);
+                let registered =
+                    self.workers
+                        .heartbeat(&worker, running_tasks, load, draining, now);
                 // Only a draining worker is asked about (it must also stop getting tasks).
                 schedule = registered && draining;
                 let release = schedule && !self.needs_worker(&worker, now);
@@ -327,6 +331,11 @@ impl Scheduler {
             })
             .map(|j| j.id.clone())
             .collect()
+    }
+
+    /// What it has done since this coordinator started (for `/metrics`).
+    pub fn metrics(&self) -> &SchedulerMetrics {
+        &self.metrics
     }
 
     /// Every worker that registered, alive or lost.
@@ -574,6 +583,8 @@ impl Scheduler {
                             task.drop_attempt(attempt);
                             task.history.ended(attempt, AttemptOutcome::Lost, now);
                             task.worker_losses += 1;
+                            self.metrics
+                                .failed(FailureReason::WorkerLost, task.worker_losses < max_losses);
                             if task.worker_losses >= max_losses {
                                 poisoned.push((job.id.clone(), stage.id, p, task.worker_losses));
                             }
@@ -660,6 +671,7 @@ impl Scheduler {
             return vec![];
         };
         if !job.state.is_terminal() {
+            self.metrics.job_finished(state, now.since(job.submitted));
             self.active.retain(|a| a != id);
             self.finished.push_back(id.clone());
             self.records.push(JobRecord::Finished(id.clone()));
@@ -695,6 +707,8 @@ impl Scheduler {
                 }
             }
         }
+        self.metrics
+            .cancelled(CancelReason::JobEnded, running.values().map(Vec::len).sum());
         for (worker, attempts) in running {
             if let Some(address) = self.workers.alive_address(&worker) {
                 actions.push(Action::Cancel {
@@ -850,7 +864,14 @@ impl Scheduler {
             for id in &order {
                 if let Some(job) = self.jobs.get_mut(id) {
                     let eligible = self.workers.eligible(&job.required_functions);
-                    actions.extend(speculate(job, &eligible, &mut free, &policy, now));
+                    let backups = speculate(job, &eligible, &mut free, &policy, now);
+                    self.metrics.speculative_launched(
+                        backups
+                            .iter()
+                            .filter(|a| matches!(a, Action::Launch { .. }))
+                            .count(),
+                    );
+                    actions.extend(backups);
                 }
             }
         }

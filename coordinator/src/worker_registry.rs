@@ -1,7 +1,7 @@
 //! [`WorkerRegistry`]: every worker that registered, alive or lost — the one owner of worker
-//! state: address, slots, liveness, draining, last heartbeat, the tasks it reported, its recent
-//! failures and exclusion. The scheduler owns it and changes it only while handling an event;
-//! everyone else reads it through the scheduler.
+//! state: address, slots, liveness, draining, last heartbeat, the tasks and load it reported,
+//! its recent failures and exclusion. The scheduler owns it and changes it only while handling
+//! an event; everyone else reads it through the scheduler.
 //!
 //! Not here: a worker's session key, which authenticates its calls before any event is made
 //! (see `coordinator_state::SessionKeys`).
@@ -24,6 +24,16 @@ pub enum Liveness {
     Left,
 }
 
+/// What a worker said of its load in its last heartbeat: shown to people, never used to
+/// decide anything (it is the worker's word).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerLoad {
+    /// Bytes of operator memory its tasks hold.
+    pub memory_reserved_bytes: Option<u64>,
+    /// Map output bytes it served to other workers and drivers since it started.
+    pub shuffle_bytes_served: Option<u64>,
+}
+
 /// What the coordinator knows of one worker.
 #[derive(Clone, Debug)]
 pub struct WorkerEntry {
@@ -33,6 +43,8 @@ pub struct WorkerEntry {
     pub last_heartbeat: Timestamp,
     /// Tasks running there, as the worker last reported.
     pub running_tasks: u32,
+    /// Its load, as it last reported.
+    pub load: WorkerLoad,
     /// Task attempts it finished successfully that the coordinator expected.
     pub tasks_completed: u64,
     pub liveness: Liveness,
@@ -127,6 +139,7 @@ impl WorkerRegistry {
                 hostname: r.hostname,
                 last_heartbeat: now,
                 running_tasks: 0,
+                load: WorkerLoad::default(),
                 tasks_completed,
                 liveness: Liveness::Alive,
                 departed: None,
@@ -146,6 +159,7 @@ impl WorkerRegistry {
         &mut self,
         id: &WorkerId,
         running_tasks: u32,
+        load: WorkerLoad,
         draining: bool,
         now: Timestamp,
     ) -> bool {
@@ -153,6 +167,7 @@ impl WorkerRegistry {
             Some(w) if w.is_alive() => {
                 w.last_heartbeat = now;
                 w.running_tasks = running_tasks;
+                w.load = load;
                 w.draining = draining;
                 true
             }

@@ -29,6 +29,8 @@
 //! - [`advertise`] — [`AdvertiseAddr`]: the `HOST:PORT` peers dial, as opposed to the bound
 //!   address (`--advertise-addr`).
 //! - [`check_config`] — [`ConfigReport`]: what `--check-config` prints.
+//! - [`metrics_text`] — [`MetricsText`]: the Prometheus text format both daemons' `/metrics`
+//!   write (escaping, histograms).
 //! - [`flags`] — the security and network flags every binary shares, and duration parsing.
 //! - [`error`] — [`NetError`].
 
@@ -44,6 +46,7 @@ pub mod flight_fetch;
 pub mod guarded_listener;
 #[cfg(feature = "logging")]
 pub mod logging;
+pub mod metrics_text;
 pub mod read_grant;
 pub mod server_auth;
 pub mod tls;
@@ -60,6 +63,7 @@ pub use flight_fetch::{
     FETCH_IDLE_TIMEOUT, PeerChannels, decode_ticket, encode_ticket, fetch_bucket,
 };
 pub use guarded_listener::{ConnectionLimits, GuardedListener, GuardedStream};
+pub use metrics_text::{Histogram, MetricKind, MetricsText};
 pub use read_grant::{GRANT_BEARER_PREFIX, GrantError, GrantKey, grant_bearer};
 pub use server_auth::{AccessPolicy, AuthLayer, Caller};
 pub use tls::TlsSettings;

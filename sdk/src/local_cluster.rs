@@ -29,9 +29,19 @@ pub struct LocalClusterBuilder {
     worker_wait_timeout: Duration,
     functions: Arc<FunctionRegistry>,
     memory_limit: Option<usize>,
+    http: bool,
 }
 
 impl LocalClusterBuilder {
+    /// Also serve the coordinator's dashboard and `/metrics`, and each worker's `/healthz`,
+    /// `/readyz` and `/metrics`, on loopback ports chosen at start (see
+    /// [`LocalCluster::dashboard_url`] and [`LocalCluster::worker_http_url`]). Off by default.
+    /// They need the cluster's [token](LocalCluster::token), as on a real cluster.
+    pub fn serve_http(mut self, on: bool) -> Self {
+        self.http = on;
+        self
+    }
+
     /// Bytes of operator state each worker's tasks may hold before spilling to disk
     /// (default: half of the machine's memory, divided among the workers).
     pub fn memory_limit(mut self, bytes: usize) -> Self {
@@ -86,7 +96,7 @@ impl LocalClusterBuilder {
                 worker_wait_timeout: self.worker_wait_timeout,
                 ..Default::default()
             },
-            dashboard: None,
+            dashboard: self.http.then(|| ([127, 0, 0, 1], 0).into()),
             tokens: ClusterTokens::shared(&token),
             ..Default::default()
         })
@@ -102,6 +112,7 @@ impl LocalClusterBuilder {
             coordinator: Some(coordinator),
             workers: Vec::new(),
             slots_per_worker: slots,
+            http: self.http,
             heartbeat_interval: self.heartbeat_interval,
             functions: self.functions.clone(),
             memory_limit: self
@@ -136,6 +147,8 @@ pub struct LocalCluster {
     workers: Vec<Option<RunningWorker>>,
     slots_per_worker: usize,
     memory_limit: usize,
+    /// Workers serve their HTTP endpoint.
+    http: bool,
     heartbeat_interval: Duration,
     functions: Arc<FunctionRegistry>,
     work_dir: PathBuf,
@@ -157,12 +170,26 @@ impl LocalCluster {
             worker_wait_timeout: Duration::from_secs(300),
             functions: Arc::default(),
             memory_limit: None,
+            http: false,
         }
     }
 
     /// The coordinator's URL.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The URL of the coordinator's dashboard and `/metrics`, when the cluster was built with
+    /// [`LocalClusterBuilder::serve_http`].
+    pub fn dashboard_url(&self) -> Option<String> {
+        self.coordinator.as_ref()?.dashboard_url()
+    }
+
+    /// The URL of worker `index`'s `/healthz`, `/readyz` and `/metrics`, when the cluster was
+    /// built with [`LocalClusterBuilder::serve_http`] (and the worker runs).
+    pub fn worker_http_url(&self, index: usize) -> Option<String> {
+        let worker = self.workers.get(index)?.as_ref()?;
+        worker.health_address().map(|a| format!("http://{a}"))
     }
 
     /// The cluster's token (random, made at start): what workers you start yourself, or other
@@ -191,6 +218,7 @@ impl LocalCluster {
             functions: self.functions.clone(),
             memory_limit: self.memory_limit,
             token: Some(self.token.clone()),
+            health_bind: self.http.then(|| ([127, 0, 0, 1], 0).into()),
             ..WorkerConfig::default()
         })
         .await

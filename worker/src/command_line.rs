@@ -46,10 +46,14 @@ pub struct WorkerArgs {
     /// port (older form of `--advertise-addr HOST`).
     #[arg(long, env = "QUIVER_ADVERTISE_HOST", value_parser = AdvertiseAddr::parse)]
     pub advertise_host: Option<AdvertiseAddr>,
-    /// Serve plain-HTTP `/healthz` (live) and `/readyz` (registered, not draining) probes on
-    /// this address, e.g. `0.0.0.0:8081`; off by default.
+    /// Serve plain-HTTP `/healthz` (live) and `/readyz` (registered, not draining) probes, and
+    /// Prometheus `/metrics` (needs the worker token), on this address, e.g. `0.0.0.0:8081`;
+    /// off by default.
     #[arg(long, env = "QUIVER_HEALTH_BIND")]
     pub health_bind: Option<SocketAddr>,
+    /// Serve `/metrics` on the health address without a token (only on a network you trust).
+    #[arg(long, env = "QUIVER_METRICS_PUBLIC")]
+    pub metrics_public: bool,
     /// Parse flags and environment, read the token and TLS files, print the effective
     /// configuration and the ports it would listen on, and exit (0 when it is usable).
     #[arg(long)]
@@ -104,6 +108,7 @@ pub fn config(args: &WorkerArgs, functions: Arc<FunctionRegistry>) -> Result<Wor
         advertise: args.advertise_addr.or(args.advertise_host),
         exclusive_work_dir: true,
         health_bind: args.health_bind,
+        metrics_public: args.metrics_public,
         heartbeat_interval: args.heartbeat_interval.max(Duration::from_millis(10)),
         functions,
         memory_limit: args.memory_limit.unwrap_or(defaults.memory_limit),
@@ -200,7 +205,8 @@ pub fn check_config(args: &WorkerArgs) -> Result<String> {
         .set(
             "health endpoint",
             config.health_bind.map_or("off".into(), |h| h.to_string()),
-        );
+        )
+        .set("metrics public", config.metrics_public);
     report.listen("grpc+flight", config.bind);
     if let Some(h) = config.health_bind {
         report.listen("health", h);
@@ -220,7 +226,7 @@ pub async fn run(args: WorkerArgs, functions: Arc<FunctionRegistry>) -> Result<(
     let config = config(&args, functions)?;
     let worker = start(config).await?;
     if let Some(h) = worker.health_address() {
-        println!("quiver-worker health endpoint on http://{h} (/healthz, /readyz)");
+        println!("quiver-worker health endpoint on http://{h} (/healthz, /readyz, /metrics)");
     }
     println!(
         "quiver-worker {} listening on {}",

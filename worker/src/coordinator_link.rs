@@ -173,6 +173,8 @@ impl CoordinatorLink {
                     running_tasks: running as u32,
                     free_slots: executor.slots().saturating_sub(running) as u32,
                     draining: self.draining.load(Ordering::Relaxed),
+                    memory_reserved_bytes: Some(executor.memory_reserved() as u64),
+                    shuffle_bytes_served: Some(executor.metrics().shuffle_bytes_served()),
                 };
                 match self.client.clone().heartbeat(request).await {
                     Ok(r) if r.get_ref().registered => {

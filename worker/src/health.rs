@@ -1,33 +1,52 @@
-//! The worker's optional health endpoint (`--health-bind`): plain HTTP for probes such as
-//! Kubernetes' `httpGet`, apart from the gRPC port (which needs a token and maybe TLS).
+//! The worker's optional HTTP endpoint (`--health-bind`): plain HTTP for probes such as
+//! Kubernetes' `httpGet` and for Prometheus, apart from the gRPC port (which needs a token and
+//! maybe TLS).
 //!
 //! - `GET /healthz` — 200 while the process serves (liveness).
 //! - `GET /readyz` — 200 while the worker is registered with its coordinator and not
 //!   draining, 503 otherwise (readiness: a draining worker takes no new tasks).
+//! - `GET /metrics` — the worker's metrics (`worker_metrics`), in the Prometheus text format.
 //!
-//! Neither says anything beyond `ok` / why not, so they need no token.
+//! The probes say nothing beyond `ok` / why not, so they need no token. `/metrics` needs the
+//! worker's token (`authorization: Bearer <token>`, or as the password of HTTP Basic) when the
+//! worker has one, unless `--metrics-public` — the rule of the coordinator's `/metrics`.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use quiver_net::TokenDigest;
+use quiver_net::metrics_text::CONTENT_TYPE;
+use quiver_net::server_auth::presented_secret;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::coordinator_link::CoordinatorLink;
+use crate::task_executor::TaskExecutor;
+use crate::worker_metrics::WorkerGauges;
 
-/// Serves `/healthz` and `/readyz` on `listener` until `shutdown` flips to true.
+/// What the endpoint reads.
+pub(crate) struct HealthEndpoint {
+    pub link: Arc<CoordinatorLink>,
+    pub executor: Arc<TaskExecutor>,
+    /// The token `/metrics` needs; `None`: open (no token, or `--metrics-public`).
+    pub metrics_token: Option<TokenDigest>,
+}
+
+/// Serves `/healthz`, `/readyz` and `/metrics` on `listener` until `shutdown` flips to true.
 pub(crate) async fn serve(
     listener: TcpListener,
-    link: Arc<CoordinatorLink>,
+    endpoint: Arc<HealthEndpoint>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .with_state(link);
+        .route("/metrics", get(metrics))
+        .with_state(endpoint);
     let stop = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
@@ -39,7 +58,8 @@ pub(crate) async fn serve(
     }
 }
 
-async fn ready(State(link): State<Arc<CoordinatorLink>>) -> (StatusCode, &'static str) {
+async fn ready(State(endpoint): State<Arc<HealthEndpoint>>) -> (StatusCode, &'static str) {
+    let link = &endpoint.link;
     if link.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
     } else if !link.is_registered() {
@@ -50,4 +70,34 @@ async fn ready(State(link): State<Arc<CoordinatorLink>>) -> (StatusCode, &'stati
     } else {
         (StatusCode::OK, "ok\n")
     }
+}
+
+async fn metrics(State(endpoint): State<Arc<HealthEndpoint>>, headers: HeaderMap) -> Response {
+    if let Some(token) = &endpoint.metrics_token {
+        let admitted = presented_secret(&headers).is_some_and(|s| token.matches(&s));
+        if !admitted {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(
+                    header::WWW_AUTHENTICATE,
+                    "Basic realm=\"quiver-worker\", charset=\"UTF-8\"",
+                )],
+                "/metrics needs this worker's token (authorization: Bearer <token>), \
+                 unless the worker runs with --metrics-public\n",
+            )
+                .into_response();
+        }
+    }
+    // A few atomic loads and a short page: cheap enough for the async thread.
+    let executor = &endpoint.executor;
+    let busy = executor.running_count();
+    let page = executor.metrics().render(&WorkerGauges {
+        slots: executor.slots(),
+        busy_slots: busy,
+        memory_reserved: executor.memory_reserved(),
+        memory_limit: executor.memory_limit(),
+        registered: endpoint.link.is_registered(),
+        draining: endpoint.link.is_draining(),
+    });
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], page).into_response()
 }

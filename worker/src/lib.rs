@@ -20,7 +20,10 @@
 //! - `memory` — the memory budget (`--memory-limit`), reservations and spill files.
 //! - `io` — text/Parquet/CSV readers of input splits, the Parquet writer.
 //! - `work_dir` — the lock on `--work-dir` and removing a dead predecessor's leftovers.
-//! - `health` — the optional plain-HTTP `/healthz` and `/readyz` endpoint (`--health-bind`).
+//! - `health` — the optional plain-HTTP endpoint (`--health-bind`): `/healthz` and `/readyz`
+//!   probes, and `/metrics`.
+//! - `worker_metrics` — the worker's counters (shuffle bytes served and fetched, fetch
+//!   failures, spills, attempts) and its `/metrics` page.
 //! - `error` — [`WorkerError`].
 //!
 //! Layering, from the bottom: `error`, `functions`, `memory`, `io` and `expr`; then
@@ -33,8 +36,8 @@
 //! `LocalCluster` uses), [`command_line`] (the `quiver-worker` flags and [`command_line::run`],
 //! for users' own worker binaries), [`FunctionRegistry`] (their functions), [`WorkerError`],
 //! and the two memory helpers [`default_memory_limit`] and [`parse_bytes`]. Everything else is
-//! `pub(crate)`. The feature `internals` makes `expr`, `io`, `memory`, `operators` and
-//! `shuffle` public for this crate's integration tests and the micro-benchmarks in
+//! `pub(crate)`. The feature `internals` makes `expr`, `io`, `memory`, `operators`,
+//! `shuffle` and `worker_metrics` public for this crate's integration tests and the micro-benchmarks in
 //! `quiver-benches`; they are not a stable API.
 //!
 //! Nothing here depends on the coordinator crate: the two share only `quiver-proto` and
@@ -51,6 +54,10 @@ mod health;
 mod process;
 mod task_executor;
 mod work_dir;
+#[cfg(feature = "internals")]
+pub mod worker_metrics;
+#[cfg(not(feature = "internals"))]
+mod worker_metrics;
 mod worker_service;
 
 // Internal, public only for this crate's tests and the micro-benchmarks (feature `internals`).

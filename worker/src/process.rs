@@ -29,6 +29,7 @@ use crate::shuffle::flight_server::ShuffleFlightService;
 use crate::shuffle::map_output_store::MapOutputStore;
 use crate::task_executor::TaskExecutor;
 use crate::work_dir::{WORKER_DIR_PREFIX, WorkDirLock};
+use crate::worker_metrics::WorkerMetrics;
 use crate::worker_service::WorkerService;
 use quiver_net::{AdvertiseAddr, PeerChannels};
 
@@ -54,8 +55,11 @@ pub struct WorkerConfig {
     /// (the `quiver-worker` binary does; in-process workers of a `LocalCluster` share one
     /// directory, each in its own subdirectory, and do not).
     pub exclusive_work_dir: bool,
-    /// Where to serve the plain-HTTP `/healthz` and `/readyz` probes (none: not served).
+    /// Where to serve the plain-HTTP `/healthz` and `/readyz` probes and `/metrics` (none:
+    /// not served).
     pub health_bind: Option<SocketAddr>,
+    /// Serve `/metrics` without the worker token.
+    pub metrics_public: bool,
     /// How often the worker heartbeats to the coordinator.
     pub heartbeat_interval: Duration,
     /// The user functions this worker can run (advertised to the coordinator).
@@ -89,6 +93,7 @@ impl Default for WorkerConfig {
             advertise: None,
             exclusive_work_dir: false,
             health_bind: None,
+            metrics_public: false,
             heartbeat_interval: Duration::from_secs(1),
             functions: Arc::default(),
             memory_limit: crate::memory::memory_pool::default_memory_limit(),
@@ -129,7 +134,7 @@ impl RunningWorker {
         &self.address
     }
 
-    /// Where the `/healthz` and `/readyz` probes are served, if they are.
+    /// Where the `/healthz` and `/readyz` probes and `/metrics` are served, if they are.
     pub fn health_address(&self) -> Option<SocketAddr> {
         self.health
     }
@@ -254,6 +259,7 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
         peer_dialer.with_credentials(credentials.with_worker_key(trust.session_key())?);
 
     let store = Arc::new(MapOutputStore::new(work_dir.clone()));
+    let metrics = Arc::new(WorkerMetrics::default());
     let (report_tx, report_rx) = mpsc::unbounded_channel();
     let executor = Arc::new(
         TaskExecutor::new(
@@ -272,6 +278,7 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
                 .clone()
                 .deny(&config.work_dir)
                 .deny_private(&config.private_files),
+            metrics.clone(),
         )
         .map_err(|e| WorkerError::io("rayon pool", e))?,
     );
@@ -309,7 +316,7 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
-            FlightServiceServer::new(ShuffleFlightService::new(store.clone(), trust))
+            FlightServiceServer::new(ShuffleFlightService::new(store.clone(), trust, metrics))
                 // A DoGet request is one small ticket: nothing bigger is buffered.
                 .max_decoding_message_size(MAX_TICKET_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
@@ -332,9 +339,17 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
     let mut health = None;
     if let Some(listener) = health_listener {
         health = listener.local_addr().ok();
+        let endpoint = crate::health::HealthEndpoint {
+            link: link.clone(),
+            executor: executor.clone(),
+            metrics_token: match (&config.token, config.metrics_public) {
+                (Some(token), false) => Some(token.digest()),
+                _ => None,
+            },
+        };
         tasks.push(tokio::spawn(crate::health::serve(
             listener,
-            link.clone(),
+            Arc::new(endpoint),
             shutdown_rx_health,
         )));
     }

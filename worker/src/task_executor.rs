@@ -28,6 +28,7 @@ use crate::shuffle::map_output_store::MapOutputStore;
 use crate::shuffle::range_partitioner::RangePartitioner;
 use crate::shuffle::shuffle_reader::ShuffleReadContext;
 use crate::shuffle::shuffle_writer::{BucketRouting, ShuffleWriter};
+use crate::worker_metrics::{AttemptEnd, WorkerMetrics};
 use quiver_net::PeerChannels;
 use quiver_storage::{ObjectStores, ObjectWriter, OutputCommit};
 
@@ -65,6 +66,7 @@ pub struct TaskExecutor {
     roots: AllowedRoots,
     /// Clients of the object stores tasks read from and write to.
     object_stores: Arc<ObjectStores>,
+    metrics: Arc<WorkerMetrics>,
 }
 
 impl TaskExecutor {
@@ -81,6 +83,7 @@ impl TaskExecutor {
         spill_root: PathBuf,
         peers: Arc<PeerChannels>,
         roots: AllowedRoots,
+        metrics: Arc<WorkerMetrics>,
     ) -> std::io::Result<Self> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(slots)
@@ -101,6 +104,7 @@ impl TaskExecutor {
             spill_root,
             roots,
             object_stores: Arc::new(ObjectStores::new()),
+            metrics,
         })
     }
 
@@ -116,6 +120,21 @@ impl TaskExecutor {
     /// Number of attempts running now.
     pub fn running_count(&self) -> usize {
         self.running().len()
+    }
+
+    /// Bytes of operator memory tasks hold now.
+    pub fn memory_reserved(&self) -> usize {
+        self.memory.used()
+    }
+
+    /// The memory budget tasks share.
+    pub fn memory_limit(&self) -> usize {
+        self.memory.limit()
+    }
+
+    /// The worker's counters.
+    pub fn metrics(&self) -> &Arc<WorkerMetrics> {
+        &self.metrics
     }
 
     /// The map output store tasks write into.
@@ -135,12 +154,22 @@ impl TaskExecutor {
             debug!(task = %attempt, "task started");
             let result = catch_unwind(AssertUnwindSafe(|| this.run(&task, cancelled)))
                 .unwrap_or_else(|panic| Err(WorkerError::Panicked(panic_message(&panic))));
-            match &result {
+            let end = match &result {
                 // Asked for: the job ended or another attempt won. Not a problem.
-                Err(WorkerError::Cancelled) => info!(task = %attempt, "task cancelled"),
-                Err(e) => warn!(task = %attempt, error = %e, "task failed"),
-                Ok(_) => debug!(task = %attempt, "task finished"),
-            }
+                Err(WorkerError::Cancelled) => {
+                    info!(task = %attempt, "task cancelled");
+                    AttemptEnd::Cancelled
+                }
+                Err(e) => {
+                    warn!(task = %attempt, error = %e, "task failed");
+                    AttemptEnd::Failed
+                }
+                Ok(_) => {
+                    debug!(task = %attempt, "task finished");
+                    AttemptEnd::Succeeded
+                }
+            };
+            this.metrics.attempt_ended(end);
             this.running().remove(&attempt);
             let _ = this.reports.send(TaskReport {
                 attempt,
@@ -194,6 +223,7 @@ impl TaskExecutor {
                 store: self.store.clone(),
                 peers: self.peers.clone(),
                 runtime: self.runtime.clone(),
+                metrics: self.metrics.clone(),
             },
             functions: self.functions.clone(),
             memory: self.memory.task(),
@@ -209,6 +239,11 @@ impl TaskExecutor {
                 options: task.storage_options.clone(),
             },
         });
+        // Whatever the attempt spilled counts when it ends, however it ends.
+        let _tally = SpillTally {
+            ctx: ctx.clone(),
+            metrics: self.metrics.clone(),
+        };
         let schema = task.plan.schema()?;
         let batches = pipeline::build(&task.plan, &ctx)?;
         let check = || {
@@ -301,6 +336,18 @@ impl TaskExecutor {
                 })
             }
         }
+    }
+}
+
+/// Adds an attempt's spilled bytes to the worker's counter when the attempt ends.
+struct SpillTally {
+    ctx: Arc<PipelineContext>,
+    metrics: Arc<WorkerMetrics>,
+}
+
+impl Drop for SpillTally {
+    fn drop(&mut self) {
+        self.metrics.spilled(self.ctx.spill.spilled_bytes());
     }
 }
 

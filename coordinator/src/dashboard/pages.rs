@@ -199,7 +199,10 @@ pub fn workers_main(workers: &[pb::WorkerStatus], assigned: &HashMap<String, u32
         "<table class=\"workers\"><thead><tr><th>address</th><th>worker</th><th>host</th>\
          <th>state</th><th>slots</th><th title=\"as the worker last reported\">running tasks</th>\
          <th title=\"attempts the coordinator has running there\">assigned</th><th>tasks done</th>\
-         <th>last heartbeat</th><th>functions</th></tr></thead><tbody>",
+         <th>last heartbeat</th>\
+         <th title=\"operator memory its tasks hold, as the worker last reported\">memory reserved</th>\
+         <th title=\"map output it served to others, as the worker last reported\">shuffle served</th>\
+         <th>functions</th></tr></thead><tbody>",
     );
     for w in workers {
         let _ = write!(
@@ -208,6 +211,7 @@ pub fn workers_main(workers: &[pb::WorkerStatus], assigned: &HashMap<String, u32
              <td class=\"mono\" title=\"{}\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{} ago</td>\
+             <td class=\"num memory\">{}</td><td class=\"num served\">{}</td>\
              <td>{}</td></tr>",
             esc(&w.worker_id),
             esc(&w.address),
@@ -220,11 +224,18 @@ pub fn workers_main(workers: &[pb::WorkerStatus], assigned: &HashMap<String, u32
             assigned.get(&w.worker_id).copied().unwrap_or(0),
             w.tasks_completed,
             html::duration(w.last_heartbeat_ms_ago),
+            reported_bytes(w.memory_reserved_bytes),
+            reported_bytes(w.shuffle_bytes_served),
             esc(&w.functions.join(", ")),
         );
     }
     out.push_str("</tbody></table>");
     out
+}
+
+/// A figure a worker reported, or a dash when it did not say.
+fn reported_bytes(n: Option<u64>) -> String {
+    n.map_or_else(|| "–".to_string(), html::bytes)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 use super::*;
 use crate::attempt_history::AttemptFigures;
+use crate::scheduler_metrics::SucceededAttempt;
 
 impl Scheduler {
     /// A task attempt ended on `worker` (reachable at `address`).
@@ -47,6 +48,10 @@ impl Scheduler {
         };
         let stage = &mut job.stages[stage_index];
         let expected_buckets = stage.output.buckets() as usize;
+        let writes_shuffle = matches!(
+            stage.output,
+            StageOutput::HashShuffle { .. } | StageOutput::RangeShuffle { .. }
+        );
         let Some(task) = stage.tasks.get_mut(attempt.partition as usize) else {
             return vec![];
         };
@@ -82,6 +87,7 @@ impl Scheduler {
                         && let Some(address) = self.workers.alive_address(&other_worker)
                     {
                         task.history.ended(other, AttemptOutcome::Cancelled, now);
+                        self.metrics.cancelled(CancelReason::LostRace, 1);
                         actions.push(Action::Cancel {
                             worker: other_worker.clone(),
                             address: address.to_string(),
@@ -114,6 +120,13 @@ impl Scheduler {
                     },
                     now,
                 );
+                self.metrics.succeeded(SucceededAttempt {
+                    duration: task.history.duration(attempt.attempt),
+                    shuffle_bytes_written: if writes_shuffle { bytes_out } else { 0 },
+                    shuffle_bytes_read,
+                    shuffle_bytes_fetched,
+                    spilled_bytes,
+                });
                 let stage = &mut job.stages[attempt.stage.0 as usize];
                 if stage.is_complete() {
                     stage.finished = Some(now);
@@ -139,6 +152,8 @@ impl Scheduler {
                 {
                     task.fetch_failures += 1;
                     let limit = max_attempts.saturating_mul(FETCH_FAILURES_PER_ATTEMPT);
+                    self.metrics
+                        .failed(FailureReason::FetchFailed, task.fetch_failures < limit);
                     if task.fetch_failures >= limit {
                         let error = format!(
                             "stage {} partition {} could not fetch its input {} times; last: {message}",
@@ -161,7 +176,14 @@ impl Scheduler {
                     self.workers
                         .note_failure(worker, &self.config.exclusion_policy(), now);
                 }
-                if retryable && task.failures < max_attempts {
+                let retried = retryable && task.failures < max_attempts;
+                let reason = if retryable {
+                    FailureReason::TaskError
+                } else {
+                    FailureReason::NotRetryable
+                };
+                self.metrics.failed(reason, retried);
+                if retried {
                     warn!(task = %attempt, %message, "task failed; will retry");
                     task.drop_attempt(attempt.attempt);
                     return vec![];

@@ -116,6 +116,7 @@ fn draining_workers_have_no_free_slots_and_lost_ones_none_at_all() {
         Event::Heartbeat {
             worker: w("a"),
             running_tasks: 0,
+            load: Default::default(),
             draining: true,
         },
         now,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use quiver_coordinator::event::{Event, FetchFailure, TaskOutcome, Timestamp};
 use quiver_coordinator::job::JobState;
 use quiver_coordinator::scheduler::{Action, Outcome, Reply, Scheduler, SchedulerConfig};
+use quiver_coordinator::scheduler_metrics::{CancelReason, FailureReason};
 use quiver_coordinator::worker_registry::{AddressTaken, Liveness};
 use quiver_plan::{JobId, PlanNode, Sink, StageId, TaskAttempt, TaskDefinition, WorkerId};
 
@@ -96,6 +97,7 @@ impl Sim {
             .send(Event::Heartbeat {
                 worker: worker.clone(),
                 running_tasks: 0,
+                load: Default::default(),
                 draining,
             })
             .reply
@@ -353,6 +355,7 @@ fn a_heartbeat_from_an_unknown_worker_asks_it_to_register() {
     let outcome = sim.send(Event::Heartbeat {
         worker: WorkerId("nobody".into()),
         running_tasks: 2,
+        load: Default::default(),
         draining: false,
     });
     assert!(matches!(
@@ -374,6 +377,7 @@ fn a_heartbeat_records_what_the_worker_reports() {
     sim.send(Event::Heartbeat {
         worker: w.clone(),
         running_tasks: 3,
+        load: Default::default(),
         draining: false,
     });
     let entry = sim.s.workers().get(&w).unwrap();
@@ -431,6 +435,11 @@ fn a_task_whose_workers_keep_dying_fails_its_job_instead_of_killing_more() {
         "{error}"
     );
     assert!(launches(&sim.tick()).is_empty());
+    // Counted: two attempts lost with their workers, the first of them retried.
+    let m = sim.s.metrics();
+    assert_eq!(m.failures(FailureReason::WorkerLost), 2);
+    assert_eq!(m.retries(FailureReason::WorkerLost), 1);
+    assert_eq!(m.jobs_ended(JobState::Failed), 1);
 }
 
 #[test]
@@ -473,6 +482,11 @@ fn a_fetch_that_keeps_failing_fails_the_job_instead_of_recomputing_forever() {
         error.contains("could not fetch its input 16 times") && error.contains("refused"),
         "{error}"
     );
+    // Counted: 16 fetch failures, all but the last retried; no other reason.
+    let m = sim.s.metrics();
+    assert_eq!(m.failures(FailureReason::FetchFailed), 16);
+    assert_eq!(m.retries(FailureReason::FetchFailed), 15);
+    assert_eq!(m.failures(FailureReason::TaskError), 0);
 }
 
 #[test]
@@ -513,6 +527,10 @@ fn retryable_failures_retry_on_another_worker_then_fail_the_job() {
     );
     // The other running tasks are cancelled.
     assert!(actions.iter().any(|a| matches!(a, Action::Cancel { .. })));
+    // Counted: four failures of the task's own, the first three retried.
+    let m = sim.s.metrics();
+    assert_eq!(m.failures(FailureReason::TaskError), 4);
+    assert_eq!(m.retries(FailureReason::TaskError), 3);
 }
 
 #[test]
@@ -520,6 +538,9 @@ fn a_non_retryable_failure_fails_at_once() {
     let (mut sim, job, _, first) = setup(1, 4);
     sim.finish(&first[0].0, &first[0].1, failure(false));
     assert_eq!(sim.state(&job), JobState::Failed);
+    let m = sim.s.metrics();
+    assert_eq!(m.failures(FailureReason::NotRetryable), 1);
+    assert_eq!(m.retries(FailureReason::NotRetryable), 0);
 }
 
 #[test]
@@ -667,6 +688,12 @@ fn cancelling_a_job_stops_its_attempts_and_removes_its_files() {
     let mut launched: Vec<TaskAttempt> = first.iter().map(|(_, t)| t.attempt.clone()).collect();
     launched.sort_by_key(|a| a.partition);
     assert_eq!(cancelled, launched);
+    let m = sim.s.metrics();
+    assert_eq!(
+        m.cancellations(CancelReason::JobEnded),
+        launched.len() as u64
+    );
+    assert_eq!(m.jobs_ended(JobState::Cancelled), 1);
     for w in &ids {
         assert!(outcome.actions.iter().any(|a| matches!(a,
             Action::RemoveJobData { worker, .. } if worker == w)));

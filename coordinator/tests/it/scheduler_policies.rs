@@ -8,6 +8,7 @@ use std::time::Duration;
 use quiver_coordinator::event::{Event, JobRecord};
 use quiver_coordinator::job::{ATTEMPTS_PER_INCARNATION, JobState};
 use quiver_coordinator::scheduler::{Action, Reply, SchedulerConfig};
+use quiver_coordinator::scheduler_metrics::CancelReason;
 use quiver_coordinator::worker_registry::Liveness;
 use quiver_plan::{JobId, Sink, TaskAttempt, TaskDefinition, WorkerId};
 
@@ -65,6 +66,11 @@ fn a_straggler_gets_one_backup_elsewhere_and_the_first_to_finish_wins() {
     assert!(!sim.s.is_current(&slow.attempt, &slow_worker));
     let (actions, expected) = sim.report(&slow_worker, &slow.attempt, success(&slow));
     assert!(actions.is_empty() && !expected);
+    // Counted: one backup, one loser stopped, and the late result not as a success.
+    let m = sim.s.metrics();
+    assert_eq!(m.speculative_attempts(), 1);
+    assert_eq!(m.cancellations(CancelReason::LostRace), 1);
+    assert_eq!(m.succeeded_attempts(), 4);
 }
 
 #[test]

@@ -404,6 +404,7 @@ async fn no_one_can_speak_for_a_real_worker() {
             running_tasks: 0,
             free_slots: 0,
             draining: true,
+            ..Default::default()
         })
         .await,
         Code::PermissionDenied,

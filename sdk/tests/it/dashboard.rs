@@ -288,6 +288,16 @@ async fn dashboard_pages_in_a_browser_match_what_the_sdk_reports() {
         let r = row(workers_page, &format!("data-worker=\"{}\"", w.worker_id));
         assert!(r.contains(&format!(">{}<", w.address)), "{r}");
         assert!(r.contains("state-alive"), "{r}");
+        // Memory and shuffle bytes served, as the worker's heartbeats said (a dash before
+        // its first heartbeat); the workers are stopped, so these do not change meanwhile.
+        for (class, value) in [
+            ("memory", w.memory_reserved_bytes),
+            ("served", w.shuffle_bytes_served),
+        ] {
+            let dash = format!("class=\"num {class}\">–<");
+            assert!(r.contains(&format!("class=\"num {class}\">")), "{r}");
+            assert_eq!(r.contains(&dash), value.is_none(), "{class}: {r}");
+        }
     }
     // The script ran (it is served by the coordinator and allowed by the page's policy).
     for dom in &doms {

@@ -12,6 +12,7 @@ mod deploy_manifests;
 mod explain;
 mod fault_tolerance;
 mod joins;
+mod metrics;
 mod multi_host;
 mod object_store_inputs;
 mod operators;

@@ -67,6 +67,17 @@ async fn health_endpoints_follow_registration_and_drain() {
     let (mut worker, health) = spawn_worker(&cluster.url, &token_path, work.path());
     assert!(http_get(&health, "/healthz", None).starts_with("HTTP/1.1 200"));
     wait_for_answer(&health, "/readyz", "HTTP/1.1 200").await;
+    // The worker's metrics, on the same address, need its token.
+    assert!(http_get(&health, "/metrics", None).starts_with("HTTP/1.1 401"));
+    let wrong = http_get(&health, "/metrics", Some("Bearer not-the-token"));
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
+    let metrics = http_get(&health, "/metrics", Some(token_auth));
+    assert!(
+        metrics.starts_with("HTTP/1.1 200")
+            && metrics.contains("\nquiver_worker_registered 1\n")
+            && metrics.contains("\nquiver_worker_slots 1\n"),
+        "{metrics}"
+    );
 
     // Draining (SIGTERM) while the coordinator cannot release it: not ready, still live.
     cluster.signal_coordinator("STOP");

@@ -55,6 +55,12 @@ async fn word_count_across_real_processes_and_the_cli() {
         ok && out.contains("succeeded") && out.contains("hash shuffle by [word]"),
         "{out}"
     );
+    // Following a finished job: its last state, then its status; a success exits 0.
+    let (ok, out, err) = cli(&["status", job.id(), "--watch"]);
+    assert!(
+        ok && out.contains("succeeded tasks") && out.contains("hash shuffle by [word]"),
+        "{out}{err}"
+    );
     let (ok, out, _) = cli(&["--json", "jobs"]);
     assert!(ok && out.contains(job.id()), "{out}");
     let (ok, _, err) = cli(&["status", "no-such-job"]);

@@ -63,9 +63,13 @@ impl MemoryPool {
         })
     }
 
+    /// The budget, in bytes.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// Bytes reserved now, over all tasks.
-    #[cfg(test)]
-    fn used(&self) -> usize {
+    pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }
 

@@ -19,17 +19,28 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::map_output_store::{MapOutputStore, decode_ipc_stream};
 use crate::cluster_trust::ClusterTrust;
+use crate::worker_metrics::WorkerMetrics;
 
 /// The Flight service over a worker's [`MapOutputStore`].
 pub struct ShuffleFlightService {
     store: Arc<MapOutputStore>,
     trust: Arc<ClusterTrust>,
+    metrics: Arc<WorkerMetrics>,
 }
 
 impl ShuffleFlightService {
-    /// Serves the outputs in `store` to callers `trust` admits.
-    pub fn new(store: Arc<MapOutputStore>, trust: Arc<ClusterTrust>) -> Self {
-        ShuffleFlightService { store, trust }
+    /// Serves the outputs in `store` to callers `trust` admits, counting the bytes served
+    /// in `metrics`.
+    pub fn new(
+        store: Arc<MapOutputStore>,
+        trust: Arc<ClusterTrust>,
+        metrics: Arc<WorkerMetrics>,
+    ) -> Self {
+        ShuffleFlightService {
+            store,
+            trust,
+            metrics,
+        }
     }
 }
 
@@ -73,11 +84,13 @@ impl FlightService for ShuffleFlightService {
             )
             .await?;
         let store = self.store.clone();
+        let metrics = self.metrics.clone();
         let stage = StageId(ticket.stage_id);
         // Reading and decoding a bucket is file I/O and CPU: keep it off the async threads.
         let batches = tokio::task::spawn_blocking(move || {
             let bytes =
                 store.read_bucket_bytes(&job, stage, ticket.map_partition, ticket.bucket)?;
+            metrics.served(bytes.len() as u64);
             decode_ipc_stream(bytes)
         })
         .await

@@ -14,6 +14,8 @@ use quiver_proto::v1 as pb;
 
 use super::map_output_store::MapOutputStore;
 use crate::error::{Result, WorkerError};
+use crate::memory::memory_pool::batch_bytes;
+use crate::worker_metrics::WorkerMetrics;
 
 /// Batches in flight between a remote fetch and the reading task.
 const FETCH_CHANNEL_CAPACITY: usize = 8;
@@ -27,6 +29,8 @@ pub struct ShuffleReadContext {
     pub store: Arc<MapOutputStore>,
     pub peers: Arc<PeerChannels>,
     pub runtime: tokio::runtime::Handle,
+    /// The worker's counters (bytes fetched, fetch failures).
+    pub metrics: Arc<WorkerMetrics>,
 }
 
 /// Bucket `bucket` of every map output of `input` (bucket 0 of a one-bucket stage is all of
@@ -52,6 +56,7 @@ pub fn read_bucket(
         let peers = ctx.peers.clone();
         let job = ctx.job.clone();
         let grant = input.grant.as_ref().map(pb::ReadGrant::from);
+        let metrics = ctx.metrics.clone();
         ctx.runtime.spawn(async move {
             for loc in remote {
                 let ticket = pb::ShuffleTicket {
@@ -61,7 +66,8 @@ pub fn read_bucket(
                     bucket,
                     grant: grant.clone(),
                 };
-                if let Err(e) = fetch_into(&peers, ticket, &loc, &tx).await {
+                if let Err(e) = fetch_into(&peers, ticket, &loc, &tx, &metrics).await {
+                    metrics.fetch_failed();
                     let _ = tx.send(Err(e)).await;
                     return;
                 }
@@ -87,6 +93,7 @@ async fn fetch_into(
     ticket: pb::ShuffleTicket,
     loc: &MapOutputLocation,
     tx: &tokio::sync::mpsc::Sender<Result<RecordBatch>>,
+    metrics: &WorkerMetrics,
 ) -> Result<()> {
     let stage = StageId(ticket.stage_id);
     let failed = |message: String| WorkerError::FetchFailed {
@@ -102,6 +109,8 @@ async fn fetch_into(
             .map_err(failed)?,
     );
     while let Some(batch) = stream.try_next().await.map_err(failed)? {
+        // Sums the sizes of the batch's buffers: a walk over its columns, not over its data.
+        metrics.fetched(batch_bytes(&batch) as u64);
         if tx.send(Ok(batch)).await.is_err() {
             // The reading task ended (finished, failed or cancelled): stop fetching.
             return Ok(());

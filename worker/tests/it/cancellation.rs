@@ -347,6 +347,7 @@ fn a_select_explode_map_batches_pipeline_stops_when_its_task_is_cancelled() {
             store: Arc::new(MapOutputStore::new(dir.path().join("store"))),
             peers: Arc::default(),
             runtime: runtime.handle().clone(),
+            metrics: Arc::default(),
         },
         functions: Arc::new(registry),
         memory: scratch.pool.task(),
