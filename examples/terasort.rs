@@ -13,9 +13,7 @@ use std::time::Instant;
 
 use anyhow::{Context, ensure};
 use clap::Parser;
-use quiver_examples::jobs::{
-    ClusterArgs, ExampleCluster, generated_dir, init_logging, show_progress, terasort,
-};
+use quiver_examples::jobs::{ClusterArgs, ExampleCluster, generated_dir, init_logging, terasort};
 
 /// Sort 100-byte records by their 10-byte key.
 #[derive(Parser, Debug)]
@@ -58,8 +56,7 @@ async fn main() -> anyhow::Result<()> {
         .name("terasort")
         .submit()
         .await?;
-    show_progress(&job).await;
-    job.wait().await.context("sort failed")?;
+    job.wait_with_progress().await.context("sort failed")?;
     let elapsed = started.elapsed();
     let count = terasort::validate(&output)?;
     if args.input.is_empty() {

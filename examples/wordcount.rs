@@ -20,9 +20,7 @@ use clap::Parser;
 use quiver::arrow;
 use quiver::prelude::*;
 use quiver::{JobOptions, Sources};
-use quiver_examples::jobs::{
-    ClusterArgs, ExampleCluster, collect_named, init_logging, show_progress,
-};
+use quiver_examples::jobs::{ClusterArgs, ExampleCluster, collect_named, init_logging};
 
 /// Count the words of text files on a Quiver cluster.
 #[derive(Parser, Debug)]
@@ -75,7 +73,9 @@ async fn main() -> anyhow::Result<()> {
             let job = client
                 .submit_with(&counts, Sink::Collect, "wordcount", JobOptions::default())
                 .await?;
-            show_progress(&job).await;
+            job.wait_with_progress()
+                .await
+                .context("word count failed")?;
             job.collect().await.context("word count failed")?
         }
         Some(dir) => {
@@ -84,8 +84,9 @@ async fn main() -> anyhow::Result<()> {
                 .name("wordcount")
                 .submit()
                 .await?;
-            show_progress(&job).await;
-            job.wait().await.context("word count failed")?;
+            job.wait_with_progress()
+                .await
+                .context("word count failed")?;
             println!("wrote Parquet to {}", dir.display());
             let written = Sources::default().read_parquet(&[dir])?;
             collect_named(client, &written, "wordcount-read-back").await?

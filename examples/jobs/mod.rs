@@ -13,7 +13,7 @@ pub mod tpch;
 use std::path::{Path, PathBuf};
 
 use quiver::arrow::record_batch::RecordBatch;
-use quiver::{Client, ClientArgs, Dataset, JobHandle, JobOptions, LocalCluster, Sink};
+use quiver::{Client, ClientArgs, Dataset, JobOptions, LocalCluster, Sink};
 
 /// The flags every example takes to say where it runs.
 #[derive(clap::Args, Debug)]
@@ -39,40 +39,8 @@ pub async fn collect_named(
     let job = client
         .submit_with(dataset, Sink::Collect, name, JobOptions::default())
         .await?;
-    show_progress(&job).await;
+    job.wait_with_progress().await?;
     job.collect().await
-}
-
-/// Shows a progress bar of tasks done (on stderr, when it is a terminal) until the job ends.
-pub async fn show_progress(job: &JobHandle) {
-    use futures::StreamExt;
-    use indicatif::{ProgressBar, ProgressStyle};
-    let bar = ProgressBar::new(1);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} tasks  {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    if let Ok(stream) = job.progress().await {
-        let mut stream = Box::pin(stream);
-        while let Some(Ok(p)) = stream.next().await {
-            let (done, total) = p.tasks();
-            bar.set_length(u64::from(total.max(1)));
-            bar.set_position(u64::from(done));
-            let stages: Vec<String> = p
-                .stages
-                .iter()
-                .map(|s| format!("stage {}: {}/{}", s.id, s.tasks_done, s.tasks_total))
-                .collect();
-            bar.set_message(match &p.waiting_reason {
-                Some(why) => why.clone(),
-                None => stages.join("  "),
-            });
-        }
-    }
-    bar.finish_and_clear();
 }
 
 /// Logs warnings and errors to stderr (`RUST_LOG` to change).

@@ -279,10 +279,19 @@ impl JobHandle {
 
     /// Waits for the job to finish; an error if it failed or was cancelled.
     pub async fn wait(&self) -> Result<JobProgress> {
+        self.wait_observing(|_| {}).await
+    }
+
+    /// [`JobHandle::wait`], calling `observe` with every update on the way.
+    pub(crate) async fn wait_observing(
+        &self,
+        mut observe: impl FnMut(&JobProgress),
+    ) -> Result<JobProgress> {
         let mut last = None;
         let mut stream = Box::pin(self.progress().await?);
         while let Some(p) = stream.next().await {
             let p = p?;
+            observe(&p);
             let done = p.state.is_terminal();
             last = Some(p);
             if done {

@@ -58,6 +58,8 @@ pub mod error;
 pub mod job_handle;
 #[cfg(feature = "local-cluster")]
 pub mod local_cluster;
+#[cfg(feature = "progress")]
+mod progress_bar;
 mod source_listing;
 mod sources;
 pub mod task_attempt;
