@@ -566,6 +566,26 @@ mod tests {
         )
     }
 
+    /// A queued collect job reading nothing.
+    fn queued_job() -> Job {
+        let plan = PlanNode::Scan(quiver_plan::ScanNode {
+            format: quiver_plan::SourceFormat::Text,
+            files: vec![],
+            schema: quiver_plan::ScanNode::text_schema(),
+            csv: Default::default(),
+        });
+        Job::queued(
+            JobId::random(),
+            "wc".into(),
+            plan,
+            Sink::Collect,
+            JobOptions::default(),
+            crate::event::Timestamp::default(),
+            0,
+        )
+        .unwrap()
+    }
+
     fn names(r: &Recovered) -> Vec<String> {
         r.finished.iter().map(|s| s.name.clone()).collect()
     }
@@ -657,22 +677,7 @@ mod tests {
 
     #[test]
     fn a_logged_job_keeps_where_its_stores_are_but_never_their_credentials() {
-        let plan = PlanNode::Scan(quiver_plan::ScanNode {
-            format: quiver_plan::SourceFormat::Text,
-            files: vec![],
-            schema: quiver_plan::ScanNode::text_schema(),
-            csv: Default::default(),
-        });
-        let mut job = Job::queued(
-            JobId::random(),
-            "wc".into(),
-            plan,
-            Sink::Collect,
-            JobOptions::default(),
-            crate::event::Timestamp::default(),
-            0,
-        )
-        .unwrap();
+        let mut job = queued_job();
         job.storage_options = quiver_plan::StorageOptions::from_pairs([
             ("aws_endpoint", "http://10.0.0.7:9000"),
             ("aws_secret_access_key", "s3cret"),
@@ -742,22 +747,7 @@ mod tests {
     fn a_started_job_keeps_the_shape_it_was_planned_for() {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, _) = JobLog::open(dir.path(), 2).unwrap();
-        let plan = PlanNode::Scan(quiver_plan::ScanNode {
-            format: quiver_plan::SourceFormat::Text,
-            files: vec![],
-            schema: quiver_plan::ScanNode::text_schema(),
-            csv: Default::default(),
-        });
-        let mut job = Job::queued(
-            JobId::random(),
-            "wc".into(),
-            plan,
-            Sink::Collect,
-            JobOptions::default(),
-            crate::event::Timestamp::default(),
-            0,
-        )
-        .unwrap();
+        let mut job = queued_job();
         assert!(started_record(&job).is_none(), "not started");
         log.append(&[submitted_record(&job)]).unwrap();
         let planned = PlannedFor {
