@@ -24,6 +24,8 @@ use crate::{Location, ObjectStores, StorageOptions, block_on};
 pub struct S3TestServer {
     child: Child,
     address: SocketAddr,
+    /// The server process's id (the shell that started it waits on stdin).
+    pid: u32,
 }
 
 /// Access key and secret the test server is given (moto accepts any).
@@ -46,13 +48,27 @@ impl S3TestServer {
         let address: SocketAddr = ([127, 0, 0, 1], port).into();
         let child = Command::new("sh")
             .arg("-c")
-            .arg(r#""$0" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & m=$!; read _; kill $m"#)
+            .arg(r#""$0" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & m=$!; echo $m; read _; kill -CONT $m; kill $m"#)
             .arg(&binary)
             .arg(port.to_string())
             .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let server = S3TestServer { child, address };
+        let mut child = child;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
+        }
+        let pid = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{} did not start: {line:?}", binary.display()));
+        let server = S3TestServer {
+            child,
+            address,
+            pid,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while server.request("GET", "/").is_err() {
             assert!(
@@ -63,6 +79,26 @@ impl S3TestServer {
             std::thread::sleep(Duration::from_millis(100));
         }
         Some(server)
+    }
+
+    /// Stops the server (SIGSTOP): requests hang until [`S3TestServer::resume`], as with a
+    /// store that stalls.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid.to_string())
+            .status()
+            .unwrap_or_else(|e| panic!("kill -{signal} {}: {e}", self.pid));
+        assert!(status.success(), "kill -{signal} {} failed", self.pid);
     }
 
     /// `http://127.0.0.1:PORT`.

@@ -264,3 +264,69 @@ async fn a_write_job_survives_a_coordinator_kill_with_exactly_one_file_per_parti
     let client = cluster.client().await;
     assert_eq!(read_back(&client, &out).await, reference_counts(&files));
 }
+
+/// A write job to a bucket whose coordinator is killed while it commits: the moment every
+/// task is done the store is paused (SIGSTOP), so that the commit's copies hang; the
+/// coordinator is killed, the store resumed and the coordinator started again. Whether the
+/// kill landed inside the logged commit (which the restarted coordinator finishes with the
+/// logged files) or just before it was logged (the final stage runs again), the output holds
+/// exactly one object per partition and the exact counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_job_killed_while_committing_commits_exactly_once_after_the_restart() {
+    let Some(server) = S3TestServer::start() else {
+        return;
+    };
+    server.create_bucket("commits");
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_corpus(dir.path(), 4, 20_000, 23);
+    let mut cluster = ProcessCluster::start_in_env(2, server.env()).await;
+    let client = cluster.client().await;
+    // Many partitions: many objects to copy, so the commit takes long enough to be caught.
+    let partitions = 48;
+    let options = quiver::JobOptions {
+        shuffle_partitions: Some(partitions),
+        batch_size: Some(2000),
+        broadcast_threshold: None,
+    };
+    let url = "s3://commits/counts";
+    let sink = Sink::WriteParquet {
+        directory: url.into(),
+        mode: WriteMode::ErrorIfExists,
+    };
+    let job = client
+        .submit_with(&word_count(&files), sink, "wc committing", options)
+        .await
+        .unwrap();
+    let id = job.id().to_string();
+    let waiting = tokio::spawn(async move { job.wait().await });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = client.job(&id).status().await.unwrap();
+        let all_done =
+            !p.stages.is_empty() && p.stages.iter().all(|s| s.tasks_done == s.tasks_total);
+        if all_done {
+            assert_eq!(
+                p.state,
+                quiver::JobState::Running,
+                "the commit ended before the store could be paused"
+            );
+            server.pause();
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{p:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    cluster.kill_coordinator();
+    server.resume();
+    cluster.start_coordinator_again();
+    tokio::time::timeout(Duration::from_secs(120), waiting)
+        .await
+        .expect("the resumed job finishes")
+        .unwrap()
+        .expect("the resumed job succeeds");
+    let written = assert_committed(&server, url, partitions as usize);
+    assert_eq!(
+        counts_in_parquet_objects(&written),
+        reference_counts(&files)
+    );
+}
