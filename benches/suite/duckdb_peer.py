@@ -1,0 +1,156 @@
+"""DuckDB as the benchmark suite's peer: runs one workload's SQL on the suite's files.
+
+Run by benches/suite/duckdb_peer.rs with the Python of a virtualenv holding the `duckdb`
+package, and one argument: a JSON object
+
+    {"workload": "wordcount" | "grep" | "terasort" | "tpch-q1" | "join",
+     "threads": N, "files": [...], "orders": [...], "word": "...", "k": 10,
+     "output": "DIR", "temp": "DIR"}
+
+It prints one JSON line: {"duckdb": version, "threads": N, "seconds": query time, "result": ...,
+"peak_rss_kib": the process's peak RSS}
+where the time covers the query alone (executing it and fetching its rows; for terasort,
+sorting and writing the Parquet file), not starting Python or importing duckdb.
+"""
+
+import json
+import resource
+import sys
+import time
+
+import duckdb
+
+# The yardstick's words are maximal runs of Unicode alphanumerics (Rust's
+# char::is_alphanumeric), lowercased. RE2's [[:alnum:]] and \w are ASCII only, so the
+# separators are "neither a letter nor a number" in Unicode terms.
+WORD_SEPARATORS = r"[^\pL\pN]+"
+
+# Rust's regex `\b` is Unicode-aware and RE2's is ASCII only ("Ünïgorshoda" has an ASCII word
+# boundary before "gorshoda", but no Unicode one): a word bounded by anything that is not a
+# Unicode word character (letters, marks, numbers, connector punctuation).
+NOT_WORD = r"[^\pL\pM\pN\p{Pc}]"
+
+
+def text_lines(files):
+    """The lines of the text files as a relation with one VARCHAR column `line`."""
+    return (
+        "read_csv({files}, columns = {{'line': 'VARCHAR'}}, delim = chr(1), quote = '', "
+        "escape = '', header = false, auto_detect = false, new_line = '\\n', "
+        "strict_mode = false, null_padding = false)"
+    ).format(files=sql_list(files))
+
+
+def sql_list(values):
+    return "[" + ", ".join(sql_string(v) for v in values) + "]"
+
+
+def sql_string(value):
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def wordcount(con, spec):
+    sql = (
+        "SELECT word, count(*) FROM ("
+        "  SELECT unnest(regexp_split_to_array(lower(line), ?)) AS word FROM {lines}"
+        ") WHERE word <> '' GROUP BY word"
+    ).format(lines=text_lines(spec["files"]))
+    rows = con.execute(sql, [WORD_SEPARATORS]).fetchall()
+    return [[w, n] for w, n in rows]
+
+
+def grep(con, spec):
+    # (file name, byte offset) of every line with the word: each file split into its lines,
+    # numbered, and the offset a running sum of the preceding lines' bytes (newline included).
+    word = spec["word"]
+    pattern = "(^|{nw}){w}({nw}|$)".format(nw=NOT_WORD, w=escape_re2(word))
+    sql = (
+        "WITH lines AS ("
+        "  SELECT parse_filename(filename) AS file,"
+        "         unnest(string_split(content, chr(10))) AS line,"
+        "         unnest(generate_series(1, len(string_split(content, chr(10))))) AS i"
+        "  FROM read_text(?)"
+        "), placed AS ("
+        "  SELECT file, line, coalesce(sum(strlen(line) + 1) OVER ("
+        "      PARTITION BY file ORDER BY i ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
+        "  ), 0) AS off FROM lines"
+        ") SELECT file, off FROM placed WHERE regexp_matches(line, ?) ORDER BY file, off"
+    )
+    rows = con.execute(sql, [spec["files"], pattern]).fetchall()
+    return [[f, int(o)] for f, o in rows]
+
+
+def escape_re2(text):
+    return "".join("\\" + c if not c.isalnum() else c for c in text)
+
+
+def terasort(con, spec):
+    # Sorted by key and written as one Parquet file, as the yardstick does; the suite reads it
+    # back and checks count, order and key checksum exactly as it does Quiver's output.
+    out = spec["output"] + "/part-00000.parquet"
+    sql = (
+        "COPY (SELECT key, payload FROM read_parquet({files}) ORDER BY key) TO {out} "
+        "(FORMAT parquet)"
+    ).format(files=sql_list(spec["files"]), out=sql_string(out))
+    con.execute(sql).fetchall()
+    return {"output": spec["output"]}
+
+
+def tpch_q1(con, spec):
+    sql = (
+        "SELECT l_returnflag, l_linestatus,"
+        "  sum(l_quantity), sum(l_extendedprice),"
+        "  sum(l_extendedprice * (1 - l_discount)),"
+        "  sum(l_extendedprice * (1 - l_discount) * (1 + l_tax)),"
+        "  avg(l_quantity), avg(l_extendedprice), avg(l_discount), count(*) "
+        "FROM read_parquet({files}) WHERE l_shipdate <= DATE '1998-09-02' "
+        "GROUP BY l_returnflag, l_linestatus ORDER BY l_returnflag, l_linestatus"
+    ).format(files=sql_list(spec["files"]))
+    return [list(r) for r in con.execute(sql).fetchall()]
+
+
+def join(con, spec):
+    sql = (
+        "SELECT o_custkey, sum(l_extendedprice * (1 - l_discount)) AS revenue "
+        "FROM read_parquet({lineitem}) JOIN read_parquet({orders}) ON l_orderkey = o_orderkey "
+        "GROUP BY o_custkey ORDER BY revenue DESC, o_custkey LIMIT {k}"
+    ).format(
+        lineitem=sql_list(spec["files"]),
+        orders=sql_list(spec["orders"]),
+        k=int(spec["k"]),
+    )
+    return [[c, r] for c, r in con.execute(sql).fetchall()]
+
+
+WORKLOADS = {
+    "wordcount": wordcount,
+    "grep": grep,
+    "terasort": terasort,
+    "tpch-q1": tpch_q1,
+    "join": join,
+}
+
+
+def main():
+    spec = json.loads(sys.argv[1])
+    run = WORKLOADS[spec["workload"]]
+    con = duckdb.connect(":memory:")
+    con.execute("SET threads = {}".format(int(spec["threads"])))
+    con.execute("SET temp_directory = {}".format(sql_string(spec["temp"])))
+    started = time.perf_counter()
+    result = run(con, spec)
+    seconds = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "duckdb": duckdb.__version__,
+                "threads": int(spec["threads"]),
+                "seconds": seconds,
+                "result": result,
+                "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
