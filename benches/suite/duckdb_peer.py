@@ -59,23 +59,26 @@ def wordcount(con, spec):
 
 
 def grep(con, spec):
-    # (file name, byte offset) of every line with the word: each file split into its lines,
-    # numbered, and the offset a running sum of the preceding lines' bytes (newline included).
-    word = spec["word"]
-    pattern = "(^|{nw}){w}({nw}|$)".format(nw=NOT_WORD, w=escape_re2(word))
-    sql = (
-        "WITH lines AS ("
-        "  SELECT parse_filename(filename) AS file,"
-        "         unnest(string_split(content, chr(10))) AS line,"
-        "         unnest(generate_series(1, len(string_split(content, chr(10))))) AS i"
-        "  FROM read_text(?)"
-        "), placed AS ("
-        "  SELECT file, line, coalesce(sum(strlen(line) + 1) OVER ("
-        "      PARTITION BY file ORDER BY i ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING"
-        "  ), 0) AS off FROM lines"
-        ") SELECT file, off FROM placed WHERE regexp_matches(line, ?) ORDER BY file, off"
+    # (file name, byte offset) of every line with the word. Each file is read whole; one
+    # pattern matches a whole line holding the word (newline included), so the file splits
+    # into the text between matching lines and the matching lines, and a match's offset is
+    # the bytes of all the pieces and matches before it.
+    # (A running sum over every line's length is exact too, but three times slower.)
+    not_word = NOT_WORD[:-1] + "\\n]"  # and not crossing into the next line
+    pattern = r"(?m)^[^\n]*(^|{nw}){w}({nw}|$)[^\n]*(\n|\z)".format(
+        nw=not_word, w=escape_re2(spec["word"])
     )
-    rows = con.execute(sql, [spec["files"], pattern]).fetchall()
+    sql = (
+        "SELECT file, unnest(list_transform(range(len(m)), lambda k:"
+        "    list_sum(list_transform(p[1:k + 1], lambda x: strlen(x)))"
+        "    + coalesce(list_sum(list_transform(m[1:k], lambda x: strlen(x))), 0))) AS off "
+        "FROM (SELECT parse_filename(filename) AS file,"
+        "      regexp_extract_all(content, $pattern) AS m,"
+        "      regexp_split_to_array(content, $pattern) AS p"
+        "      FROM read_text($files)) "
+        "ORDER BY file, off"
+    )
+    rows = con.execute(sql, {"pattern": pattern, "files": spec["files"]}).fetchall()
     return [[f, int(o)] for f, o in rows]
 
 
@@ -135,6 +138,8 @@ def main():
     run = WORKLOADS[spec["workload"]]
     con = duckdb.connect(":memory:")
     con.execute("SET threads = {}".format(int(spec["threads"])))
+    # Its progress bar would print onto the JSON reply.
+    con.execute("SET enable_progress_bar = false")
     con.execute("SET temp_directory = {}".format(sql_string(spec["temp"])))
     started = time.perf_counter()
     result = run(con, spec)

@@ -18,8 +18,8 @@ use crate::workloads::{Output, Q1Row, Workload};
 /// The script each run executes (`python -c SCRIPT SPEC`).
 const SCRIPT: &str = include_str!("duckdb_peer.py");
 
-/// The package installed into a new virtualenv.
-const PACKAGE: &str = "duckdb>=1.1";
+/// The package installed into a new virtualenv (1.3 has the `lambda x:` syntax the SQL uses).
+const PACKAGE: &str = "duckdb>=1.3";
 
 /// A virtualenv whose Python imports `duckdb`.
 #[derive(Clone, Debug)]
@@ -119,8 +119,13 @@ impl DuckDb {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
-        let reply: Value = serde_json::from_slice(&out.stdout)
-            .with_context(|| format!("DuckDB's {} printed no JSON", w.name()))?;
+        // The reply is the last line (anything DuckDB prints itself comes before it).
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let last = stdout.trim_end().lines().last().unwrap_or_default();
+        let reply: Value = serde_json::from_str(last).with_context(|| {
+            let start: String = last.chars().take(200).collect();
+            format!("DuckDB's {} printed no JSON reply: {start:?}", w.name())
+        })?;
         let seconds = reply["seconds"]
             .as_f64()
             .filter(|s| s.is_finite() && *s >= 0.0)
