@@ -545,3 +545,29 @@ fn machine() -> String {
         .unwrap_or_default();
     format!("{cpus} cores, {model}")
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configurations_give_workers_and_slots() {
+        let c = parse_config("processes:4", 1, 1 << 30).unwrap();
+        assert_eq!((c.kind, c.workers, c.slots), (ClusterKind::Processes, 4, 1));
+        let c = parse_config("local:2x3", 1, 1 << 30).unwrap();
+        assert_eq!((c.kind, c.workers, c.slots), (ClusterKind::Local, 2, 3));
+        assert_eq!(c.label(), "local 2×3");
+        for (bad, says) in [
+            ("processes", "is not local:N"),
+            ("remote:2", "unknown cluster kind 'remote'"),
+            ("local:two", "bad worker count in 'local:two'"),
+            ("local:2x", "bad slot count in 'local:2x'"),
+            ("local:0", "at least one worker"),
+            ("processes:2x0", "at least one slot"),
+        ] {
+            let e = parse_config(bad, 1, 1 << 30).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+}
