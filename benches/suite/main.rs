@@ -1,7 +1,9 @@
 //! The benchmark suite: five map-reduce workloads on generated data, each against a
 //! single-threaded yardstick computing the same result from the same files (on the driver's
 //! host), on several cluster configurations: clusters the suite starts, or a running one.
-//! Every run's result is checked against the yardstick's.
+//! Every run's result is checked against the yardstick's. DuckDB runs the same workloads as
+//! a peer (from a Python virtualenv the suite makes, `--no-duckdb` to skip) with as many
+//! threads as each configuration has slots, its results checked the same way.
 //!
 //! ```text
 //! cargo run --release -p quiver-benches --bin suite                       # everything, scale 1
@@ -16,6 +18,7 @@
 
 mod bench_data;
 mod clusters;
+mod duckdb_peer;
 mod remote_cluster;
 mod report;
 mod workloads;
@@ -30,8 +33,9 @@ use quiver::{Client, JobProgress};
 
 use bench_data::DataStore;
 use clusters::{BenchCluster, ClusterKind, Config};
+use duckdb_peer::DuckDb;
 use remote_cluster::{ClusterDescription, RemoteCluster};
-use report::{Measurement, WorkerFigures, YardstickTime, summary};
+use report::{Measurement, PeerTime, WorkerFigures, YardstickTime, summary};
 use workloads::{Inputs, Workload};
 
 /// Quiver's benchmark suite: five map-reduce workloads, each checked against a single-threaded
@@ -52,7 +56,8 @@ struct Args {
         default_value = "wordcount,grep,terasort,tpch-q1,join"
     )]
     workloads: Vec<Workload>,
-    /// Configurations the suite starts, as `local:N` or `processes:N` (N workers). Default:
+    /// Configurations the suite starts, as `local:N` or `processes:N` (N workers of --slots
+    /// slots), or `local:NxS`, `processes:NxS` (N workers of S slots). Default:
     /// local:1,local:2,local:4,processes:1,processes:2,processes:4; none with --coordinator.
     #[arg(long, value_delimiter = ',')]
     configs: Option<Vec<String>>,
@@ -78,6 +83,13 @@ struct Args {
     /// Each worker's memory limit (bytes, or with K/M/G) in the clusters the suite starts.
     #[arg(long, default_value = "2G", value_parser = quiver_worker::parse_bytes)]
     memory_limit: usize,
+    /// Do not run DuckDB as a peer.
+    #[arg(long)]
+    no_duckdb: bool,
+    /// The Python virtualenv DuckDB runs in: reused when its Python imports duckdb, else
+    /// created with `python3 -m venv` and `pip install duckdb` (which needs the network).
+    #[arg(long, default_value = "target/duckdb-venv")]
+    duckdb_venv: PathBuf,
     /// Directory for suite.json and suite.md.
     #[arg(long, default_value = "target/bench-results")]
     out: PathBuf,
@@ -94,19 +106,34 @@ fn default_dir(name: &str) -> String {
 }
 
 fn parse_config(text: &str, slots: usize, memory_limit: usize) -> anyhow::Result<Config> {
-    let (kind, n) = text
-        .split_once(':')
-        .with_context(|| format!("configuration '{text}' is not local:N or processes:N"))?;
+    let (kind, shape) = text.split_once(':').with_context(|| {
+        format!("configuration '{text}' is not local:N, processes:N, local:NxS or processes:NxS")
+    })?;
+    let (n, slots) = match shape.split_once('x') {
+        Some((n, s)) => (
+            n,
+            s.parse()
+                .with_context(|| format!("bad slot count in '{text}'"))?,
+        ),
+        None => (shape, slots),
+    };
+    if slots == 0 {
+        bail!("configuration '{text}': a worker needs at least one slot");
+    }
     let kind = match kind {
         "local" => ClusterKind::Local,
         "processes" => ClusterKind::Processes,
         other => bail!("unknown cluster kind '{other}' (local or processes)"),
     };
+    let workers = n
+        .parse()
+        .with_context(|| format!("bad worker count in '{text}'"))?;
+    if workers == 0 {
+        bail!("configuration '{text}': at least one worker");
+    }
     Ok(Config {
         kind,
-        workers: n
-            .parse()
-            .with_context(|| format!("bad worker count in '{text}'"))?,
+        workers,
         slots,
         memory_limit: Some(memory_limit),
     })
@@ -208,17 +235,47 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if inputs.data.is_local() {
         warn_of_other_hosts(&clusters, &host, &args.data);
     }
+    let duckdb = duckdb(&args);
+    // DuckDB runs once per total slot count of the configurations, with that many threads.
+    let mut peer_threads: Vec<usize> = clusters
+        .iter()
+        .map(|c| c.description.slots() as usize)
+        .filter(|&s| s > 0)
+        .collect();
+    peer_threads.sort_unstable();
+    peer_threads.dedup();
+    if duckdb.is_none() {
+        peer_threads.clear();
+    }
     let mut yardsticks = Vec::new();
+    let mut peers = Vec::new();
     let mut rows = Vec::new();
     for &w in &args.workloads {
         let mut yardstick_times = Vec::new();
         let mut reference = None;
         let mut series: Vec<Series> = clusters.iter().map(|_| Series::default()).collect();
+        let mut peer_runs: Vec<Vec<duckdb_peer::PeerRun>> =
+            peer_threads.iter().map(|_| Vec::new()).collect();
         for _ in 0..runs {
             // One thread's CPU work: off the runtime's async threads.
             let (out, t) = tokio::task::block_in_place(|| inputs.yardstick(w, scratch.path()))?;
             yardstick_times.push(t.as_secs_f64());
             let reference = reference.get_or_insert(out);
+            if let Some(duckdb) = &duckdb {
+                for (&threads, runs) in peer_threads.iter().zip(&mut peer_runs) {
+                    let run = tokio::task::block_in_place(|| {
+                        run_peer(duckdb, &inputs, w, threads, scratch.path())
+                    })?;
+                    run.output.check(reference).with_context(|| {
+                        format!(
+                            "{} on DuckDB with {threads} threads: result differs from the \
+                             yardstick's",
+                            w.name()
+                        )
+                    })?;
+                    runs.push(run);
+                }
+            }
             for (c, series) in clusters.iter().zip(&mut series) {
                 c.cluster.reset_peak_rss();
                 let (out, t, progress) = inputs
@@ -249,14 +306,46 @@ async fn run(args: Args) -> anyhow::Result<()> {
             runs_s: yardstick_times,
             input_bytes,
         });
-        for (c, series) in clusters.iter().zip(series) {
-            let row = series.measurement(w, &c.config, yardstick, input_bytes);
+        let local_copy = !inputs.data.is_local();
+        let first_peer = peers.len();
+        for (&threads, runs) in peer_threads.iter().zip(peer_runs) {
+            let version = duckdb.as_ref().map_or("", |d| d.version.as_str());
+            let peer = PeerTime::new(
+                w,
+                version,
+                threads,
+                local_copy,
+                &runs,
+                yardstick,
+                input_bytes,
+            );
             eprintln!(
                 "{:<10} {:<16} {:.2} s  ×{:.2} yardstick",
                 w.name(),
+                peer.label,
+                peer.median_s,
+                peer.speedup
+            );
+            peers.push(peer);
+        }
+        for (c, series) in clusters.iter().zip(series) {
+            let slots = c.description.slots() as usize;
+            let peer = peers[first_peer..].iter().find(|p| p.threads == slots);
+            let row = series.measurement(
+                w,
+                &c.config,
+                yardstick,
+                peer.map(|p| p.median_s),
+                input_bytes,
+            );
+            eprintln!(
+                "{:<10} {:<16} {:.2} s  ×{:.2} yardstick{}",
+                w.name(),
                 row.label,
                 row.median_s,
-                row.speedup
+                row.speedup,
+                row.vs_duckdb
+                    .map_or(String::new(), |x| format!("  ×{x:.2} DuckDB"))
             );
             rows.push(row);
         }
@@ -276,6 +365,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "data": inputs.report(),
         "clusters": descriptions,
         "yardsticks": yardsticks,
+        "duckdb": peers,
         "measurements": rows,
     });
     std::fs::write(
@@ -285,7 +375,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let tables = format!(
         "Clusters:\n\n{}\n{}",
         report::cluster_table(&descriptions),
-        report::markdown(&yardsticks, &rows)
+        report::markdown(&yardsticks, &peers, &rows)
+    );
+    let tables = format!(
+        "{tables}\nStrong scaling (median s, and speedup over 1 slot):\n\n{}",
+        report::scaling_table(&args.workloads, &peers, &rows)
     );
     let md = format!(
         "{tables}\n\nPer-stage figures (median run):\n\n{}\n\nPer-worker figures (median run):\n\n{}",
@@ -296,6 +390,47 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("{tables}");
     println!("wrote {}", args.out.join("suite.json").display());
     Ok(())
+}
+
+/// DuckDB, ready to run; `None` (said why on stderr) when skipped or unavailable.
+fn duckdb(args: &Args) -> Option<DuckDb> {
+    if args.no_duckdb {
+        eprintln!("DuckDB: skipped (--no-duckdb)");
+        return None;
+    }
+    match tokio::task::block_in_place(|| DuckDb::prepare(&args.duckdb_venv)) {
+        Ok(d) => {
+            eprintln!("DuckDB {} from {}", d.version, args.duckdb_venv.display());
+            Some(d)
+        }
+        Err(e) => {
+            eprintln!("DuckDB: skipped, not available: {e:#}");
+            None
+        }
+    }
+}
+
+/// One DuckDB run of `w` with `threads` threads, in fresh scratch directories.
+fn run_peer(
+    duckdb: &DuckDb,
+    inputs: &Inputs,
+    w: Workload,
+    threads: usize,
+    scratch: &std::path::Path,
+) -> anyhow::Result<duckdb_peer::PeerRun> {
+    let (output, temp) = (scratch.join("duckdb-output"), scratch.join("duckdb-temp"));
+    for dir in [&output, &temp] {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        std::fs::create_dir_all(dir)?;
+    }
+    let run = duckdb
+        .run(w, &inputs.peer_inputs(w)?, threads, &output, &temp)
+        .with_context(|| format!("{} on DuckDB with {threads} threads", w.name()))?;
+    std::fs::remove_dir_all(&output)?;
+    std::fs::remove_dir_all(&temp)?;
+    Ok(run)
 }
 
 /// Warns when a remote cluster has workers on other hosts than this one, which would read
@@ -354,6 +489,7 @@ impl Series {
         workload: Workload,
         config: &Config,
         yardstick_s: f64,
+        duckdb_s: Option<f64>,
         input_bytes: u64,
     ) -> Measurement {
         let times: Vec<f64> = self.runs.iter().map(|r| r.0.as_secs_f64()).collect();
@@ -373,6 +509,8 @@ impl Series {
             input_mb_per_s: input_bytes as f64 / 1e6 / median,
             yardstick_median_s: yardstick_s,
             speedup: yardstick_s / median,
+            duckdb_median_s: duckdb_s,
+            vs_duckdb: duckdb_s.map(|d| d / median),
             matched_yardstick: true,
             shuffle_bytes: stages.iter().map(|s| s.shuffle_written).sum(),
             spilled_bytes: stages.iter().map(|s| s.spilled_bytes).sum(),
@@ -406,4 +544,30 @@ fn machine() -> String {
         })
         .unwrap_or_default();
     format!("{cpus} cores, {model}")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configurations_give_workers_and_slots() {
+        let c = parse_config("processes:4", 1, 1 << 30).unwrap();
+        assert_eq!((c.kind, c.workers, c.slots), (ClusterKind::Processes, 4, 1));
+        let c = parse_config("local:2x3", 1, 1 << 30).unwrap();
+        assert_eq!((c.kind, c.workers, c.slots), (ClusterKind::Local, 2, 3));
+        assert_eq!(c.label(), "local 2×3");
+        for (bad, says) in [
+            ("processes", "is not local:N"),
+            ("remote:2", "unknown cluster kind 'remote'"),
+            ("local:two", "bad worker count in 'local:two'"),
+            ("local:2x", "bad slot count in 'local:2x'"),
+            ("local:0", "at least one worker"),
+            ("processes:2x0", "at least one slot"),
+        ] {
+            let e = parse_config(bad, 1, 1 << 30).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
 }

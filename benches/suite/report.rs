@@ -1,6 +1,7 @@
 //! What the suite measured, as JSON and as Markdown tables: the clusters as their
 //! coordinators describe them, one row per workload and configuration against the yardstick
-//! (run on the driver's host), and the median run's figures per stage and per worker.
+//! (run on the driver's host) and against DuckDB with as many threads as it has slots, strong
+//! scaling over the total slots, and the median run's figures per stage and per worker.
 
 use std::collections::BTreeMap;
 
@@ -69,6 +70,11 @@ pub struct Measurement {
     pub yardstick_median_s: f64,
     /// Yardstick time / Quiver time: above 1 means faster than one good thread.
     pub speedup: f64,
+    /// DuckDB's median with as many threads as this configuration has slots (none when
+    /// DuckDB did not run).
+    pub duckdb_median_s: Option<f64>,
+    /// DuckDB time / Quiver time: above 1 means faster than DuckDB.
+    pub vs_duckdb: Option<f64>,
     /// Every run's result was compared with the yardstick's and matched (the suite stops
     /// at the first that does not).
     pub matched_yardstick: bool,
@@ -90,6 +96,64 @@ pub struct YardstickTime {
     pub runs_s: Vec<f64>,
     pub median_s: f64,
     pub input_bytes: u64,
+}
+
+/// DuckDB's times for one workload with one number of threads.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerTime {
+    pub workload: Workload,
+    pub label: String,
+    /// The `duckdb` package's version.
+    pub version: String,
+    pub threads: usize,
+    /// Whether it read the yardsticks' local copy of object store data.
+    pub local_copy: bool,
+    /// Query times, measured inside the Python process.
+    pub runs_s: Vec<f64>,
+    pub median_s: f64,
+    pub min_s: f64,
+    pub max_s: f64,
+    pub input_bytes: u64,
+    pub input_mb_per_s: f64,
+    /// Yardstick time / DuckDB time.
+    pub speedup: f64,
+    /// Every run's result matched the yardstick's (the suite stops at the first that does not).
+    pub matched_yardstick: bool,
+    /// Peak RSS of the Python process running DuckDB, over the runs.
+    pub peak_rss: u64,
+}
+
+impl PeerTime {
+    pub fn new(
+        workload: Workload,
+        version: &str,
+        threads: usize,
+        local_copy: bool,
+        runs: &[crate::duckdb_peer::PeerRun],
+        yardstick_s: f64,
+        input_bytes: u64,
+    ) -> PeerTime {
+        let runs_s: Vec<f64> = runs.iter().map(|r| r.time.as_secs_f64()).collect();
+        let (median_s, min_s, max_s) = summary(&runs_s);
+        let plural = if threads == 1 { "" } else { "s" };
+        let copy = if local_copy { ", local copy" } else { "" };
+        PeerTime {
+            workload,
+            label: format!("DuckDB {version}, {threads} thread{plural}{copy}"),
+            version: version.to_string(),
+            threads,
+            local_copy,
+            runs_s,
+            median_s,
+            min_s,
+            max_s,
+            input_bytes,
+            input_mb_per_s: input_bytes as f64 / 1e6 / median_s.max(1e-9),
+            speedup: yardstick_s / median_s.max(1e-9),
+            matched_yardstick: true,
+            peak_rss: runs.iter().map(|r| r.peak_rss).max().unwrap_or(0),
+        }
+    }
 }
 
 /// Median, min and max of `runs`.
@@ -211,18 +275,32 @@ pub fn cluster_table(clusters: &[ClusterDescription]) -> String {
     out
 }
 
-/// The results as a Markdown table, one row per workload and configuration.
-pub fn markdown(yardsticks: &[YardstickTime], rows: &[Measurement]) -> String {
+/// The results as a Markdown table, one row per workload and configuration, with the
+/// yardstick's and DuckDB's rows first.
+pub fn markdown(yardsticks: &[YardstickTime], peers: &[PeerTime], rows: &[Measurement]) -> String {
     let mut out = String::new();
-    out.push_str("| workload | configuration | median s (min–max) | input MB/s | × yardstick | shuffle MiB | spilled MiB | peak RSS MiB (coordinator / workers) |\n");
-    out.push_str("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    out.push_str("| workload | configuration | median s (min–max) | input MB/s | × yardstick | × DuckDB | shuffle MiB | spilled MiB | peak RSS MiB (coordinator / workers) |\n");
+    out.push_str("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for y in yardsticks {
         let (median, min, max) = summary(&y.runs_s);
         out.push_str(&format!(
-            "| {} | yardstick (1 thread, driver's host) | {median:.2} ({min:.2}–{max:.2}) | {:.0} | 1.00 | – | – | – |\n",
+            "| {} | yardstick (1 thread, driver's host) | {median:.2} ({min:.2}–{max:.2}) | {:.0} | 1.00 | – | – | – | – |\n",
             y.workload.name(),
             y.input_bytes as f64 / 1e6 / median.max(1e-9)
         ));
+        for p in peers.iter().filter(|p| p.workload == y.workload) {
+            out.push_str(&format!(
+                "| {} | {} | {:.2} ({:.2}–{:.2}) | {:.0} | {:.2} | 1.00 | – | – | {} (Python process) |\n",
+                p.workload.name(),
+                cell(&p.label),
+                p.median_s,
+                p.min_s,
+                p.max_s,
+                p.input_mb_per_s,
+                p.speedup,
+                mib(p.peak_rss)
+            ));
+        }
         for m in rows.iter().filter(|m| m.workload == y.workload) {
             let rss = match m.config.kind {
                 ClusterKind::Remote => "– (remote)".to_string(),
@@ -238,7 +316,7 @@ pub fn markdown(yardsticks: &[YardstickTime], rows: &[Measurement]) -> String {
                 ),
             };
             out.push_str(&format!(
-                "| {} | {} | {:.2} ({:.2}–{:.2}) | {:.0} | **{:.2}** | {} | {} | {} |\n",
+                "| {} | {} | {:.2} ({:.2}–{:.2}) | {:.0} | **{:.2}** | {} | {} | {} | {} |\n",
                 m.workload.name(),
                 cell(&m.label),
                 m.median_s,
@@ -246,6 +324,8 @@ pub fn markdown(yardsticks: &[YardstickTime], rows: &[Measurement]) -> String {
                 m.max_s,
                 m.input_mb_per_s,
                 m.speedup,
+                m.vs_duckdb
+                    .map_or_else(|| "–".to_string(), |x| format!("**{x:.2}**")),
                 mib(m.shuffle_bytes),
                 mib(m.spilled_bytes),
                 rss
@@ -253,6 +333,75 @@ pub fn markdown(yardsticks: &[YardstickTime], rows: &[Measurement]) -> String {
         }
     }
     out
+}
+
+/// Strong scaling: per workload, one row per kind of cluster (and slots per worker) and one
+/// for DuckDB, a column per total slot count (DuckDB's threads): the median, and the speedup
+/// over the same row's 1-slot median.
+pub fn scaling_table(workloads: &[Workload], peers: &[PeerTime], rows: &[Measurement]) -> String {
+    let mut totals: Vec<usize> = rows
+        .iter()
+        .map(total_slots)
+        .chain(peers.iter().map(|p| p.threads))
+        .collect();
+    totals.sort_unstable();
+    totals.dedup();
+    let mut out = String::from("| workload | engine |");
+    for t in &totals {
+        out.push_str(&format!(" {t} slot{} |", if *t == 1 { "" } else { "s" }));
+    }
+    out.push_str("\n| --- | --- |");
+    out.push_str(&" --- |".repeat(totals.len()));
+    out.push('\n');
+    for &w in workloads {
+        // Series: (name, [(total slots, median)]), in the order first seen.
+        let mut series: Vec<(String, Vec<(usize, f64)>)> = Vec::new();
+        let mut add = |name: String, slots: usize, median: f64| match series
+            .iter_mut()
+            .find(|(n, _)| *n == name)
+        {
+            Some((_, points)) => points.push((slots, median)),
+            None => series.push((name, vec![(slots, median)])),
+        };
+        for m in rows.iter().filter(|m| m.workload == w) {
+            let name = match m.config.kind {
+                ClusterKind::Local => format!("local, workers × {} slot", m.config.slots),
+                ClusterKind::Processes => {
+                    format!("processes, workers × {} slot", m.config.slots)
+                }
+                ClusterKind::Remote => cell(&m.label),
+            };
+            add(name, total_slots(m), m.median_s);
+        }
+        for p in peers.iter().filter(|p| p.workload == w) {
+            add(format!("DuckDB {}", p.version), p.threads, p.median_s);
+        }
+        for (name, points) in &series {
+            let one = points.iter().find(|(s, _)| *s == 1).map(|p| p.1);
+            out.push_str(&format!("| {} | {} |", w.name(), cell(name)));
+            for t in &totals {
+                match points.iter().find(|(s, _)| s == t) {
+                    Some((_, median)) => match one {
+                        Some(one) => {
+                            out.push_str(&format!(" {median:.2} (×{:.2}) |", one / median))
+                        }
+                        None => out.push_str(&format!(" {median:.2} |")),
+                    },
+                    None => out.push_str(" – |"),
+                }
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A measurement's total slots: workers × slots, or a remote cluster's sum.
+fn total_slots(m: &Measurement) -> usize {
+    match m.config.kind {
+        ClusterKind::Remote => m.config.slots,
+        _ => m.config.workers * m.config.slots,
+    }
 }
 
 /// Per-stage figures of each measurement's median run.

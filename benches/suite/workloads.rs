@@ -14,7 +14,11 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use quiver_storage::Location;
 
 use crate::bench_data::{DataSet, DataStore, PreparedData};
+use crate::duckdb_peer::PeerInputs;
 use crate::yardsticks;
+
+/// The join's k: customers in its top list.
+pub const TOP_CUSTOMERS: usize = 10;
 
 /// A workload of the suite.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -172,6 +176,26 @@ pub fn sorted_summary<'a>(keys: impl Iterator<Item = &'a BinaryArray>) -> Output
     }
 }
 
+/// The sorted summary of local Parquet files of `key` and `payload`, in the order given.
+pub fn sorted_file_summary(files: &[PathBuf]) -> anyhow::Result<Output> {
+    let mut arrays = Vec::new();
+    for f in files {
+        let file = std::fs::File::open(f).with_context(|| format!("opening {}", f.display()))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
+        for b in reader {
+            let b = b?;
+            let keys = b
+                .column_by_name("key")
+                .with_context(|| format!("{} has no column key", f.display()))?;
+            let keys = keys.as_binary_opt::<i32>().with_context(|| {
+                format!("{}: key is {}, not binary", f.display(), keys.data_type())
+            })?;
+            arrays.push(keys.clone());
+        }
+    }
+    Ok(sorted_summary(arrays.iter()))
+}
+
 /// The generated inputs of the chosen workloads, where the cluster reads them and where the
 /// yardsticks do (this host), and where outputs go.
 pub struct Inputs {
@@ -180,6 +204,8 @@ pub struct Inputs {
     pub terasort: Option<PreparedData>,
     pub tpch: Option<PreparedData>,
     pub pattern: String,
+    /// The word `pattern` looks for.
+    pub word: String,
     /// Where Quiver's terasort writes (emptied after each run).
     pub output: Location,
 }
@@ -208,12 +234,14 @@ impl Inputs {
             prepare(DataSet::Tpch)?,
         );
         let output = data.location("_scratch/terasort-output")?;
+        let word = quiver_examples::rare_word(42);
         Ok(Inputs {
             data,
             text,
             terasort,
             tpch,
-            pattern: format!(r"\b{}\b", quiver_examples::rare_word(42)),
+            pattern: format!(r"\b{word}\b"),
+            word,
             output,
         })
     }
@@ -260,6 +288,31 @@ impl Inputs {
         Ok(self.set(w)?.local.clone())
     }
 
+    /// What DuckDB reads for `w`: the same local files as the yardstick.
+    pub fn peer_inputs(&self, w: Workload) -> anyhow::Result<PeerInputs<'_>> {
+        let local = self.local_path(w)?;
+        let (files, orders) = match w {
+            Workload::Wordcount | Workload::Grep => {
+                (yardsticks::files_under(&local, Some("txt"))?, vec![])
+            }
+            Workload::Terasort => (yardsticks::files_under(&local, Some("parquet"))?, vec![]),
+            Workload::TpchQ1 => (
+                yardsticks::files_under(&local.join("lineitem"), Some("parquet"))?,
+                vec![],
+            ),
+            Workload::Join => (
+                yardsticks::files_under(&local.join("lineitem"), Some("parquet"))?,
+                yardsticks::files_under(&local.join("orders"), Some("parquet"))?,
+            ),
+        };
+        Ok(PeerInputs {
+            files,
+            orders,
+            word: &self.word,
+            k: TOP_CUSTOMERS,
+        })
+    }
+
     /// Runs the yardstick; returns its result and wall time.
     pub fn yardstick(&self, w: Workload, scratch: &Path) -> anyhow::Result<(Output, Duration)> {
         let local = self.local_path(w)?;
@@ -279,7 +332,11 @@ impl Inputs {
                 result
             }
             Workload::TpchQ1 => yardsticks::tpch_q1(&local.join("lineitem"))?,
-            Workload::Join => yardsticks::join(&local.join("orders"), &local.join("lineitem"), 10)?,
+            Workload::Join => yardsticks::join(
+                &local.join("orders"),
+                &local.join("lineitem"),
+                TOP_CUSTOMERS,
+            )?,
         };
         Ok((out, started.elapsed()))
     }
@@ -323,7 +380,7 @@ impl Inputs {
                     _ => tpch::top_customers(
                         &self.cluster_path(w, Some("orders"))?,
                         &self.cluster_path(w, Some("lineitem"))?,
-                        10,
+                        TOP_CUSTOMERS as u64,
                     )?,
                 };
                 let job = client
