@@ -103,6 +103,11 @@ impl Admission {
                 buckets,
                 quiver_proto::MAX_HELD_OUTPUT_BUCKETS,
             ),
+            (
+                "a registration's running attempts",
+                r.running_attempts.len(),
+                quiver_proto::MAX_HELD_OUTPUTS,
+            ),
         ] {
             if value > limit {
                 return Err(CoordinatorError::Plan(

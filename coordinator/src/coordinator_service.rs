@@ -199,6 +199,15 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         let r = request.into_inner();
         let id = self.admission.check_registration(&r).map_err(refused)?;
         let held_outputs = held_outputs(&r.held_outputs)?;
+        let running_attempts = r
+            .running_attempts
+            .iter()
+            .map(|t| {
+                let job = JobId::parse(&t.job_id)
+                    .map_err(|e| invalid("RegisterWorker: a running attempt's job id", e))?;
+                Ok(task_attempt(job, t.stage_id, t.partition, t.attempt))
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
         let event = Event::WorkerRegistered {
             worker: id,
             address: r.address.clone(),
@@ -206,6 +215,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             hostname: r.hostname,
             functions: r.functions,
             held_outputs,
+            running_attempts,
         };
         match self.state.register_worker(event, &r.session_key) {
             Reply::Registered(Ok(())) => {}

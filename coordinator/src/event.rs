@@ -121,6 +121,9 @@ pub enum Event {
         /// The map outputs it holds (admission bounded the list): a resumed job adopts those
         /// it still needs.
         held_outputs: Vec<HeldOutput>,
+        /// The attempts it runs now: a resumed job takes those of its earlier run as its own
+        /// running attempts.
+        running_attempts: Vec<TaskAttempt>,
     },
     /// A registered worker's heartbeat: how many tasks it runs, and whether it is draining
     /// (shutting down gracefully: it wants no new tasks).

@@ -334,12 +334,20 @@ pub fn adoptable_stages(stages: &[Stage]) -> Vec<bool> {
     adoptable
 }
 
-/// A map output a worker listed when it registered, kept until its (resumed) job is planned.
+/// What a registering worker listed for a resumed job: an output it holds, or an attempt it
+/// runs.
 #[derive(Clone, Debug)]
-pub struct ReportedOutput {
+pub enum Listed {
+    Output(HeldOutput),
+    Running(TaskAttempt),
+}
+
+/// Something a worker listed when it registered, kept until its (resumed) job is planned.
+#[derive(Clone, Debug)]
+pub struct Listing {
     pub worker: WorkerId,
     pub address: String,
-    pub output: HeldOutput,
+    pub listed: Listed,
 }
 
 /// One submitted job.
@@ -384,8 +392,8 @@ pub struct Job {
     /// Which stages may adopt outputs of the job's earlier runs (a resumed job cut into the
     /// same stages as they were: see [`adoptable_stages`]); empty: none.
     pub adoptable: Vec<bool>,
-    /// A resumed job, not yet planned: outputs registering workers listed for it.
-    pub reported_outputs: Vec<ReportedOutput>,
+    /// A resumed job, not yet planned: what registering workers listed for it.
+    pub listings: Vec<Listing>,
     /// A resumed job launches no task before this, so that workers coming back after the
     /// restart can list the outputs they hold first.
     pub resume_grace_until: Option<Timestamp>,
@@ -430,7 +438,7 @@ impl Job {
             storage_options: Default::default(),
             planned_for: None,
             adoptable: vec![],
-            reported_outputs: vec![],
+            listings: vec![],
             resume_grace_until: None,
         })
     }
@@ -455,10 +463,37 @@ impl Job {
             .is_some_and(|t| matches!(&t.state, TaskState::Done { worker: w, attempt: a, .. } if w == worker && *a == attempt))
     }
 
+    /// The pending task that an attempt of an earlier run of this job may stand in for: only
+    /// for a running job that adopts outputs, from an attempt of a run planned the same way, in
+    /// an adoptable stage that is not a `write_parquet` one (its files are committed by
+    /// attempt, not held by a worker), for a task still pending.
+    fn adoptable_task(&mut self, attempt: &TaskAttempt) -> Option<(&mut Stage, usize)> {
+        let first = self.first_attempt();
+        let since = self
+            .planned_for
+            .as_ref()
+            .map(|p| p.since_incarnation.saturating_mul(ATTEMPTS_PER_INCARNATION));
+        let from_earlier_run = since.is_some_and(|since| (since..first).contains(&attempt.attempt));
+        let adoptable = self
+            .adoptable
+            .get(attempt.stage.0 as usize)
+            .copied()
+            .unwrap_or(false);
+        if !adoptable || self.state != JobState::Running || !from_earlier_run {
+            return None;
+        }
+        let stage = self.stages.get_mut(attempt.stage.0 as usize)?;
+        if matches!(stage.output, StageOutput::WriteParquet { .. }) {
+            return None;
+        }
+        let partition = attempt.partition as usize;
+        let task = stage.tasks.get(partition)?;
+        (task.state == TaskState::Pending && task.backup.is_none()).then_some((stage, partition))
+    }
+
     /// Takes `output`, which `worker` (at `address`) holds from an earlier run of this job,
-    /// as its task's result: only for a job that adopts outputs, from an attempt of a run
-    /// planned the same way, for a task still pending, with the stage's bucket count.
-    /// Returns whether it was adopted.
+    /// as its task's result, if [`Job::adoptable_task`] allows and it has the stage's bucket
+    /// count. Returns whether it was adopted.
     pub fn adopt(
         &mut self,
         worker: &WorkerId,
@@ -466,35 +501,19 @@ impl Job {
         output: &HeldOutput,
         now: Timestamp,
     ) -> bool {
-        let first = self.first_attempt();
-        let since = self
-            .planned_for
-            .as_ref()
-            .map(|p| p.since_incarnation.saturating_mul(ATTEMPTS_PER_INCARNATION));
-        let from_earlier_run = since.is_some_and(|since| (since..first).contains(&output.attempt));
-        let adoptable = self
-            .adoptable
-            .get(output.stage.0 as usize)
-            .copied()
-            .unwrap_or(false);
-        if !adoptable || self.state != JobState::Running || !from_earlier_run {
-            return false;
-        }
-        let Some(stage) = self.stages.get_mut(output.stage.0 as usize) else {
+        let attempt = TaskAttempt {
+            job: output.job.clone(),
+            stage: output.stage,
+            partition: output.partition,
+            attempt: output.attempt,
+        };
+        let Some((stage, partition)) = self.adoptable_task(&attempt) else {
             return false;
         };
-        // A written file is committed by attempt, not adopted from a worker.
-        if matches!(stage.output, StageOutput::WriteParquet { .. })
-            || output.bucket_bytes.len() != stage.output.buckets() as usize
-        {
+        if output.bucket_bytes.len() != stage.output.buckets() as usize {
             return false;
         }
-        let Some(task) = stage.tasks.get_mut(output.partition as usize) else {
-            return false;
-        };
-        if task.state != TaskState::Pending || task.backup.is_some() {
-            return false;
-        }
+        let task = &mut stage.tasks[partition];
         task.state = TaskState::Done {
             worker: worker.clone(),
             address: address.to_string(),
@@ -510,6 +529,29 @@ impl Job {
         if stage.is_complete() {
             stage.finished = Some(now);
         }
+        true
+    }
+
+    /// Takes `attempt`, which `worker` runs since before the coordinator's restart, as its
+    /// task's running attempt, if [`Job::adoptable_task`] allows: its report is then awaited
+    /// like that of any attempt launched now. Returns whether it was adopted.
+    pub fn adopt_running(
+        &mut self,
+        worker: &WorkerId,
+        attempt: &TaskAttempt,
+        now: Timestamp,
+    ) -> bool {
+        let Some((stage, partition)) = self.adoptable_task(attempt) else {
+            return false;
+        };
+        stage.started.get_or_insert(now);
+        let task = &mut stage.tasks[partition];
+        task.state = TaskState::Running {
+            worker: worker.clone(),
+            attempt: attempt.attempt,
+            since: now,
+        };
+        task.history.started(attempt.attempt, worker, false, now);
         true
     }
 

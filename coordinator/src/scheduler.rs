@@ -139,6 +139,7 @@ impl Scheduler {
                 hostname,
                 functions,
                 held_outputs,
+                running_attempts,
             } => {
                 let registration = Registration {
                     id: worker.clone(),
@@ -151,7 +152,13 @@ impl Scheduler {
                 match &registered {
                     Ok(()) => {
                         info!(%worker, %address, slots, held_outputs = held_outputs.len(), "worker registered");
-                        actions = self.take_held_outputs(&worker, &address, held_outputs, now);
+                        actions = self.take_listings(
+                            &worker,
+                            &address,
+                            held_outputs,
+                            running_attempts,
+                            now,
+                        );
                     }
                     Err(_) => schedule = false,
                 }
@@ -679,7 +686,7 @@ impl Scheduler {
         job.state = state;
         job.error = error;
         job.finished = Some(now);
-        job.reported_outputs = vec![];
+        job.listings = vec![];
         match (state, job.error.as_deref()) {
             (JobState::Failed, error) => {
                 warn!(job = %id, name = %job.name, error = error.unwrap_or("unknown"), "job failed")
@@ -799,7 +806,7 @@ impl Scheduler {
                 }
                 self.records.push(JobRecord::Started(id.clone()));
                 // What workers listed for it before it was planned.
-                actions.extend(self.adopt_reported_outputs(id, now));
+                actions.extend(self.adopt_listings(id, now));
             }
             let Some(job) = self.jobs.get_mut(id) else {
                 continue;
@@ -984,7 +991,7 @@ fn start_job(
         // of now, adopting nothing.
         Err(e) if logged.is_some() => {
             warn!(job = %job.id, error = %e, "the resumed job cannot be planned as before the restart; planning it afresh");
-            job.reported_outputs.clear();
+            job.listings.clear();
             return start_job(job, total_slots, limits, now);
         }
         Err(e) => return Err(e),
@@ -1008,7 +1015,7 @@ fn start_job(
         }
         Some(_) => {
             warn!(job = %job.id, "the resumed job's stages come out otherwise than before the restart; all of them run again");
-            job.reported_outputs.clear();
+            job.listings.clear();
             Some(planned)
         }
         None => Some(planned),

@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use quiver_net::{AuthChannel, Dialer};
-use quiver_proto::MAX_MESSAGE_BYTES;
 use quiver_proto::v1 as pb;
 use quiver_proto::v1::coordinator_client::CoordinatorClient;
+use quiver_proto::{MAX_HELD_OUTPUTS, MAX_MESSAGE_BYTES};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
@@ -88,11 +88,12 @@ impl CoordinatorLink {
         self.draining.load(Ordering::Relaxed)
     }
 
-    /// Registers, listing the map outputs this worker holds; then deletes the data of every job
+    /// Registers, listing the map outputs this worker holds and the attempts it runs; then
+    /// deletes the data of every job
     /// the coordinator no longer knows. Only
     /// jobs found on disk *before* registering are candidates: a task of a new job can only
     /// arrive after registration, so its files are never mistaken for garbage.
-    async fn register(&self) -> std::result::Result<(), tonic::Status> {
+    async fn register(&self, executor: &TaskExecutor) -> std::result::Result<(), tonic::Status> {
         let store = self.store.clone();
         let (on_disk, held_outputs) =
             tokio::task::spawn_blocking(move || (store.jobs_on_disk(), store.held()))
@@ -109,6 +110,17 @@ impl CoordinatorLink {
                     attempt: h.attempt.attempt,
                     bucket_bytes: h.bucket_bytes,
                     rows: h.rows,
+                })
+                .collect(),
+            running_attempts: executor
+                .running_attempts()
+                .into_iter()
+                .take(MAX_HELD_OUTPUTS)
+                .map(|a| pb::TaskRef {
+                    job_id: a.job.0,
+                    stage_id: a.stage.0,
+                    partition: a.partition,
+                    attempt: a.attempt,
                 })
                 .collect(),
             ..self.registration.clone()
@@ -187,12 +199,12 @@ impl CoordinatorLink {
                     Ok(_) => {
                         info!("coordinator does not know this worker; registering again");
                         self.registered.store(false, Ordering::Relaxed);
-                        self.register().await
+                        self.register(&executor).await
                     }
                     Err(e) => Err(e),
                 }
             } else {
-                self.register().await
+                self.register(&executor).await
             };
             match outcome {
                 Ok(()) => unreachable_since = None,
@@ -280,7 +292,9 @@ impl CoordinatorLink {
                 Err(e) if tokio::time::Instant::now() < deadline => {
                     warn!(task = %attempt, error = %e.message(), "could not report task result; retrying");
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    // At most a second apart: after a coordinator restart, the report is
+                    // awaited as soon as this worker has registered again.
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
                 Err(e) => {
                     warn!(task = %attempt, error = %e.message(), "giving up reporting task result");

@@ -293,6 +293,7 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
             functions: config.functions.names(),
             session_key: trust.session_key().to_string(),
             held_outputs: vec![],
+            running_attempts: vec![],
         },
         store.clone(),
         trust.clone(),

@@ -122,6 +122,11 @@ impl TaskExecutor {
         self.running().len()
     }
 
+    /// The attempts running now (a worker registering again lists them).
+    pub fn running_attempts(&self) -> Vec<TaskAttempt> {
+        self.running().keys().cloned().collect()
+    }
+
     /// Bytes of operator memory tasks hold now.
     pub fn memory_reserved(&self) -> usize {
         self.memory.used()

@@ -1,37 +1,47 @@
 //! How a job resumed after a coordinator restart adopts the outputs that survived on the
-//! workers (docs/architecture.md, "A resumed job adopts the outputs that survived"): what
-//! registering workers list, held until the job is planned if need be; late reports of
-//! attempts from before the restart; and when a job is done because of them.
+//! workers, and the attempts still running there (docs/architecture.md, "A resumed job adopts
+//! the outputs that survived"): what registering workers list, held until the job is planned
+//! if need be; late reports of attempts from before the restart; and when a job is done
+//! because of them.
 //!
 //! Which output fits which task is [`Job::adopt`]'s decision; this module only routes listings
 //! and reports to it. A child of `scheduler`: like its parent it does no I/O and reads no
 //! clock.
 
 use super::*;
-use crate::job::ReportedOutput;
+use crate::job::{Listed, Listing};
 
 impl Scheduler {
-    /// A registering worker listed the map outputs it holds: each resumed job adopts those its
-    /// pending tasks need (a resumed job not planned yet keeps them until it is; a worker
-    /// registering again replaces what it listed before). Outputs of other jobs, or that do
-    /// not fit, are ignored: the worker is told which jobs are live and drops the rest of its
-    /// data itself.
-    pub(super) fn take_held_outputs(
+    /// A registering worker listed the map outputs it holds and the attempts it runs: each
+    /// resumed job adopts those its pending tasks can use (a resumed job not planned yet keeps
+    /// them until it is; a worker registering again replaces what it listed before). What
+    /// belongs to other jobs, or does not fit, is ignored: the worker is told which jobs are
+    /// live and drops the rest of its data itself.
+    pub(super) fn take_listings(
         &mut self,
         worker: &WorkerId,
         address: &str,
         outputs: Vec<HeldOutput>,
+        running: Vec<TaskAttempt>,
         now: Timestamp,
     ) -> Vec<Action> {
         for id in &self.active {
             if let Some(job) = self.jobs.get_mut(id) {
-                job.reported_outputs.retain(|r| r.worker != *worker);
+                job.listings.retain(|r| r.worker != *worker);
             }
         }
+        let listed = outputs
+            .into_iter()
+            .map(Listed::Output)
+            .chain(running.into_iter().map(Listed::Running));
         // Per job, in the order listed (the scheduler's answers do not depend on hashing).
         let mut adopted: Vec<(JobId, usize)> = Vec::new();
-        for output in outputs {
-            let Some(job) = self.jobs.get_mut(&output.job) else {
+        for item in listed {
+            let (job_id, stage, partition) = match &item {
+                Listed::Output(o) => (o.job.clone(), o.stage, o.partition),
+                Listed::Running(a) => (a.job.clone(), a.stage, a.partition),
+            };
+            let Some(job) = self.jobs.get_mut(&job_id) else {
                 continue;
             };
             let Some(planned) = &job.planned_for else {
@@ -41,29 +51,29 @@ impl Scheduler {
                 continue;
             }
             if job.state == JobState::Queued {
-                // Bounded by the job's tasks for each listing worker.
+                // Bounded by the job's tasks for each listing worker (twice: an output and an
+                // attempt per task at most).
                 let fits = planned
                     .stage_tasks
-                    .get(output.stage.0 as usize)
-                    .is_some_and(|&tasks| output.partition < tasks);
+                    .get(stage.0 as usize)
+                    .is_some_and(|&tasks| partition < tasks);
                 if fits {
-                    job.reported_outputs.push(ReportedOutput {
+                    job.listings.push(Listing {
                         worker: worker.clone(),
                         address: address.to_string(),
-                        output,
+                        listed: item,
                     });
                 }
-            } else if job.adopt(worker, address, &output, now) {
-                // (`adopt` takes outputs for running jobs only.)
-                match adopted.iter_mut().find(|(id, _)| *id == output.job) {
+            } else if adopt_listed(job, worker, address, &item, now) {
+                match adopted.iter_mut().find(|(id, _)| *id == job_id) {
                     Some((_, n)) => *n += 1,
-                    None => adopted.push((output.job, 1)),
+                    None => adopted.push((job_id, 1)),
                 }
             }
         }
         let mut actions = Vec::new();
-        for (id, outputs) in adopted {
-            info!(job = %id, outputs, %worker, "adopted outputs that survived the coordinator's restart");
+        for (id, adopted) in adopted {
+            info!(job = %id, adopted, %worker, "adopted outputs and running attempts that survived the coordinator's restart");
             actions.extend(self.complete_if_done(&id, now));
         }
         actions
@@ -71,14 +81,14 @@ impl Scheduler {
 
     /// Job `id` was just planned: it adopts what workers listed for it before, from those
     /// still registered at the address they listed it from.
-    pub(super) fn adopt_reported_outputs(&mut self, id: &JobId, now: Timestamp) -> Vec<Action> {
+    pub(super) fn adopt_listings(&mut self, id: &JobId, now: Timestamp) -> Vec<Action> {
         let Some(job) = self.jobs.get_mut(id) else {
             return vec![];
         };
         let mut adopted = 0usize;
-        for r in std::mem::take(&mut job.reported_outputs) {
+        for r in std::mem::take(&mut job.listings) {
             if self.workers.alive_address(&r.worker) == Some(r.address.as_str())
-                && job.adopt(&r.worker, &r.address, &r.output, now)
+                && adopt_listed(job, &r.worker, &r.address, &r.listed, now)
             {
                 adopted += 1;
             }
@@ -86,7 +96,7 @@ impl Scheduler {
         if adopted == 0 {
             return vec![];
         }
-        info!(job = %id, outputs = adopted, "adopted outputs that survived the coordinator's restart");
+        info!(job = %id, adopted, "adopted outputs and running attempts that survived the coordinator's restart");
         self.complete_if_done(id, now)
     }
 
@@ -115,10 +125,11 @@ impl Scheduler {
         let Some(job) = self.jobs.get_mut(&attempt.job) else {
             return false;
         };
-        let listed = job.reported_outputs.iter().any(|r| {
+        let listed = job.listings.iter().any(|r| {
             r.worker == *worker
-                && (r.output.stage, r.output.partition, r.output.attempt)
-                    == (attempt.stage, attempt.partition, attempt.attempt)
+                && matches!(&r.listed, Listed::Output(o)
+                    if (o.stage, o.partition, o.attempt)
+                        == (attempt.stage, attempt.partition, attempt.attempt))
         });
         if listed || job.holds_output(attempt.stage, attempt.partition, worker, attempt.attempt) {
             return true;
@@ -149,5 +160,20 @@ impl Scheduler {
         } else {
             vec![]
         }
+    }
+}
+
+/// Adopts one listed item for `job`: an output as its task's result, an attempt as its task's
+/// running attempt.
+fn adopt_listed(
+    job: &mut Job,
+    worker: &WorkerId,
+    address: &str,
+    item: &Listed,
+    now: Timestamp,
+) -> bool {
+    match item {
+        Listed::Output(output) => job.adopt(worker, address, output, now),
+        Listed::Running(attempt) => job.adopt_running(worker, attempt, now),
     }
 }

@@ -94,6 +94,7 @@ fn draining_workers_have_no_free_slots_and_lost_ones_none_at_all() {
         s.handle(
             Event::WorkerRegistered {
                 held_outputs: vec![],
+                running_attempts: vec![],
                 worker: w(name),
                 address: format!("http://{name}"),
                 slots,

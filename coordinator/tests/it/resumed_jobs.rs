@@ -99,6 +99,7 @@ fn register_holding(sim: &mut Sim, worker: &WorkerId, outputs: Vec<HeldOutput>) 
         hostname: "host".into(),
         functions: vec![],
         held_outputs: outputs,
+        running_attempts: vec![],
     });
     assert!(matches!(out.reply, Reply::Registered(Ok(()))));
     out.actions
@@ -219,6 +220,7 @@ fn a_resumed_job_logs_the_shape_it_keeps() {
         hostname: "host".into(),
         functions: vec![],
         held_outputs: vec![],
+        running_attempts: vec![],
     });
     assert_eq!(out.records, vec![JobRecord::Started(job.clone())]);
     // Planned for the 2 slots of before, not the 8 of now.
@@ -411,4 +413,57 @@ fn only_stages_whose_rows_do_not_depend_on_their_order_are_adoptable() {
         adoptable_stages(&plan(word_count_plan(&FILES))),
         [true, true]
     );
+}
+
+/// A map attempt still running on a worker when the coordinator died is taken as the resumed
+/// job's running attempt when that worker lists it: nothing launches it again, and its report
+/// (after the restart) completes the task.
+#[test]
+fn an_attempt_still_running_at_the_restart_is_awaited_not_launched_again() {
+    let (job, planned, mut held) = run_until_the_reduce_stage();
+    let mut sim = restarted(&job, Some(planned));
+    let ids = worker_ids(2);
+    // w1's last map output was not written yet: its attempt still runs.
+    let running = held.get_mut(&ids[1]).unwrap().pop().unwrap();
+    let attempt = quiver_plan::TaskAttempt {
+        job: job.clone(),
+        stage: running.stage,
+        partition: running.partition,
+        attempt: running.attempt,
+    };
+    assert!(launches(&register_holding(&mut sim, &ids[0], held[&ids[0]].clone())).is_empty());
+    let out = sim.send(Event::WorkerRegistered {
+        worker: ids[1].clone(),
+        address: format!("http://{}", ids[1].0),
+        slots: 1,
+        hostname: "host".into(),
+        functions: vec![],
+        held_outputs: held[&ids[1]].clone(),
+        running_attempts: vec![attempt.clone()],
+    });
+    assert!(matches!(out.reply, Reply::Registered(Ok(()))));
+    let mut launched = launches(&out.actions);
+    launched.extend(launches(&sim.pass(Duration::from_secs(5))));
+    assert!(
+        launched.is_empty(),
+        "the map stage waits for the running attempt: {launched:?}"
+    );
+    // Its report is the one awaited; the reduce stage starts.
+    let (reduces, expected) = sim.report(
+        &ids[1],
+        &attempt,
+        quiver_coordinator::event::TaskOutcome::Success {
+            bucket_bytes: running.bucket_bytes.clone(),
+            rows_out: 3,
+            bytes_out: 3,
+            elapsed_ms: 1,
+            spilled_bytes: 0,
+        },
+    );
+    assert!(expected);
+    let reduces = launches(&reduces);
+    assert!(!reduces.is_empty());
+    assert!(reduces.iter().all(|(_, t)| t.attempt.stage == StageId(1)));
+    run_to_completion(&mut sim, reduces);
+    assert_eq!(sim.state(&job), JobState::Succeeded);
 }

@@ -37,6 +37,7 @@ impl Sim {
     pub(crate) fn register(&mut self, worker: &WorkerId, slots: u32) -> Vec<Action> {
         let outcome = self.send(Event::WorkerRegistered {
             held_outputs: vec![],
+            running_attempts: vec![],
             worker: worker.clone(),
             address: format!("http://{}", worker.0),
             slots,
@@ -330,6 +331,7 @@ fn a_registration_may_not_take_a_live_workers_address() {
     let taken = |sim: &mut Sim| {
         sim.send(Event::WorkerRegistered {
             held_outputs: vec![],
+            running_attempts: vec![],
             worker: ids[1].clone(),
             address: "http://w0".into(),
             slots: 1,

@@ -646,6 +646,7 @@ async fn oversized_numbers_are_refused_before_they_size_anything() {
         functions: vec![],
         session_key: "e".repeat(64),
         held_outputs,
+        ..Default::default()
     };
     let one = pb::HeldMapOutput {
         job_id: quiver_plan::JobId::random().0,
