@@ -541,6 +541,14 @@ impl Job {
         attempt: &TaskAttempt,
         now: Timestamp,
     ) -> bool {
+        // Only in a stage that reads files, and one still needed: an attempt that reads a
+        // shuffle holds read grants signed by the coordinator before the restart, which the
+        // workers no longer accept.
+        let s = attempt.stage.0 as usize;
+        let reads_files = self.stages.get(s).is_some_and(|st| st.inputs.is_empty());
+        if !reads_files || !self.stage_needed(s) {
+            return false;
+        }
         let Some((stage, partition)) = self.adoptable_task(attempt) else {
             return false;
         };

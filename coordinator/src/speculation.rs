@@ -25,15 +25,23 @@ pub struct SpeculationPolicy {
 }
 
 /// How long a running task of `stage` may run before it gets a backup; `None` while too few
-/// of the stage's tasks finished (or all of them did).
-pub fn slow_after(stage: &Stage, policy: &SpeculationPolicy) -> Option<Duration> {
+/// of the stage's tasks finished (or all of them did). Only tasks run by this incarnation of
+/// the job count (attempts from `first_attempt` on): outputs adopted after a coordinator
+/// restart have no run time here, and would make every task look slow.
+pub fn slow_after(
+    stage: &Stage,
+    first_attempt: u32,
+    policy: &SpeculationPolicy,
+) -> Option<Duration> {
+    let this_run = |t: &&crate::job::Task| !matches!(t.state, TaskState::Done { attempt, .. } if attempt < first_attempt);
     let mut finished: Vec<u64> = stage
         .tasks
         .iter()
+        .filter(this_run)
         .filter(|t| t.is_done())
         .map(|t| t.elapsed_ms)
         .collect();
-    let total = stage.tasks.len();
+    let total = stage.tasks.iter().filter(this_run).count();
     if finished.is_empty()
         || finished.len() == total
         || (finished.len() as f64) < policy.quantile * total as f64
@@ -65,7 +73,7 @@ pub fn speculate(
     }
     let batch_size = job.options.batch_size;
     for s in 0..job.stages.len() {
-        let Some(threshold) = slow_after(&job.stages[s], policy) else {
+        let Some(threshold) = slow_after(&job.stages[s], job.first_attempt(), policy) else {
             continue;
         };
         let inputs = job.shuffle_inputs(s);

@@ -122,9 +122,13 @@ impl TaskExecutor {
         self.running().len()
     }
 
-    /// The attempts running now (a worker registering again lists them).
+    /// The attempts running now and not cancelled (a worker registering again lists them).
     pub fn running_attempts(&self) -> Vec<TaskAttempt> {
-        self.running().keys().cloned().collect()
+        self.running()
+            .iter()
+            .filter(|(_, cancelled)| !cancelled.load(Ordering::Relaxed))
+            .map(|(attempt, _)| attempt.clone())
+            .collect()
     }
 
     /// Bytes of operator memory tasks hold now.

@@ -46,6 +46,8 @@ impl Scheduler {
         } else {
             (0, 0)
         };
+        // An attempt from before a coordinator restart, adopted as running.
+        let inherited = attempt.attempt < job.first_attempt();
         let stage = &mut job.stages[stage_index];
         let expected_buckets = stage.output.buckets() as usize;
         let writes_shuffle = matches!(
@@ -144,6 +146,13 @@ impl Scheduler {
                     AttemptOutcome::Failed(message.clone()),
                     now,
                 );
+                if inherited {
+                    // Launched by the coordinator before the restart, maybe cancelled by it:
+                    // this run tries the task afresh, counting nothing against it.
+                    info!(task = %attempt, %message, "an attempt from before the restart failed; running the task again");
+                    task.drop_attempt(attempt.attempt);
+                    return vec![];
+                }
                 if let Some(FetchFailure {
                     worker: lost_worker,
                     stage,

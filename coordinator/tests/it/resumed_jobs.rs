@@ -467,3 +467,65 @@ fn an_attempt_still_running_at_the_restart_is_awaited_not_launched_again() {
     run_to_completion(&mut sim, reduces);
     assert_eq!(sim.state(&job), JobState::Succeeded);
 }
+
+/// An attempt adopted as running that then fails — say the old coordinator had cancelled it —
+/// runs again without counting against the task; a listed running attempt of a stage that
+/// reads a shuffle is not adopted (its read grants are the old coordinator's).
+#[test]
+fn an_adopted_attempt_that_fails_runs_again_and_reduce_attempts_are_not_adopted() {
+    let (job, planned, mut held) = run_until_the_reduce_stage();
+    let mut sim = restarted(&job, Some(planned));
+    let ids = worker_ids(2);
+    let running = held.get_mut(&ids[1]).unwrap().pop().unwrap();
+    let map_attempt = quiver_plan::TaskAttempt {
+        job: job.clone(),
+        stage: running.stage,
+        partition: running.partition,
+        attempt: running.attempt,
+    };
+    let reduce_attempt = quiver_plan::TaskAttempt {
+        job: job.clone(),
+        stage: StageId(1),
+        partition: 0,
+        attempt: 0,
+    };
+    register_holding(&mut sim, &ids[0], held[&ids[0]].clone());
+    let out = sim.send(Event::WorkerRegistered {
+        worker: ids[1].clone(),
+        address: format!("http://{}", ids[1].0),
+        slots: 1,
+        hostname: "host".into(),
+        functions: vec![],
+        held_outputs: held[&ids[1]].clone(),
+        running_attempts: vec![map_attempt.clone(), reduce_attempt.clone()],
+    });
+    assert!(launches(&out.actions).is_empty());
+    let (actions, expected) = sim.report(
+        &ids[1],
+        &map_attempt,
+        quiver_coordinator::event::TaskOutcome::Failure {
+            message: "task was cancelled".into(),
+            retryable: false,
+            fetch_failure: None,
+        },
+    );
+    assert!(expected);
+    assert_eq!(sim.state(&job), JobState::Running);
+    let again = launches(&actions);
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0].1.attempt.partition, map_attempt.partition);
+    assert_eq!(again[0].1.attempt.attempt, ATTEMPTS_PER_INCARNATION);
+    let task = &sim.s.job(&job).unwrap().stages[0].tasks[map_attempt.partition as usize];
+    assert_eq!(task.failures, 0);
+    // The reduce stage then runs all its tasks itself.
+    let (w, t) = &again[0];
+    let reduces = launches(&sim.finish(w, t, success(t)));
+    assert!(
+        reduces
+            .iter()
+            .any(|(_, r)| r.attempt.partition == 0 && r.attempt.attempt == ATTEMPTS_PER_INCARNATION),
+        "{reduces:?}"
+    );
+    run_to_completion(&mut sim, reduces);
+    assert_eq!(sim.state(&job), JobState::Succeeded);
+}
