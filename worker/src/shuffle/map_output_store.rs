@@ -262,3 +262,43 @@ pub fn decode_ipc_stream(bytes: Vec<u8>) -> Result<Vec<RecordBatch>> {
     }
     Ok(batches)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// An attempt of a run before a coordinator restart may finish after this run's attempt
+    /// of the same partition: the later attempt's output stays the one served and listed.
+    #[test]
+    fn an_earlier_attempt_finishing_late_does_not_replace_a_later_ones_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MapOutputStore::new(dir.path().to_path_buf());
+        let job = JobId::random();
+        let attempt = |attempt| TaskAttempt {
+            job: job.clone(),
+            stage: StageId(0),
+            partition: 3,
+            attempt,
+        };
+        let output = |a: &TaskAttempt, rows| MapOutput {
+            data_path: store.paths_for(a).0,
+            offsets: vec![0, 10],
+            rows,
+        };
+        let (old, new) = (attempt(2), attempt(10_000));
+        store.register(&new, output(&new, 7));
+        store.register(&old, output(&old, 5));
+        let held = store.held();
+        assert_eq!(held.len(), 1);
+        assert_eq!((held[0].attempt.attempt, held[0].rows), (10_000, 7));
+        // Dropping the earlier attempt keeps the later one's output.
+        store.remove_attempt(&old);
+        assert_eq!(store.get(&job, StageId(0), 3).unwrap().rows, 7);
+        // A later attempt still replaces an earlier one.
+        let newer = attempt(10_001);
+        store.register(&newer, output(&newer, 9));
+        assert_eq!(store.held()[0].attempt.attempt, 10_001);
+    }
+}
