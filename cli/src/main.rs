@@ -5,7 +5,6 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use futures::StreamExt;
 use quiver::{Client, JobProgress, JobState};
 use serde_json::{Value, json};
 
@@ -157,32 +156,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
             print_status(&p, args.json)?;
         }
         Command::Status { job, watch: true } => {
-            let handle = client.job(&job);
-            let mut updates = Box::pin(handle.progress().await?);
-            let mut last: Option<JobProgress> = None;
             let mut shown = String::new();
-            while let Some(p) = updates.next().await {
-                let p = p?;
-                if args.json {
-                    println!("{}", serde_json::to_string(&job_json(&p))?);
-                } else {
-                    let line = progress_line(&p);
-                    if line != shown {
-                        println!("{:>7.1}s  {line}", p.elapsed.as_secs_f64());
-                        shown = line;
+            let last = client
+                .job(&job)
+                .follow(|p| {
+                    if args.json {
+                        println!("{}", job_json(p));
+                    } else {
+                        let line = progress_line(p);
+                        if line != shown {
+                            println!("{:>7.1}s  {line}", p.elapsed.as_secs_f64());
+                            shown = line;
+                        }
                     }
-                }
-                let done = p.state.is_terminal();
-                last = Some(p);
-                if done {
-                    break;
-                }
-            }
-            // The stream may end before the job does (the coordinator closed it): ask once more.
-            let last = match last {
-                Some(p) if p.state.is_terminal() => p,
-                _ => handle.status().await?,
-            };
+                })
+                .await?;
             if !args.json {
                 println!();
                 print_status(&last, false)?;

@@ -285,24 +285,9 @@ impl JobHandle {
     /// [`JobHandle::wait`], calling `observe` with every update on the way.
     pub(crate) async fn wait_observing(
         &self,
-        mut observe: impl FnMut(&JobProgress),
+        observe: impl FnMut(&JobProgress),
     ) -> Result<JobProgress> {
-        let mut last = None;
-        let mut stream = Box::pin(self.progress().await?);
-        while let Some(p) = stream.next().await {
-            let p = p?;
-            observe(&p);
-            let done = p.state.is_terminal();
-            last = Some(p);
-            if done {
-                break;
-            }
-        }
-        // The stream can end early if the coordinator closes it; ask once more.
-        let last = match last {
-            Some(p) if p.state.is_terminal() => p,
-            _ => self.status().await?,
-        };
+        let last = self.follow(observe).await?;
         match last.state {
             JobState::Succeeded => Ok(last),
             JobState::Failed => Err(Error::JobFailed {
@@ -316,6 +301,39 @@ impl JobHandle {
                 request: "WatchJob",
                 message: "the progress stream ended before the job finished".into(),
             }),
+        }
+    }
+
+    /// Follows the job until it ends, calling `observe` with every update, and returns its
+    /// last status — whether it succeeded, failed or was cancelled (unlike
+    /// [`JobHandle::wait`], which makes the last two errors). Errors are those of following
+    /// it: the coordinator unreachable past the reconnect timeout, or the job unknown.
+    ///
+    /// ```no_run
+    /// # async fn example(job: quiver::JobHandle) -> quiver::Result<()> {
+    /// let last = job
+    ///     .follow(|p| println!("{:?}: {}/{} tasks", p.state, p.tasks().0, p.tasks().1))
+    ///     .await?;
+    /// println!("ended {:?}: {}", last.state, last.error.unwrap_or_default());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn follow(&self, mut observe: impl FnMut(&JobProgress)) -> Result<JobProgress> {
+        let mut last = None;
+        let mut stream = Box::pin(self.progress().await?);
+        while let Some(p) = stream.next().await {
+            let p = p?;
+            observe(&p);
+            let done = p.state.is_terminal();
+            last = Some(p);
+            if done {
+                break;
+            }
+        }
+        // The stream can end early if the coordinator closes it; ask once more.
+        match last {
+            Some(p) if p.state.is_terminal() => Ok(p),
+            _ => self.status().await,
         }
     }
 
