@@ -173,12 +173,10 @@ fn held_outputs(listed: &[pb::HeldMapOutput]) -> Result<Vec<HeldOutput>, Status>
     listed
         .iter()
         .map(|h| {
+            let job = JobId::parse(&h.job_id)
+                .map_err(|e| invalid("RegisterWorker: a held output's job id", e))?;
             Ok(HeldOutput {
-                job: JobId::parse(&h.job_id)
-                    .map_err(|e| invalid("RegisterWorker: a held output's job id", e))?,
-                stage: StageId(h.stage),
-                partition: h.partition,
-                attempt: h.attempt,
+                attempt: task_attempt(job, h.stage, h.partition, h.attempt),
                 bucket_bytes: h.bucket_bytes.clone(),
                 rows: h.rows,
             })

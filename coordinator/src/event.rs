@@ -98,10 +98,8 @@ pub struct FetchFailure {
 /// the attempt that wrote it reported.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeldOutput {
-    pub job: JobId,
-    pub stage: StageId,
-    pub partition: u32,
-    pub attempt: u32,
+    /// The attempt that wrote it.
+    pub attempt: TaskAttempt,
     pub bucket_bytes: Vec<u64>,
     pub rows: u64,
 }

@@ -501,13 +501,7 @@ impl Job {
         output: &HeldOutput,
         now: Timestamp,
     ) -> bool {
-        let attempt = TaskAttempt {
-            job: output.job.clone(),
-            stage: output.stage,
-            partition: output.partition,
-            attempt: output.attempt,
-        };
-        let Some((stage, partition)) = self.adoptable_task(&attempt) else {
+        let Some((stage, partition)) = self.adoptable_task(&output.attempt) else {
             return false;
         };
         if output.bucket_bytes.len() != stage.output.buckets() as usize {
@@ -517,7 +511,7 @@ impl Job {
         task.state = TaskState::Done {
             worker: worker.clone(),
             address: address.to_string(),
-            attempt: output.attempt,
+            attempt: output.attempt.attempt,
             bucket_bytes: output.bucket_bytes.clone(),
         };
         task.rows_out = output.rows;

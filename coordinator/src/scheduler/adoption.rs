@@ -37,10 +37,12 @@ impl Scheduler {
         // Per job, in the order listed (the scheduler's answers do not depend on hashing).
         let mut adopted: Vec<(JobId, usize)> = Vec::new();
         for item in listed {
-            let (job_id, stage, partition) = match &item {
-                Listed::Output(o) => (o.job.clone(), o.stage, o.partition),
-                Listed::Running(a) => (a.job.clone(), a.stage, a.partition),
+            let attempt = match &item {
+                Listed::Output(o) => &o.attempt,
+                Listed::Running(a) => a,
             };
+            let (job_id, stage, partition) =
+                (attempt.job.clone(), attempt.stage, attempt.partition);
             let Some(job) = self.jobs.get_mut(&job_id) else {
                 continue;
             };
@@ -126,19 +128,13 @@ impl Scheduler {
             return false;
         };
         let listed = job.listings.iter().any(|r| {
-            r.worker == *worker
-                && matches!(&r.listed, Listed::Output(o)
-                    if (o.stage, o.partition, o.attempt)
-                        == (attempt.stage, attempt.partition, attempt.attempt))
+            r.worker == *worker && matches!(&r.listed, Listed::Output(o) if o.attempt == *attempt)
         });
         if listed || job.holds_output(attempt.stage, attempt.partition, worker, attempt.attempt) {
             return true;
         }
         let output = HeldOutput {
-            job: attempt.job.clone(),
-            stage: attempt.stage,
-            partition: attempt.partition,
-            attempt: attempt.attempt,
+            attempt: attempt.clone(),
             bucket_bytes: bucket_bytes.clone(),
             rows: *rows_out,
         };

@@ -8,10 +8,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use quiver_coordinator::event::TaskOutcome;
 use quiver_coordinator::event::{Event, HeldOutput, JobRecord};
 use quiver_coordinator::job::{ATTEMPTS_PER_INCARNATION, JobState, PlannedFor, adoptable_stages};
 use quiver_coordinator::scheduler::{Action, Reply, SchedulerConfig};
-use quiver_plan::{JobId, Sink, StageId, TaskDefinition, WorkerId};
+use quiver_plan::{JobId, Sink, StageId, TaskAttempt, TaskDefinition, WorkerId};
 
 use crate::scheduler::*;
 use crate::stage_planner::word_count_plan;
@@ -43,14 +44,11 @@ fn run_until(reduces: usize) -> (JobId, PlannedFor, Held) {
             reduced += 1;
         }
         let outcome = success(&t);
-        let quiver_coordinator::event::TaskOutcome::Success { bucket_bytes, .. } = &outcome else {
+        let TaskOutcome::Success { bucket_bytes, .. } = &outcome else {
             unreachable!()
         };
         held.entry(w.clone()).or_default().push(HeldOutput {
-            job: job.clone(),
-            stage: t.attempt.stage,
-            partition: t.attempt.partition,
-            attempt: t.attempt.attempt,
+            attempt: t.attempt.clone(),
             bucket_bytes: bucket_bytes.clone(),
             rows: 3,
         });
@@ -92,6 +90,16 @@ fn restarted(job: &JobId, planned: Option<PlannedFor>) -> Sim {
 
 /// `worker` registers again, listing `outputs`: the actions.
 fn register_holding(sim: &mut Sim, worker: &WorkerId, outputs: Vec<HeldOutput>) -> Vec<Action> {
+    register_listing(sim, worker, outputs, vec![])
+}
+
+/// `worker` registers again, listing `outputs` and the attempts it runs: the actions.
+fn register_listing(
+    sim: &mut Sim,
+    worker: &WorkerId,
+    outputs: Vec<HeldOutput>,
+    running: Vec<TaskAttempt>,
+) -> Vec<Action> {
     let out = sim.send(Event::WorkerRegistered {
         worker: worker.clone(),
         address: format!("http://{}", worker.0),
@@ -99,10 +107,21 @@ fn register_holding(sim: &mut Sim, worker: &WorkerId, outputs: Vec<HeldOutput>) 
         hostname: "host".into(),
         functions: vec![],
         held_outputs: outputs,
-        running_attempts: vec![],
+        running_attempts: running,
     });
     assert!(matches!(out.reply, Reply::Registered(Ok(()))));
     out.actions
+}
+
+/// A success with these bucket sizes (those of a held output, or others).
+fn success_with(bucket_bytes: Vec<u64>) -> TaskOutcome {
+    TaskOutcome::Success {
+        bucket_bytes,
+        rows_out: 3,
+        bytes_out: 3,
+        elapsed_ms: 1,
+        spilled_bytes: 0,
+    }
 }
 
 #[test]
@@ -130,7 +149,7 @@ fn a_resumed_job_adopts_the_outputs_workers_still_hold_and_recomputes_only_the_r
     assert_eq!(rerun.len(), 1, "{rerun:?}");
     let (w, t) = &rerun[0];
     assert_eq!(t.attempt.stage, StageId(0));
-    assert_eq!(t.attempt.partition, lost.partition);
+    assert_eq!(t.attempt.partition, lost.attempt.partition);
     assert_eq!(t.attempt.attempt, ATTEMPTS_PER_INCARNATION);
 
     // The reduce tasks read the adopted outputs where they are, and the recomputed one.
@@ -140,7 +159,7 @@ fn a_resumed_job_adopts_the_outputs_workers_still_hold_and_recomputes_only_the_r
         .iter()
         .map(|o| {
             let holder = held.iter().find(|(_, os)| os.contains(o)).unwrap().0;
-            (o.partition, holder.0.clone())
+            (o.attempt.partition, holder.0.clone())
         })
         .collect();
     want.push((t.attempt.partition, w.0.clone()));
@@ -159,29 +178,10 @@ fn a_resumed_job_adopts_the_outputs_workers_still_hold_and_recomputes_only_the_r
     // its output; one of the lost attempt is stale now.
     let adopted = &kept[0];
     let holder = held.iter().find(|(_, os)| os.contains(adopted)).unwrap().0;
-    let late = quiver_plan::TaskAttempt {
-        job: job.clone(),
-        stage: adopted.stage,
-        partition: adopted.partition,
-        attempt: adopted.attempt,
-    };
-    let late_report = sim.report(
-        holder,
-        &late,
-        quiver_coordinator::event::TaskOutcome::Success {
-            bucket_bytes: adopted.bucket_bytes.clone(),
-            rows_out: 3,
-            bytes_out: 3,
-            elapsed_ms: 1,
-            spilled_bytes: 0,
-        },
-    );
+    let late = adopted.attempt.clone();
+    let late_report = sim.report(holder, &late, success_with(adopted.bucket_bytes.clone()));
     assert!(late_report.1, "the adopted output is kept");
-    let stale = quiver_plan::TaskAttempt {
-        partition: lost.partition,
-        attempt: lost.attempt,
-        ..late.clone()
-    };
+    let stale = lost.attempt.clone();
     assert!(
         !sim.report(&ids[1], &stale, success(t)).1,
         "recomputed: stale"
@@ -204,7 +204,7 @@ fn a_resumed_job_waits_out_its_grace_for_workers_that_do_not_come_back() {
     let rerun = launches(&sim.pass(Duration::from_secs(1)));
     // One slot back: one of w1's map outputs runs again now, the others after it.
     assert_eq!(rerun.len(), 1, "{rerun:?}");
-    let lost: Vec<u32> = held[&ids[1]].iter().map(|o| o.partition).collect();
+    let lost: Vec<u32> = held[&ids[1]].iter().map(|o| o.attempt.partition).collect();
     assert!(lost.contains(&rerun[0].1.attempt.partition), "{rerun:?}");
     assert_eq!(rerun[0].0, ids[0]);
 }
@@ -251,7 +251,7 @@ fn outputs_that_do_not_fit_are_recomputed() {
         ),
         (
             "an attempt of this run",
-            bent(&|o| o.attempt += ATTEMPTS_PER_INCARNATION),
+            bent(&|o| o.attempt.attempt += ATTEMPTS_PER_INCARNATION),
             Some(planned.clone()),
         ),
         (
@@ -264,17 +264,17 @@ fn outputs_that_do_not_fit_are_recomputed() {
         ),
         (
             "a stage it does not have",
-            bent(&|o| o.stage = StageId(7)),
+            bent(&|o| o.attempt.stage = StageId(7)),
             Some(planned.clone()),
         ),
         (
             "a partition it does not have",
-            bent(&|o| o.partition += 100),
+            bent(&|o| o.attempt.partition += 100),
             Some(planned.clone()),
         ),
         (
             "another job",
-            bent(&|o| o.job = JobId("other".into())),
+            bent(&|o| o.attempt.job = JobId("other".into())),
             Some(planned.clone()),
         ),
         (
@@ -344,44 +344,15 @@ fn a_late_report_of_an_earlier_run_is_adopted_for_a_pending_task() {
     let ids = worker_ids(2);
     assert!(launches(&register_holding(&mut sim, &ids[0], vec![])).is_empty());
     let late = &held[&ids[0]][0];
-    let attempt = quiver_plan::TaskAttempt {
-        job: job.clone(),
-        stage: late.stage,
-        partition: late.partition,
-        attempt: late.attempt,
-    };
-    let (_, kept) = sim.report(
-        &ids[0],
-        &attempt,
-        quiver_coordinator::event::TaskOutcome::Success {
-            bucket_bytes: late.bucket_bytes.clone(),
-            rows_out: 3,
-            bytes_out: 3,
-            elapsed_ms: 1,
-            spilled_bytes: 0,
-        },
-    );
+    let attempt = late.attempt.clone();
+    let (_, kept) = sim.report(&ids[0], &attempt, success_with(late.bucket_bytes.clone()));
     assert!(kept, "adopted");
-    let task = &sim.s.job(&job).unwrap().stages[0].tasks[late.partition as usize];
+    let task = &sim.s.job(&job).unwrap().stages[0].tasks[late.attempt.partition as usize];
     assert!(task.is_done());
     // With the wrong bucket count it would have been dropped.
     let other = &held[&ids[0]].get(1).or(held[&ids[1]].first()).unwrap();
-    let attempt = quiver_plan::TaskAttempt {
-        partition: other.partition,
-        attempt: other.attempt,
-        ..attempt
-    };
-    let (_, kept) = sim.report(
-        &ids[0],
-        &attempt,
-        quiver_coordinator::event::TaskOutcome::Success {
-            bucket_bytes: vec![1],
-            rows_out: 3,
-            bytes_out: 3,
-            elapsed_ms: 1,
-            spilled_bytes: 0,
-        },
-    );
+    let attempt = other.attempt.clone();
+    let (_, kept) = sim.report(&ids[0], &attempt, success_with(vec![1]));
     assert!(!kept);
 }
 
@@ -425,24 +396,14 @@ fn an_attempt_still_running_at_the_restart_is_awaited_not_launched_again() {
     let ids = worker_ids(2);
     // w1's last map output was not written yet: its attempt still runs.
     let running = held.get_mut(&ids[1]).unwrap().pop().unwrap();
-    let attempt = quiver_plan::TaskAttempt {
-        job: job.clone(),
-        stage: running.stage,
-        partition: running.partition,
-        attempt: running.attempt,
-    };
+    let attempt = running.attempt.clone();
     assert!(launches(&register_holding(&mut sim, &ids[0], held[&ids[0]].clone())).is_empty());
-    let out = sim.send(Event::WorkerRegistered {
-        worker: ids[1].clone(),
-        address: format!("http://{}", ids[1].0),
-        slots: 1,
-        hostname: "host".into(),
-        functions: vec![],
-        held_outputs: held[&ids[1]].clone(),
-        running_attempts: vec![attempt.clone()],
-    });
-    assert!(matches!(out.reply, Reply::Registered(Ok(()))));
-    let mut launched = launches(&out.actions);
+    let mut launched = launches(&register_listing(
+        &mut sim,
+        &ids[1],
+        held[&ids[1]].clone(),
+        vec![attempt.clone()],
+    ));
     launched.extend(launches(&sim.pass(Duration::from_secs(5))));
     assert!(
         launched.is_empty(),
@@ -452,13 +413,7 @@ fn an_attempt_still_running_at_the_restart_is_awaited_not_launched_again() {
     let (reduces, expected) = sim.report(
         &ids[1],
         &attempt,
-        quiver_coordinator::event::TaskOutcome::Success {
-            bucket_bytes: running.bucket_bytes.clone(),
-            rows_out: 3,
-            bytes_out: 3,
-            elapsed_ms: 1,
-            spilled_bytes: 0,
-        },
+        success_with(running.bucket_bytes.clone()),
     );
     assert!(expected);
     let reduces = launches(&reduces);
@@ -477,33 +432,25 @@ fn an_adopted_attempt_that_fails_runs_again_and_reduce_attempts_are_not_adopted(
     let mut sim = restarted(&job, Some(planned));
     let ids = worker_ids(2);
     let running = held.get_mut(&ids[1]).unwrap().pop().unwrap();
-    let map_attempt = quiver_plan::TaskAttempt {
-        job: job.clone(),
-        stage: running.stage,
-        partition: running.partition,
-        attempt: running.attempt,
-    };
-    let reduce_attempt = quiver_plan::TaskAttempt {
+    let map_attempt = running.attempt.clone();
+    let reduce_attempt = TaskAttempt {
         job: job.clone(),
         stage: StageId(1),
         partition: 0,
         attempt: 0,
     };
     register_holding(&mut sim, &ids[0], held[&ids[0]].clone());
-    let out = sim.send(Event::WorkerRegistered {
-        worker: ids[1].clone(),
-        address: format!("http://{}", ids[1].0),
-        slots: 1,
-        hostname: "host".into(),
-        functions: vec![],
-        held_outputs: held[&ids[1]].clone(),
-        running_attempts: vec![map_attempt.clone(), reduce_attempt.clone()],
-    });
-    assert!(launches(&out.actions).is_empty());
+    let listed = register_listing(
+        &mut sim,
+        &ids[1],
+        held[&ids[1]].clone(),
+        vec![map_attempt.clone(), reduce_attempt.clone()],
+    );
+    assert!(launches(&listed).is_empty());
     let (actions, expected) = sim.report(
         &ids[1],
         &map_attempt,
-        quiver_coordinator::event::TaskOutcome::Failure {
+        TaskOutcome::Failure {
             message: "task was cancelled".into(),
             retryable: false,
             fetch_failure: None,

@@ -172,31 +172,65 @@ async fn wait_until_writing(client: &Client, id: &str) {
     }
 }
 
-/// A word count written to a bucket by worker processes, one of them killed while the final
-/// stage writes: exactly one object per partition, exact counts, nothing temporary left.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_word_count_written_to_s3_is_exact_with_a_worker_killed_mid_write() {
-    let Some(server) = S3TestServer::start() else {
-        return;
-    };
-    server.create_bucket("words");
+/// A word count being written to a bucket of a real S3 server by two worker processes.
+struct S3Write {
+    server: S3TestServer,
+    /// Holds the corpus: keep it bound until the job ended.
+    _dir: tempfile::TempDir,
+    files: Vec<std::path::PathBuf>,
+    cluster: ProcessCluster,
+    client: Client,
+    job: JobHandle,
+}
+
+/// Starts an S3 server with `bucket` and a cluster of two workers with its credentials, and
+/// submits a word count of a corpus made from `seed` into `s3://<bucket>/counts` in
+/// `partitions` files. `None` where no S3 server can be run.
+async fn s3_write(bucket: &str, seed: u64, partitions: u32) -> Option<S3Write> {
+    let server = S3TestServer::start()?;
+    server.create_bucket(bucket);
     let dir = tempfile::tempdir().unwrap();
-    let files = write_corpus(dir.path(), 4, 20_000, 13);
-    let mut cluster = ProcessCluster::start_in_env(2, server.env()).await;
+    let files = write_corpus(dir.path(), 4, 20_000, seed);
+    let cluster = ProcessCluster::start_in_env(2, server.env()).await;
     let client = cluster.client().await;
     let options = quiver::JobOptions {
-        shuffle_partitions: Some(6),
+        shuffle_partitions: Some(partitions),
         batch_size: Some(2000),
         broadcast_threshold: None,
     };
     let sink = Sink::WriteParquet {
-        directory: "s3://words/counts".into(),
+        directory: format!("s3://{bucket}/counts"),
         mode: WriteMode::ErrorIfExists,
     };
     let job = client
         .submit_with(&word_count(&files), sink, "wc to s3", options)
         .await
         .unwrap();
+    Some(S3Write {
+        server,
+        _dir: dir,
+        files,
+        cluster,
+        client,
+        job,
+    })
+}
+
+/// A word count written to a bucket by worker processes, one of them killed while the final
+/// stage writes: exactly one object per partition, exact counts, nothing temporary left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_word_count_written_to_s3_is_exact_with_a_worker_killed_mid_write() {
+    let Some(S3Write {
+        server,
+        files,
+        mut cluster,
+        client,
+        job,
+        _dir,
+    }) = s3_write("words", 13, 6).await
+    else {
+        return;
+    };
     let id = job.id().to_string();
     let waiting = tokio::spawn(async move { job.wait().await });
     // Kill a worker once the final stage has written some of its files.
@@ -273,30 +307,20 @@ async fn a_write_job_survives_a_coordinator_kill_with_exactly_one_file_per_parti
 /// exactly one object per partition and the exact counts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_job_killed_while_committing_commits_exactly_once_after_the_restart() {
-    let Some(server) = S3TestServer::start() else {
-        return;
-    };
-    server.create_bucket("commits");
-    let dir = tempfile::tempdir().unwrap();
-    let files = write_corpus(dir.path(), 4, 20_000, 23);
-    let mut cluster = ProcessCluster::start_in_env(2, server.env()).await;
-    let client = cluster.client().await;
     // Many partitions: many objects to copy, so the commit takes long enough to be caught.
     let partitions = 48;
-    let options = quiver::JobOptions {
-        shuffle_partitions: Some(partitions),
-        batch_size: Some(2000),
-        broadcast_threshold: None,
+    let Some(S3Write {
+        server,
+        files,
+        mut cluster,
+        client,
+        job,
+        _dir,
+    }) = s3_write("commits", 23, partitions).await
+    else {
+        return;
     };
     let url = "s3://commits/counts";
-    let sink = Sink::WriteParquet {
-        directory: url.into(),
-        mode: WriteMode::ErrorIfExists,
-    };
-    let job = client
-        .submit_with(&word_count(&files), sink, "wc committing", options)
-        .await
-        .unwrap();
     let id = job.id().to_string();
     let waiting = tokio::spawn(async move { job.wait().await });
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
