@@ -223,6 +223,9 @@ fn print_status(p: &JobProgress, json: bool) -> anyhow::Result<()> {
             s.bytes_out,
             s.description
         );
+        if let Some(adaptive) = &s.adaptive {
+            println!("{:<6} adaptive: {adaptive}", "");
+        }
     }
     Ok(())
 }
@@ -287,6 +290,7 @@ fn job_json(p: &JobProgress) -> Value {
             "rows_out": s.rows_out,
             "bytes_out": s.bytes_out,
             "description": s.description,
+            "adaptive": s.adaptive,
         })).collect::<Vec<_>>(),
     })
 }

@@ -490,7 +490,10 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         .map_err(|e| Status::internal(format!("ExplainJob: planning failed: {e}")))?
         .map_err(|e| invalid("ExplainJob", e))?;
         Ok(Response::new(pb::ExplainJobResponse {
-            stages: stages.iter().map(planned_stage_status).collect(),
+            stages: stages
+                .iter()
+                .map(|s| planned_stage_status(s, &options))
+                .collect(),
             total_slots,
         }))
     }

@@ -7,6 +7,7 @@ use quiver_plan::{
 use quiver_storage::TaskFile;
 use tracing::info;
 
+use crate::adaptive::StageAdaptation;
 use crate::attempt_history::AttemptHistory;
 use crate::event::{HeldOutput, Timestamp};
 
@@ -77,6 +78,12 @@ pub struct Task {
     pub history: AttemptHistory,
 }
 
+impl Default for Task {
+    fn default() -> Self {
+        Task::new()
+    }
+}
+
 /// A speculative attempt running beside the task's primary one.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BackupAttempt {
@@ -86,7 +93,8 @@ pub struct BackupAttempt {
 }
 
 impl Task {
-    fn new() -> Self {
+    /// A pending task, never attempted.
+    pub fn new() -> Self {
         Task {
             state: TaskState::Pending,
             attempts: 0,
@@ -166,6 +174,14 @@ pub struct Stage {
     pub tasks: Vec<Task>,
     pub started: Option<Timestamp>,
     pub finished: Option<Timestamp>,
+    /// The shuffle buckets each task reads, when adaptive execution coalesced the stage's
+    /// partitions; empty: task `p` reads bucket `p`.
+    pub read_buckets: Vec<std::ops::Range<u32>>,
+    /// What adaptive execution decided about the stage, once it did.
+    pub adaptation: Option<StageAdaptation>,
+    /// It reads a repartition into as many partitions as the user asked for: adaptive
+    /// execution keeps them.
+    pub user_partitions: bool,
 }
 
 impl Stage {
@@ -223,6 +239,9 @@ impl Stage {
             splits: planned.splits,
             started: None,
             finished: None,
+            read_buckets: vec![],
+            adaptation: None,
+            user_partitions: planned.user_partitions,
         }
     }
 
@@ -254,6 +273,7 @@ impl Stage {
             inputs: inputs.to_vec(),
             batch_size: batch_size as usize,
             storage_options: Default::default(),
+            shuffle_buckets: self.read_buckets.get(partition).cloned(),
         }
     }
 }
@@ -298,6 +318,9 @@ pub struct PlannedFor {
     /// The first incarnation that ran this plan: outputs of attempts from then on (and from
     /// before the current incarnation) are adoptable.
     pub since_incarnation: u32,
+    /// What adaptive execution decided since, in the order decided (a resumed job applies
+    /// them again before it adopts outputs).
+    pub adaptations: Vec<StageAdaptation>,
 }
 
 impl PlannedFor {
@@ -314,12 +337,14 @@ impl PlannedFor {
             stage_tasks: stages.iter().map(|s| s.tasks.len() as u32).collect(),
             stage_digests: stages.iter().map(Stage::digest).collect(),
             since_incarnation: incarnation,
+            adaptations: vec![],
         }
     }
 }
 
 /// Which of `stages` may adopt outputs of an earlier run: those neither order-sensitive
-/// ([`Stage::is_order_sensitive`]) nor downstream of one. Adopting part of such a stage's
+/// ([`Stage::is_order_sensitive`]), nor coalescable without a logged decision
+/// ([`crate::adaptive`]), nor downstream of one. Adopting part of such a stage's
 /// outputs and recomputing the rest could mix two different cuts of its rows (two sets of
 /// sort boundaries, say); recomputed whole, each run's are consistent.
 pub fn adoptable_stages(stages: &[Stage]) -> Vec<bool> {
@@ -329,7 +354,10 @@ pub fn adoptable_stages(stages: &[Stage]) -> Vec<bool> {
             .inputs
             .iter()
             .all(|i| adoptable.get(i.0 as usize).copied().unwrap_or(false));
-        adoptable.push(inputs_adoptable && !stage.is_order_sensitive());
+        // A stage adaptive execution could have cut otherwise, with no decision logged, may
+        // hold outputs of a cut nobody knows any more.
+        let cut_known = stage.adaptation.is_some() || !crate::adaptive::may_coalesce(stage);
+        adoptable.push(inputs_adoptable && !stage.is_order_sensitive() && cut_known);
     }
     adoptable
 }
@@ -622,10 +650,23 @@ impl Job {
     /// The map output bytes partition `partition` of stage `s` reads — in all, and the part
     /// held by workers other than `reader` — as the map outputs that are done now are
     /// (their sizes as their tasks reported them). Counts what the task's plan reads
-    /// ([`PlanNode::stage_reads`]) and, for a range shuffle, the sample.
+    /// ([`PlanNode::stage_reads`], over all its buckets when the stage was coalesced) and,
+    /// for a range shuffle, the sample.
     pub fn shuffle_input_bytes(&self, s: usize, partition: usize, reader: &WorkerId) -> (u64, u64) {
         let stage = &self.stages[s];
-        let mut reads = stage.plan.stage_reads(partition as u32);
+        let mut reads = match stage.read_buckets.get(partition) {
+            // A coalesced task reads several buckets of each shuffle (and a broadcast once).
+            Some(buckets) => {
+                let mut reads: Vec<(StageId, u32)> = buckets
+                    .clone()
+                    .flat_map(|b| stage.plan.stage_reads(b))
+                    .collect();
+                reads.sort_unstable_by_key(|(s, b)| (s.0, *b));
+                reads.dedup();
+                reads
+            }
+            None => stage.plan.stage_reads(partition as u32),
+        };
         if let StageOutput::RangeShuffle { sample, .. } = &stage.output {
             reads.push((*sample, 0));
         }

@@ -36,6 +36,7 @@ use quiver_proto::v1 as pb;
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
+use crate::adaptive::StageAdaptation;
 use crate::error::{CoordinatorError, Result};
 use crate::event::Event;
 use crate::job::{Job, JobOptions, PlannedFor};
@@ -380,6 +381,16 @@ fn logged_start(job: &Job, planned: &PlannedFor) -> pb::LoggedJobStarted {
         stage_tasks: planned.stage_tasks.clone(),
         stage_digests: planned.stage_digests.clone(),
         since_incarnation: planned.since_incarnation,
+        adaptations: planned
+            .adaptations
+            .iter()
+            .map(|a| pb::StageAdaptation {
+                stage_id: a.stage.0,
+                task_starts: a.task_starts.clone(),
+                planned_partitions: a.planned_partitions,
+                measured_bytes: a.measured_bytes,
+            })
+            .collect(),
     }
 }
 
@@ -479,6 +490,17 @@ pub fn recovered_event(r: &pb::LoggedJobSubmitted) -> std::result::Result<Event,
             stage_tasks: p.stage_tasks.clone(),
             stage_digests: p.stage_digests.clone(),
             since_incarnation: p.since_incarnation,
+            // Checked against the stages when they are applied (`StageAdaptation::fits`).
+            adaptations: p
+                .adaptations
+                .iter()
+                .map(|a| StageAdaptation {
+                    stage: quiver_plan::StageId(a.stage_id),
+                    task_starts: a.task_starts.clone(),
+                    planned_partitions: a.planned_partitions,
+                    measured_bytes: a.measured_bytes,
+                })
+                .collect(),
         }),
         commit: r.commit.as_ref().map(|c| {
             c.files
@@ -756,6 +778,12 @@ mod tests {
             stage_tasks: vec![9, 12],
             stage_digests: vec![7, u64::MAX],
             since_incarnation: 0,
+            adaptations: vec![StageAdaptation {
+                stage: quiver_plan::StageId(1),
+                task_starts: vec![0, 5],
+                planned_partitions: 12,
+                measured_bytes: 3 << 20,
+            }],
         };
         job.planned_for = Some(planned.clone());
         log.append(&[started_record(&job).unwrap()]).unwrap();

@@ -9,7 +9,7 @@ use quiver_proto::v1 as pb;
 
 use crate::attempt_history::{AttemptOutcome, AttemptRecord};
 use crate::event::Timestamp;
-use crate::job::{Job, JobState, Stage, TaskState};
+use crate::job::{Job, JobOptions, JobState, Stage, TaskState};
 
 fn job_state(s: JobState) -> pb::JobState {
     match s {
@@ -59,7 +59,7 @@ fn stage_status(job: &Job, stage: &Stage, now: Timestamp) -> pb::StageStatus {
         bytes_out: total(stage.tasks.iter().map(|t| t.bytes_out)),
         spilled_bytes: total(stage.tasks.iter().map(|t| t.spilled_bytes)),
         elapsed_ms: millis_between(stage.started, stage.finished, now),
-        ..planned_stage_status(stage)
+        ..planned_stage_status(stage, &job.options)
     }
 }
 
@@ -70,7 +70,7 @@ fn describe(stage: &Stage) -> String {
 
 /// A stage as planned, before anything ran (for `ExplainJob`); [`stage_status`] adds its
 /// progress.
-pub fn planned_stage_status(stage: &Stage) -> pb::StageStatus {
+pub fn planned_stage_status(stage: &Stage, options: &JobOptions) -> pb::StageStatus {
     pb::StageStatus {
         stage_id: stage.id.0,
         input_stages: stage.inputs.iter().map(|s| s.0).collect(),
@@ -78,6 +78,12 @@ pub fn planned_stage_status(stage: &Stage) -> pb::StageStatus {
         state: pb::StageState::Waiting as i32,
         description: describe(stage),
         output: Some((&stage.output).into()),
+        adaptive: stage
+            .adaptation
+            .as_ref()
+            .map(|a| a.describe())
+            .or_else(|| crate::adaptive::prospect(stage, options))
+            .unwrap_or_default(),
         ..Default::default()
     }
 }

@@ -38,7 +38,7 @@
 //! The coordinator as a component: [`start`] with a [`CoordinatorConfig`] and
 //! [`SchedulerConfig`] (an in-process coordinator, as `LocalCluster` and the binary use),
 //! [`RunningCoordinator`] and [`CoordinatorError`]. Everything else is `pub(crate)`. The
-//! feature `internals` makes `admission`, `event`, `job`, `job_log`, `placement`, `scheduler`,
+//! feature `internals` makes `adaptive`, `admission`, `event`, `job`, `job_log`, `placement`, `scheduler`,
 //! `scheduler_metrics`, `stage_planner` and `worker_registry` public for integration tests
 //! (this crate's, and the SDK's test of job options on both sides of the wire); they are not a
 //! stable API.
@@ -62,6 +62,10 @@ mod speculation;
 mod task_launcher;
 
 // Internal, public only for integration tests (feature `internals`).
+#[cfg(feature = "internals")]
+pub mod adaptive;
+#[cfg(not(feature = "internals"))]
+mod adaptive;
 #[cfg(feature = "internals")]
 pub mod admission;
 #[cfg(not(feature = "internals"))]

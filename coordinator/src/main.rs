@@ -45,6 +45,11 @@ struct Args {
     /// 1500ms).
     #[arg(long, env = "QUIVER_RESUME_GRACE", default_value = "3", value_parser = parse_duration)]
     resume_grace: Duration,
+    /// Adaptive execution: when a stage's shuffle inputs are measured, adjacent partitions
+    /// are coalesced into tasks that read about this many MiB each (fewer when the data would
+    /// otherwise not fill every slot); 0 turns coalescing off.
+    #[arg(long, env = "QUIVER_COALESCE_TARGET_MIB", default_value_t = 64)]
+    coalesce_target_mib: u64,
     /// Attempts per task before its job fails.
     #[arg(long, env = "QUIVER_MAX_TASK_ATTEMPTS", default_value_t = 4)]
     max_task_attempts: u32,
@@ -201,6 +206,7 @@ fn check_config(
         .set("tls client ca", secret(&args.tls.tls_client_ca))
         .set("heartbeat timeout", format!("{:?}", args.heartbeat_timeout))
         .set("resume grace", format!("{:?}", args.resume_grace))
+        .set("coalesce target MiB", args.coalesce_target_mib)
         .set("max task attempts", args.max_task_attempts)
         .set("result retention", format!("{:?}", args.result_retention))
         .set("job history", args.job_history)
@@ -295,6 +301,7 @@ async fn main() -> anyhow::Result<()> {
             worker_wait_timeout: args.worker_wait_timeout,
             speculation: args.speculation,
             resume_grace: args.resume_grace,
+            coalesce_target_bytes: args.coalesce_target_mib.saturating_mul(1 << 20),
             limits,
             ..SchedulerConfig::default()
         },

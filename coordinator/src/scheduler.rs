@@ -24,6 +24,7 @@ use quiver_plan::{
 use quiver_storage::{StorageOptions, TaskFile};
 use tracing::{info, warn};
 
+use crate::adaptive;
 use crate::attempt_history::AttemptOutcome;
 use crate::error::{CoordinatorError, Result};
 pub use crate::event::{
@@ -789,6 +790,7 @@ impl Scheduler {
         let mut free = FreeSlots::of(&self.workers, &self.running_per_worker(), now);
         let total_slots = self.workers.total_slots();
         let limits = self.config.limits;
+        let coalesce_target = self.config.coalesce_target_bytes;
         let order = self.active.clone();
         for id in &order {
             let Some(job) = self.jobs.get_mut(id) else {
@@ -825,6 +827,9 @@ impl Scheduler {
                 let runnable = job.stages[s].inputs.iter().all(|i| complete[i.0 as usize]);
                 if !runnable || complete[s] || !job.stage_needed(s) {
                     continue;
+                }
+                if adaptive::adapt(job, s, coalesce_target, total_slots) {
+                    self.records.push(JobRecord::Started(id.clone()));
                 }
                 let inputs = job.shuffle_inputs(s);
                 let stage = &mut job.stages[s];
@@ -1009,7 +1014,16 @@ fn start_job(
     });
     job.adoptable = vec![];
     job.planned_for = match logged {
-        Some(l) if same_stages => {
+        Some(mut l) if same_stages => {
+            // What adaptive execution decided before the restart, so that the outputs the
+            // workers hold are taken for the tasks that wrote them. One that does not fit is
+            // dropped (that stage adopts nothing: see `adoptable_stages`).
+            let first_attempt = job.first_attempt();
+            l.adaptations.retain(|a| {
+                stages.get_mut(a.stage.0 as usize).is_some_and(|stage| {
+                    stage.adaptation.is_none() && adaptive::apply(stage, a, first_attempt)
+                })
+            });
             job.adoptable = adoptable_stages(&stages);
             Some(l)
         }

@@ -52,7 +52,14 @@ pub struct SchedulerConfig {
     /// of recomputing them). It ends early once workers with as many slots as the job was
     /// planned for are back.
     pub resume_grace: Duration,
+    /// Adaptive execution: once a stage's shuffle inputs are measured, runs of adjacent
+    /// partitions smaller than this together are read by one task (0: never coalesce).
+    pub coalesce_target_bytes: u64,
 }
+
+/// What a coalesced task reads at most, unless the coordinator is told otherwise (Spark's
+/// advisory partition size, which has served it well).
+pub const DEFAULT_COALESCE_TARGET_BYTES: u64 = 64 << 20;
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
@@ -73,6 +80,7 @@ impl Default for SchedulerConfig {
             job_history: 1000,
             departed_worker_retention: Duration::from_secs(600),
             resume_grace: Duration::from_secs(3),
+            coalesce_target_bytes: DEFAULT_COALESCE_TARGET_BYTES,
         }
     }
 }

@@ -65,6 +65,9 @@ pub struct PlannedStage {
     pub partitions: u32,
     /// For scan stages: the splits of each partition.
     pub splits: Vec<Vec<FileSplit>>,
+    /// It reads a repartition into as many partitions as the user asked for: adaptive
+    /// execution must not coalesce them.
+    pub user_partitions: bool,
 }
 
 #[derive(Clone)]
@@ -95,6 +98,8 @@ struct Built {
     plan: PlanNode,
     inputs: Vec<StageId>,
     partitioning: Partitioning,
+    /// Its partitions are the ones a repartition asked for: adaptive execution keeps them.
+    user_partitions: bool,
 }
 
 impl Built {
@@ -173,6 +178,7 @@ impl Planner {
             inputs: built.inputs,
             partitions,
             splits,
+            user_partitions: built.user_partitions,
         });
         Ok(id)
     }
@@ -190,6 +196,7 @@ impl Planner {
             plan: PlanNode::StageRead(StageRead::Shuffle { stage, schema }),
             inputs: vec![stage],
             partitioning: Partitioning::Shuffle(partitions),
+            user_partitions: false,
         })
     }
 
@@ -289,6 +296,7 @@ impl Planner {
             },
             inputs: child.inputs.clone(),
             partitioning: child.partitioning.clone(),
+            user_partitions: child.user_partitions,
         };
         let sample_stage = self.add_stage(
             sample,
@@ -320,6 +328,7 @@ impl Planner {
             },
             inputs: vec![range_stage],
             partitioning: Partitioning::Shuffle(n),
+            user_partitions: false,
         })
     }
 
@@ -350,6 +359,7 @@ impl Planner {
             },
             inputs: stages,
             partitioning: Partitioning::Splits(splits),
+            user_partitions: false,
         })
     }
 
@@ -450,6 +460,7 @@ impl Planner {
                     plan: PlanNode::Scan(scan),
                     inputs: vec![],
                     partitioning: Partitioning::Splits(splits),
+                    user_partitions: false,
                 })
             }
             PlanNode::Join {
@@ -488,7 +499,11 @@ impl Planner {
                 keys,
             } => {
                 let built = self.build(*input)?;
-                self.shuffle(built, keys, partitions)
+                let read = self.shuffle(built, keys, partitions)?;
+                Ok(Built {
+                    user_partitions: true,
+                    ..read
+                })
             }
             PlanNode::Aggregate {
                 input,
@@ -533,16 +548,17 @@ impl Planner {
                 let mut below = None;
                 let plan = node.map_children(|input| {
                     let built = self.build(input)?;
-                    below = Some((built.inputs, built.partitioning));
+                    below = Some((built.inputs, built.partitioning, built.user_partitions));
                     Ok::<_, PlanError>(built.plan)
                 })?;
-                let (inputs, partitioning) = below.ok_or_else(|| {
+                let (inputs, partitioning, user_partitions) = below.ok_or_else(|| {
                     PlanError::InvalidPlan(format!("{} has no input", plan.label()))
                 })?;
                 Ok(Built {
                     plan,
                     inputs,
                     partitioning,
+                    user_partitions,
                 })
             }
         }

@@ -172,6 +172,16 @@ impl Limits {
                 u64::from(task.output.buckets()),
             )?;
         }
+        if let Some(buckets) = &task.shuffle_buckets {
+            if buckets.start >= buckets.end {
+                return Err(PlanError::InvalidPlan(format!(
+                    "the task's shuffle buckets {}..{} are empty",
+                    buckets.start, buckets.end
+                )));
+            }
+            // A task never reads past the largest shuffle a stage may have.
+            self.check_partitions("the task's last shuffle bucket", u64::from(buckets.end))?;
+        }
         if task.batch_size == 0 {
             return Err(PlanError::InvalidPlan(
                 "batch_size must be at least 1".into(),

@@ -143,4 +143,17 @@ pub struct TaskDefinition {
     pub batch_size: usize,
     /// Credentials and endpoints for the job's object store inputs (`Debug` redacts secrets).
     pub storage_options: quiver_storage::StorageOptions,
+    /// The buckets its shuffle reads take: a run of adjacent ones for a task of a stage whose
+    /// small partitions adaptive execution coalesced; `None`: its own partition's.
+    pub shuffle_buckets: Option<std::ops::Range<u32>>,
+}
+
+impl TaskDefinition {
+    /// The buckets this task's shuffle reads take ([`TaskDefinition::shuffle_buckets`], or
+    /// its own partition's).
+    pub fn read_buckets(&self) -> std::ops::Range<u32> {
+        self.shuffle_buckets
+            .clone()
+            .unwrap_or_else(|| self.attempt.partition..self.attempt.partition.saturating_add(1))
+    }
 }

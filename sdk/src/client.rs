@@ -293,6 +293,9 @@ impl std::fmt::Display for Explanation {
                 "  stage {} [{} tasks]{inputs}: {}",
                 stage.id, stage.tasks_total, stage.description
             )?;
+            if let Some(adaptive) = &stage.adaptive {
+                writeln!(f, "    adaptive: {adaptive}")?;
+            }
         }
         Ok(())
     }

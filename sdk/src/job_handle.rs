@@ -66,6 +66,10 @@ pub struct StageProgress {
     pub output: StageOutput,
     /// Its pipeline, in words.
     pub description: String,
+    /// Adaptive execution, in words: what it decided about this stage from the measured
+    /// sizes of its inputs (e.g. "coalesced 8 shuffle partitions into 2 tasks"), or, before
+    /// that, what it may decide. `None`: nothing adaptive applies to it.
+    pub adaptive: Option<String>,
     /// Its state.
     pub state: StageState,
     /// Number of tasks (partitions).
@@ -95,6 +99,7 @@ impl TryFrom<&pb::StageStatus> for StageProgress {
             inputs: st.input_stages.clone(),
             output: required("stage.output", &st.output)?.try_into()?,
             description: st.description.clone(),
+            adaptive: (!st.adaptive.is_empty()).then(|| st.adaptive.clone()),
             state: match enum_value("stage.state", st.state)? {
                 pb::StageState::Unspecified => return Err(unspecified("stage.state").into()),
                 pb::StageState::Waiting => StageState::Waiting,

@@ -226,6 +226,7 @@ impl TaskExecutor {
             batch_size: task.batch_size,
             cancelled: cancelled.clone(),
             partition: attempt.partition,
+            buckets: task.read_buckets(),
             shuffle: ShuffleReadContext {
                 job: attempt.job.clone(),
                 this_worker: self.worker_id.clone(),

@@ -80,7 +80,15 @@ fn stage_table(stages: &[pb::StageStatus]) -> String {
             } else {
                 inputs.join(", ")
             },
-            esc(&s.description),
+            if s.adaptive.is_empty() {
+                esc(&s.description)
+            } else {
+                format!(
+                    "{}<br><span class=\"adaptive\">adaptive: {}</span>",
+                    esc(&s.description),
+                    esc(&s.adaptive)
+                )
+            },
             id = s.stage_id,
         );
     }

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod adaptive_execution;
 mod output_commit;
 mod placement;
 mod resumed_jobs;

@@ -70,8 +70,8 @@ fn run_until(reduces: usize) -> (JobId, PlannedFor, Held) {
 }
 
 /// A restarted scheduler holding `job` as the log would: resumed once, planned as `planned`.
-fn restarted(job: &JobId, planned: Option<PlannedFor>) -> Sim {
-    let mut sim = Sim::new(SchedulerConfig::default());
+pub(crate) fn restarted(job: &JobId, planned: Option<PlannedFor>) -> Sim {
+    let mut sim = Sim::new(crate::scheduler::no_coalescing());
     let out = sim.send(Event::JobRecovered {
         job: job.clone(),
         name: "wc".into(),
@@ -89,7 +89,11 @@ fn restarted(job: &JobId, planned: Option<PlannedFor>) -> Sim {
 }
 
 /// `worker` registers again, listing `outputs`: the actions.
-fn register_holding(sim: &mut Sim, worker: &WorkerId, outputs: Vec<HeldOutput>) -> Vec<Action> {
+pub(crate) fn register_holding(
+    sim: &mut Sim,
+    worker: &WorkerId,
+    outputs: Vec<HeldOutput>,
+) -> Vec<Action> {
     register_listing(sim, worker, outputs, vec![])
 }
 
@@ -114,7 +118,7 @@ fn register_listing(
 }
 
 /// A success with these bucket sizes (those of a held output, or others).
-fn success_with(bucket_bytes: Vec<u64>) -> TaskOutcome {
+pub(crate) fn success_with(bucket_bytes: Vec<u64>) -> TaskOutcome {
     TaskOutcome::Success {
         bucket_bytes,
         rows_out: 3,
@@ -358,7 +362,8 @@ fn a_late_report_of_an_earlier_run_is_adopted_for_a_pending_task() {
 
 /// A stage whose rows depend on the order they come in — a sample, a range shuffle — and
 /// everything after it are never adopted: recomputing part of them would mix two cuts of the
-/// rows. Stages before it are.
+/// rows. Stages before it are. So is a stage adaptive execution could cut otherwise, only
+/// once its cut is decided.
 #[test]
 fn only_stages_whose_rows_do_not_depend_on_their_order_are_adoptable() {
     let plan = |p| {
@@ -380,10 +385,21 @@ fn only_stages_whose_rows_do_not_depend_on_their_order_are_adoptable() {
     let stages = plan(sorted);
     assert_eq!(stages.len(), 4);
     assert_eq!(adoptable_stages(&stages), [true, false, false, false]);
-    assert_eq!(
-        adoptable_stages(&plan(word_count_plan(&FILES))),
-        [true, true]
-    );
+    // The reduce stage only once adaptive execution decided how it is cut.
+    let mut word_count = plan(word_count_plan(&FILES));
+    assert_eq!(adoptable_stages(&word_count), [true, false]);
+    let kept = quiver_coordinator::adaptive::StageAdaptation {
+        stage: StageId(1),
+        task_starts: vec![],
+        planned_partitions: 4,
+        measured_bytes: 0,
+    };
+    assert!(quiver_coordinator::adaptive::apply(
+        &mut word_count[1],
+        &kept,
+        0
+    ));
+    assert_eq!(adoptable_stages(&word_count), [true, true]);
 }
 
 /// A map attempt still running on a worker when the coordinator died is taken as the resumed

@@ -188,7 +188,17 @@ pub(crate) fn setup(
     workers: usize,
     slots: u32,
 ) -> (Sim, JobId, Vec<WorkerId>, Vec<(WorkerId, TaskDefinition)>) {
-    setup_with(SchedulerConfig::default(), workers, slots, &[10, 10, 10])
+    setup_with(no_coalescing(), workers, slots, &[10, 10, 10])
+}
+
+/// The default configuration without adaptive coalescing: most tests here count the reduce
+/// tasks as planned (the virtual map outputs are a few bytes, which coalescing would make
+/// one task); `adaptive_execution.rs` tests coalescing itself.
+pub(crate) fn no_coalescing() -> SchedulerConfig {
+    SchedulerConfig {
+        coalesce_target_bytes: 0,
+        ..SchedulerConfig::default()
+    }
 }
 
 pub(crate) fn setup_with(

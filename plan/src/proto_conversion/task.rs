@@ -164,6 +164,10 @@ impl From<&TaskDefinition> for pb::TaskDefinition {
                 .collect(),
             batch_size: u32::try_from(t.batch_size).unwrap_or(u32::MAX),
             storage_options: storage_options_to_proto(&t.storage_options),
+            shuffle_buckets: t.shuffle_buckets.as_ref().map(|r| pb::BucketRange {
+                start: r.start,
+                end: r.end,
+            }),
         }
     }
 }
@@ -234,6 +238,8 @@ impl TryFrom<&pb::TaskDefinition> for TaskDefinition {
             // As the coordinator resolved it; `Limits::check_task` refuses 0.
             batch_size: t.batch_size as usize,
             storage_options: storage_options_from_proto(t.storage_options.as_ref())?,
+            // Its size is checked against the limits with the rest (`Limits::check_task`).
+            shuffle_buckets: t.shuffle_buckets.as_ref().map(|r| r.start..r.end),
         })
     }
 }
@@ -312,6 +318,7 @@ mod tests {
             inputs: vec![],
             batch_size: 97,
             storage_options: quiver_storage::StorageOptions::new(),
+            shuffle_buckets: None,
         };
         let wire = pb::TaskDefinition::from(&task);
         assert_eq!(wire.batch_size, 97);

@@ -352,6 +352,7 @@ fn task() -> impl Strategy<Value = pb::TaskDefinition> {
                 inputs: vec![],
                 batch_size,
                 storage_options: None,
+                shuffle_buckets: None,
             },
         )
 }

@@ -51,6 +51,7 @@ fn decodes_as_task(plan: &PlanNode) -> bool {
         inputs: vec![],
         batch_size: 8192,
         storage_options: Default::default(),
+        shuffle_buckets: None,
     };
     let bytes = pb::LaunchTaskRequest {
         task: Some((&task).into()),

@@ -50,20 +50,36 @@ async fn explain_shows_the_stages_a_job_then_runs_as_without_running_it() {
     // Nothing ran.
     assert!(client.list_jobs().await.unwrap().is_empty());
 
-    // The job then runs as explained.
+    // The reduce stage may be cut otherwise once its input is measured, and explain says so.
+    assert_eq!(map.adaptive, None);
+    let may = reduce.adaptive.as_deref().unwrap_or_default();
+    assert!(
+        may.contains("may coalesce its 4 shuffle partitions"),
+        "{may}"
+    );
+    assert!(text.contains("adaptive: may coalesce"), "{text}");
+
+    // The job then runs as explained, its few KiB of shuffle read by one task.
     let job = client.submit(&ds, Sink::Collect).await.unwrap();
     let done = job.wait().await.unwrap();
-    let ran: Vec<(u32, u32, String)> = done
+    let ran: Vec<(u32, String)> = done
         .stages
         .iter()
-        .map(|s| (s.id, s.tasks_total, s.description.clone()))
+        .map(|s| (s.id, s.description.clone()))
         .collect();
-    let planned: Vec<(u32, u32, String)> = explained
+    let planned: Vec<(u32, String)> = explained
         .stages
         .iter()
-        .map(|s| (s.id, s.tasks_total, s.description.clone()))
+        .map(|s| (s.id, s.description.clone()))
         .collect();
     assert_eq!(ran, planned);
+    assert_eq!(done.stages[0].tasks_total, map.tasks_total);
+    assert_eq!(done.stages[1].tasks_total, 1);
+    let did = done.stages[1].adaptive.as_deref().unwrap_or_default();
+    assert!(
+        did.contains("coalesced 4 shuffle partitions into 1 task"),
+        "{did}"
+    );
 
     // Options count: a set number of partitions is what the reduce stage gets.
     let options = JobOptions {
@@ -72,6 +88,10 @@ async fn explain_shows_the_stages_a_job_then_runs_as_without_running_it() {
     };
     let seven = client.explain(&ds, Sink::Collect, options).await.unwrap();
     assert_eq!(seven.stages[1].tasks_total, 7);
+    assert_eq!(
+        seven.stages[1].adaptive, None,
+        "the job's own count is kept"
+    );
     cluster.shutdown().await;
 }
 

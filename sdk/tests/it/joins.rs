@@ -210,6 +210,43 @@ async fn run_join(
     rows_of(&job.collect().await.unwrap())
 }
 
+/// With the shuffle partitions left to the coordinator, adaptive execution coalesces the
+/// join stage's small partitions (both sides' buckets read by the same task); the rows are
+/// still the nested loop's, for a join that keeps unmatched rows of both sides too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_whose_partitions_were_coalesced_matches_a_nested_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sides(11, 900, 300);
+    write_sides(dir.path(), &s);
+    let cluster = cluster::local(2).await;
+    let client = cluster.client().await.unwrap();
+    for join_type in [JoinType::Inner, JoinType::Full] {
+        let left = Dataset::read_parquet(&[dir.path().join("left")]).unwrap();
+        let right = Dataset::read_parquet(&[dir.path().join("right")]).unwrap();
+        let on = JoinOn::columns(["id"])
+            .how(join_type)
+            .strategy(JoinStrategy::Shuffle);
+        let job = client
+            .submit(&left.join_with(right, on).unwrap(), Sink::Collect)
+            .await
+            .unwrap();
+        let got = rows_of(&job.collect().await.unwrap());
+        assert_eq!(got, reference(&s, join_type), "{join_type} join, coalesced");
+        let status = job.status().await.unwrap();
+        let joined = status.stages.last().unwrap();
+        assert_eq!(joined.inputs.len(), 2, "{status:?}");
+        assert_eq!(
+            joined.tasks_total, 1,
+            "4 tiny partitions, 1 task: {status:?}"
+        );
+        let said = joined.adaptive.as_deref().unwrap_or_default();
+        assert!(
+            said.contains("coalesced 4 shuffle partitions into 1 task"),
+            "{said}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_join_type_shuffled_and_broadcast_matches_a_nested_loop() {
     let dir = tempfile::tempdir().unwrap();

@@ -145,6 +145,21 @@ async fn a_global_sort_orders_every_row_by_several_keys() {
     assert_eq!(key_sequence(&batches), want);
     // And no row was lost or invented.
     assert_eq!(rows_of(&batches), rows_of(&[batch_of(&data)]));
+
+    // With the partitions left to the coordinator, the sorting stage's small ranges are
+    // coalesced into one task: adjacent ranges, so the order holds.
+    let job = client.submit(&sorted, Sink::Collect).await.unwrap();
+    let batches = job.collect().await.unwrap();
+    assert_eq!(key_sequence(&batches), want);
+    let status = job.status().await.unwrap();
+    let last = status.stages.last().unwrap();
+    assert_eq!(last.tasks_total, 1, "{status:?}");
+    assert!(
+        last.adaptive
+            .as_deref()
+            .unwrap_or_default()
+            .contains("coalesced")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

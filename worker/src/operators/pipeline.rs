@@ -22,6 +22,8 @@ use super::limit::limit;
 use super::map_batches::map_batches;
 use super::project::project;
 use super::sample::{RowSampler, sample_stream};
+use std::ops::Range;
+
 use super::scan::scan_in;
 use super::sort::{SortBuffer, sort_stream};
 use super::stage_read::stage_read;
@@ -40,9 +42,12 @@ pub struct PipelineContext {
     pub inputs: Vec<ShuffleInput>,
     pub batch_size: usize,
     pub cancelled: Arc<AtomicBool>,
-    /// The task's partition of its stage (within a union, of the union's input it runs): the
-    /// bucket it reads of a shuffle, and its sample's seed.
+    /// The task's partition of its stage (within a union, of the union's input it runs): its
+    /// sample's seed.
     pub partition: u32,
+    /// The buckets it reads of every shuffle: its partition's, or a run of adjacent ones when
+    /// the coordinator coalesced the stage's partitions.
+    pub buckets: Range<u32>,
     pub shuffle: ShuffleReadContext,
     pub functions: Arc<FunctionRegistry>,
     /// The task's share of the worker's memory budget.
@@ -69,14 +74,19 @@ pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
             cancelled(),
             ctx.storage.clone(),
         ),
-        PlanNode::StageRead(read) => {
-            stage_read(read, &ctx.shuffle, &ctx.inputs, ctx.partition, cancelled())?
-        }
+        PlanNode::StageRead(read) => stage_read(
+            read,
+            &ctx.shuffle,
+            &ctx.inputs,
+            ctx.buckets.clone(),
+            cancelled(),
+        )?,
         PlanNode::Union { inputs, partitions } => {
             // This task runs the input its partition falls in, as that input's partition.
             let (input, partition) = union_input(inputs, partitions, ctx.partition)?;
             let sub = PipelineContext {
                 partition,
+                buckets: partition..partition + 1,
                 ..PipelineContext::clone(ctx)
             };
             return build(input, &Arc::new(sub));

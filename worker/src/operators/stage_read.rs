@@ -2,6 +2,7 @@
 //! bucket of every map output (after a shuffle), or all of it (a broadcast). The bytes come
 //! through [`crate::shuffle::shuffle_reader`]; this picks the input locations and the bucket.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -29,18 +30,22 @@ pub fn read_broadcast(
     Ok(read_bucket(shuffle, shuffle_input(inputs, stage)?, 0))
 }
 
-/// What `read` reads for the task of partition `partition`: its bucket of a shuffle, or the
-/// whole output of a broadcast.
+/// What `read` reads for a task reading `buckets` of every shuffle (its partition's, or a
+/// coalesced run of them): those buckets of a shuffle, one after the other, or the whole
+/// output of a broadcast.
 pub fn stage_read(
     read: &StageRead,
     shuffle: &ShuffleReadContext,
     inputs: &[ShuffleInput],
-    partition: u32,
+    buckets: Range<u32>,
     cancelled: Arc<AtomicBool>,
 ) -> Result<BatchIter> {
-    let batches = match read {
+    let batches: BatchIter = match read {
         StageRead::Shuffle { stage, .. } => {
-            read_bucket(shuffle, shuffle_input(inputs, *stage)?, partition)
+            let input = shuffle_input(inputs, *stage)?.clone();
+            let shuffle = shuffle.clone();
+            // Each bucket's fetches start when the one before it is read to its end.
+            Box::new(buckets.flat_map(move |b| read_bucket(&shuffle, &input, b)))
         }
         StageRead::Broadcast { stage, .. } => read_broadcast(shuffle, inputs, *stage)?,
     };

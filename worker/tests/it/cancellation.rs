@@ -341,6 +341,7 @@ fn a_select_explode_map_batches_pipeline_stops_when_its_task_is_cancelled() {
         batch_size: 10,
         cancelled,
         partition: 0,
+        buckets: 0..1,
         shuffle: ShuffleReadContext {
             job: JobId::random(),
             this_worker: WorkerId::random(),

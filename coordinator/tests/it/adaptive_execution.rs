@@ -1,0 +1,174 @@
+//! Adaptive execution on a virtual clock: a reduce stage's partitions are coalesced from the
+//! bucket sizes its map tasks report, every bucket is read by exactly one task, and the
+//! decision survives a coordinator restart through the job log's start record.
+
+use quiver_coordinator::event::{Event, HeldOutput, JobRecord};
+use quiver_coordinator::job::{JobState, TaskState};
+use quiver_coordinator::scheduler::SchedulerConfig;
+use quiver_plan::{JobId, StageId, TaskAttempt, TaskDefinition, WorkerId};
+
+use crate::resumed_jobs::{register_holding, restarted, success_with};
+use crate::scheduler::*;
+
+const MIB: u64 = 1 << 20;
+
+/// Runs the 3 map tasks of a word count on `workers` workers of `slots` slots under `config`,
+/// each reporting `buckets` (bytes per reduce partition); returns the reduce tasks launched
+/// and whether a start record was asked for on the way (the decision is logged with it).
+fn reduces_after_maps(
+    config: SchedulerConfig,
+    workers: usize,
+    slots: u32,
+    buckets: &[u64],
+) -> (Sim, JobId, Vec<(WorkerId, TaskDefinition)>, bool) {
+    let (mut sim, job, _, mut pending) = setup_with(config, workers, slots, &[10, 10, 10]);
+    let (mut reduces, mut logged, mut maps) = (vec![], false, 0);
+    while let Some((w, t)) = pending.pop() {
+        if t.attempt.stage != StageId(0) {
+            reduces.push((w, t));
+            continue;
+        }
+        maps += 1;
+        assert_eq!(t.output.buckets() as usize, buckets.len());
+        let out = sim.send(Event::TaskFinished {
+            worker: w.clone(),
+            attempt: t.attempt.clone(),
+            outcome: success_with(buckets.to_vec()),
+        });
+        logged |= out.records.contains(&JobRecord::Started(job.clone()));
+        pending.extend(launches(&out.actions));
+    }
+    assert_eq!(maps, 3);
+    (sim, job, reduces, logged)
+}
+
+/// Each launched reduce task's buckets, in partition order.
+fn buckets_read(reduces: &[(WorkerId, TaskDefinition)]) -> Vec<(u32, std::ops::Range<u32>)> {
+    let mut read: Vec<(u32, std::ops::Range<u32>)> = reduces
+        .iter()
+        .map(|(_, t)| (t.attempt.partition, t.read_buckets()))
+        .collect();
+    read.sort_by_key(|(p, _)| *p);
+    read
+}
+
+#[test]
+fn small_partitions_are_coalesced_around_a_large_one_and_every_bucket_is_read_once() {
+    // 1 worker x 8 slots: 16 partitions. Partition 5 gets 3 x 40 MiB; the others 3 x 1 KiB.
+    let buckets: Vec<u64> = (0..16)
+        .map(|p| if p == 5 { 40 * MIB } else { 1024 })
+        .collect();
+    let (mut sim, job, reduces, logged) =
+        reduces_after_maps(SchedulerConfig::default(), 1, 8, &buckets);
+    assert!(logged, "the decision is logged with the job's start record");
+    // By hand: 120 MiB over 8 slots is 15 MiB a task (below the 64 MiB target); the small
+    // partitions before 5 make one task, 5 runs alone, the ten after it make one task.
+    assert_eq!(
+        buckets_read(&reduces),
+        vec![(0, 0..5), (1, 5..6), (2, 6..16)]
+    );
+    let stage = &sim.s.job(&job).unwrap().stages[1];
+    assert_eq!(stage.tasks.len(), 3);
+    let said = stage.adaptation.as_ref().unwrap().describe();
+    assert!(
+        said.contains("coalesced 16 shuffle partitions into 3 tasks"),
+        "{said}"
+    );
+    run_to_completion(&mut sim, reduces);
+    assert_eq!(sim.state(&job), JobState::Succeeded);
+}
+
+#[test]
+fn partitions_are_kept_when_each_is_large_or_coalescing_is_off() {
+    // 4 partitions of 3 x 30 MiB on 2 slots: each above the 45 MiB a task would get.
+    let (sim, job, reduces, _) =
+        reduces_after_maps(SchedulerConfig::default(), 1, 2, &[30 * MIB; 4]);
+    assert_eq!(
+        buckets_read(&reduces),
+        vec![(0, 0..1), (1, 1..2)],
+        "2 slots"
+    );
+    assert_eq!(sim.s.job(&job).unwrap().stages[1].tasks.len(), 4);
+    // Coalescing off: tiny partitions stay as planned, and the stage is still decided (kept).
+    let (sim, job, reduces, logged) = reduces_after_maps(no_coalescing(), 1, 2, &[1; 4]);
+    assert!(logged);
+    assert_eq!(buckets_read(&reduces), vec![(0, 0..1), (1, 1..2)]);
+    let stage = &sim.s.job(&job).unwrap().stages[1];
+    assert_eq!(stage.tasks.len(), 4);
+    assert!(stage.adaptation.as_ref().unwrap().task_starts.is_empty());
+}
+
+/// 2 workers x 1 slot, 4 partitions of 3 MiB: two tasks (0..2, 2..4). The first finishes;
+/// the coordinator restarts; its output is adopted as the task that reads 0..2, and only the
+/// other runs again, still reading 2..4.
+#[test]
+fn a_resumed_job_cuts_its_stage_as_logged_and_adopts_the_coalesced_output() {
+    let (mut sim, job, reduces, _) =
+        reduces_after_maps(SchedulerConfig::default(), 2, 1, &[MIB; 4]);
+    assert_eq!(buckets_read(&reduces), vec![(0, 0..2), (1, 2..4)]);
+    let (w, first) = reduces
+        .iter()
+        .find(|(_, t)| t.attempt.partition == 0)
+        .unwrap();
+    sim.finish(w, first, success_with(vec![3]));
+    let state = sim.s.job(&job).unwrap();
+    let planned = state.planned_for.clone().unwrap();
+    assert_eq!(planned.adaptations.len(), 1);
+    // What each worker holds: its map outputs and, for `w`, the finished reduce output.
+    let mut held: Vec<(WorkerId, HeldOutput)> = vec![];
+    for stage in &state.stages {
+        for (p, task) in stage.tasks.iter().enumerate() {
+            if let TaskState::Done {
+                worker,
+                attempt,
+                bucket_bytes,
+                ..
+            } = &task.state
+            {
+                let attempt = TaskAttempt {
+                    job: job.clone(),
+                    stage: stage.id,
+                    partition: p as u32,
+                    attempt: *attempt,
+                };
+                held.push((
+                    worker.clone(),
+                    HeldOutput {
+                        attempt,
+                        bucket_bytes: bucket_bytes.clone(),
+                        rows: 3,
+                    },
+                ));
+            }
+        }
+    }
+    assert_eq!(held.len(), 4, "3 map outputs and 1 reduce output");
+
+    let resumed = |planned| {
+        let mut sim = restarted(&job, Some(planned));
+        let mut launched = vec![];
+        for w in worker_ids(2) {
+            let outputs = held.iter().filter(|(h, _)| *h == w).map(|(_, o)| o.clone());
+            launched.extend(launches(&register_holding(&mut sim, &w, outputs.collect())));
+        }
+        (sim, launched)
+    };
+    // Restarted with the decision logged: the stage is cut as before, the output adopted.
+    let (mut sim, launched) = resumed(planned.clone());
+    assert_eq!(buckets_read(&launched), vec![(1, 2..4)], "{launched:?}");
+    assert_eq!(launched[0].1.attempt.stage, StageId(1));
+    run_to_completion(&mut sim, launched);
+    assert_eq!(sim.state(&job), JobState::Succeeded);
+
+    // Restarted from a log that never got the decision: the listed reduce output may be of
+    // another cut, so it is not adopted; the stage is decided again (by the restarted
+    // coordinator, which does not coalesce) and runs whole.
+    let mut undecided = planned;
+    undecided.adaptations.clear();
+    let (mut sim, launched) = resumed(undecided);
+    assert_eq!(buckets_read(&launched), vec![(0, 0..1), (1, 1..2)]);
+    let stage = &sim.s.job(&job).unwrap().stages[1];
+    assert!(stage.tasks.iter().all(|t| !t.is_done()), "nothing adopted");
+    run_to_completion(&mut sim, launched);
+    assert_eq!(sim.state(&job), JobState::Succeeded);
+}
