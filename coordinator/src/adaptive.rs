@@ -1,7 +1,7 @@
 //! Adaptive execution: decisions about a stage taken from what its input stages measured
 //! when they finished, not from estimates made before the job ran.
 //!
-//! Today's decision is **coalescing**: a stage that reads hash or range shuffles is planned
+//! Two decisions. **Coalescing**: a stage that reads hash or range shuffles is planned
 //! with the job's shuffle partitions (twice the cluster's slots unless the job says
 //! otherwise), whatever the data turns out to be. When every map output it reads is done, the
 //! bytes of each partition are known (every map task reports its bucket sizes); runs of
@@ -10,6 +10,13 @@
 //! buckets instead of many small ones. Adjacent partitions only, so that a range-partitioned
 //! (sorted) stage stays in order, and every shuffle a stage reads is cut the same way, so that
 //! a join's two sides still meet partition by partition.
+//!
+//! **Broadcasting a join's right side by its measured size**: the planner estimates a side
+//! from its files' sizes, which a filter or a projection can shrink many times over. A join
+//! it shuffles on both sides whose left side only reads files is a candidate: its right side
+//! runs first (the left side waits), and if its map outputs measure at most the job's
+//! broadcast threshold, the join stage takes over the left stage's splits, runs the left
+//! pipeline itself and reads the right side whole — the left side is never shuffled.
 //!
 //! A decision is final: it is made once, before any task of the stage starts, logged with the
 //! job (a resumed job applies the logged decisions again before adopting outputs, and a stage
@@ -26,6 +33,7 @@ use quiver_plan::{PlanNode, StageId, StageRead};
 use tracing::info;
 
 use crate::job::{Job, JobOptions, Stage, Task, TaskState};
+use crate::stage_planner::JoinCandidate;
 
 /// A stage's tasks never get a target below this, however little data there is: one task
 /// can read a few MiB faster than two can be scheduled.
@@ -90,15 +98,284 @@ impl StageAdaptation {
     }
 }
 
-/// For explain and a stage not yet decided: what may be decided about `stage` of a job with
-/// `options`, if anything.
-pub fn prospect(stage: &Stage, options: &JobOptions) -> Option<String> {
-    (options.shuffle_partitions.is_none() && may_coalesce(stage)).then(|| {
-        format!(
+/// What adaptive execution decided about a join shuffled on both sides (a
+/// [`JoinCandidate`]), from the bytes its right side measured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoinAdaptation {
+    /// The stage that joins.
+    pub join: StageId,
+    pub left: StageId,
+    pub right: StageId,
+    /// The right side is read whole by every task of the join stage, which took over the
+    /// left side's splits (the left stage runs no task); false: shuffled as planned.
+    pub broadcast: bool,
+    /// The bytes the right side's map outputs measured.
+    pub right_bytes: u64,
+}
+
+impl JoinAdaptation {
+    /// For status: what was decided, from what.
+    pub fn describe(&self) -> String {
+        let measured = human_bytes(self.right_bytes);
+        if self.broadcast {
+            format!(
+                "broadcast the join's right side (stage {} measured {measured}); reads stage {}'s \
+                 input itself",
+                self.right, self.left
+            )
+        } else {
+            format!(
+                "kept the join shuffled (its right side, stage {}, measured {measured})",
+                self.right
+            )
+        }
+    }
+}
+
+/// For explain and a stage not yet decided: what may be decided about stage `s` of `stages`
+/// (of a job with `options`), if anything.
+pub fn prospect(stages: &[Stage], s: usize, options: &JobOptions) -> Option<String> {
+    let stage = stages.get(s)?;
+    let mut said = vec![];
+    if let (Some(c), None, Some(threshold)) = (
+        &stage.join_candidate,
+        &stage.join_adaptation,
+        options.broadcast_threshold,
+    ) {
+        said.push(format!(
+            "may broadcast the join's right side (stage {}) if it measures at most {}, and \
+             read stage {}'s input itself",
+            c.right,
+            human_bytes(threshold),
+            c.left
+        ));
+    }
+    if stages.iter().any(|j| {
+        j.join_adaptation.is_none() && j.join_candidate.is_some_and(|c| c.left == stage.id)
+    }) {
+        said.push("waits for the join's right side to be measured first".into());
+    }
+    if stage.adaptation.is_none() && options.shuffle_partitions.is_none() && may_coalesce(stage) {
+        said.push(format!(
             "may coalesce its {} shuffle partitions once its inputs are measured",
             stage.tasks.len()
-        )
+        ));
+    }
+    (!said.is_empty()).then(|| said.join("; "))
+}
+
+/// Adaptive execution about stage `s` of `stages`, in words, for its status: what was
+/// decided, and what may still be. Empty: nothing adaptive applies.
+pub fn status_text(stages: &[Stage], s: usize, options: &JobOptions) -> String {
+    let Some(stage) = stages.get(s) else {
+        return String::new();
+    };
+    let mut said: Vec<String> = vec![];
+    if let Some(j) = stages.iter().find_map(|j| {
+        j.join_adaptation
+            .as_ref()
+            .filter(|d| d.broadcast && d.left == stage.id)
+    }) {
+        said.push(format!(
+            "runs no task: stage {} reads its input itself (the join's right side was broadcast)",
+            j.join
+        ));
+    }
+    if let Some(d) = &stage.join_adaptation {
+        said.push(d.describe());
+    }
+    if let Some(a) = &stage.adaptation {
+        said.push(a.describe());
+    }
+    if let Some(p) = prospect(stages, s, options) {
+        said.push(p);
+    }
+    said.join("; ")
+}
+
+/// Whether stage `id` is part of a join adaptive execution has not decided yet (its join
+/// stage or its left side): its outputs may belong to either cut.
+pub fn join_undecided(stages: &[Stage], id: StageId) -> bool {
+    stages.iter().any(|j| {
+        j.join_adaptation.is_none() && j.join_candidate.is_some_and(|c| j.id == id || c.left == id)
     })
+}
+
+/// Whether stage `s` must not start yet: it is the left side of a join whose right side is
+/// still being measured (it may never run, its input read by the join stage instead).
+pub fn holds_back(job: &Job, s: usize) -> bool {
+    let Some(id) = job.stages.get(s).map(|st| st.id) else {
+        return false;
+    };
+    job.stages
+        .iter()
+        .any(|j| j.join_adaptation.is_none() && j.join_candidate.is_some_and(|c| c.left == id))
+}
+
+/// Decides every join of `job` whose right side just finished: broadcast it when it
+/// measured at most the job's broadcast threshold (and nothing but the join stage reads the
+/// left side), else keep it shuffled. Returns whether anything was decided (to log).
+pub fn adapt_joins(job: &mut Job) -> bool {
+    let mut decided = false;
+    for j in 0..job.stages.len() {
+        let stage = &job.stages[j];
+        let (Some(c), None) = (stage.join_candidate, &stage.join_adaptation) else {
+            continue;
+        };
+        let Some(right) = job.stages.get(c.right.0 as usize) else {
+            continue;
+        };
+        if !right.is_complete() {
+            continue;
+        }
+        let right_bytes = right
+            .tasks
+            .iter()
+            .filter_map(|t| match &t.state {
+                TaskState::Done { bucket_bytes, .. } => {
+                    Some(bucket_bytes.iter().fold(0u64, |a, b| a.saturating_add(*b)))
+                }
+                _ => None,
+            })
+            .fold(0u64, u64::saturating_add);
+        // The left side's shuffle read by another stage too (a sort's sample of the join,
+        // say): it must be written, so the join stays shuffled.
+        let left_read_elsewhere = job
+            .stages
+            .iter()
+            .any(|o| o.id != stage.id && o.inputs.contains(&c.left));
+        let broadcast = !left_read_elsewhere
+            && job
+                .options
+                .broadcast_threshold
+                .is_some_and(|t| right_bytes <= t);
+        let decision = JoinAdaptation {
+            join: stage.id,
+            left: c.left,
+            right: c.right,
+            broadcast,
+            right_bytes,
+        };
+        let first_attempt = job.first_attempt();
+        if !apply_join(&mut job.stages, &decision, first_attempt) {
+            // A task of either stage already ran (adopted after a restart): kept shuffled.
+            let kept = JoinAdaptation {
+                broadcast: false,
+                ..decision
+            };
+            apply_join(&mut job.stages, &kept, first_attempt);
+        }
+        if let Some(d) = &job.stages[j].join_adaptation {
+            info!(job = %job.id, stage = %d.join, decision = %d.describe(), "adaptive execution");
+            if let Some(planned) = job.planned_for.as_mut() {
+                planned.join_adaptations.push(d.clone());
+            }
+            decided = true;
+        }
+    }
+    decided
+}
+
+/// Applies a join decision to `stages` (numbering new attempts from `first_attempt`): for a
+/// broadcast, the join stage reads the left stage's splits through its pipeline and the right
+/// side whole, and the left stage is left with no task. Refused (false, nothing changed) when
+/// the decision does not match the stages' candidate, or a broadcast would recut stages a
+/// task of which already started.
+pub fn apply_join(stages: &mut [Stage], decision: &JoinAdaptation, first_attempt: u32) -> bool {
+    let (j, l, r) = (
+        decision.join.0 as usize,
+        decision.left.0 as usize,
+        decision.right.0 as usize,
+    );
+    let fits = stages.get(j).is_some_and(|s| {
+        s.join_candidate
+            == Some(JoinCandidate {
+                left: decision.left,
+                right: decision.right,
+            })
+            && s.join_adaptation.is_none()
+    }) && l < stages.len()
+        && r < stages.len();
+    if !fits {
+        return false;
+    }
+    if decision.broadcast {
+        let untouched = |s: &Stage| s.tasks.iter().all(|t| t.state == TaskState::Pending);
+        if !untouched(&stages[j]) || !untouched(&stages[l]) {
+            return false;
+        }
+        let left_plan = stages[l].plan.clone();
+        let buckets = stages[r].output.buckets();
+        let Ok(plan) = with_broadcast(
+            stages[j].plan.clone(),
+            decision.left,
+            &left_plan,
+            decision.right,
+            buckets,
+        ) else {
+            return false;
+        };
+        let splits = std::mem::take(&mut stages[l].splits);
+        stages[l].tasks.clear();
+        let join = &mut stages[j];
+        join.plan = plan;
+        join.inputs.retain(|i| *i != decision.left);
+        join.tasks = splits
+            .iter()
+            .map(|_| {
+                let mut task = Task::new();
+                task.attempts = first_attempt;
+                task
+            })
+            .collect();
+        join.splits = splits;
+    }
+    stages[j].join_adaptation = Some(decision.clone());
+    true
+}
+
+/// `plan` with its shuffle read of `left` replaced by `left_plan` and its shuffle read of
+/// `right` by a broadcast read of all `buckets` buckets of it. Fails (an error naming what)
+/// unless each was read exactly once.
+fn with_broadcast(
+    plan: PlanNode,
+    left: StageId,
+    left_plan: &PlanNode,
+    right: StageId,
+    buckets: u32,
+) -> Result<PlanNode, String> {
+    fn walk(
+        node: PlanNode,
+        left: StageId,
+        left_plan: &PlanNode,
+        right: StageId,
+        buckets: u32,
+        replaced: &mut (u32, u32),
+    ) -> Result<PlanNode, String> {
+        match node {
+            PlanNode::StageRead(StageRead::Shuffle { stage, .. }) if stage == left => {
+                replaced.0 += 1;
+                Ok(left_plan.clone())
+            }
+            PlanNode::StageRead(StageRead::Shuffle { stage, schema }) if stage == right => {
+                replaced.1 += 1;
+                Ok(PlanNode::StageRead(StageRead::Broadcast {
+                    stage,
+                    schema,
+                    buckets,
+                }))
+            }
+            other => other.map_children(|c| walk(c, left, left_plan, right, buckets, replaced)),
+        }
+    }
+    let mut replaced = (0, 0);
+    let plan = walk(plan, left, left_plan, right, buckets, &mut replaced)?;
+    if replaced != (1, 1) {
+        return Err(format!(
+            "the join stage reads stages {left} and {right} {replaced:?} times"
+        ));
+    }
+    Ok(plan)
 }
 
 /// Whether `stage` is one coalescing applies to: it reads shuffles (and maybe broadcasts),

@@ -490,9 +490,8 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
         .map_err(|e| Status::internal(format!("ExplainJob: planning failed: {e}")))?
         .map_err(|e| invalid("ExplainJob", e))?;
         Ok(Response::new(pb::ExplainJobResponse {
-            stages: stages
-                .iter()
-                .map(|s| planned_stage_status(s, &options))
+            stages: (0..stages.len())
+                .map(|s| planned_stage_status(&stages, s, &options))
                 .collect(),
             total_slots,
         }))

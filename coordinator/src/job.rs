@@ -7,9 +7,10 @@ use quiver_plan::{
 use quiver_storage::TaskFile;
 use tracing::info;
 
-use crate::adaptive::StageAdaptation;
+use crate::adaptive::{JoinAdaptation, StageAdaptation};
 use crate::attempt_history::AttemptHistory;
 use crate::event::{HeldOutput, Timestamp};
+use crate::stage_planner::JoinCandidate;
 
 /// Where a job is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,6 +183,10 @@ pub struct Stage {
     /// It reads a repartition into as many partitions as the user asked for: adaptive
     /// execution keeps them.
     pub user_partitions: bool,
+    /// A shuffled join in its pipeline that adaptive execution may turn into a broadcast.
+    pub join_candidate: Option<JoinCandidate>,
+    /// What adaptive execution decided about that join, once it did.
+    pub join_adaptation: Option<JoinAdaptation>,
 }
 
 impl Stage {
@@ -242,6 +247,8 @@ impl Stage {
             read_buckets: vec![],
             adaptation: None,
             user_partitions: planned.user_partitions,
+            join_candidate: planned.join_candidate,
+            join_adaptation: None,
         }
     }
 
@@ -318,9 +325,11 @@ pub struct PlannedFor {
     /// The first incarnation that ran this plan: outputs of attempts from then on (and from
     /// before the current incarnation) are adoptable.
     pub since_incarnation: u32,
-    /// What adaptive execution decided since, in the order decided (a resumed job applies
-    /// them again before it adopts outputs).
+    /// What adaptive execution decided since about partitions, in the order decided (a
+    /// resumed job applies them again before it adopts outputs, after `join_adaptations`).
     pub adaptations: Vec<StageAdaptation>,
+    /// What adaptive execution decided since about joins.
+    pub join_adaptations: Vec<JoinAdaptation>,
 }
 
 impl PlannedFor {
@@ -338,6 +347,7 @@ impl PlannedFor {
             stage_digests: stages.iter().map(Stage::digest).collect(),
             since_incarnation: incarnation,
             adaptations: vec![],
+            join_adaptations: vec![],
         }
     }
 }
@@ -356,7 +366,8 @@ pub fn adoptable_stages(stages: &[Stage]) -> Vec<bool> {
             .all(|i| adoptable.get(i.0 as usize).copied().unwrap_or(false));
         // A stage adaptive execution could have cut otherwise, with no decision logged, may
         // hold outputs of a cut nobody knows any more.
-        let cut_known = stage.adaptation.is_some() || !crate::adaptive::may_coalesce(stage);
+        let cut_known = (stage.adaptation.is_some() || !crate::adaptive::may_coalesce(stage))
+            && !crate::adaptive::join_undecided(stages, stage.id);
         adoptable.push(inputs_adoptable && !stage.is_order_sensitive() && cut_known);
     }
     adoptable

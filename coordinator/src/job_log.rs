@@ -36,7 +36,7 @@ use quiver_proto::v1 as pb;
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-use crate::adaptive::StageAdaptation;
+use crate::adaptive::{JoinAdaptation, StageAdaptation};
 use crate::error::{CoordinatorError, Result};
 use crate::event::Event;
 use crate::job::{Job, JobOptions, PlannedFor};
@@ -391,6 +391,17 @@ fn logged_start(job: &Job, planned: &PlannedFor) -> pb::LoggedJobStarted {
                 measured_bytes: a.measured_bytes,
             })
             .collect(),
+        join_adaptations: planned
+            .join_adaptations
+            .iter()
+            .map(|d| pb::JoinAdaptation {
+                join_stage: d.join.0,
+                left_stage: d.left.0,
+                right_stage: d.right.0,
+                broadcast: d.broadcast,
+                right_bytes: d.right_bytes,
+            })
+            .collect(),
     }
 }
 
@@ -499,6 +510,18 @@ pub fn recovered_event(r: &pb::LoggedJobSubmitted) -> std::result::Result<Event,
                     task_starts: a.task_starts.clone(),
                     planned_partitions: a.planned_partitions,
                     measured_bytes: a.measured_bytes,
+                })
+                .collect(),
+            // Checked against the stages' join candidates when applied.
+            join_adaptations: p
+                .join_adaptations
+                .iter()
+                .map(|d| JoinAdaptation {
+                    join: quiver_plan::StageId(d.join_stage),
+                    left: quiver_plan::StageId(d.left_stage),
+                    right: quiver_plan::StageId(d.right_stage),
+                    broadcast: d.broadcast,
+                    right_bytes: d.right_bytes,
                 })
                 .collect(),
         }),
@@ -783,6 +806,13 @@ mod tests {
                 task_starts: vec![0, 5],
                 planned_partitions: 12,
                 measured_bytes: 3 << 20,
+            }],
+            join_adaptations: vec![JoinAdaptation {
+                join: quiver_plan::StageId(2),
+                left: quiver_plan::StageId(0),
+                right: quiver_plan::StageId(1),
+                broadcast: true,
+                right_bytes: 1 << 20,
             }],
         };
         job.planned_for = Some(planned.clone());

@@ -35,9 +35,12 @@ fn total(figures: impl Iterator<Item = u64>) -> u64 {
     figures.fold(0, u64::saturating_add)
 }
 
-fn stage_status(job: &Job, stage: &Stage, now: Timestamp) -> pb::StageStatus {
+fn stage_status(job: &Job, s: usize, now: Timestamp) -> pb::StageStatus {
+    let stage = &job.stages[s];
     let started = stage.started.is_some();
     let state = match job.state {
+        // A left side whose join stage read its input itself (adaptive execution).
+        _ if stage.tasks.is_empty() => pb::StageState::Skipped,
         _ if stage.is_complete() => pb::StageState::Complete,
         JobState::Failed | JobState::Cancelled | JobState::Succeeded if !started => {
             pb::StageState::Skipped
@@ -59,7 +62,7 @@ fn stage_status(job: &Job, stage: &Stage, now: Timestamp) -> pb::StageStatus {
         bytes_out: total(stage.tasks.iter().map(|t| t.bytes_out)),
         spilled_bytes: total(stage.tasks.iter().map(|t| t.spilled_bytes)),
         elapsed_ms: millis_between(stage.started, stage.finished, now),
-        ..planned_stage_status(stage, &job.options)
+        ..planned_stage_status(&job.stages, s, &job.options)
     }
 }
 
@@ -70,7 +73,8 @@ fn describe(stage: &Stage) -> String {
 
 /// A stage as planned, before anything ran (for `ExplainJob`); [`stage_status`] adds its
 /// progress.
-pub fn planned_stage_status(stage: &Stage, options: &JobOptions) -> pb::StageStatus {
+pub fn planned_stage_status(stages: &[Stage], s: usize, options: &JobOptions) -> pb::StageStatus {
+    let stage = &stages[s];
     pb::StageStatus {
         stage_id: stage.id.0,
         input_stages: stage.inputs.iter().map(|s| s.0).collect(),
@@ -78,12 +82,7 @@ pub fn planned_stage_status(stage: &Stage, options: &JobOptions) -> pb::StageSta
         state: pb::StageState::Waiting as i32,
         description: describe(stage),
         output: Some((&stage.output).into()),
-        adaptive: stage
-            .adaptation
-            .as_ref()
-            .map(|a| a.describe())
-            .or_else(|| crate::adaptive::prospect(stage, options))
-            .unwrap_or_default(),
+        adaptive: crate::adaptive::status_text(stages, s, options),
         ..Default::default()
     }
 }
@@ -135,9 +134,7 @@ pub fn job_status(job: &Job, grants: Option<&ResultGrants<'_>>, now: Timestamp) 
         name: job.name.clone(),
         state: job_state(job.state) as i32,
         error: job.error.clone(),
-        stages: job
-            .stages
-            .iter()
+        stages: (0..job.stages.len())
             .map(|s| stage_status(job, s, now))
             .collect(),
         results,

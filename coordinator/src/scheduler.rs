@@ -822,10 +822,14 @@ impl Scheduler {
                     Some("resumed: waiting for workers to list the outputs they hold".into());
                 continue;
             }
+            if adaptive::adapt_joins(job) {
+                self.records.push(JobRecord::Started(id.clone()));
+            }
             let complete: Vec<bool> = job.stages.iter().map(Stage::is_complete).collect();
             for s in 0..job.stages.len() {
                 let runnable = job.stages[s].inputs.iter().all(|i| complete[i.0 as usize]);
-                if !runnable || complete[s] || !job.stage_needed(s) {
+                if !runnable || complete[s] || !job.stage_needed(s) || adaptive::holds_back(job, s)
+                {
                     continue;
                 }
                 if adaptive::adapt(job, s, coalesce_target, total_slots) {
@@ -1019,6 +1023,12 @@ fn start_job(
             // workers hold are taken for the tasks that wrote them. One that does not fit is
             // dropped (that stage adopts nothing: see `adoptable_stages`).
             let first_attempt = job.first_attempt();
+            l.join_adaptations.retain(|d| {
+                stages
+                    .get(d.join.0 as usize)
+                    .is_some_and(|j| j.join_adaptation.is_none())
+                    && adaptive::apply_join(&mut stages, d, first_attempt)
+            });
             l.adaptations.retain(|a| {
                 stages.get_mut(a.stage.0 as usize).is_some_and(|stage| {
                     stage.adaptation.is_none() && adaptive::apply(stage, a, first_attempt)

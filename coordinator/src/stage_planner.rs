@@ -68,6 +68,20 @@ pub struct PlannedStage {
     /// It reads a repartition into as many partitions as the user asked for: adaptive
     /// execution must not coalesce them.
     pub user_partitions: bool,
+    /// Its pipeline joins two shuffled sides that adaptive execution may turn into a
+    /// broadcast join once the right side is measured.
+    pub join_candidate: Option<JoinCandidate>,
+}
+
+/// A join shuffled on both sides whose right side is broadcast instead if it turns out
+/// small: its left side is a stage that reads files only (and waits for the decision), so
+/// that the join stage can take over its splits and read the right side whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JoinCandidate {
+    /// The stage that writes the left side's shuffle.
+    pub left: StageId,
+    /// The stage that writes the right side's shuffle.
+    pub right: StageId,
 }
 
 #[derive(Clone)]
@@ -100,6 +114,8 @@ struct Built {
     partitioning: Partitioning,
     /// Its partitions are the ones a repartition asked for: adaptive execution keeps them.
     user_partitions: bool,
+    /// A shuffled join in its pipeline that adaptive execution may turn into a broadcast.
+    join_candidate: Option<JoinCandidate>,
 }
 
 impl Built {
@@ -179,6 +195,7 @@ impl Planner {
             partitions,
             splits,
             user_partitions: built.user_partitions,
+            join_candidate: built.join_candidate,
         });
         Ok(id)
     }
@@ -197,6 +214,7 @@ impl Planner {
             inputs: vec![stage],
             partitioning: Partitioning::Shuffle(partitions),
             user_partitions: false,
+            join_candidate: None,
         })
     }
 
@@ -233,15 +251,33 @@ impl Planner {
                     partitions: 1,
                 },
             )?;
-            let read = PlanNode::StageRead(StageRead::Broadcast { stage, schema });
+            let read = PlanNode::StageRead(StageRead::Broadcast {
+                stage,
+                schema,
+                buckets: 1,
+            });
             (left_built, read, vec![stage])
         } else {
             // Both sides hash the same types, so equal keys meet in the same partition.
             let n = self.shuffle_partitions;
             let left_hash = coerced_keys(&left_keys, &left_schema, &types)?;
             let right_hash = coerced_keys(&right_keys, &right_schema, &types)?;
-            let l = self.shuffle(left_built, left_hash, n)?;
+            // Adaptive execution may broadcast the right side after all, once measured: left
+            // to the planner (not forced either way), allowed by the join type, with a left
+            // side that reads only files (the join stage takes over its splits).
+            let adaptive = strategy == JoinStrategy::Auto
+                && !join_type.keeps_unmatched_right()
+                && self.broadcast_threshold.is_some()
+                && left_built.inputs.is_empty()
+                && matches!(left_built.partitioning, Partitioning::Splits(_));
+            let mut l = self.shuffle(left_built, left_hash, n)?;
             let r = self.shuffle(right_built, right_hash, n)?;
+            if adaptive {
+                l.join_candidate = Some(JoinCandidate {
+                    left: l.inputs[0],
+                    right: r.inputs[0],
+                });
+            }
             (l, r.plan, r.inputs)
         };
         let mut built = left_built.map(|left| PlanNode::Join {
@@ -297,6 +333,7 @@ impl Planner {
             inputs: child.inputs.clone(),
             partitioning: child.partitioning.clone(),
             user_partitions: child.user_partitions,
+            join_candidate: None,
         };
         let sample_stage = self.add_stage(
             sample,
@@ -329,6 +366,7 @@ impl Planner {
             inputs: vec![range_stage],
             partitioning: Partitioning::Shuffle(n),
             user_partitions: false,
+            join_candidate: None,
         })
     }
 
@@ -360,6 +398,7 @@ impl Planner {
             inputs: stages,
             partitioning: Partitioning::Splits(splits),
             user_partitions: false,
+            join_candidate: None,
         })
     }
 
@@ -461,6 +500,7 @@ impl Planner {
                     inputs: vec![],
                     partitioning: Partitioning::Splits(splits),
                     user_partitions: false,
+                    join_candidate: None,
                 })
             }
             PlanNode::Join {
@@ -548,17 +588,24 @@ impl Planner {
                 let mut below = None;
                 let plan = node.map_children(|input| {
                     let built = self.build(input)?;
-                    below = Some((built.inputs, built.partitioning, built.user_partitions));
+                    below = Some((
+                        built.inputs,
+                        built.partitioning,
+                        built.user_partitions,
+                        built.join_candidate,
+                    ));
                     Ok::<_, PlanError>(built.plan)
                 })?;
-                let (inputs, partitioning, user_partitions) = below.ok_or_else(|| {
-                    PlanError::InvalidPlan(format!("{} has no input", plan.label()))
-                })?;
+                let (inputs, partitioning, user_partitions, join_candidate) =
+                    below.ok_or_else(|| {
+                        PlanError::InvalidPlan(format!("{} has no input", plan.label()))
+                    })?;
                 Ok(Built {
                     plan,
                     inputs,
                     partitioning,
                     user_partitions,
+                    join_candidate,
                 })
             }
         }

@@ -126,6 +126,9 @@ impl Limits {
         )?;
         for node in plan.nodes() {
             match node {
+                PlanNode::StageRead(crate::StageRead::Broadcast { buckets, .. }) => {
+                    self.check_partitions("a broadcast read's buckets", u64::from(*buckets))?
+                }
                 PlanNode::Repartition { partitions, .. } => {
                     self.check_partitions("repartition's partition count", u64::from(*partitions))?
                 }

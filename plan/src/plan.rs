@@ -125,9 +125,14 @@ pub enum StageRead {
     /// This task's bucket (the one numbered as the task's partition) of every map output of
     /// `stage`.
     Shuffle { stage: StageId, schema: SchemaRef },
-    /// Every map output of `stage`, whole (bucket 0 of a one-bucket stage): the broadcast
-    /// side of a join.
-    Broadcast { stage: StageId, schema: SchemaRef },
+    /// Every map output of `stage`, whole (its `buckets` buckets, one after the other): the
+    /// broadcast side of a join. One bucket for a side written whole; a hash shuffle's
+    /// partitions for a side adaptive execution chose to broadcast once it measured it.
+    Broadcast {
+        stage: StageId,
+        schema: SchemaRef,
+        buckets: u32,
+    },
 }
 
 impl StageRead {
@@ -255,7 +260,7 @@ pub fn union_input<'a>(
 
 impl PlanNode {
     /// The map outputs the task of `partition` reads, as (stage, bucket): its own bucket of a
-    /// shuffle, bucket 0 of a broadcast; inside a union, only those of the input the task
+    /// shuffle, every bucket of a broadcast; inside a union, only those of the input the task
     /// runs.
     pub fn stage_reads(&self, partition: u32) -> Vec<(crate::StageId, u32)> {
         let mut out = Vec::new();
@@ -266,7 +271,9 @@ impl PlanNode {
     fn collect_stage_reads(&self, partition: u32, out: &mut Vec<(crate::StageId, u32)>) {
         match self {
             PlanNode::StageRead(StageRead::Shuffle { stage, .. }) => out.push((*stage, partition)),
-            PlanNode::StageRead(StageRead::Broadcast { stage, .. }) => out.push((*stage, 0)),
+            PlanNode::StageRead(StageRead::Broadcast { stage, buckets, .. }) => {
+                out.extend((0..*buckets).map(|b| (*stage, b)))
+            }
             PlanNode::Union { inputs, partitions } => {
                 if let Some((input, local)) = union_input(inputs, partitions, partition) {
                     input.collect_stage_reads(local, out);
@@ -442,6 +449,7 @@ mod tests {
             StageRead::Broadcast {
                 stage: StageId(stage),
                 schema,
+                buckets: 1,
             }
         } else {
             StageRead::Shuffle {

@@ -172,3 +172,107 @@ fn a_resumed_job_cuts_its_stage_as_logged_and_adopts_the_coalesced_output() {
     run_to_completion(&mut sim, launched);
     assert_eq!(sim.state(&job), JobState::Succeeded);
 }
+
+/// A join the planner shuffles on both sides (its right side's 200 MiB file looks large) on
+/// 1 worker x 2 slots: the right side runs first while the left side waits; the bytes the
+/// right side reports decide the rest. Returns the launches after the right side finished,
+/// each of its tasks reporting `right_buckets`.
+fn join_after_its_right_side(
+    right_buckets: u64,
+) -> (Sim, JobId, Vec<(WorkerId, TaskDefinition)>, bool) {
+    use crate::stage_planner::{join, lines};
+    let mut sim = Sim::new(SchedulerConfig::default());
+    let w = worker_ids(1).remove(0);
+    sim.register(&w, 2);
+    let job = JobId("join".into());
+    let plan = join(
+        lines(&[100 << 20], "a"),
+        lines(&[200 << 20], "b"),
+        quiver_plan::JoinType::Inner,
+    );
+    let mut pending = launches(&sim.submit(&job, plan));
+    let planned = &sim.s.job(&job).unwrap().stages;
+    assert_eq!(planned.len(), 3, "left, right, join");
+    assert!(planned[2].join_candidate.is_some());
+    let (mut after, mut logged) = (vec![], false);
+    while let Some((w, t)) = pending.pop() {
+        assert_eq!(
+            t.attempt.stage,
+            StageId(1),
+            "only the right side runs first"
+        );
+        let out = sim.send(Event::TaskFinished {
+            worker: w.clone(),
+            attempt: t.attempt.clone(),
+            outcome: success_with(vec![right_buckets; 4]),
+        });
+        logged |= out.records.contains(&JobRecord::Started(job.clone()));
+        for (w, t) in launches(&out.actions) {
+            if t.attempt.stage == StageId(1) {
+                pending.push((w, t));
+            } else {
+                after.push((w, t));
+            }
+        }
+    }
+    (sim, job, after, logged)
+}
+
+#[test]
+fn a_right_side_that_measures_small_is_broadcast_and_the_left_side_never_shuffled() {
+    let (mut sim, job, after, logged) = join_after_its_right_side(1024);
+    assert!(logged, "the decision is logged");
+    let state = sim.s.job(&job).unwrap();
+    let left_splits = state.stages[2].splits.clone();
+    assert!(
+        left_splits.len() > 1,
+        "the join stage took over the left splits"
+    );
+    assert!(
+        state.stages[0].tasks.is_empty(),
+        "the left stage runs no task"
+    );
+    assert_eq!(state.stages[2].inputs, vec![StageId(1)]);
+    let decided = state.stages[2].join_adaptation.as_ref().unwrap();
+    assert!(decided.broadcast);
+    assert!(
+        decided
+            .describe()
+            .contains("broadcast the join's right side")
+    );
+    // Every launched task joins: reads its split, and all 4 buckets of the right side.
+    assert_eq!(after.len(), 2, "2 slots");
+    for (_, t) in &after {
+        assert_eq!(t.attempt.stage, StageId(2));
+        assert_eq!(t.splits, left_splits[t.attempt.partition as usize]);
+        let reads = t.plan.stage_reads(t.attempt.partition);
+        assert_eq!(reads, (0..4).map(|b| (StageId(1), b)).collect::<Vec<_>>());
+    }
+    let mut pending = after;
+    while let Some((w, t)) = pending.pop() {
+        assert_ne!(
+            t.attempt.stage,
+            StageId(0),
+            "the left side is never shuffled"
+        );
+        pending.extend(launches(&sim.finish(&w, &t, success(&t))));
+    }
+    assert_eq!(sim.state(&job), JobState::Succeeded);
+}
+
+#[test]
+fn a_right_side_that_measures_large_keeps_the_join_shuffled() {
+    // 4 right tasks x 4 buckets x 1 MiB: 16 MiB, above the 10 MiB default threshold.
+    let (mut sim, job, after, _) = join_after_its_right_side(MIB);
+    let state = sim.s.job(&job).unwrap();
+    assert!(!state.stages[2].join_adaptation.as_ref().unwrap().broadcast);
+    assert!(!after.is_empty());
+    assert!(
+        after.iter().all(|(_, t)| t.attempt.stage == StageId(0)),
+        "now the left side runs, shuffled"
+    );
+    run_to_completion(&mut sim, after);
+    assert_eq!(sim.state(&job), JobState::Succeeded);
+    let join = &sim.s.job(&job).unwrap().stages[2];
+    assert_eq!(join.inputs, vec![StageId(0), StageId(1)]);
+}

@@ -180,7 +180,7 @@ fn a_global_aggregate_reduces_into_one_partition() {
 }
 
 /// A text scan of files of these sizes with a `line` column renamed to `name`.
-fn lines(file_sizes: &[u64], name: &str) -> PlanNode {
+pub(crate) fn lines(file_sizes: &[u64], name: &str) -> PlanNode {
     let PlanNode::Aggregate { input, .. } = word_count_plan(file_sizes) else {
         unreachable!()
     };
@@ -190,7 +190,7 @@ fn lines(file_sizes: &[u64], name: &str) -> PlanNode {
     }
 }
 
-fn join(left: PlanNode, right: PlanNode, join_type: JoinType) -> PlanNode {
+pub(crate) fn join(left: PlanNode, right: PlanNode, join_type: JoinType) -> PlanNode {
     PlanNode::Join {
         left: Box::new(left),
         right: Box::new(right),

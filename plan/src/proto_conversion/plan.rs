@@ -191,12 +191,15 @@ impl From<&PlanNode> for pb::PlanNode {
                 join_type: join_type_to_proto(*join_type) as i32,
                 strategy: join_strategy_to_proto(*strategy) as i32,
             })),
-            PlanNode::StageRead(StageRead::Broadcast { stage, schema }) => {
-                Node::BroadcastRead(pb::BroadcastReadNode {
-                    stage_id: stage.0,
-                    schema: schema_to_bytes(schema),
-                })
-            }
+            PlanNode::StageRead(StageRead::Broadcast {
+                stage,
+                schema,
+                buckets,
+            }) => Node::BroadcastRead(pb::BroadcastReadNode {
+                stage_id: stage.0,
+                schema: schema_to_bytes(schema),
+                buckets: *buckets,
+            }),
             PlanNode::Sort {
                 input: i,
                 order,
@@ -311,9 +314,11 @@ impl TryFrom<&pb::PlanNode> for PlanNode {
                 join_type: join_type_from_proto("join.join_type", j.join_type)?,
                 strategy: join_strategy_from_proto("join.strategy", j.strategy)?,
             },
+            // Its size is checked with the plan's other partition counts (`Limits::check_plan`).
             Node::BroadcastRead(r) => PlanNode::StageRead(StageRead::Broadcast {
                 stage: StageId(r.stage_id),
                 schema: schema_from_bytes(&r.schema)?,
+                buckets: r.buckets.max(1),
             }),
             Node::Sort(o) => PlanNode::Sort {
                 input: boxed_plan("sort.input", &o.input)?,

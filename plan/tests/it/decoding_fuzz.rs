@@ -194,9 +194,13 @@ fn leaf_plan() -> impl Strategy<Value = pb::plan_node::Node> {
         (any::<u32>(), schema_bytes()).prop_map(|(stage_id, schema)| Node::ShuffleRead(
             pb::ShuffleReadNode { stage_id, schema }
         )),
-        (any::<u32>(), schema_bytes()).prop_map(|(stage_id, schema)| Node::BroadcastRead(
-            pb::BroadcastReadNode { stage_id, schema }
-        )),
+        (any::<u32>(), schema_bytes(), any::<u32>()).prop_map(|(stage_id, schema, buckets)| {
+            Node::BroadcastRead(pb::BroadcastReadNode {
+                stage_id,
+                schema,
+                buckets,
+            })
+        }),
     ]
 }
 

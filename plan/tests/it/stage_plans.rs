@@ -39,6 +39,7 @@ fn stage_reads_are_the_shuffle_and_broadcast_read_messages() {
     let broadcast = PlanNode::StageRead(StageRead::Broadcast {
         stage: StageId(7),
         schema: schema(),
+        buckets: 5,
     });
     let cases = [
         (shuffle_read(3), "shuffle_read", 3),

@@ -247,6 +247,53 @@ async fn a_join_whose_partitions_were_coalesced_matches_a_nested_loop() {
     }
 }
 
+/// A right side whose files look too large to broadcast, filtered down to a few rows: the
+/// planner shuffles both sides, but once the right side measures below the threshold,
+/// adaptive execution broadcasts it and the left side's rows are never shuffled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_right_side_filtered_small_is_broadcast_once_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sides(13, 1500, 20_000);
+    write_sides(dir.path(), &s);
+    let file = std::fs::metadata(dir.path().join("right/r.parquet"))
+        .unwrap()
+        .len();
+    let cluster = cluster::local(2).await;
+    let client = cluster.client().await.unwrap();
+    // The right side's file is twice the threshold; the rows kept are a small fraction of it.
+    let options = JobOptions {
+        broadcast_threshold: Some(file / 2),
+        ..Default::default()
+    };
+    let left = Dataset::read_parquet(&[dir.path().join("left")]).unwrap();
+    let right = Dataset::read_parquet(&[dir.path().join("right")])
+        .unwrap()
+        .filter(col("score").lt(lit(-990i64)))
+        .unwrap();
+    let joined = left.join_with(right, JoinOn::columns(["id"])).unwrap();
+    let job = client
+        .submit_with(&joined, Sink::Collect, "adaptive join", options)
+        .await
+        .unwrap();
+    let got = rows_of(&job.collect().await.unwrap());
+    let kept = Sides {
+        left: s.left.clone(),
+        right: s.right.iter().filter(|r| r.1 < -990).cloned().collect(),
+    };
+    assert!(!kept.right.is_empty() && kept.right.len() < s.right.len() / 50);
+    let want = reference(&kept, JoinType::Inner);
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+    let status = job.status().await.unwrap();
+    assert_eq!(status.stages.len(), 3, "{status:?}");
+    let (left_stage, join_stage) = (&status.stages[0], &status.stages[2]);
+    assert_eq!(left_stage.state, quiver::StageState::Skipped, "{status:?}");
+    assert_eq!(left_stage.tasks_total, 0);
+    let said = join_stage.adaptive.as_deref().unwrap_or_default();
+    assert!(said.contains("broadcast the join's right side"), "{said}");
+    assert_eq!(join_stage.inputs, vec![1], "reads the right side only");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_join_type_shuffled_and_broadcast_matches_a_nested_loop() {
     let dir = tempfile::tempdir().unwrap();

@@ -58,9 +58,9 @@ pub struct PipelineContext {
     pub storage: InputStorage,
 }
 
-/// All output of `stage` (bucket 0 of every map task): a broadcast join side or a sample.
+/// All output of `stage`, a one-bucket stage (every map task's bucket 0): a sample.
 pub fn read_broadcast(stage: StageId, ctx: &PipelineContext) -> Result<BatchIter> {
-    super::stage_read::read_broadcast(&ctx.shuffle, &ctx.inputs, stage)
+    super::stage_read::read_broadcast(&ctx.shuffle, &ctx.inputs, stage, 1)
 }
 
 /// The batches `node` produces for this task.

@@ -21,13 +21,30 @@ fn shuffle_input(inputs: &[ShuffleInput], stage: StageId) -> Result<&ShuffleInpu
     })
 }
 
-/// All output of `stage` (bucket 0 of every map task): a broadcast join side or a sample.
+/// All output of `stage` (its `buckets` buckets of every map task, one bucket after the
+/// other): a broadcast join side or a sample.
 pub fn read_broadcast(
     shuffle: &ShuffleReadContext,
     inputs: &[ShuffleInput],
     stage: StageId,
+    buckets: u32,
 ) -> Result<BatchIter> {
-    Ok(read_bucket(shuffle, shuffle_input(inputs, stage)?, 0))
+    read_buckets(shuffle, inputs, stage, 0..buckets)
+}
+
+/// Buckets `buckets` of every map output of `stage`, one bucket after the other (each
+/// bucket's fetches start when the one before it is read to its end).
+fn read_buckets(
+    shuffle: &ShuffleReadContext,
+    inputs: &[ShuffleInput],
+    stage: StageId,
+    buckets: Range<u32>,
+) -> Result<BatchIter> {
+    let input = shuffle_input(inputs, stage)?.clone();
+    let shuffle = shuffle.clone();
+    Ok(Box::new(
+        buckets.flat_map(move |b| read_bucket(&shuffle, &input, b)),
+    ))
 }
 
 /// What `read` reads for a task reading `buckets` of every shuffle (its partition's, or a
@@ -41,13 +58,10 @@ pub fn stage_read(
     cancelled: Arc<AtomicBool>,
 ) -> Result<BatchIter> {
     let batches: BatchIter = match read {
-        StageRead::Shuffle { stage, .. } => {
-            let input = shuffle_input(inputs, *stage)?.clone();
-            let shuffle = shuffle.clone();
-            // Each bucket's fetches start when the one before it is read to its end.
-            Box::new(buckets.flat_map(move |b| read_bucket(&shuffle, &input, b)))
+        StageRead::Shuffle { stage, .. } => read_buckets(shuffle, inputs, *stage, buckets)?,
+        StageRead::Broadcast { stage, buckets, .. } => {
+            read_broadcast(shuffle, inputs, *stage, *buckets)?
         }
-        StageRead::Broadcast { stage, .. } => read_broadcast(shuffle, inputs, *stage)?,
     };
     Ok(Box::new(batches.map(move |b| {
         let b = b?;
