@@ -1,7 +1,7 @@
 //! Adaptive execution: decisions about a stage taken from what its input stages measured
 //! when they finished, not from estimates made before the job ran.
 //!
-//! Two decisions. **Coalescing**: a stage that reads hash or range shuffles is planned
+//! Three decisions. **Coalescing**: a stage that reads hash or range shuffles is planned
 //! with the job's shuffle partitions (twice the cluster's slots unless the job says
 //! otherwise), whatever the data turns out to be. When every map output it reads is done, the
 //! bytes of each partition are known (every map task reports its bucket sizes); runs of
@@ -10,6 +10,11 @@
 //! buckets instead of many small ones. Adjacent partitions only, so that a range-partitioned
 //! (sorted) stage stays in order, and every shuffle a stage reads is cut the same way, so that
 //! a join's two sides still meet partition by partition.
+//!
+//! **Splitting skewed join partitions**: in the same pass, a partition of a join of two
+//! shuffles whose left side is far larger than the median partition's is given several tasks,
+//! each reading its bucket from part of the left side's map outputs and from all of the right
+//! side's (so only join types that emit no unmatched right row qualify).
 //!
 //! **Broadcasting a join's right side by its measured size**: the planner estimates a side
 //! from its files' sizes, which a filter or a projection can shrink many times over. A join
@@ -38,14 +43,25 @@ use crate::stage_planner::JoinCandidate;
 /// A stage's tasks never get a target below this, however little data there is: one task
 /// can read a few MiB faster than two can be scheduled.
 const MIN_TARGET_BYTES: u64 = 4 << 20;
+/// A join partition whose left side holds more than this many times the median partition's
+/// (and more than a task's target) is skewed: its left rows are split among several tasks.
+const SKEW_FACTOR: u64 = 5;
 
 /// What adaptive execution decided about one stage.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StageAdaptation {
     pub stage: StageId,
     /// The first shuffle partition each task reads, ascending from 0; a task reads up to the
-    /// next one's (the last, to the end). Empty: the stage was left as planned.
+    /// next greater one (the last, to the end). A partition repeated is a skewed one, split:
+    /// each of its tasks reads it alone, from part of `split_side`'s map outputs. Empty: the
+    /// stage was left as planned.
     pub task_starts: Vec<u32>,
+    /// With split partitions: for each task, the first map output of `split_side` it reads
+    /// (up to the next task's of the same partition; the last of a partition, to the end); 0
+    /// for the tasks of unsplit partitions. Empty: nothing was split.
+    pub task_map_starts: Vec<u32>,
+    /// The stage (a join's left side) whose map outputs a split partition's tasks divide.
+    pub split_side: Option<StageId>,
     /// The shuffle partitions the stage was planned with.
     pub planned_partitions: u32,
     /// The bytes of map output the stage reads, as measured.
@@ -55,33 +71,106 @@ pub struct StageAdaptation {
 impl StageAdaptation {
     /// The buckets each task reads, in task order (empty: one per partition, as planned).
     pub fn task_buckets(&self) -> Vec<Range<u32>> {
-        let ends = self
-            .task_starts
-            .iter()
-            .skip(1)
-            .copied()
-            .chain(std::iter::once(self.planned_partitions));
-        self.task_starts
-            .iter()
-            .zip(ends)
-            .map(|(&start, end)| start..end)
+        let starts = &self.task_starts;
+        (0..starts.len())
+            .map(|i| {
+                let end = starts[i..]
+                    .iter()
+                    .find(|&&s| s > starts[i])
+                    .copied()
+                    .unwrap_or(self.planned_partitions);
+                starts[i]..end
+            })
+            .collect()
+    }
+
+    /// For each task, the map outputs of `split_side` it reads when its partition was split
+    /// (`None`: all of them, and every map output of the other stages).
+    pub fn task_maps(&self) -> Vec<Option<(StageId, Range<u32>)>> {
+        let (Some(side), false) = (self.split_side, self.task_map_starts.is_empty()) else {
+            return vec![None; self.task_starts.len()];
+        };
+        let (starts, maps) = (&self.task_starts, &self.task_map_starts);
+        (0..starts.len())
+            .map(|i| {
+                let split =
+                    (i > 0 && starts[i - 1] == starts[i]) || starts.get(i + 1) == Some(&starts[i]);
+                split.then(|| {
+                    let end = match starts.get(i + 1) {
+                        Some(&next) if next == starts[i] => maps[i + 1],
+                        _ => u32::MAX,
+                    };
+                    (side, maps[i]..end)
+                })
+            })
             .collect()
     }
 
     /// Whether it can apply to a stage planned with `partitions` partitions: starts from 0,
-    /// strictly ascending, below `partitions`. A logged decision that does not fit (another
-    /// build, a corrupt record) is not applied.
+    /// ascending, below `partitions`; a repeated (split) partition's map starts from 0,
+    /// strictly ascending, followed by the next partition; every other task's map start 0. A
+    /// logged decision that does not fit (another build, a corrupt record) is not applied.
     pub fn fits(&self, partitions: u32) -> bool {
-        self.planned_partitions == partitions
-            && (self.task_starts.is_empty()
-                || (self.task_starts[0] == 0
-                    && self.task_starts.windows(2).all(|w| w[0] < w[1])
-                    && self.task_starts.last().is_some_and(|&l| l < partitions)))
+        let starts = &self.task_starts;
+        let maps = &self.task_map_starts;
+        if self.planned_partitions != partitions {
+            return false;
+        }
+        if starts.is_empty() {
+            return maps.is_empty() && self.split_side.is_none();
+        }
+        let ordered = starts[0] == 0
+            && starts.windows(2).all(|w| w[0] <= w[1])
+            && starts.last().is_some_and(|&l| l < partitions);
+        if !ordered {
+            return false;
+        }
+        if maps.is_empty() {
+            return self.split_side.is_none() && starts.windows(2).all(|w| w[0] < w[1]);
+        }
+        if maps.len() != starts.len() || self.split_side.is_none() {
+            return false;
+        }
+        (0..starts.len()).all(|i| {
+            let first_of_run = i == 0 || starts[i - 1] != starts[i];
+            let last_of_run = starts.get(i + 1) != Some(&starts[i]);
+            let ends_well = !last_of_run
+                || first_of_run
+                || starts.get(i + 1).is_none_or(|&n| n == starts[i] + 1);
+            let map_ok = if first_of_run {
+                maps[i] == 0
+            } else {
+                maps[i] > maps[i - 1]
+            };
+            ends_well && map_ok
+        })
     }
 
     /// For status: what was decided, from what.
     pub fn describe(&self) -> String {
         let measured = human_bytes(self.measured_bytes);
+        let split: Vec<u32> = self
+            .task_starts
+            .windows(2)
+            .filter(|w| w[0] == w[1])
+            .map(|w| w[0])
+            .fold(vec![], |mut v, p| {
+                if v.last() != Some(&p) {
+                    v.push(p);
+                }
+                v
+            });
+        if !split.is_empty() {
+            let list: Vec<String> = split.iter().map(u32::to_string).collect();
+            return format!(
+                "{} shuffle partitions read by {} tasks: skewed partition{} {} split by the \
+                 join's left side (inputs measured {measured})",
+                self.planned_partitions,
+                self.task_starts.len(),
+                if split.len() == 1 { "" } else { "s" },
+                list.join(", ")
+            );
+        }
         if self.task_starts.is_empty() {
             format!(
                 "kept {} partitions (inputs measured {measured})",
@@ -439,24 +528,118 @@ pub fn decide(job: &Job, s: usize, target_bytes: u64, total_slots: u32) -> Optio
         }
     }
     let measured: u64 = bytes.iter().fold(0, |a, b| a.saturating_add(*b));
-    let spread = measured / u64::from(total_slots.max(1));
-    let target = target_bytes.min(spread).max(MIN_TARGET_BYTES);
-    // Coalescing off, or partitions the job chose: the stage is still decided (kept), so
-    // that its outputs can be adopted after a restart.
-    let starts = if target_bytes == 0 || job.options.shuffle_partitions.is_some() {
-        vec![]
-    } else {
-        coalesced_starts(&bytes, target)
-    };
-    Some(StageAdaptation {
+    let kept = StageAdaptation {
         stage: stage.id,
-        task_starts: if !starts.is_empty() && starts.len() < partitions {
-            starts
-        } else {
-            vec![]
-        },
+        task_starts: vec![],
+        task_map_starts: vec![],
+        split_side: None,
         planned_partitions: partitions as u32,
         measured_bytes: measured,
+    };
+    // Coalescing off, or partitions the job chose: the stage is still decided (kept), so
+    // that its outputs can be adopted after a restart.
+    if target_bytes == 0 || job.options.shuffle_partitions.is_some() {
+        return Some(kept);
+    }
+    let spread = measured / u64::from(total_slots.max(1));
+    let target = target_bytes.min(spread).max(MIN_TARGET_BYTES);
+    // A join's skewed partitions: each split by the left side's map outputs.
+    let mut splits: Vec<Option<Vec<u32>>> = vec![None; partitions];
+    let split_side = splittable_join_side(&stage.plan);
+    if let Some(side) = split_side {
+        let per_map: Vec<&[u64]> = job
+            .stages
+            .get(side.0 as usize)?
+            .tasks
+            .iter()
+            .filter_map(|t| match &t.state {
+                TaskState::Done { bucket_bytes, .. } => Some(bucket_bytes.as_slice()),
+                _ => None,
+            })
+            .collect();
+        let side_bytes: Vec<u64> = (0..partitions)
+            .map(|p| {
+                per_map
+                    .iter()
+                    .map(|b| b.get(p).copied().unwrap_or(0))
+                    .fold(0, u64::saturating_add)
+            })
+            .collect();
+        let mut sorted = side_bytes.clone();
+        sorted.sort_unstable();
+        let median = sorted[sorted.len() / 2];
+        for (p, split) in splits.iter_mut().enumerate() {
+            if side_bytes[p] > median.saturating_mul(SKEW_FACTOR).max(target) {
+                let maps: Vec<u64> = per_map
+                    .iter()
+                    .map(|b| b.get(p).copied().unwrap_or(0))
+                    .collect();
+                let groups = coalesced_starts(&maps, target);
+                if groups.len() > 1 {
+                    *split = Some(groups);
+                }
+            }
+        }
+    }
+    let (starts, map_starts) = task_layout(&bytes, &splits, target);
+    if starts.len() == partitions && map_starts.iter().all(|&m| m == 0) {
+        return Some(kept);
+    }
+    let any_split = splits.iter().any(Option::is_some);
+    Some(StageAdaptation {
+        task_starts: starts,
+        task_map_starts: if any_split { map_starts } else { vec![] },
+        split_side: if any_split { split_side } else { None },
+        ..kept
+    })
+}
+
+/// The tasks of a stage with `bytes` per partition: runs of adjacent partitions of at most
+/// `target` bytes, and one task per map group of each split partition. Returns each task's
+/// first partition and first map output (0 unless split).
+fn task_layout(bytes: &[u64], splits: &[Option<Vec<u32>>], target: u64) -> (Vec<u32>, Vec<u32>) {
+    let (mut starts, mut map_starts) = (vec![], vec![]);
+    let mut run: Option<u64> = None;
+    for (p, &b) in bytes.iter().enumerate() {
+        if let Some(groups) = &splits[p] {
+            for &g in groups {
+                starts.push(p as u32);
+                map_starts.push(g);
+            }
+            run = None;
+            continue;
+        }
+        match run {
+            Some(r) if r.saturating_add(b) <= target => run = Some(r.saturating_add(b)),
+            _ => {
+                starts.push(p as u32);
+                map_starts.push(0);
+                run = Some(b);
+            }
+        }
+    }
+    (starts, map_starts)
+}
+
+/// The stage whose map outputs a skewed partition of this stage may be split by: the left
+/// side of a join of two shuffle reads whose type keeps no unmatched right row (each left
+/// row still meets the whole right partition; an unmatched right row would be emitted by
+/// every task of the split).
+fn splittable_join_side(plan: &PlanNode) -> Option<StageId> {
+    plan.nodes().into_iter().find_map(|node| match node {
+        PlanNode::Join {
+            left,
+            right,
+            join_type,
+            ..
+        } if !join_type.keeps_unmatched_right() => match (left.as_ref(), right.as_ref()) {
+            (
+                PlanNode::StageRead(StageRead::Shuffle { stage: l, .. }),
+                PlanNode::StageRead(StageRead::Shuffle { stage: r, .. }),
+            ) if l != r => Some(*l),
+            _ => None,
+        },
+        _ => None,
     })
 }
 
@@ -473,6 +656,7 @@ pub fn apply(stage: &mut Stage, adaptation: &StageAdaptation, first_attempt: u32
     }
     if recut {
         stage.read_buckets = adaptation.task_buckets();
+        stage.split_reads = adaptation.task_maps();
         stage.tasks = stage
             .read_buckets
             .iter()
@@ -500,6 +684,8 @@ pub fn adapt(job: &mut Job, s: usize, target_bytes: u64, total_slots: u32) -> bo
         // A task of it already started (adopted after a restart): it stays as planned.
         let kept = StageAdaptation {
             task_starts: vec![],
+            task_map_starts: vec![],
+            split_side: None,
             ..decided
         };
         apply(stage, &kept, first_attempt);
@@ -560,6 +746,8 @@ mod tests {
         let a = StageAdaptation {
             stage: StageId(1),
             task_starts: vec![0, 3, 4],
+            task_map_starts: vec![],
+            split_side: None,
             planned_partitions: 8,
             measured_bytes: 0,
         };
@@ -573,5 +761,65 @@ mod tests {
             };
             assert!(!b.fits(8), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_split_partition_divides_its_left_sides_map_outputs_and_nothing_else() {
+        // Partitions 0-2 coalesced; 3 split three ways by stage 0's map outputs; 4-7 one task.
+        let a = StageAdaptation {
+            stage: StageId(2),
+            task_starts: vec![0, 3, 3, 3, 4],
+            task_map_starts: vec![0, 0, 2, 5, 0],
+            split_side: Some(StageId(0)),
+            planned_partitions: 8,
+            measured_bytes: 0,
+        };
+        assert!(a.fits(8));
+        assert_eq!(a.task_buckets(), vec![0..3, 3..4, 3..4, 3..4, 4..8]);
+        let side = StageId(0);
+        assert_eq!(
+            a.task_maps(),
+            vec![
+                None,
+                Some((side, 0..2)),
+                Some((side, 2..5)),
+                Some((side, 5..u32::MAX)),
+                None
+            ]
+        );
+        assert!(
+            a.describe().contains("skewed partition 3 split"),
+            "{}",
+            a.describe()
+        );
+        // Map starts that skip the first outputs, go backwards, or split an unsplit partition;
+        // a split partition running into more than one bucket; no side named.
+        for (starts, maps, side) in [
+            (vec![0, 3, 3, 4], vec![0, 1, 2, 0], Some(side)),
+            (vec![0, 3, 3, 4], vec![0, 2, 2, 0], Some(side)),
+            (vec![0, 3, 3, 4], vec![1, 0, 2, 0], Some(side)),
+            (vec![0, 3, 3, 5], vec![0, 0, 2, 0], Some(side)),
+            (vec![0, 3, 3, 4], vec![0, 0, 2, 0], None),
+        ] {
+            let b = StageAdaptation {
+                task_starts: starts.clone(),
+                task_map_starts: maps.clone(),
+                split_side: side,
+                ..a.clone()
+            };
+            assert!(!b.fits(8), "{starts:?} {maps:?} {side:?}");
+        }
+    }
+
+    #[test]
+    fn a_skewed_partition_gets_tasks_of_its_own_and_the_rest_coalesce() {
+        // By hand, target 10: partitions 0-1 together (4 + 5), 2 split at map outputs 0 and 2,
+        // 3-4 together (6 + 4), 5 alone (another 9 would pass 10).
+        let bytes = [4, 5, 40, 6, 4, 9];
+        let splits = [None, None, Some(vec![0, 2]), None, None, None];
+        assert_eq!(
+            task_layout(&bytes, &splits, 10),
+            (vec![0, 2, 2, 3, 5], vec![0, 0, 2, 0, 0])
+        );
     }
 }

@@ -178,6 +178,9 @@ pub struct Stage {
     /// The shuffle buckets each task reads, when adaptive execution coalesced the stage's
     /// partitions; empty: task `p` reads bucket `p`.
     pub read_buckets: Vec<std::ops::Range<u32>>,
+    /// For each task of a skewed partition adaptive execution split: the stage whose map
+    /// outputs it divides, and the ones this task reads. Empty, or `None`: all of them.
+    pub split_reads: Vec<Option<(StageId, std::ops::Range<u32>)>>,
     /// What adaptive execution decided about the stage, once it did.
     pub adaptation: Option<StageAdaptation>,
     /// It reads a repartition into as many partitions as the user asked for: adaptive
@@ -245,6 +248,7 @@ impl Stage {
             started: None,
             finished: None,
             read_buckets: vec![],
+            split_reads: vec![],
             adaptation: None,
             user_partitions: planned.user_partitions,
             join_candidate: planned.join_candidate,
@@ -277,7 +281,20 @@ impl Stage {
             plan: self.plan.clone(),
             output: self.output.clone(),
             splits: self.splits.get(partition).cloned().unwrap_or_default(),
-            inputs: inputs.to_vec(),
+            inputs: match self.split_reads.get(partition) {
+                // A split skewed partition's task reads part of one side's map outputs.
+                Some(Some((side, maps))) => inputs
+                    .iter()
+                    .map(|i| {
+                        let mut i = i.clone();
+                        if i.stage == *side {
+                            i.locations.retain(|l| maps.contains(&l.map_partition));
+                        }
+                        i
+                    })
+                    .collect(),
+                _ => inputs.to_vec(),
+            },
             batch_size: batch_size as usize,
             storage_options: Default::default(),
             shuffle_buckets: self.read_buckets.get(partition).cloned(),
@@ -686,7 +703,14 @@ impl Job {
             let Some(map_stage) = self.stages.get(input.0 as usize) else {
                 continue;
             };
-            for task in &map_stage.tasks {
+            let maps = match stage.split_reads.get(partition) {
+                Some(Some((side, maps))) if *side == input => maps.clone(),
+                _ => 0..u32::MAX,
+            };
+            for (m, task) in map_stage.tasks.iter().enumerate() {
+                if !maps.contains(&(m as u32)) {
+                    continue;
+                }
                 if let TaskState::Done {
                     worker,
                     bucket_bytes,

@@ -387,6 +387,8 @@ fn logged_start(job: &Job, planned: &PlannedFor) -> pb::LoggedJobStarted {
             .map(|a| pb::StageAdaptation {
                 stage_id: a.stage.0,
                 task_starts: a.task_starts.clone(),
+                task_map_starts: a.task_map_starts.clone(),
+                split_side: a.split_side.map(|s| s.0),
                 planned_partitions: a.planned_partitions,
                 measured_bytes: a.measured_bytes,
             })
@@ -508,6 +510,8 @@ pub fn recovered_event(r: &pb::LoggedJobSubmitted) -> std::result::Result<Event,
                 .map(|a| StageAdaptation {
                     stage: quiver_plan::StageId(a.stage_id),
                     task_starts: a.task_starts.clone(),
+                    task_map_starts: a.task_map_starts.clone(),
+                    split_side: a.split_side.map(quiver_plan::StageId),
                     planned_partitions: a.planned_partitions,
                     measured_bytes: a.measured_bytes,
                 })
@@ -803,7 +807,9 @@ mod tests {
             since_incarnation: 0,
             adaptations: vec![StageAdaptation {
                 stage: quiver_plan::StageId(1),
-                task_starts: vec![0, 5],
+                task_starts: vec![0, 5, 5, 6],
+                task_map_starts: vec![0, 0, 3, 0],
+                split_side: Some(quiver_plan::StageId(0)),
                 planned_partitions: 12,
                 measured_bytes: 3 << 20,
             }],

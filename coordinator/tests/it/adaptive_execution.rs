@@ -276,3 +276,66 @@ fn a_right_side_that_measures_large_keeps_the_join_shuffled() {
     let join = &sim.s.job(&job).unwrap().stages[2];
     assert_eq!(join.inputs, vec![StageId(0), StageId(1)]);
 }
+
+/// A join kept shuffled whose left side put 30 times more rows in partition 1 than in the
+/// others: partition 1's left map outputs are divided among several tasks, each of which
+/// reads the whole of partition 1's right side. Every (left map output, bucket) pair is read
+/// by exactly one task, and every right one by every task of its bucket.
+#[test]
+fn a_skewed_join_partition_is_split_by_its_left_side_and_every_row_still_meets_its_match() {
+    use std::collections::HashMap;
+    // The right side: 4 MiB a map task, too large to broadcast.
+    let (mut sim, job, after, _) = join_after_its_right_side(MIB);
+    // The left side's map tasks: partition 1 holds 30 MiB of each, the others 1 MiB.
+    let mut pending = after;
+    let mut joins = vec![];
+    while let Some((w, t)) = pending.pop() {
+        if t.attempt.stage == StageId(2) {
+            joins.push((w, t));
+            continue;
+        }
+        assert_eq!(t.attempt.stage, StageId(0));
+        let out = sim.finish(&w, &t, success_with(vec![MIB, 30 * MIB, MIB, MIB]));
+        pending.extend(launches(&out));
+    }
+    let state = sim.s.job(&job).unwrap();
+    let (left_maps, right_maps) = (
+        state.stages[0].tasks.len() as u32,
+        state.stages[1].tasks.len() as u32,
+    );
+    assert!(left_maps > 2, "{left_maps} left map tasks");
+    let join = &state.stages[2];
+    let said = join.adaptation.as_ref().unwrap().describe();
+    assert!(said.contains("skewed partition 1 split"), "{said}");
+    // Every task of the join stage, launched or not: its definition as it would be launched.
+    let all: Vec<TaskDefinition> = (0..join.tasks.len())
+        .map(|p| join.task_definition(&job, p, 0, &state.shuffle_inputs(2), 1024))
+        .collect();
+    let mut read: HashMap<(u32, u32, u32), u32> = HashMap::new();
+    for t in &all {
+        for input in &t.inputs {
+            for l in &input.locations {
+                for b in t.read_buckets() {
+                    *read.entry((input.stage.0, l.map_partition, b)).or_default() += 1;
+                }
+            }
+        }
+    }
+    let split_tasks = all.iter().filter(|t| t.read_buckets() == (1..2)).count() as u32;
+    assert!(split_tasks > 1, "partition 1 runs as {split_tasks} tasks");
+    for b in 0..4 {
+        for m in 0..left_maps {
+            assert_eq!(read.get(&(0, m, b)), Some(&1), "left map {m}, bucket {b}");
+        }
+        let want = if b == 1 { split_tasks } else { 1 };
+        for m in 0..right_maps {
+            assert_eq!(
+                read.get(&(1, m, b)),
+                Some(&want),
+                "right map {m}, bucket {b}"
+            );
+        }
+    }
+    run_to_completion(&mut sim, joins);
+    assert_eq!(sim.state(&job), JobState::Succeeded);
+}

@@ -391,6 +391,8 @@ fn only_stages_whose_rows_do_not_depend_on_their_order_are_adoptable() {
     let kept = quiver_coordinator::adaptive::StageAdaptation {
         stage: StageId(1),
         task_starts: vec![],
+        task_map_starts: vec![],
+        split_side: None,
         planned_partitions: 4,
         measured_bytes: 0,
     };
