@@ -38,7 +38,6 @@ use quiver_plan::{PlanNode, StageId, StageRead};
 use tracing::info;
 
 use crate::job::{Job, JobOptions, Stage, Task, TaskState};
-use crate::stage_planner::JoinCandidate;
 
 /// A stage's tasks never get a target below this, however little data there is: one task
 /// can read a few MiB faster than two can be scheduled.
@@ -188,7 +187,7 @@ impl StageAdaptation {
 }
 
 /// What adaptive execution decided about a join shuffled on both sides (a
-/// [`JoinCandidate`]), from the bytes its right side measured.
+/// [`crate::stage_planner::JoinCandidate`]), from the bytes its right side measured.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JoinAdaptation {
     /// The stage that joins.
@@ -232,8 +231,8 @@ pub fn prospect(stages: &[Stage], s: usize, options: &JobOptions) -> Option<Stri
         options.broadcast_threshold,
     ) {
         said.push(format!(
-            "may broadcast the join's right side (stage {}) if it measures at most {}, and \
-             read stage {}'s input itself",
+            "may broadcast the join's right side (stage {}) if it measures at most {} (or is \
+             small beside the left side), and read stage {}'s input itself",
             c.right,
             human_bytes(threshold),
             c.left
@@ -333,11 +332,15 @@ pub fn adapt_joins(job: &mut Job) -> bool {
             .stages
             .iter()
             .any(|o| o.id != stage.id && o.inputs.contains(&c.left));
+        let left_tasks = job
+            .stages
+            .get(c.left.0 as usize)
+            .map_or(0, |l| l.splits.len() as u64);
         let broadcast = !left_read_elsewhere
             && job
                 .options
                 .broadcast_threshold
-                .is_some_and(|t| right_bytes <= t);
+                .is_some_and(|t| small_enough(right_bytes, t, left_tasks, c.left_file_bytes));
         let decision = JoinAdaptation {
             join: stage.id,
             left: c.left,
@@ -365,6 +368,17 @@ pub fn adapt_joins(job: &mut Job) -> bool {
     decided
 }
 
+/// Whether a right side of `right_bytes` is worth broadcasting under the job's `threshold`:
+/// at most the threshold; or small relative to the left side — at most 8 times the threshold
+/// (every task holds all of it in memory), and read by all `left_tasks` tasks it costs less
+/// than the `left_file_bytes` the left side's files hold (which a shuffle would write and
+/// read again, and which are compressed: an underestimate of its rows).
+fn small_enough(right_bytes: u64, threshold: u64, left_tasks: u64, left_file_bytes: u64) -> bool {
+    right_bytes <= threshold
+        || (right_bytes <= threshold.saturating_mul(8)
+            && right_bytes.saturating_mul(left_tasks.max(1)) <= left_file_bytes)
+}
+
 /// Applies a join decision to `stages` (numbering new attempts from `first_attempt`): for a
 /// broadcast, the join stage reads the left stage's splits through its pipeline and the right
 /// side whole, and the left stage is left with no task. Refused (false, nothing changed) when
@@ -378,10 +392,7 @@ pub fn apply_join(stages: &mut [Stage], decision: &JoinAdaptation, first_attempt
     );
     let fits = stages.get(j).is_some_and(|s| {
         s.join_candidate
-            == Some(JoinCandidate {
-                left: decision.left,
-                right: decision.right,
-            })
+            .is_some_and(|c| c.left == decision.left && c.right == decision.right)
             && s.join_adaptation.is_none()
     }) && l < stages.len()
         && r < stages.len();
@@ -809,6 +820,18 @@ mod tests {
             };
             assert!(!b.fits(8), "{starts:?} {maps:?} {side:?}");
         }
+    }
+
+    #[test]
+    fn a_right_side_is_broadcast_when_small_or_small_beside_the_left_side() {
+        const M: u64 = 1 << 20;
+        // At most the 10 MiB threshold: always.
+        assert!(small_enough(10 * M, 10 * M, 1000, 0));
+        // 40 MiB read by 8 tasks is 320 MiB: worth it beside 1 GiB of left files, not 200 MiB.
+        assert!(small_enough(40 * M, 10 * M, 8, 1024 * M));
+        assert!(!small_enough(40 * M, 10 * M, 8, 200 * M));
+        // Above 8 x the threshold: never, however large the left side.
+        assert!(!small_enough(81 * M, 10 * M, 1, u64::MAX));
     }
 
     #[test]

@@ -82,6 +82,8 @@ pub struct JoinCandidate {
     pub left: StageId,
     /// The stage that writes the right side's shuffle.
     pub right: StageId,
+    /// The bytes of the files the left side reads.
+    pub left_file_bytes: u64,
 }
 
 #[derive(Clone)]
@@ -239,6 +241,7 @@ impl Planner {
                         .is_some_and(|t| estimated_bytes(&right) <= t)
             }
         };
+        let left_plan_before = left.clone();
         let left_built = self.build(left)?;
         let right_built = self.build(right)?;
         let (left_built, right_plan, right_inputs) = if broadcast {
@@ -265,6 +268,7 @@ impl Planner {
             // Adaptive execution may broadcast the right side after all, once measured: left
             // to the planner (not forced either way), allowed by the join type, with a left
             // side that reads only files (the join stage takes over its splits).
+            let left_file_bytes = estimated_bytes(&left_plan_before);
             let adaptive = strategy == JoinStrategy::Auto
                 && !join_type.keeps_unmatched_right()
                 && self.broadcast_threshold.is_some()
@@ -276,6 +280,7 @@ impl Planner {
                 l.join_candidate = Some(JoinCandidate {
                     left: l.inputs[0],
                     right: r.inputs[0],
+                    left_file_bytes,
                 });
             }
             (l, r.plan, r.inputs)
