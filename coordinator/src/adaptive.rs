@@ -420,14 +420,7 @@ pub fn apply_join(stages: &mut [Stage], decision: &JoinAdaptation, first_attempt
         let join = &mut stages[j];
         join.plan = plan;
         join.inputs.retain(|i| *i != decision.left);
-        join.tasks = splits
-            .iter()
-            .map(|_| {
-                let mut task = Task::new();
-                task.attempts = first_attempt;
-                task
-            })
-            .collect();
+        join.tasks = fresh_tasks(splits.len(), first_attempt);
         join.splits = splits;
     }
     stages[j].join_adaptation = Some(decision.clone());
@@ -668,15 +661,7 @@ pub fn apply(stage: &mut Stage, adaptation: &StageAdaptation, first_attempt: u32
     if recut {
         stage.read_buckets = adaptation.task_buckets();
         stage.split_reads = adaptation.task_maps();
-        stage.tasks = stage
-            .read_buckets
-            .iter()
-            .map(|_| {
-                let mut task = Task::new();
-                task.attempts = first_attempt;
-                task
-            })
-            .collect();
+        stage.tasks = fresh_tasks(stage.read_buckets.len(), first_attempt);
     }
     stage.adaptation = Some(adaptation.clone());
     true
@@ -708,6 +693,16 @@ pub fn adapt(job: &mut Job, s: usize, target_bytes: u64, total_slots: u32) -> bo
         }
     }
     true
+}
+
+/// `n` pending tasks whose attempts are numbered from `first_attempt`.
+fn fresh_tasks(n: usize, first_attempt: u32) -> Vec<Task> {
+    (0..n)
+        .map(|_| Task {
+            attempts: first_attempt,
+            ..Task::new()
+        })
+        .collect()
 }
 
 /// The stages whose shuffles `plan` reads (bucket by bucket; broadcasts are read whole).
