@@ -45,6 +45,8 @@ const MIN_TARGET_BYTES: u64 = 4 << 20;
 /// A join partition whose left side holds more than this many times the median partition's
 /// (and more than a task's target) is skewed: its left rows are split among several tasks.
 const SKEW_FACTOR: u64 = 5;
+/// A skewed partition is split into at most this many tasks.
+const MAX_SPLITS_PER_PARTITION: usize = 16;
 
 /// What adaptive execution decided about one stage.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +67,10 @@ pub struct StageAdaptation {
     pub planned_partitions: u32,
     /// The bytes of map output the stage reads, as measured.
     pub measured_bytes: u64,
+    /// The run of the job (its incarnation) that decided it: outputs of the stage's attempts
+    /// from earlier runs were cut before the decision was on disk, maybe otherwise, and are
+    /// never adopted.
+    pub decided_in: u32,
 }
 
 impl StageAdaptation {
@@ -112,7 +118,8 @@ impl StageAdaptation {
     pub fn fits(&self, partitions: u32) -> bool {
         let starts = &self.task_starts;
         let maps = &self.task_map_starts;
-        if self.planned_partitions != partitions {
+        let most = (partitions as usize).saturating_mul(MAX_SPLITS_PER_PARTITION);
+        if self.planned_partitions != partitions || starts.len() > most {
             return false;
         }
         if starts.is_empty() {
@@ -199,6 +206,9 @@ pub struct JoinAdaptation {
     pub broadcast: bool,
     /// The bytes the right side's map outputs measured.
     pub right_bytes: u64,
+    /// The run of the job that decided it (as [`StageAdaptation::decided_in`], for the join
+    /// stage's attempts).
+    pub decided_in: u32,
 }
 
 impl JoinAdaptation {
@@ -225,9 +235,13 @@ impl JoinAdaptation {
 pub fn prospect(stages: &[Stage], s: usize, options: &JobOptions) -> Option<String> {
     let stage = stages.get(s)?;
     let mut said = vec![];
-    if let (Some(c), None, Some(threshold)) = (
+    let join_pending = match (&stage.join_candidate, &stage.join_adaptation) {
+        (Some(c), None) => !left_read_elsewhere(stages, stage.id, c.left),
+        _ => false,
+    };
+    if let (true, Some(c), Some(threshold)) = (
+        join_pending,
         &stage.join_candidate,
-        &stage.join_adaptation,
         options.broadcast_threshold,
     ) {
         said.push(format!(
@@ -239,13 +253,20 @@ pub fn prospect(stages: &[Stage], s: usize, options: &JobOptions) -> Option<Stri
         ));
     }
     if stages.iter().any(|j| {
-        j.join_adaptation.is_none() && j.join_candidate.is_some_and(|c| c.left == stage.id)
+        j.join_adaptation.is_none()
+            && j.join_candidate
+                .is_some_and(|c| c.left == stage.id && !left_read_elsewhere(stages, j.id, c.left))
     }) {
         said.push("waits for the join's right side to be measured first".into());
     }
     if stage.adaptation.is_none() && options.shuffle_partitions.is_none() && may_coalesce(stage) {
         said.push(format!(
-            "may coalesce its {} shuffle partitions once its inputs are measured",
+            "{}may coalesce its {} shuffle partitions once its inputs are measured",
+            if join_pending {
+                "if the join stays shuffled, "
+            } else {
+                ""
+            },
             stage.tasks.len()
         ));
     }
@@ -295,9 +316,19 @@ pub fn holds_back(job: &Job, s: usize) -> bool {
     let Some(id) = job.stages.get(s).map(|st| st.id) else {
         return false;
     };
-    job.stages
+    job.stages.iter().any(|j| {
+        j.join_adaptation.is_none()
+            && j.join_candidate
+                .is_some_and(|c| c.left == id && !left_read_elsewhere(&job.stages, j.id, id))
+    })
+}
+
+/// Whether a stage other than `join` reads `left`'s shuffle (a sort's sample of the join,
+/// say): then it must be written, and the join stays shuffled.
+fn left_read_elsewhere(stages: &[Stage], join: StageId, left: StageId) -> bool {
+    stages
         .iter()
-        .any(|j| j.join_adaptation.is_none() && j.join_candidate.is_some_and(|c| c.left == id))
+        .any(|o| o.id != join && o.inputs.contains(&left))
 }
 
 /// Decides every join of `job` whose right side just finished: broadcast it when it
@@ -328,10 +359,7 @@ pub fn adapt_joins(job: &mut Job) -> bool {
             .fold(0u64, u64::saturating_add);
         // The left side's shuffle read by another stage too (a sort's sample of the join,
         // say): it must be written, so the join stays shuffled.
-        let left_read_elsewhere = job
-            .stages
-            .iter()
-            .any(|o| o.id != stage.id && o.inputs.contains(&c.left));
+        let left_read_elsewhere = left_read_elsewhere(&job.stages, stage.id, c.left);
         let left_tasks = job
             .stages
             .get(c.left.0 as usize)
@@ -347,6 +375,7 @@ pub fn adapt_joins(job: &mut Job) -> bool {
             right: c.right,
             broadcast,
             right_bytes,
+            decided_in: job.incarnation,
         };
         let first_attempt = job.first_attempt();
         if !apply_join(&mut job.stages, &decision, first_attempt) {
@@ -401,7 +430,8 @@ pub fn apply_join(stages: &mut [Stage], decision: &JoinAdaptation, first_attempt
     }
     if decision.broadcast {
         let untouched = |s: &Stage| s.tasks.iter().all(|t| t.state == TaskState::Pending);
-        if !untouched(&stages[j]) || !untouched(&stages[l]) {
+        // A one-task join stage may be where a limit or top-k merges: it must stay one task.
+        if !untouched(&stages[j]) || !untouched(&stages[l]) || stages[j].tasks.len() < 2 {
             return false;
         }
         let left_plan = stages[l].plan.clone();
@@ -472,13 +502,14 @@ fn with_broadcast(
 }
 
 /// Whether `stage` is one coalescing applies to: it reads shuffles (and maybe broadcasts),
-/// not files or a union of stages, has more than one partition, and does not read a
+/// not files, a union of stages or a sample, has more than one partition, and does not read a
 /// repartition into a number of partitions the user chose. (A job that set its shuffle
 /// partitions is decided too, keeping them, so that its outputs stay adoptable.)
 pub fn may_coalesce(stage: &Stage) -> bool {
     fn walk(node: &PlanNode, shuffle_reads: &mut bool) -> bool {
         match node {
-            PlanNode::Scan(_) | PlanNode::Union { .. } => false,
+            // A sample's rows per task were sized for the planned tasks.
+            PlanNode::Scan(_) | PlanNode::Union { .. } | PlanNode::Sample { .. } => false,
             PlanNode::StageRead(StageRead::Shuffle { .. }) => {
                 *shuffle_reads = true;
                 true
@@ -513,7 +544,13 @@ pub fn coalesced_starts(partition_bytes: &[u64], target: u64) -> Vec<u32> {
 /// `target_bytes` (less when the data would otherwise fill fewer than `total_slots` tasks,
 /// never less than [`MIN_TARGET_BYTES`]); a job that set its shuffle partitions keeps them. `None` when coalescing does not apply to the stage
 /// or an input is not complete.
-pub fn decide(job: &Job, s: usize, target_bytes: u64, total_slots: u32) -> Option<StageAdaptation> {
+pub fn decide(
+    job: &Job,
+    s: usize,
+    target_bytes: u64,
+    total_slots: u32,
+    max_tasks: u32,
+) -> Option<StageAdaptation> {
     let stage = job.stages.get(s)?;
     if stage.adaptation.is_some() || !may_coalesce(stage) {
         return None;
@@ -539,6 +576,7 @@ pub fn decide(job: &Job, s: usize, target_bytes: u64, total_slots: u32) -> Optio
         split_side: None,
         planned_partitions: partitions as u32,
         measured_bytes: measured,
+        decided_in: job.incarnation,
     };
     // Coalescing off, or partitions the job chose: the stage is still decided (kept), so
     // that its outputs can be adopted after a restart.
@@ -578,14 +616,21 @@ pub fn decide(job: &Job, s: usize, target_bytes: u64, total_slots: u32) -> Optio
                     .iter()
                     .map(|b| b.get(p).copied().unwrap_or(0))
                     .collect();
-                let groups = coalesced_starts(&maps, target);
+                // Sizes come from workers' reports: bounded splits, whatever they say.
+                let at_least = side_bytes[p].div_ceil(MAX_SPLITS_PER_PARTITION as u64);
+                let groups = coalesced_starts(&maps, target.max(at_least));
                 if groups.len() > 1 {
                     *split = Some(groups);
                 }
             }
         }
     }
-    let (starts, map_starts) = task_layout(&bytes, &splits, target);
+    let (mut starts, mut map_starts) = task_layout(&bytes, &splits, target);
+    if starts.len() > max_tasks as usize {
+        // Split into more tasks than a stage may have: coalesce only.
+        splits.iter_mut().for_each(|s| *s = None);
+        (starts, map_starts) = task_layout(&bytes, &splits, target);
+    }
     if starts.len() == partitions && map_starts.iter().all(|&m| m == 0) {
         return Some(kept);
     }
@@ -655,7 +700,12 @@ pub fn apply(stage: &mut Stage, adaptation: &StageAdaptation, first_attempt: u32
         return false;
     }
     let recut = !adaptation.task_starts.is_empty();
-    if recut && stage.tasks.iter().any(|t| t.state != TaskState::Pending) {
+    // A logged decision is checked like a fresh one: only a stage coalescing applies to, and
+    // only a split of the side a split may divide.
+    let eligible = may_coalesce(stage)
+        && (adaptation.split_side.is_none()
+            || adaptation.split_side == splittable_join_side(&stage.plan));
+    if recut && (!eligible || stage.tasks.iter().any(|t| t.state != TaskState::Pending)) {
         return false;
     }
     if recut {
@@ -670,8 +720,8 @@ pub fn apply(stage: &mut Stage, adaptation: &StageAdaptation, first_attempt: u32
 /// Takes the decision about stage `s` of `job` if it is due (its inputs are done and it was
 /// not decided yet): applies it and keeps it in the job's plan record. Returns whether a
 /// decision was taken (the job's start record should be logged again).
-pub fn adapt(job: &mut Job, s: usize, target_bytes: u64, total_slots: u32) -> bool {
-    let Some(decided) = decide(job, s, target_bytes, total_slots) else {
+pub fn adapt(job: &mut Job, s: usize, target_bytes: u64, total_slots: u32, max_tasks: u32) -> bool {
+    let Some(decided) = decide(job, s, target_bytes, total_slots, max_tasks) else {
         return false;
     };
     let first_attempt = job.first_attempt();
@@ -756,6 +806,7 @@ mod tests {
             split_side: None,
             planned_partitions: 8,
             measured_bytes: 0,
+            decided_in: 0,
         };
         assert_eq!(a.task_buckets(), vec![0..3, 3..4, 4..8]);
         assert!(a.fits(8));
@@ -779,6 +830,7 @@ mod tests {
             split_side: Some(StageId(0)),
             planned_partitions: 8,
             measured_bytes: 0,
+            decided_in: 0,
         };
         assert!(a.fits(8));
         assert_eq!(a.task_buckets(), vec![0..3, 3..4, 3..4, 3..4, 4..8]);

@@ -542,6 +542,19 @@ impl Job {
         if matches!(stage.output, StageOutput::WriteParquet { .. }) {
             return None;
         }
+        // Attempts from before the run that decided how the stage is cut may have been cut
+        // otherwise (by a decision that never reached the log).
+        let decided_in = [
+            stage.adaptation.as_ref().map(|a| a.decided_in),
+            stage.join_adaptation.as_ref().map(|d| d.decided_in),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        if decided_in.is_some_and(|d| attempt.attempt < d.saturating_mul(ATTEMPTS_PER_INCARNATION))
+        {
+            return None;
+        }
         let partition = attempt.partition as usize;
         let task = stage.tasks.get(partition)?;
         (task.state == TaskState::Pending && task.backup.is_none()).then_some((stage, partition))

@@ -391,6 +391,7 @@ fn logged_start(job: &Job, planned: &PlannedFor) -> pb::LoggedJobStarted {
                 split_side: a.split_side.map(|s| s.0),
                 planned_partitions: a.planned_partitions,
                 measured_bytes: a.measured_bytes,
+                decided_in: a.decided_in,
             })
             .collect(),
         join_adaptations: planned
@@ -402,6 +403,7 @@ fn logged_start(job: &Job, planned: &PlannedFor) -> pb::LoggedJobStarted {
                 right_stage: d.right.0,
                 broadcast: d.broadcast,
                 right_bytes: d.right_bytes,
+                decided_in: d.decided_in,
             })
             .collect(),
     }
@@ -514,6 +516,7 @@ pub fn recovered_event(r: &pb::LoggedJobSubmitted) -> std::result::Result<Event,
                     split_side: a.split_side.map(quiver_plan::StageId),
                     planned_partitions: a.planned_partitions,
                     measured_bytes: a.measured_bytes,
+                    decided_in: a.decided_in,
                 })
                 .collect(),
             // Checked against the stages' join candidates when applied.
@@ -526,6 +529,7 @@ pub fn recovered_event(r: &pb::LoggedJobSubmitted) -> std::result::Result<Event,
                     right: quiver_plan::StageId(d.right_stage),
                     broadcast: d.broadcast,
                     right_bytes: d.right_bytes,
+                    decided_in: d.decided_in,
                 })
                 .collect(),
         }),
@@ -812,6 +816,7 @@ mod tests {
                 split_side: Some(quiver_plan::StageId(0)),
                 planned_partitions: 12,
                 measured_bytes: 3 << 20,
+                decided_in: 0,
             }],
             join_adaptations: vec![JoinAdaptation {
                 join: quiver_plan::StageId(2),
@@ -819,6 +824,7 @@ mod tests {
                 right: quiver_plan::StageId(1),
                 broadcast: true,
                 right_bytes: 1 << 20,
+                decided_in: 0,
             }],
         };
         job.planned_for = Some(planned.clone());

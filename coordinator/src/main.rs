@@ -47,7 +47,8 @@ struct Args {
     resume_grace: Duration,
     /// Adaptive execution: when a stage's shuffle inputs are measured, adjacent partitions
     /// are coalesced into tasks that read about this many MiB each (fewer when the data would
-    /// otherwise not fill every slot); 0 turns coalescing off.
+    /// otherwise not fill every slot), and a skewed join partition is split into tasks of
+    /// about this size; 0 turns both off.
     #[arg(long, env = "QUIVER_COALESCE_TARGET_MIB", default_value_t = 64)]
     coalesce_target_mib: u64,
     /// Attempts per task before its job fails.

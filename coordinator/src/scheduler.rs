@@ -838,7 +838,13 @@ impl Scheduler {
                 {
                     continue;
                 }
-                if adaptive::adapt(job, s, coalesce_target, total_slots) {
+                if adaptive::adapt(
+                    job,
+                    s,
+                    coalesce_target,
+                    total_slots,
+                    limits.max_tasks_per_stage,
+                ) {
                     self.records.push(JobRecord::Started(id.clone()));
                 }
                 let inputs = job.shuffle_inputs(s);

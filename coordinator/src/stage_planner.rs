@@ -269,7 +269,10 @@ impl Planner {
             // to the planner (not forced either way), allowed by the join type, with a left
             // side that reads only files (the join stage takes over its splits).
             let left_file_bytes = estimated_bytes(&left_plan_before);
+            // More than one partition: a one-partition join stage may be where a limit or a
+            // top-k merges, and must stay one task.
             let adaptive = strategy == JoinStrategy::Auto
+                && n > 1
                 && !join_type.keeps_unmatched_right()
                 && self.broadcast_threshold.is_some()
                 && left_built.inputs.is_empty()

@@ -99,7 +99,12 @@ pub(super) fn start_job(
                     .is_some_and(|j| j.join_adaptation.is_none())
                     && adaptive::apply_join(&mut stages, d, first_attempt)
             });
+            // A job that set its partitions keeps them, whatever a record says.
+            let partitions_set = job.options.shuffle_partitions.is_some();
             l.adaptations.retain(|a| {
+                if partitions_set && !a.task_starts.is_empty() {
+                    return false;
+                }
                 stages.get_mut(a.stage.0 as usize).is_some_and(|stage| {
                     stage.adaptation.is_none() && adaptive::apply(stage, a, first_attempt)
                 })

@@ -160,6 +160,14 @@ fn a_resumed_job_cuts_its_stage_as_logged_and_adopts_the_coalesced_output() {
     run_to_completion(&mut sim, launched);
     assert_eq!(sim.state(&job), JobState::Succeeded);
 
+    // Restarted from a log whose decision was taken by a later run than the listed output's
+    // (the first run's decision never reached the disk): that output may be of another cut,
+    // so it is not adopted, and both tasks run.
+    let mut later = planned.clone();
+    later.adaptations[0].decided_in = 1;
+    let (_, launched) = resumed(later);
+    assert_eq!(buckets_read(&launched), vec![(0, 0..2), (1, 2..4)]);
+
     // Restarted from a log that never got the decision: the listed reduce output may be of
     // another cut, so it is not adopted; the stage is decided again (by the restarted
     // coordinator, which does not coalesce) and runs whole.

@@ -395,6 +395,7 @@ fn only_stages_whose_rows_do_not_depend_on_their_order_are_adoptable() {
         split_side: None,
         planned_partitions: 4,
         measured_bytes: 0,
+        decided_in: 0,
     };
     assert!(quiver_coordinator::adaptive::apply(
         &mut word_count[1],
@@ -402,6 +403,20 @@ fn only_stages_whose_rows_do_not_depend_on_their_order_are_adoptable() {
         0
     ));
     assert_eq!(adoptable_stages(&word_count), [true, true]);
+    // A record that would cut the scan stage (a corrupt log, another build) is not applied.
+    let scan_tasks = word_count[0].tasks.len() as u32;
+    let cut_scan = quiver_coordinator::adaptive::StageAdaptation {
+        stage: StageId(0),
+        task_starts: vec![0],
+        planned_partitions: scan_tasks,
+        ..kept
+    };
+    assert!(!quiver_coordinator::adaptive::apply(
+        &mut word_count[0],
+        &cut_scan,
+        0
+    ));
+    assert_eq!(word_count[0].tasks.len() as u32, scan_tasks);
 }
 
 /// A map attempt still running on a worker when the coordinator died is taken as the resumed

@@ -235,21 +235,28 @@ fn a_small_right_side_is_broadcast_and_a_large_one_shuffled() {
     assert_eq!(stages[2].inputs, vec![StageId(0), StageId(1)]);
     assert_eq!(stages[2].partitions, 8);
 
-    // Big on the right: shuffle both sides.
-    let stages = plan_stages(
-        &join(
+    // Big on the right: shuffle both sides, unless adaptive execution finds the right side
+    // small once measured (it may: the join is a candidate).
+    let big_right = || {
+        join(
             lines(&[1 << 20], "a"),
             lines(&[200 << 20], "b"),
             JoinType::Inner,
-        ),
-        &Sink::Collect,
-        options(8, 2),
-    )
-    .unwrap();
+        )
+    };
+    let stages = plan_stages(&big_right(), &Sink::Collect, options(8, 2)).unwrap();
     assert_eq!(stages.len(), 3);
     for side in &stages[..2] {
         assert_eq!(side.output.buckets(), 8);
     }
+    assert!(
+        stages[2]
+            .join_candidate
+            .is_some_and(|c| c.left == StageId(0))
+    );
+    // One partition: the join stage may be where a limit merges; it must stay one task.
+    let stages = plan_stages(&big_right(), &Sink::Collect, options(1, 2)).unwrap();
+    assert_eq!(stages[2].join_candidate, None);
 }
 
 #[test]
