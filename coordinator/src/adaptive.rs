@@ -152,6 +152,18 @@ impl StageAdaptation {
         })
     }
 
+    /// What kind of decision it is, as a metric label: `split` (a skewed partition split,
+    /// maybe others coalesced), `coalesced`, or `kept`.
+    pub fn kind(&self) -> &'static str {
+        if self.task_starts.windows(2).any(|w| w[0] == w[1]) {
+            "split"
+        } else if self.task_starts.is_empty() {
+            "kept"
+        } else {
+            "coalesced"
+        }
+    }
+
     /// For status: what was decided, from what.
     pub fn describe(&self) -> String {
         let measured = human_bytes(self.measured_bytes);
@@ -212,6 +224,15 @@ pub struct JoinAdaptation {
 }
 
 impl JoinAdaptation {
+    /// What kind of decision it is, as a metric label: `broadcast` or `shuffled`.
+    pub fn kind(&self) -> &'static str {
+        if self.broadcast {
+            "broadcast"
+        } else {
+            "shuffled"
+        }
+    }
+
     /// For status: what was decided, from what.
     pub fn describe(&self) -> String {
         let measured = human_bytes(self.right_bytes);
@@ -334,8 +355,8 @@ fn left_read_elsewhere(stages: &[Stage], join: StageId, left: StageId) -> bool {
 /// Decides every join of `job` whose right side just finished: broadcast it when it
 /// measured at most the job's broadcast threshold (and nothing but the join stage reads the
 /// left side), else keep it shuffled. Returns whether anything was decided (to log).
-pub fn adapt_joins(job: &mut Job) -> bool {
-    let mut decided = false;
+pub fn adapt_joins(job: &mut Job) -> Vec<&'static str> {
+    let mut decided = vec![];
     for j in 0..job.stages.len() {
         let stage = &job.stages[j];
         let (Some(c), None) = (stage.join_candidate, &stage.join_adaptation) else {
@@ -391,7 +412,7 @@ pub fn adapt_joins(job: &mut Job) -> bool {
             if let Some(planned) = job.planned_for.as_mut() {
                 planned.join_adaptations.push(d.clone());
             }
-            decided = true;
+            decided.push(d.kind());
         }
     }
     decided
@@ -718,12 +739,17 @@ pub fn apply(stage: &mut Stage, adaptation: &StageAdaptation, first_attempt: u32
 }
 
 /// Takes the decision about stage `s` of `job` if it is due (its inputs are done and it was
-/// not decided yet): applies it and keeps it in the job's plan record. Returns whether a
-/// decision was taken (the job's start record should be logged again).
-pub fn adapt(job: &mut Job, s: usize, target_bytes: u64, total_slots: u32, max_tasks: u32) -> bool {
-    let Some(decided) = decide(job, s, target_bytes, total_slots, max_tasks) else {
-        return false;
-    };
+/// not decided yet): applies it and keeps it in the job's plan record. Returns the decision's
+/// kind ([`StageAdaptation::kind`]) when one was taken (the job's start record should be
+/// logged again).
+pub fn adapt(
+    job: &mut Job,
+    s: usize,
+    target_bytes: u64,
+    total_slots: u32,
+    max_tasks: u32,
+) -> Option<&'static str> {
+    let decided = decide(job, s, target_bytes, total_slots, max_tasks)?;
     let first_attempt = job.first_attempt();
     let stage = &mut job.stages[s];
     if !apply(stage, &decided, first_attempt) {
@@ -736,13 +762,13 @@ pub fn adapt(job: &mut Job, s: usize, target_bytes: u64, total_slots: u32, max_t
         };
         apply(stage, &kept, first_attempt);
     }
-    if let Some(a) = &stage.adaptation {
-        info!(job = %job.id, stage = %stage.id, decision = %a.describe(), "adaptive execution");
-        if let Some(planned) = job.planned_for.as_mut() {
-            planned.adaptations.push(a.clone());
-        }
+    let a = stage.adaptation.clone()?;
+    info!(job = %job.id, stage = %stage.id, decision = %a.describe(), "adaptive execution");
+    let kind = a.kind();
+    if let Some(planned) = job.planned_for.as_mut() {
+        planned.adaptations.push(a);
     }
-    true
+    Some(kind)
 }
 
 /// `n` pending tasks whose attempts are numbered from `first_attempt`.

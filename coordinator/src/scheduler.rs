@@ -828,9 +828,13 @@ impl Scheduler {
                     Some("resumed: waiting for workers to list the outputs they hold".into());
                 continue;
             }
-            if adaptive::adapt_joins(job) {
+            let joins = adaptive::adapt_joins(job);
+            if !joins.is_empty() {
                 self.records.push(JobRecord::Started(id.clone()));
             }
+            joins
+                .into_iter()
+                .for_each(|d| self.metrics.adaptive_decided(d));
             let complete: Vec<bool> = job.stages.iter().map(Stage::is_complete).collect();
             for s in 0..job.stages.len() {
                 let runnable = job.stages[s].inputs.iter().all(|i| complete[i.0 as usize]);
@@ -838,7 +842,7 @@ impl Scheduler {
                 {
                     continue;
                 }
-                if adaptive::adapt(
+                if let Some(decision) = adaptive::adapt(
                     job,
                     s,
                     coalesce_target,
@@ -846,6 +850,7 @@ impl Scheduler {
                     limits.max_tasks_per_stage,
                 ) {
                     self.records.push(JobRecord::Started(id.clone()));
+                    self.metrics.adaptive_decided(decision);
                 }
                 let inputs = job.shuffle_inputs(s);
                 let stage = &mut job.stages[s];

@@ -1,6 +1,7 @@
 //! [`SchedulerMetrics`]: what the scheduler has done since this coordinator started — task
-//! attempts by how they ended, failures and retries by reason, speculative attempts, shuffle
-//! and spill bytes, and task and job durations — for `/metrics`.
+//! attempts by how they ended, failures and retries by reason, speculative attempts, adaptive
+//! execution's decisions, shuffle and spill bytes, and task and job durations — for
+//! `/metrics`.
 //!
 //! The scheduler updates it while it handles an event (so under its lock: plain numbers, no
 //! atomics); gauges that describe the present (jobs and tasks by state, workers) are computed
@@ -62,6 +63,8 @@ pub struct SchedulerMetrics {
     retries: [u64; 4],
     cancelled: [u64; 2],
     speculative: u64,
+    /// Adaptive decisions, by [`ADAPTIVE_DECISIONS`].
+    adaptive: [u64; 5],
     shuffle_bytes_written: u64,
     shuffle_bytes_read: u64,
     shuffle_bytes_fetched: u64,
@@ -79,6 +82,7 @@ impl Default for SchedulerMetrics {
             retries: [0; 4],
             cancelled: [0; 2],
             speculative: 0,
+            adaptive: [0; 5],
             shuffle_bytes_written: 0,
             shuffle_bytes_read: 0,
             shuffle_bytes_fetched: 0,
@@ -98,6 +102,9 @@ pub struct SucceededAttempt {
     pub shuffle_bytes_fetched: u64,
     pub spilled_bytes: u64,
 }
+
+/// The kinds of adaptive decision (`crate::adaptive`), as labels.
+const ADAPTIVE_DECISIONS: [&str; 5] = ["coalesced", "split", "kept", "broadcast", "shuffled"];
 
 const JOB_STATES: [(JobState, &str); 3] = [
     (JobState::Succeeded, "succeeded"),
@@ -137,6 +144,13 @@ impl SchedulerMetrics {
     /// A speculative (backup) attempt was launched.
     pub fn speculative_launched(&mut self, n: usize) {
         self.speculative += n as u64;
+    }
+
+    /// Adaptive execution took a decision of kind `decision` (one of its labels).
+    pub fn adaptive_decided(&mut self, decision: &str) {
+        if let Some(i) = ADAPTIVE_DECISIONS.iter().position(|d| *d == decision) {
+            self.adaptive[i] += 1;
+        }
     }
 
     /// A job ended in `state`, `duration` after it was submitted.
@@ -237,6 +251,15 @@ impl SchedulerMetrics {
             "Backup attempts launched for straggling tasks.",
             self.speculative as f64,
         );
+        let name = "quiver_adaptive_decisions_total";
+        m.family(
+            name,
+            MetricKind::Counter,
+            "Adaptive execution's decisions from measured sizes: a stage's partitions coalesced, a skewed join partition split, a stage kept as planned; a join's right side broadcast, or the join kept shuffled.",
+        );
+        for (i, decision) in ADAPTIVE_DECISIONS.iter().enumerate() {
+            m.sample(name, &[("decision", decision)], self.adaptive[i] as f64);
+        }
         for (name, help, value) in [
             (
                 "quiver_shuffle_bytes_written_total",
@@ -304,6 +327,9 @@ mod tests {
             spilled_bytes: 0,
         });
         s.job_finished(JobState::Failed, Duration::from_secs(2));
+        s.adaptive_decided("coalesced");
+        s.adaptive_decided("coalesced");
+        s.adaptive_decided("broadcast");
         let mut m = MetricsText::new();
         s.render(&mut m);
         let text = m.finish();
@@ -315,6 +341,9 @@ mod tests {
             "quiver_task_retries_total{reason=\"task_error\"} 1",
             "quiver_task_retries_total{reason=\"worker_lost\"} 0",
             "quiver_shuffle_bytes_read_total 5",
+            "quiver_adaptive_decisions_total{decision=\"coalesced\"} 2",
+            "quiver_adaptive_decisions_total{decision=\"broadcast\"} 1",
+            "quiver_adaptive_decisions_total{decision=\"split\"} 0",
             "quiver_task_duration_seconds_bucket{le=\"0.01\"} 0",
             "quiver_task_duration_seconds_bucket{le=\"0.05\"} 1",
             "quiver_task_duration_seconds_count 1",
