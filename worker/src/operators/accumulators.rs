@@ -57,6 +57,13 @@ fn add_by_group<T: Copy + Default>(
     }
 }
 
+/// The number of rows in each of `slots` groups: `out[g]` counts the `g`s of `groups`.
+pub fn rows_per_group(groups: &[u32], slots: usize, out: &mut Vec<i64>) {
+    out.clear();
+    out.resize(slots, 0);
+    add_by_group(out, groups, std::iter::repeat(1), |a, b| a + b);
+}
+
 /// The state of one aggregate over all groups.
 pub enum Accumulator {
     Count(Vec<i64>),
@@ -171,19 +178,33 @@ impl Accumulator {
         }
     }
 
-    /// Adds raw input rows. `values` is `None` only for `count()`.
-    pub fn update(&mut self, groups: &[u32], values: Option<&ArrayRef>) -> Result<()> {
+    /// Adds raw input rows. `values` is `None` only for `count()`. `rows_per_group` is the
+    /// batch's row count in each group ([`rows_per_group`]): counts, and which groups a sum
+    /// has seen, come from it, one step per group instead of one per row.
+    pub fn update(
+        &mut self,
+        groups: &[u32],
+        rows_per_group: &[i64],
+        values: Option<&ArrayRef>,
+    ) -> Result<()> {
         let values = match (values, self.input_type()) {
             (Some(v), Some(t)) if v.data_type() != &t => Some(cast(v, &t)?),
             (v, _) => v.cloned(),
         };
+        let add_counts = |counts: &mut [i64]| {
+            counts
+                .iter_mut()
+                .zip(rows_per_group)
+                .for_each(|(c, &n)| *c += n)
+        };
+        let mark_seen = |seen: &mut [bool]| {
+            seen.iter_mut()
+                .zip(rows_per_group)
+                .for_each(|(s, &n)| *s |= n > 0)
+        };
         match (self, values) {
-            (Accumulator::Count(counts), None) => {
-                add_by_group(counts, groups, std::iter::repeat(1), |a, b| a + b)
-            }
-            (Accumulator::Count(counts), Some(v)) if v.null_count() == 0 => {
-                add_by_group(counts, groups, std::iter::repeat(1), |a, b| a + b)
-            }
+            (Accumulator::Count(counts), None) => add_counts(counts),
+            (Accumulator::Count(counts), Some(v)) if v.null_count() == 0 => add_counts(counts),
             (Accumulator::Count(counts), Some(v)) => {
                 for (i, &g) in groups.iter().enumerate() {
                     if v.is_valid(i) {
@@ -194,7 +215,22 @@ impl Accumulator {
             (Accumulator::Mean { sums, counts }, Some(v)) if v.null_count() == 0 => {
                 let v = v.as_primitive::<Float64Type>().values();
                 add_by_group(sums, groups, v.iter().copied(), |a, b| a + b);
-                add_by_group(counts, groups, std::iter::repeat(1), |a, b| a + b);
+                add_counts(counts);
+            }
+            (Accumulator::SumInt { sums, seen }, Some(v)) if v.null_count() == 0 => {
+                let values = v.as_primitive::<Int64Type>().values();
+                add_by_group(
+                    sums,
+                    groups,
+                    values.iter().map(|&x| i128::from(x)),
+                    |a, b| a + b,
+                );
+                mark_seen(seen);
+            }
+            (Accumulator::SumFloat { sums, seen }, Some(v)) if v.null_count() == 0 => {
+                let values = v.as_primitive::<Float64Type>().values();
+                add_by_group(sums, groups, values.iter().copied(), |a, b| a + b);
+                mark_seen(seen);
             }
             (Accumulator::Mean { sums, counts }, Some(v)) => {
                 let v = v.as_primitive::<Float64Type>();

@@ -13,13 +13,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use arrow::array::{ArrayRef, BooleanArray};
+use arrow::array::{Array, ArrayRef, BooleanArray};
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use quiver_plan::{AggregateExpr, AggregateFunction, AggregateMode, Expr};
 
-use super::accumulators::Accumulator;
+use super::accumulators::{Accumulator, rows_per_group};
 use super::batch_stream::{BatchIter, cancellable, check_cancelled};
 use super::group_keys::GroupKeys;
 use crate::error::Result;
@@ -58,6 +58,8 @@ pub struct HashAggregate {
     accumulators: Vec<Accumulator>,
     /// Reused between batches: the group index of each input row.
     group_ids: Vec<u32>,
+    /// Reused between batches (not in final mode): the batch's row count in each group.
+    rows_per_group: Vec<i64>,
     /// With a fused filter ([`HashAggregate::push_selected`]): which groups have a selected
     /// row. Rows that are not selected still find (or make) their group, so that no batch
     /// is copied to drop them; groups only they made are left out of the output.
@@ -112,6 +114,7 @@ impl HashAggregate {
             input_schema: input_schema.clone(),
             output_schema,
             group_ids: Vec::new(),
+            rows_per_group: Vec::new(),
             live: Vec::new(),
             functions,
             memory,
@@ -185,18 +188,28 @@ impl HashAggregate {
         // Rows a fused filter drops go to one extra group past the end, cut off below.
         let slots = match selected {
             Some(selected) => {
-                self.live.resize(n_groups, false);
-                for (g, keep) in self.group_ids.iter_mut().zip(selected.iter()) {
-                    if keep == Some(true) {
-                        self.live[*g as usize] = true;
-                    } else {
-                        *g = n_groups as u32;
-                    }
+                // NULL counts as false.
+                let keep = match selected.nulls() {
+                    Some(nulls) => selected.values() & nulls.inner(),
+                    None => selected.values().clone(),
+                };
+                let dropped = n_groups as u32;
+                for (g, keep) in self.group_ids.iter_mut().zip(keep.iter()) {
+                    *g = if keep { *g } else { dropped };
                 }
                 n_groups + 1
             }
             None => n_groups,
         };
+        if self.mode != AggregateMode::Final {
+            rows_per_group(&self.group_ids, slots, &mut self.rows_per_group);
+            if selected.is_some() {
+                self.live.resize(n_groups, false);
+                for (live, &n) in self.live.iter_mut().zip(&self.rows_per_group) {
+                    *live |= n > 0;
+                }
+            }
+        }
         let mut state_column = self.keys.len();
         for (acc, agg) in self.accumulators.iter_mut().zip(&self.aggregates) {
             acc.resize(slots);
@@ -217,7 +230,7 @@ impl HashAggregate {
                         .as_ref()
                         .map(|e| evaluate(e, batch, &self.functions))
                         .transpose()?;
-                    acc.update(&self.group_ids, values.as_ref())?;
+                    acc.update(&self.group_ids, &self.rows_per_group, values.as_ref())?;
                 }
             }
         }
