@@ -57,6 +57,42 @@ fn add_by_group<T: Copy + Default>(
     }
 }
 
+/// [`add_by_group`] over a slice of values: the same sums, in fewer instructions per row
+/// (fixed-size chunks of groups and values, no iterator to advance in step).
+fn add_slice_by_group<T: Copy + Default>(
+    sums: &mut [T],
+    groups: &[u32],
+    values: &[T],
+    add: impl Fn(T, T) -> T,
+) {
+    let n = groups.len().min(values.len());
+    let (groups, values) = (&groups[..n], &values[..n]);
+    let rest = if sums.len() > LANE_GROUPS {
+        0
+    } else {
+        n - n % LANES
+    };
+    if rest > 0 {
+        let mut lanes = vec![T::default(); sums.len() * LANES];
+        for (gs, xs) in groups[..rest]
+            .chunks_exact(LANES)
+            .zip(values[..rest].chunks_exact(LANES))
+        {
+            for k in 0..LANES {
+                let lane = gs[k] as usize * LANES + k;
+                lanes[lane] = add(lanes[lane], xs[k]);
+            }
+        }
+        for (sum, lane) in sums.iter_mut().zip(lanes.chunks_exact(LANES)) {
+            *sum = lane.iter().fold(*sum, |s, &x| add(s, x));
+        }
+    }
+    for (&g, &x) in groups[rest..].iter().zip(&values[rest..]) {
+        let g = g as usize;
+        sums[g] = add(sums[g], x);
+    }
+}
+
 /// The number of rows in each of `slots` groups: `out[g]` counts the `g`s of `groups`.
 pub fn rows_per_group(groups: &[u32], slots: usize, out: &mut Vec<i64>) {
     out.clear();
@@ -214,7 +250,7 @@ impl Accumulator {
             }
             (Accumulator::Mean { sums, counts }, Some(v)) if v.null_count() == 0 => {
                 let v = v.as_primitive::<Float64Type>().values();
-                add_by_group(sums, groups, v.iter().copied(), |a, b| a + b);
+                add_slice_by_group(sums, groups, v, |a, b| a + b);
                 add_counts(counts);
             }
             (Accumulator::SumInt { sums, seen }, Some(v)) if v.null_count() == 0 => {
@@ -229,7 +265,7 @@ impl Accumulator {
             }
             (Accumulator::SumFloat { sums, seen }, Some(v)) if v.null_count() == 0 => {
                 let values = v.as_primitive::<Float64Type>().values();
-                add_by_group(sums, groups, values.iter().copied(), |a, b| a + b);
+                add_slice_by_group(sums, groups, values, |a, b| a + b);
                 mark_seen(seen);
             }
             (Accumulator::Mean { sums, counts }, Some(v)) => {

@@ -6,9 +6,11 @@
 //! fifth of Q1's time. Decoded as `Dictionary(Int32, Utf8)`, a row is one small integer, and
 //! [`GroupKeys`] finds its group from the keys (see [`PackedKeys`]).
 //!
-//! Only columns the aggregation uses as plain group keys and nowhere else qualify, so no
-//! expression ever sees a dictionary where the plan says `Utf8`; the aggregation's output
-//! keys are `Utf8` as the plan says.
+//! Only where every key is a `Utf8` column and there are several (the keys [`PackedKeys`]
+//! takes; one string key is interned from its bytes, which a dictionary would not speed up),
+//! and only columns the aggregation uses as group keys and nowhere else, so no expression
+//! ever sees a dictionary where the plan says `Utf8`; the aggregation's output keys are
+//! `Utf8` as the plan says.
 //!
 //! [`GroupKeys`]: super::group_keys::GroupKeys
 //! [`PackedKeys`]: super::packed_keys::PackedKeys
@@ -23,22 +25,26 @@ pub fn dictionary_type() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
 
-/// `scan` with its qualifying columns typed as dictionaries, if it reads Parquet and any
-/// column qualifies: a `Utf8` column that is one of `keys` as it is (`Expr::Column`) and that
-/// no other key, aggregate input or `filter` reads.
+/// `scan` with its qualifying columns typed as dictionaries, if it reads Parquet, `keys` are
+/// several `Utf8` columns (`Expr::Column`), and one of them is read by no aggregate input
+/// and not by `filter`.
 pub fn scan_with_dictionary_keys(
     scan: &ScanNode,
     keys: &[Expr],
     aggregates: &[AggregateExpr],
     filter: Option<&Expr>,
 ) -> Option<ScanNode> {
-    if scan.format != SourceFormat::Parquet {
+    let string_column = |k: &Expr| match k {
+        Expr::Column(name) => scan
+            .schema
+            .field_with_name(name)
+            .is_ok_and(|f| f.data_type() == &DataType::Utf8),
+        _ => false,
+    };
+    if scan.format != SourceFormat::Parquet || keys.len() < 2 || !keys.iter().all(string_column) {
         return None;
     }
     let mut other_uses: Vec<&str> = Vec::new();
-    for k in keys.iter().filter(|k| !matches!(k, Expr::Column(_))) {
-        other_uses.extend(k.columns());
-    }
     for input in aggregates.iter().filter_map(|a| a.input.as_ref()) {
         other_uses.extend(input.columns());
     }
@@ -52,11 +58,6 @@ pub fn scan_with_dictionary_keys(
             _ => None,
         })
         .filter(|name| !other_uses.contains(name))
-        .filter(|name| {
-            scan.schema
-                .field_with_name(name)
-                .is_ok_and(|f| f.data_type() == &DataType::Utf8)
-        })
         .collect();
     if chosen.is_empty() {
         return None;
@@ -121,35 +122,36 @@ mod tests {
 
     #[test]
     fn only_string_keys_used_nowhere_else_become_dictionaries() {
-        let keys = [col("flag"), col("status"), col("id")];
+        let keys = [col("flag"), col("status")];
         let aggs = [sum_of(col("n"))];
-        let filter = col("status").eq(lit("F"));
-        let got =
-            scan_with_dictionary_keys(&scan(SourceFormat::Parquet), &keys, &aggs, Some(&filter))
-                .expect("flag qualifies");
+        let parquet = scan(SourceFormat::Parquet);
+        let got = scan_with_dictionary_keys(&parquet, &keys, &aggs, None).expect("both qualify");
+        let (dict, utf8, int) = (dictionary_type(), DataType::Utf8, DataType::Int64);
         assert_eq!(
             types(&got),
-            [
-                dictionary_type(),
-                DataType::Utf8,
-                DataType::Int64,
-                DataType::Int64
-            ]
+            [dict.clone(), dict.clone(), int.clone(), int.clone()]
         );
-        // Used by an aggregate input: not a dictionary.
-        let aggs = [
-            sum_of(col("n")),
-            AggregateExpr {
-                function: AggregateFunction::Max,
-                input: Some(col("flag")),
-                name: "m".into(),
-            },
-        ];
-        assert!(
-            scan_with_dictionary_keys(&scan(SourceFormat::Parquet), &keys[..1], &aggs, None)
-                .is_none()
+        // Read by the filter: stays a string.
+        let filter = col("status").eq(lit("F"));
+        let got = scan_with_dictionary_keys(&parquet, &keys, &aggs, Some(&filter))
+            .expect("flag qualifies");
+        assert_eq!(
+            types(&got),
+            [dict.clone(), utf8.clone(), int.clone(), int.clone()]
         );
-        // Not Parquet: unchanged.
-        assert!(scan_with_dictionary_keys(&scan(SourceFormat::Csv), &keys, &[], None).is_none());
+        // Read by an aggregate input: stays a string.
+        let max_flag = AggregateExpr {
+            function: AggregateFunction::Max,
+            input: Some(col("flag")),
+            name: "m".into(),
+        };
+        let got = scan_with_dictionary_keys(&parquet, &keys, &[max_flag], None).expect("status");
+        assert_eq!(types(&got), [utf8, dict, int.clone(), int]);
+        // One string key, a key that is not a string column, or not Parquet: unchanged.
+        assert!(scan_with_dictionary_keys(&parquet, &keys[..1], &aggs, None).is_none());
+        let with_id = [col("flag"), col("status"), col("id")];
+        assert!(scan_with_dictionary_keys(&parquet, &with_id, &aggs, None).is_none());
+        let csv = scan(SourceFormat::Csv);
+        assert!(scan_with_dictionary_keys(&csv, &keys, &aggs, None).is_none());
     }
 }
