@@ -100,6 +100,13 @@ pub fn rows_per_group(groups: &[u32], slots: usize, out: &mut Vec<i64>) {
     add_by_group(out, groups, std::iter::repeat(1), |a, b| a + b);
 }
 
+/// The batch's sum of `values` in each of `slots` groups (for [`Accumulator::add_group_sums`]).
+pub fn sums_per_group(groups: &[u32], values: &[f64], slots: usize) -> Vec<f64> {
+    let mut sums = vec![0.0; slots];
+    add_slice_by_group(&mut sums, groups, values, |a, b| a + b);
+    sums
+}
+
 /// The state of one aggregate over all groups.
 pub enum Accumulator {
     Count(Vec<i64>),
@@ -281,6 +288,46 @@ impl Accumulator {
             (_, None) => {}
         }
         Ok(())
+    }
+
+    /// Whether [`Accumulator::add_group_sums`] can take this aggregate's input: a sum or a
+    /// mean of floats.
+    pub fn takes_group_sums(&self) -> bool {
+        matches!(
+            self,
+            Accumulator::SumFloat { .. } | Accumulator::Mean { .. }
+        )
+    }
+
+    /// Adds a batch of Float64 inputs without NULLs given as its sum ([`sums_per_group`]) and
+    /// row count ([`rows_per_group`]) in each group: a sum and a mean of the same input
+    /// (TPC-H Q1 has two such pairs) add its rows up once.
+    pub fn add_group_sums(&mut self, sums_per_group: &[f64], rows_per_group: &[i64]) {
+        match self {
+            Accumulator::SumFloat { sums, seen } => {
+                for ((sum, seen), (&x, &n)) in sums
+                    .iter_mut()
+                    .zip(seen.iter_mut())
+                    .zip(sums_per_group.iter().zip(rows_per_group))
+                {
+                    if n > 0 {
+                        *sum += x;
+                        *seen = true;
+                    }
+                }
+            }
+            Accumulator::Mean { sums, counts } => {
+                for ((sum, count), (&x, &n)) in sums
+                    .iter_mut()
+                    .zip(counts.iter_mut())
+                    .zip(sums_per_group.iter().zip(rows_per_group))
+                {
+                    *sum += x;
+                    *count += n;
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Sum, min and max combine raw values and partial states the same way.

@@ -13,13 +13,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use arrow::array::{Array, ArrayRef, BooleanArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::compute::{cast, filter_record_batch};
-use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Float64Type, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use quiver_plan::{AggregateExpr, AggregateFunction, AggregateMode, Expr};
 
-use super::accumulators::{Accumulator, rows_per_group};
+use super::accumulators::{Accumulator, rows_per_group, sums_per_group};
 use super::batch_stream::{BatchIter, cancellable, check_cancelled};
 use super::group_keys::GroupKeys;
 use crate::error::Result;
@@ -220,7 +220,10 @@ impl HashAggregate {
                 .filter_map(|a| a.input.as_ref())
                 .collect(),
         };
-        let mut values = evaluate_shared(&inputs, batch, &self.functions)?.into_iter();
+        let values = evaluate_shared(&inputs, batch, &self.functions)?;
+        // Per-group sums of a Float64 input, by the index of its first occurrence in `inputs`.
+        let mut group_sums: Vec<(usize, Vec<f64>)> = Vec::new();
+        let mut next_input = 0;
         let mut state_column = self.keys.len();
         for (acc, agg) in self.accumulators.iter_mut().zip(&self.aggregates) {
             acc.resize(slots);
@@ -236,11 +239,30 @@ impl HashAggregate {
                     state_column += width;
                 }
                 AggregateMode::Single | AggregateMode::Partial => {
-                    let input = match agg.input {
-                        Some(_) => values.next(),
-                        None => None,
+                    let Some(i) = agg.input.as_ref().map(|_| next_input) else {
+                        acc.update(&self.group_ids, &self.rows_per_group, None)?;
+                        continue;
                     };
-                    acc.update(&self.group_ids, &self.rows_per_group, input.as_ref())?;
+                    next_input += 1;
+                    let value = &values[i];
+                    if !(acc.takes_group_sums()
+                        && value.data_type() == &DataType::Float64
+                        && value.null_count() == 0)
+                    {
+                        acc.update(&self.group_ids, &self.rows_per_group, Some(value))?;
+                        continue;
+                    }
+                    let first = inputs.iter().position(|e| *e == inputs[i]).unwrap_or(i);
+                    let at = match group_sums.iter().position(|(j, _)| *j == first) {
+                        Some(at) => at,
+                        None => {
+                            let floats = value.as_primitive::<Float64Type>().values();
+                            group_sums
+                                .push((first, sums_per_group(&self.group_ids, floats, slots)));
+                            group_sums.len() - 1
+                        }
+                    };
+                    acc.add_group_sums(&group_sums[at].1, &self.rows_per_group);
                 }
             }
         }
