@@ -87,6 +87,43 @@ pub fn evaluate(
     eval(expr, batch, functions)?.into_array(batch.num_rows())
 }
 
+/// Evaluates each of `exprs` over `batch`, computing a subexpression they share once (TPC-H
+/// Q1's `price * (1 - discount)` appears alone and inside `price * (1 - discount) * (1 +
+/// tax)`): binary operators are remembered, everything else is evaluated as it comes.
+pub fn evaluate_shared(
+    exprs: &[&Expr],
+    batch: &RecordBatch,
+    functions: &FunctionRegistry,
+) -> Result<Vec<ArrayRef>> {
+    let mut seen = Vec::new();
+    exprs
+        .iter()
+        .map(|e| eval_shared(e, batch, functions, &mut seen)?.into_array(batch.num_rows()))
+        .collect()
+}
+
+fn eval_shared<'e>(
+    expr: &'e Expr,
+    batch: &RecordBatch,
+    functions: &FunctionRegistry,
+    seen: &mut Vec<(&'e Expr, Value)>,
+) -> Result<Value> {
+    match expr {
+        Expr::Alias { expr, .. } => eval_shared(expr, batch, functions, seen),
+        Expr::Binary { left, op, right } => {
+            if let Some((_, v)) = seen.iter().find(|(e, _)| *e == expr) {
+                return Ok(v.clone());
+            }
+            let l = eval_shared(left, batch, functions, seen)?;
+            let r = eval_shared(right, batch, functions, seen)?;
+            let v = binary_values(expr, l, *op, r, batch.num_rows())?;
+            seen.push((expr, v.clone()));
+            Ok(v)
+        }
+        other => eval(other, batch, functions),
+    }
+}
+
 /// Keeps the rows of `batch` for which `predicate` is true (NULL counts as false).
 pub fn filter(
     batch: &RecordBatch,
@@ -220,6 +257,11 @@ fn binary(
 ) -> Result<Value> {
     let l = eval(left, batch, functions)?;
     let r = eval(right, batch, functions)?;
+    binary_values(expr, l, op, r, batch.num_rows())
+}
+
+/// `l op r`, over values already evaluated for `rows` rows (`expr` names it in an error).
+fn binary_values(expr: &Expr, l: Value, op: BinaryOp, r: Value, rows: usize) -> Result<Value> {
     let (lt, rt) = (value_type(&l), value_type(&r));
     let types = binary_types(op, &lt, &rt).ok_or_else(|| PlanError::TypeMismatch {
         expr: expr.to_string(),
@@ -228,7 +270,7 @@ fn binary(
     let both_scalar = matches!((&l, &r), (Value::Scalar(_), Value::Scalar(_)));
     let l = l.cast_to(&types.operand)?;
     let r = r.cast_to(&types.operand)?;
-    let rows = if both_scalar { 1 } else { batch.num_rows() };
+    let rows = if both_scalar { 1 } else { rows };
     let out: ArrayRef = match op {
         BinaryOp::And | BinaryOp::Or => {
             let la = l.into_array(rows)?;

@@ -1,15 +1,24 @@
 //! Reads the row groups of one Parquet split as batches conforming to the plan's schema, from
 //! a local file or, through an [`ObjectChunkReader`], from an object store URL (the footer in
 //! one GET, then the split's column chunks fetched together).
+//!
+//! A column that `schema` asks for as `Dictionary(Int32, Utf8)` where the file stores strings
+//! is decoded as a dictionary: the file's dictionary pages are kept, not expanded into one
+//! string per row (the scan asks for this for string group keys; see
+//! [`crate::operators::dictionary_keys`]).
 
 use std::fs::File;
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use quiver_plan::FileSplit;
 
 use parquet::file::reader::ChunkReader;
@@ -114,6 +123,7 @@ impl SplitRead {
             )));
         }
         let mask = ProjectionMask::roots(metadata.parquet_schema(), roots);
+        let metadata = with_dictionaries(metadata, schema);
         Ok(SplitRead {
             metadata,
             mask,
@@ -160,8 +170,56 @@ impl SplitRead {
             .map_err(|e| parquet_error(e.to_string()))?;
         Ok(Box::new(reader.map(move |batch| {
             let batch = batch.map_err(|e| parquet_error(e.to_string()))?;
-            RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+            // A dictionary the reader could not keep (see `with_dictionaries`) is built here.
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(c, f)| match f.data_type() {
+                    t @ DataType::Dictionary(..) if c.data_type() != t => cast(c, t),
+                    _ => Ok(c.clone()),
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| parquet_error(format!("reading a column as a dictionary: {e}")))?;
+            RecordBatch::try_new(schema.clone(), columns)
                 .map_err(|e| parquet_error(format!("schema differs from the first file's: {e}")))
         })))
     }
+}
+
+/// `metadata` with the string columns that `schema` asks for as dictionaries decoded as
+/// such. Where the reader refuses that schema, `metadata` as it was: the batches are then
+/// cast to the dictionaries asked for, so the result is the same, only slower.
+fn with_dictionaries(metadata: ArrowReaderMetadata, schema: &SchemaRef) -> ArrowReaderMetadata {
+    let wanted = |name: &str| {
+        schema
+            .field_with_name(name)
+            .ok()
+            .map(|f| f.data_type())
+            .filter(|t| matches!(t, DataType::Dictionary(..)))
+    };
+    let file_schema = metadata.schema();
+    if !file_schema
+        .fields()
+        .iter()
+        .any(|f| f.data_type() == &DataType::Utf8 && wanted(f.name()).is_some())
+    {
+        return metadata;
+    }
+    let fields: Vec<Field> = file_schema
+        .fields()
+        .iter()
+        .map(|f| match wanted(f.name()) {
+            Some(t) if f.data_type() == &DataType::Utf8 => {
+                f.as_ref().clone().with_data_type(t.clone())
+            }
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    let supplied = Arc::new(Schema::new_with_metadata(
+        fields,
+        file_schema.metadata().clone(),
+    ));
+    let options = ArrowReaderOptions::new().with_schema(supplied);
+    ArrowReaderMetadata::try_new(metadata.metadata().clone(), options).unwrap_or(metadata)
 }

@@ -57,6 +57,56 @@ fn add_by_group<T: Copy + Default>(
     }
 }
 
+/// [`add_by_group`] over a slice of values: the same sums, in fewer instructions per row
+/// (fixed-size chunks of groups and values, no iterator to advance in step).
+fn add_slice_by_group<T: Copy + Default>(
+    sums: &mut [T],
+    groups: &[u32],
+    values: &[T],
+    add: impl Fn(T, T) -> T,
+) {
+    let n = groups.len().min(values.len());
+    let (groups, values) = (&groups[..n], &values[..n]);
+    let rest = if sums.len() > LANE_GROUPS {
+        0
+    } else {
+        n - n % LANES
+    };
+    if rest > 0 {
+        let mut lanes = vec![T::default(); sums.len() * LANES];
+        for (gs, xs) in groups[..rest]
+            .chunks_exact(LANES)
+            .zip(values[..rest].chunks_exact(LANES))
+        {
+            for k in 0..LANES {
+                let lane = gs[k] as usize * LANES + k;
+                lanes[lane] = add(lanes[lane], xs[k]);
+            }
+        }
+        for (sum, lane) in sums.iter_mut().zip(lanes.chunks_exact(LANES)) {
+            *sum = lane.iter().fold(*sum, |s, &x| add(s, x));
+        }
+    }
+    for (&g, &x) in groups[rest..].iter().zip(&values[rest..]) {
+        let g = g as usize;
+        sums[g] = add(sums[g], x);
+    }
+}
+
+/// The number of rows in each of `slots` groups: `out[g]` counts the `g`s of `groups`.
+pub fn rows_per_group(groups: &[u32], slots: usize, out: &mut Vec<i64>) {
+    out.clear();
+    out.resize(slots, 0);
+    add_by_group(out, groups, std::iter::repeat(1), |a, b| a + b);
+}
+
+/// The batch's sum of `values` in each of `slots` groups (for [`Accumulator::add_group_sums`]).
+pub fn sums_per_group(groups: &[u32], values: &[f64], slots: usize) -> Vec<f64> {
+    let mut sums = vec![0.0; slots];
+    add_slice_by_group(&mut sums, groups, values, |a, b| a + b);
+    sums
+}
+
 /// The state of one aggregate over all groups.
 pub enum Accumulator {
     Count(Vec<i64>),
@@ -171,19 +221,33 @@ impl Accumulator {
         }
     }
 
-    /// Adds raw input rows. `values` is `None` only for `count()`.
-    pub fn update(&mut self, groups: &[u32], values: Option<&ArrayRef>) -> Result<()> {
+    /// Adds raw input rows. `values` is `None` only for `count()`. `rows_per_group` is the
+    /// batch's row count in each group ([`rows_per_group`]): counts, and which groups a sum
+    /// has seen, come from it, one step per group instead of one per row.
+    pub fn update(
+        &mut self,
+        groups: &[u32],
+        rows_per_group: &[i64],
+        values: Option<&ArrayRef>,
+    ) -> Result<()> {
         let values = match (values, self.input_type()) {
             (Some(v), Some(t)) if v.data_type() != &t => Some(cast(v, &t)?),
             (v, _) => v.cloned(),
         };
+        let add_counts = |counts: &mut [i64]| {
+            counts
+                .iter_mut()
+                .zip(rows_per_group)
+                .for_each(|(c, &n)| *c += n)
+        };
+        let mark_seen = |seen: &mut [bool]| {
+            seen.iter_mut()
+                .zip(rows_per_group)
+                .for_each(|(s, &n)| *s |= n > 0)
+        };
         match (self, values) {
-            (Accumulator::Count(counts), None) => {
-                add_by_group(counts, groups, std::iter::repeat(1), |a, b| a + b)
-            }
-            (Accumulator::Count(counts), Some(v)) if v.null_count() == 0 => {
-                add_by_group(counts, groups, std::iter::repeat(1), |a, b| a + b)
-            }
+            (Accumulator::Count(counts), None) => add_counts(counts),
+            (Accumulator::Count(counts), Some(v)) if v.null_count() == 0 => add_counts(counts),
             (Accumulator::Count(counts), Some(v)) => {
                 for (i, &g) in groups.iter().enumerate() {
                     if v.is_valid(i) {
@@ -193,8 +257,23 @@ impl Accumulator {
             }
             (Accumulator::Mean { sums, counts }, Some(v)) if v.null_count() == 0 => {
                 let v = v.as_primitive::<Float64Type>().values();
-                add_by_group(sums, groups, v.iter().copied(), |a, b| a + b);
-                add_by_group(counts, groups, std::iter::repeat(1), |a, b| a + b);
+                add_slice_by_group(sums, groups, v, |a, b| a + b);
+                add_counts(counts);
+            }
+            (Accumulator::SumInt { sums, seen }, Some(v)) if v.null_count() == 0 => {
+                let values = v.as_primitive::<Int64Type>().values();
+                add_by_group(
+                    sums,
+                    groups,
+                    values.iter().map(|&x| i128::from(x)),
+                    |a, b| a + b,
+                );
+                mark_seen(seen);
+            }
+            (Accumulator::SumFloat { sums, seen }, Some(v)) if v.null_count() == 0 => {
+                let values = v.as_primitive::<Float64Type>().values();
+                add_slice_by_group(sums, groups, values, |a, b| a + b);
+                mark_seen(seen);
             }
             (Accumulator::Mean { sums, counts }, Some(v)) => {
                 let v = v.as_primitive::<Float64Type>();
@@ -209,6 +288,46 @@ impl Accumulator {
             (_, None) => {}
         }
         Ok(())
+    }
+
+    /// Whether [`Accumulator::add_group_sums`] can take this aggregate's input: a sum or a
+    /// mean of floats.
+    pub fn takes_group_sums(&self) -> bool {
+        matches!(
+            self,
+            Accumulator::SumFloat { .. } | Accumulator::Mean { .. }
+        )
+    }
+
+    /// Adds a batch of Float64 inputs without NULLs given as its sum ([`sums_per_group`]) and
+    /// row count ([`rows_per_group`]) in each group: a sum and a mean of the same input
+    /// (TPC-H Q1 has two such pairs) add its rows up once.
+    pub fn add_group_sums(&mut self, sums_per_group: &[f64], rows_per_group: &[i64]) {
+        match self {
+            Accumulator::SumFloat { sums, seen } => {
+                for ((sum, seen), (&x, &n)) in sums
+                    .iter_mut()
+                    .zip(seen.iter_mut())
+                    .zip(sums_per_group.iter().zip(rows_per_group))
+                {
+                    if n > 0 {
+                        *sum += x;
+                        *seen = true;
+                    }
+                }
+            }
+            Accumulator::Mean { sums, counts } => {
+                for ((sum, count), (&x, &n)) in sums
+                    .iter_mut()
+                    .zip(counts.iter_mut())
+                    .zip(sums_per_group.iter().zip(rows_per_group))
+                {
+                    *sum += x;
+                    *count += n;
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Sum, min and max combine raw values and partial states the same way.

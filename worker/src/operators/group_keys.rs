@@ -5,12 +5,16 @@
 //! other combination of keys goes through Arrow's row format, which gives one comparable byte
 //! string per row. Both keep keys in one growing byte arena and a `hashbrown::HashTable` of
 //! group indices, so there is no allocation per group.
+//!
+//! Key columns may arrive as string dictionaries ([`super::dictionary_keys`]): packed keys
+//! read them as they are, every other form decodes them to strings first.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use arrow::buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use arrow::row::{RowConverter, SortField};
 use hashbrown::{DefaultHashBuilder, HashTable};
@@ -256,6 +260,23 @@ impl GroupKeys {
             }
             self.switch_to_rows()?;
         }
+        // Only packed keys read dictionaries; the others take their strings.
+        let decoded: Vec<ArrayRef>;
+        let keys = if keys
+            .iter()
+            .any(|k| matches!(k.data_type(), DataType::Dictionary(..)))
+        {
+            decoded = keys
+                .iter()
+                .map(|k| match k.data_type() {
+                    DataType::Dictionary(_, values) => cast(k, values),
+                    _ => Ok(k.clone()),
+                })
+                .collect::<std::result::Result<_, _>>()?;
+            &decoded[..]
+        } else {
+            keys
+        };
         match self {
             GroupKeys::Global => out.resize(rows, 0),
             GroupKeys::SingleString {

@@ -8,13 +8,15 @@
 //! - Batch by batch: [`filter`], [`project`], [`explode`], [`limit`], [`map_batches`],
 //!   [`flat_map`].
 //! - Whole input: [`hash_aggregate`] (with [`group_keys`], [`packed_keys`] and
-//!   [`accumulators`]), [`hash_join`], [`sort`], [`sample`].
+//!   [`accumulators`]; [`dictionary_keys`] picks the string keys its scan reads as
+//!   dictionaries), [`hash_join`], [`sort`], [`sample`].
 //! - [`union`] — which of a union's inputs a task runs.
 //!
 //! Expressions are evaluated by [`crate::expr`], below both the operators and the shuffle.
 
 pub mod accumulators;
 pub mod batch_stream;
+pub mod dictionary_keys;
 pub mod explode;
 pub mod filter;
 pub mod flat_map;

@@ -10,9 +10,10 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use quiver_plan::{FileSplit, PlanError, PlanNode, ShuffleInput, StageId};
+use quiver_plan::{AggregateMode, FileSplit, PlanError, PlanNode, ShuffleInput, StageId};
 
 pub use super::batch_stream::BatchIter;
+use super::dictionary_keys::scan_with_dictionary_keys;
 use super::explode::explode;
 use super::filter::filter;
 use super::flat_map::flat_map;
@@ -164,9 +165,20 @@ pub fn build(node: &PlanNode, ctx: &Arc<PipelineContext>) -> Result<BatchIter> {
                 ctx.memory.reservation(),
                 ctx.spill.clone(),
             )?;
+            // A scan right below reads the string keys as dictionaries where it can.
+            let source = match input.as_ref() {
+                PlanNode::Scan(scan) if *mode != AggregateMode::Final => {
+                    scan_with_dictionary_keys(scan, keys, aggregates, filter.as_ref())
+                        .map(|scan| build(&PlanNode::Scan(scan), ctx))
+                }
+                _ => None,
+            };
             aggregate_stream(
                 aggregate,
-                build(input, ctx)?,
+                match source {
+                    Some(source) => source?,
+                    None => build(input, ctx)?,
+                },
                 filter.clone(),
                 ctx.functions.clone(),
                 ctx.batch_size,

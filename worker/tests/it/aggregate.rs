@@ -88,6 +88,8 @@ fn partial_then_final_matches_reference() {
         min(col("i")).alias("lo"),
         max(col("i")).alias("hi"),
         mean(col("f")).alias("m"),
+        // A sum of the mean's input: both take the batch's per-group sums, added up once.
+        sum(col("f")).alias("sf"),
     ];
     let scan = PlanNode::StageRead(StageRead::Shuffle {
         stage: StageId(0),
@@ -155,6 +157,7 @@ fn partial_then_final_matches_reference() {
         let col_i = |c: usize| b.column(c).as_primitive::<Int64Type>().clone();
         let (n, nn, s, lo, hi) = (col_i(1), col_i(2), col_i(3), col_i(4), col_i(5));
         let m = b.column(6).as_primitive::<Float64Type>();
+        let sf = b.column(7).as_primitive::<Float64Type>();
         for r in 0..b.num_rows() {
             let key = k.is_valid(r).then(|| k.value(r).to_string());
             let e = &reference[&key];
@@ -171,6 +174,7 @@ fn partial_then_final_matches_reference() {
                 (m.value(r) - e.fsum / e.rows as f64).abs() < 1e-9,
                 "{key:?}"
             );
+            assert!((sf.value(r) - e.fsum).abs() < 1e-9, "{key:?}");
         }
     }
 }

@@ -226,3 +226,41 @@ fn type_errors_name_the_expression() {
     assert!(err(coalesce(vec![col("s"), col("n")])).contains("coalesce"));
     assert!(err(col("d").cast(DataType::Boolean)).contains("cannot cast"));
 }
+
+/// Expressions evaluated together, sharing `x * (1 - n)`, give what a row-by-row reference
+/// gives each of them (NULL in, NULL out), a literal among them as a full column.
+#[test]
+fn expressions_evaluated_together_share_subexpressions_and_keep_their_values() {
+    use quiver_worker::expr::expr_eval::evaluate_shared;
+
+    let b = batch(500, 23);
+    let discounted = || col("x") * (lit(1.0) - col("n"));
+    let exprs = [
+        discounted(),
+        col("x"),
+        (discounted() * (lit(1.0) + col("n"))).alias("charge"),
+        discounted().alias("again"),
+        lit(7i64),
+    ];
+    let refs: Vec<&Expr> = exprs.iter().collect();
+    let got = evaluate_shared(&refs, &b, &FunctionRegistry::default()).unwrap();
+    let x = b.column(2).as_primitive::<Float64Type>();
+    let n = b.column(1).as_primitive::<Int64Type>();
+    let floats =
+        |a: &ArrayRef| -> Vec<Option<f64>> { a.as_primitive::<Float64Type>().iter().collect() };
+    let disc: Vec<Option<f64>> = (0..b.num_rows())
+        .map(|i| (x.is_valid(i) && n.is_valid(i)).then(|| x.value(i) * (1.0 - n.value(i) as f64)))
+        .collect();
+    let charge: Vec<Option<f64>> = (0..b.num_rows())
+        .map(|i| {
+            disc[i]
+                .filter(|_| n.is_valid(i))
+                .map(|d| d * (1.0 + n.value(i) as f64))
+        })
+        .collect();
+    assert_eq!(floats(&got[0]), disc);
+    assert_eq!(floats(&got[1]), x.iter().collect::<Vec<_>>());
+    assert_eq!(floats(&got[2]), charge);
+    assert_eq!(floats(&got[3]), disc);
+    assert_eq!(ints(&got[4]), vec![Some(7); b.num_rows()]);
+}

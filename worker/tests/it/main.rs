@@ -5,6 +5,7 @@
 
 mod aggregate;
 mod cancellation;
+mod dictionary_keys;
 mod expressions;
 mod object_store_reads;
 mod parquet_checksums;
