@@ -17,6 +17,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use arrow::array::AsArray;
+use arrow::datatypes::{Float64Type, Int64Type};
 use arrow::record_batch::RecordBatch;
 use clap::Parser;
 use quiver::prelude::*;
@@ -49,6 +51,26 @@ fn query(args: &Args) -> anyhow::Result<Dataset> {
         .group_by(["o_custkey"])
         .agg([sum(col("revenue")).alias("revenue")])?
         .top_k([desc(col("revenue")), asc(col("o_custkey"))], 10)?)
+}
+
+/// (customer, revenue) rows of the result, in order.
+fn top_customers(batches: &[RecordBatch]) -> Vec<(i64, f64)> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let c = b.column(0).as_primitive::<Int64Type>().clone();
+            let r = b.column(1).as_primitive::<Float64Type>().clone();
+            (0..b.num_rows()).map(move |i| (c.value(i), r.value(i)))
+        })
+        .collect()
+}
+
+/// The same customers in the same order, with revenues equal up to float summation order.
+fn same(a: &[(i64, f64)], b: &[(i64, f64)]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|((ca, ra), (cb, rb))| {
+            ca == cb && (ra - rb).abs() <= 1e-9 * ra.abs().max(rb.abs()).max(1.0)
+        })
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -86,7 +108,7 @@ async fn bench(args: &Args) -> anyhow::Result<()> {
         ),
     ];
     let mut times: Vec<Vec<Duration>> = vec![vec![]; variants.len()];
-    let mut first: Option<Vec<RecordBatch>> = None;
+    let mut first: Option<Vec<(i64, f64)>> = None;
     for run in 0..args.runs {
         for (i, (name, options)) in variants.iter().enumerate() {
             let started = Instant::now();
@@ -109,9 +131,12 @@ async fn bench(args: &Args) -> anyhow::Result<()> {
                 times[i].last().map_or(0.0, Duration::as_secs_f64),
                 decided.join(" | ")
             );
+            let rows = top_customers(&batches);
             match &first {
-                None => first = Some(batches),
-                Some(f) if *f != batches => bail!("{name} gave another result than the first run"),
+                None => first = Some(rows),
+                Some(f) if !same(f, &rows) => {
+                    bail!("{name} gave another result than the first run: {rows:?}, not {f:?}")
+                }
                 Some(_) => {}
             }
         }
