@@ -10,7 +10,6 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use arrow::ipc::reader::StreamDecoder;
 use arrow::record_batch::RecordBatch;
 use quiver_plan::{JobId, StageId, TaskAttempt};
 use quiver_proto::{MAX_HELD_OUTPUT_BUCKETS, MAX_HELD_OUTPUTS};
@@ -169,26 +168,14 @@ impl MapOutputStore {
             });
         }
         let (start, end) = (output.offsets[b], output.offsets[b + 1]);
-        let len = usize::try_from(end.saturating_sub(start)).unwrap_or(usize::MAX);
-        // Not zeroed first: every byte is read over.
-        let mut buf = Vec::with_capacity(len);
-        if len > 0 {
+        let mut buf = vec![0u8; (end - start) as usize];
+        if !buf.is_empty() {
             let path = &output.data_path;
             let mut f = File::open(path).map_err(|e| WorkerError::io(path, e))?;
             f.seek(SeekFrom::Start(start))
                 .map_err(|e| WorkerError::io(path, e))?;
-            f.take(len as u64)
-                .read_to_end(&mut buf)
+            f.read_exact(&mut buf)
                 .map_err(|e| WorkerError::io(path, e))?;
-            if buf.len() != len {
-                return Err(WorkerError::io(
-                    path,
-                    std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        format!("bucket {bucket} ends at byte {} of {len}", buf.len()),
-                    ),
-                ));
-            }
         }
         Ok(buf)
     }
@@ -261,64 +248,19 @@ impl MapOutputStore {
     }
 }
 
-/// Decodes IPC streams held in memory, back to back (a bucket is more than one when its
-/// task spilled). The batches' columns are slices of `bytes` itself (copied only where a
-/// buffer is not aligned for its type), not copies: one allocation for the whole bucket,
-/// and no second copy of it while decoding.
+/// Decodes a whole IPC stream held in memory.
 pub fn decode_ipc_stream(bytes: Vec<u8>) -> Result<Vec<RecordBatch>> {
-    let mut buffer = arrow::buffer::Buffer::from_vec(bytes);
+    // A bucket is one or more streams back to back (more when its task spilled).
+    let len = bytes.len() as u64;
+    let mut cursor = std::io::Cursor::new(bytes);
     let mut batches = Vec::new();
-    while !buffer.is_empty() {
-        // One decoder per stream: a decoder refuses anything after its stream's end.
-        let len = stream_len(&buffer)?;
-        let mut stream = buffer.slice_with_length(0, len);
-        buffer.advance(len);
-        let mut decoder = StreamDecoder::new();
-        while !stream.is_empty() {
-            if let Some(batch) = decoder.decode(&mut stream)? {
-                batches.push(batch);
-            }
+    while cursor.position() < len {
+        let reader = arrow::ipc::reader::StreamReader::try_new(&mut cursor, None)?;
+        for b in reader {
+            batches.push(b?);
         }
-        decoder.finish()?;
     }
     Ok(batches)
-}
-
-/// The length of the IPC stream at the start of `bytes`, through its end-of-stream marker:
-/// a walk over its messages' headers (continuation marker, metadata length, metadata naming
-/// the body's length).
-fn stream_len(bytes: &[u8]) -> Result<usize> {
-    let bad = |what: &str| {
-        WorkerError::Arrow(arrow::error::ArrowError::IpcError(format!(
-            "shuffle data: {what}"
-        )))
-    };
-    let mut pos = 0usize;
-    loop {
-        let header = bytes
-            .get(pos..pos + 8)
-            .ok_or_else(|| bad("a stream ends without its end-of-stream marker"))?;
-        if header[..4] != [0xFF; 4] {
-            return Err(bad("a message without its continuation marker"));
-        }
-        let meta_len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
-        pos += 8;
-        if meta_len == 0 {
-            return Ok(pos);
-        }
-        let meta = bytes
-            .get(pos..pos + meta_len)
-            .ok_or_else(|| bad("a message's metadata runs past the end"))?;
-        let message = arrow::ipc::root_as_message(meta)
-            .map_err(|e| bad(&format!("unreadable message metadata: {e}")))?;
-        let body =
-            usize::try_from(message.bodyLength()).map_err(|_| bad("a negative body length"))?;
-        pos = pos
-            .checked_add(meta_len)
-            .and_then(|p| p.checked_add(body))
-            .filter(|&p| p <= bytes.len())
-            .ok_or_else(|| bad("a message's body runs past the end"))?;
-    }
 }
 
 #[cfg(test)]
@@ -358,51 +300,5 @@ mod tests {
         let newer = attempt(10_001);
         store.register(&newer, output(&newer, 9));
         assert_eq!(store.held()[0].attempt.attempt, 10_001);
-    }
-
-    /// A bucket of several streams back to back (a task that spilled), one of them without
-    /// batches, decodes to every batch in order; cut short, it is an error, not a panic.
-    #[test]
-    fn streams_back_to_back_decode_to_every_batch() {
-        use arrow::array::{Int64Array, StringArray};
-        use arrow::datatypes::{DataType, Field, Schema};
-        use arrow::ipc::writer::StreamWriter;
-        use std::sync::Arc;
-
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Int64, true),
-            Field::new("s", DataType::Utf8, true),
-        ]));
-        let batch = |from: i64, n: i64| {
-            RecordBatch::try_new(
-                schema.clone(),
-                vec![
-                    Arc::new(Int64Array::from_iter(
-                        (from..from + n).map(|i| (i % 7 != 0).then_some(i)),
-                    )),
-                    Arc::new(StringArray::from_iter(
-                        (from..from + n).map(|i| (i % 5 != 0).then(|| format!("v{i}"))),
-                    )),
-                ],
-            )
-            .unwrap()
-        };
-        let streams = [vec![batch(0, 10), batch(10, 3)], vec![], vec![batch(13, 1)]];
-        let mut bytes = Vec::new();
-        for stream in &streams {
-            let mut writer = StreamWriter::try_new(&mut bytes, &schema).unwrap();
-            for b in stream {
-                writer.write(b).unwrap();
-            }
-            writer.finish().unwrap();
-        }
-        let want: Vec<RecordBatch> = streams.concat();
-        assert_eq!(decode_ipc_stream(bytes.clone()).unwrap(), want);
-        for cut in [1, 7, 100, bytes.len() - 1] {
-            assert!(
-                decode_ipc_stream(bytes[..cut].to_vec()).is_err(),
-                "cut at {cut}"
-            );
-        }
     }
 }
