@@ -6,6 +6,8 @@
 //! (first 8 key bytes as a number, row) pairs and compares whole keys only on a tie, so most
 //! comparisons are one integer compare; the output is gathered from the buffered batches
 //! (`interleave`) one output batch at a time, never as one concatenated copy of the input.
+//! Each batch is put in order as it arrives (a reorder inside the cache), so that gather reads
+//! the buffered batches front to back rather than jumping about the whole buffer.
 //! With a limit, the buffer is cut back to its first `limit` rows whenever it grows past a
 //! few times that, so a top-k over any input holds O(k) rows, never the whole input.
 //!
