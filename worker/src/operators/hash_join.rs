@@ -2,7 +2,8 @@
 //!
 //! The right side is the build side: all of its rows are gathered into one batch and their
 //! keys (cast to the join's common key types; one Int64 key as is, anything else in Arrow's
-//! row format) go into a hash table that maps each distinct key to a chain of build rows. The left side streams through:
+//! row format) go into a hash table that maps each distinct key to a chain of build rows (Int64
+//! keys within a narrow range: an array indexed by key, no hashing). The left side streams through:
 //! [`HashJoin::next_batch`] walks each left row's chain and emits at most `batch_size`
 //! output rows at a time, so a key with many matches never builds one huge batch.
 //!
@@ -40,10 +41,24 @@ enum KeyColumns {
     Rows(Rows),
 }
 
+/// Build keys in `min ..= min + heads.len() - 1` at most this many slots per build row
+/// (plus a little) go into a [`KeyTable::Dense`] array rather than a hash map: no more
+/// memory than the map (about 16 bytes a row) and one memory access per lookup, not two.
+const DENSE_SLOTS_PER_ROW: usize = 4;
+
 /// Distinct build keys, each with the first build row of its chain.
 enum KeyTable {
     Int64(hashbrown::HashMap<i64, u32>),
-    Rows { keys: ByteInterner, heads: Vec<u32> },
+    /// Int64 keys within a narrow range (ids, the common case): the head of key `k` is
+    /// `heads[k - min]`, [`NO_ROW`] for none. No hashing, no compare, one cache miss.
+    Dense {
+        min: i64,
+        heads: Vec<u32>,
+    },
+    Rows {
+        keys: ByteInterner,
+        heads: Vec<u32>,
+    },
 }
 
 impl KeyTable {
@@ -58,6 +73,13 @@ impl KeyTable {
                     .iter()
                     .map(|k| map.get(k).copied().unwrap_or(NO_ROW)),
             ),
+            (KeyTable::Dense { min, heads }, KeyColumns::Int64(a)) => {
+                out.extend(a.values().iter().map(|&k| {
+                    // Keys below `min` wrap around to huge offsets: out of range too.
+                    let slot = k.wrapping_sub(*min) as u64;
+                    heads.get(slot as usize).copied().unwrap_or(NO_ROW)
+                }))
+            }
             (KeyTable::Rows { keys, heads }, KeyColumns::Rows(rows)) => {
                 out.extend(rows.iter().map(|row| {
                     keys.find(row.as_ref())
@@ -80,6 +102,11 @@ impl KeyTable {
     fn push_front(&mut self, columns: &KeyColumns, r: usize) -> Option<u32> {
         match (self, columns) {
             (KeyTable::Int64(map), KeyColumns::Int64(a)) => map.insert(a.value(r), r as u32),
+            (KeyTable::Dense { min, heads }, KeyColumns::Int64(a)) => {
+                let slot = &mut heads[a.value(r).wrapping_sub(*min) as u64 as usize];
+                let previous = std::mem::replace(slot, r as u32);
+                (previous != NO_ROW).then_some(previous)
+            }
             (KeyTable::Rows { keys, heads }, KeyColumns::Rows(rows)) => {
                 let g = keys.intern(rows.row(r).as_ref()) as usize;
                 if g == heads.len() {
@@ -96,6 +123,7 @@ impl KeyTable {
     fn allocated_bytes(&self) -> usize {
         match self {
             KeyTable::Int64(map) => map.capacity() * 16,
+            KeyTable::Dense { heads, .. } => heads.capacity() * 4,
             KeyTable::Rows { keys, heads } => keys.allocated_bytes() + heads.capacity() * 4,
         }
     }
@@ -134,6 +162,10 @@ pub struct HashJoin {
     left_keys: Vec<Expr>,
     right_keys: Vec<Expr>,
     layout: JoinLayout,
+    /// For each output right column, the left column holding the same values in every output
+    /// row, if any: an inner join's right key equals its left key (same type, no cast, not a
+    /// float). Such a column is the left one's copy, not a random gather from the build side.
+    right_as_left: Vec<Option<usize>>,
     converter: RowConverter,
     functions: Arc<FunctionRegistry>,
     batch_size: usize,
@@ -162,6 +194,7 @@ impl HashJoin {
             join_type: spec.join_type,
             left_keys: keys.left.clone(),
             right_keys: keys.right.clone(),
+            right_as_left: right_keys_as_left(spec, keys, &layout),
             layout,
             converter,
             functions: spec.functions.clone(),
@@ -201,8 +234,14 @@ impl HashJoin {
         let batch = concat_batches(schema, batches)?;
         let (rows, nulls) = self.key_rows(&batch, &self.right_keys.clone())?;
         let n = batch.num_rows();
-        let mut keys = match rows {
-            KeyColumns::Int64(_) => KeyTable::Int64(hashbrown::HashMap::with_capacity(n)),
+        let mut keys = match &rows {
+            KeyColumns::Int64(a) => match dense_range(a, nulls.as_ref()) {
+                Some((min, slots)) => KeyTable::Dense {
+                    min,
+                    heads: vec![NO_ROW; slots],
+                },
+                None => KeyTable::Int64(hashbrown::HashMap::with_capacity(n)),
+            },
             KeyColumns::Rows(_) => KeyTable::Rows {
                 keys: ByteInterner::new(),
                 heads: Vec::new(),
@@ -337,8 +376,11 @@ impl HashJoin {
                 .then(|| NullBuffer::from_iter(right_idx.iter().map(|&r| r != NO_ROW)));
             let right_idx = UInt32Array::new(right_idx.into(), nulls);
             let build = &self.build.as_ref().expect("probing after build").batch;
-            for &c in &self.layout.right_columns {
-                columns.push(take(build.column(c).as_ref(), &right_idx, None)?);
+            for (&c, same) in self.layout.right_columns.iter().zip(&self.right_as_left) {
+                columns.push(match same {
+                    Some(l) => columns[*l].clone(),
+                    None => take(build.column(c).as_ref(), &right_idx, None)?,
+                });
             }
         }
         Ok(RecordBatch::try_new_with_options(
@@ -386,6 +428,51 @@ impl HashJoin {
                 + b.matched.capacity()
         })
     }
+}
+
+/// [`HashJoin::right_as_left`] for this join.
+fn right_keys_as_left(spec: &JoinSpec, keys: &JoinKeys, layout: &JoinLayout) -> Vec<Option<usize>> {
+    let same = |c: usize| -> Option<usize> {
+        if spec.join_type != JoinType::Inner {
+            return None;
+        }
+        let right = spec.right_schema.field(c);
+        keys.right
+            .iter()
+            .zip(&keys.left)
+            .find_map(|(r, l)| match (r, l) {
+                (Expr::Column(r), Expr::Column(l)) if r == right.name() => {
+                    let (i, left) = spec.left_schema.column_with_name(l)?;
+                    let t = left.data_type();
+                    (t == right.data_type() && !t.is_floating()).then_some(i)
+                }
+                _ => None,
+            })
+    };
+    layout.right_columns.iter().map(|&c| same(c)).collect()
+}
+
+/// The smallest non-NULL key of `keys` and the number of slots from it to the largest, when
+/// that is at most [`DENSE_SLOTS_PER_ROW`] per row (plus 1024): the keys fit a
+/// [`KeyTable::Dense`] array. `None` when they are spread wider, or all NULL.
+fn dense_range(keys: &Int64Array, nulls: Option<&NullBuffer>) -> Option<(i64, usize)> {
+    let valid = |i: usize| nulls.is_none_or(|n| n.is_valid(i));
+    let (mut min, mut max) = (i64::MAX, i64::MIN);
+    let mut any = false;
+    for (i, &k) in keys.values().iter().enumerate() {
+        if valid(i) {
+            min = min.min(k);
+            max = max.max(k);
+            any = true;
+        }
+    }
+    let limit = keys
+        .len()
+        .saturating_mul(DENSE_SLOTS_PER_ROW)
+        .saturating_add(1024);
+    // i128: the span of two i64 keys may not fit an i64.
+    let slots = i128::from(max) - i128::from(min) + 1;
+    (any && slots <= limit as i128).then_some((min, slots as usize))
 }
 
 /// How many partitions a join whose build side is over budget splits both sides into.
@@ -668,5 +755,121 @@ impl Iterator for HashJoinStream {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.step().transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use arrow::array::AsArray;
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use quiver_plan::expr::col;
+
+    fn side(key: &str, id: &str, keys: &[Option<i64>]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(key, DataType::Int64, true),
+            Field::new(id, DataType::Int64, false),
+        ]));
+        let ids = Int64Array::from_iter_values(0..keys.len() as i64);
+        RecordBatch::try_new(
+            schema,
+            vec![Arc::new(Int64Array::from(keys.to_vec())), Arc::new(ids)],
+        )
+        .unwrap()
+    }
+
+    /// Inner join of `left` with `right` on their keys: whether the build side went into a
+    /// dense array, and the (left row, right row) pairs out, sorted.
+    fn join(left_keys: &[Option<i64>], right_keys: &[Option<i64>]) -> (bool, Vec<(i64, i64)>) {
+        let (left, right) = (side("lk", "lid", left_keys), side("rk", "rid", right_keys));
+        let spec = JoinSpec {
+            left_schema: left.schema(),
+            right_schema: right.schema(),
+            left_keys: vec![col("lk")],
+            right_keys: vec![col("rk")],
+            join_type: JoinType::Inner,
+            functions: Default::default(),
+            batch_size: 7,
+            cancelled: Default::default(),
+        };
+        let mut join = HashJoin::new(&spec, &spec.hashed_keys().unwrap()).unwrap();
+        join.build(&right.schema(), &[right]).unwrap();
+        let dense = matches!(join.build.as_ref().unwrap().keys, KeyTable::Dense { .. });
+        join.probe(left).unwrap();
+        let mut pairs = Vec::new();
+        while let Some(b) = join.next_batch().unwrap() {
+            let id = |name| b.column_by_name(name).unwrap().as_primitive::<Int64Type>();
+            pairs.extend(
+                id("lid")
+                    .values()
+                    .iter()
+                    .copied()
+                    .zip(id("rid").values().iter().copied()),
+            );
+            // The right key column (the left side's equal key, in an inner join) holds each
+            // right row's own key.
+            let rk = b.column_by_name("rk").unwrap().as_primitive::<Int64Type>();
+            for (r, k) in id("rid").values().iter().zip(rk.values()) {
+                assert_eq!(right_keys[*r as usize], Some(*k));
+            }
+        }
+        pairs.sort_unstable();
+        (dense, pairs)
+    }
+
+    /// Every (left, right) pair of equal non-NULL keys: the reference.
+    fn nested_loop(left: &[Option<i64>], right: &[Option<i64>]) -> Vec<(i64, i64)> {
+        let mut pairs = Vec::new();
+        for (l, lk) in left.iter().enumerate() {
+            for (r, rk) in right.iter().enumerate() {
+                if lk.is_some() && lk == rk {
+                    pairs.push((l as i64, r as i64));
+                }
+            }
+        }
+        pairs
+    }
+
+    /// Narrow build keys go into the dense array, wide ones into the hash map, and both find
+    /// exactly the reference's matches: duplicates, NULLs, probe keys on either side of the
+    /// build range, keys at the ends of i64 (where `k - min` would overflow).
+    #[test]
+    fn dense_and_hashed_build_sides_find_the_same_matches() {
+        let right: Vec<Option<i64>> = (0..300)
+            .map(|i| (i % 17 != 0).then_some(100 + (i * 7) % 200))
+            .collect();
+        let left: Vec<Option<i64>> = (0..500)
+            .map(|i| (i % 23 != 0).then_some(50 + (i * 11) % 320))
+            .collect();
+        let spread = |keys: &[Option<i64>]| -> Vec<Option<i64>> {
+            keys.iter().map(|k| k.map(|k| k * 1_000_003)).collect()
+        };
+        let cases = [
+            (left.clone(), right.clone(), true),
+            (spread(&left), spread(&right), false),
+            (
+                vec![
+                    Some(i64::MAX),
+                    Some(i64::MIN),
+                    Some(i64::MIN + 3),
+                    None,
+                    Some(0),
+                ],
+                vec![Some(i64::MIN), Some(i64::MIN + 3), Some(i64::MIN), None],
+                true,
+            ),
+            (
+                vec![Some(i64::MAX), Some(i64::MIN), Some(-1)],
+                vec![Some(i64::MIN), Some(i64::MAX), Some(i64::MAX)],
+                false,
+            ),
+        ];
+        for (i, (left, right, dense)) in cases.iter().enumerate() {
+            let want = nested_loop(left, right);
+            assert!(!want.is_empty(), "case {i} has no matches to find");
+            assert_eq!(join(left, right), (*dense, want), "case {i}");
+        }
     }
 }
