@@ -221,29 +221,28 @@ impl Accumulator {
         }
     }
 
-    /// Adds raw input rows. `values` is `None` only for `count()`. `rows_per_group` is the
-    /// batch's row count in each group ([`rows_per_group`]): counts, and which groups a sum
-    /// has seen, come from it, one step per group instead of one per row.
+    /// Adds raw input rows. `values` is `None` only for `count()`. `rows_per_group`, when
+    /// given, is the batch's row count in each group ([`rows_per_group`]): counts, and which
+    /// groups a sum has seen, come from it, one step per group instead of one per row (the
+    /// caller gives it only when the groups are few beside the batch's rows; `None`: one step
+    /// per row).
     pub fn update(
         &mut self,
         groups: &[u32],
-        rows_per_group: &[i64],
+        rows_per_group: Option<&[i64]>,
         values: Option<&ArrayRef>,
     ) -> Result<()> {
         let values = match (values, self.input_type()) {
             (Some(v), Some(t)) if v.data_type() != &t => Some(cast(v, &t)?),
             (v, _) => v.cloned(),
         };
-        let add_counts = |counts: &mut [i64]| {
-            counts
-                .iter_mut()
-                .zip(rows_per_group)
-                .for_each(|(c, &n)| *c += n)
+        let add_counts = |counts: &mut [i64]| match rows_per_group {
+            Some(rows) => counts.iter_mut().zip(rows).for_each(|(c, &n)| *c += n),
+            None => groups.iter().for_each(|&g| counts[g as usize] += 1),
         };
-        let mark_seen = |seen: &mut [bool]| {
-            seen.iter_mut()
-                .zip(rows_per_group)
-                .for_each(|(s, &n)| *s |= n > 0)
+        let mark_seen = |seen: &mut [bool]| match rows_per_group {
+            Some(rows) => seen.iter_mut().zip(rows).for_each(|(s, &n)| *s |= n > 0),
+            None => groups.iter().for_each(|&g| seen[g as usize] = true),
         };
         match (self, values) {
             (Accumulator::Count(counts), None) => add_counts(counts),

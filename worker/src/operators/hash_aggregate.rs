@@ -202,15 +202,31 @@ impl HashAggregate {
             }
             None => n_groups,
         };
+        // Work per group instead of per row only while the groups are few beside the
+        // batch's rows (Q1: 4 groups); with many (a join's customers: hundreds of thousands)
+        // every batch would touch all of them.
+        let per_group = slots <= batch.num_rows();
         if self.mode != AggregateMode::Final {
-            rows_per_group(&self.group_ids, slots, &mut self.rows_per_group);
+            if per_group {
+                rows_per_group(&self.group_ids, slots, &mut self.rows_per_group);
+            }
             if selected.is_some() {
                 self.live.resize(n_groups, false);
-                for (live, &n) in self.live.iter_mut().zip(&self.rows_per_group) {
-                    *live |= n > 0;
+                if per_group {
+                    for (live, &n) in self.live.iter_mut().zip(&self.rows_per_group) {
+                        *live |= n > 0;
+                    }
+                } else {
+                    // Dropped rows point one past the live groups.
+                    for &g in &self.group_ids {
+                        if let Some(live) = self.live.get_mut(g as usize) {
+                            *live = true;
+                        }
+                    }
                 }
             }
         }
+        let rows = per_group.then_some(self.rows_per_group.as_slice());
         // The aggregates' inputs, evaluated together so that they share subexpressions.
         let inputs: Vec<&Expr> = match self.mode {
             AggregateMode::Final => vec![],
@@ -240,18 +256,19 @@ impl HashAggregate {
                 }
                 AggregateMode::Single | AggregateMode::Partial => {
                     let Some(i) = agg.input.as_ref().map(|_| next_input) else {
-                        acc.update(&self.group_ids, &self.rows_per_group, None)?;
+                        acc.update(&self.group_ids, rows, None)?;
                         continue;
                     };
                     next_input += 1;
                     let value = &values[i];
-                    if !(acc.takes_group_sums()
-                        && value.data_type() == &DataType::Float64
-                        && value.null_count() == 0)
-                    {
-                        acc.update(&self.group_ids, &self.rows_per_group, Some(value))?;
+                    let Some(rows) = rows.filter(|_| {
+                        acc.takes_group_sums()
+                            && value.data_type() == &DataType::Float64
+                            && value.null_count() == 0
+                    }) else {
+                        acc.update(&self.group_ids, rows, Some(value))?;
                         continue;
-                    }
+                    };
                     let first = inputs.iter().position(|e| *e == inputs[i]).unwrap_or(i);
                     let at = match group_sums.iter().position(|(j, _)| *j == first) {
                         Some(at) => at,
@@ -262,7 +279,7 @@ impl HashAggregate {
                             group_sums.len() - 1
                         }
                     };
-                    acc.add_group_sums(&group_sums[at].1, &self.rows_per_group);
+                    acc.add_group_sums(&group_sums[at].1, rows);
                 }
             }
         }
