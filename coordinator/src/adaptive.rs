@@ -38,6 +38,7 @@ use quiver_plan::{PlanNode, StageId, StageRead};
 use tracing::info;
 
 use crate::job::{Job, JobOptions, Stage, Task, TaskState};
+use crate::stage_planner::JoinCandidate;
 
 /// A stage's tasks never get a target below this, however little data there is: one task
 /// can read a few MiB faster than two can be scheduled.
@@ -166,7 +167,7 @@ impl StageAdaptation {
 
     /// For status: what was decided, from what.
     pub fn describe(&self) -> String {
-        let measured = human_bytes(self.measured_bytes);
+        let measured = crate::byte_size::bytes(self.measured_bytes);
         let split: Vec<u32> = self
             .task_starts
             .windows(2)
@@ -206,7 +207,7 @@ impl StageAdaptation {
 }
 
 /// What adaptive execution decided about a join shuffled on both sides (a
-/// [`crate::stage_planner::JoinCandidate`]), from the bytes its right side measured.
+/// [`JoinCandidate`]), from the bytes its right side measured.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JoinAdaptation {
     /// The stage that joins.
@@ -235,7 +236,7 @@ impl JoinAdaptation {
 
     /// For status: what was decided, from what.
     pub fn describe(&self) -> String {
-        let measured = human_bytes(self.right_bytes);
+        let measured = crate::byte_size::bytes(self.right_bytes);
         if self.broadcast {
             format!(
                 "broadcast the join's right side (stage {} measured {measured}); reads stage {}'s \
@@ -256,34 +257,23 @@ impl JoinAdaptation {
 pub fn prospect(stages: &[Stage], s: usize, options: &JobOptions) -> Option<String> {
     let stage = stages.get(s)?;
     let mut said = vec![];
-    let join_pending = match (&stage.join_candidate, &stage.join_adaptation) {
-        (Some(c), None) => !left_read_elsewhere(stages, stage.id, c.left),
-        _ => false,
-    };
-    if let (true, Some(c), Some(threshold)) = (
-        join_pending,
-        &stage.join_candidate,
-        options.broadcast_threshold,
-    ) {
+    let join_pending = pending_join(stages, stage);
+    if let (Some(c), Some(threshold)) = (join_pending, options.broadcast_threshold) {
         said.push(format!(
             "may broadcast the join's right side (stage {}) if it measures at most {} (or is \
              small beside the left side), and read stage {}'s input itself",
             c.right,
-            human_bytes(threshold),
+            crate::byte_size::bytes(threshold),
             c.left
         ));
     }
-    if stages.iter().any(|j| {
-        j.join_adaptation.is_none()
-            && j.join_candidate
-                .is_some_and(|c| c.left == stage.id && !left_read_elsewhere(stages, j.id, c.left))
-    }) {
+    if waits_for_join(stages, stage.id) {
         said.push("waits for the join's right side to be measured first".into());
     }
     if stage.adaptation.is_none() && options.shuffle_partitions.is_none() && may_coalesce(stage) {
         said.push(format!(
             "{}may coalesce its {} shuffle partitions once its inputs are measured",
-            if join_pending {
+            if join_pending.is_some() {
                 "if the join stays shuffled, "
             } else {
                 ""
@@ -334,13 +324,23 @@ pub fn join_undecided(stages: &[Stage], id: StageId) -> bool {
 /// Whether stage `s` must not start yet: it is the left side of a join whose right side is
 /// still being measured (it may never run, its input read by the join stage instead).
 pub fn holds_back(job: &Job, s: usize) -> bool {
-    let Some(id) = job.stages.get(s).map(|st| st.id) else {
-        return false;
-    };
-    job.stages.iter().any(|j| {
-        j.join_adaptation.is_none()
-            && j.join_candidate
-                .is_some_and(|c| c.left == id && !left_read_elsewhere(&job.stages, j.id, id))
+    job.stages
+        .get(s)
+        .is_some_and(|st| waits_for_join(&job.stages, st.id))
+}
+
+/// Whether stage `id` is the left side of a join still to be decided ([`pending_join`]).
+fn waits_for_join(stages: &[Stage], id: StageId) -> bool {
+    stages
+        .iter()
+        .any(|j| pending_join(stages, j).is_some_and(|c| c.left == id))
+}
+
+/// The join of `stage` not decided yet that may still be broadcast (its left side is read by
+/// nothing else), if any.
+fn pending_join(stages: &[Stage], stage: &Stage) -> Option<JoinCandidate> {
+    stage.join_candidate.filter(|c| {
+        stage.join_adaptation.is_none() && !left_read_elsewhere(stages, stage.id, c.left)
     })
 }
 
@@ -527,23 +527,18 @@ fn with_broadcast(
 /// repartition into a number of partitions the user chose. (A job that set its shuffle
 /// partitions is decided too, keeping them, so that its outputs stay adoptable.)
 pub fn may_coalesce(stage: &Stage) -> bool {
-    fn walk(node: &PlanNode, shuffle_reads: &mut bool) -> bool {
-        match node {
-            // A sample's rows per task were sized for the planned tasks.
-            PlanNode::Scan(_) | PlanNode::Union { .. } | PlanNode::Sample { .. } => false,
-            PlanNode::StageRead(StageRead::Shuffle { .. }) => {
-                *shuffle_reads = true;
-                true
-            }
-            other => other.children().into_iter().all(|c| walk(c, shuffle_reads)),
-        }
-    }
-    let mut shuffle_reads = false;
+    let nodes = stage.plan.nodes();
     stage.splits.is_empty()
         && !stage.user_partitions
         && stage.tasks.len() > 1
-        && walk(&stage.plan, &mut shuffle_reads)
-        && shuffle_reads
+        // A sample's rows per task were sized for the planned tasks.
+        && !nodes.iter().any(|n| {
+            matches!(
+                n,
+                PlanNode::Scan(_) | PlanNode::Union { .. } | PlanNode::Sample { .. }
+            )
+        })
+        && !shuffle_read_stages(&stage.plan).is_empty()
 }
 
 /// The first partition of each run of adjacent partitions whose bytes add up to at most
@@ -783,28 +778,15 @@ fn fresh_tasks(n: usize, first_attempt: u32) -> Vec<Task> {
 
 /// The stages whose shuffles `plan` reads (bucket by bucket; broadcasts are read whole).
 fn shuffle_read_stages(plan: &PlanNode) -> Vec<StageId> {
-    let mut out = Vec::new();
-    fn walk(node: &PlanNode, out: &mut Vec<StageId>) {
+    let mut out: Vec<StageId> = Vec::new();
+    for node in plan.nodes() {
         if let PlanNode::StageRead(StageRead::Shuffle { stage, .. }) = node
             && !out.contains(stage)
         {
             out.push(*stage);
         }
-        for child in node.children() {
-            walk(child, out);
-        }
     }
-    walk(plan, &mut out);
     out
-}
-
-fn human_bytes(bytes: u64) -> String {
-    const MIB: f64 = (1u64 << 20) as f64;
-    if bytes >= 1 << 20 {
-        format!("{:.1} MiB", bytes as f64 / MIB)
-    } else {
-        format!("{:.1} KiB", bytes as f64 / 1024.0)
-    }
 }
 
 #[cfg(test)]

@@ -48,6 +48,7 @@
 #![cfg_attr(not(feature = "internals"), warn(missing_docs))]
 
 mod access;
+mod byte_size;
 mod cluster_status;
 mod coordinator_service;
 mod coordinator_state;

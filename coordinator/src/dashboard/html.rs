@@ -68,20 +68,7 @@ pub fn duration(ms: u64) -> String {
     }
 }
 
-/// A size in bytes, in binary units: `512 B`, `1.5 KiB`, `20.0 MiB`.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
-}
+pub use crate::byte_size::bytes;
 
 /// A count with thin spaces between thousands: `1 234 567`.
 pub fn count(n: u64) -> String {
