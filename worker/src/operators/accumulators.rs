@@ -107,6 +107,27 @@ pub fn sums_per_group(groups: &[u32], values: &[f64], slots: usize) -> Vec<f64> 
     sums
 }
 
+/// Adds an Int64 input without NULLs to `sums`, row by row, by group.
+fn add_int_sums(sums: &mut [i128], groups: &[u32], v: &ArrayRef) {
+    let values = v.as_primitive::<Int64Type>().values();
+    add_by_group(
+        sums,
+        groups,
+        values.iter().map(|&x| i128::from(x)),
+        |a, b| a + b,
+    );
+}
+
+/// Adds a Float64 input without NULLs to `sums`, row by row, by group.
+fn add_float_sums(sums: &mut [f64], groups: &[u32], v: &ArrayRef) {
+    add_slice_by_group(
+        sums,
+        groups,
+        v.as_primitive::<Float64Type>().values(),
+        |a, b| a + b,
+    );
+}
+
 /// The state of one aggregate over all groups.
 pub enum Accumulator {
     Count(Vec<i64>),
@@ -259,19 +280,13 @@ impl Accumulator {
                 add_slice_by_group(sums, groups, v, |a, b| a + b);
                 add_counts(counts);
             }
+            // Sums without NULLs: the rows added as `fold` does, the groups seen per group.
             (Accumulator::SumInt { sums, seen }, Some(v)) if v.null_count() == 0 => {
-                let values = v.as_primitive::<Int64Type>().values();
-                add_by_group(
-                    sums,
-                    groups,
-                    values.iter().map(|&x| i128::from(x)),
-                    |a, b| a + b,
-                );
+                add_int_sums(sums, groups, &v);
                 mark_seen(seen);
             }
             (Accumulator::SumFloat { sums, seen }, Some(v)) if v.null_count() == 0 => {
-                let values = v.as_primitive::<Float64Type>().values();
-                add_slice_by_group(sums, groups, values, |a, b| a + b);
+                add_float_sums(sums, groups, &v);
                 mark_seen(seen);
             }
             (Accumulator::Mean { sums, counts }, Some(v)) => {
@@ -334,18 +349,11 @@ impl Accumulator {
         match self {
             // Without NULLs (the usual case) a straight zip, no validity test per row.
             Accumulator::SumInt { sums, seen } if v.null_count() == 0 => {
-                let values = v.as_primitive::<Int64Type>().values();
-                add_by_group(
-                    sums,
-                    groups,
-                    values.iter().map(|&x| i128::from(x)),
-                    |a, b| a + b,
-                );
+                add_int_sums(sums, groups, v);
                 groups.iter().for_each(|&g| seen[g as usize] = true);
             }
             Accumulator::SumFloat { sums, seen } if v.null_count() == 0 => {
-                let values = v.as_primitive::<Float64Type>().values();
-                add_by_group(sums, groups, values.iter().copied(), |a, b| a + b);
+                add_float_sums(sums, groups, v);
                 groups.iter().for_each(|&g| seen[g as usize] = true);
             }
             Accumulator::SumInt { sums, seen } => {
