@@ -119,6 +119,7 @@ pub fn job_status(job: &Job, grants: Option<&ResultGrants<'_>>, now: Timestamp) 
                             stage_id: stage.id.0,
                             map_partition: p as u32,
                             bucket: 0,
+                            bucket_count: 1,
                             grant: Some(grant.clone()),
                         }),
                         bytes: total(bucket_bytes.iter().copied()),

@@ -109,6 +109,7 @@ mod tests {
             stage_id: 4,
             map_partition: 7,
             bucket: 2,
+            bucket_count: 3,
             grant: Some(pb::ReadGrant {
                 job_id: "3f2b8c1e-5d4a-4e2f-9b7c-0a1d2e3f4a5b".into(),
                 stage_id: 4,

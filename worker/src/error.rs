@@ -42,6 +42,16 @@ pub enum WorkerError {
     },
     #[error("map output of stage {stage} partition {map_partition} is not on this worker")]
     MissingMapOutput { stage: StageId, map_partition: u32 },
+    #[error(
+        "buckets {first}..{end} of stage {stage} partition {map_partition} asked for; the output's buckets are 0..{buckets}"
+    )]
+    BucketsOutOfRange {
+        stage: StageId,
+        map_partition: u32,
+        first: u32,
+        end: u32,
+        buckets: usize,
+    },
     #[error("user function '{name}' failed: {message}")]
     UserFunction { name: String, message: String },
     #[error("task was cancelled")]

@@ -350,6 +350,25 @@ async fn forged_and_cross_job_tickets_are_refused() {
         ..genuine.clone()
     };
     refused(fetch(&part.address, Some(&worker), &path).await, "job id");
+    // Runs of buckets the output does not have: past its one bucket, or past the last
+    // bucket number.
+    let long = pb::ShuffleTicket {
+        bucket_count: 1 << 30,
+        ..genuine.clone()
+    };
+    refused(
+        fetch(&part.address, Some(&worker), &long).await,
+        "the output's buckets are 0..1",
+    );
+    let wrapping = pb::ShuffleTicket {
+        bucket: u32::MAX,
+        bucket_count: 2,
+        ..genuine.clone()
+    };
+    refused(
+        fetch(&part.address, Some(&worker), &wrapping).await,
+        "run past the last bucket number",
+    );
     // A token of no role.
     refused(
         fetch(&part.address, Some("wrong-token-wrong-token"), &genuine).await,

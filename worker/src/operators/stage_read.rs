@@ -10,7 +10,7 @@ use quiver_plan::{PlanError, ShuffleInput, StageId, StageRead};
 
 use super::batch_stream::{BatchIter, check_cancelled};
 use crate::error::{Result, WorkerError};
-use crate::shuffle::shuffle_reader::{ShuffleReadContext, read_bucket};
+use crate::shuffle::shuffle_reader::{self, ShuffleReadContext};
 
 /// The shuffle input of `stage` among this task's `inputs`.
 fn shuffle_input(inputs: &[ShuffleInput], stage: StageId) -> Result<&ShuffleInput> {
@@ -32,19 +32,16 @@ pub fn read_broadcast(
     read_buckets(shuffle, inputs, stage, 0..buckets)
 }
 
-/// Buckets `buckets` of every map output of `stage`, one bucket after the other (each
-/// bucket's fetches start when the one before it is read to its end).
+/// Buckets `buckets` of every map output of `stage` (each map output read, or fetched, once
+/// for the whole run).
 fn read_buckets(
     shuffle: &ShuffleReadContext,
     inputs: &[ShuffleInput],
     stage: StageId,
     buckets: Range<u32>,
 ) -> Result<BatchIter> {
-    let input = shuffle_input(inputs, stage)?.clone();
-    let shuffle = shuffle.clone();
-    Ok(Box::new(
-        buckets.flat_map(move |b| read_bucket(&shuffle, &input, b)),
-    ))
+    let input = shuffle_input(inputs, stage)?;
+    Ok(shuffle_reader::read_buckets(shuffle, input, buckets))
 }
 
 /// What `read` reads for a task reading `buckets` of every shuffle (its partition's, or a

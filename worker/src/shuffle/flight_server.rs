@@ -1,12 +1,15 @@
 //! [`ShuffleFlightService`]: serves this worker's map output buckets (and collect results) to
 //! other workers and drivers with Arrow Flight `DoGet`. The ticket is a `ShuffleTicket`
-//! protobuf naming job, stage, map partition and bucket, with the coordinator's signed read
-//! grant for that job and stage; a fetch is admitted by [`ClusterTrust`] (a cluster token, then
-//! the grant) before any file is read. Every other Flight RPC is unimplemented.
+//! protobuf naming job, stage, map partition and a run of buckets, with the coordinator's
+//! signed read grant for that job and stage; a fetch is admitted by [`ClusterTrust`] (a cluster
+//! token, then the grant) before any file is read. A run is served a few MiB at a time, so a
+//! long one (a broadcast side) is never held in memory whole. Every other Flight RPC is
+//! unimplemented.
 
 use std::sync::Arc;
 
 use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::{
     Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
@@ -19,7 +22,11 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::map_output_store::{MapOutputStore, decode_ipc_stream};
 use crate::cluster_trust::ClusterTrust;
+use crate::error::WorkerError;
 use crate::worker_metrics::WorkerMetrics;
+
+/// At most this many bytes of a ticket's buckets are read and decoded at a time.
+const SERVE_RUN_BYTES: u64 = 8 << 20;
 
 /// The Flight service over a worker's [`MapOutputStore`].
 pub struct ShuffleFlightService {
@@ -50,6 +57,16 @@ fn unimplemented<T>(rpc: &str) -> Result<T, Status> {
     Err(Status::unimplemented(format!(
         "{rpc}: a Quiver worker serves shuffle data with DoGet only"
     )))
+}
+
+/// The gRPC status for a failed read: a missing output is `NotFound`, a run of buckets the
+/// output does not have is the caller's mistake.
+fn status(e: WorkerError) -> Status {
+    match e {
+        WorkerError::MissingMapOutput { .. } => Status::not_found(e.to_string()),
+        WorkerError::BucketsOutOfRange { .. } => Status::invalid_argument(e.to_string()),
+        other => Status::internal(other.to_string()),
+    }
 }
 
 #[tonic::async_trait]
@@ -83,24 +100,44 @@ impl FlightService for ShuffleFlightService {
                 ticket.stage_id,
             )
             .await?;
+        let stage = StageId(ticket.stage_id);
+        let partition = ticket.map_partition;
+        let end = ticket
+            .bucket
+            .checked_add(ticket.bucket_count.max(1))
+            .ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "shuffle ticket: {} buckets from bucket {} run past the last bucket number",
+                    ticket.bucket_count, ticket.bucket
+                ))
+            })?;
+        // Checks the output is here and has those buckets before anything is streamed.
+        let runs = self
+            .store
+            .bucket_runs(&job, stage, partition, ticket.bucket..end, SERVE_RUN_BYTES)
+            .map_err(status)?;
         let store = self.store.clone();
         let metrics = self.metrics.clone();
-        let stage = StageId(ticket.stage_id);
-        // Reading and decoding a bucket is file I/O and CPU: keep it off the async threads.
-        let batches = tokio::task::spawn_blocking(move || {
-            let bytes =
-                store.read_bucket_bytes(&job, stage, ticket.map_partition, ticket.bucket)?;
-            metrics.served(bytes.len() as u64);
-            decode_ipc_stream(bytes)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("shuffle read task failed: {e}")))?
-        .map_err(|e| match e {
-            crate::error::WorkerError::MissingMapOutput { .. } => Status::not_found(e.to_string()),
-            other => Status::internal(other.to_string()),
-        })?;
+        let batches = futures::stream::iter(runs)
+            .then(move |run| {
+                let (store, metrics, job) = (store.clone(), metrics.clone(), job.clone());
+                // Reading and decoding is file I/O and CPU: keep it off the async threads.
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        let bytes = store.read_buckets_bytes(&job, stage, partition, run)?;
+                        metrics.served(bytes.len() as u64);
+                        decode_ipc_stream(bytes)
+                    })
+                    .await
+                    .map_err(|e| Status::internal(format!("shuffle read task failed: {e}")))?
+                    .map_err(status)
+                }
+            })
+            .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
+            .map_err(FlightError::from)
+            .try_flatten();
         let stream = FlightDataEncoderBuilder::new()
-            .build(futures::stream::iter(batches.into_iter().map(Ok)))
+            .build(batches)
             .map_err(|e| Status::internal(e.to_string()));
         Ok(Response::new(stream.boxed()))
     }

@@ -1,5 +1,5 @@
 //! [`MapOutputStore`]: the map outputs this worker holds, where their files are, and reading
-//! one bucket back.
+//! a run of their buckets back.
 //!
 //! Layout under the worker's directory: `<job>/stage-<s>/part-<p>-attempt-<a>.{data,index}`.
 //! Removing a job removes its directory.
@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -146,29 +147,74 @@ impl MapOutputStore {
         held
     }
 
-    /// The raw IPC stream bytes of one bucket (empty for an empty bucket).
-    pub fn read_bucket_bytes(
+    /// The held output of one map task, with `buckets` checked against its bucket count.
+    fn output_for(
         &self,
         job: &JobId,
         stage: StageId,
         partition: u32,
-        bucket: u32,
-    ) -> Result<Vec<u8>> {
+        buckets: &Range<u32>,
+    ) -> Result<MapOutput> {
         let output = self
             .get(job, stage, partition)
             .ok_or(WorkerError::MissingMapOutput {
                 stage,
                 map_partition: partition,
             })?;
-        let b = bucket as usize;
-        if b + 1 >= output.offsets.len() {
-            return Err(WorkerError::MissingMapOutput {
+        let held = output.offsets.len().saturating_sub(1);
+        if buckets.start > buckets.end || buckets.end as usize > held {
+            return Err(WorkerError::BucketsOutOfRange {
                 stage,
                 map_partition: partition,
+                first: buckets.start,
+                end: buckets.end,
+                buckets: held,
             });
         }
-        let (start, end) = (output.offsets[b], output.offsets[b + 1]);
-        let mut buf = vec![0u8; (end - start) as usize];
+        Ok(output)
+    }
+
+    /// Buckets `buckets` of one map output cut into runs of adjacent buckets of at most
+    /// `run_bytes` bytes each (a larger bucket is a run of its own; empty buckets join their
+    /// neighbours), so that a long range is read and decoded a run at a time.
+    pub fn bucket_runs(
+        &self,
+        job: &JobId,
+        stage: StageId,
+        partition: u32,
+        buckets: Range<u32>,
+        run_bytes: u64,
+    ) -> Result<Vec<Range<u32>>> {
+        let output = self.output_for(job, stage, partition, &buckets)?;
+        let mut runs = Vec::new();
+        let mut start = buckets.start;
+        for b in buckets.clone() {
+            let i = b as usize;
+            let run_end = output.offsets[i + 1];
+            if b > start && run_end - output.offsets[start as usize] > run_bytes {
+                runs.push(start..b);
+                start = b;
+            }
+        }
+        if start < buckets.end {
+            runs.push(start..buckets.end);
+        }
+        Ok(runs)
+    }
+
+    /// The raw IPC bytes of buckets `buckets` of one map output, back to back: one read of
+    /// the contiguous part of its data file (empty when the buckets are).
+    pub fn read_buckets_bytes(
+        &self,
+        job: &JobId,
+        stage: StageId,
+        partition: u32,
+        buckets: Range<u32>,
+    ) -> Result<Vec<u8>> {
+        let output = self.output_for(job, stage, partition, &buckets)?;
+        let start = output.offsets[buckets.start as usize];
+        let end = output.offsets[buckets.end as usize];
+        let mut buf = vec![0u8; end.saturating_sub(start) as usize];
         if !buf.is_empty() {
             let path = &output.data_path;
             let mut f = File::open(path).map_err(|e| WorkerError::io(path, e))?;
@@ -180,16 +226,15 @@ impl MapOutputStore {
         Ok(buf)
     }
 
-    /// The batches of one bucket.
-    pub fn read_bucket(
+    /// The batches of buckets `buckets` of one map output, bucket after bucket.
+    pub fn read_buckets(
         &self,
         job: &JobId,
         stage: StageId,
         partition: u32,
-        bucket: u32,
+        buckets: Range<u32>,
     ) -> Result<Vec<RecordBatch>> {
-        let bytes = self.read_bucket_bytes(job, stage, partition, bucket)?;
-        decode_ipc_stream(bytes)
+        decode_ipc_stream(self.read_buckets_bytes(job, stage, partition, buckets)?)
     }
 
     /// Deletes one attempt's output files, and forgets the output if it is that attempt's
@@ -248,9 +293,9 @@ impl MapOutputStore {
     }
 }
 
-/// Decodes a whole IPC stream held in memory.
+/// Decodes IPC streams held in memory, back to back: a bucket is one or more (more when its
+/// task spilled), a run of buckets one after the other.
 pub fn decode_ipc_stream(bytes: Vec<u8>) -> Result<Vec<RecordBatch>> {
-    // A bucket is one or more streams back to back (more when its task spilled).
     let len = bytes.len() as u64;
     let mut cursor = std::io::Cursor::new(bytes);
     let mut batches = Vec::new();

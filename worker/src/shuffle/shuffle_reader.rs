@@ -1,9 +1,13 @@
-//! Reads one reduce task's bucket from every map output of an upstream stage.
+//! Reads one reduce task's buckets (its partition's, or a coalesced run of them) from every
+//! map output of an upstream stage.
 //!
-//! Outputs on this worker are read from local files directly. Outputs on other workers are
-//! fetched by a tokio task with Flight `DoGet` and handed to the task's (rayon) thread through
-//! a bounded channel, so a slow consumer slows the fetch instead of buffering everything.
+//! Outputs on this worker are read from local files directly, a few MiB of adjacent buckets
+//! at a time. Outputs on other workers are fetched by a tokio task with Flight `DoGet`, one
+//! request per map output for the whole run of buckets, and handed to the task's (rayon)
+//! thread through a bounded channel, so a slow consumer slows the fetch instead of buffering
+//! everything.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
@@ -20,6 +24,11 @@ use crate::worker_metrics::WorkerMetrics;
 /// Batches in flight between a remote fetch and the reading task.
 const FETCH_CHANNEL_CAPACITY: usize = 8;
 
+/// At most this many bytes of a local output's buckets are read and decoded at a time.
+const LOCAL_RUN_BYTES: u64 = 8 << 20;
+
+type BatchResults = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
+
 /// What a task needs to read map outputs: where they are (this worker's store, or other
 /// workers reached through `peers` on `runtime`). Which bucket it reads is the caller's to say.
 #[derive(Clone)]
@@ -33,13 +42,17 @@ pub struct ShuffleReadContext {
     pub metrics: Arc<WorkerMetrics>,
 }
 
-/// Bucket `bucket` of every map output of `input` (bucket 0 of a one-bucket stage is all of
-/// its output: a broadcast), as one iterator of batches.
-pub fn read_bucket(
+/// Buckets `buckets` of every map output of `input`, as one iterator of batches: each map
+/// output's buckets in order, local outputs first (all buckets of a stage's outputs are all
+/// of its output: a broadcast).
+pub fn read_buckets(
     ctx: &ShuffleReadContext,
     input: &ShuffleInput,
-    bucket: u32,
-) -> Box<dyn Iterator<Item = Result<RecordBatch>> + Send> {
+    buckets: Range<u32>,
+) -> BatchResults {
+    if buckets.is_empty() {
+        return Box::new(std::iter::empty());
+    }
     let (local, remote): (Vec<MapOutputLocation>, Vec<MapOutputLocation>) = input
         .locations
         .iter()
@@ -48,7 +61,7 @@ pub fn read_bucket(
     let stage = input.stage;
 
     // Remote fetches start at once, in the background, while local files are read.
-    let remote_iter: Box<dyn Iterator<Item = Result<RecordBatch>> + Send> = if remote.is_empty() {
+    let remote_iter: BatchResults = if remote.is_empty() {
         Box::new(std::iter::empty())
     } else {
         let (tx, mut rx) =
@@ -57,13 +70,15 @@ pub fn read_bucket(
         let job = ctx.job.clone();
         let grant = input.grant.as_ref().map(pb::ReadGrant::from);
         let metrics = ctx.metrics.clone();
+        let (first, count) = (buckets.start, buckets.end - buckets.start);
         ctx.runtime.spawn(async move {
             for loc in remote {
                 let ticket = pb::ShuffleTicket {
                     job_id: job.0.clone(),
                     stage_id: stage.0,
                     map_partition: loc.map_partition,
-                    bucket,
+                    bucket: first,
+                    bucket_count: count,
                     grant: grant.clone(),
                 };
                 if let Err(e) = fetch_into(&peers, ticket, &loc, &tx, &metrics).await {
@@ -79,10 +94,16 @@ pub fn read_bucket(
 
     let store = ctx.store.clone();
     let job = ctx.job.clone();
-    let local_iter = local.into_iter().flat_map(move |loc| {
-        match store.read_bucket(&job, stage, loc.map_partition, bucket) {
-            Ok(batches) => batches.into_iter().map(Ok).collect::<Vec<_>>(),
-            Err(e) => vec![Err(e)],
+    let local_iter = local.into_iter().flat_map(move |loc| -> BatchResults {
+        let (store, job, p) = (store.clone(), job.clone(), loc.map_partition);
+        match store.bucket_runs(&job, stage, p, buckets.clone(), LOCAL_RUN_BYTES) {
+            Err(e) => Box::new(std::iter::once(Err(e))),
+            Ok(runs) => Box::new(runs.into_iter().flat_map(move |run| {
+                match store.read_buckets(&job, stage, p, run) {
+                    Ok(batches) => batches.into_iter().map(Ok).collect::<Vec<_>>(),
+                    Err(e) => vec![Err(e)],
+                }
+            })),
         }
     });
     Box::new(local_iter.chain(remote_iter))

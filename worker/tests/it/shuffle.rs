@@ -106,7 +106,7 @@ fn buckets_partition_rows_by_key() {
     for bucket in 0..buckets {
         for map_task in 0..3 {
             for b in store
-                .read_bucket(&job, StageId(0), map_task, bucket)
+                .read_buckets(&job, StageId(0), map_task, bucket..bucket + 1)
                 .unwrap()
             {
                 let w = b.column(0).as_string::<i32>();
@@ -130,6 +130,57 @@ fn buckets_partition_rows_by_key() {
             .collect::<std::collections::HashSet<_>>()
             .len()
             > 1
+    );
+    // A run of buckets, read whole or cut into runs of a few hundred bytes, is the same rows
+    // as its buckets read one by one, in bucket order.
+    let rows_of = |batches: Vec<RecordBatch>| -> Vec<(Option<String>, i64)> {
+        let mut rows = Vec::new();
+        for b in batches {
+            let w = b.column(0).as_string::<i32>();
+            let n = b.column(1).as_primitive::<Int64Type>();
+            for r in 0..b.num_rows() {
+                rows.push((w.is_valid(r).then(|| w.value(r).to_string()), n.value(r)));
+            }
+        }
+        rows
+    };
+    for map_task in 0..3 {
+        let one_by_one: Vec<_> = (2..6)
+            .flat_map(|b| {
+                rows_of(
+                    store
+                        .read_buckets(&job, StageId(0), map_task, b..b + 1)
+                        .unwrap(),
+                )
+            })
+            .collect();
+        let whole = rows_of(
+            store
+                .read_buckets(&job, StageId(0), map_task, 2..6)
+                .unwrap(),
+        );
+        assert_eq!(whole, one_by_one);
+        let runs = store
+            .bucket_runs(&job, StageId(0), map_task, 2..6, 300)
+            .unwrap();
+        assert!(runs.len() > 1, "300-byte runs cut 4 buckets: {runs:?}");
+        assert_eq!(runs.first().unwrap().start, 2);
+        assert_eq!(runs.last().unwrap().end, 6);
+        assert!(runs.windows(2).all(|w| w[0].end == w[1].start));
+        let cut: Vec<_> = runs
+            .into_iter()
+            .flat_map(|run| rows_of(store.read_buckets(&job, StageId(0), map_task, run).unwrap()))
+            .collect();
+        assert_eq!(cut, one_by_one);
+    }
+    // Buckets the output does not have are refused, naming what was asked for.
+    let err = store
+        .read_buckets(&job, StageId(0), 0, 5..buckets + 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("buckets 5..8") && err.contains("buckets are 0..7"),
+        "{err}"
     );
     store.remove_job(&job, &[]);
     assert!(!dir.path().join("job-1").exists());
