@@ -60,6 +60,12 @@ fn check_len(what: &str, value: &str) -> Result<()> {
 impl Admission {
     /// Checks a worker's registration; returns its id.
     pub fn check_registration(&self, r: &pb::RegisterWorkerRequest) -> Result<WorkerId> {
+        if r.protocol_version != quiver_proto::PROTOCOL_VERSION {
+            return Err(CoordinatorError::ProtocolMismatch {
+                worker: r.protocol_version,
+                coordinator: quiver_proto::PROTOCOL_VERSION,
+            });
+        }
         let id = WorkerId::parse(&r.worker_id)?;
         let key = &r.session_key;
         if !(32..=256).contains(&key.len()) || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {

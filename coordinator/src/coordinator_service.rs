@@ -226,6 +226,7 @@ impl pb::coordinator_server::Coordinator for CoordinatorService {
             other => return Err(unexpected("RegisterWorker", &other)),
         }
         Ok(Response::new(pb::RegisterWorkerResponse {
+            protocol_version: quiver_proto::PROTOCOL_VERSION,
             heartbeat_interval_ms: self.heartbeat_interval.as_millis() as u64,
             grant_key: self.state.grant_key.to_bytes(),
             flight_token_digests: self

@@ -43,6 +43,11 @@ pub enum CoordinatorError {
         "address {address} is registered by live worker {holder}; each worker needs an address of its own"
     )]
     AddressTaken { address: String, holder: String },
+    /// A worker of another Quiver release.
+    #[error(
+        "the worker speaks wire protocol {worker} and this coordinator {coordinator} (0: a release from before the check); run the same Quiver release on the coordinator and every worker"
+    )]
+    ProtocolMismatch { worker: u32, coordinator: u32 },
     /// Settings the coordinator cannot start with.
     #[error(transparent)]
     Net(#[from] quiver_net::NetError),
@@ -58,7 +63,9 @@ impl CoordinatorError {
                 tonic::Status::permission_denied(message)
             }
             CoordinatorError::AddressTaken { .. } => tonic::Status::already_exists(message),
-            CoordinatorError::Committing(_) => tonic::Status::failed_precondition(message),
+            CoordinatorError::Committing(_) | CoordinatorError::ProtocolMismatch { .. } => {
+                tonic::Status::failed_precondition(message)
+            }
             CoordinatorError::Plan(PlanError::LimitExceeded { .. }) => {
                 tonic::Status::resource_exhausted(message)
             }

@@ -1,5 +1,5 @@
-//! Fetching one bucket of one stored stage output over Arrow Flight — what a worker does to
-//! read its shuffle input from a peer, and what a driver does to read a job's results.
+//! Fetching buckets of one stored stage output over Arrow Flight — what a worker does to read
+//! its shuffle input from a peer, and what a driver does to read a job's results.
 //!
 //! [`PeerChannels`] keeps one HTTP/2 channel per peer address; [`fetch_bucket`] sends the typed
 //! [`pb::ShuffleTicket`] as the Flight ticket and yields the batches. Nothing here knows where
@@ -65,7 +65,7 @@ pub fn decode_ticket(bytes: &[u8]) -> Result<pb::ShuffleTicket, prost::DecodeErr
     pb::ShuffleTicket::decode(bytes)
 }
 
-/// Fetches one bucket of one stored output over Flight. `bearer` replaces the channel's own
+/// Fetches the buckets a ticket names (one, or a run) of one stored output over Flight. `bearer` replaces the channel's own
 /// credential for this call (a driver presents the ticket's grant, see
 /// [`crate::grant_bearer`]). Errors are messages for the caller to wrap with what it was
 /// fetching.

@@ -16,6 +16,13 @@ pub mod v1 {
 /// client and server raises it to this.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
+/// The version of the wire protocol: what the messages' fields mean between a coordinator and
+/// its workers, and between workers. A coordinator and a worker that speak different versions
+/// refuse to work together (a field one of them added would be ignored by the other, e.g. a
+/// run of buckets read as one bucket). Raised whenever a field changes what a peer must do.
+/// Drivers are not checked: what they send is validated like any request.
+pub const PROTOCOL_VERSION: u32 = 1;
+
 /// Most map outputs a worker lists when it registers (`RegisterWorkerRequest.held_outputs`);
 /// a coordinator refuses a registration listing more.
 pub const MAX_HELD_OUTPUTS: usize = 100_000;

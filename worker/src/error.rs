@@ -52,6 +52,12 @@ pub enum WorkerError {
         end: u32,
         buckets: usize,
     },
+    #[error("stored shuffle data of stage {stage} partition {map_partition} is corrupt: {message}")]
+    CorruptMapOutput {
+        stage: StageId,
+        map_partition: u32,
+        message: String,
+    },
     #[error("user function '{name}' failed: {message}")]
     UserFunction { name: String, message: String },
     #[error("task was cancelled")]

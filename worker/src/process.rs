@@ -294,6 +294,7 @@ pub async fn start(config: WorkerConfig) -> Result<RunningWorker> {
             session_key: trust.session_key().to_string(),
             held_outputs: vec![],
             running_attempts: vec![],
+            protocol_version: quiver_proto::PROTOCOL_VERSION,
         },
         store.clone(),
         trust.clone(),

@@ -394,6 +394,7 @@ async fn no_one_can_speak_for_a_real_worker() {
             hostname: "attacker".into(),
             functions: vec![],
             session_key: "a".repeat(64),
+            protocol_version: quiver_proto::PROTOCOL_VERSION,
             ..Default::default()
         })
         .await,
@@ -410,6 +411,7 @@ async fn no_one_can_speak_for_a_real_worker() {
             hostname: "attacker".into(),
             functions: vec![],
             session_key: key,
+            protocol_version: quiver_proto::PROTOCOL_VERSION,
             ..Default::default()
         })
         .await,
@@ -638,6 +640,22 @@ async fn oversized_numbers_are_refused_before_they_size_anything() {
         Code::InvalidArgument,
         "planner makes those",
     );
+    // A worker of another release (here: one from before versions were checked).
+    assert_code(
+        coordinator(&t.cluster.url, Some(&t.worker_token.clone()))
+            .await
+            .register_worker(pb::RegisterWorkerRequest {
+                worker_id: quiver_net::worker_id_for(&"f".repeat(64)),
+                address: "http://127.0.0.1:9".into(),
+                slots: 1,
+                hostname: "old".into(),
+                session_key: "f".repeat(64),
+                ..Default::default()
+            })
+            .await,
+        Code::FailedPrecondition,
+        "speaks wire protocol 0",
+    );
     // A worker advertising 2^30 slots.
     let worker_token = t.worker_token.clone();
     assert_code(
@@ -650,6 +668,7 @@ async fn oversized_numbers_are_refused_before_they_size_anything() {
                 hostname: "big".into(),
                 functions: vec![],
                 session_key: "c".repeat(64),
+                protocol_version: quiver_proto::PROTOCOL_VERSION,
                 ..Default::default()
             })
             .await,
@@ -665,6 +684,7 @@ async fn oversized_numbers_are_refused_before_they_size_anything() {
         functions: vec![],
         session_key: "e".repeat(64),
         held_outputs,
+        protocol_version: quiver_proto::PROTOCOL_VERSION,
         ..Default::default()
     };
     let one = pb::HeldMapOutput {

@@ -1,6 +1,6 @@
 //! The stage-read sources: what a stage reads of an upstream stage's output — this task's
-//! bucket of every map output (after a shuffle), or all of it (a broadcast). The bytes come
-//! through [`crate::shuffle::shuffle_reader`]; this picks the input locations and the bucket.
+//! buckets of every map output (after a shuffle), or all of it (a broadcast). The bytes come
+//! through [`crate::shuffle::shuffle_reader`]; this picks the input locations and the buckets.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -21,32 +21,21 @@ fn shuffle_input(inputs: &[ShuffleInput], stage: StageId) -> Result<&ShuffleInpu
     })
 }
 
-/// All output of `stage` (its `buckets` buckets of every map task, one bucket after the
-/// other): a broadcast join side or a sample.
+/// All output of `stage` (its `buckets` buckets of every map task, each map output's in
+/// turn): a broadcast join side or a sample.
 pub fn read_broadcast(
     shuffle: &ShuffleReadContext,
     inputs: &[ShuffleInput],
     stage: StageId,
     buckets: u32,
 ) -> Result<BatchIter> {
-    read_buckets(shuffle, inputs, stage, 0..buckets)
-}
-
-/// Buckets `buckets` of every map output of `stage` (each map output read, or fetched, once
-/// for the whole run).
-fn read_buckets(
-    shuffle: &ShuffleReadContext,
-    inputs: &[ShuffleInput],
-    stage: StageId,
-    buckets: Range<u32>,
-) -> Result<BatchIter> {
     let input = shuffle_input(inputs, stage)?;
-    Ok(shuffle_reader::read_buckets(shuffle, input, buckets))
+    Ok(shuffle_reader::read_buckets(shuffle, input, 0..buckets))
 }
 
 /// What `read` reads for a task reading `buckets` of every shuffle (its partition's, or a
-/// coalesced run of them): those buckets of a shuffle, one after the other, or the whole
-/// output of a broadcast.
+/// coalesced run of them): those buckets of each map output of a shuffle (each output read,
+/// or fetched, once for the whole run), or the whole output of a broadcast.
 pub fn stage_read(
     read: &StageRead,
     shuffle: &ShuffleReadContext,
@@ -55,7 +44,9 @@ pub fn stage_read(
     cancelled: Arc<AtomicBool>,
 ) -> Result<BatchIter> {
     let batches: BatchIter = match read {
-        StageRead::Shuffle { stage, .. } => read_buckets(shuffle, inputs, *stage, buckets)?,
+        StageRead::Shuffle { stage, .. } => {
+            shuffle_reader::read_buckets(shuffle, shuffle_input(inputs, *stage)?, buckets)
+        }
         StageRead::Broadcast { stage, buckets, .. } => {
             read_broadcast(shuffle, inputs, *stage, *buckets)?
         }

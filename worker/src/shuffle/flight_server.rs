@@ -3,13 +3,12 @@
 //! protobuf naming job, stage, map partition and a run of buckets, with the coordinator's
 //! signed read grant for that job and stage; a fetch is admitted by [`ClusterTrust`] (a cluster
 //! token, then the grant) before any file is read. A run is served a few MiB at a time, so a
-//! long one (a broadcast side) is never held in memory whole. Every other Flight RPC is
-//! unimplemented.
+//! long one (a broadcast side) is never held in memory whole, and as the IPC messages it was
+//! stored as ([`FlightFramer`]): nothing is decoded or re-encoded here. Every other Flight RPC
+//! is unimplemented.
 
 use std::sync::Arc;
 
-use arrow_flight::encode::FlightDataEncoderBuilder;
-use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::{
     Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
@@ -20,13 +19,11 @@ use futures::{StreamExt, TryStreamExt};
 use quiver_plan::{JobId, StageId};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::map_output_store::{MapOutputStore, decode_ipc_stream};
+use super::ipc_frames::FlightFramer;
+use super::map_output_store::{MapOutputStore, READ_RUN_BYTES};
 use crate::cluster_trust::ClusterTrust;
 use crate::error::WorkerError;
 use crate::worker_metrics::WorkerMetrics;
-
-/// At most this many bytes of a ticket's buckets are read and decoded at a time.
-const SERVE_RUN_BYTES: u64 = 8 << 20;
 
 /// The Flight service over a worker's [`MapOutputStore`].
 pub struct ShuffleFlightService {
@@ -111,35 +108,48 @@ impl FlightService for ShuffleFlightService {
                     ticket.bucket_count, ticket.bucket
                 ))
             })?;
-        // Checks the output is here and has those buckets before anything is streamed.
-        let runs = self
-            .store
-            .bucket_runs(&job, stage, partition, ticket.bucket..end, SERVE_RUN_BYTES)
-            .map_err(status)?;
+        // Opening the file (and checking the output is here and has those buckets) happens
+        // before anything is streamed; file I/O stays off the async threads.
         let store = self.store.clone();
+        let runs = tokio::task::spawn_blocking(move || {
+            store.open_runs(&job, stage, partition, ticket.bucket..end, READ_RUN_BYTES)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("shuffle read task failed: {e}")))?
+        .map_err(status)?;
         let metrics = self.metrics.clone();
-        let batches = futures::stream::iter(runs)
-            .then(move |run| {
-                let (store, metrics, job) = (store.clone(), metrics.clone(), job.clone());
-                // Reading and decoding is file I/O and CPU: keep it off the async threads.
-                async move {
-                    tokio::task::spawn_blocking(move || {
-                        let bytes = store.read_buckets_bytes(&job, stage, partition, run)?;
-                        metrics.served(bytes.len() as u64);
-                        decode_ipc_stream(bytes)
-                    })
-                    .await
-                    .map_err(|e| Status::internal(format!("shuffle read task failed: {e}")))?
-                    .map_err(status)
-                }
-            })
-            .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
-            .map_err(FlightError::from)
-            .try_flatten();
-        let stream = FlightDataEncoderBuilder::new()
-            .build(batches)
-            .map_err(|e| Status::internal(e.to_string()));
-        Ok(Response::new(stream.boxed()))
+        let state = (runs, FlightFramer::default());
+        let messages = futures::stream::try_unfold(state, move |(mut runs, mut framer)| {
+            let metrics = metrics.clone();
+            async move {
+                // Reading and framing a run is file I/O and CPU.
+                let read = tokio::task::spawn_blocking(move || {
+                    let Some(bytes) = runs.next() else {
+                        return Ok(None);
+                    };
+                    let bytes = bytes?;
+                    metrics.served(bytes.len() as u64);
+                    let frames = framer.frames(bytes.into()).map_err(|message| {
+                        WorkerError::CorruptMapOutput {
+                            stage,
+                            map_partition: partition,
+                            message,
+                        }
+                    })?;
+                    Ok::<_, WorkerError>(Some((frames, runs, framer)))
+                })
+                .await
+                .map_err(|e| Status::internal(format!("shuffle read task failed: {e}")))?
+                .map_err(status)?;
+                let Some((frames, runs, framer)) = read else {
+                    return Ok::<_, Status>(None);
+                };
+                let frames = futures::stream::iter(frames.into_iter().map(Ok::<_, Status>));
+                Ok(Some((frames, (runs, framer))))
+            }
+        })
+        .try_flatten();
+        Ok(Response::new(messages.boxed()))
     }
 
     async fn handshake(

@@ -43,6 +43,35 @@ pub struct HeldOutput {
     pub rows: u64,
 }
 
+/// At most this many bytes of an output's adjacent buckets are read (and decoded, or served)
+/// at a time.
+pub const READ_RUN_BYTES: u64 = 8 << 20;
+
+/// The runs of buckets [`MapOutputStore::open_runs`] cut, read one at a time from one open
+/// file: each item is a run's raw IPC bytes (its buckets' streams back to back).
+pub struct BucketRuns {
+    path: PathBuf,
+    file: Option<File>,
+    runs: std::vec::IntoIter<Range<u64>>,
+}
+
+impl Iterator for BucketRuns {
+    type Item = Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Result<Vec<u8>>> {
+        let run = self.runs.next()?;
+        let file = self.file.as_mut()?;
+        let mut buf = vec![0u8; (run.end - run.start) as usize];
+        let read = file
+            .seek(SeekFrom::Start(run.start))
+            .and_then(|_| file.read_exact(&mut buf));
+        Some(
+            read.map(|()| buf)
+                .map_err(|e| WorkerError::io(&self.path, e)),
+        )
+    }
+}
+
 /// A map output and the attempt that wrote it.
 struct Held {
     attempt: u32,
@@ -174,67 +203,44 @@ impl MapOutputStore {
         Ok(output)
     }
 
-    /// Buckets `buckets` of one map output cut into runs of adjacent buckets of at most
-    /// `run_bytes` bytes each (a larger bucket is a run of its own; empty buckets join their
-    /// neighbours), so that a long range is read and decoded a run at a time.
-    pub fn bucket_runs(
+    /// Buckets `buckets` of one map output, opened for reading in runs of adjacent buckets of
+    /// at most `run_bytes` bytes each (a larger bucket is a run of its own). Every run comes
+    /// from the attempt held now and the file opened now: a later attempt registered, or this
+    /// one's file removed, meanwhile does not mix into what is read.
+    pub fn open_runs(
         &self,
         job: &JobId,
         stage: StageId,
         partition: u32,
         buckets: Range<u32>,
         run_bytes: u64,
-    ) -> Result<Vec<Range<u32>>> {
+    ) -> Result<BucketRuns> {
         let output = self.output_for(job, stage, partition, &buckets)?;
+        let offsets = &output.offsets[buckets.start as usize..=buckets.end as usize];
         let mut runs = Vec::new();
-        let mut start = buckets.start;
-        for b in buckets.clone() {
-            let i = b as usize;
-            let run_end = output.offsets[i + 1];
-            if b > start && run_end - output.offsets[start as usize] > run_bytes {
-                runs.push(start..b);
-                start = b;
+        let mut start = offsets[0];
+        for w in offsets.windows(2) {
+            if w[1] - start > run_bytes && w[0] > start {
+                runs.push(start..w[0]);
+                start = w[0];
             }
         }
-        if start < buckets.end {
-            runs.push(start..buckets.end);
+        let end = offsets[offsets.len() - 1];
+        if end > start {
+            runs.push(start..end);
         }
-        Ok(runs)
-    }
-
-    /// The raw IPC bytes of buckets `buckets` of one map output, back to back: one read of
-    /// the contiguous part of its data file (empty when the buckets are).
-    pub fn read_buckets_bytes(
-        &self,
-        job: &JobId,
-        stage: StageId,
-        partition: u32,
-        buckets: Range<u32>,
-    ) -> Result<Vec<u8>> {
-        let output = self.output_for(job, stage, partition, &buckets)?;
-        let start = output.offsets[buckets.start as usize];
-        let end = output.offsets[buckets.end as usize];
-        let mut buf = vec![0u8; end.saturating_sub(start) as usize];
-        if !buf.is_empty() {
-            let path = &output.data_path;
-            let mut f = File::open(path).map_err(|e| WorkerError::io(path, e))?;
-            f.seek(SeekFrom::Start(start))
-                .map_err(|e| WorkerError::io(path, e))?;
-            f.read_exact(&mut buf)
-                .map_err(|e| WorkerError::io(path, e))?;
-        }
-        Ok(buf)
-    }
-
-    /// The batches of buckets `buckets` of one map output, bucket after bucket.
-    pub fn read_buckets(
-        &self,
-        job: &JobId,
-        stage: StageId,
-        partition: u32,
-        buckets: Range<u32>,
-    ) -> Result<Vec<RecordBatch>> {
-        decode_ipc_stream(self.read_buckets_bytes(job, stage, partition, buckets)?)
+        // An empty run of buckets reads nothing, and needs no file.
+        let file = match runs.is_empty() {
+            true => None,
+            false => Some(
+                File::open(&output.data_path).map_err(|e| WorkerError::io(&output.data_path, e))?,
+            ),
+        };
+        Ok(BucketRuns {
+            path: output.data_path,
+            file,
+            runs: runs.into_iter(),
+        })
     }
 
     /// Deletes one attempt's output files, and forgets the output if it is that attempt's

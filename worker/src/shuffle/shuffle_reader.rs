@@ -16,7 +16,7 @@ use quiver_net::{PeerChannels, fetch_bucket};
 use quiver_plan::{JobId, MapOutputLocation, ShuffleInput, StageId, WorkerId};
 use quiver_proto::v1 as pb;
 
-use super::map_output_store::MapOutputStore;
+use super::map_output_store::{MapOutputStore, READ_RUN_BYTES, decode_ipc_stream};
 use crate::error::{Result, WorkerError};
 use crate::memory::memory_pool::batch_bytes;
 use crate::worker_metrics::WorkerMetrics;
@@ -24,13 +24,11 @@ use crate::worker_metrics::WorkerMetrics;
 /// Batches in flight between a remote fetch and the reading task.
 const FETCH_CHANNEL_CAPACITY: usize = 8;
 
-/// At most this many bytes of a local output's buckets are read and decoded at a time.
-const LOCAL_RUN_BYTES: u64 = 8 << 20;
-
 type BatchResults = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
 
 /// What a task needs to read map outputs: where they are (this worker's store, or other
-/// workers reached through `peers` on `runtime`). Which bucket it reads is the caller's to say.
+/// workers reached through `peers` on `runtime`). Which buckets it reads is the caller's to
+/// say.
 #[derive(Clone)]
 pub struct ShuffleReadContext {
     pub job: JobId,
@@ -95,14 +93,17 @@ pub fn read_buckets(
     let store = ctx.store.clone();
     let job = ctx.job.clone();
     let local_iter = local.into_iter().flat_map(move |loc| -> BatchResults {
-        let (store, job, p) = (store.clone(), job.clone(), loc.map_partition);
-        match store.bucket_runs(&job, stage, p, buckets.clone(), LOCAL_RUN_BYTES) {
+        match store.open_runs(
+            &job,
+            stage,
+            loc.map_partition,
+            buckets.clone(),
+            READ_RUN_BYTES,
+        ) {
             Err(e) => Box::new(std::iter::once(Err(e))),
-            Ok(runs) => Box::new(runs.into_iter().flat_map(move |run| {
-                match store.read_buckets(&job, stage, p, run) {
-                    Ok(batches) => batches.into_iter().map(Ok).collect::<Vec<_>>(),
-                    Err(e) => vec![Err(e)],
-                }
+            Ok(runs) => Box::new(runs.flat_map(|run| match run.and_then(decode_ipc_stream) {
+                Ok(batches) => batches.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
             })),
         }
     });

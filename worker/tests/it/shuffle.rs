@@ -11,7 +11,7 @@ use quiver_plan::expr::col;
 use quiver_plan::{JobId, StageId};
 use quiver_worker::memory::memory_pool::MemoryPool;
 use quiver_worker::memory::spill::SpillDir;
-use quiver_worker::shuffle::map_output_store::MapOutputStore;
+use quiver_worker::shuffle::map_output_store::{MapOutputStore, READ_RUN_BYTES, decode_ipc_stream};
 use quiver_worker::shuffle::shuffle_writer::{BucketRouting, ShuffleWriter};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -106,8 +106,15 @@ fn buckets_partition_rows_by_key() {
     for bucket in 0..buckets {
         for map_task in 0..3 {
             for b in store
-                .read_buckets(&job, StageId(0), map_task, bucket..bucket + 1)
+                .open_runs(
+                    &job,
+                    StageId(0),
+                    map_task,
+                    bucket..bucket + 1,
+                    READ_RUN_BYTES,
+                )
                 .unwrap()
+                .flat_map(|run| decode_ipc_stream(run.unwrap()).unwrap())
             {
                 let w = b.column(0).as_string::<i32>();
                 let n = b.column(1).as_primitive::<Int64Type>();
@@ -133,55 +140,110 @@ fn buckets_partition_rows_by_key() {
     );
     // A run of buckets, read whole or cut into runs of a few hundred bytes, is the same rows
     // as its buckets read one by one, in bucket order.
-    let rows_of = |batches: Vec<RecordBatch>| -> Vec<(Option<String>, i64)> {
-        let mut rows = Vec::new();
-        for b in batches {
-            let w = b.column(0).as_string::<i32>();
-            let n = b.column(1).as_primitive::<Int64Type>();
-            for r in 0..b.num_rows() {
-                rows.push((w.is_valid(r).then(|| w.value(r).to_string()), n.value(r)));
-            }
-        }
-        rows
-    };
     for map_task in 0..3 {
         let one_by_one: Vec<_> = (2..6)
-            .flat_map(|b| {
-                rows_of(
-                    store
-                        .read_buckets(&job, StageId(0), map_task, b..b + 1)
-                        .unwrap(),
-                )
-            })
+            .flat_map(|b| read(&store, &job, map_task, b..b + 1, READ_RUN_BYTES).1)
             .collect();
-        let whole = rows_of(
-            store
-                .read_buckets(&job, StageId(0), map_task, 2..6)
-                .unwrap(),
-        );
-        assert_eq!(whole, one_by_one);
-        let runs = store
-            .bucket_runs(&job, StageId(0), map_task, 2..6, 300)
-            .unwrap();
-        assert!(runs.len() > 1, "300-byte runs cut 4 buckets: {runs:?}");
-        assert_eq!(runs.first().unwrap().start, 2);
-        assert_eq!(runs.last().unwrap().end, 6);
-        assert!(runs.windows(2).all(|w| w[0].end == w[1].start));
-        let cut: Vec<_> = runs
-            .into_iter()
-            .flat_map(|run| rows_of(store.read_buckets(&job, StageId(0), map_task, run).unwrap()))
-            .collect();
+        let (runs, whole) = read(&store, &job, map_task, 2..6, READ_RUN_BYTES);
+        assert_eq!((runs, &whole), (1, &one_by_one));
+        let (runs, cut) = read(&store, &job, map_task, 2..6, 300);
+        assert!(runs > 1, "300-byte runs cut 4 buckets: {runs}");
         assert_eq!(cut, one_by_one);
     }
     // Buckets the output does not have are refused, naming what was asked for.
     let err = store
-        .read_buckets(&job, StageId(0), 0, 5..buckets + 1)
-        .unwrap_err()
+        .open_runs(&job, StageId(0), 0, 5..buckets + 1, READ_RUN_BYTES)
+        .err()
+        .unwrap()
         .to_string();
     assert!(
         err.contains("buckets 5..8") && err.contains("buckets are 0..7"),
         "{err}"
     );
+    // Runs opened before a later attempt replaces the output, and the earlier attempt's files
+    // are deleted, are still read whole from the earlier attempt.
+    let before = read(&store, &job, 1, 0..buckets, 300).1;
+    let runs = store
+        .open_runs(&job, StageId(0), 1, 0..buckets, 300)
+        .unwrap();
+    let first = quiver_plan::TaskAttempt {
+        job: job.clone(),
+        stage: StageId(0),
+        partition: 1,
+        attempt: 0,
+    };
+    let later = quiver_plan::TaskAttempt {
+        attempt: 1,
+        ..first.clone()
+    };
+    let (data, index) = store.paths_for(&later);
+    let mut writer = ShuffleWriter::new(
+        schema.clone(),
+        BucketRouting::hash(&schema, vec![col("word")], buckets, Default::default()).unwrap(),
+        buckets,
+        64,
+        pool.task().reservation(),
+        spill.clone(),
+    )
+    .unwrap();
+    writer
+        .push(
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(StringArray::from(vec!["later"])),
+                    Arc::new(Int64Array::from(vec![99])),
+                ],
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    store.register(&later, writer.finish(data, index).unwrap());
+    store.remove_attempt(&first);
+    let mut during = Vec::new();
+    for run in runs {
+        during.extend(rows_of(decode_ipc_stream(run.unwrap()).unwrap()));
+    }
+    assert_eq!(during, before);
+    assert_eq!(
+        read(&store, &job, 1, 0..buckets, 300).1,
+        vec![(Some("later".to_string()), 99)]
+    );
     store.remove_job(&job, &[]);
     assert!(!dir.path().join("job-1").exists());
+}
+
+type Row = (Option<String>, i64);
+
+fn rows_of(batches: Vec<RecordBatch>) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for b in batches {
+        let w = b.column(0).as_string::<i32>();
+        let n = b.column(1).as_primitive::<Int64Type>();
+        for r in 0..b.num_rows() {
+            rows.push((w.is_valid(r).then(|| w.value(r).to_string()), n.value(r)));
+        }
+    }
+    rows
+}
+
+/// Buckets `buckets` of a map output, read in runs of at most `run_bytes`: how many runs, and
+/// the rows in the order read.
+fn read(
+    store: &MapOutputStore,
+    job: &JobId,
+    map_task: u32,
+    buckets: std::ops::Range<u32>,
+    run_bytes: u64,
+) -> (usize, Vec<Row>) {
+    let mut runs = 0;
+    let mut rows = Vec::new();
+    for run in store
+        .open_runs(job, StageId(0), map_task, buckets, run_bytes)
+        .unwrap()
+    {
+        runs += 1;
+        rows.extend(rows_of(decode_ipc_stream(run.unwrap()).unwrap()));
+    }
+    (runs, rows)
 }
