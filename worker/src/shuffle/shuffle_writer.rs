@@ -15,8 +15,7 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
-use arrow::array::UInt32Array;
-use arrow::compute::{concat_batches, take_record_batch};
+use arrow::compute::{concat_batches, interleave_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
@@ -31,6 +30,11 @@ use crate::functions::FunctionRegistry;
 use crate::memory::memory_pool::{MemoryReservation, batch_bytes};
 use crate::memory::spill::{SpillDir, SpillFile};
 use std::sync::Arc;
+
+/// The write buffer of the data and spill files. Small on purpose: the IPC writer hands over
+/// each batch as one encoded message, and a message larger than the buffer goes straight to
+/// the file, where a buffer as large as a batch (1 MiB) copied every byte once more.
+const WRITE_BUFFER: usize = 64 << 10;
 
 /// How rows are assigned to buckets.
 pub enum BucketRouting {
@@ -87,11 +91,37 @@ struct SpilledBuckets {
     offsets: Vec<u64>,
 }
 
+/// What a writer holds until it writes: the batches as they came and, per bucket, its rows
+/// (numbered across the batches, ascending). Each bucket is copied once, as it is written,
+/// instead of once per pushed batch and again to join those pieces into batches of a
+/// useful size. With a single bucket the batches are the bucket, and no rows are listed.
+#[derive(Default)]
+struct Held {
+    batches: Vec<RecordBatch>,
+    /// The number of the first row of each batch, and of the row after the last.
+    starts: Vec<u32>,
+    rows: Vec<Vec<u32>>,
+}
+
+impl Held {
+    fn clear(&mut self) {
+        self.batches.clear();
+        self.starts.truncate(1);
+        self.rows.iter_mut().for_each(Vec::clear);
+    }
+
+    /// The rows held so far.
+    fn len(&self) -> usize {
+        self.starts.last().map_or(0, |&s| s as usize)
+    }
+}
+
 /// Buffers a map task's output per bucket and writes it at the end.
 pub struct ShuffleWriter {
     schema: SchemaRef,
     routing: BucketRouting,
-    buckets: Vec<Vec<RecordBatch>>,
+    buckets: usize,
+    held: Held,
     batch_size: usize,
     rows: u64,
     scratch: Vec<u32>,
@@ -111,9 +141,15 @@ impl ShuffleWriter {
         memory: MemoryReservation,
         spill: Arc<SpillDir>,
     ) -> Result<Self> {
+        let buckets = buckets.max(1) as usize;
         Ok(ShuffleWriter {
             routing,
-            buckets: vec![Vec::new(); buckets.max(1) as usize],
+            buckets,
+            held: Held {
+                batches: Vec::new(),
+                starts: vec![0],
+                rows: vec![Vec::new(); if buckets == 1 { 0 } else { buckets }],
+            },
             schema,
             batch_size: batch_size.max(1),
             rows: 0,
@@ -130,21 +166,36 @@ impl ShuffleWriter {
         if self.memory.try_resize(want) {
             return Ok(());
         }
+        self.spill_held()?;
+        // What arrives next still has to be held, whatever the budget says.
+        self.memory.resize(bytes);
+        Ok(())
+    }
+
+    /// Writes every held bucket to a spill file and empties memory.
+    fn spill_held(&mut self) -> Result<()> {
+        if self.held.batches.is_empty() {
+            return Ok(());
+        }
         let file = self.spill.create_file("buckets")?;
         let out = File::create(file.path()).map_err(|e| WorkerError::io(file.path(), e))?;
         let mut out = CountingWriter {
-            inner: BufWriter::with_capacity(1 << 20, out),
+            inner: BufWriter::with_capacity(WRITE_BUFFER, out),
             written: 0,
         };
-        let offsets = write_buckets(&mut out, &self.schema, &self.buckets, self.batch_size)?;
+        let offsets = write_buckets(
+            &mut out,
+            &self.schema,
+            &self.held,
+            self.buckets,
+            self.batch_size,
+        )?;
         out.inner
             .flush()
             .map_err(|e| WorkerError::io(file.path(), e))?;
         self.spill.add_spilled(out.written);
         self.spilled.push(SpilledBuckets { file, offsets });
-        self.buckets.iter_mut().for_each(Vec::clear);
-        // What arrives next still has to be held, whatever the budget says.
-        self.memory.resize(bytes);
+        self.held.clear();
         Ok(())
     }
 
@@ -155,34 +206,29 @@ impl ShuffleWriter {
             return Ok(());
         }
         self.rows += rows as u64;
-        if self.buckets.len() == 1 {
+        if self.buckets == 1 {
             self.reserve(batch_bytes(&batch))?;
-            self.buckets[0].push(batch);
+            self.held.batches.push(batch);
             return Ok(());
         }
         self.routing.route(&batch, &mut self.scratch)?;
-        // Counting sort of row indices by bucket, then one `take` and zero-copy slices.
-        let mut counts = vec![0usize; self.buckets.len() + 1];
-        for &b in &self.scratch {
-            counts[b as usize + 1] += 1;
-        }
-        for i in 1..counts.len() {
-            counts[i] += counts[i - 1];
-        }
-        let starts = counts.clone();
-        let mut order = vec![0u32; rows];
-        for (row, &b) in self.scratch.iter().enumerate() {
-            order[counts[b as usize]] = row as u32;
-            counts[b as usize] += 1;
-        }
-        let sorted = take_record_batch(&batch, &UInt32Array::from(order))?;
-        self.reserve(batch_bytes(&sorted))?;
-        for (b, bucket) in self.buckets.iter_mut().enumerate() {
-            let (start, end) = (starts[b], starts[b + 1]);
-            if end > start {
-                bucket.push(sorted.slice(start, end - start));
+        // Held rows are numbered in a u32: past that, they are spilled as if memory ran out.
+        if u32::try_from(self.held.len() + rows).is_err() {
+            self.spill_held()?;
+            self.memory.resize(0);
+            if u32::try_from(rows).is_err() {
+                return Err(WorkerError::Arrow(arrow::error::ArrowError::ComputeError(
+                    format!("a batch of {rows} rows is too large to shuffle"),
+                )));
             }
         }
+        self.reserve(batch_bytes(&batch) + rows * std::mem::size_of::<u32>())?;
+        let first = self.held.len() as u32;
+        for (row, &b) in self.scratch.iter().enumerate() {
+            self.held.rows[b as usize].push(first + row as u32);
+        }
+        self.held.starts.push(first + rows as u32);
+        self.held.batches.push(batch);
         Ok(())
     }
 
@@ -193,11 +239,17 @@ impl ShuffleWriter {
         }
         let file = File::create(&data_path).map_err(|e| WorkerError::io(&data_path, e))?;
         let mut out = CountingWriter {
-            inner: BufWriter::with_capacity(1 << 20, file),
+            inner: BufWriter::with_capacity(WRITE_BUFFER, file),
             written: 0,
         };
         let offsets = if self.spilled.is_empty() {
-            write_buckets(&mut out, &self.schema, &self.buckets, self.batch_size)?
+            write_buckets(
+                &mut out,
+                &self.schema,
+                &self.held,
+                self.buckets,
+                self.batch_size,
+            )?
         } else {
             // Each bucket: its spilled streams, copied as bytes, then what is in memory.
             let mut runs = self
@@ -210,7 +262,7 @@ impl ShuffleWriter {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let mut offsets = vec![0u64];
-            for (b, bucket) in self.buckets.iter().enumerate() {
+            for b in 0..self.buckets {
                 for (file, run_offsets) in &mut runs {
                     let (start, end) = (run_offsets[b], run_offsets[b + 1]);
                     if end > start {
@@ -220,7 +272,7 @@ impl ShuffleWriter {
                             .map_err(|e| WorkerError::io(&data_path, e))?;
                     }
                 }
-                write_bucket(&mut out, &self.schema, bucket, self.batch_size)?;
+                write_bucket(&mut out, &self.schema, &self.held, b, self.batch_size)?;
                 offsets.push(out.written);
             }
             offsets
@@ -243,36 +295,63 @@ impl ShuffleWriter {
 fn write_buckets<W: Write>(
     out: &mut CountingWriter<W>,
     schema: &SchemaRef,
-    buckets: &[Vec<RecordBatch>],
+    held: &Held,
+    buckets: usize,
     batch_size: usize,
 ) -> Result<Vec<u64>> {
-    let mut offsets = Vec::with_capacity(buckets.len() + 1);
+    let mut offsets = Vec::with_capacity(buckets + 1);
     offsets.push(out.written);
-    for bucket in buckets {
-        write_bucket(out, schema, bucket, batch_size)?;
+    for b in 0..buckets {
+        write_bucket(out, schema, held, b, batch_size)?;
         offsets.push(out.written);
     }
     Ok(offsets)
 }
 
+/// Writes bucket `bucket` of `held` as one IPC stream of batches of about `batch_size` rows.
 fn write_bucket<W: Write>(
     out: &mut CountingWriter<W>,
     schema: &SchemaRef,
-    bucket: &[RecordBatch],
+    held: &Held,
+    bucket: usize,
     batch_size: usize,
 ) -> Result<()> {
-    if !bucket.is_empty() {
-        let mut writer = StreamWriter::try_new(&mut *out, schema)?;
-        for chunk in coalesce(schema, bucket, batch_size)? {
-            writer.write(&chunk)?;
+    if held.rows.is_empty() {
+        // A single bucket: the batches as they came, small ones joined.
+        if !held.batches.is_empty() {
+            let mut writer = StreamWriter::try_new(&mut *out, schema)?;
+            for chunk in coalesce(schema, &held.batches, batch_size)? {
+                writer.write(&chunk)?;
+            }
+            writer.finish()?;
         }
-        writer.finish()?;
+        return Ok(());
     }
+    let rows = &held.rows[bucket];
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let batches: Vec<&RecordBatch> = held.batches.iter().collect();
+    let mut writer = StreamWriter::try_new(&mut *out, schema)?;
+    let mut picks = Vec::with_capacity(batch_size.min(rows.len()));
+    // The bucket's rows ascend, so their batch only ever moves forward.
+    let mut batch = 0;
+    for chunk in rows.chunks(batch_size) {
+        picks.clear();
+        for &row in chunk {
+            while held.starts[batch + 1] <= row {
+                batch += 1;
+            }
+            picks.push((batch, (row - held.starts[batch]) as usize));
+        }
+        writer.write(&interleave_record_batch(&batches, &picks)?)?;
+    }
+    writer.finish()?;
     Ok(())
 }
 
-/// Joins small slices into batches of about `batch_size` rows, so the reader is not handed
-/// thousands of tiny batches.
+/// Joins small batches into batches of about `batch_size` rows, so the reader is not
+/// handed thousands of tiny batches.
 fn coalesce(
     schema: &SchemaRef,
     parts: &[RecordBatch],
