@@ -15,7 +15,8 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
-use arrow::compute::{concat_batches, interleave_record_batch};
+use arrow::array::UInt32Array;
+use arrow::compute::{concat_batches, interleave_record_batch, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
@@ -91,16 +92,23 @@ struct SpilledBuckets {
     offsets: Vec<u64>,
 }
 
-/// What a writer holds until it writes: the batches as they came and, per bucket, its rows
-/// (numbered across the batches, ascending). Each bucket is copied once, as it is written,
-/// instead of once per pushed batch and again to join those pieces into batches of a
-/// useful size. With a single bucket the batches are the bucket, and no rows are listed.
+/// Rows at least this wide on average (terasort's are 100 bytes) are held as they came and
+/// copied once, as their bucket is written; narrower rows (a join's few numbers) are copied
+/// into their buckets as they arrive, where that costs less than keeping a list of rows.
+const WIDE_ROW_BYTES: usize = 64;
+
+/// What a writer holds until it writes. Wide rows: the batches as they came and, per bucket,
+/// its rows (numbered across the batches, ascending); each bucket is copied once, as it is
+/// written, instead of once per pushed batch and again to join those pieces into batches of
+/// a useful size. Narrow rows: per bucket, its part of each batch (a copy). With a single
+/// bucket the batches are the bucket, and nothing per bucket is kept.
 #[derive(Default)]
 struct Held {
     batches: Vec<RecordBatch>,
     /// The number of the first row of each batch, and of the row after the last.
     starts: Vec<u32>,
     rows: Vec<Vec<u32>>,
+    slices: Vec<Vec<RecordBatch>>,
 }
 
 impl Held {
@@ -108,6 +116,11 @@ impl Held {
         self.batches.clear();
         self.starts.truncate(1);
         self.rows.iter_mut().for_each(Vec::clear);
+        self.slices.iter_mut().for_each(Vec::clear);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.batches.is_empty() && self.slices.iter().all(Vec::is_empty)
     }
 
     /// The rows held so far.
@@ -122,6 +135,8 @@ pub struct ShuffleWriter {
     routing: BucketRouting,
     buckets: usize,
     held: Held,
+    /// Whether rows are wide (see [`WIDE_ROW_BYTES`]), from the first batch.
+    wide: Option<bool>,
     batch_size: usize,
     rows: u64,
     scratch: Vec<u32>,
@@ -149,7 +164,9 @@ impl ShuffleWriter {
                 batches: Vec::new(),
                 starts: vec![0],
                 rows: vec![Vec::new(); if buckets == 1 { 0 } else { buckets }],
+                slices: vec![Vec::new(); if buckets == 1 { 0 } else { buckets }],
             },
+            wide: None,
             schema,
             batch_size: batch_size.max(1),
             rows: 0,
@@ -174,7 +191,7 @@ impl ShuffleWriter {
 
     /// Writes every held bucket to a spill file and empties memory.
     fn spill_held(&mut self) -> Result<()> {
-        if self.held.batches.is_empty() {
+        if self.held.is_empty() {
             return Ok(());
         }
         let file = self.spill.create_file("buckets")?;
@@ -212,6 +229,12 @@ impl ShuffleWriter {
             return Ok(());
         }
         self.routing.route(&batch, &mut self.scratch)?;
+        let wide = *self
+            .wide
+            .get_or_insert_with(|| batch_bytes(&batch) >= rows * WIDE_ROW_BYTES);
+        if !wide {
+            return self.push_sliced(&batch);
+        }
         // Held rows are numbered in a u32: past that, they are spilled as if memory ran out.
         if u32::try_from(self.held.len() + rows).is_err() {
             self.spill_held()?;
@@ -229,6 +252,33 @@ impl ShuffleWriter {
         }
         self.held.starts.push(first + rows as u32);
         self.held.batches.push(batch);
+        Ok(())
+    }
+
+    /// Copies the rows of `batch` (routed into `scratch`) into their buckets: a counting sort
+    /// of row indices by bucket, then one `take` and zero-copy slices.
+    fn push_sliced(&mut self, batch: &RecordBatch) -> Result<()> {
+        let mut counts = vec![0usize; self.buckets + 1];
+        for &b in &self.scratch {
+            counts[b as usize + 1] += 1;
+        }
+        for i in 1..counts.len() {
+            counts[i] += counts[i - 1];
+        }
+        let starts = counts.clone();
+        let mut order = vec![0u32; batch.num_rows()];
+        for (row, &b) in self.scratch.iter().enumerate() {
+            order[counts[b as usize]] = row as u32;
+            counts[b as usize] += 1;
+        }
+        let sorted = take_record_batch(batch, &UInt32Array::from(order))?;
+        self.reserve(batch_bytes(&sorted))?;
+        for (b, bucket) in self.held.slices.iter_mut().enumerate() {
+            let (start, end) = (starts[b], starts[b + 1]);
+            if end > start {
+                bucket.push(sorted.slice(start, end - start));
+            }
+        }
         Ok(())
     }
 
@@ -327,12 +377,15 @@ fn write_bucket<W: Write>(
         }
         return Ok(());
     }
-    let rows = &held.rows[bucket];
-    if rows.is_empty() {
+    let (rows, slices) = (&held.rows[bucket], &held.slices[bucket]);
+    if rows.is_empty() && slices.is_empty() {
         return Ok(());
     }
-    let batches: Vec<&RecordBatch> = held.batches.iter().collect();
     let mut writer = StreamWriter::try_new(&mut *out, schema)?;
+    for chunk in coalesce(schema, slices, batch_size)? {
+        writer.write(&chunk)?;
+    }
+    let batches: Vec<&RecordBatch> = held.batches.iter().collect();
     let mut picks = Vec::with_capacity(batch_size.min(rows.len()));
     // The bucket's rows ascend, so their batch only ever moves forward.
     let mut batch = 0;

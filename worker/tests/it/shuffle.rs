@@ -18,6 +18,17 @@ use rand::{Rng, SeedableRng};
 
 #[test]
 fn buckets_partition_rows_by_key() {
+    partition_rows_by_key(0);
+}
+
+/// Rows of about 100 bytes: the writer holds the batches and copies each bucket once, as it
+/// writes it, instead of copying each batch's rows into their buckets as they arrive.
+#[test]
+fn buckets_of_wide_rows_partition_rows_by_key() {
+    partition_rows_by_key(90);
+}
+
+fn partition_rows_by_key(pad: usize) {
     let mut rng = StdRng::seed_from_u64(5);
     let schema = Arc::new(Schema::new(vec![
         Field::new("word", DataType::Utf8, true),
@@ -47,7 +58,8 @@ fn buckets_partition_rows_by_key() {
             let rows = rng.random_range(0..400);
             let words: Vec<Option<String>> = (0..rows)
                 .map(|_| {
-                    (rng.random_range(0..30) > 0).then(|| format!("w{}", rng.random_range(0..100)))
+                    (rng.random_range(0..30) > 0)
+                        .then(|| format!("w{}{}", rng.random_range(0..100), "x".repeat(pad)))
                 })
                 .collect();
             let ns: Vec<i64> = (0..rows).map(|_| rng.random_range(0..5)).collect();
