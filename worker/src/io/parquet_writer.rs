@@ -60,7 +60,8 @@ enum State {
         target: Target,
         schema: SchemaRef,
     },
-    Writing(ArrowWriter<Target>),
+    // Boxed: the writer's state is much larger than the waiting variant's.
+    Writing(Box<ArrowWriter<Target>>),
     /// Only while switching from one to the other, or after a failure.
     Failed,
 }
@@ -114,7 +115,7 @@ impl ParquetFileWriter {
             let props = properties(&schema, first);
             let writer =
                 ArrowWriter::try_new(target, schema, Some(props)).map_err(|e| self.error(e))?;
-            self.state = State::Writing(writer);
+            self.state = State::Writing(Box::new(writer));
         }
         let name = &self.name;
         match &mut self.state {
