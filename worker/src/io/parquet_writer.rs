@@ -3,9 +3,9 @@
 //!
 //! Columns are snappy-compressed and dictionary-encoded, as Parquet writers do by default,
 //! except a binary or string column whose first batch is all (99%+) distinct values over
-//! thousands of rows: its dictionary would pass the 1 MiB page limit within the first row
-//! group and be abandoned, after hashing and copying every value into it; such a column is
-//! written plain from the start (see [`dictionary_is_hopeless`]).
+//! thousands of rows: a dictionary of distinct values saves nothing, and a large one passes
+//! the 1 MiB page limit and is abandoned, after every value was hashed and copied into it;
+//! such a column is written plain from the start (see [`dictionary_is_hopeless`]).
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -67,8 +67,9 @@ enum State {
 }
 
 /// Rows of a first batch that say a column has too many distinct values for a dictionary:
-/// at 99% distinct over this many rows, the column has hundreds of thousands of distinct
-/// values, which (with their 4-byte lengths) pass the 1 MiB dictionary page limit.
+/// 99% distinct over this many rows is a column of unique values (a grouped or keyed
+/// output) or of hundreds of thousands of values drawn at random, which (with their 4-byte
+/// lengths) pass the 1 MiB dictionary page limit.
 const DISTINCT_SAMPLE_ROWS: usize = 5000;
 
 impl ParquetFileWriter {
