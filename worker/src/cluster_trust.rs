@@ -54,17 +54,9 @@ impl ClusterTrust {
         &self.session_key
     }
 
-    /// Takes what the coordinator answered a registration with. Another wire protocol, or a
-    /// malformed grant key, is an error (the coordinator is not one this worker can work
-    /// with).
+    /// Takes what the coordinator answered a registration with. A malformed grant key is an
+    /// error (the coordinator is not one this worker can work with).
     pub fn registered(&self, response: &pb::RegisterWorkerResponse) -> Result<(), String> {
-        if response.protocol_version != quiver_proto::PROTOCOL_VERSION {
-            return Err(format!(
-                "the coordinator speaks wire protocol {} and this worker {} (0: a release from before the check); run the same Quiver release on the coordinator and every worker",
-                response.protocol_version,
-                quiver_proto::PROTOCOL_VERSION
-            ));
-        }
         let grant_key = GrantKey::from_bytes(&response.grant_key)
             .ok_or("the coordinator sent no valid grant key")?;
         let flight_tokens = response

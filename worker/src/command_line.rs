@@ -235,9 +235,18 @@ pub async fn run(args: WorkerArgs, functions: Arc<FunctionRegistry>) -> Result<(
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| WorkerError::io("SIGTERM handler", e))?;
+    let incompatible = worker.incompatible_coordinator();
     tokio::select! {
         // Ctrl-C: stop now (running tasks are cancelled and run again elsewhere).
         _ = tokio::signal::ctrl_c() => worker.shutdown().await,
+        // A coordinator of another release: nothing this worker does for it can be right.
+        message = incompatible => {
+            worker.shutdown().await;
+            return Err(WorkerError::Coordinator {
+                url: args.coordinator.clone(),
+                message,
+            });
+        }
         // SIGTERM (what service managers send): finish what runs, then leave; Ctrl-C or a
         // second SIGTERM while draining stops at once.
         _ = term.recv() => {

@@ -36,6 +36,9 @@ pub struct CoordinatorLink {
     registered: AtomicBool,
     draining: AtomicBool,
     released: AtomicBool,
+    /// Why this worker cannot work for the coordinator (another wire protocol), once known:
+    /// the worker stops registering, and its process exits saying so.
+    incompatible: watch::Sender<Option<String>>,
 }
 
 impl CoordinatorLink {
@@ -65,6 +68,7 @@ impl CoordinatorLink {
             registered: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             released: AtomicBool::new(false),
+            incompatible: watch::channel(None).0,
         })
     }
 
@@ -81,6 +85,23 @@ impl CoordinatorLink {
     /// Whether the coordinator said a draining worker is no longer needed.
     pub fn is_released(&self) -> bool {
         self.released.load(Ordering::Relaxed)
+    }
+
+    /// Why the coordinator is one this worker cannot work for, when it turns out to be: waits
+    /// until then (never, for a coordinator of the same release).
+    pub fn incompatible(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        let mut found = self.incompatible.subscribe();
+        async move {
+            let message = found
+                .wait_for(Option::is_some)
+                .await
+                .map(|m| m.clone().unwrap_or_default());
+            match message {
+                Ok(message) => message,
+                // The link is gone (the worker stopped): nothing more will be found.
+                Err(_) => std::future::pending().await,
+            }
+        }
     }
 
     /// Whether this worker is draining (it takes no new tasks).
@@ -131,6 +152,18 @@ impl CoordinatorLink {
             .register_worker(request)
             .await?
             .into_inner();
+        // A coordinator of another release (one from before the check sends 0, having
+        // registered this worker anyway): fields one side added would be ignored by the other.
+        if response.protocol_version != quiver_proto::PROTOCOL_VERSION {
+            let message = format!(
+                "the coordinator at {} speaks wire protocol {} and this worker {} (0: a release from before the check); run the same Quiver release on the coordinator and every worker",
+                self.url,
+                response.protocol_version,
+                quiver_proto::PROTOCOL_VERSION
+            );
+            self.incompatible.send_replace(Some(message.clone()));
+            return Err(tonic::Status::failed_precondition(message));
+        }
         self.trust
             .registered(&response)
             .map_err(tonic::Status::failed_precondition)?;
@@ -208,6 +241,10 @@ impl CoordinatorLink {
             };
             match outcome {
                 Ok(()) => unreachable_since = None,
+                Err(e) if self.incompatible.borrow().is_some() => {
+                    tracing::error!(coordinator = %self.url, error = %e.message(), "this worker cannot work for the coordinator; it stops registering");
+                    return;
+                }
                 Err(e) => {
                     // Log the first failure, then once every 10 s, not every tick.
                     let now = tokio::time::Instant::now();

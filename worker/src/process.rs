@@ -139,6 +139,13 @@ impl RunningWorker {
         self.health
     }
 
+    /// Resolves, with the reason, if the coordinator turns out to be one this worker cannot
+    /// work for (another wire protocol): the worker then stops registering, and its process
+    /// should exit.
+    pub fn incompatible_coordinator(&self) -> impl std::future::Future<Output = String> + 'static {
+        self.link.incompatible()
+    }
+
     /// Whether the worker is registered with its coordinator.
     pub fn is_registered(&self) -> bool {
         self.link.is_registered()

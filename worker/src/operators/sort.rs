@@ -7,7 +7,11 @@
 //! comparisons are one integer compare; the output is gathered from the buffered batches
 //! (`interleave`) one output batch at a time, never as one concatenated copy of the input.
 //! Each batch is put in order as it arrives (a reorder inside the cache), so that gather reads
-//! the buffered batches front to back rather than jumping about the whole buffer.
+//! the buffered batches front to back rather than jumping about the whole buffer; the batch
+//! keeps its rows' key prefixes, and the final order is a stable sort of (prefix, batch, row)
+//! that finds each batch as a sorted run and merges the runs. Only groups of equal prefixes
+//! are then ordered by whole keys, converting just the batches they touch, so a sort whose
+//! prefixes differ never converts its keys a second time.
 //! With a limit, the buffer is cut back to its first `limit` rows whenever it grows past a
 //! few times that, so a top-k over any input holds O(k) rows, never the whole input.
 //!
@@ -45,6 +49,10 @@ pub struct SortBuffer {
     converter: RowConverter,
     limit: Option<usize>,
     batches: Vec<RecordBatch>,
+    /// Without a limit, each buffered batch is in order and this holds its rows' key
+    /// prefixes ([`key_prefix`]), in the same order: the final sort works from these alone
+    /// unless two prefixes are equal.
+    prefixes: Vec<Vec<u64>>,
     rows: usize,
     functions: Arc<FunctionRegistry>,
     memory: MemoryReservation,
@@ -68,6 +76,7 @@ impl SortBuffer {
             order,
             limit: limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
             batches: Vec::new(),
+            prefixes: Vec::new(),
             rows: 0,
             functions,
             memory,
@@ -88,7 +97,9 @@ impl SortBuffer {
             self.memory.resize(bytes);
         }
         let batch = if self.limit.is_none() {
-            self.presorted(batch)?
+            let (batch, prefixes) = self.presorted(batch)?;
+            self.prefixes.push(prefixes);
+            batch
         } else {
             batch
         };
@@ -111,14 +122,17 @@ impl SortBuffer {
     /// in return the final gather reads every buffered batch front to back, a few streams
     /// at a time, instead of jumping about the whole buffer: on wide rows (terasort's) that
     /// random gather, a cache and TLB miss per column per row, was most of the sort.
-    fn presorted(&self, batch: RecordBatch) -> Result<RecordBatch> {
+    /// Returns it with its rows' key prefixes in that order.
+    fn presorted(&self, batch: RecordBatch) -> Result<(RecordBatch, Vec<u64>)> {
         let columns = sort_key_columns(&self.order, &batch, &self.functions)?;
         let keys = self.converter.convert_columns(&columns)?;
-        let order = sorted_order(&keys, None);
-        if order.iter().enumerate().all(|(i, &r)| r as usize == i) {
-            return Ok(batch);
+        let order = sorted_prefixes(&keys, None);
+        let prefixes = order.iter().map(|&(p, _)| p).collect();
+        if order.iter().enumerate().all(|(i, &(_, r))| r as usize == i) {
+            return Ok((batch, prefixes));
         }
-        Ok(take_record_batch(&batch, &UInt32Array::from(order))?)
+        let indices = UInt32Array::from_iter_values(order.into_iter().map(|(_, r)| r));
+        Ok((take_record_batch(&batch, &indices)?, prefixes))
     }
 
     /// Sorts what is buffered (its first `limit` rows, with a limit) into a spill file and
@@ -134,13 +148,17 @@ impl SortBuffer {
         }
         self.runs.push(writer.finish()?);
         self.batches.clear();
+        self.prefixes.clear();
         self.rows = 0;
         Ok(())
     }
 
     /// Where the buffered rows go in order (the first `limit` of them when set), as
     /// (buffered batch, row) pairs.
-    fn sorted_picks(&self, limit: Option<usize>) -> Result<Vec<(usize, usize)>> {
+    fn sorted_picks(&mut self, limit: Option<usize>) -> Result<Vec<Pick>> {
+        if limit.is_none() && self.prefixes.len() == self.batches.len() {
+            return self.merged_picks();
+        }
         let mut keys: Rows = self.converter.empty_rows(self.rows, 0);
         let mut starts = Vec::with_capacity(self.batches.len());
         for batch in &self.batches {
@@ -148,20 +166,72 @@ impl SortBuffer {
             let columns = sort_key_columns(&self.order, batch, &self.functions)?;
             self.converter.append(&mut keys, &columns)?;
         }
-        Ok(sorted_order(&keys, limit)
+        Ok(sorted_prefixes(&keys, limit)
             .into_iter()
-            .map(|i| {
+            .map(|(_, i)| {
                 let i = i as usize;
                 let batch = starts.partition_point(|&s| s <= i) - 1;
-                (batch, i - starts[batch])
+                Pick {
+                    prefix: 0,
+                    batch: batch as u32,
+                    row: (i - starts[batch]) as u32,
+                }
             })
             .collect())
     }
 
+    /// The order of all buffered rows when every batch is already in order: a stable sort
+    /// of (prefix, batch, row) by prefix, which finds each batch as a sorted run and merges
+    /// the runs, then a sort by whole keys of each group of equal prefixes (converting
+    /// only the batches such groups touch). Uses up the stored prefixes.
+    fn merged_picks(&mut self) -> Result<Vec<Pick>> {
+        let mut picks = Vec::with_capacity(self.rows);
+        for (b, prefixes) in std::mem::take(&mut self.prefixes).into_iter().enumerate() {
+            picks.extend(prefixes.into_iter().enumerate().map(|(r, prefix)| Pick {
+                prefix,
+                batch: b as u32,
+                row: r as u32,
+            }));
+        }
+        picks.sort_by_key(|p| p.prefix);
+        let mut keys: Vec<Option<Rows>> = self.batches.iter().map(|_| None).collect();
+        let mut start = 0;
+        while start < picks.len() {
+            let prefix = picks[start].prefix;
+            let mut end = start + 1;
+            while end < picks.len() && picks[end].prefix == prefix {
+                end += 1;
+            }
+            if end - start > 1 {
+                let group = &mut picks[start..end];
+                for p in group.iter() {
+                    let b = p.batch as usize;
+                    if keys[b].is_none() {
+                        let columns =
+                            sort_key_columns(&self.order, &self.batches[b], &self.functions)?;
+                        keys[b] = Some(self.converter.convert_columns(&columns)?);
+                    }
+                }
+                let row = |p: &Pick| {
+                    keys[p.batch as usize]
+                        .as_ref()
+                        .map(|k| k.row(p.row as usize))
+                };
+                group.sort_unstable_by(|a, b| row(a).cmp(&row(b)));
+            }
+            start = end;
+        }
+        Ok(picks)
+    }
+
     /// The buffered rows at `picks`, as one batch.
-    fn gather(&self, picks: &[(usize, usize)]) -> Result<RecordBatch> {
+    fn gather(&self, picks: &[Pick]) -> Result<RecordBatch> {
         let batches: Vec<&RecordBatch> = self.batches.iter().collect();
-        Ok(interleave_record_batch(&batches, picks)?)
+        let picks: Vec<(usize, usize)> = picks
+            .iter()
+            .map(|p| (p.batch as usize, p.row as usize))
+            .collect();
+        Ok(interleave_record_batch(&batches, &picks)?)
     }
 
     /// All rows in order, in batches of at most `batch_size` rows.
@@ -222,9 +292,18 @@ pub fn sort_stream(
     })
 }
 
-/// The indices of `keys` in order (the first `limit` of them when set). It sorts (first 8
-/// key bytes, index) pairs, so most comparisons are one integer compare.
-fn sorted_order(keys: &Rows, limit: Option<usize>) -> Vec<u32> {
+/// One buffered row in the output order: its batch, its place there, and (where known) its
+/// key prefix. 16 bytes, as the (prefix, index) pairs it is sorted from.
+#[derive(Clone, Copy, Debug)]
+struct Pick {
+    prefix: u64,
+    batch: u32,
+    row: u32,
+}
+
+/// The (key prefix, index) of each of `keys` in order (the first `limit` of them when set).
+/// It sorts (first 8 key bytes, index) pairs, so most comparisons are one integer compare.
+fn sorted_prefixes(keys: &Rows, limit: Option<usize>) -> Vec<(u64, u32)> {
     let mut order: Vec<(u64, u32)> = (0..keys.num_rows())
         .map(|i| (key_prefix(keys.row(i).as_ref()), i as u32))
         .collect();
@@ -242,12 +321,12 @@ fn sorted_order(keys: &Rows, limit: Option<usize>) -> Vec<u32> {
         }
         _ => order.sort_unstable_by(cmp),
     }
-    order.into_iter().map(|(_, i)| i).collect()
+    order
 }
 
 /// The first 8 bytes of a row-format key as a big-endian number (zero-padded): ordering by
 /// it never contradicts ordering by the whole key, and only equal prefixes need the key.
-fn key_prefix(row: &[u8]) -> u64 {
+pub(crate) fn key_prefix(row: &[u8]) -> u64 {
     let mut bytes = [0u8; 8];
     let n = row.len().min(8);
     bytes[..n].copy_from_slice(&row[..n]);
@@ -515,6 +594,28 @@ mod tests {
             sorted_within(SortExpr::asc(col("k")), Some(u64::MAX), &batches, 16 << 10),
             all
         );
+    }
+
+    /// Keys that all share their first 8 row bytes (one group of equal prefixes across
+    /// every batch), with repeats, in batches of different sizes: the merge of the presorted
+    /// batches falls back to whole keys and still orders every row.
+    #[test]
+    fn one_group_of_equal_prefixes_across_all_batches_sorts_by_whole_keys() {
+        let mut rng = StdRng::seed_from_u64(17);
+        let batches: Vec<Vec<Option<Vec<u8>>>> = (0..6)
+            .map(|b| {
+                (0..50 + 37 * b)
+                    .map(|_| {
+                        let mut k = b"samesame".to_vec();
+                        k.extend((0..rng.random_range(0..3)).map(|_| rng.random_range(b'a'..b'e')));
+                        Some(k)
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut all = batches.concat();
+        all.sort();
+        assert_eq!(sorted(SortExpr::asc(col("k")), None, &batches), all);
     }
 
     /// Each batch is put in order as it arrives (so the final gather reads the batches front

@@ -2,10 +2,11 @@
 //! other workers and drivers with Arrow Flight `DoGet`. The ticket is a `ShuffleTicket`
 //! protobuf naming job, stage, map partition and a run of buckets, with the coordinator's
 //! signed read grant for that job and stage; a fetch is admitted by [`ClusterTrust`] (a cluster
-//! token, then the grant) before any file is read. A run is served a few MiB at a time, so a
-//! long one (a broadcast side) is never held in memory whole, and as the IPC messages it was
-//! stored as ([`FlightFramer`]): nothing is decoded or re-encoded here. Every other Flight RPC
-//! is unimplemented.
+//! token, then the grant) before any file is read. A run is read 8 MiB of adjacent buckets at
+//! a time (a larger bucket whole), so a long run (a broadcast side) is not held in memory
+//! whole, and served as the IPC messages it was stored as ([`FlightFramer`]; the shuffle writer
+//! keeps each stored batch under `MAX_STORED_BATCH_BYTES`): nothing is decoded or re-encoded
+//! here. Every other Flight RPC is unimplemented.
 
 use std::sync::Arc;
 

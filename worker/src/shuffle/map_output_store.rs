@@ -61,14 +61,25 @@ impl Iterator for BucketRuns {
     fn next(&mut self) -> Option<Result<Vec<u8>>> {
         let run = self.runs.next()?;
         let file = self.file.as_mut()?;
-        let mut buf = vec![0u8; (run.end - run.start) as usize];
-        let read = file
-            .seek(SeekFrom::Start(run.start))
-            .and_then(|_| file.read_exact(&mut buf));
-        Some(
-            read.map(|()| buf)
-                .map_err(|e| WorkerError::io(&self.path, e)),
-        )
+        let len = run.end - run.start;
+        // Read into spare capacity: zeroing the buffer first cost as much as the read.
+        let mut buf = Vec::with_capacity(len as usize);
+        let read = file.seek(SeekFrom::Start(run.start)).and_then(|_| {
+            let got = file.take(len).read_to_end(&mut buf)?;
+            match got as u64 == len {
+                true => Ok(buf),
+                false => Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "bytes {}..{} end {} bytes early",
+                        run.start,
+                        run.end,
+                        len - got as u64
+                    ),
+                )),
+            }
+        });
+        Some(read.map_err(|e| WorkerError::io(&self.path, e)))
     }
 }
 
@@ -301,6 +312,11 @@ impl MapOutputStore {
 
 /// Decodes IPC streams held in memory, back to back: a bucket is one or more (more when its
 /// task spilled), a run of buckets one after the other.
+///
+/// Each batch gets buffers of its own (a copy of its message body), not slices of `bytes`:
+/// a batch over a slice of the whole bucket reports the bucket's size as its own
+/// (`get_buffer_memory_size`), which misleads every consumer that sizes by it (memory
+/// accounting, and the Flight encoder, which cut such batches into dozens of small ones).
 pub fn decode_ipc_stream(bytes: Vec<u8>) -> Result<Vec<RecordBatch>> {
     let len = bytes.len() as u64;
     let mut cursor = std::io::Cursor::new(bytes);
@@ -319,6 +335,62 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    /// A bucket of two streams (as a task that spilled writes it) decodes to the batches of
+    /// each stream in turn, each batch with buffers of its own; a bucket cut short inside a
+    /// message is an error, not fewer rows.
+    #[test]
+    fn a_bucket_of_several_streams_decodes_to_batches_of_their_own() {
+        use arrow::array::{ArrayRef, BinaryArray, Int64Array};
+        use arrow::datatypes::{DataType, Field, Schema};
+        use arrow::ipc::writer::StreamWriter;
+        use std::sync::Arc;
+
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("v", DataType::Binary, true),
+        ]));
+        let batch = |first: i64, rows: i64| {
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(Int64Array::from_iter_values(first..first + rows)),
+                Arc::new(BinaryArray::from_iter(
+                    (first..first + rows).map(|i| (i % 3 != 0).then(|| i.to_string().repeat(3))),
+                )),
+            ];
+            RecordBatch::try_new(schema.clone(), columns).unwrap()
+        };
+        let streams = [vec![batch(0, 5), batch(5, 100)], vec![batch(105, 7)]];
+        let mut bytes = Vec::new();
+        let mut expected = Vec::new();
+        for stream in &streams {
+            let mut writer = StreamWriter::try_new(&mut bytes, &schema).unwrap();
+            for b in stream {
+                writer.write(b).unwrap();
+            }
+            writer.finish().unwrap();
+        }
+        let mut cursor = std::io::Cursor::new(&bytes);
+        for _ in &streams {
+            let reader = arrow::ipc::reader::StreamReader::try_new(&mut cursor, None).unwrap();
+            expected.extend(reader.map(|b| b.unwrap()));
+        }
+        assert_eq!(cursor.position() as usize, bytes.len());
+        assert_eq!(expected.len(), 3);
+        let decoded = decode_ipc_stream(bytes.clone()).unwrap();
+        assert_eq!(decoded, expected);
+        // The 5-row batch's columns report their own message's size, not the bucket's (see
+        // decode_ipc_stream).
+        for c in decoded[0].columns() {
+            let reported = c.get_buffer_memory_size();
+            assert!(
+                reported < 1024 && bytes.len() > 2048,
+                "{reported} of {}",
+                bytes.len()
+            );
+        }
+        assert!(decode_ipc_stream(bytes[..bytes.len() - 3].to_vec()).is_err());
+        assert!(decode_ipc_stream(Vec::new()).unwrap().is_empty());
+    }
 
     /// An attempt of a run before a coordinator restart may finish after this run's attempt
     /// of the same partition: the later attempt's output stays the one served and listed.

@@ -16,7 +16,7 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
 use arrow::array::UInt32Array;
-use arrow::compute::{concat_batches, take_record_batch};
+use arrow::compute::{concat_batches, interleave_record_batch, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
@@ -31,6 +31,16 @@ use crate::functions::FunctionRegistry;
 use crate::memory::memory_pool::{MemoryReservation, batch_bytes};
 use crate::memory::spill::{SpillDir, SpillFile};
 use std::sync::Arc;
+
+/// The write buffer of the data and spill files. Small on purpose: the IPC writer hands over
+/// each batch as one encoded message, and a message larger than the buffer goes straight to
+/// the file, where a buffer as large as a batch (1 MiB) copied every byte once more.
+const WRITE_BUFFER: usize = 64 << 10;
+
+/// A stored batch holds at most about this many bytes (more rows are cut into several
+/// batches): workers serve stored batches as they are, one Flight message each, and a
+/// message must stay far below gRPC's limit (`quiver_proto::MAX_MESSAGE_BYTES`).
+pub const MAX_STORED_BATCH_BYTES: usize = 8 << 20;
 
 /// How rows are assigned to buckets.
 pub enum BucketRouting {
@@ -87,11 +97,51 @@ struct SpilledBuckets {
     offsets: Vec<u64>,
 }
 
+/// Rows at least this wide on average (terasort's are 100 bytes) are held as they came and
+/// copied once, as their bucket is written; narrower rows (a join's few numbers) are copied
+/// into their buckets as they arrive, where that costs less than keeping a list of rows.
+const WIDE_ROW_BYTES: usize = 64;
+
+/// What a writer holds until it writes. Wide rows: the batches as they came and, per bucket,
+/// its rows (numbered across the batches, ascending); each bucket is copied once, as it is
+/// written, instead of once per pushed batch and again to join those pieces into batches of
+/// a useful size. Narrow rows: per bucket, its part of each batch (a copy). With a single
+/// bucket the batches are the bucket, and nothing per bucket is kept.
+#[derive(Default)]
+struct Held {
+    batches: Vec<RecordBatch>,
+    /// The number of the first row of each batch, and of the row after the last.
+    starts: Vec<u32>,
+    rows: Vec<Vec<u32>>,
+    slices: Vec<Vec<RecordBatch>>,
+}
+
+impl Held {
+    fn clear(&mut self) {
+        self.batches.clear();
+        self.starts.truncate(1);
+        self.rows.iter_mut().for_each(Vec::clear);
+        self.slices.iter_mut().for_each(Vec::clear);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.batches.is_empty() && self.slices.iter().all(Vec::is_empty)
+    }
+
+    /// The rows held so far.
+    fn len(&self) -> usize {
+        self.starts.last().map_or(0, |&s| s as usize)
+    }
+}
+
 /// Buffers a map task's output per bucket and writes it at the end.
 pub struct ShuffleWriter {
     schema: SchemaRef,
     routing: BucketRouting,
-    buckets: Vec<Vec<RecordBatch>>,
+    buckets: usize,
+    held: Held,
+    /// Whether rows are wide (see [`WIDE_ROW_BYTES`]), from the first batch.
+    wide: Option<bool>,
     batch_size: usize,
     rows: u64,
     scratch: Vec<u32>,
@@ -111,9 +161,17 @@ impl ShuffleWriter {
         memory: MemoryReservation,
         spill: Arc<SpillDir>,
     ) -> Result<Self> {
+        let buckets = buckets.max(1) as usize;
         Ok(ShuffleWriter {
             routing,
-            buckets: vec![Vec::new(); buckets.max(1) as usize],
+            buckets,
+            held: Held {
+                batches: Vec::new(),
+                starts: vec![0],
+                rows: vec![Vec::new(); if buckets == 1 { 0 } else { buckets }],
+                slices: vec![Vec::new(); if buckets == 1 { 0 } else { buckets }],
+            },
+            wide: None,
             schema,
             batch_size: batch_size.max(1),
             rows: 0,
@@ -130,21 +188,36 @@ impl ShuffleWriter {
         if self.memory.try_resize(want) {
             return Ok(());
         }
+        self.spill_held()?;
+        // What arrives next still has to be held, whatever the budget says.
+        self.memory.resize(bytes);
+        Ok(())
+    }
+
+    /// Writes every held bucket to a spill file and empties memory.
+    fn spill_held(&mut self) -> Result<()> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
         let file = self.spill.create_file("buckets")?;
         let out = File::create(file.path()).map_err(|e| WorkerError::io(file.path(), e))?;
         let mut out = CountingWriter {
-            inner: BufWriter::with_capacity(1 << 20, out),
+            inner: BufWriter::with_capacity(WRITE_BUFFER, out),
             written: 0,
         };
-        let offsets = write_buckets(&mut out, &self.schema, &self.buckets, self.batch_size)?;
+        let offsets = write_buckets(
+            &mut out,
+            &self.schema,
+            &self.held,
+            self.buckets,
+            self.batch_size,
+        )?;
         out.inner
             .flush()
             .map_err(|e| WorkerError::io(file.path(), e))?;
         self.spill.add_spilled(out.written);
         self.spilled.push(SpilledBuckets { file, offsets });
-        self.buckets.iter_mut().for_each(Vec::clear);
-        // What arrives next still has to be held, whatever the budget says.
-        self.memory.resize(bytes);
+        self.held.clear();
         Ok(())
     }
 
@@ -155,14 +228,42 @@ impl ShuffleWriter {
             return Ok(());
         }
         self.rows += rows as u64;
-        if self.buckets.len() == 1 {
+        if self.buckets == 1 {
             self.reserve(batch_bytes(&batch))?;
-            self.buckets[0].push(batch);
+            self.held.batches.push(batch);
             return Ok(());
         }
         self.routing.route(&batch, &mut self.scratch)?;
-        // Counting sort of row indices by bucket, then one `take` and zero-copy slices.
-        let mut counts = vec![0usize; self.buckets.len() + 1];
+        let wide = *self
+            .wide
+            .get_or_insert_with(|| batch_bytes(&batch) >= rows * WIDE_ROW_BYTES);
+        if !wide {
+            return self.push_sliced(&batch);
+        }
+        // Held rows are numbered in a u32: past that, they are spilled as if memory ran out.
+        if u32::try_from(self.held.len() + rows).is_err() {
+            self.spill_held()?;
+            self.memory.resize(0);
+            if u32::try_from(rows).is_err() {
+                return Err(WorkerError::Arrow(arrow::error::ArrowError::ComputeError(
+                    format!("a batch of {rows} rows is too large to shuffle"),
+                )));
+            }
+        }
+        self.reserve(batch_bytes(&batch) + rows * std::mem::size_of::<u32>())?;
+        let first = self.held.len() as u32;
+        for (row, &b) in self.scratch.iter().enumerate() {
+            self.held.rows[b as usize].push(first + row as u32);
+        }
+        self.held.starts.push(first + rows as u32);
+        self.held.batches.push(batch);
+        Ok(())
+    }
+
+    /// Copies the rows of `batch` (routed into `scratch`) into their buckets: a counting sort
+    /// of row indices by bucket, then one `take` and zero-copy slices.
+    fn push_sliced(&mut self, batch: &RecordBatch) -> Result<()> {
+        let mut counts = vec![0usize; self.buckets + 1];
         for &b in &self.scratch {
             counts[b as usize + 1] += 1;
         }
@@ -170,14 +271,14 @@ impl ShuffleWriter {
             counts[i] += counts[i - 1];
         }
         let starts = counts.clone();
-        let mut order = vec![0u32; rows];
+        let mut order = vec![0u32; batch.num_rows()];
         for (row, &b) in self.scratch.iter().enumerate() {
             order[counts[b as usize]] = row as u32;
             counts[b as usize] += 1;
         }
-        let sorted = take_record_batch(&batch, &UInt32Array::from(order))?;
+        let sorted = take_record_batch(batch, &UInt32Array::from(order))?;
         self.reserve(batch_bytes(&sorted))?;
-        for (b, bucket) in self.buckets.iter_mut().enumerate() {
+        for (b, bucket) in self.held.slices.iter_mut().enumerate() {
             let (start, end) = (starts[b], starts[b + 1]);
             if end > start {
                 bucket.push(sorted.slice(start, end - start));
@@ -193,11 +294,17 @@ impl ShuffleWriter {
         }
         let file = File::create(&data_path).map_err(|e| WorkerError::io(&data_path, e))?;
         let mut out = CountingWriter {
-            inner: BufWriter::with_capacity(1 << 20, file),
+            inner: BufWriter::with_capacity(WRITE_BUFFER, file),
             written: 0,
         };
         let offsets = if self.spilled.is_empty() {
-            write_buckets(&mut out, &self.schema, &self.buckets, self.batch_size)?
+            write_buckets(
+                &mut out,
+                &self.schema,
+                &self.held,
+                self.buckets,
+                self.batch_size,
+            )?
         } else {
             // Each bucket: its spilled streams, copied as bytes, then what is in memory.
             let mut runs = self
@@ -210,7 +317,7 @@ impl ShuffleWriter {
                 })
                 .collect::<Result<Vec<_>>>()?;
             let mut offsets = vec![0u64];
-            for (b, bucket) in self.buckets.iter().enumerate() {
+            for b in 0..self.buckets {
                 for (file, run_offsets) in &mut runs {
                     let (start, end) = (run_offsets[b], run_offsets[b + 1]);
                     if end > start {
@@ -220,7 +327,7 @@ impl ShuffleWriter {
                             .map_err(|e| WorkerError::io(&data_path, e))?;
                     }
                 }
-                write_bucket(&mut out, &self.schema, bucket, self.batch_size)?;
+                write_bucket(&mut out, &self.schema, &self.held, b, self.batch_size)?;
                 offsets.push(out.written);
             }
             offsets
@@ -243,36 +350,82 @@ impl ShuffleWriter {
 fn write_buckets<W: Write>(
     out: &mut CountingWriter<W>,
     schema: &SchemaRef,
-    buckets: &[Vec<RecordBatch>],
+    held: &Held,
+    buckets: usize,
     batch_size: usize,
 ) -> Result<Vec<u64>> {
-    let mut offsets = Vec::with_capacity(buckets.len() + 1);
+    let mut offsets = Vec::with_capacity(buckets + 1);
     offsets.push(out.written);
-    for bucket in buckets {
-        write_bucket(out, schema, bucket, batch_size)?;
+    for b in 0..buckets {
+        write_bucket(out, schema, held, b, batch_size)?;
         offsets.push(out.written);
     }
     Ok(offsets)
 }
 
+/// Writes bucket `bucket` of `held` as one IPC stream of batches of about `batch_size` rows.
 fn write_bucket<W: Write>(
     out: &mut CountingWriter<W>,
     schema: &SchemaRef,
-    bucket: &[RecordBatch],
+    held: &Held,
+    bucket: usize,
     batch_size: usize,
 ) -> Result<()> {
-    if !bucket.is_empty() {
-        let mut writer = StreamWriter::try_new(&mut *out, schema)?;
-        for chunk in coalesce(schema, bucket, batch_size)? {
-            writer.write(&chunk)?;
+    if held.rows.is_empty() {
+        // A single bucket: the batches as they came, small ones joined.
+        if !held.batches.is_empty() {
+            let mut writer = StreamWriter::try_new(&mut *out, schema)?;
+            for chunk in coalesce(schema, &held.batches, batch_size)? {
+                write_bounded(&mut writer, &chunk)?;
+            }
+            writer.finish()?;
         }
-        writer.finish()?;
+        return Ok(());
+    }
+    let (rows, slices) = (&held.rows[bucket], &held.slices[bucket]);
+    if rows.is_empty() && slices.is_empty() {
+        return Ok(());
+    }
+    let mut writer = StreamWriter::try_new(&mut *out, schema)?;
+    for chunk in coalesce(schema, slices, batch_size)? {
+        write_bounded(&mut writer, &chunk)?;
+    }
+    let batches: Vec<&RecordBatch> = held.batches.iter().collect();
+    let mut picks = Vec::with_capacity(batch_size.min(rows.len()));
+    // The bucket's rows ascend, so their batch only ever moves forward.
+    let mut batch = 0;
+    for chunk in rows.chunks(batch_size) {
+        picks.clear();
+        for &row in chunk {
+            while held.starts[batch + 1] <= row {
+                batch += 1;
+            }
+            picks.push((batch, (row - held.starts[batch]) as usize));
+        }
+        write_bounded(&mut writer, &interleave_record_batch(&batches, &picks)?)?;
+    }
+    writer.finish()?;
+    Ok(())
+}
+
+/// Writes `batch`, cut into consecutive slices of at most about [`MAX_STORED_BATCH_BYTES`]
+/// when it is larger (the IPC writer stores only a slice's own rows).
+fn write_bounded<W: Write>(writer: &mut StreamWriter<W>, batch: &RecordBatch) -> Result<()> {
+    let (bytes, rows) = (batch_bytes(batch), batch.num_rows());
+    if bytes <= MAX_STORED_BATCH_BYTES || rows <= 1 {
+        writer.write(batch)?;
+        return Ok(());
+    }
+    let pieces = bytes.div_ceil(MAX_STORED_BATCH_BYTES);
+    let per_piece = rows.div_ceil(pieces);
+    for start in (0..rows).step_by(per_piece) {
+        writer.write(&batch.slice(start, per_piece.min(rows - start)))?;
     }
     Ok(())
 }
 
-/// Joins small slices into batches of about `batch_size` rows, so the reader is not handed
-/// thousands of tiny batches.
+/// Joins small batches into batches of about `batch_size` rows, so the reader is not
+/// handed thousands of tiny batches.
 fn coalesce(
     schema: &SchemaRef,
     parts: &[RecordBatch],

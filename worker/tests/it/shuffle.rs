@@ -18,6 +18,17 @@ use rand::{Rng, SeedableRng};
 
 #[test]
 fn buckets_partition_rows_by_key() {
+    partition_rows_by_key(0);
+}
+
+/// Rows of about 100 bytes: the writer holds the batches and copies each bucket once, as it
+/// writes it, instead of copying each batch's rows into their buckets as they arrive.
+#[test]
+fn buckets_of_wide_rows_partition_rows_by_key() {
+    partition_rows_by_key(90);
+}
+
+fn partition_rows_by_key(pad: usize) {
     let mut rng = StdRng::seed_from_u64(5);
     let schema = Arc::new(Schema::new(vec![
         Field::new("word", DataType::Utf8, true),
@@ -47,7 +58,8 @@ fn buckets_partition_rows_by_key() {
             let rows = rng.random_range(0..400);
             let words: Vec<Option<String>> = (0..rows)
                 .map(|_| {
-                    (rng.random_range(0..30) > 0).then(|| format!("w{}", rng.random_range(0..100)))
+                    (rng.random_range(0..30) > 0)
+                        .then(|| format!("w{}{}", rng.random_range(0..100), "x".repeat(pad)))
                 })
                 .collect();
             let ns: Vec<i64> = (0..rows).map(|_| rng.random_range(0..5)).collect();
@@ -246,4 +258,87 @@ fn read(
         rows.extend(rows_of(decode_ipc_stream(run.unwrap()).unwrap()));
     }
     (runs, rows)
+}
+
+/// Wide rows are stored in batches of at most about `MAX_STORED_BATCH_BYTES` (they are served
+/// as stored, one Flight message per batch), whether a bucket keeps its batches as they came
+/// (one bucket) or gathers its rows (several), and read back whole and in order.
+#[test]
+fn wide_rows_are_stored_in_bounded_batches() {
+    use bytes::Bytes;
+    use quiver_worker::shuffle::ipc_frames::FlightFramer;
+    use quiver_worker::shuffle::shuffle_writer::MAX_STORED_BATCH_BYTES;
+
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("word", DataType::Utf8, true),
+        Field::new("n", DataType::Int64, false),
+    ]));
+    // 3000 rows of 10 KiB: about 30 MiB in one batch.
+    let words: Vec<String> = (0..3000).map(|i| format!("{i:05}").repeat(2048)).collect();
+    let ns: Vec<i64> = (0..3000).collect();
+    let expected: Vec<Row> = words
+        .iter()
+        .cloned()
+        .map(Some)
+        .zip(ns.iter().copied())
+        .collect();
+    for buckets in [1u32, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MapOutputStore::new(dir.path().to_path_buf());
+        let pool = MemoryPool::unchecked(1 << 30);
+        let spill = Arc::new(SpillDir::new(dir.path().join("spill"), "map".into()));
+        let job = JobId("job-wide".into());
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(words.clone())),
+                Arc::new(Int64Array::from(ns.clone())),
+            ],
+        )
+        .unwrap();
+        let routing =
+            BucketRouting::hash(&schema, vec![col("n")], buckets, Default::default()).unwrap();
+        let mut writer = ShuffleWriter::new(
+            schema.clone(),
+            routing,
+            buckets,
+            8192,
+            pool.task().reservation(),
+            spill,
+        )
+        .unwrap();
+        writer.push(batch).unwrap();
+        let attempt = quiver_plan::TaskAttempt {
+            job: job.clone(),
+            stage: StageId(0),
+            partition: 0,
+            attempt: 0,
+        };
+        let (data, index) = store.paths_for(&attempt);
+        store.register(&attempt, writer.finish(data, index).unwrap());
+        let mut framer = FlightFramer::default();
+        let mut stored_batches = 0;
+        for run in store
+            .open_runs(&job, StageId(0), 0, 0..buckets, READ_RUN_BYTES)
+            .unwrap()
+        {
+            for frame in framer.frames(Bytes::from(run.unwrap())).unwrap() {
+                assert!(
+                    frame.data_body.len() <= MAX_STORED_BATCH_BYTES + (64 << 10),
+                    "a stored batch of {} bytes",
+                    frame.data_body.len()
+                );
+                stored_batches += usize::from(!frame.data_body.is_empty());
+            }
+        }
+        assert!(stored_batches >= 4, "30 MiB in {stored_batches} batches");
+        let mut rows = Vec::new();
+        for b in 0..buckets {
+            let bucket = read(&store, &job, 0, b..b + 1, READ_RUN_BYTES).1;
+            assert!(bucket.windows(2).all(|w| w[0].1 < w[1].1), "rows in order");
+            rows.extend(bucket);
+        }
+        rows.sort_by_key(|r| r.1);
+        assert_eq!(rows, expected, "{buckets} buckets");
+    }
 }
