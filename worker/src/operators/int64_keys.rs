@@ -154,12 +154,12 @@ impl Int64Keys {
                                 },
                             );
                             if fits_dense(new_lo, new_hi, groups) {
-                                self.to_dense(new_lo, new_hi);
+                                self.use_array(new_lo, new_hi);
                             } else {
-                                self.to_dense(lo, hi);
+                                self.use_array(lo, hi);
                             }
                         } else {
-                            self.to_map();
+                            self.use_map();
                         }
                     }
                 }
@@ -172,7 +172,7 @@ impl Int64Keys {
                         self.values.len()
                     };
                     if fits_dense(lo, hi, groups) {
-                        self.to_dense(lo, hi);
+                        self.use_array(lo, hi);
                     }
                 }
                 Index::Dense { .. } => {}
@@ -218,7 +218,7 @@ impl Int64Keys {
     }
 
     /// Puts every group into an array covering `lo ..= hi` (which holds every key so far).
-    fn to_dense(&mut self, lo: i64, hi: i64) {
+    fn use_array(&mut self, lo: i64, hi: i64) {
         let mut slots = vec![NO_GROUP; (hi - lo) as usize + 1];
         for (g, &k) in self.values.iter().enumerate() {
             if Some(g as u32) != self.null_group {
@@ -229,7 +229,7 @@ impl Int64Keys {
     }
 
     /// Puts every group into the hash map.
-    fn to_map(&mut self) {
+    fn use_map(&mut self) {
         let mut map = hashbrown::HashMap::with_capacity(self.values.len());
         for (g, &k) in self.values.iter().enumerate() {
             if Some(g as u32) != self.null_group {
