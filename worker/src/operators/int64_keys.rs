@@ -134,7 +134,9 @@ impl Int64Keys {
             match &self.index {
                 Index::Dense { base, slots } if grows => {
                     // The array covers `base ..`, as far as this batch's keys or not?
-                    let covered = lo >= *base && (hi - base) < slots.len() as i64;
+                    // (`hi - base` as unsigned: it may not fit an i64.)
+                    let covered =
+                        lo >= *base && (hi.wrapping_sub(*base) as u64) < slots.len() as u64;
                     if !covered {
                         let groups = self.values.len() + keys.len();
                         if fits_dense(lo, hi, groups) {
@@ -285,6 +287,11 @@ mod tests {
             // Narrow, then a key far away: back to the map.
             (
                 vec![vec![Some(1), Some(2), Some(1)], vec![Some(wide), Some(2)]],
+                false,
+            ),
+            // Narrow below zero, then the largest key: the span overflows an i64.
+            (
+                vec![vec![Some(-5), Some(-3)], vec![Some(i64::MAX), Some(-5)]],
                 false,
             ),
             // Wide from the start, including both ends of i64.
