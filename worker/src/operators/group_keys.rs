@@ -4,7 +4,8 @@
 //! A single string key (word count's case) is interned directly from the string bytes; any
 //! other combination of keys goes through Arrow's row format, which gives one comparable byte
 //! string per row. Both keep keys in one growing byte arena and a `hashbrown::HashTable` of
-//! group indices, so there is no allocation per group.
+//! group indices, so there is no allocation per group. A single Int64 key (ids) needs no
+//! row encoding: [`Int64Keys`] indexes an array by key while the keys are narrow.
 //!
 //! Key columns may arrive as string dictionaries ([`super::dictionary_keys`]): packed keys
 //! read them as they are, every other form decodes them to strings first.
@@ -19,6 +20,7 @@ use arrow::datatypes::DataType;
 use arrow::row::{RowConverter, SortField};
 use hashbrown::{DefaultHashBuilder, HashTable};
 
+use super::int64_keys::Int64Keys;
 use super::packed_keys::PackedKeys;
 use crate::error::Result;
 
@@ -124,12 +126,8 @@ pub enum GroupKeys {
         null_group: Option<u32>,
         groups: usize,
     },
-    /// One Int64 key (ids): a map from value to group, no row encoding.
-    SingleInt64 {
-        map: hashbrown::HashMap<i64, u32>,
-        values: Vec<i64>,
-        null_group: Option<u32>,
-    },
+    /// One Int64 key (ids): an array indexed by key, or a map, no row encoding.
+    SingleInt64(Int64Keys),
     /// Several string keys, before the first batch shows whether they fit [`PackedKeys`].
     StringsUndecided {
         converter: RowConverter,
@@ -153,11 +151,7 @@ impl GroupKeys {
     pub fn new(key_types: &[DataType]) -> Result<Self> {
         Ok(match key_types {
             [] => GroupKeys::Global,
-            [DataType::Int64] => GroupKeys::SingleInt64 {
-                map: hashbrown::HashMap::new(),
-                values: Vec::new(),
-                null_group: None,
-            },
+            [DataType::Int64] => GroupKeys::SingleInt64(Int64Keys::new()),
             [DataType::Utf8] => GroupKeys::SingleString {
                 interner: ByteInterner::new(),
                 null_group: None,
@@ -211,7 +205,7 @@ impl GroupKeys {
         match self {
             GroupKeys::Global => 1,
             GroupKeys::SingleString { groups, .. } => *groups,
-            GroupKeys::SingleInt64 { values, .. } => values.len(),
+            GroupKeys::SingleInt64(keys) => keys.len(),
             GroupKeys::StringsUndecided { .. } => 0,
             GroupKeys::Packed { packed, .. } => packed.len(),
             GroupKeys::Rows { interner, .. } => interner.len(),
@@ -223,9 +217,7 @@ impl GroupKeys {
         match self {
             GroupKeys::Global | GroupKeys::StringsUndecided { .. } => 0,
             GroupKeys::Packed { packed, .. } => packed.allocated_bytes(),
-            GroupKeys::SingleInt64 { map, values, .. } => {
-                map.capacity() * 16 + values.capacity() * 8
-            }
+            GroupKeys::SingleInt64(keys) => keys.allocated_bytes(),
             GroupKeys::SingleString { interner, .. } | GroupKeys::Rows { interner, .. } => {
                 interner.allocated_bytes()
             }
@@ -300,27 +292,8 @@ impl GroupKeys {
                 }
                 *groups = interner.len();
             }
-            GroupKeys::SingleInt64 {
-                map,
-                values,
-                null_group,
-            } => {
-                let ints = keys[0].as_primitive::<arrow::datatypes::Int64Type>();
-                for i in 0..rows {
-                    let g = if ints.is_null(i) {
-                        *null_group.get_or_insert_with(|| {
-                            values.push(0);
-                            (values.len() - 1) as u32
-                        })
-                    } else {
-                        let v = ints.value(i);
-                        *map.entry(v).or_insert_with(|| {
-                            values.push(v);
-                            (values.len() - 1) as u32
-                        })
-                    };
-                    out.push(g);
-                }
+            GroupKeys::SingleInt64(int_keys) => {
+                int_keys.intern(keys[0].as_primitive::<arrow::datatypes::Int64Type>(), out)
             }
             GroupKeys::Rows {
                 converter,
@@ -357,9 +330,8 @@ impl GroupKeys {
                 )?;
                 vec![Arc::new(array) as ArrayRef]
             }
-            GroupKeys::SingleInt64 {
-                values, null_group, ..
-            } => {
+            GroupKeys::SingleInt64(keys) => {
+                let (values, null_group) = keys.into_values();
                 let nulls = null_group
                     .map(|ng| NullBuffer::from_iter((0..values.len()).map(|g| g != ng as usize)));
                 vec![Arc::new(arrow::array::Int64Array::new(values.into(), nulls)) as ArrayRef]

@@ -46,9 +46,30 @@ enum KeyColumns {
 /// memory than the map (about 16 bytes a row) and one memory access per lookup, not two.
 const DENSE_SLOTS_PER_ROW: usize = 4;
 
+/// Build keys spread wider than [`DENSE_SLOTS_PER_ROW`] but within this many slots per build
+/// row (plus a little) go into a [`KeyTable::Ranked`] bitmap: a hash partition of ids (every
+/// other order key of a range, say) still costs a bit per slot and 4 bytes per key, against
+/// about 20 for the hash map, and a lookup touches the small bitmap and one head.
+const RANKED_SLOTS_PER_ROW: usize = 64;
+
+/// 64 slots of a [`KeyTable::Ranked`] bitmap: which keys are present, and how many are
+/// present in the blocks before (the index of this block's first key in `heads`).
+#[derive(Clone, Copy, Default)]
+struct RankedBlock {
+    bits: u64,
+    rank: u32,
+}
+
 /// Distinct build keys, each with the first build row of its chain.
 enum KeyTable {
     Int64(hashbrown::HashMap<i64, u32>),
+    /// Int64 keys within a wider range: key `k` is present when bit `k - min` of `blocks` is
+    /// set, and its head is `heads[number of keys present below it]`.
+    Ranked {
+        min: i64,
+        blocks: Vec<RankedBlock>,
+        heads: Vec<u32>,
+    },
     /// Int64 keys within a narrow range (ids, the common case): the head of key `k` is
     /// `heads[k - min]`, [`NO_ROW`] for none. No hashing, no compare, one cache miss.
     Dense {
@@ -80,6 +101,11 @@ impl KeyTable {
                     heads.get(slot as usize).copied().unwrap_or(NO_ROW)
                 }))
             }
+            (KeyTable::Ranked { min, blocks, heads }, KeyColumns::Int64(a)) => out.extend(
+                a.values()
+                    .iter()
+                    .map(|&k| ranked_index(*min, blocks, k).map_or(NO_ROW, |i| heads[i])),
+            ),
             (KeyTable::Rows { keys, heads }, KeyColumns::Rows(rows)) => {
                 out.extend(rows.iter().map(|row| {
                     keys.find(row.as_ref())
@@ -107,6 +133,12 @@ impl KeyTable {
                 let previous = std::mem::replace(slot, r as u32);
                 (previous != NO_ROW).then_some(previous)
             }
+            (KeyTable::Ranked { min, blocks, heads }, KeyColumns::Int64(a)) => {
+                // Every build key's bit was set when the table was made.
+                let i = ranked_index(*min, blocks, a.value(r))?;
+                let previous = std::mem::replace(&mut heads[i], r as u32);
+                (previous != NO_ROW).then_some(previous)
+            }
             (KeyTable::Rows { keys, heads }, KeyColumns::Rows(rows)) => {
                 let g = keys.intern(rows.row(r).as_ref()) as usize;
                 if g == heads.len() {
@@ -124,6 +156,9 @@ impl KeyTable {
         match self {
             KeyTable::Int64(map) => map.capacity() * 16,
             KeyTable::Dense { heads, .. } => heads.capacity() * 4,
+            KeyTable::Ranked { blocks, heads, .. } => {
+                blocks.capacity() * std::mem::size_of::<RankedBlock>() + heads.capacity() * 4
+            }
             KeyTable::Rows { keys, heads } => keys.allocated_bytes() + heads.capacity() * 4,
         }
     }
@@ -235,12 +270,15 @@ impl HashJoin {
         let (rows, nulls) = self.key_rows(&batch, &self.right_keys.clone())?;
         let n = batch.num_rows();
         let mut keys = match &rows {
-            KeyColumns::Int64(a) => match dense_range(a, nulls.as_ref()) {
-                Some((min, slots)) => KeyTable::Dense {
+            KeyColumns::Int64(a) => match key_range(a, nulls.as_ref()) {
+                Some((min, slots)) if fits(slots, n, DENSE_SLOTS_PER_ROW) => KeyTable::Dense {
                     min,
-                    heads: vec![NO_ROW; slots],
+                    heads: vec![NO_ROW; slots as usize],
                 },
-                None => KeyTable::Int64(hashbrown::HashMap::with_capacity(n)),
+                Some((min, slots)) if fits(slots, n, RANKED_SLOTS_PER_ROW) => {
+                    ranked_table(a, nulls.as_ref(), min, slots)
+                }
+                _ => KeyTable::Int64(hashbrown::HashMap::with_capacity(n)),
             },
             KeyColumns::Rows(_) => KeyTable::Rows {
                 keys: ByteInterner::new(),
@@ -452,10 +490,9 @@ fn right_keys_as_left(spec: &JoinSpec, keys: &JoinKeys, layout: &JoinLayout) -> 
     layout.right_columns.iter().map(|&c| same(c)).collect()
 }
 
-/// The smallest non-NULL key of `keys` and the number of slots from it to the largest, when
-/// that is at most [`DENSE_SLOTS_PER_ROW`] per row (plus 1024): the keys fit a
-/// [`KeyTable::Dense`] array. `None` when they are spread wider, or all NULL.
-fn dense_range(keys: &Int64Array, nulls: Option<&NullBuffer>) -> Option<(i64, usize)> {
+/// The smallest non-NULL key of `keys` and the number of slots from it to the largest (as
+/// an i128: the span of two i64 keys may not fit an i64). `None` when all are NULL.
+fn key_range(keys: &Int64Array, nulls: Option<&NullBuffer>) -> Option<(i64, i128)> {
     let valid = |i: usize| nulls.is_none_or(|n| n.is_valid(i));
     let (mut min, mut max) = (i64::MAX, i64::MIN);
     let mut any = false;
@@ -466,13 +503,45 @@ fn dense_range(keys: &Int64Array, nulls: Option<&NullBuffer>) -> Option<(i64, us
             any = true;
         }
     }
-    let limit = keys
-        .len()
-        .saturating_mul(DENSE_SLOTS_PER_ROW)
-        .saturating_add(1024);
-    // i128: the span of two i64 keys may not fit an i64.
-    let slots = i128::from(max) - i128::from(min) + 1;
-    (any && slots <= limit as i128).then_some((min, slots as usize))
+    any.then(|| (min, i128::from(max) - i128::from(min) + 1))
+}
+
+/// Whether `slots` are at most `per_row` per build row (plus 1024).
+fn fits(slots: i128, rows: usize, per_row: usize) -> bool {
+    slots <= rows.saturating_mul(per_row).saturating_add(1024) as i128
+}
+
+/// A [`KeyTable::Ranked`] holding the non-NULL `keys`, in `min ..` over `slots` slots, with
+/// no chain heads yet.
+fn ranked_table(keys: &Int64Array, nulls: Option<&NullBuffer>, min: i64, slots: i128) -> KeyTable {
+    let mut blocks = vec![RankedBlock::default(); (slots as usize).div_ceil(64)];
+    for (i, &k) in keys.values().iter().enumerate() {
+        if nulls.is_none_or(|n| n.is_valid(i)) {
+            let slot = k.wrapping_sub(min) as u64;
+            blocks[(slot / 64) as usize].bits |= 1 << (slot % 64);
+        }
+    }
+    let mut rank = 0u32;
+    for block in &mut blocks {
+        block.rank = rank;
+        rank += block.bits.count_ones();
+    }
+    KeyTable::Ranked {
+        min,
+        blocks,
+        heads: vec![NO_ROW; rank as usize],
+    }
+}
+
+/// The index in a [`KeyTable::Ranked`]'s heads of key `k`, if present.
+#[inline]
+fn ranked_index(min: i64, blocks: &[RankedBlock], k: i64) -> Option<usize> {
+    // Keys below `min` wrap around to huge offsets: out of range too.
+    let slot = k.wrapping_sub(min) as u64;
+    let block = blocks.get((slot / 64) as usize)?;
+    let bit = 1u64 << (slot % 64);
+    (block.bits & bit != 0)
+        .then(|| block.rank as usize + (block.bits & (bit - 1)).count_ones() as usize)
 }
 
 /// How many partitions a join whose build side is over budget splits both sides into.
@@ -780,9 +849,12 @@ mod tests {
         .unwrap()
     }
 
-    /// Inner join of `left` with `right` on their keys: whether the build side went into a
-    /// dense array, and the (left row, right row) pairs out, sorted.
-    fn join(left_keys: &[Option<i64>], right_keys: &[Option<i64>]) -> (bool, Vec<(i64, i64)>) {
+    /// Inner join of `left` with `right` on their keys: which table the build side went into
+    /// (`dense`, `ranked` or `map`), and the (left row, right row) pairs out, sorted.
+    fn join(
+        left_keys: &[Option<i64>],
+        right_keys: &[Option<i64>],
+    ) -> (&'static str, Vec<(i64, i64)>) {
         let (left, right) = (side("lk", "lid", left_keys), side("rk", "rid", right_keys));
         let spec = JoinSpec {
             left_schema: left.schema(),
@@ -796,7 +868,11 @@ mod tests {
         };
         let mut join = HashJoin::new(&spec, &spec.hashed_keys().unwrap()).unwrap();
         join.build(&right.schema(), &[right]).unwrap();
-        let dense = matches!(join.build.as_ref().unwrap().keys, KeyTable::Dense { .. });
+        let table = match join.build.as_ref().unwrap().keys {
+            KeyTable::Dense { .. } => "dense",
+            KeyTable::Ranked { .. } => "ranked",
+            _ => "map",
+        };
         join.probe(left).unwrap();
         let mut pairs = Vec::new();
         while let Some(b) = join.next_batch().unwrap() {
@@ -816,7 +892,7 @@ mod tests {
             }
         }
         pairs.sort_unstable();
-        (dense, pairs)
+        (table, pairs)
     }
 
     /// Every (left, right) pair of equal non-NULL keys: the reference.
@@ -832,23 +908,25 @@ mod tests {
         pairs
     }
 
-    /// Narrow build keys go into the dense array, wide ones into the hash map, and both find
-    /// exactly the reference's matches: duplicates, NULLs, probe keys on either side of the
-    /// build range, keys at the ends of i64 (where `k - min` would overflow).
+    /// Narrow build keys go into the dense array, wider ones into the ranked bitmap, wide ones
+    /// into the hash map, and all find exactly the reference's matches: duplicates, NULLs,
+    /// probe keys on either side of the build range and in the bitmap's last block, keys at
+    /// the ends of i64 (where `k - min` would overflow).
     #[test]
-    fn dense_and_hashed_build_sides_find_the_same_matches() {
+    fn dense_ranked_and_hashed_build_sides_find_the_same_matches() {
         let right: Vec<Option<i64>> = (0..300)
             .map(|i| (i % 17 != 0).then_some(100 + (i * 7) % 200))
             .collect();
         let left: Vec<Option<i64>> = (0..500)
             .map(|i| (i % 23 != 0).then_some(50 + (i * 11) % 320))
             .collect();
-        let spread = |keys: &[Option<i64>]| -> Vec<Option<i64>> {
-            keys.iter().map(|k| k.map(|k| k * 1_000_003)).collect()
+        let spread = |keys: &[Option<i64>], by: i64| -> Vec<Option<i64>> {
+            keys.iter().map(|k| k.map(|k| k * by)).collect()
         };
         let cases = [
-            (left.clone(), right.clone(), true),
-            (spread(&left), spread(&right), false),
+            (left.clone(), right.clone(), "dense"),
+            (spread(&left, 40), spread(&right, 40), "ranked"),
+            (spread(&left, 1_000_003), spread(&right, 1_000_003), "map"),
             (
                 vec![
                     Some(i64::MAX),
@@ -858,18 +936,38 @@ mod tests {
                     Some(0),
                 ],
                 vec![Some(i64::MIN), Some(i64::MIN + 3), Some(i64::MIN), None],
-                true,
+                "dense",
+            ),
+            (
+                vec![
+                    Some(i64::MAX),
+                    Some(i64::MIN),
+                    Some(i64::MAX - 1100),
+                    Some(i64::MAX - 1),
+                    Some(i64::MAX - 64),
+                    None,
+                    Some(i64::MIN + 5),
+                    Some(i64::MAX - 1101),
+                ],
+                vec![
+                    Some(i64::MAX - 1100),
+                    Some(i64::MAX),
+                    Some(i64::MAX - 64),
+                    None,
+                    Some(i64::MAX),
+                ],
+                "ranked",
             ),
             (
                 vec![Some(i64::MAX), Some(i64::MIN), Some(-1)],
                 vec![Some(i64::MIN), Some(i64::MAX), Some(i64::MAX)],
-                false,
+                "map",
             ),
         ];
-        for (i, (left, right, dense)) in cases.iter().enumerate() {
+        for (i, (left, right, table)) in cases.iter().enumerate() {
             let want = nested_loop(left, right);
             assert!(!want.is_empty(), "case {i} has no matches to find");
-            assert_eq!(join(left, right), (*dense, want), "case {i}");
+            assert_eq!(join(left, right), (*table, want), "case {i}");
         }
     }
 }

@@ -7,7 +7,7 @@
 //! - Sources: [`scan`] (input splits), [`stage_read`] (shuffle and broadcast reads).
 //! - Batch by batch: [`filter`], [`project`], [`explode`], [`limit`], [`map_batches`],
 //!   [`flat_map`].
-//! - Whole input: [`hash_aggregate`] (with [`group_keys`], [`packed_keys`] and
+//! - Whole input: [`hash_aggregate`] (with [`group_keys`], [`int64_keys`], [`packed_keys`] and
 //!   [`accumulators`]; [`dictionary_keys`] picks the string keys its scan reads as
 //!   dictionaries), [`hash_join`], [`sort`], [`sample`].
 //! - [`union`] — which of a union's inputs a task runs.
@@ -23,6 +23,7 @@ pub mod flat_map;
 pub mod group_keys;
 pub mod hash_aggregate;
 pub mod hash_join;
+pub mod int64_keys;
 pub mod limit;
 pub mod map_batches;
 pub mod packed_keys;
