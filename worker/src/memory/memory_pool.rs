@@ -183,6 +183,33 @@ pub fn batch_bytes(batch: &arrow::array::RecordBatch) -> usize {
         .sum()
 }
 
+/// The bytes of the allocations `batch`'s columns keep alive, each allocation counted once:
+/// more than [`batch_bytes`] when columns are slices of something larger (a projection of a
+/// decoded shuffle batch keeps the whole message body it was decoded from).
+pub fn pinned_bytes(batch: &arrow::array::RecordBatch) -> usize {
+    use arrow::array::{Array, ArrayData};
+    use arrow::buffer::Buffer;
+    fn walk(data: &ArrayData, seen: &mut std::collections::HashSet<usize>, total: &mut usize) {
+        let mut add = |b: &Buffer| {
+            if seen.insert(b.data_ptr().as_ptr() as usize) {
+                *total += b.capacity();
+            }
+        };
+        data.buffers().iter().for_each(&mut add);
+        if let Some(nulls) = data.nulls() {
+            add(nulls.buffer());
+        }
+        for child in data.child_data() {
+            walk(child, seen, total);
+        }
+    }
+    let (mut seen, mut total) = (std::collections::HashSet::new(), 0);
+    for c in batch.columns() {
+        walk(&c.to_data(), &mut seen, &mut total);
+    }
+    total
+}
+
 /// Parses a byte count: a plain number, or one with a binary suffix `K`, `M`, `G`, `T`
 /// (optionally followed by `iB` or `B`), e.g. `512M`, `2GiB`.
 pub fn parse_bytes(text: &str) -> Result<usize, String> {
@@ -232,6 +259,52 @@ pub fn default_memory_limit() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A column projected out of a decoded IPC batch keeps the whole message body alive:
+    /// `pinned_bytes` says so, once however many columns share it; `batch_bytes` counts the
+    /// column's own rows.
+    #[test]
+    fn pinned_bytes_counts_each_shared_allocation_once() {
+        use arrow::array::{Int64Array, StringArray};
+        use arrow::datatypes::{DataType, Field, Schema};
+        use arrow::record_batch::RecordBatch;
+
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("blob", DataType::Utf8, false),
+        ]));
+        let rows = 1000;
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..rows)),
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows).map(|i| format!("{i:04}").repeat(256)),
+                )),
+            ],
+        )
+        .unwrap();
+        let mut bytes = Vec::new();
+        let mut writer = arrow::ipc::writer::StreamWriter::try_new(&mut bytes, &schema).unwrap();
+        writer.write(&batch).unwrap();
+        writer.finish().unwrap();
+        drop(writer);
+        let decoded = crate::shuffle::map_output_store::decode_ipc_stream(bytes)
+            .unwrap()
+            .remove(0);
+        let keys_only = decoded.project(&[0]).unwrap();
+        let (own, pinned) = (batch_bytes(&keys_only), pinned_bytes(&keys_only));
+        assert_eq!(own, rows as usize * 8);
+        assert!(pinned > 1_000_000, "the 1 MB body stays pinned: {pinned}");
+        // Both columns share the body: counted once, not twice.
+        assert!(
+            pinned_bytes(&decoded) < pinned + 4096,
+            "{}",
+            pinned_bytes(&decoded)
+        );
+        // A batch built column by column pins what it holds.
+        assert!(pinned_bytes(&batch) < batch_bytes(&batch) + 64 * 1024);
+    }
 
     #[test]
     fn reservations_stay_within_the_task_share_and_the_pool() {

@@ -3,7 +3,9 @@
 //! The right side is the build side: all of its rows are gathered into one batch and their
 //! keys (cast to the join's common key types; one Int64 key as is, anything else in Arrow's
 //! row format) go into a hash table that maps each distinct key to a chain of build rows (Int64
-//! keys within a narrow range: an array indexed by key, no hashing). The left side streams through:
+//! keys within a narrow range: an array indexed by key, no hashing; within a wider one: a
+//! bitmap of the keys present, ranked, indexing a compact array of chains). The left side
+//! streams through:
 //! [`HashJoin::next_batch`] walks each left row's chain and emits at most `batch_size`
 //! output rows at a time, so a key with many matches never builds one huge batch.
 //!

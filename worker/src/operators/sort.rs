@@ -9,9 +9,10 @@
 //! Each batch is put in order as it arrives (a reorder inside the cache), so that gather reads
 //! the buffered batches front to back rather than jumping about the whole buffer; the batch
 //! keeps its rows' key prefixes, and the final order is a stable sort of (prefix, batch, row)
-//! that finds each batch as a sorted run and merges the runs. Only groups of equal prefixes
-//! are then ordered by whole keys, converting just the batches they touch, so a sort whose
-//! prefixes differ never converts its keys a second time.
+//! by prefix that finds each batch as a sorted run and merges the runs. Only groups of equal
+//! prefixes are then ordered by whole keys, converting just the batches they touch, so a sort
+//! whose prefixes differ never converts its keys a second time. Rows with equal whole keys
+//! come out in no particular order (the sort is not stable, and no caller needs it to be).
 //! With a limit, the buffer is cut back to its first `limit` rows whenever it grows past a
 //! few times that, so a top-k over any input holds O(k) rows, never the whole input.
 //!
@@ -153,8 +154,8 @@ impl SortBuffer {
         Ok(())
     }
 
-    /// Where the buffered rows go in order (the first `limit` of them when set), as
-    /// (buffered batch, row) pairs.
+    /// Where the buffered rows go in order (the first `limit` of them when set), as picks of
+    /// (buffered batch, row).
     fn sorted_picks(&mut self, limit: Option<usize>) -> Result<Vec<Pick>> {
         if limit.is_none() && self.prefixes.len() == self.batches.len() {
             return self.merged_picks();

@@ -10,6 +10,11 @@
 //! more, they are written to a spill file in the same layout and memory starts over; at the
 //! end each bucket's spilled streams are copied byte for byte (no decoding) in front of its
 //! in-memory part. That is why a bucket may hold several streams.
+//!
+//! Wide rows (64 bytes and more on average) are held as the batches came, with each bucket's
+//! row numbers, and copied once per bucket as it is written; narrow rows are copied into their
+//! buckets as they arrive. Every stored batch is at most about [`MAX_STORED_BATCH_BYTES`]:
+//! workers serve stored batches as they are, one Flight message each.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
@@ -28,7 +33,7 @@ use super::range_partitioner::RangePartitioner;
 use crate::error::{Result, WorkerError};
 use crate::expr::expr_eval::evaluate;
 use crate::functions::FunctionRegistry;
-use crate::memory::memory_pool::{MemoryReservation, batch_bytes};
+use crate::memory::memory_pool::{MemoryReservation, batch_bytes, pinned_bytes};
 use crate::memory::spill::{SpillDir, SpillFile};
 use std::sync::Arc;
 
@@ -120,8 +125,9 @@ impl Held {
     fn clear(&mut self) {
         self.batches.clear();
         self.starts.truncate(1);
-        self.rows.iter_mut().for_each(Vec::clear);
-        self.slices.iter_mut().for_each(Vec::clear);
+        // Fresh vectors, not cleared ones: their capacity would stay, uncounted, after a spill.
+        self.rows.iter_mut().for_each(|r| *r = Vec::new());
+        self.slices.iter_mut().for_each(|s| *s = Vec::new());
     }
 
     fn is_empty(&self) -> bool {
@@ -250,7 +256,16 @@ impl ShuffleWriter {
                 )));
             }
         }
-        self.reserve(batch_bytes(&batch) + rows * std::mem::size_of::<u32>())?;
+        // A batch held as it came keeps alive every buffer its columns slice (a projection of
+        // a decoded shuffle batch pins the whole message): when that is much more than its
+        // rows, hold a compact copy instead, so what is counted is what is held.
+        let counted = batch_bytes(&batch);
+        let batch = if pinned_bytes(&batch) > 2 * counted + (1 << 20) {
+            take_record_batch(&batch, &UInt32Array::from_iter_values(0..rows as u32))?
+        } else {
+            batch
+        };
+        self.reserve(counted + rows * std::mem::size_of::<u32>())?;
         let first = self.held.len() as u32;
         for (row, &b) in self.scratch.iter().enumerate() {
             self.held.rows[b as usize].push(first + row as u32);
