@@ -355,10 +355,9 @@ fn builtin(
                 }
             };
             let s = string_arg(0)?;
-            Arc::new(comparison::regexp_is_match_scalar(
+            Arc::new(super::regex_match::regexp_is_match(
                 s.as_string::<i32>(),
                 &pattern,
-                None,
             )?)
         }
         ScalarFunction::Substring => {
