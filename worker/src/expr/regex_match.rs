@@ -1,14 +1,17 @@
 //! [`regexp_is_match`]: `regexp_like(column, pattern)` over a whole string column at once.
 //!
 //! A per-row `is_match` pays the regex engine's start-up for every line; grep-like filters
-//! look for a rare pattern in many short lines. A pattern without look-around (no `^`, `$`,
-//! `\b`, ...) matches a substring of a row whatever surrounds it, so the column's values are
-//! searched as one haystack, back to back: each match found names the row it starts in, that
+//! look for a rare pattern in many short lines. So the column's values are searched as one
+//! haystack, each followed by a newline: each match found names the row it starts in, that
 //! row alone is checked (a match may run on into the next row), and the search goes on from
 //! the next row's start. A row holding a match is never skipped: the leftmost match from any
-//! row's start begins no later than that row's own match. Patterns with look-around, or that
-//! match the empty string, are matched row by row. Owns only the matching; what the filter
-//! does with the result is the caller's.
+//! row's start begins no later than that row's own match — as long as a match within a row
+//! does not depend on what surrounds the row. Word boundaries (`\b`, `\B`) only look at
+//! whether the neighbouring character is a word character, and the newline between rows is
+//! not one, just like the start or end of a row on its own; so they may be searched this
+//! way. Patterns with line or text anchors (`^`, `$`, `\A`, `\z`), or that match the empty
+//! string, are matched row by row. Owns only the matching; what the filter does with the
+//! result is the caller's.
 
 use std::cell::RefCell;
 
@@ -30,14 +33,12 @@ thread_local! {
     static LAST: RefCell<Option<Compiled>> = const { RefCell::new(None) };
 }
 
-/// Whether `regex` may be searched for across rows: no look-around (conservatively, any
+/// Whether `regex` may be searched for across rows: no anchors (conservatively, any
 /// character that could start one), and no empty match.
 fn whole_column_applies(pattern: &str, regex: &Regex) -> bool {
-    let looks = pattern.contains(['^', '$'])
-        || ["\\A", "\\z", "\\b", "\\B", "\\<", "\\>"]
-            .iter()
-            .any(|l| pattern.contains(l));
-    !looks && !regex.is_match(b"")
+    let anchored =
+        pattern.contains(['^', '$']) || pattern.contains(r"\A") || pattern.contains(r"\z");
+    !anchored && !regex.is_match(b"")
 }
 
 /// Which rows of `array` match `pattern` (NULL for a NULL row), like Arrow's
@@ -77,21 +78,27 @@ pub fn regexp_is_match(array: &StringArray, pattern: &str) -> Result<BooleanArra
 
 /// The whole-column search (see the module comment).
 fn search_column(array: &StringArray, regex: &Regex) -> Vec<bool> {
-    let offsets = array.value_offsets();
-    let base = offsets[0] as usize;
-    let haystack = &array.value_data()[base..offsets[array.len()] as usize];
-    // Where row `r` ends in the haystack.
-    let end_of = |r: usize| offsets[r + 1] as usize - base;
+    let (offsets, data) = (array.value_offsets(), array.value_data());
+    let bytes = (offsets[array.len()] - offsets[0]) as usize;
+    let mut haystack = Vec::with_capacity(bytes + array.len());
+    // Where each row ends in the haystack (its newline's position).
+    let mut ends = Vec::with_capacity(array.len());
+    for w in offsets.windows(2) {
+        haystack.extend_from_slice(&data[w[0] as usize..w[1] as usize]);
+        ends.push(haystack.len());
+        haystack.push(b'\n');
+    }
     let mut matched = vec![false; array.len()];
     let mut from = 0;
-    while let Some(m) = regex.find_at(haystack, from) {
-        // The row the match starts in: the first whose end lies beyond the start.
-        let row = offsets[1..].partition_point(|&o| o as usize - base <= m.start());
+    while let Some(m) = regex.find_at(&haystack, from) {
+        // The row the match starts in: the first that ends after the start (a match starting
+        // at a newline names the next row, which is checked like any other).
+        let row = ends.partition_point(|&end| end <= m.start());
         if row >= array.len() {
             break;
         }
         matched[row] = regex.is_match(array.value(row).as_bytes());
-        from = end_of(row);
+        from = ends[row] + 1;
     }
     matched
 }
@@ -122,8 +129,8 @@ mod tests {
             Some("ABCD"),
         ];
         let patterns = [
-            "abcd", "b.d", "ab(c|x)d", "(?i)abcd", "o.", "z+", "^ab", "cd$", r"\bab", "x*", "é",
-            "nothing", "[a-c]{3}",
+            "abcd", "b.d", "ab(c|x)d", "(?i)abcd", "o.", "z+", "^ab", "cd$", r"\bab", r"\bcd\b",
+            r"\Bb", r"\s+ab", r"\w+\s\w", "x*", "é", "nothing", "[a-c]{3}",
         ];
         for sliced in [false, true] {
             let array = StringArray::from(rows.clone());
@@ -148,7 +155,8 @@ mod tests {
     fn look_around_and_empty_matches_go_row_by_row() {
         let re = |p: &str| Regex::new(p).unwrap();
         assert!(whole_column_applies("abcd", &re("abcd")));
-        for p in ["^a", "a$", r"\bab", r"\Aa", "x*", "(?m)^a"] {
+        assert!(whole_column_applies(r"\bab\b", &re(r"\bab\b")));
+        for p in ["^a", "a$", r"\Aa", r"a\z", "x*", "(?m)^a"] {
             assert!(!whole_column_applies(p, &re(p)), "{p}");
         }
     }
