@@ -510,7 +510,7 @@ fn key_range(keys: &Int64Array, nulls: Option<&NullBuffer>) -> Option<(i64, i128
 
 /// Whether `slots` are at most `per_row` per build row (plus 1024).
 fn fits(slots: i128, rows: usize, per_row: usize) -> bool {
-    slots <= rows.saturating_mul(per_row).saturating_add(1024) as i128
+    super::int64_keys::slots_fit(slots, rows, per_row, 1024)
 }
 
 /// A [`KeyTable::Ranked`] holding the non-NULL `keys`, in `min ..` over `slots` slots, with

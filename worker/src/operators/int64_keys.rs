@@ -51,14 +51,17 @@ impl Default for Int64Keys {
     }
 }
 
+/// Whether `slots` slots (an i128: the span of two i64 keys may not fit an i64) are at most
+/// `per_item` per item of `items`, plus `floor`: the test of every table indexed by an Int64
+/// key (this group index, the hash join's dense and ranked build tables).
+pub(super) fn slots_fit(slots: i128, items: usize, per_item: usize, floor: usize) -> bool {
+    slots <= items.saturating_mul(per_item).saturating_add(floor) as i128
+}
+
 /// Whether keys in `lo ..= hi` for up to `groups` groups may use the array.
 fn fits_dense(lo: i64, hi: i64, groups: usize) -> bool {
-    // i128: the span of two i64 keys may not fit an i64.
     let span = i128::from(hi) - i128::from(lo) + 1;
-    let limit = groups
-        .saturating_mul(DENSE_SLOTS_PER_GROUP)
-        .saturating_add(DENSE_MIN_SLOTS);
-    span <= limit as i128
+    slots_fit(span, groups, DENSE_SLOTS_PER_GROUP, DENSE_MIN_SLOTS)
 }
 
 /// The NULL key's group, made (with a placeholder value) on first use.
